@@ -1,0 +1,65 @@
+//! Epochs: fixed-length windows of wall-clock time, counted from a genesis instant.
+
+use crate::Epoch;
+use parity_scale_codec::{Decode, Encode};
+
+/// Maps Unix milliseconds to epochs: epoch `n` covers
+/// `[genesis_ms + n * length_ms, genesis_ms + (n + 1) * length_ms)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct EpochSchedule {
+    /// Start of epoch 0, in Unix milliseconds.
+    pub genesis_ms: u64,
+    /// Length of one epoch in milliseconds (never 0).
+    pub length_ms: u64,
+}
+
+impl Default for EpochSchedule {
+    /// One-hour epochs counted from the Unix epoch.
+    fn default() -> Self {
+        Self {
+            genesis_ms: 0,
+            length_ms: 3_600_000,
+        }
+    }
+}
+
+impl EpochSchedule {
+    /// The epoch containing `now_ms` (epoch 0 for instants before genesis).
+    pub fn epoch_at(&self, now_ms: u64) -> Epoch {
+        let length = self.length_ms.max(1);
+        Epoch(now_ms.saturating_sub(self.genesis_ms) / length)
+    }
+
+    /// Start (inclusive) and end (exclusive) of an epoch, in Unix milliseconds (saturating).
+    pub fn window(&self, epoch: Epoch) -> (u64, u64) {
+        let length = self.length_ms.max(1);
+        let start = self
+            .genesis_ms
+            .saturating_add(epoch.0.saturating_mul(length));
+        (start, start.saturating_add(length))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_tile_time() {
+        let s = EpochSchedule {
+            genesis_ms: 1000,
+            length_ms: 10,
+        };
+        assert_eq!(s.epoch_at(0), Epoch(0));
+        assert_eq!(s.epoch_at(1009), Epoch(0));
+        assert_eq!(s.epoch_at(1010), Epoch(1));
+        assert_eq!(s.window(Epoch(1)), (1010, 1020));
+        assert_eq!(s.epoch_at(u64::MAX), Epoch((u64::MAX - 1000) / 10));
+        let zero = EpochSchedule {
+            genesis_ms: 0,
+            length_ms: 0,
+        };
+        assert_eq!(zero.epoch_at(5), Epoch(5));
+    }
+}
