@@ -1,0 +1,197 @@
+//! Node configuration: a documented struct whose `Default` is a working local setup.
+//!
+//! Sources, later ones winning: built-in defaults, `config.toml` in the data directory,
+//! environment variables `DSI_<SECTION>__<KEY>` (for example `DSI_NETWORK=dsi-devnet`,
+//! `DSI_SERVE__LISTEN=127.0.0.1:7100`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use dsi_protocol::{EpochSchedule, NetworkId};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// How a seeder checks chunks it reads from disk before serving them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    /// Hash a chunk the first time it is served and again whenever its file changes
+    /// (size or modification time). The default: corruption from edits is caught, and
+    /// `node-lite verify` scrubs for silent bit rot.
+    #[default]
+    Cached,
+    /// Hash every chunk on every read.
+    Always,
+    /// Never hash before serving; downloaders still verify (they always do). For
+    /// benchmarking and for testing downloaders against a peer that sends bad bytes.
+    Never,
+}
+
+/// Everything a node can be configured with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The network this node belongs to; part of every receipt's signing bytes.
+    pub network: NetworkId,
+    /// How wall-clock time maps to reward epochs.
+    pub epochs: EpochSchedule,
+    /// Serving chunks and collecting receipts.
+    pub serve: ServeConfig,
+    /// Downloading from the swarm.
+    pub download: DownloadConfig,
+}
+
+/// `[serve]`: the HTTP chunk server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on. Loopback by default: listening on other interfaces is an
+    /// explicit choice.
+    pub listen: SocketAddr,
+    /// A downloader that owes more receipts than this is refused until it pays.
+    pub max_owed_receipts: u32,
+    /// Unpaid chunks older than this many seconds are forgiven (a downloader that crashed
+    /// or cancelled an endgame request is not locked out forever).
+    pub owed_forgive_after_secs: u64,
+    /// How chunks are checked before they are served.
+    pub verify: VerifyMode,
+    /// Upload cap in bytes per second across all downloaders; 0 means unlimited.
+    pub max_upload_bytes_per_sec: u64,
+    /// Receipts for epochs more than this many epochs before the current one are refused.
+    pub receipt_epoch_grace: u64,
+}
+
+/// `[download]`: the swarm downloader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DownloadConfig {
+    /// Chunk requests in flight per peer.
+    pub per_peer_concurrency: usize,
+    /// A peer that sends no bytes for this many milliseconds is dropped.
+    pub stall_timeout_ms: u64,
+    /// A peer with this many failed requests in a row (connection errors, server errors)
+    /// is dropped.
+    pub max_peer_failures: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            network: NetworkId::default(),
+            epochs: EpochSchedule::default(),
+            serve: ServeConfig::default(),
+            download: DownloadConfig::default(),
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            max_owed_receipts: 64,
+            owed_forgive_after_secs: 600,
+            verify: VerifyMode::Cached,
+            max_upload_bytes_per_sec: 0,
+            receipt_epoch_grace: 1,
+        }
+    }
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        Self {
+            per_peer_concurrency: 4,
+            stall_timeout_ms: 10_000,
+            max_peer_failures: 3,
+        }
+    }
+}
+
+/// The commented config file `init` writes (and `config.example.toml` in the repository).
+pub const EXAMPLE_TOML: &str = r#"# node-lite configuration. Every key is optional; the values shown are the defaults.
+# Environment variables override this file: DSI_NETWORK, DSI_SERVE__LISTEN, ...
+
+# The network this node belongs to (part of every receipt's signing bytes).
+network = "dsi-local"
+
+[epochs]
+# Start of epoch 0 (Unix milliseconds) and epoch length (milliseconds).
+genesis_ms = 0
+length_ms = 3600000
+
+[serve]
+# Loopback only by default; use 0.0.0.0:7070 to serve other machines.
+listen = "127.0.0.1:7070"
+# Refuse a downloader that owes more receipts than this.
+max_owed_receipts = 64
+# Forgive unpaid chunks after this many seconds.
+owed_forgive_after_secs = 600
+# cached (hash on first serve and after changes), always, or never.
+verify = "cached"
+# Upload cap in bytes per second (0 = unlimited).
+max_upload_bytes_per_sec = 0
+# Accept receipts for the current epoch and this many before it.
+receipt_epoch_grace = 1
+
+[download]
+# Chunk requests in flight per peer.
+per_peer_concurrency = 4
+# Drop a peer that sends nothing for this long (milliseconds).
+stall_timeout_ms = 10000
+# Drop a peer after this many failed requests in a row.
+max_peer_failures = 3
+"#;
+
+impl Config {
+    /// Loads `config.toml` from `data_dir` (if present) and `DSI_*` environment variables
+    /// over the defaults.
+    pub fn load(data_dir: &Path) -> Result<Self, NodeError> {
+        let file = data_dir.join("config.toml");
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&file))
+            .merge(
+                Env::prefixed("DSI_")
+                    .split("__")
+                    .filter(|key| !matches!(key.as_str(), "data_dir" | "log" | "bless")),
+            )
+            .extract()
+            .map_err(|e| NodeError::Usage(format!("configuration ({}): {e}", file.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_matches_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE_TOML).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn file_values_load_and_typos_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "network = \"dsi-test\"\n[serve]\nmax_owed_receipts = 3\n",
+        )
+        .unwrap();
+        let config = Config::load(dir.path()).unwrap();
+        assert_eq!(config.network.as_str(), "dsi-test");
+        assert_eq!(config.serve.max_owed_receipts, 3);
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[serve]\nlisten_addr = \"x\"\n",
+        )
+        .unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+        std::fs::write(dir.path().join("config.toml"), "network = \"Bad Name\"\n").unwrap();
+        assert!(Config::load(dir.path()).is_err());
+    }
+}

@@ -1,0 +1,979 @@
+//! The swarm downloader.
+//!
+//! 1. Ask the [`PeerSource`] for peers, ask each for its node id and network.
+//! 2. Fetch the manifest from the first peer that has it and check that its bytes hash to
+//!    the content id; peers that send a different manifest are dropped.
+//! 3. Resume: the output is written to `OUT.dsi-part`; every chunk slot of an existing part
+//!    file is hashed, and slots that already hold the right bytes are not fetched again.
+//!    There is no separate state file that could disagree with the data.
+//! 4. Ask each peer which chunks it holds, then fetch rarest first with a bounded number of
+//!    requests per peer and endgame duplication at the end ([`scheduler`]). Every chunk is
+//!    hashed before it is written. A peer that sends bad bytes or stalls is dropped and its
+//!    chunks go back to the queue; one that fails repeatedly is dropped too.
+//! 5. For every verified chunk, sign a receipt for the peer that served it and send it
+//!    (batched) to that peer.
+//! 6. Sync, rename `OUT.dsi-part` to `OUT`, and report the SHA-256 of the result.
+//!
+//! The same engine fills gaps in the local chunk store (`node-lite verify --repair`).
+
+pub mod client;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dsi_protocol::manifest::content_id_of_bytes;
+use dsi_protocol::{
+    ChunkId, ContentId, EpochSchedule, Manifest, NetworkId, NodeId, Receipt, SecretKey,
+    SignedReceipt,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::Url;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeError;
+use crate::config::DownloadConfig;
+use crate::peers::PeerSource;
+use crate::server::{MAX_RECEIPT_BATCH, ReceiptVerdict};
+use crate::store::{Bitfield, ChunkStore};
+use client::{FetchError, PeerClient};
+use scheduler::Scheduler;
+
+/// Suffix of the partial output file.
+pub const PART_SUFFIX: &str = ".dsi-part";
+
+/// How a download behaves.
+#[derive(Clone, Debug)]
+pub struct DownloadOptions {
+    /// Chunk requests in flight per peer.
+    pub per_peer_concurrency: usize,
+    /// A peer that sends nothing for this long is dropped.
+    pub stall_timeout: Duration,
+    /// A peer with this many failed requests in a row is dropped.
+    pub max_peer_failures: u32,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Replace an existing output file that is not this content.
+    pub force: bool,
+}
+
+impl DownloadOptions {
+    /// Options from the `[download]` config section (no progress bar, no force).
+    pub fn from_config(config: &DownloadConfig) -> Self {
+        Self {
+            per_peer_concurrency: config.per_peer_concurrency.max(1),
+            stall_timeout: Duration::from_millis(config.stall_timeout_ms.max(1)),
+            max_peer_failures: config.max_peer_failures.max(1),
+            progress: false,
+            force: false,
+        }
+    }
+}
+
+/// What happened with one peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerReport {
+    /// The peer's base URL.
+    pub url: String,
+    /// Its node id, once known.
+    pub node_id: Option<NodeId>,
+    /// Verified chunks it delivered.
+    pub chunks: usize,
+    /// Verified bytes it delivered.
+    pub bytes: u64,
+    /// Receipts signed for it.
+    pub receipts_sent: u64,
+    /// Receipts it accepted.
+    pub receipts_accepted: u64,
+    /// Receipts it rejected.
+    pub receipts_rejected: u64,
+    /// Receipts that could not be delivered.
+    pub receipts_undelivered: u64,
+    /// Why it was dropped, if it was.
+    pub dropped: Option<String>,
+}
+
+/// The result of a download.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadReport {
+    /// The content id.
+    pub content_id: ContentId,
+    /// Its name from the manifest.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// Where it was written.
+    pub out: PathBuf,
+    /// Number of chunks.
+    pub chunks_total: usize,
+    /// Chunks already present from an earlier attempt.
+    pub chunks_resumed: usize,
+    /// Chunks fetched now.
+    pub chunks_fetched: usize,
+    /// Bytes fetched now (verified, first copies only).
+    pub bytes_fetched: u64,
+    /// SHA-256 of the output file, hex.
+    pub sha256: String,
+    /// Wall-clock time.
+    pub elapsed_ms: u64,
+    /// Per peer.
+    pub peers: Vec<PeerReport>,
+}
+
+/// Where verified chunks go.
+trait Sink: Send + Sync {
+    fn write(&self, index: usize, bytes: &[u8]) -> Result<(), NodeError>;
+}
+
+struct FileSink {
+    file: File,
+    chunk_size: u64,
+    path: PathBuf,
+}
+
+impl Sink for FileSink {
+    fn write(&self, index: usize, bytes: &[u8]) -> Result<(), NodeError> {
+        self.file
+            .write_all_at(bytes, index as u64 * self.chunk_size)
+            .map_err(|e| NodeError::Io {
+                action: "cannot write",
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+struct StoreSink {
+    store: ChunkStore,
+    chunks: Vec<ChunkId>,
+}
+
+impl Sink for StoreSink {
+    fn write(&self, index: usize, bytes: &[u8]) -> Result<(), NodeError> {
+        self.store.put_chunk(&self.chunks[index], bytes, false)?;
+        Ok(())
+    }
+}
+
+#[derive(Default, Debug)]
+struct ReceiptStats {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    undelivered: AtomicU64,
+}
+
+/// A peer taking part in a download.
+struct Peer {
+    client: PeerClient,
+    node_id: NodeId,
+    failures: u32,
+    paused_until: Option<tokio::time::Instant>,
+    report: PeerReport,
+    receipts: Option<mpsc::UnboundedSender<SignedReceipt>>,
+    sender: Option<tokio::task::JoinHandle<()>>,
+    stats: Arc<ReceiptStats>,
+}
+
+enum Outcome {
+    Stored { len: usize },
+    Fetch(FetchError),
+    BadBytes { actual: ChunkId, len: usize },
+    Sink(NodeError),
+}
+
+/// Downloads content from the swarm, signing receipts as the node with `key`.
+pub struct Downloader {
+    http: reqwest::Client,
+    key: SecretKey,
+    network: NetworkId,
+    epochs: EpochSchedule,
+    options: DownloadOptions,
+}
+
+impl Downloader {
+    /// A downloader for `network` whose receipts are stamped with epochs from `epochs`.
+    pub fn new(
+        key: SecretKey,
+        network: NetworkId,
+        epochs: EpochSchedule,
+        options: DownloadOptions,
+    ) -> Self {
+        Self {
+            http: client::http_client(),
+            key,
+            network,
+            epochs,
+            options,
+        }
+    }
+
+    fn progress_bar(&self, total: u64) -> ProgressBar {
+        if !self.options.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:32.cyan/blue} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    }
+
+    /// Contacts every peer for its id; unreachable peers and peers on another network are
+    /// reported and left out.
+    async fn contact(&self, urls: Vec<Url>) -> (Vec<Peer>, Vec<PeerReport>) {
+        let stall = self.options.stall_timeout;
+        let mut tasks = JoinSet::new();
+        for (i, url) in urls.into_iter().enumerate() {
+            let client = PeerClient::new(self.http.clone(), url);
+            tasks.spawn(async move { (i, client.node_info(stall).await, client) });
+        }
+        let mut answers = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(answer) = joined {
+                answers.push(answer);
+            }
+        }
+        answers.sort_by_key(|(i, _, _)| *i);
+        let mut peers = Vec::new();
+        let mut failed = Vec::new();
+        for (_, info, client) in answers {
+            let mut report = PeerReport {
+                url: client.url().to_string(),
+                node_id: None,
+                chunks: 0,
+                bytes: 0,
+                receipts_sent: 0,
+                receipts_accepted: 0,
+                receipts_rejected: 0,
+                receipts_undelivered: 0,
+                dropped: None,
+            };
+            match info {
+                Ok(info) if info.network != self.network => {
+                    report.dropped = Some(format!(
+                        "peer is on network {}, not {}",
+                        info.network, self.network
+                    ));
+                }
+                Ok(info) if info.node_id == self.key.node_id() => {
+                    report.dropped = Some("peer is this node itself".into());
+                }
+                Ok(info) => {
+                    report.node_id = Some(info.node_id);
+                    peers.push(Peer {
+                        client,
+                        node_id: info.node_id,
+                        failures: 0,
+                        paused_until: None,
+                        report,
+                        receipts: None,
+                        sender: None,
+                        stats: Arc::default(),
+                    });
+                    continue;
+                }
+                Err(e) => report.dropped = Some(format!("unreachable: {e}")),
+            }
+            tracing::warn!(peer = %report.url, reason = report.dropped.as_deref().unwrap_or(""), "peer left out");
+            failed.push(report);
+        }
+        (peers, failed)
+    }
+
+    /// Fetches and verifies the manifest; peers that send a wrong one are dropped.
+    async fn fetch_manifest(
+        &self,
+        content: &ContentId,
+        peers: &mut Vec<Peer>,
+        failed: &mut Vec<PeerReport>,
+    ) -> Result<Manifest, NodeError> {
+        let mut notes = Vec::new();
+        let mut mismatches = 0;
+        let mut index = 0;
+        while index < peers.len() {
+            let peer = &peers[index];
+            match peer
+                .client
+                .manifest(content, self.options.stall_timeout)
+                .await
+            {
+                Ok(bytes) if content_id_of_bytes(&bytes) == *content => {
+                    match Manifest::from_bytes(&bytes) {
+                        Ok(manifest) => return Ok(manifest),
+                        Err(e) => {
+                            notes.push(format!("{}: manifest invalid: {e}", peer.client.url()))
+                        }
+                    }
+                }
+                Ok(bytes) => {
+                    mismatches += 1;
+                    let actual = content_id_of_bytes(&bytes);
+                    let mut peer = peers.remove(index);
+                    let reason = format!("sent a manifest whose id is {actual}");
+                    tracing::warn!(peer = %peer.client.url(), %actual, "manifest id mismatch; dropping peer");
+                    notes.push(format!("{}: {reason}", peer.client.url()));
+                    peer.report.dropped = Some(reason);
+                    failed.push(peer.report);
+                    continue;
+                }
+                Err(FetchError::Status { status: 404, .. }) => {
+                    notes.push(format!("{}: does not have it", peer.client.url()));
+                }
+                Err(e) => notes.push(format!("{}: {e}", peer.client.url())),
+            }
+            index += 1;
+        }
+        let detail = if notes.is_empty() {
+            "no peers".to_string()
+        } else {
+            notes.join("; ")
+        };
+        if mismatches > 0 {
+            Err(NodeError::ManifestMismatch {
+                content: *content,
+                detail,
+            })
+        } else {
+            Err(NodeError::UnknownContent {
+                content: *content,
+                detail,
+            })
+        }
+    }
+
+    /// Downloads `content` to `out`, finding peers through `source`. Cancelling `token`
+    /// stops the download and keeps the partial file for resuming.
+    pub async fn download(
+        &self,
+        content: &ContentId,
+        source: &impl PeerSource,
+        out: &Path,
+        token: &CancellationToken,
+    ) -> Result<DownloadReport, NodeError> {
+        let started = Instant::now();
+        let urls = source.peers(content).await?;
+        if urls.is_empty() {
+            return Err(NodeError::Usage(
+                "no peers to download from: give at least one --peer URL".into(),
+            ));
+        }
+        let (mut peers, mut failed) = self.contact(urls).await;
+        if peers.is_empty() {
+            let detail = failed
+                .iter()
+                .map(|p| format!("{}: {}", p.url, p.dropped.as_deref().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(NodeError::NoPeers {
+                content: *content,
+                detail,
+            });
+        }
+        let manifest = self
+            .fetch_manifest(content, &mut peers, &mut failed)
+            .await?;
+
+        let io_err = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| NodeError::Io {
+                action,
+                path,
+                reason: e.to_string(),
+            }
+        };
+        let part_path = PathBuf::from(format!("{}{PART_SUFFIX}", out.display()));
+        if out.exists() {
+            if out.is_dir() {
+                return Err(NodeError::Usage(format!(
+                    "output {} is a directory",
+                    out.display()
+                )));
+            }
+            let present = scan_file(out, &manifest).await?;
+            if present.iter().all(|p| *p) {
+                tracing::info!(path = %out.display(), "output already holds this content");
+                let sha256 = sha256_file(out).await?;
+                return Ok(DownloadReport {
+                    content_id: *content,
+                    name: manifest.name.clone(),
+                    size: manifest.size,
+                    out: out.to_path_buf(),
+                    chunks_total: manifest.chunk_count(),
+                    chunks_resumed: manifest.chunk_count(),
+                    chunks_fetched: 0,
+                    bytes_fetched: 0,
+                    sha256,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    peers: peers.into_iter().map(|p| p.report).chain(failed).collect(),
+                });
+            }
+            if !self.options.force {
+                return Err(NodeError::OutputExists {
+                    path: out.to_path_buf(),
+                    content: *content,
+                });
+            }
+        }
+        let resuming = part_path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(!resuming)
+            .open(&part_path)
+            .map_err(io_err("cannot open", &part_path))?;
+        file.set_len(manifest.size)
+            .map_err(io_err("cannot size", &part_path))?;
+        let present = if resuming {
+            scan_file(&part_path, &manifest).await?
+        } else {
+            vec![false; manifest.chunk_count()]
+        };
+        let needed: Vec<usize> = (0..manifest.chunk_count())
+            .filter(|i| !present[*i])
+            .collect();
+        let resumed = manifest.chunk_count() - needed.len();
+        if resumed > 0 {
+            tracing::info!(resumed, total = manifest.chunk_count(), "resuming download");
+        }
+        let sink = Arc::new(FileSink {
+            file,
+            chunk_size: u64::from(manifest.chunk_size),
+            path: part_path.clone(),
+        });
+        let outcome = self
+            .swarm(content, &manifest, &needed, &mut peers, sink.clone(), token)
+            .await;
+        let peer_reports: Vec<PeerReport> = self
+            .finish_receipts(peers)
+            .await
+            .into_iter()
+            .chain(failed)
+            .collect();
+        let (chunks_fetched, bytes_fetched) = outcome.map_err(|e| match e {
+            NodeError::Incomplete {
+                content,
+                missing,
+                total,
+                detail,
+            } => {
+                let dropped: Vec<String> = peer_reports
+                    .iter()
+                    .filter_map(|p| p.dropped.as_ref().map(|d| format!("{}: {d}", p.url)))
+                    .collect();
+                let detail = if dropped.is_empty() {
+                    detail
+                } else {
+                    format!("{detail}; dropped peers: {}", dropped.join("; "))
+                };
+                NodeError::Incomplete {
+                    content,
+                    missing,
+                    total,
+                    detail,
+                }
+            }
+            other => other,
+        })?;
+        sink.file
+            .sync_all()
+            .map_err(io_err("cannot sync", &part_path))?;
+        std::fs::rename(&part_path, out).map_err(io_err("cannot rename into place", out))?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("cannot sync", dir))?;
+        }
+        let sha256 = sha256_file(out).await?;
+        Ok(DownloadReport {
+            content_id: *content,
+            name: manifest.name.clone(),
+            size: manifest.size,
+            out: out.to_path_buf(),
+            chunks_total: manifest.chunk_count(),
+            chunks_resumed: resumed,
+            chunks_fetched,
+            bytes_fetched,
+            sha256,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            peers: peer_reports,
+        })
+    }
+
+    /// Fetches the chunks of `content` missing from `store` (after corruption was
+    /// quarantined, or for content whose chunks were never all present). Returns the number
+    /// of chunks fetched and per-peer reports.
+    pub async fn repair(
+        &self,
+        store: &ChunkStore,
+        content: &ContentId,
+        source: &impl PeerSource,
+        token: &CancellationToken,
+    ) -> Result<(usize, Vec<PeerReport>), NodeError> {
+        let Some(manifest) = store.manifest(content)? else {
+            return Err(NodeError::UnknownContent {
+                content: *content,
+                detail: "not in the local store".into(),
+            });
+        };
+        let held = store.held(&manifest);
+        let needed: Vec<usize> = (0..held.len()).filter(|i| !held.get(*i)).collect();
+        if needed.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let (mut peers, failed) = self.contact(source.peers(content).await?).await;
+        let sink = Arc::new(StoreSink {
+            store: store.clone(),
+            chunks: manifest.chunks.clone(),
+        });
+        let outcome = self
+            .swarm(content, &manifest, &needed, &mut peers, sink, token)
+            .await;
+        let reports: Vec<PeerReport> = self
+            .finish_receipts(peers)
+            .await
+            .into_iter()
+            .chain(failed)
+            .collect();
+        let (fetched, _) = outcome?;
+        let ids: Vec<ChunkId> = needed.iter().map(|i| manifest.chunks[*i]).collect();
+        store.sync_chunks(&ids)?;
+        Ok((fetched, reports))
+    }
+
+    /// Closes the receipt queues and waits (bounded) for them to drain.
+    async fn finish_receipts(&self, mut peers: Vec<Peer>) -> Vec<PeerReport> {
+        for peer in &mut peers {
+            peer.receipts = None;
+        }
+        // Senders end when their queue is closed and empty; give them time to deliver.
+        let deadline = tokio::time::Instant::now() + self.options.stall_timeout * 3;
+        for peer in &mut peers {
+            if let Some(mut sender) = peer.sender.take() {
+                if tokio::time::timeout_at(deadline, &mut sender)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(peer = %peer.client.url(), "gave up delivering receipts");
+                    sender.abort();
+                }
+            }
+        }
+        peers
+            .into_iter()
+            .map(|peer| {
+                let mut report = peer.report;
+                report.receipts_accepted = peer.stats.accepted.load(Ordering::Relaxed);
+                report.receipts_rejected = peer.stats.rejected.load(Ordering::Relaxed);
+                report.receipts_undelivered =
+                    report.receipts_sent - report.receipts_accepted - report.receipts_rejected;
+                report
+            })
+            .collect()
+    }
+
+    fn sign_receipt(&self, seeder: NodeId, chunk: ChunkId, bytes: u32) -> SignedReceipt {
+        let now = crate::now_ms();
+        let receipt = Receipt {
+            epoch: self.epochs.epoch_at(now),
+            seeder,
+            downloader: self.key.node_id(),
+            chunk,
+            bytes,
+            issued_at_ms: now,
+            nonce: rand::random(),
+        };
+        SignedReceipt::sign(receipt, &self.network, &self.key)
+    }
+
+    /// The engine: fetch `needed` chunks of `manifest` from `peers` into `sink`.
+    /// Returns (chunks fetched, bytes fetched).
+    async fn swarm(
+        &self,
+        content: &ContentId,
+        manifest: &Manifest,
+        needed: &[usize],
+        peers: &mut [Peer],
+        sink: Arc<dyn Sink>,
+        token: &CancellationToken,
+    ) -> Result<(usize, u64), NodeError> {
+        let stall = self.options.stall_timeout;
+        let total_bytes: u64 = needed
+            .iter()
+            .map(|i| u64::from(manifest.chunk_len(*i)))
+            .sum();
+        let bar = self.progress_bar(total_bytes);
+        if needed.is_empty() {
+            return Ok((0, 0));
+        }
+        // Which chunks each peer holds.
+        let mut haves = Vec::with_capacity(peers.len());
+        for peer in peers.iter_mut() {
+            let have = match peer.client.have(content, stall).await {
+                Ok(wire) => Bitfield::from_hex(&wire.held, manifest.chunk_count())
+                    .ok_or_else(|| "sent a malformed bitfield".to_string()),
+                Err(FetchError::Status { status: 404, .. }) => {
+                    Err("does not have this content".to_string())
+                }
+                Err(e) => Err(format!("cannot list its chunks: {e}")),
+            };
+            haves.push(have.unwrap_or_else(|reason| {
+                tracing::info!(peer = %peer.client.url(), %reason, "peer has nothing to offer");
+                peer.report.dropped = Some(reason);
+                Bitfield::new(manifest.chunk_count())
+            }));
+        }
+        let mut scheduler = Scheduler::new(
+            manifest.chunk_count(),
+            needed,
+            haves,
+            &mut rand::thread_rng(),
+        );
+        for (p, peer) in peers.iter_mut().enumerate() {
+            if peer.report.dropped.is_some() {
+                scheduler.drop_peer(p);
+            }
+            if peer.receipts.is_none() {
+                let (tx, rx) = mpsc::unbounded_channel();
+                peer.sender = Some(tokio::spawn(send_receipts(
+                    peer.client.clone(),
+                    rx,
+                    peer.stats.clone(),
+                    stall,
+                )));
+                peer.receipts = Some(tx);
+            }
+        }
+        let me = self.key.node_id();
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, (usize, usize)> = HashMap::new();
+        let mut handles: HashMap<(usize, usize), AbortHandle> = HashMap::new();
+        let (mut fetched, mut fetched_bytes) = (0usize, 0u64);
+        let concurrency = self.options.per_peer_concurrency;
+        let mut grace: Option<tokio::time::Instant> = None;
+
+        let drop_peer = |p: usize,
+                         reason: String,
+                         scheduler: &mut Scheduler,
+                         handles: &mut HashMap<(usize, usize), AbortHandle>,
+                         peers: &mut [Peer]| {
+            tracing::warn!(peer = %peers[p].client.url(), %reason, "dropping peer");
+            for index in scheduler.drop_peer(p) {
+                if let Some(handle) = handles.remove(&(p, index)) {
+                    handle.abort();
+                }
+            }
+            peers[p].report.dropped.get_or_insert(reason);
+        };
+
+        loop {
+            let now = tokio::time::Instant::now();
+            for (p, peer) in peers.iter().enumerate() {
+                if peer.paused_until.is_some_and(|until| until > now) {
+                    continue;
+                }
+                while scheduler.is_active(p) && scheduler.inflight(p) < concurrency {
+                    let Some(index) = scheduler.next_for(p) else {
+                        break;
+                    };
+                    let client = peer.client.clone();
+                    let id = manifest.chunks[index];
+                    let len = manifest.chunk_len(index) as usize;
+                    let sink = sink.clone();
+                    let handle = tasks.spawn(async move {
+                        let bytes = match client.chunk(&id, &me, len, stall).await {
+                            Ok(bytes) => bytes,
+                            Err(e) => return Outcome::Fetch(e),
+                        };
+                        let written = tokio::task::spawn_blocking(move || {
+                            let actual = ChunkId::of(&bytes);
+                            if actual != id || bytes.len() != len {
+                                return Outcome::BadBytes {
+                                    actual,
+                                    len: bytes.len(),
+                                };
+                            }
+                            match sink.write(index, &bytes) {
+                                Ok(()) => Outcome::Stored { len },
+                                Err(e) => Outcome::Sink(e),
+                            }
+                        })
+                        .await;
+                        written.unwrap_or_else(|e| {
+                            Outcome::Sink(NodeError::Usage(format!(
+                                "verification task failed: {e}"
+                            )))
+                        })
+                    });
+                    running.insert(handle.id(), (p, index));
+                    handles.insert((p, index), handle);
+                }
+            }
+            if scheduler.is_done() {
+                // Endgame duplicates still in flight finish (and are paid) if they arrive
+                // within a short grace period.
+                if tasks.is_empty() {
+                    break;
+                }
+                let deadline = *grace.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + stall.min(Duration::from_secs(1))
+                });
+                if tokio::time::Instant::now() >= deadline {
+                    tasks.abort_all();
+                    break;
+                }
+            }
+            let wake = peers
+                .iter()
+                .enumerate()
+                .filter(|(p, _)| scheduler.is_active(*p))
+                .filter_map(|(_, peer)| peer.paused_until)
+                .filter(|until| *until > now)
+                .chain(grace)
+                .min();
+            if tasks.is_empty() && wake.is_none() {
+                let missing = scheduler.remaining();
+                let unavailable = scheduler.unavailable();
+                for handle in handles.values() {
+                    handle.abort();
+                }
+                return Err(NodeError::Incomplete {
+                    content: *content,
+                    missing,
+                    total: manifest.chunk_count(),
+                    detail: format!("{unavailable} chunk(s) are held by no usable peer"),
+                });
+            }
+            let joined = tokio::select! {
+                () = token.cancelled() => {
+                    tasks.abort_all();
+                    bar.abandon();
+                    return Err(NodeError::Interrupted);
+                }
+                () = async { if let Some(wake) = wake { tokio::time::sleep_until(wake).await } else { std::future::pending().await } } => continue,
+                joined = tasks.join_next_with_id() => joined,
+            };
+            let Some(joined) = joined else { continue };
+            let (task, outcome) = match joined {
+                Ok((task, outcome)) => (task, outcome),
+                Err(e) if e.is_cancelled() => {
+                    running.remove(&e.id());
+                    continue;
+                }
+                Err(e) => {
+                    // A panicked request: treat as a failed request.
+                    if let Some((p, index)) = running.remove(&e.id()) {
+                        handles.remove(&(p, index));
+                        scheduler.failed(index, p);
+                    }
+                    tracing::error!(error = %e, "chunk request task failed");
+                    continue;
+                }
+            };
+            let Some((p, index)) = running.remove(&task) else {
+                continue;
+            };
+            handles.remove(&(p, index));
+            match outcome {
+                Outcome::Stored { len } => {
+                    peers[p].failures = 0;
+                    let first = scheduler.complete(index, p);
+                    let receipt =
+                        self.sign_receipt(peers[p].node_id, manifest.chunks[index], len as u32);
+                    let peer = &mut peers[p];
+                    peer.report.chunks += 1;
+                    peer.report.bytes += len as u64;
+                    if let Some(queue) = &peer.receipts {
+                        if queue.send(receipt).is_ok() {
+                            peer.report.receipts_sent += 1;
+                        }
+                    }
+                    if first {
+                        fetched += 1;
+                        fetched_bytes += len as u64;
+                        bar.inc(len as u64);
+                    }
+                }
+                Outcome::BadBytes { actual, len } => {
+                    let reason = format!(
+                        "sent bad bytes for chunk {} ({len} bytes hashing to {})",
+                        manifest.chunks[index].short(),
+                        actual.short()
+                    );
+                    drop_peer(p, reason, &mut scheduler, &mut handles, peers);
+                }
+                Outcome::Fetch(FetchError::Stalled(after)) => {
+                    drop_peer(
+                        p,
+                        format!("stalled: no data for {after:?}"),
+                        &mut scheduler,
+                        &mut handles,
+                        peers,
+                    );
+                }
+                Outcome::Fetch(FetchError::TooLong(limit)) => {
+                    drop_peer(
+                        p,
+                        format!("sent more than {limit} bytes for a chunk"),
+                        &mut scheduler,
+                        &mut handles,
+                        peers,
+                    );
+                }
+                Outcome::Fetch(FetchError::Status { status: 404, .. }) => scheduler.lacks(index, p),
+                Outcome::Fetch(FetchError::Status { status: 429, .. }) => {
+                    scheduler.failed(index, p);
+                    peers[p].paused_until =
+                        Some(tokio::time::Instant::now() + Duration::from_millis(100));
+                }
+                Outcome::Fetch(error) => {
+                    scheduler.failed(index, p);
+                    let peer = &mut peers[p];
+                    peer.failures += 1;
+                    if peer.failures >= self.options.max_peer_failures {
+                        drop_peer(
+                            p,
+                            format!(
+                                "failed {} requests in a row, last: {error}",
+                                self.options.max_peer_failures
+                            ),
+                            &mut scheduler,
+                            &mut handles,
+                            peers,
+                        );
+                    } else {
+                        peer.paused_until = Some(
+                            tokio::time::Instant::now()
+                                + Duration::from_millis(100 * u64::from(peer.failures)),
+                        );
+                    }
+                }
+                Outcome::Sink(error) => {
+                    tasks.abort_all();
+                    return Err(error);
+                }
+            }
+            let active = (0..peers.len()).filter(|p| scheduler.is_active(*p)).count();
+            bar.set_message(format!("{active} peer(s)"));
+        }
+        bar.finish_and_clear();
+        Ok((fetched, fetched_bytes))
+    }
+}
+
+/// Delivers receipts to one peer in batches (everything queued while a request is in flight
+/// goes in the next one), retrying failed deliveries with backoff.
+async fn send_receipts(
+    client: PeerClient,
+    mut queue: mpsc::UnboundedReceiver<SignedReceipt>,
+    stats: Arc<ReceiptStats>,
+    stall: Duration,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_RECEIPT_BATCH {
+            match queue.try_recv() {
+                Ok(receipt) => batch.push(receipt),
+                Err(_) => break,
+            }
+        }
+        let mut attempt = 0u32;
+        loop {
+            match client.send_receipts(&batch, stall).await {
+                Ok(answer) => {
+                    for verdict in &answer.results {
+                        match verdict {
+                            ReceiptVerdict::Accepted => {
+                                stats.accepted.fetch_add(1, Ordering::Relaxed)
+                            }
+                            ReceiptVerdict::Rejected { code, message } => {
+                                tracing::warn!(peer = %client.url(), %code, %message, "receipt rejected");
+                                stats.rejected.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                    break;
+                }
+                Err(error) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::debug!(peer = %client.url(), %error, attempt, "receipt delivery failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(error) => {
+                    tracing::warn!(peer = %client.url(), %error, receipts = batch.len(), "could not deliver receipts");
+                    stats
+                        .undelivered
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Which chunk slots of `path` already hold the manifest's chunks.
+async fn scan_file(path: &Path, manifest: &Manifest) -> Result<Vec<bool>, NodeError> {
+    let path = path.to_path_buf();
+    let manifest = manifest.clone();
+    tokio::task::spawn_blocking(move || {
+        let file = File::open(&path).map_err(|e| NodeError::Io {
+            action: "cannot open",
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut buffer = vec![0u8; manifest.chunk_size as usize];
+        let mut present = Vec::with_capacity(manifest.chunk_count());
+        for (i, id) in manifest.chunks.iter().enumerate() {
+            let range = manifest.chunk_range(i);
+            let n = (range.end - range.start) as usize;
+            let ok = range.end <= len
+                && file.read_exact_at(&mut buffer[..n], range.start).is_ok()
+                && ChunkId::of(&buffer[..n]) == *id;
+            present.push(ok);
+        }
+        Ok(present)
+    })
+    .await
+    .map_err(|e| NodeError::Usage(format!("scan task failed: {e}")))?
+}
+
+/// SHA-256 of a file, hex.
+pub async fn sha256_file(path: &Path) -> Result<String, NodeError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = File::open(&path).map_err(|e| NodeError::Io {
+            action: "cannot open",
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buffer).map_err(|e| NodeError::Io {
+                action: "cannot read",
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await
+    .map_err(|e| NodeError::Usage(format!("hash task failed: {e}")))?
+}

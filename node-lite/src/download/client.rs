@@ -1,0 +1,224 @@
+//! HTTP calls to one peer's API, with stall detection: a response that delivers no bytes
+//! for the stall timeout fails with [`FetchError::Stalled`].
+
+use std::time::Duration;
+
+use dsi_protocol::{ChunkId, ContentId, NodeId, SignedReceipt};
+use reqwest::{Client, Response, Url};
+
+use crate::server::{ErrorBody, NodeInfo, ReceiptBatch, ReceiptBatchResponse};
+use crate::store::BitfieldWire;
+
+/// Why a request to a peer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// No bytes arrived for the stall timeout.
+    #[error("stalled: no data for {0:?}")]
+    Stalled(Duration),
+    /// The peer answered with an error status.
+    #[error("HTTP {status} {code}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The API error code (empty if the body was not an API error).
+        code: String,
+        /// The API error message.
+        message: String,
+    },
+    /// The connection failed.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// The peer sent more bytes than the chunk can have.
+    #[error("sent more than the expected {0} bytes")]
+    TooLong(usize),
+    /// The body was not what the API promises.
+    #[error("bad response: {0}")]
+    Decode(String),
+}
+
+/// Builds the HTTP client shared by all peers of a download.
+pub fn http_client() -> Client {
+    Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(64)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("node-lite/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Building fails only if the TLS backend or resolver cannot initialise; this client
+        // has neither configured.
+        .expect("a plain HTTP client always builds")
+}
+
+/// One peer's API.
+#[derive(Clone, Debug)]
+pub struct PeerClient {
+    http: Client,
+    base: Url,
+}
+
+impl PeerClient {
+    /// A client for the peer at `base` (as parsed by `peers::parse_peer_url`).
+    pub fn new(http: Client, base: Url) -> Self {
+        Self { http, base }
+    }
+
+    /// The peer's base URL.
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url, FetchError> {
+        self.base
+            .join(path)
+            .map_err(|e| FetchError::Decode(e.to_string()))
+    }
+
+    async fn check(response: Response, stall: Duration) -> Result<Response, FetchError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = tokio::time::timeout(stall, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let error: Option<ErrorBody> = body.and_then(|b| serde_json::from_slice(&b).ok());
+        let (code, message) = error.map_or((String::new(), String::new()), |e| (e.code, e.message));
+        Err(FetchError::Status {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        stall: Duration,
+    ) -> Result<Response, FetchError> {
+        let response = tokio::time::timeout(stall, request.send())
+            .await
+            .map_err(|_| FetchError::Stalled(stall))?
+            .map_err(|e| FetchError::Connection(error_chain(&e)))?;
+        Self::check(response, stall).await
+    }
+
+    /// Reads a body of at most `limit` bytes, failing if it stalls.
+    async fn body(
+        mut response: Response,
+        limit: usize,
+        stall: Duration,
+    ) -> Result<Vec<u8>, FetchError> {
+        let mut out = Vec::with_capacity(
+            response
+                .content_length()
+                .map_or(limit, |n| (n as usize).min(limit)),
+        );
+        loop {
+            let piece = tokio::time::timeout(stall, response.chunk())
+                .await
+                .map_err(|_| FetchError::Stalled(stall))?
+                .map_err(|e| FetchError::Connection(error_chain(&e)))?;
+            let Some(piece) = piece else { return Ok(out) };
+            if out.len() + piece.len() > limit {
+                return Err(FetchError::TooLong(limit));
+            }
+            out.extend_from_slice(&piece);
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        stall: Duration,
+    ) -> Result<T, FetchError> {
+        let response = self
+            .send(self.http.get(self.endpoint(path)?), stall)
+            .await?;
+        let body = Self::body(response, 64 << 20, stall).await?;
+        serde_json::from_slice(&body).map_err(|e| FetchError::Decode(e.to_string()))
+    }
+
+    /// `GET /v1/node`.
+    pub async fn node_info(&self, stall: Duration) -> Result<NodeInfo, FetchError> {
+        self.json("v1/node", stall).await
+    }
+
+    /// `GET /v1/content/{id}/manifest`: the raw bytes (the caller verifies them).
+    pub async fn manifest(
+        &self,
+        content: &ContentId,
+        stall: Duration,
+    ) -> Result<Vec<u8>, FetchError> {
+        let url = self.endpoint(&format!("v1/content/{content}/manifest"))?;
+        let response = self.send(self.http.get(url), stall).await?;
+        Self::body(response, 256 << 20, stall).await
+    }
+
+    /// `GET /v1/content/{id}/have`.
+    pub async fn have(
+        &self,
+        content: &ContentId,
+        stall: Duration,
+    ) -> Result<BitfieldWire, FetchError> {
+        self.json(&format!("v1/content/{content}/have"), stall)
+            .await
+    }
+
+    /// `GET /v1/chunks/{id}` as `downloader`; at most `max_len` bytes.
+    pub async fn chunk(
+        &self,
+        chunk: &ChunkId,
+        downloader: &NodeId,
+        max_len: usize,
+        stall: Duration,
+    ) -> Result<Vec<u8>, FetchError> {
+        let url = self.endpoint(&format!("v1/chunks/{chunk}"))?;
+        let request = self
+            .http
+            .get(url)
+            .header(crate::DOWNLOADER_HEADER, downloader.to_string());
+        let response = self.send(request, stall).await?;
+        Self::body(response, max_len, stall).await
+    }
+
+    /// `POST /v1/receipts`.
+    pub async fn send_receipts(
+        &self,
+        receipts: &[SignedReceipt],
+        stall: Duration,
+    ) -> Result<ReceiptBatchResponse, FetchError> {
+        let batch = ReceiptBatch {
+            receipts: receipts.to_vec(),
+        };
+        let response = self
+            .send(
+                self.http.post(self.endpoint("v1/receipts")?).json(&batch),
+                stall,
+            )
+            .await?;
+        let body = Self::body(response, 16 << 20, stall).await?;
+        let answer: ReceiptBatchResponse =
+            serde_json::from_slice(&body).map_err(|e| FetchError::Decode(e.to_string()))?;
+        if answer.results.len() != receipts.len() {
+            return Err(FetchError::Decode(format!(
+                "{} verdicts for {} receipts",
+                answer.results.len(),
+                receipts.len()
+            )));
+        }
+        Ok(answer)
+    }
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in the sources).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

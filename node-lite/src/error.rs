@@ -1,0 +1,157 @@
+//! The failures a user can cause or meet, each with a stable process exit code.
+
+use std::path::PathBuf;
+
+use dsi_protocol::ContentId;
+
+/// Exit code: bad command-line input (same as clap's usage errors).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: the content or file asked for does not exist.
+pub const EXIT_NOT_FOUND: i32 = 3;
+/// Exit code: data failed verification (manifest id mismatch, corrupt chunks).
+pub const EXIT_INTEGRITY: i32 = 4;
+/// Exit code: the download could not complete (no peer could provide some chunks).
+pub const EXIT_UNAVAILABLE: i32 = 5;
+/// Exit code: interrupted by Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code: the data directory is missing, unreadable, or not initialized.
+pub const EXIT_DATA_DIR: i32 = 6;
+
+/// A failure with a user-facing message and an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {reason}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The data directory has no node key yet.
+    #[error("data directory {path} is not initialized: run `node-lite --data-dir {path} init`")]
+    NotInitialized {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The node key file is readable by other users.
+    #[error("node key {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`")]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// An input file does not exist or cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    InputFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Bad command-line or config value.
+    #[error("{0}")]
+    Usage(String),
+    /// No manifest for this content id here or on any peer.
+    #[error("unknown content id {content}: {detail}")]
+    UnknownContent {
+        /// The content id.
+        content: ContentId,
+        /// Where it was looked for.
+        detail: String,
+    },
+    /// Every peer that answered sent a manifest whose id does not match.
+    #[error("manifest for {content} failed verification: {detail}")]
+    ManifestMismatch {
+        /// The content id asked for.
+        content: ContentId,
+        /// Which peers sent what.
+        detail: String,
+    },
+    /// Chunks in the local store failed verification.
+    #[error(
+        "{count} corrupt chunk(s) found and quarantined; re-fetch them with `node-lite verify --repair --peer URL`"
+    )]
+    CorruptChunks {
+        /// How many.
+        count: usize,
+    },
+    /// The download could not complete.
+    #[error(
+        "download of {content} incomplete: {missing} of {total} chunks could not be fetched ({detail})"
+    )]
+    Incomplete {
+        /// The content id.
+        content: ContentId,
+        /// Chunks still missing.
+        missing: usize,
+        /// Chunks in total.
+        total: usize,
+        /// Why (peers dropped and their reasons).
+        detail: String,
+    },
+    /// A file system operation failed.
+    #[error("{action} {path}: {reason}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        reason: String,
+    },
+    /// The chunk store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Stopped by the user (Ctrl-C); the partial download is kept for resuming.
+    #[error("interrupted; run the same command again to resume")]
+    Interrupted,
+    /// None of the peers could be used.
+    #[error("no usable peer for {content}: {detail}")]
+    NoPeers {
+        /// The content id.
+        content: ContentId,
+        /// Why each peer was left out.
+        detail: String,
+    },
+    /// The output file exists and is not this content.
+    #[error("{path} exists and is not content {content}: use --force to overwrite it")]
+    OutputExists {
+        /// The output path.
+        path: PathBuf,
+        /// The content id being fetched.
+        content: ContentId,
+    },
+}
+
+impl NodeError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) | Self::OutputExists { .. } => EXIT_USAGE,
+            Self::InputFile { .. } | Self::UnknownContent { .. } => EXIT_NOT_FOUND,
+            Self::ManifestMismatch { .. } | Self::CorruptChunks { .. } => EXIT_INTEGRITY,
+            Self::Incomplete { .. } | Self::NoPeers { .. } => EXIT_UNAVAILABLE,
+            Self::Io { .. } => 1,
+            Self::Store(
+                crate::store::StoreError::Corrupt { .. }
+                | crate::store::StoreError::BadManifest { .. },
+            ) => EXIT_INTEGRITY,
+            Self::Store(crate::store::StoreError::Manifest(_)) => EXIT_USAGE,
+            Self::Store(_) => 1,
+            Self::Interrupted => EXIT_INTERRUPTED,
+            Self::DataDir { .. } | Self::NotInitialized { .. } | Self::KeyPermissions { .. } => {
+                EXIT_DATA_DIR
+            }
+        }
+    }
+}
+
+/// The exit code for an error chain: the first [`NodeError`] in it decides, otherwise 1.
+pub fn exit_code_of(error: &anyhow::Error) -> i32 {
+    error
+        .chain()
+        .find_map(|e| e.downcast_ref::<NodeError>())
+        .map_or(1, NodeError::exit_code)
+}

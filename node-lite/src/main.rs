@@ -1,0 +1,522 @@
+//! `node-lite`: the command-line front end of a light DSI storage node. Parses arguments,
+//! sets up logging, and calls the `node_lite` library.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dsi_protocol::manifest::DEFAULT_CHUNK_SIZE;
+use dsi_protocol::{ContentId, Epoch};
+use node_lite::config::VerifyMode;
+use node_lite::download::{DownloadOptions, Downloader};
+use node_lite::error::exit_code_of;
+use node_lite::peers::{StaticPeers, parse_peer_url};
+use node_lite::receipts::ReceiptStore;
+use node_lite::server::{self, NodeState};
+use node_lite::size::{human_bytes, parse_duration, parse_size};
+use node_lite::store::ChunkStore;
+use node_lite::{DataDir, NodeError};
+use tokio_util::sync::CancellationToken;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 unexpected failure, 2 bad input, 3 unknown content or missing file,
+4 integrity failure (manifest mismatch, corrupt chunks), 5 download incomplete,
+6 data directory unusable or not initialized, 130 interrupted.
+
+Logging: DSI_LOG or RUST_LOG (for example DSI_LOG=debug). Config: DATA_DIR/config.toml and
+DSI_* environment variables (DSI_NETWORK, DSI_SERVE__LISTEN, ...).";
+
+/// A light DSI storage node: store chunks, serve them, download from the swarm, and deal in
+/// signed seeding receipts.
+#[derive(Parser, Debug)]
+#[command(name = "node-lite", version, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    /// The node's data directory (key, config, chunks, receipts). Default:
+    /// ~/.local/share/dsi/node-lite.
+    #[arg(long, global = true, env = "DSI_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the data directory with a new node key (mode 0600) and a commented config
+    /// file. Safe to run again: an existing key is never replaced.
+    Init,
+    /// Print this node's id (its ed25519 public key).
+    Id,
+    /// Split a file into chunks, store them content-addressed, and print its content id.
+    /// Chunks already stored are not written again.
+    Add {
+        /// The file to add.
+        file: PathBuf,
+        /// Chunk size: a power of two from 16KiB to 4MiB (suffixes KiB, MiB accepted).
+        #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE.to_string(), value_parser = parse_chunk_size)]
+        chunk_size: String,
+        /// Name recorded in the manifest (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the content this node holds.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve held chunks over HTTP and collect receipts until Ctrl-C.
+    Serve {
+        /// Address to listen on (default from config: 127.0.0.1:7070). Port 0 picks a free
+        /// port; the address is printed on the first line of output.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// How chunks are checked before serving.
+        #[arg(long, value_enum)]
+        verify: Option<VerifyMode>,
+        /// Refuse downloaders owing more receipts than this (0: never refuse).
+        #[arg(long, value_name = "N")]
+        max_owed_receipts: Option<u32>,
+        /// Upload cap, bytes per second across all downloaders (suffixes accepted: 8MiB).
+        #[arg(long, value_name = "RATE", value_parser = parse_size)]
+        max_upload_rate: Option<u64>,
+    },
+    /// Download content from peers, verifying every chunk and signing receipts for the
+    /// seeders. An interrupted download resumes when run again.
+    Get {
+        /// The content id to fetch.
+        content_id: String,
+        /// A peer's base URL, e.g. http://127.0.0.1:7070 (repeat for more peers).
+        #[arg(long = "peer", value_name = "URL", required = true)]
+        peers: Vec<String>,
+        /// Where to write the content.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite OUT if it exists and holds something else.
+        #[arg(long)]
+        force: bool,
+        /// Chunk requests in flight per peer (default from config: 4).
+        #[arg(long, value_name = "N")]
+        concurrency: Option<usize>,
+        /// Drop a peer that sends nothing for this long (default from config: 10s).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        stall_timeout: Option<Duration>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the seeding receipts this node holds (as a seeder).
+    Receipts {
+        /// Only this epoch.
+        #[arg(long)]
+        epoch: Option<Epoch>,
+        /// Print JSON (one object per receipt, with signature).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hash every stored chunk, quarantine corrupt ones, and report missing chunks.
+    /// With --repair, fetch missing chunks from peers.
+    Verify {
+        /// Fetch missing and quarantined chunks from these peers (requires --peer).
+        #[arg(long, requires = "peers")]
+        repair: bool,
+        /// A peer's base URL (repeatable).
+        #[arg(long = "peer", value_name = "URL")]
+        peers: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_chunk_size(text: &str) -> Result<String, String> {
+    let size = parse_size(text)?;
+    let size = u32::try_from(size).map_err(|_| format!("{text} is larger than 4MiB"))?;
+    dsi_protocol::manifest::validate_chunk_size(size).map_err(|e| e.to_string())?;
+    Ok(size.to_string())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = std::env::var("DSI_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| format!("{default_level},sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit_code_of(&error)
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Cancels the token on Ctrl-C or SIGTERM.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { if let Some(term) = term.as_mut() { term.recv().await; } else { std::future::pending::<()>().await } } => {}
+        }
+        trigger.cancel();
+    });
+    token
+}
+
+fn parse_content(text: &str) -> Result<ContentId, NodeError> {
+    text.parse()
+        .map_err(|e| NodeError::Usage(format!("bad content id {text:?}: {e}")))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = DataDir::new(cli.data_dir.unwrap_or_else(DataDir::default_path));
+    match cli.command {
+        Command::Init => {
+            let outcome = dir.init()?;
+            let verb = if outcome.created {
+                "initialized"
+            } else {
+                "already initialized"
+            };
+            println!("{verb} {}", dir.path().display());
+            println!("node id {}", outcome.key.node_id());
+        }
+        Command::Id => println!("{}", dir.key()?.node_id()),
+        Command::Add {
+            file,
+            chunk_size,
+            name,
+        } => add(&dir, &file, &chunk_size, name)?,
+        Command::List { json } => list(&dir, json)?,
+        Command::Serve {
+            listen,
+            verify,
+            max_owed_receipts,
+            max_upload_rate,
+        } => {
+            let mut config = dir.config()?;
+            if let Some(listen) = listen {
+                config.serve.listen = listen;
+            }
+            if let Some(verify) = verify {
+                config.serve.verify = verify;
+            }
+            if let Some(max) = max_owed_receipts {
+                config.serve.max_owed_receipts = max;
+            }
+            if let Some(rate) = max_upload_rate {
+                config.serve.max_upload_bytes_per_sec = rate;
+            }
+            serve(&dir, config).await?;
+        }
+        Command::Get {
+            content_id,
+            peers,
+            out,
+            force,
+            concurrency,
+            stall_timeout,
+            json,
+        } => {
+            let content = parse_content(&content_id)?;
+            let peers = peers
+                .iter()
+                .map(|p| parse_peer_url(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = dir.key()?;
+            let config = dir.config()?;
+            let mut options = DownloadOptions::from_config(&config.download);
+            options.force = force;
+            options.progress = std::io::stderr().is_terminal() && !json;
+            if let Some(n) = concurrency {
+                options.per_peer_concurrency = n.max(1);
+            }
+            if let Some(stall) = stall_timeout {
+                options.stall_timeout = stall;
+            }
+            let downloader = Downloader::new(key, config.network, config.epochs, options);
+            let token = shutdown_token();
+            let report = downloader
+                .download(&content, &StaticPeers(peers), &out, &token)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let secs = (report.elapsed_ms as f64 / 1000.0).max(0.001);
+                println!(
+                    "downloaded {} ({}) to {}",
+                    report.name,
+                    human_bytes(report.size),
+                    report.out.display()
+                );
+                println!("content  {}", report.content_id);
+                println!(
+                    "chunks   {} fetched, {} resumed, of {}",
+                    report.chunks_fetched, report.chunks_resumed, report.chunks_total
+                );
+                println!(
+                    "speed    {}/s over {secs:.2}s",
+                    human_bytes((report.bytes_fetched as f64 / secs) as u64)
+                );
+                for peer in &report.peers {
+                    let state = peer
+                        .dropped
+                        .as_deref()
+                        .map_or(String::new(), |d| format!("  dropped: {d}"));
+                    println!(
+                        "peer     {}  {} chunks, {}, receipts {}/{} accepted{state}",
+                        peer.url,
+                        peer.chunks,
+                        human_bytes(peer.bytes),
+                        peer.receipts_accepted,
+                        peer.receipts_sent
+                    );
+                }
+                println!("{}  {}", report.sha256, report.out.display());
+            }
+        }
+        Command::Receipts { epoch, json } => receipts(&dir, epoch, json).await?,
+        Command::Verify {
+            repair,
+            peers,
+            json,
+        } => verify(&dir, repair, &peers, json).await?,
+    }
+    Ok(())
+}
+
+fn add(dir: &DataDir, file: &Path, chunk_size: &str, name: Option<String>) -> anyhow::Result<()> {
+    dir.key()?;
+    let chunk_size: u32 = chunk_size.parse().context("chunk size")?;
+    let meta = std::fs::metadata(file).map_err(|e| NodeError::InputFile {
+        path: file.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(NodeError::InputFile {
+            path: file.to_path_buf(),
+            reason: "not a regular file".into(),
+        }
+        .into());
+    }
+    let name = match name {
+        Some(name) => name,
+        None => file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                NodeError::Usage(format!(
+                    "{} has no usable file name; pass --name",
+                    file.display()
+                ))
+            })?,
+    };
+    let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(meta.len())
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = store
+        .add_file(file, &name, chunk_size, &mut |done| bar.set_position(done))
+        .map_err(NodeError::from)?;
+    bar.finish_and_clear();
+    eprintln!(
+        "added {} ({}, {} chunks, {} new, {} written)",
+        report.manifest.name,
+        human_bytes(report.manifest.size),
+        report.manifest.chunk_count(),
+        report.chunks_new,
+        human_bytes(report.bytes_new)
+    );
+    println!("{}", report.content_id);
+    Ok(())
+}
+
+fn list(dir: &DataDir, json: bool) -> anyhow::Result<()> {
+    dir.check()?;
+    let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+    let entries = store.list().map_err(NodeError::from)?;
+    if json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(id, m)| {
+                serde_json::json!({
+                    "content_id": id, "name": m.name, "size": m.size,
+                    "chunk_size": m.chunk_size, "chunks": m.chunk_count(), "held": store.held(m).count(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        eprintln!("no content; add some with `node-lite add FILE`");
+    }
+    for (id, m) in entries {
+        println!(
+            "{id}  {:>10}  {}/{} chunks  {}",
+            human_bytes(m.size),
+            store.held(&m).count(),
+            m.chunk_count(),
+            m.name
+        );
+    }
+    Ok(())
+}
+
+async fn serve(dir: &DataDir, config: node_lite::Config) -> anyhow::Result<()> {
+    let listen = config.serve.listen;
+    let state = Arc::new(NodeState::open(dir, config).await.map_err(|e| match e {
+        server::OpenError::DataDir(e) => anyhow::Error::new(e),
+        other => anyhow::Error::new(other),
+    })?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| NodeError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, "listening beyond loopback, as configured");
+    }
+    println!("node-lite {} listening on http://{address}", state.node_id);
+    tracing::info!(node = %state.node_id.short(), %address, verify = ?state.config.serve.verify, "serving");
+    let token = shutdown_token();
+    server::serve(listener, state.clone(), token)
+        .await
+        .context("serving HTTP")?;
+    state.receipts.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn receipts(dir: &DataDir, epoch: Option<Epoch>, json: bool) -> anyhow::Result<()> {
+    dir.key()?;
+    let store = ReceiptStore::open(&dir.receipts_db())
+        .await
+        .context("opening the receipt database")?;
+    let held = store.list(epoch).await.context("reading receipts")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&held)?);
+        return Ok(());
+    }
+    let mut total = 0u64;
+    for h in &held {
+        let r = &h.receipt.receipt;
+        total += u64::from(r.bytes);
+        println!(
+            "epoch {:>6}  downloader {}  chunk {}  {:>9} bytes  issued {}",
+            r.epoch,
+            r.downloader.short(),
+            r.chunk.short(),
+            r.bytes,
+            r.issued_at_ms
+        );
+    }
+    println!("{} receipt(s), {} served", held.len(), human_bytes(total));
+    Ok(())
+}
+
+async fn verify(dir: &DataDir, repair: bool, peers: &[String], json: bool) -> anyhow::Result<()> {
+    let key = dir.key()?;
+    let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+    let peers = peers
+        .iter()
+        .map(|p| parse_peer_url(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scan_store = store.clone();
+    let report = tokio::task::spawn_blocking(move || scan_store.verify_all(&mut |_| {}))
+        .await
+        .context("verification task")?
+        .map_err(NodeError::from)?;
+    let mut still_missing = report.missing.clone();
+    if repair && !report.missing.is_empty() {
+        let config = dir.config()?;
+        let downloader = Downloader::new(
+            key,
+            config.network,
+            config.epochs,
+            DownloadOptions::from_config(&config.download),
+        );
+        let token = shutdown_token();
+        let source = StaticPeers(peers);
+        still_missing.clear();
+        for (content, _) in &report.missing {
+            match downloader.repair(&store, content, &source, &token).await {
+                Ok((fetched, _)) => eprintln!("repaired {content}: fetched {fetched} chunk(s)"),
+                Err(e) => {
+                    eprintln!("could not repair {content}: {e}");
+                    if let Some(m) = store.manifest(content).map_err(NodeError::from)? {
+                        let held = store.held(&m);
+                        still_missing.push((
+                            *content,
+                            (0..held.len()).filter(|i| !held.get(*i)).collect(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "chunks_checked": report.chunks_checked, "bytes_checked": report.bytes_checked,
+                "corrupt": report.corrupt, "missing": still_missing.iter().map(|(c, m)| serde_json::json!({"content_id": c, "chunks": m})).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!(
+            "checked {} chunks ({})",
+            report.chunks_checked,
+            human_bytes(report.bytes_checked)
+        );
+        for id in &report.corrupt {
+            println!("corrupt {id} (quarantined)");
+        }
+        for (content, chunks) in &still_missing {
+            println!("missing {} chunk(s) of {content}", chunks.len());
+        }
+    }
+    if !still_missing.is_empty() {
+        return Err(NodeError::CorruptChunks {
+            count: still_missing.iter().map(|(_, c)| c.len()).sum(),
+        }
+        .into());
+    }
+    if !report.corrupt.is_empty() && !repair {
+        return Err(NodeError::CorruptChunks {
+            count: report.corrupt.len(),
+        }
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Peer discovery. A downloader asks a [`PeerSource`] which peers may hold some content;
+//! today that is a fixed list of `--peer` URLs ([`StaticPeers`]), later the oracle's tracker
+//! implements the same trait.
+
+use std::future::Future;
+
+use dsi_protocol::ContentId;
+use reqwest::Url;
+
+use crate::NodeError;
+
+/// Something that can name peers for a content id.
+pub trait PeerSource: Send + Sync {
+    /// Base URLs of peers that may hold `content` (the downloader checks what each holds).
+    fn peers(
+        &self,
+        content: &ContentId,
+    ) -> impl Future<Output = Result<Vec<Url>, NodeError>> + Send;
+}
+
+/// A fixed list of peers, given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct StaticPeers(pub Vec<Url>);
+
+impl PeerSource for StaticPeers {
+    async fn peers(&self, _content: &ContentId) -> Result<Vec<Url>, NodeError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Parses a peer's base URL: `http` or `https`, with a host, no query or fragment. A path
+/// is kept (a node may sit behind a reverse proxy); a trailing `/` is added so that API
+/// paths join below it.
+pub fn parse_peer_url(text: &str) -> Result<Url, NodeError> {
+    let bad = |why: &str| NodeError::Usage(format!("malformed peer URL {text:?}: {why}"));
+    let mut url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls() {
+        assert_eq!(
+            parse_peer_url("http://127.0.0.1:7070").unwrap().as_str(),
+            "http://127.0.0.1:7070/"
+        );
+        assert_eq!(
+            parse_peer_url("https://n.example/dsi").unwrap().as_str(),
+            "https://n.example/dsi/"
+        );
+        for bad in [
+            "127.0.0.1:7070",
+            "ftp://x",
+            "http://",
+            "http://x/?a=1",
+            "not a url",
+        ] {
+            let err = parse_peer_url(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("malformed peer URL"),
+                "{bad}: {err}"
+            );
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The seeder's side of receipts: which receipts it accepts ([`check`]) and the durable
+//! database it keeps them in ([`ReceiptStore`]).
+//!
+//! A receipt is acknowledged to the downloader only after the transaction holding it has
+//! committed with `synchronous=FULL`, so an acknowledged receipt survives a crash or power
+//! loss. Forwarding to the oracle (a later step) reads from here and deletes only what the
+//! oracle acknowledged.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dsi_protocol::{ChunkId, Epoch, NodeId, SignedReceipt};
+use parity_scale_codec::{Decode, Encode};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Why a seeder refused a receipt. Each has a stable machine-readable [`Rejection::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The receipt names another seeder.
+    #[error("receipt is for seeder {seeder}, not this node")]
+    WrongSeeder {
+        /// The seeder it names.
+        seeder: NodeId,
+    },
+    /// The downloader and seeder are the same node.
+    #[error("a node cannot sign receipts for itself")]
+    SelfReceipt,
+    /// The signature does not verify (or the downloader key is unusable).
+    #[error("{0}")]
+    BadSignature(String),
+    /// This node does not hold the chunk.
+    #[error("this node does not hold chunk {chunk}")]
+    UnknownChunk {
+        /// The chunk.
+        chunk: ChunkId,
+    },
+    /// The byte count is not the chunk's length.
+    #[error("receipt says {actual} bytes but chunk is {expected} bytes")]
+    BytesMismatch {
+        /// The chunk's length.
+        expected: u64,
+        /// What the receipt says.
+        actual: u32,
+    },
+    /// The epoch is in the future or too far in the past.
+    #[error("epoch {epoch} is outside the accepted window (current epoch {current})")]
+    EpochOutOfWindow {
+        /// The receipt's epoch.
+        epoch: Epoch,
+        /// The seeder's current epoch.
+        current: Epoch,
+    },
+    /// A different receipt for the same downloader, chunk and epoch is already held.
+    #[error("a different receipt for this downloader, chunk and epoch is already held")]
+    Duplicate,
+}
+
+impl Rejection {
+    /// Stable snake_case code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::WrongSeeder { .. } => "wrong_seeder",
+            Self::SelfReceipt => "self_receipt",
+            Self::BadSignature(_) => "bad_signature",
+            Self::UnknownChunk { .. } => "unknown_chunk",
+            Self::BytesMismatch { .. } => "bytes_mismatch",
+            Self::EpochOutOfWindow { .. } => "epoch_out_of_window",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// What a seeder knows when it checks a receipt.
+pub struct CheckContext<'a> {
+    /// This node.
+    pub me: NodeId,
+    /// The current epoch.
+    pub current: Epoch,
+    /// How many epochs back are still accepted.
+    pub grace: u64,
+    /// Length of a held chunk, `None` if not held.
+    pub chunk_len: &'a dyn Fn(&ChunkId) -> Option<u64>,
+}
+
+/// The seeder's rules for one receipt whose signature already verified.
+pub fn check(receipt: &SignedReceipt, context: &CheckContext<'_>) -> Result<(), Rejection> {
+    let r = &receipt.receipt;
+    if r.seeder != context.me {
+        return Err(Rejection::WrongSeeder { seeder: r.seeder });
+    }
+    if r.downloader == context.me {
+        return Err(Rejection::SelfReceipt);
+    }
+    if r.epoch > context.current || r.epoch.0 < context.current.0.saturating_sub(context.grace) {
+        return Err(Rejection::EpochOutOfWindow {
+            epoch: r.epoch,
+            current: context.current,
+        });
+    }
+    let Some(expected) = (context.chunk_len)(&r.chunk) else {
+        return Err(Rejection::UnknownChunk { chunk: r.chunk });
+    };
+    if u64::from(r.bytes) != expected {
+        return Err(Rejection::BytesMismatch {
+            expected,
+            actual: r.bytes,
+        });
+    }
+    Ok(())
+}
+
+/// What storing one receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Newly stored.
+    New,
+    /// The identical receipt was already held (resubmission is harmless).
+    AlreadyHeld,
+    /// A different receipt with the same key is held.
+    Conflict,
+}
+
+/// A receipt as listed by `node-lite receipts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldReceipt {
+    /// The signed receipt.
+    #[serde(flatten)]
+    pub receipt: SignedReceipt,
+    /// When this node stored it (Unix ms).
+    pub received_at_ms: u64,
+}
+
+/// The seeder's receipt database.
+#[derive(Clone, Debug)]
+pub struct ReceiptStore {
+    pool: SqlitePool,
+}
+
+/// Migrations embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl ReceiptStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores receipts in one transaction; returns once it is durable.
+    pub async fn insert(&self, receipts: &[SignedReceipt]) -> Result<Vec<Stored>, sqlx::Error> {
+        let now = to_i64(crate::now_ms());
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(receipts.len());
+        for signed in receipts {
+            let r = &signed.receipt;
+            let encoded = signed.encode();
+            let inserted = sqlx::query(
+                "INSERT INTO receipts (downloader, chunk, epoch, bytes, issued_at_ms, received_at_ms, encoded)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.downloader.0[..])
+            .bind(&r.chunk.0[..])
+            .bind(to_i64(r.epoch.0))
+            .bind(i64::from(r.bytes))
+            .bind(to_i64(r.issued_at_ms))
+            .bind(now)
+            .bind(&encoded)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let outcome = if inserted == 1 {
+                Stored::New
+            } else {
+                let held: Vec<u8> = sqlx::query_scalar(
+                    "SELECT encoded FROM receipts WHERE downloader = ? AND chunk = ? AND epoch = ?",
+                )
+                .bind(&r.downloader.0[..])
+                .bind(&r.chunk.0[..])
+                .bind(to_i64(r.epoch.0))
+                .fetch_one(&mut *tx)
+                .await?;
+                if held == encoded {
+                    Stored::AlreadyHeld
+                } else {
+                    Stored::Conflict
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Number of receipts held.
+    pub async fn count(&self) -> Result<u64, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Receipts held, oldest epoch first, optionally for one epoch only.
+    pub async fn list(&self, epoch: Option<Epoch>) -> Result<Vec<HeldReceipt>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT encoded, received_at_ms FROM receipts WHERE (?1 IS NULL OR epoch = ?1)
+             ORDER BY epoch, issued_at_ms, chunk",
+        )
+        .bind(epoch.map(|e| to_i64(e.0)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let encoded: Vec<u8> = row.try_get("encoded")?;
+                let received: i64 = row.try_get("received_at_ms")?;
+                let receipt = SignedReceipt::decode(&mut &encoded[..])
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok(HeldReceipt {
+                    receipt,
+                    received_at_ms: u64::try_from(received).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Closes the database (waits for connections to finish).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsi_protocol::{NetworkId, Receipt, SecretKey};
+
+    fn signed(seeder: NodeId, key: &SecretKey, chunk: u8, epoch: u64, nonce: u64) -> SignedReceipt {
+        let receipt = Receipt {
+            epoch: Epoch(epoch),
+            seeder,
+            downloader: key.node_id(),
+            chunk: ChunkId([chunk; 32]),
+            bytes: 100,
+            issued_at_ms: 1,
+            nonce,
+        };
+        SignedReceipt::sign(receipt, &NetworkId::default(), key)
+    }
+
+    #[test]
+    fn rules_are_named() {
+        let me = NodeId([1; 32]);
+        let key = SecretKey::from_seed(&[2; 32]);
+        let len = |c: &ChunkId| (c.0[0] == 7).then_some(100u64);
+        let context = CheckContext {
+            me,
+            current: Epoch(10),
+            grace: 1,
+            chunk_len: &len,
+        };
+        assert_eq!(check(&signed(me, &key, 7, 10, 0), &context), Ok(()));
+        assert_eq!(check(&signed(me, &key, 7, 9, 0), &context), Ok(()));
+        assert_eq!(
+            check(&signed(me, &key, 7, 8, 0), &context)
+                .unwrap_err()
+                .code(),
+            "epoch_out_of_window"
+        );
+        assert_eq!(
+            check(&signed(me, &key, 7, 11, 0), &context)
+                .unwrap_err()
+                .code(),
+            "epoch_out_of_window"
+        );
+        assert_eq!(
+            check(&signed(me, &key, 8, 10, 0), &context)
+                .unwrap_err()
+                .code(),
+            "unknown_chunk"
+        );
+        assert_eq!(
+            check(&signed(NodeId([3; 32]), &key, 7, 10, 0), &context)
+                .unwrap_err()
+                .code(),
+            "wrong_seeder"
+        );
+        let mut wrong_bytes = signed(me, &key, 7, 10, 0);
+        wrong_bytes.receipt.bytes = 99;
+        assert_eq!(
+            check(&wrong_bytes, &context).unwrap_err().code(),
+            "bytes_mismatch"
+        );
+        let own = SecretKey::from_seed(&[1; 32]);
+        let context_self = CheckContext {
+            me: own.node_id(),
+            ..context
+        };
+        assert_eq!(
+            check(&signed(own.node_id(), &own, 7, 10, 0), &context_self)
+                .unwrap_err()
+                .code(),
+            "self_receipt"
+        );
+    }
+
+    #[tokio::test]
+    async fn receipts_survive_reopen_and_resubmission_is_harmless() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("receipts.db");
+        let key = SecretKey::from_seed(&[2; 32]);
+        let me = NodeId([1; 32]);
+        let a = signed(me, &key, 1, 5, 1);
+        let b = signed(me, &key, 2, 5, 2);
+        {
+            let store = ReceiptStore::open(&path).await.unwrap();
+            assert_eq!(
+                store.insert(&[a, b]).await.unwrap(),
+                vec![Stored::New, Stored::New]
+            );
+            store.close().await;
+        }
+        let store = ReceiptStore::open(&path).await.unwrap();
+        assert_eq!(store.count().await.unwrap(), 2);
+        let again = signed(me, &key, 1, 5, 99);
+        assert_eq!(
+            store.insert(&[a, again]).await.unwrap(),
+            vec![Stored::AlreadyHeld, Stored::Conflict]
+        );
+        let listed = store.list(None).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|h| h.receipt).collect::<Vec<_>>(),
+            vec![a, b]
+        );
+        assert!(store.list(Some(Epoch(4))).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,602 @@
+//! The node's HTTP API (axum). [`router`] builds the routes over a shared [`NodeState`];
+//! [`serve`] binds them to a listener until a cancellation token fires, so tests can call
+//! `router(state).oneshot(request)` without a socket.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/node` | node id, network, current epoch |
+//! | `GET /v1/content` | content held: id, name, size, chunks held |
+//! | `GET /v1/content/{id}/manifest` | canonical manifest bytes (`application/octet-stream`) |
+//! | `GET /v1/content/{id}/have` | which chunks of it are held (hex bitfield) |
+//! | `GET /v1/chunks/{id}` | chunk bytes; needs header `x-dsi-downloader: <node id>` |
+//! | `POST /v1/receipts` | a batch of signed receipts; per-receipt accepted/rejected |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /health` | `ok` |
+//!
+//! Errors are JSON `{"code": "...", "message": "..."}` with a stable `code`.
+
+pub mod ledger;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use dsi_protocol::{ChunkId, ContentId, Epoch, NetworkId, NodeId, SecretKey, SignedReceipt};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::VerifyMode;
+use crate::receipts::{self, CheckContext, ReceiptStore, Rejection, Stored};
+use crate::store::{BitfieldWire, ChunkStore, StoreError};
+use crate::{Config, DataDir, NodeError};
+pub use ledger::Ledger;
+pub use metrics::Metrics;
+
+/// Most receipts accepted in one `POST /v1/receipts`.
+pub const MAX_RECEIPT_BATCH: usize = 4096;
+
+/// `GET /v1/node`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Its network.
+    pub network: NetworkId,
+    /// Its current epoch.
+    pub epoch: Epoch,
+    /// node-lite version.
+    pub version: String,
+}
+
+/// One entry of `GET /v1/content`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContentEntry {
+    /// The content id.
+    pub content_id: ContentId,
+    /// Its name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Chunk size.
+    pub chunk_size: u32,
+    /// Number of chunks.
+    pub chunks: usize,
+    /// Number of chunks this node holds.
+    pub held: usize,
+}
+
+/// Body of `POST /v1/receipts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptBatch {
+    /// The receipts.
+    pub receipts: Vec<SignedReceipt>,
+}
+
+/// The verdict on one receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ReceiptVerdict {
+    /// Stored durably (or already held, identical).
+    Accepted,
+    /// Refused by a named rule.
+    Rejected {
+        /// The rule's code.
+        code: String,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+/// Answer to `POST /v1/receipts`: one verdict per receipt, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptBatchResponse {
+    /// Verdicts.
+    pub results: Vec<ReceiptVerdict>,
+}
+
+/// A JSON error: `{"code", "message"}` with an HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The JSON body of an error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Identity of a chunk file on disk: if it changes, the chunk is hashed again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// Paces uploads to a byte rate shared by all requests. Bodies are sent in pieces of
+/// [`THROTTLE_PIECE`] bytes, each waiting for its slot, so a capped seeder keeps bytes
+/// flowing to every downloader instead of holding whole responses back (which downloaders
+/// would rightly take for a stall).
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_sec: u64,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+/// Piece size of throttled bodies.
+const THROTTLE_PIECE: usize = 16 * 1024;
+
+impl Throttle {
+    async fn wait(&self, bytes: u64) {
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        let start = {
+            let mut next = self.next.lock().await;
+            let start = (*next).max(Instant::now());
+            *next = start + cost;
+            start
+        };
+        tokio::time::sleep_until(start + cost).await;
+    }
+
+    /// `bytes` as a body paced by this throttle.
+    fn body(self: Arc<Self>, bytes: Vec<u8>) -> Body {
+        let bytes = bytes::Bytes::from(bytes);
+        let pieces = futures_util::stream::unfold(0usize, move |offset| {
+            let throttle = self.clone();
+            let bytes = bytes.clone();
+            async move {
+                if offset >= bytes.len() {
+                    return None;
+                }
+                let end = (offset + THROTTLE_PIECE).min(bytes.len());
+                throttle.wait((end - offset) as u64).await;
+                Some((Ok::<_, io::Error>(bytes.slice(offset..end)), end))
+            }
+        });
+        Body::from_stream(pieces)
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct NodeState {
+    key: SecretKey,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Configuration in effect.
+    pub config: Config,
+    /// The chunk store.
+    pub store: ChunkStore,
+    /// The receipt database.
+    pub receipts: ReceiptStore,
+    /// Unpaid chunks per downloader.
+    pub ledger: Ledger,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    verified: Mutex<HashMap<ChunkId, FileStamp>>,
+    throttle: Option<Arc<Throttle>>,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory is unusable.
+    #[error(transparent)]
+    DataDir(#[from] NodeError),
+    /// The chunk store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The receipt database could not be opened.
+    #[error("receipt database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl NodeState {
+    /// Opens the node's store and receipt database.
+    pub async fn open(data_dir: &DataDir, config: Config) -> Result<Self, OpenError> {
+        let key = data_dir.key()?;
+        let store = ChunkStore::open(data_dir.path())?;
+        let receipts = ReceiptStore::open(&data_dir.receipts_db()).await?;
+        let metrics = Metrics::default();
+        Metrics::add(&metrics.receipts_held, receipts.count().await?);
+        let throttle = (config.serve.max_upload_bytes_per_sec > 0).then(|| {
+            Arc::new(Throttle {
+                bytes_per_sec: config.serve.max_upload_bytes_per_sec,
+                next: tokio::sync::Mutex::new(Instant::now()),
+            })
+        });
+        Ok(Self {
+            node_id: key.node_id(),
+            key,
+            ledger: Ledger::new(
+                config.serve.max_owed_receipts,
+                Duration::from_secs(config.serve.owed_forgive_after_secs),
+            ),
+            config,
+            store,
+            receipts,
+            metrics,
+            verified: Mutex::new(HashMap::new()),
+            throttle,
+        })
+    }
+
+    /// The node's secret key (for signing as a downloader).
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    fn current_epoch(&self) -> Epoch {
+        self.config.epochs.epoch_at(crate::now_ms())
+    }
+
+    /// Reads a chunk for serving, verifying it as the config says. `Ok(None)`: not held.
+    fn read_for_serving(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.store.chunk_path(id);
+        let stamp = match std::fs::metadata(&path) {
+            Ok(meta) => FileStamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "cannot stat",
+                    path,
+                    source,
+                });
+            }
+        };
+        let must_hash = match self.config.serve.verify {
+            VerifyMode::Never => false,
+            VerifyMode::Always => true,
+            VerifyMode::Cached => {
+                let cache = self
+                    .verified
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.get(id) != Some(&stamp)
+            }
+        };
+        if !must_hash {
+            return self.store.read_chunk(id);
+        }
+        let result = self.store.read_chunk_verified(id);
+        let mut cache = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &result {
+            Ok(Some(_)) => cache.insert(*id, stamp),
+            _ => cache.remove(id),
+        };
+        result
+    }
+}
+
+/// The routes over `state`.
+pub fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/v1/node", get(node_info))
+        .route("/v1/content", get(list_content))
+        .route("/v1/content/{content}/manifest", get(get_manifest))
+        .route("/v1/content/{content}/have", get(get_have))
+        .route("/v1/chunks/{chunk}", get(get_chunk))
+        .route("/v1/receipts", post(post_receipts))
+        .route("/metrics", get(get_metrics))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(8 << 20))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `token` is cancelled, then finishes open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    token: CancellationToken,
+) -> io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
+}
+
+fn parse_content(text: &str) -> Result<ContentId, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_content_id", format!("{e}")))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
+}
+
+async fn node_info(State(state): State<Arc<NodeState>>) -> Json<NodeInfo> {
+    Json(NodeInfo {
+        node_id: state.node_id,
+        network: state.config.network.clone(),
+        epoch: state.current_epoch(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+async fn list_content(
+    State(state): State<Arc<NodeState>>,
+) -> Result<Json<Vec<ContentEntry>>, ApiError> {
+    let entries = blocking(move || -> Result<Vec<ContentEntry>, StoreError> {
+        Ok(state
+            .store
+            .list()?
+            .into_iter()
+            .map(|(content_id, m)| ContentEntry {
+                content_id,
+                held: state.store.held(&m).count(),
+                name: m.name,
+                size: m.size,
+                chunk_size: m.chunk_size,
+                chunks: m.chunks.len(),
+            })
+            .collect())
+    })
+    .await?
+    .map_err(ApiError::internal)?;
+    Ok(Json(entries))
+}
+
+fn unknown_content(content: &ContentId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_content",
+        format!("this node has no content {content}"),
+    )
+}
+
+async fn get_manifest(
+    State(state): State<Arc<NodeState>>,
+    Path(content): Path<String>,
+) -> Result<Response, ApiError> {
+    let content = parse_content(&content)?;
+    let bytes = blocking(move || state.store.manifest_bytes(&content))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| unknown_content(&content))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn get_have(
+    State(state): State<Arc<NodeState>>,
+    Path(content): Path<String>,
+) -> Result<Json<BitfieldWire>, ApiError> {
+    let content = parse_content(&content)?;
+    let field = blocking(move || -> Result<_, StoreError> {
+        Ok(state
+            .store
+            .manifest(&content)?
+            .map(|m| state.store.held(&m)))
+    })
+    .await?
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| unknown_content(&content))?;
+    Ok(Json(BitfieldWire {
+        chunks: field.len(),
+        held: field.to_hex(),
+    }))
+}
+
+async fn get_chunk(
+    State(state): State<Arc<NodeState>>,
+    Path(chunk): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let chunk: ChunkId = chunk
+        .parse()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_chunk_id", format!("{e}")))?;
+    let downloader: NodeId = headers
+        .get(crate::DOWNLOADER_HEADER)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_downloader",
+                format!(
+                    "chunk requests must name the downloader in the {} header",
+                    crate::DOWNLOADER_HEADER
+                ),
+            )
+        })?
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_downloader",
+                "downloader header is not a node id",
+            )
+        })?;
+    if let Err(owed) = state.ledger.try_serve(downloader, chunk) {
+        Metrics::add(&state.metrics.requests_refused, 1);
+        tracing::debug!(downloader = %downloader.short(), owed, "refusing downloader that owes receipts");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "receipts_owed",
+            format!("downloader owes {owed} receipts; send them to POST /v1/receipts first"),
+        ));
+    }
+    let reader = state.clone();
+    let read = blocking(move || reader.read_for_serving(&chunk)).await?;
+    let bytes = match read {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            state.ledger.settle(&downloader, &chunk);
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_chunk",
+                format!("this node has no chunk {chunk}"),
+            ));
+        }
+        Err(StoreError::Corrupt { id, actual }) => {
+            state.ledger.settle(&downloader, &chunk);
+            Metrics::add(&state.metrics.chunks_corrupt, 1);
+            tracing::warn!(chunk = %id, %actual, "chunk corrupt on disk; quarantined");
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "chunk_corrupt",
+                format!("chunk {id} failed verification on this node and was quarantined"),
+            ));
+        }
+        Err(e) => {
+            state.ledger.settle(&downloader, &chunk);
+            return Err(ApiError::internal(e));
+        }
+    };
+    Metrics::add(&state.metrics.bytes_served, bytes.len() as u64);
+    Metrics::add(&state.metrics.chunks_served, 1);
+    let body = match &state.throttle {
+        Some(throttle) => throttle.clone().body(bytes),
+        None => Body::from(bytes),
+    };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+}
+
+async fn post_receipts(
+    State(state): State<Arc<NodeState>>,
+    Json(batch): Json<ReceiptBatch>,
+) -> Result<Json<ReceiptBatchResponse>, ApiError> {
+    if batch.receipts.len() > MAX_RECEIPT_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "at most {MAX_RECEIPT_BATCH} receipts per batch, got {}",
+                batch.receipts.len()
+            ),
+        ));
+    }
+    let checker = state.clone();
+    let receipts = batch.receipts;
+    // Signatures (batch-verified) and rules, off the async threads.
+    let (receipts, mut verdicts) = blocking(move || {
+        let network = &checker.config.network;
+        let signatures = SignedReceipt::verify_many(&receipts, network);
+        let chunk_len = |chunk: &ChunkId| {
+            std::fs::metadata(checker.store.chunk_path(chunk))
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        };
+        let context = CheckContext {
+            me: checker.node_id,
+            current: checker.current_epoch(),
+            grace: checker.config.serve.receipt_epoch_grace,
+            chunk_len: &chunk_len,
+        };
+        let verdicts: Vec<Result<(), Rejection>> = receipts
+            .iter()
+            .zip(signatures)
+            .map(|(receipt, signature)| {
+                signature.map_err(|e| Rejection::BadSignature(e.to_string()))?;
+                receipts::check(receipt, &context)
+            })
+            .collect();
+        (receipts, verdicts)
+    })
+    .await?;
+    let accepted: Vec<SignedReceipt> = receipts
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| v.is_ok())
+        .map(|(r, _)| *r)
+        .collect();
+    let stored = state
+        .receipts
+        .insert(&accepted)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut stored = stored.into_iter();
+    let mut new = 0u64;
+    for (receipt, verdict) in receipts.iter().zip(verdicts.iter_mut()) {
+        if verdict.is_err() {
+            continue;
+        }
+        match stored.next() {
+            Some(Stored::New) => new += 1,
+            Some(Stored::AlreadyHeld) => {}
+            Some(Stored::Conflict) | None => *verdict = Err(Rejection::Duplicate),
+        }
+        if verdict.is_ok() {
+            state
+                .ledger
+                .settle(&receipt.receipt.downloader, &receipt.receipt.chunk);
+        }
+    }
+    let rejected = verdicts.iter().filter(|v| v.is_err()).count() as u64;
+    Metrics::add(&state.metrics.receipts_held, new);
+    Metrics::add(
+        &state.metrics.receipts_accepted,
+        verdicts.len() as u64 - rejected,
+    );
+    Metrics::add(&state.metrics.receipts_rejected, rejected);
+    let results = verdicts
+        .into_iter()
+        .map(|v| match v {
+            Ok(()) => ReceiptVerdict::Accepted,
+            Err(rejection) => ReceiptVerdict::Rejected {
+                code: rejection.code().to_string(),
+                message: rejection.to_string(),
+            },
+        })
+        .collect();
+    Ok(Json(ReceiptBatchResponse { results }))
+}
+
+async fn get_metrics(State(state): State<Arc<NodeState>>) -> Response {
+    let text = state.metrics.render(state.ledger.refused_count());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
