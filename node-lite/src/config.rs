@@ -31,7 +31,7 @@ pub enum VerifyMode {
 }
 
 /// Everything a node can be configured with.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The network this node belongs to; part of every receipt's signing bytes.
@@ -77,17 +77,6 @@ pub struct DownloadConfig {
     pub max_peer_failures: u32,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            network: NetworkId::default(),
-            epochs: EpochSchedule::default(),
-            serve: ServeConfig::default(),
-            download: DownloadConfig::default(),
-        }
-    }
-}
-
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
@@ -104,7 +93,7 @@ impl Default for ServeConfig {
 impl Default for DownloadConfig {
     fn default() -> Self {
         Self {
-            per_peer_concurrency: 4,
+            per_peer_concurrency: 8,
             stall_timeout_ms: 10_000,
             max_peer_failures: 3,
         }
@@ -139,7 +128,7 @@ receipt_epoch_grace = 1
 
 [download]
 # Chunk requests in flight per peer.
-per_peer_concurrency = 4
+per_peer_concurrency = 8
 # Drop a peer that sends nothing for this long (milliseconds).
 stall_timeout_ms = 10000
 # Drop a peer after this many failed requests in a row.
@@ -154,9 +143,14 @@ impl Config {
         Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&file))
             .merge(
-                Env::prefixed("DSI_")
-                    .split("__")
-                    .filter(|key| !matches!(key.as_str(), "data_dir" | "log" | "bless")),
+                // Only this tool's sections: other DSI_* variables (DSI_LOG, DSI_DATA_DIR,
+                // other tools' settings) are not node-lite config.
+                Env::prefixed("DSI_").split("__").filter(|key| {
+                    let section = key.as_str().split('.').next().unwrap_or_default();
+                    ["network", "epochs", "serve", "download"]
+                        .iter()
+                        .any(|s| section.eq_ignore_ascii_case(s))
+                }),
             )
             .extract()
             .map_err(|e| NodeError::Usage(format!("configuration ({}): {e}", file.display())))
@@ -174,24 +168,44 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn file_values_load_and_typos_are_named() {
+        // Inside a Jail: environment tests run in parallel and must not leak into this one.
+        figment::Jail::expect_with(|_jail| {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let write = |text: &str| std::fs::write(dir.path().join("config.toml"), text);
+            write("network = \"dsi-test\"\n[serve]\nmax_owed_receipts = 3\n")
+                .map_err(|e| e.to_string())?;
+            let config = Config::load(dir.path()).map_err(|e| e.to_string())?;
+            assert_eq!(config.network.as_str(), "dsi-test");
+            assert_eq!(config.serve.max_owed_receipts, 3);
+            write("[serve]\nlisten_addr = \"x\"\n").map_err(|e| e.to_string())?;
+            let err = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("listen_addr"), "{err}");
+            write("network = \"Bad Name\"\n").map_err(|e| e.to_string())?;
+            assert!(Config::load(dir.path()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn environment_overrides_and_foreign_variables_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            "network = \"dsi-test\"\n[serve]\nmax_owed_receipts = 3\n",
-        )
-        .unwrap();
-        let config = Config::load(dir.path()).unwrap();
-        assert_eq!(config.network.as_str(), "dsi-test");
-        assert_eq!(config.serve.max_owed_receipts, 3);
-        std::fs::write(
-            dir.path().join("config.toml"),
-            "[serve]\nlisten_addr = \"x\"\n",
-        )
-        .unwrap();
-        let err = Config::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("listen_addr"), "{err}");
-        std::fs::write(dir.path().join("config.toml"), "network = \"Bad Name\"\n").unwrap();
-        assert!(Config::load(dir.path()).is_err());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DSI_LOG", "debug");
+            jail.set_env("DSI_ORACLE__LISTEN", "x");
+            jail.set_env("DSI_SERVE__MAX_OWED_RECEIPTS", "7");
+            jail.set_env("DSI_NETWORK", "dsi-env");
+            let config = Config::load(dir.path()).map_err(|e| e.to_string())?;
+            assert_eq!(config.serve.max_owed_receipts, 7);
+            assert_eq!(config.network.as_str(), "dsi-env");
+            jail.set_env("DSI_SERVE__MAX_OWED", "7");
+            assert!(
+                Config::load(dir.path()).is_err(),
+                "a typo inside a section is an error"
+            );
+            Ok(())
+        });
     }
 }

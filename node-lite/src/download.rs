@@ -46,7 +46,7 @@ use crate::config::DownloadConfig;
 use crate::peers::PeerSource;
 use crate::server::{MAX_RECEIPT_BATCH, ReceiptVerdict};
 use crate::store::{Bitfield, ChunkStore};
-use client::{FetchError, PeerClient};
+use client::{FetchError, PeerClient, Pieces};
 use scheduler::Scheduler;
 
 /// Suffix of the partial output file.
@@ -65,6 +65,9 @@ pub struct DownloadOptions {
     pub progress: bool,
     /// Replace an existing output file that is not this content.
     pub force: bool,
+    /// Compute the SHA-256 of the output (while downloading) for the report. Integrity does
+    /// not depend on it: every chunk is BLAKE3-verified against the manifest.
+    pub sha256: bool,
 }
 
 impl DownloadOptions {
@@ -76,6 +79,7 @@ impl DownloadOptions {
             max_peer_failures: config.max_peer_failures.max(1),
             progress: false,
             force: false,
+            sha256: true,
         }
     }
 }
@@ -123,7 +127,7 @@ pub struct DownloadReport {
     /// Bytes fetched now (verified, first copies only).
     pub bytes_fetched: u64,
     /// SHA-256 of the output file, hex.
-    pub sha256: String,
+    pub sha256: Option<String>,
     /// Wall-clock time.
     pub elapsed_ms: u64,
     /// Per peer.
@@ -132,7 +136,7 @@ pub struct DownloadReport {
 
 /// Where verified chunks go.
 trait Sink: Send + Sync {
-    fn write(&self, index: usize, bytes: &[u8]) -> Result<(), NodeError>;
+    fn write(&self, index: usize, bytes: &Pieces) -> Result<(), NodeError>;
 }
 
 struct FileSink {
@@ -142,9 +146,9 @@ struct FileSink {
 }
 
 impl Sink for FileSink {
-    fn write(&self, index: usize, bytes: &[u8]) -> Result<(), NodeError> {
-        self.file
-            .write_all_at(bytes, index as u64 * self.chunk_size)
+    fn write(&self, index: usize, bytes: &Pieces) -> Result<(), NodeError> {
+        bytes
+            .write_at(&self.file, index as u64 * self.chunk_size)
             .map_err(|e| NodeError::Io {
                 action: "cannot write",
                 path: self.path.clone(),
@@ -159,8 +163,9 @@ struct StoreSink {
 }
 
 impl Sink for StoreSink {
-    fn write(&self, index: usize, bytes: &[u8]) -> Result<(), NodeError> {
-        self.store.put_chunk(&self.chunks[index], bytes, false)?;
+    fn write(&self, index: usize, bytes: &Pieces) -> Result<(), NodeError> {
+        self.store
+            .put_chunk(&self.chunks[index], &bytes.to_vec(), false)?;
         Ok(())
     }
 }
@@ -182,6 +187,18 @@ struct Peer {
     receipts: Option<mpsc::UnboundedSender<SignedReceipt>>,
     sender: Option<tokio::task::JoinHandle<()>>,
     stats: Arc<ReceiptStats>,
+}
+
+/// What one run of the engine fetches, and where it puts it.
+struct Job<'a> {
+    content: &'a ContentId,
+    manifest: &'a Manifest,
+    /// Chunk indexes to fetch.
+    needed: &'a [usize],
+    /// Where verified chunks go.
+    sink: Arc<dyn Sink>,
+    /// Told how many leading chunks are complete (for the prefix hasher).
+    prefix: Option<std::sync::mpsc::Sender<usize>>,
 }
 
 enum Outcome {
@@ -384,6 +401,7 @@ impl Downloader {
         let manifest = self
             .fetch_manifest(content, &mut peers, &mut failed)
             .await?;
+        tracing::debug!(elapsed = ?started.elapsed(), peers = peers.len(), "manifest verified");
 
         let io_err = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -404,7 +422,10 @@ impl Downloader {
             let present = scan_file(out, &manifest).await?;
             if present.iter().all(|p| *p) {
                 tracing::info!(path = %out.display(), "output already holds this content");
-                let sha256 = sha256_file(out).await?;
+                let sha256 = match self.options.sha256 {
+                    true => Some(sha256_file(out).await?),
+                    false => None,
+                };
                 return Ok(DownloadReport {
                     content_id: *content,
                     name: manifest.name.clone(),
@@ -453,9 +474,27 @@ impl Downloader {
             chunk_size: u64::from(manifest.chunk_size),
             path: part_path.clone(),
         });
+        let (prefix, hasher) = match self.options.sha256 {
+            true => {
+                let (prefix, hasher) = prefix_hasher(part_path.clone(), &manifest);
+                (Some(prefix), Some(hasher))
+            }
+            false => (None, None),
+        };
         let outcome = self
-            .swarm(content, &manifest, &needed, &mut peers, sink.clone(), token)
+            .swarm(
+                Job {
+                    content,
+                    manifest: &manifest,
+                    needed: &needed,
+                    sink: sink.clone(),
+                    prefix,
+                },
+                &mut peers,
+                token,
+            )
             .await;
+        tracing::debug!(elapsed = ?started.elapsed(), "chunks fetched");
         let peer_reports: Vec<PeerReport> = self
             .finish_receipts(peers)
             .await
@@ -487,6 +526,7 @@ impl Downloader {
             }
             other => other,
         })?;
+        tracing::debug!(elapsed = ?started.elapsed(), "receipts delivered");
         sink.file
             .sync_all()
             .map_err(io_err("cannot sync", &part_path))?;
@@ -496,7 +536,16 @@ impl Downloader {
                 .and_then(|d| d.sync_all())
                 .map_err(io_err("cannot sync", dir))?;
         }
-        let sha256 = sha256_file(out).await?;
+        tracing::debug!(elapsed = ?started.elapsed(), "output synced");
+        let sha256 = match hasher {
+            Some(hasher) => Some(
+                hasher
+                    .await
+                    .map_err(|e| NodeError::Usage(format!("hash task failed: {e}")))??,
+            ),
+            None => None,
+        };
+        tracing::debug!(elapsed = ?started.elapsed(), "sha256 computed");
         Ok(DownloadReport {
             content_id: *content,
             name: manifest.name.clone(),
@@ -539,7 +588,17 @@ impl Downloader {
             chunks: manifest.chunks.clone(),
         });
         let outcome = self
-            .swarm(content, &manifest, &needed, &mut peers, sink, token)
+            .swarm(
+                Job {
+                    content,
+                    manifest: &manifest,
+                    needed: &needed,
+                    sink,
+                    prefix: None,
+                },
+                &mut peers,
+                token,
+            )
             .await;
         let reports: Vec<PeerReport> = self
             .finish_receipts(peers)
@@ -561,14 +620,13 @@ impl Downloader {
         // Senders end when their queue is closed and empty; give them time to deliver.
         let deadline = tokio::time::Instant::now() + self.options.stall_timeout * 3;
         for peer in &mut peers {
-            if let Some(mut sender) = peer.sender.take() {
-                if tokio::time::timeout_at(deadline, &mut sender)
+            if let Some(mut sender) = peer.sender.take()
+                && tokio::time::timeout_at(deadline, &mut sender)
                     .await
                     .is_err()
-                {
-                    tracing::warn!(peer = %peer.client.url(), "gave up delivering receipts");
-                    sender.abort();
-                }
+            {
+                tracing::warn!(peer = %peer.client.url(), "gave up delivering receipts");
+                sender.abort();
             }
         }
         peers
@@ -598,17 +656,21 @@ impl Downloader {
         SignedReceipt::sign(receipt, &self.network, &self.key)
     }
 
-    /// The engine: fetch `needed` chunks of `manifest` from `peers` into `sink`.
-    /// Returns (chunks fetched, bytes fetched).
+    /// The engine: fetch the job's chunks from `peers`. Returns (chunks fetched, bytes
+    /// fetched).
     async fn swarm(
         &self,
-        content: &ContentId,
-        manifest: &Manifest,
-        needed: &[usize],
+        job: Job<'_>,
         peers: &mut [Peer],
-        sink: Arc<dyn Sink>,
         token: &CancellationToken,
     ) -> Result<(usize, u64), NodeError> {
+        let Job {
+            content,
+            manifest,
+            needed,
+            sink,
+            prefix,
+        } = job;
         let stall = self.options.stall_timeout;
         let total_bytes: u64 = needed
             .iter()
@@ -635,12 +697,7 @@ impl Downloader {
                 Bitfield::new(manifest.chunk_count())
             }));
         }
-        let mut scheduler = Scheduler::new(
-            manifest.chunk_count(),
-            needed,
-            haves,
-            &mut rand::thread_rng(),
-        );
+        let mut scheduler = Scheduler::new(manifest.chunk_count(), needed, haves);
         for (p, peer) in peers.iter_mut().enumerate() {
             if peer.report.dropped.is_some() {
                 scheduler.drop_peer(p);
@@ -663,6 +720,20 @@ impl Downloader {
         let (mut fetched, mut fetched_bytes) = (0usize, 0u64);
         let concurrency = self.options.per_peer_concurrency;
         let mut grace: Option<tokio::time::Instant> = None;
+        // Chunks 0..contiguous are complete; the prefix hasher follows them.
+        let mut contiguous = 0;
+        let mut advance_prefix = |scheduler: &Scheduler| {
+            let before = contiguous;
+            while contiguous < manifest.chunk_count() && scheduler.is_complete(contiguous) {
+                contiguous += 1;
+            }
+            if (contiguous != before || contiguous == 0)
+                && let Some(prefix) = &prefix
+            {
+                let _ = prefix.send(contiguous);
+            }
+        };
+        advance_prefix(&scheduler);
 
         let drop_peer = |p: usize,
                          reason: String,
@@ -698,7 +769,7 @@ impl Downloader {
                             Err(e) => return Outcome::Fetch(e),
                         };
                         let written = tokio::task::spawn_blocking(move || {
-                            let actual = ChunkId::of(&bytes);
+                            let actual = bytes.chunk_id();
                             if actual != id || bytes.len() != len {
                                 return Outcome::BadBytes {
                                     actual,
@@ -790,15 +861,18 @@ impl Downloader {
                 Outcome::Stored { len } => {
                     peers[p].failures = 0;
                     let first = scheduler.complete(index, p);
+                    if first {
+                        advance_prefix(&scheduler);
+                    }
                     let receipt =
                         self.sign_receipt(peers[p].node_id, manifest.chunks[index], len as u32);
                     let peer = &mut peers[p];
                     peer.report.chunks += 1;
                     peer.report.bytes += len as u64;
-                    if let Some(queue) = &peer.receipts {
-                        if queue.send(receipt).is_ok() {
-                            peer.report.receipts_sent += 1;
-                        }
+                    if let Some(queue) = &peer.receipts
+                        && queue.send(receipt).is_ok()
+                    {
+                        peer.report.receipts_sent += 1;
                     }
                     if first {
                         fetched += 1;
@@ -836,7 +910,7 @@ impl Downloader {
                 Outcome::Fetch(FetchError::Status { status: 429, .. }) => {
                     scheduler.failed(index, p);
                     peers[p].paused_until =
-                        Some(tokio::time::Instant::now() + Duration::from_millis(100));
+                        Some(tokio::time::Instant::now() + Duration::from_millis(20));
                 }
                 Outcome::Fetch(error) => {
                     scheduler.failed(index, p);
@@ -948,6 +1022,46 @@ async fn scan_file(path: &Path, manifest: &Manifest) -> Result<Vec<bool>, NodeEr
     })
     .await
     .map_err(|e| NodeError::Usage(format!("scan task failed: {e}")))?
+}
+
+/// Hashes `path` with SHA-256 in chunk order, as far as the prefix it is told about is
+/// complete, so that hashing the output overlaps the download. Ends with the digest once
+/// the prefix covers every chunk, or with an error if the sender goes away first.
+fn prefix_hasher(
+    path: PathBuf,
+    manifest: &Manifest,
+) -> (
+    std::sync::mpsc::Sender<usize>,
+    tokio::task::JoinHandle<Result<String, NodeError>>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let manifest = manifest.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let io = |e: std::io::Error| NodeError::Io {
+            action: "cannot hash",
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let file = File::open(&path).map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; manifest.chunk_size as usize];
+        let mut hashed = 0;
+        while hashed < manifest.chunk_count() {
+            let mut target = rx.recv().map_err(|_| NodeError::Interrupted)?;
+            while let Ok(newer) = rx.try_recv() {
+                target = newer;
+            }
+            while hashed < target.min(manifest.chunk_count()) {
+                let range = manifest.chunk_range(hashed);
+                let piece = &mut buffer[..(range.end - range.start) as usize];
+                file.read_exact_at(piece, range.start).map_err(io)?;
+                hasher.update(&*piece);
+                hashed += 1;
+            }
+        }
+        Ok(hex::encode(hasher.finalize()))
+    });
+    (tx, task)
 }
 
 /// SHA-256 of a file, hex.

@@ -105,6 +105,10 @@ enum Command {
         /// Drop a peer that sends nothing for this long (default from config: 10s).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         stall_timeout: Option<Duration>,
+        /// Skip the final SHA-256 of the output (every chunk is still BLAKE3-verified
+        /// against the manifest; the digest is only for comparing with a published checksum).
+        #[arg(long)]
+        no_sha256: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -244,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
             concurrency,
             stall_timeout,
+            no_sha256,
             json,
         } => {
             let content = parse_content(&content_id)?;
@@ -255,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = dir.config()?;
             let mut options = DownloadOptions::from_config(&config.download);
             options.force = force;
+            options.sha256 = !no_sha256;
             options.progress = std::io::stderr().is_terminal() && !json;
             if let Some(n) = concurrency {
                 options.per_peer_concurrency = n.max(1);
@@ -300,7 +306,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         peer.receipts_sent
                     );
                 }
-                println!("{}  {}", report.sha256, report.out.display());
+                if let Some(sha256) = &report.sha256 {
+                    println!("{sha256}  {}", report.out.display());
+                }
             }
         }
         Command::Receipts { epoch, json } => receipts(&dir, epoch, json).await?,

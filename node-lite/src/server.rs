@@ -554,6 +554,14 @@ async fn post_receipts(
         .filter(|(_, v)| v.is_ok())
         .map(|(r, _)| *r)
         .collect();
+    // The ledger is policy, not data: settle debts as soon as valid receipts are in hand,
+    // so the commit's fsync does not hold the downloader back. The downloader's
+    // acknowledgement still waits for the commit.
+    for receipt in &accepted {
+        state
+            .ledger
+            .settle(&receipt.receipt.downloader, &receipt.receipt.chunk);
+    }
     let stored = state
         .receipts
         .insert(&accepted)
@@ -561,7 +569,7 @@ async fn post_receipts(
         .map_err(ApiError::internal)?;
     let mut stored = stored.into_iter();
     let mut new = 0u64;
-    for (receipt, verdict) in receipts.iter().zip(verdicts.iter_mut()) {
+    for verdict in verdicts.iter_mut() {
         if verdict.is_err() {
             continue;
         }
@@ -569,11 +577,6 @@ async fn post_receipts(
             Some(Stored::New) => new += 1,
             Some(Stored::AlreadyHeld) => {}
             Some(Stored::Conflict) | None => *verdict = Err(Rejection::Duplicate),
-        }
-        if verdict.is_ok() {
-            state
-                .ledger
-                .settle(&receipt.receipt.downloader, &receipt.receipt.chunk);
         }
     }
     let rejected = verdicts.iter().filter(|v| v.is_err()).count() as u64;

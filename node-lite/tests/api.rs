@@ -1,5 +1,7 @@
 //! Handler tests: every route and every rejection, through `router(state).oneshot(...)`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};

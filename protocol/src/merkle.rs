@@ -153,7 +153,7 @@ impl MerkleTree {
     /// The root ([`EMPTY_ROOT`] for no leaves).
     pub fn root(&self) -> Hash {
         match self.levels.last().and_then(|level| level.first()) {
-            Some(root) if self.len() > 0 => *root,
+            Some(root) if !self.is_empty() => *root,
             _ => EMPTY_ROOT,
         }
     }

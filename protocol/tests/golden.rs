@@ -5,6 +5,8 @@
 //! deliberate format change, regenerate with `DSI_BLESS=1 cargo test -p dsi-protocol --test
 //! golden` and review the diff: a changed vector is a breaking protocol change.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use dsi_protocol::merkle::{self, Keccak256, MerkleTree};
 use dsi_protocol::{
     ChunkId, Epoch, Manifest, NetworkId, NodeId, PayoutAccount, Receipt, RewardLeaf, SecretKey,

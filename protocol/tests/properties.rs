@@ -1,6 +1,8 @@
 //! Property tests: encodings round-trip, every Merkle proof verifies and any flipped bit
 //! fails, signatures bind every byte, and the fixed-point helpers keep their invariants.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use dsi_protocol::fixed::{mul_div, split_pro_rata};
 use dsi_protocol::merkle::{self, Keccak256, MerkleTree};
 use dsi_protocol::{

@@ -1,1 +1,286 @@
-fn main() {}
+//! `node-lite-bench`: download throughput on loopback, against a plain HTTP GET baseline
+//! measured in the same run.
+//!
+//! Run with `cargo run --release -p node-lite --bin node-lite-bench [-- --size-mib N]`.
+//!
+//! What it measures, each as the median of `--runs` runs after one warm-up run:
+//! - BLAKE3 throughput, one thread, over 256 KiB chunks (the per-chunk check);
+//! - a plain single-stream HTTP GET of the same file from a minimal axum server, written to
+//!   a file and synced (the baseline);
+//! - `node-lite get` (the library's `Downloader`) from 1 and from 3 seeders, with chunk
+//!   verification, receipts signed and delivered, the output synced and its SHA-256
+//!   computed, as the command does.
+//!
+//! Everything runs in this process on the same runtime (the machine's cores are shared by
+//! seeders and downloader, as on one host). The last line is a summary for scripts.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use dsi_protocol::manifest::DEFAULT_CHUNK_SIZE;
+use dsi_protocol::{ChunkId, ContentId, NetworkId, SecretKey};
+use futures_util::StreamExt;
+use node_lite::download::{DownloadOptions, Downloader};
+use node_lite::peers::{StaticPeers, parse_peer_url};
+use node_lite::server::{NodeState, serve};
+use node_lite::{Config, DataDir};
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+struct Args {
+    size_mib: usize,
+    runs: usize,
+    concurrency: Option<usize>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        size_mib: 64,
+        runs: 3,
+        concurrency: None,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(flag) = iter.next() {
+        let mut value = || iter.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--size-mib" => args.size_mib = value()?.parse().context("--size-mib")?,
+            "--runs" => args.runs = value()?.parse().context("--runs")?,
+            "--concurrency" => args.concurrency = Some(value()?.parse().context("--concurrency")?),
+            "-h" | "--help" => {
+                println!(
+                    "usage: node-lite-bench [--size-mib N (64)] [--runs N (3)] [--concurrency N]"
+                );
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument {other} (try --help)"),
+        }
+    }
+    anyhow::ensure!(
+        args.size_mib > 0 && args.runs > 0,
+        "size and runs must be positive"
+    );
+    Ok(args)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn mib_per_sec(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / elapsed.as_secs_f64()
+}
+
+/// Measures `f` once as warm-up, then `runs` times; returns the median throughput.
+async fn measure<F, Fut>(bytes: usize, runs: usize, mut f: F) -> anyhow::Result<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    f().await?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f().await?;
+        samples.push(mib_per_sec(bytes, start.elapsed()));
+    }
+    Ok(median(samples))
+}
+
+async fn start_seeder(
+    root: &Path,
+    name: &str,
+    file: &Path,
+) -> anyhow::Result<(Url, ContentId, CancellationToken)> {
+    let dir = DataDir::new(root.join(name));
+    dir.init()?;
+    let state = Arc::new(NodeState::open(&dir, Config::default()).await?);
+    let report = state
+        .store
+        .add_file(file, "bench.bin", DEFAULT_CHUNK_SIZE, &mut |_| {})?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = parse_peer_url(&format!("http://{}", listener.local_addr()?))?;
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, state, stop.clone()));
+    Ok((url, report.content_id, stop))
+}
+
+/// A minimal static file server: one route streaming the file from disk.
+async fn start_plain_server(file: &Path) -> anyhow::Result<(String, CancellationToken)> {
+    let path = file.to_path_buf();
+    let app = Router::new().route(
+        "/file",
+        get(move || {
+            let path = path.clone();
+            async move {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+                Ok::<_, String>(Body::from_stream(stream))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/file", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    });
+    Ok((url, stop))
+}
+
+async fn plain_get(client: &reqwest::Client, url: &str, out: &Path) -> anyhow::Result<()> {
+    let response = client.get(url).send().await?.error_for_status()?;
+    let mut file = std::fs::File::create(out)?;
+    let mut body = response.bytes_stream();
+    while let Some(piece) = body.next().await {
+        file.write_all(&piece?)?;
+    }
+    file.sync_all()?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    if let Ok(filter) = std::env::var("DSI_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let size = args.size_mib << 20;
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("bench.bin");
+    let mut data = vec![0u8; size];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut data);
+    std::fs::write(&file, &data)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "node-lite-bench: {} MiB random file, {} KiB chunks, loopback, {cores} cores, medians of {} interleaved runs",
+        args.size_mib,
+        DEFAULT_CHUNK_SIZE / 1024,
+        args.runs
+    );
+
+    // BLAKE3, one thread, chunk by chunk.
+    let blake3 = measure(size, args.runs, || {
+        let data = &data;
+        async move {
+            let mut last = ChunkId([0; 32]);
+            for chunk in data.chunks(DEFAULT_CHUNK_SIZE as usize) {
+                last = ChunkId::of(chunk);
+            }
+            std::hint::black_box(last);
+            Ok(())
+        }
+    })
+    .await?;
+    println!(
+        "{:<45} {blake3:>9.1} MiB/s",
+        "blake3, one thread, 256 KiB chunks"
+    );
+    drop(data);
+
+    // The baseline server and the seeders run side by side for the whole benchmark.
+    let (plain_url, plain_stop) = start_plain_server(&file).await?;
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let plain_out = tmp.path().join("plain.bin");
+    let out = tmp.path().join("out.bin");
+    let mut seeders = Vec::new();
+    for name in ["seeder-1", "seeder-2", "seeder-3"] {
+        seeders.push(start_seeder(tmp.path(), name, &file).await?);
+    }
+    let content = seeders[0].1;
+
+    // Each configuration runs as interleaved pairs (plain GET, then node-lite get), so both
+    // sides of a ratio see the same machine conditions; the figures are medians over pairs.
+    // Verified chunks and receipts are always on; "+ sha256" adds the CLI's default final
+    // digest, one more CPU pass over the bytes.
+    let mut summary = String::new();
+    let mut all_plain = Vec::new();
+    let concurrency = args.concurrency;
+    for (count, sha256) in [(1usize, false), (3, false), (1, true), (3, true)] {
+        let peers = StaticPeers(seeders.iter().take(count).map(|s| s.0.clone()).collect());
+        let get_once = || {
+            let peers = peers.clone();
+            let out = out.clone();
+            async move {
+                let _ = std::fs::remove_file(&out);
+                // A fresh downloader identity each run: receipts are new, not duplicates.
+                let key = SecretKey::generate(&mut rand::rngs::OsRng);
+                let mut options = DownloadOptions::from_config(&Default::default());
+                options.sha256 = sha256;
+                if let Some(n) = concurrency {
+                    options.per_peer_concurrency = n;
+                }
+                let downloader =
+                    Downloader::new(key, NetworkId::default(), Default::default(), options);
+                let report = downloader
+                    .download(&content, &peers, &out, &CancellationToken::new())
+                    .await?;
+                let accepted: u64 = report.peers.iter().map(|p| p.receipts_accepted).sum();
+                anyhow::ensure!(
+                    report.chunks_fetched == report.chunks_total,
+                    "incomplete download"
+                );
+                anyhow::ensure!(
+                    accepted as usize >= report.chunks_total,
+                    "receipts missing: {accepted}"
+                );
+                anyhow::ensure!(report.sha256.is_some() == sha256, "sha256 option ignored");
+                anyhow::Ok(())
+            }
+        };
+        plain_get(&client, &plain_url, &plain_out).await?;
+        get_once().await?;
+        let (mut gets, mut ratios) = (Vec::new(), Vec::new());
+        for _ in 0..args.runs {
+            let start = Instant::now();
+            plain_get(&client, &plain_url, &plain_out).await?;
+            let plain = mib_per_sec(size, start.elapsed());
+            let start = Instant::now();
+            get_once().await?;
+            let get = mib_per_sec(size, start.elapsed());
+            all_plain.push(plain);
+            gets.push(get);
+            ratios.push(get / plain);
+        }
+        let (get, ratio) = (median(gets), median(ratios));
+        let label = format!(
+            "get, {count} seeder{}, verified + receipts{}",
+            if count == 1 { "" } else { "s" },
+            if sha256 { " + sha256" } else { "" }
+        );
+        println!("{label:<45} {get:>9.1} MiB/s  ({ratio:.2}x the plain GET)");
+        let key = format!("get_{count}{}", if sha256 { "_sha256" } else { "" });
+        summary.push_str(&format!(" {key}_mib_s={get:.1} {key}_ratio={ratio:.2}"));
+    }
+    plain_stop.cancel();
+    for (_, _, stop) in &seeders {
+        stop.cancel();
+    }
+    let plain = median(all_plain);
+    println!(
+        "{:<45} {plain:>9.1} MiB/s",
+        "plain HTTP GET, one stream (baseline, median)"
+    );
+    println!("summary: blake3_mib_s={blake3:.1} plain_get_mib_s={plain:.1}{summary}");
+    Ok(())
+}

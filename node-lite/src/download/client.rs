@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use dsi_protocol::{ChunkId, ContentId, NodeId, SignedReceipt};
 use reqwest::{Client, Response, Url};
 
@@ -34,6 +35,55 @@ pub enum FetchError {
     /// The body was not what the API promises.
     #[error("bad response: {0}")]
     Decode(String),
+}
+
+/// A body as the pieces it arrived in: hashed and written without being copied into one
+/// buffer first.
+#[derive(Debug, Clone, Default)]
+pub struct Pieces {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Pieces {
+    /// Total length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// BLAKE3 of the bytes: the id of the chunk they form.
+    pub fn chunk_id(&self) -> ChunkId {
+        let mut hasher = blake3::Hasher::new();
+        for piece in &self.pieces {
+            hasher.update(piece);
+        }
+        ChunkId(*hasher.finalize().as_bytes())
+    }
+
+    /// Writes the bytes to `file` starting at `offset`.
+    pub fn write_at(&self, file: &std::fs::File, offset: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut at = offset;
+        for piece in &self.pieces {
+            file.write_all_at(piece, at)?;
+            at += piece.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// The bytes in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for piece in &self.pieces {
+            out.extend_from_slice(piece);
+        }
+        out
+    }
 }
 
 /// Builds the HTTP client shared by all peers of a download.
@@ -105,25 +155,32 @@ impl PeerClient {
 
     /// Reads a body of at most `limit` bytes, failing if it stalls.
     async fn body(
-        mut response: Response,
+        response: Response,
         limit: usize,
         stall: Duration,
     ) -> Result<Vec<u8>, FetchError> {
-        let mut out = Vec::with_capacity(
-            response
-                .content_length()
-                .map_or(limit, |n| (n as usize).min(limit)),
-        );
+        Ok(Self::pieces(response, limit, stall).await?.to_vec())
+    }
+
+    /// Reads a body of at most `limit` bytes as the pieces it arrives in, failing if it
+    /// stalls.
+    async fn pieces(
+        mut response: Response,
+        limit: usize,
+        stall: Duration,
+    ) -> Result<Pieces, FetchError> {
+        let mut out = Pieces::default();
         loop {
             let piece = tokio::time::timeout(stall, response.chunk())
                 .await
                 .map_err(|_| FetchError::Stalled(stall))?
                 .map_err(|e| FetchError::Connection(error_chain(&e)))?;
             let Some(piece) = piece else { return Ok(out) };
-            if out.len() + piece.len() > limit {
+            if out.len + piece.len() > limit {
                 return Err(FetchError::TooLong(limit));
             }
-            out.extend_from_slice(&piece);
+            out.len += piece.len();
+            out.pieces.push(piece);
         }
     }
 
@@ -172,14 +229,14 @@ impl PeerClient {
         downloader: &NodeId,
         max_len: usize,
         stall: Duration,
-    ) -> Result<Vec<u8>, FetchError> {
+    ) -> Result<Pieces, FetchError> {
         let url = self.endpoint(&format!("v1/chunks/{chunk}"))?;
         let request = self
             .http
             .get(url)
             .header(crate::DOWNLOADER_HEADER, downloader.to_string());
         let response = self.send(request, stall).await?;
-        Self::body(response, max_len, stall).await
+        Self::pieces(response, max_len, stall).await
     }
 
     /// `POST /v1/receipts`.

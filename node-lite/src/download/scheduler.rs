@@ -1,7 +1,10 @@
 //! Which chunk to ask which peer for next: pure state, no I/O, so the policy is testable.
 //!
-//! - **Rarest first**: a peer is given the needed chunk held by the fewest active peers
-//!   (ties broken by a per-download random order, so downloaders spread over chunks).
+//! - **Rarest first**: a peer is given the needed chunk held by the fewest active peers.
+//!   Ties go to the earlier chunk, so content arrives roughly in order: the downloader
+//!   hashes the output while it downloads, and a player could start early. (Random
+//!   tie-breaking pays off only when downloaders re-seed partial content, which `get` does
+//!   not do.)
 //! - **One request per chunk** until every needed chunk has been requested; then
 //!   **endgame**: an idle peer may duplicate a chunk in flight elsewhere (at most
 //!   [`ENDGAME_DUPLICATES`] requests per chunk). The first verified copy completes the
@@ -10,8 +13,6 @@
 //! - Dropping a peer returns its chunks to the queue and lowers their availability.
 
 use std::collections::BTreeSet;
-
-use rand::Rng;
 
 use crate::store::Bitfield;
 
@@ -44,10 +45,8 @@ pub struct Scheduler {
     fetching: Vec<Vec<PeerIndex>>,
     /// Active peers holding each chunk.
     availability: Vec<u32>,
-    /// Random tie-breaker per chunk.
-    order: Vec<u32>,
-    /// Needed chunks with no request in flight, rarest first.
-    queue: BTreeSet<(u32, u32, usize)>,
+    /// Needed chunks with no request in flight: (availability, index), rarest first.
+    queue: BTreeSet<(u32, usize)>,
     /// Needed chunks with at least one request in flight.
     inflight: BTreeSet<usize>,
     peers: Vec<PeerSlot>,
@@ -57,7 +56,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A download of `chunks` chunks where `needed` are still missing, from peers holding
     /// `haves` (one bitfield per peer).
-    pub fn new(chunks: usize, needed: &[usize], haves: Vec<Bitfield>, rng: &mut impl Rng) -> Self {
+    pub fn new(chunks: usize, needed: &[usize], haves: Vec<Bitfield>) -> Self {
         let mut state = vec![ChunkState::Done; chunks];
         for &i in needed {
             if i < chunks {
@@ -72,17 +71,15 @@ impl Scheduler {
                 }
             }
         }
-        let order: Vec<u32> = (0..chunks).map(|_| rng.r#gen()).collect();
         let queue = (0..chunks)
             .filter(|&i| state[i] == ChunkState::Needed)
-            .map(|i| (availability[i], order[i], i))
+            .map(|i| (availability[i], i))
             .collect();
         let remaining = state.iter().filter(|s| **s == ChunkState::Needed).count();
         Self {
             state,
             fetching: vec![Vec::new(); chunks],
             availability,
-            order,
             queue,
             inflight: BTreeSet::new(),
             peers: haves
@@ -130,18 +127,15 @@ impl Scheduler {
     fn requeue_if_idle(&mut self, index: usize) {
         if self.state[index] == ChunkState::Needed && self.fetching[index].is_empty() {
             self.inflight.remove(&index);
-            self.queue
-                .insert((self.availability[index], self.order[index], index));
+            self.queue.insert((self.availability[index], index));
         }
     }
 
     fn set_availability(&mut self, index: usize, value: u32) {
-        let queued = self
-            .queue
-            .remove(&(self.availability[index], self.order[index], index));
+        let queued = self.queue.remove(&(self.availability[index], index));
         self.availability[index] = value;
         if queued {
-            self.queue.insert((value, self.order[index], index));
+            self.queue.insert((value, index));
         }
     }
 
@@ -149,14 +143,10 @@ impl Scheduler {
     /// useful to do now.
     pub fn next_for(&mut self, peer: PeerIndex) -> Option<usize> {
         let slot = self.peers.get(peer).filter(|p| p.active)?;
-        let pick = self
-            .queue
-            .iter()
-            .find(|(_, _, i)| slot.have.get(*i))
-            .copied();
+        let pick = self.queue.iter().find(|(_, i)| slot.have.get(*i)).copied();
         let index = if let Some(key) = pick {
             self.queue.remove(&key);
-            key.2
+            key.1
         } else if self.queue.is_empty() {
             // Endgame: everything needed is requested; help with what is in flight.
             *self.inflight.iter().find(|&&i| {
@@ -192,8 +182,7 @@ impl Scheduler {
         self.state[index] = ChunkState::Done;
         self.remaining -= 1;
         self.inflight.remove(&index);
-        self.queue
-            .remove(&(self.availability[index], self.order[index], index));
+        self.queue.remove(&(self.availability[index], index));
         true
     }
 
@@ -255,7 +244,6 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn field(len: usize, held: &[usize]) -> Bitfield {
         let mut f = Bitfield::new(len);
@@ -265,16 +253,12 @@ mod tests {
         f
     }
 
-    fn rng() -> rand::rngs::StdRng {
-        rand::rngs::StdRng::seed_from_u64(7)
-    }
-
     #[test]
     fn rarest_first() {
         // Chunk 2 is held by one peer only; everything else by both.
         let all = field(4, &[0, 1, 2, 3]);
         let common = field(4, &[0, 1, 3]);
-        let mut s = Scheduler::new(4, &[0, 1, 2, 3], vec![all, common], &mut rng());
+        let mut s = Scheduler::new(4, &[0, 1, 2, 3], vec![all, common]);
         assert_eq!(s.next_for(0), Some(2));
         let next = s.next_for(1).unwrap();
         assert_ne!(next, 2);
@@ -283,7 +267,7 @@ mod tests {
     #[test]
     fn every_chunk_once_then_endgame() {
         let all = field(3, &[0, 1, 2]);
-        let mut s = Scheduler::new(3, &[0, 1, 2], vec![all.clone(), all], &mut rng());
+        let mut s = Scheduler::new(3, &[0, 1, 2], vec![all.clone(), all]);
         let a = s.next_for(0).unwrap();
         let b = s.next_for(0).unwrap();
         let c = s.next_for(1).unwrap();
@@ -308,12 +292,7 @@ mod tests {
 
     #[test]
     fn dropped_peer_returns_chunks_and_availability() {
-        let mut s = Scheduler::new(
-            2,
-            &[0, 1],
-            vec![field(2, &[0, 1]), field(2, &[0])],
-            &mut rng(),
-        );
+        let mut s = Scheduler::new(2, &[0, 1], vec![field(2, &[0, 1]), field(2, &[0])]);
         let first = s.next_for(0).unwrap();
         assert_eq!(s.drop_peer(0), vec![first]);
         assert!(!s.is_active(0));
@@ -327,7 +306,7 @@ mod tests {
 
     #[test]
     fn lacks_and_failed_requeue() {
-        let mut s = Scheduler::new(1, &[0], vec![field(1, &[0]), field(1, &[0])], &mut rng());
+        let mut s = Scheduler::new(1, &[0], vec![field(1, &[0]), field(1, &[0])]);
         assert_eq!(s.next_for(0), Some(0));
         s.lacks(0, 0);
         assert_eq!(s.next_for(0), None, "peer 0 no longer claims it");
@@ -340,7 +319,7 @@ mod tests {
 
     #[test]
     fn already_present_chunks_are_not_fetched() {
-        let mut s = Scheduler::new(3, &[1], vec![field(3, &[0, 1, 2])], &mut rng());
+        let mut s = Scheduler::new(3, &[1], vec![field(3, &[0, 1, 2])]);
         assert_eq!(s.remaining(), 1);
         assert_eq!(s.next_for(0), Some(1));
         assert_eq!(s.next_for(0), None);
