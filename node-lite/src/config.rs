@@ -100,40 +100,8 @@ impl Default for DownloadConfig {
     }
 }
 
-/// The commented config file `init` writes (and `config.example.toml` in the repository).
-pub const EXAMPLE_TOML: &str = r#"# node-lite configuration. Every key is optional; the values shown are the defaults.
-# Environment variables override this file: DSI_NETWORK, DSI_SERVE__LISTEN, ...
-
-# The network this node belongs to (part of every receipt's signing bytes).
-network = "dsi-local"
-
-[epochs]
-# Start of epoch 0 (Unix milliseconds) and epoch length (milliseconds).
-genesis_ms = 0
-length_ms = 3600000
-
-[serve]
-# Loopback only by default; use 0.0.0.0:7070 to serve other machines.
-listen = "127.0.0.1:7070"
-# Refuse a downloader that owes more receipts than this.
-max_owed_receipts = 64
-# Forgive unpaid chunks after this many seconds.
-owed_forgive_after_secs = 600
-# cached (hash on first serve and after changes), always, or never.
-verify = "cached"
-# Upload cap in bytes per second (0 = unlimited).
-max_upload_bytes_per_sec = 0
-# Accept receipts for the current epoch and this many before it.
-receipt_epoch_grace = 1
-
-[download]
-# Chunk requests in flight per peer.
-per_peer_concurrency = 8
-# Drop a peer that sends nothing for this long (milliseconds).
-stall_timeout_ms = 10000
-# Drop a peer after this many failed requests in a row.
-max_peer_failures = 3
-"#;
+/// The commented config file `init` writes: `config.example.toml` in the repository.
+pub const EXAMPLE_TOML: &str = include_str!("../config.example.toml");
 
 impl Config {
     /// Loads `config.toml` from `data_dir` (if present) and `DSI_*` environment variables

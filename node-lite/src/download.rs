@@ -715,7 +715,8 @@ impl Downloader {
         }
         let me = self.key.node_id();
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
-        let mut running: HashMap<tokio::task::Id, (usize, usize)> = HashMap::new();
+        let mut running: HashMap<tokio::task::Id, (usize, usize, Instant)> = HashMap::new();
+        let mut chunk_time: Option<Duration> = None;
         let mut handles: HashMap<(usize, usize), AbortHandle> = HashMap::new();
         let (mut fetched, mut fetched_bytes) = (0usize, 0u64);
         let concurrency = self.options.per_peer_concurrency;
@@ -751,12 +752,21 @@ impl Downloader {
 
         loop {
             let now = tokio::time::Instant::now();
+            let clock = now.into_std();
+            // Duplicate a request in endgame only once it takes twice as long as chunks
+            // usually do (at least 20 ms, at most half the stall timeout).
+            let delay = chunk_time
+                .map_or(Duration::from_millis(20), |t| t * 2)
+                .clamp(
+                    Duration::from_millis(20),
+                    (stall / 2).max(Duration::from_millis(20)),
+                );
             for (p, peer) in peers.iter().enumerate() {
                 if peer.paused_until.is_some_and(|until| until > now) {
                     continue;
                 }
                 while scheduler.is_active(p) && scheduler.inflight(p) < concurrency {
-                    let Some(index) = scheduler.next_for(p) else {
+                    let Some(index) = scheduler.next_for(p, clock, delay) else {
                         break;
                     };
                     let client = peer.client.clone();
@@ -788,7 +798,7 @@ impl Downloader {
                             )))
                         })
                     });
-                    running.insert(handle.id(), (p, index));
+                    running.insert(handle.id(), (p, index, clock));
                     handles.insert((p, index), handle);
                 }
             }
@@ -813,6 +823,11 @@ impl Downloader {
                 .filter_map(|(_, peer)| peer.paused_until)
                 .filter(|until| *until > now)
                 .chain(grace)
+                .chain(
+                    scheduler
+                        .endgame_wake(clock, delay)
+                        .map(tokio::time::Instant::from_std),
+                )
                 .min();
             if tasks.is_empty() && wake.is_none() {
                 let missing = scheduler.remaining();
@@ -845,7 +860,7 @@ impl Downloader {
                 }
                 Err(e) => {
                     // A panicked request: treat as a failed request.
-                    if let Some((p, index)) = running.remove(&e.id()) {
+                    if let Some((p, index, _)) = running.remove(&e.id()) {
                         handles.remove(&(p, index));
                         scheduler.failed(index, p);
                     }
@@ -853,12 +868,14 @@ impl Downloader {
                     continue;
                 }
             };
-            let Some((p, index)) = running.remove(&task) else {
+            let Some((p, index, issued)) = running.remove(&task) else {
                 continue;
             };
             handles.remove(&(p, index));
             match outcome {
                 Outcome::Stored { len } => {
+                    let took = issued.elapsed();
+                    chunk_time = Some(chunk_time.map_or(took, |t| (t * 4 + took) / 5));
                     peers[p].failures = 0;
                     let first = scheduler.complete(index, p);
                     if first {

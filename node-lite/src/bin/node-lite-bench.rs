@@ -42,7 +42,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         size_mib: 64,
-        runs: 3,
+        runs: 5,
         concurrency: None,
     };
     let mut iter = std::env::args().skip(1);
@@ -54,7 +54,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--concurrency" => args.concurrency = Some(value()?.parse().context("--concurrency")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: node-lite-bench [--size-mib N (64)] [--runs N (3)] [--concurrency N]"
+                    "usage: node-lite-bench [--size-mib N (64)] [--runs N (5)] [--concurrency N]"
                 );
                 std::process::exit(0);
             }

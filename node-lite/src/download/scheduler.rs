@@ -7,12 +7,15 @@
 //!   not do.)
 //! - **One request per chunk** until every needed chunk has been requested; then
 //!   **endgame**: an idle peer may duplicate a chunk in flight elsewhere (at most
-//!   [`ENDGAME_DUPLICATES`] requests per chunk). The first verified copy completes the
+//!   [`ENDGAME_DUPLICATES`] requests per chunk) once that chunk's request has taken longer
+//!   than the endgame delay, so slow requests are rescued without doubling the last
+//!   requests of every download. The first verified copy completes the
 //!   chunk; the duplicates are not cancelled but finish and are paid with a receipt like any
 //!   chunk served, so a seeder holds receipts for exactly what it served.
 //! - Dropping a peer returns its chunks to the queue and lowers their availability.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use crate::store::Bitfield;
 
@@ -49,6 +52,8 @@ pub struct Scheduler {
     queue: BTreeSet<(u32, usize)>,
     /// Needed chunks with at least one request in flight.
     inflight: BTreeSet<usize>,
+    /// When each in-flight chunk got its first current request.
+    since: Vec<Option<Instant>>,
     peers: Vec<PeerSlot>,
     remaining: usize,
 }
@@ -79,6 +84,7 @@ impl Scheduler {
         Self {
             state,
             fetching: vec![Vec::new(); chunks],
+            since: vec![None; chunks],
             availability,
             queue,
             inflight: BTreeSet::new(),
@@ -124,7 +130,24 @@ impl Scheduler {
         self.fetching.get(index).map_or(&[], Vec::as_slice)
     }
 
+    /// When the next in-flight chunk becomes eligible for an endgame duplicate (only in
+    /// endgame, and only if that is after `now`).
+    pub fn endgame_wake(&self, now: Instant, endgame_delay: Duration) -> Option<Instant> {
+        if !self.queue.is_empty() {
+            return None;
+        }
+        self.inflight
+            .iter()
+            .filter(|&&i| self.fetching[i].len() < ENDGAME_DUPLICATES)
+            .filter_map(|&i| self.since[i].map(|t| t + endgame_delay))
+            .filter(|t| *t > now)
+            .min()
+    }
+
     fn requeue_if_idle(&mut self, index: usize) {
+        if self.fetching[index].is_empty() {
+            self.since[index] = None;
+        }
         if self.state[index] == ChunkState::Needed && self.fetching[index].is_empty() {
             self.inflight.remove(&index);
             self.queue.insert((self.availability[index], index));
@@ -141,22 +164,35 @@ impl Scheduler {
 
     /// The next chunk `peer` should fetch, marked in flight; `None` if it has nothing
     /// useful to do now.
-    pub fn next_for(&mut self, peer: PeerIndex) -> Option<usize> {
+    ///
+    /// At `now`, a chunk whose first request is older than `endgame_delay` may be
+    /// duplicated (endgame).
+    pub fn next_for(
+        &mut self,
+        peer: PeerIndex,
+        now: Instant,
+        endgame_delay: Duration,
+    ) -> Option<usize> {
         let slot = self.peers.get(peer).filter(|p| p.active)?;
         let pick = self.queue.iter().find(|(_, i)| slot.have.get(*i)).copied();
         let index = if let Some(key) = pick {
             self.queue.remove(&key);
             key.1
         } else if self.queue.is_empty() {
-            // Endgame: everything needed is requested; help with what is in flight.
+            // Endgame: everything needed is requested; help with slow requests.
             *self.inflight.iter().find(|&&i| {
                 slot.have.get(i)
                     && !self.fetching[i].contains(&peer)
                     && self.fetching[i].len() < ENDGAME_DUPLICATES
+                    && self.since[i]
+                        .is_some_and(|t| now.saturating_duration_since(t) >= endgame_delay)
             })?
         } else {
             return None;
         };
+        if self.fetching[index].is_empty() {
+            self.since[index] = Some(now);
+        }
         self.fetching[index].push(peer);
         self.inflight.insert(index);
         self.peers[peer].inflight += 1;
@@ -245,6 +281,10 @@ impl Scheduler {
 mod tests {
     use super::*;
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     fn field(len: usize, held: &[usize]) -> Bitfield {
         let mut f = Bitfield::new(len);
         for &i in held {
@@ -259,8 +299,8 @@ mod tests {
         let all = field(4, &[0, 1, 2, 3]);
         let common = field(4, &[0, 1, 3]);
         let mut s = Scheduler::new(4, &[0, 1, 2, 3], vec![all, common]);
-        assert_eq!(s.next_for(0), Some(2));
-        let next = s.next_for(1).unwrap();
+        assert_eq!(s.next_for(0, now(), Duration::ZERO), Some(2));
+        let next = s.next_for(1, now(), Duration::ZERO).unwrap();
         assert_ne!(next, 2);
     }
 
@@ -268,18 +308,18 @@ mod tests {
     fn every_chunk_once_then_endgame() {
         let all = field(3, &[0, 1, 2]);
         let mut s = Scheduler::new(3, &[0, 1, 2], vec![all.clone(), all]);
-        let a = s.next_for(0).unwrap();
-        let b = s.next_for(0).unwrap();
-        let c = s.next_for(1).unwrap();
+        let a = s.next_for(0, now(), Duration::ZERO).unwrap();
+        let b = s.next_for(0, now(), Duration::ZERO).unwrap();
+        let c = s.next_for(1, now(), Duration::ZERO).unwrap();
         let mut got = vec![a, b, c];
         got.sort();
         assert_eq!(got, vec![0, 1, 2]);
         // Queue empty: peer 1 may duplicate what peer 0 is fetching, once each.
-        let d = s.next_for(1).unwrap();
+        let d = s.next_for(1, now(), Duration::ZERO).unwrap();
         assert!(d == a || d == b);
-        let e = s.next_for(1).unwrap();
+        let e = s.next_for(1, now(), Duration::ZERO).unwrap();
         assert!((e == a || e == b) && e != d);
-        assert_eq!(s.next_for(1), None);
+        assert_eq!(s.next_for(1, now(), Duration::ZERO), None);
         assert!(s.complete(d, 1));
         assert_eq!(s.fetchers(d), &[0], "the duplicate keeps running");
         assert_eq!(s.inflight(0), 2);
@@ -293,26 +333,34 @@ mod tests {
     #[test]
     fn dropped_peer_returns_chunks_and_availability() {
         let mut s = Scheduler::new(2, &[0, 1], vec![field(2, &[0, 1]), field(2, &[0])]);
-        let first = s.next_for(0).unwrap();
+        let first = s.next_for(0, now(), Duration::ZERO).unwrap();
         assert_eq!(s.drop_peer(0), vec![first]);
         assert!(!s.is_active(0));
-        assert_eq!(s.next_for(0), None);
+        assert_eq!(s.next_for(0, now(), Duration::ZERO), None);
         assert_eq!(s.unavailable(), 1, "chunk 1 was only at peer 0");
-        assert_eq!(s.next_for(1), Some(0));
+        assert_eq!(s.next_for(1, now(), Duration::ZERO), Some(0));
         assert!(s.complete(0, 1));
         assert_eq!(s.remaining(), 1);
-        assert_eq!(s.next_for(1), None);
+        assert_eq!(s.next_for(1, now(), Duration::ZERO), None);
     }
 
     #[test]
     fn lacks_and_failed_requeue() {
         let mut s = Scheduler::new(1, &[0], vec![field(1, &[0]), field(1, &[0])]);
-        assert_eq!(s.next_for(0), Some(0));
+        assert_eq!(s.next_for(0, now(), Duration::ZERO), Some(0));
         s.lacks(0, 0);
-        assert_eq!(s.next_for(0), None, "peer 0 no longer claims it");
-        assert_eq!(s.next_for(1), Some(0));
+        assert_eq!(
+            s.next_for(0, now(), Duration::ZERO),
+            None,
+            "peer 0 no longer claims it"
+        );
+        assert_eq!(s.next_for(1, now(), Duration::ZERO), Some(0));
         s.failed(0, 1);
-        assert_eq!(s.next_for(1), Some(0), "failed requests are retried");
+        assert_eq!(
+            s.next_for(1, now(), Duration::ZERO),
+            Some(0),
+            "failed requests are retried"
+        );
         s.complete(0, 1);
         assert!(s.is_done());
     }
@@ -321,7 +369,32 @@ mod tests {
     fn already_present_chunks_are_not_fetched() {
         let mut s = Scheduler::new(3, &[1], vec![field(3, &[0, 1, 2])]);
         assert_eq!(s.remaining(), 1);
-        assert_eq!(s.next_for(0), Some(1));
-        assert_eq!(s.next_for(0), None);
+        assert_eq!(s.next_for(0, now(), Duration::ZERO), Some(1));
+        assert_eq!(s.next_for(0, now(), Duration::ZERO), None);
+    }
+
+    #[test]
+    fn endgame_waits_for_slow_requests() {
+        let all = field(1, &[0]);
+        let mut s = Scheduler::new(1, &[0], vec![all.clone(), all]);
+        let start = Instant::now();
+        let delay = Duration::from_millis(50);
+        assert_eq!(s.next_for(0, start, delay), Some(0));
+        assert_eq!(
+            s.next_for(1, start + Duration::from_millis(10), delay),
+            None,
+            "not slow yet"
+        );
+        assert_eq!(s.endgame_wake(start, delay), Some(start + delay));
+        assert_eq!(
+            s.next_for(1, start + delay, delay),
+            Some(0),
+            "slow: duplicate it"
+        );
+        assert_eq!(
+            s.endgame_wake(start + delay, delay),
+            None,
+            "no more duplicates"
+        );
     }
 }
