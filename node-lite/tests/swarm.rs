@@ -71,8 +71,16 @@ fn add(node: &Node, root: &std::path::Path, bytes: &[u8]) -> (ContentId, Manifes
 }
 
 fn downloader(stall: Duration) -> Downloader {
+    downloader_with(
+        stall,
+        DownloadOptions::from_config(&Default::default()).per_peer_concurrency,
+    )
+}
+
+fn downloader_with(stall: Duration, per_peer_concurrency: usize) -> Downloader {
     let mut options = DownloadOptions::from_config(&Default::default());
     options.stall_timeout = stall;
+    options.per_peer_concurrency = per_peer_concurrency;
     Downloader::new(
         SecretKey::generate(&mut rand::rngs::OsRng),
         NetworkId::default(),
@@ -227,7 +235,9 @@ async fn a_stalling_peer_is_dropped() {
         .unwrap();
     let (staller, _stop) = fake_peer(manifest_bytes, "stall").await;
     let out = tmp.path().join("out");
-    let report = downloader(Duration::from_millis(500))
+    // 4 streams share the cap: each gets a 16 KiB piece about every 250 ms, well inside
+    // the 1 s stall timeout, while the staller sends nothing at all.
+    let report = downloader_with(Duration::from_secs(1), 4)
         .download(
             &content,
             &StaticPeers(vec![staller.clone(), honest.url.clone()]),
