@@ -1,0 +1,146 @@
+//! # dsi-contracts-common: pieces the DSI contracts share
+//!
+//! - [`HostKeccak`]: the reward Merkle tree's hash, as pallet-revive's native keccak-256
+//!   host function, so `dsi_protocol::merkle::verify` runs cheaply on chain;
+//! - native/EVM unit conversion: amounts are designed in native units (12 decimals), but
+//!   values inside contracts are 18-decimal EVM units; [`native_to_evm`] and
+//!   [`evm_to_native`] are the one place that converts;
+//! - [`Committee`]: a member list with a threshold, and per-round votes on a proposal hash.
+//!   A round (an epoch) is decided when `threshold` members voted for the same hash.
+//!   Changing the members starts a new voting generation, so stale votes never count.
+//!
+//! It owns no contract and no messages.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+use ink::prelude::vec::Vec;
+use ink::storage::Mapping;
+use ink::{Address, U256};
+
+/// The keccak-256 host function of pallet-revive as a Merkle hasher.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostKeccak;
+
+impl dsi_protocol::MerkleHasher for HostKeccak {
+    fn hash(data: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        ink::env::hash_bytes::<ink::env::hash::Keccak256>(data, &mut out);
+        out
+    }
+}
+
+/// keccak-256 of a value's SCALE encoding.
+pub fn hash_encoded<T: ink::scale::Encode>(value: &T) -> [u8; 32] {
+    <HostKeccak as dsi_protocol::MerkleHasher>::hash(&value.encode())
+}
+
+/// EVM units (18 decimals) per native unit (12 decimals): the runtime's `NativeToEthRatio`.
+pub const EVM_PER_NATIVE: u128 = 1_000_000;
+
+/// A native amount as an EVM-unit value (cannot overflow: u128 × 10^6 < 2^256).
+pub fn native_to_evm(amount: u128) -> U256 {
+    U256::from(amount).saturating_mul(U256::from(EVM_PER_NATIVE))
+}
+
+/// An EVM-unit value as native units; `None` if it is not a whole number of native units or
+/// does not fit in a u128.
+pub fn evm_to_native(value: U256) -> Option<u128> {
+    let ratio = U256::from(EVM_PER_NATIVE);
+    if value % ratio != U256::zero() {
+        return None;
+    }
+    u128::try_from(value / ratio).ok()
+}
+
+/// Most members a committee may have (bounds the cost of membership checks).
+pub const MAX_MEMBERS: usize = 32;
+
+/// Whether `members` and `threshold` make a usable committee: 1 to [`MAX_MEMBERS`]
+/// distinct members and a threshold between 1 and their number.
+pub fn valid_committee(members: &[Address], threshold: u32) -> bool {
+    let distinct = members
+        .iter()
+        .enumerate()
+        .all(|(i, a)| !members[..i].contains(a));
+    !members.is_empty()
+        && members.len() <= MAX_MEMBERS
+        && distinct
+        && threshold >= 1
+        && threshold as usize <= members.len()
+}
+
+/// Why a committee vote was not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteError {
+    /// The voter is not a member.
+    NotMember,
+    /// The voter already voted in this round (in this generation).
+    AlreadyVoted,
+}
+
+/// Committee members, threshold, and votes per round.
+#[ink::storage_item]
+#[derive(Default)]
+#[cfg_attr(feature = "std", derive(Debug))]
+pub struct Committee {
+    members: Vec<Address>,
+    threshold: u32,
+    /// Bumped whenever the members change; votes of older generations do not count.
+    generation: u32,
+    /// (round, member) -> (proposal hash, generation) of that member's vote.
+    votes: Mapping<(u64, Address), ([u8; 32], u32)>,
+    /// (round, proposal hash, generation) -> votes for it.
+    tallies: Mapping<(u64, [u8; 32], u32), u32>,
+}
+
+impl Committee {
+    /// Replaces the members and threshold (starting a new voting generation). Returns
+    /// false, changing nothing, if they are not [`valid_committee`].
+    pub fn set(&mut self, members: Vec<Address>, threshold: u32) -> bool {
+        if !valid_committee(&members, threshold) {
+            return false;
+        }
+        self.members = members;
+        self.threshold = threshold;
+        self.generation = self.generation.wrapping_add(1);
+        true
+    }
+
+    /// The members.
+    pub fn members(&self) -> &[Address] {
+        &self.members
+    }
+
+    /// Votes needed to decide a round.
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    /// Whether `who` is a member.
+    pub fn is_member(&self, who: &Address) -> bool {
+        self.members.contains(who)
+    }
+
+    /// Records `who`'s vote for `proposal` in `round`; returns the votes that proposal now
+    /// has in this generation.
+    pub fn vote(&mut self, round: u64, who: Address, proposal: [u8; 32]) -> Result<u32, VoteError> {
+        if !self.is_member(&who) {
+            return Err(VoteError::NotMember);
+        }
+        if let Some((_, generation)) = self.votes.get((round, who)) {
+            if generation == self.generation {
+                return Err(VoteError::AlreadyVoted);
+            }
+        }
+        self.votes
+            .insert((round, who), &(proposal, self.generation));
+        let key = (round, proposal, self.generation);
+        let count = self.tallies.get(key).unwrap_or(0).saturating_add(1);
+        self.tallies.insert(key, &count);
+        Ok(count)
+    }
+
+    /// Whether `count` votes reach the threshold.
+    pub fn reached(&self, count: u32) -> bool {
+        count >= self.threshold
+    }
+}

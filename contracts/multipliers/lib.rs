@@ -1,0 +1,403 @@
+//! # multipliers: the reward curve parameters the oracle reads at every epoch close
+//!
+//! - **Rarity**: a clamped linear curve over the replicas a chunk is missing below
+//!   `target_replication` (`dsi_protocol::fixed::LinearCurve`, ppm).
+//! - **Demand**: a clamped linear curve over the requests a chunk had in the epoch.
+//! - **Bandwidth share**: the part of each epoch's budget paid for bandwidth (receipts); the
+//!   rest pays storage (audited holdings).
+//! - **Boosts**: a per-content multiplier (1× when unset).
+//!
+//! Hard [`Bounds`] are fixed at instantiation and never change. Only governance changes
+//! values, and only within the bounds. All values are parts per million (1_000_000 = 1×);
+//! [`Curve`] encodes exactly like `dsi_protocol::fixed::LinearCurve`, so the oracle decodes
+//! it directly.
+#![cfg_attr(not(feature = "std"), no_std, no_main)]
+
+#[ink::contract]
+mod multipliers {
+    use ink::storage::Mapping;
+
+    /// 1× in parts per million.
+    pub const ONE: u32 = 1_000_000;
+
+    /// Everything that can go wrong.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Error {
+        /// The caller is not governance.
+        Unauthorized,
+        /// The value is outside the hard bounds (or a curve's min exceeds its max).
+        OutOfBounds,
+        /// The bounds themselves are inconsistent (at instantiation).
+        InvalidBounds,
+    }
+
+    /// Result of every message.
+    pub type Result<T> = core::result::Result<T, Error>;
+
+    /// A clamped linear curve `clamp(base + slope × x, min, max)`, ppm.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Curve {
+        /// Value at x = 0.
+        pub base: u32,
+        /// Increase per unit of x.
+        pub slope: u32,
+        /// Lower clamp.
+        pub min: u32,
+        /// Upper clamp.
+        pub max: u32,
+    }
+
+    /// The adjustable parameters.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Params {
+        /// Rarity curve over missing replicas.
+        pub rarity: Curve,
+        /// Replicas a chunk should have; fewer make it rare.
+        pub target_replication: u32,
+        /// Demand curve over requests per epoch.
+        pub demand: Curve,
+        /// Part of the epoch budget paid for bandwidth (ppm); the rest pays storage.
+        pub bandwidth_share: u32,
+    }
+
+    /// Limits fixed at instantiation.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Bounds {
+        /// No curve may go below this.
+        pub multiplier_min: u32,
+        /// No curve may go above this.
+        pub multiplier_max: u32,
+        /// Steepest allowed slope.
+        pub max_slope: u32,
+        /// Highest allowed target replication.
+        pub max_target_replication: u32,
+        /// Lowest bandwidth share.
+        pub bandwidth_share_min: u32,
+        /// Highest bandwidth share (at most 1_000_000).
+        pub bandwidth_share_max: u32,
+        /// Highest per-content boost (at least 1_000_000).
+        pub max_boost: u32,
+    }
+
+    /// Governance changed a parameter.
+    #[ink(event, anonymous)]
+    pub struct ParamsChanged {
+        params: Params,
+    }
+
+    /// Governance set or cleared a content boost.
+    #[ink(event, anonymous)]
+    pub struct BoostChanged {
+        content: [u8; 32],
+        boost: u32,
+    }
+
+    /// The multipliers registry.
+    #[ink(storage)]
+    pub struct Multipliers {
+        governance: Address,
+        bounds: Bounds,
+        params: Params,
+        boosts: Mapping<[u8; 32], u32>,
+    }
+
+    impl Bounds {
+        fn consistent(&self) -> bool {
+            self.multiplier_min <= self.multiplier_max
+                && self.bandwidth_share_min <= self.bandwidth_share_max
+                && self.bandwidth_share_max <= ONE
+                && self.max_boost >= ONE
+                && self.max_target_replication >= 1
+        }
+
+        fn allows_curve(&self, curve: &Curve) -> bool {
+            self.multiplier_min <= curve.min
+                && curve.min <= curve.base
+                && curve.base <= curve.max
+                && curve.max <= self.multiplier_max
+                && curve.slope <= self.max_slope
+        }
+
+        fn allows(&self, params: &Params) -> bool {
+            self.allows_curve(&params.rarity)
+                && self.allows_curve(&params.demand)
+                && (1..=self.max_target_replication).contains(&params.target_replication)
+                && (self.bandwidth_share_min..=self.bandwidth_share_max)
+                    .contains(&params.bandwidth_share)
+        }
+    }
+
+    impl Multipliers {
+        /// A registry with hard `bounds` and initial `params` inside them.
+        #[ink(constructor)]
+        pub fn new(governance: Address, bounds: Bounds, params: Params) -> Result<Self> {
+            if !bounds.consistent() {
+                return Err(Error::InvalidBounds);
+            }
+            if !bounds.allows(&params) {
+                return Err(Error::OutOfBounds);
+            }
+            Ok(Self {
+                governance,
+                bounds,
+                params,
+                boosts: Mapping::default(),
+            })
+        }
+
+        /// Governance sets the rarity curve and target replication.
+        #[ink(message)]
+        pub fn set_rarity(&mut self, curve: Curve, target_replication: u32) -> Result<()> {
+            self.update(|p| {
+                p.rarity = curve;
+                p.target_replication = target_replication;
+            })
+        }
+
+        /// Governance sets the demand curve.
+        #[ink(message)]
+        pub fn set_demand(&mut self, curve: Curve) -> Result<()> {
+            self.update(|p| p.demand = curve)
+        }
+
+        /// Governance sets the bandwidth part of the epoch budget (ppm).
+        #[ink(message)]
+        pub fn set_bandwidth_share(&mut self, share: u32) -> Result<()> {
+            self.update(|p| p.bandwidth_share = share)
+        }
+
+        /// Governance boosts one content id (1_000_000 to `max_boost`; 1_000_000 clears).
+        #[ink(message)]
+        pub fn set_boost(&mut self, content: [u8; 32], boost: u32) -> Result<()> {
+            self.ensure_governance()?;
+            if !(ONE..=self.bounds.max_boost).contains(&boost) {
+                return Err(Error::OutOfBounds);
+            }
+            // Clearing stores 1× rather than removing the entry: removal needs an unstable
+            // host function in this ink! version, and readers see the same value.
+            self.boosts.insert(content, &boost);
+            self.env().emit_event(BoostChanged { content, boost });
+            Ok(())
+        }
+
+        /// Governance hands administration to another account.
+        #[ink(message)]
+        pub fn set_governance(&mut self, governance: Address) -> Result<()> {
+            self.ensure_governance()?;
+            self.governance = governance;
+            Ok(())
+        }
+
+        /// The current parameters.
+        #[ink(message)]
+        pub fn params(&self) -> Params {
+            self.params
+        }
+
+        /// The hard bounds.
+        #[ink(message)]
+        pub fn bounds(&self) -> Bounds {
+            self.bounds
+        }
+
+        /// The boost of a content id (1_000_000 when none is set).
+        #[ink(message)]
+        pub fn boost(&self, content: [u8; 32]) -> u32 {
+            self.boosts.get(content).unwrap_or(ONE)
+        }
+
+        /// The governance account.
+        #[ink(message)]
+        pub fn governance(&self) -> Address {
+            self.governance
+        }
+
+        fn update(&mut self, change: impl FnOnce(&mut Params)) -> Result<()> {
+            self.ensure_governance()?;
+            let mut params = self.params;
+            change(&mut params);
+            if !self.bounds.allows(&params) {
+                return Err(Error::OutOfBounds);
+            }
+            self.params = params;
+            self.env().emit_event(ParamsChanged { params });
+            Ok(())
+        }
+
+        fn ensure_governance(&self) -> Result<()> {
+            if self.env().caller() == self.governance {
+                Ok(())
+            } else {
+                Err(Error::Unauthorized)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multipliers::*;
+    use ink::env::test;
+
+    fn bounds() -> Bounds {
+        Bounds {
+            multiplier_min: 500_000,
+            multiplier_max: 4_000_000,
+            max_slope: 1_000_000,
+            max_target_replication: 20,
+            bandwidth_share_min: 200_000,
+            bandwidth_share_max: 900_000,
+            max_boost: 3_000_000,
+        }
+    }
+
+    fn params() -> Params {
+        let flat = Curve {
+            base: ONE,
+            slope: 0,
+            min: ONE,
+            max: ONE,
+        };
+        Params {
+            rarity: Curve {
+                base: ONE,
+                slope: 250_000,
+                min: ONE,
+                max: 2_000_000,
+            },
+            target_replication: 3,
+            demand: flat,
+            bandwidth_share: 700_000,
+        }
+    }
+
+    fn registry() -> Multipliers {
+        let a = test::default_accounts();
+        test::set_caller(a.alice);
+        Multipliers::new(a.alice, bounds(), params()).unwrap()
+    }
+
+    #[ink::test]
+    fn instantiation_checks_bounds_and_params() {
+        let a = test::default_accounts();
+        let mut bad = bounds();
+        bad.multiplier_min = 5_000_000;
+        assert_eq!(
+            Multipliers::new(a.alice, bad, params()).err(),
+            Some(Error::InvalidBounds)
+        );
+        let mut bad = bounds();
+        bad.max_boost = 1;
+        assert_eq!(
+            Multipliers::new(a.alice, bad, params()).err(),
+            Some(Error::InvalidBounds)
+        );
+        let mut p = params();
+        p.rarity.max = 5_000_000;
+        assert_eq!(
+            Multipliers::new(a.alice, bounds(), p).err(),
+            Some(Error::OutOfBounds)
+        );
+        let m = registry();
+        assert_eq!(m.params(), params());
+        assert_eq!(m.bounds(), bounds());
+        assert_eq!(m.governance(), a.alice);
+    }
+
+    #[ink::test]
+    fn governance_moves_values_within_bounds_only() {
+        let a = test::default_accounts();
+        let mut m = registry();
+        let steeper = Curve {
+            base: ONE,
+            slope: 500_000,
+            min: ONE,
+            max: 3_000_000,
+        };
+        test::set_caller(a.bob);
+        assert_eq!(m.set_rarity(steeper, 5), Err(Error::Unauthorized));
+        assert_eq!(m.set_demand(steeper), Err(Error::Unauthorized));
+        assert_eq!(m.set_bandwidth_share(500_000), Err(Error::Unauthorized));
+        assert_eq!(m.set_boost([1; 32], 2_000_000), Err(Error::Unauthorized));
+        assert_eq!(m.set_governance(a.bob), Err(Error::Unauthorized));
+        test::set_caller(a.alice);
+        assert_eq!(m.set_rarity(steeper, 5), Ok(()));
+        assert_eq!(m.params().rarity, steeper);
+        assert_eq!(m.params().target_replication, 5);
+        assert_eq!(m.set_rarity(steeper, 0), Err(Error::OutOfBounds));
+        assert_eq!(m.set_rarity(steeper, 21), Err(Error::OutOfBounds));
+        assert_eq!(
+            m.set_rarity(
+                Curve {
+                    slope: 2_000_000,
+                    ..steeper
+                },
+                5
+            ),
+            Err(Error::OutOfBounds)
+        );
+        assert_eq!(
+            m.set_rarity(
+                Curve {
+                    min: 100_000,
+                    ..steeper
+                },
+                5
+            ),
+            Err(Error::OutOfBounds)
+        );
+        assert_eq!(
+            m.set_rarity(
+                Curve {
+                    max: 9_000_000,
+                    ..steeper
+                },
+                5
+            ),
+            Err(Error::OutOfBounds)
+        );
+        assert_eq!(
+            m.set_rarity(
+                Curve {
+                    base: 3_500_000,
+                    ..steeper
+                },
+                5
+            ),
+            Err(Error::OutOfBounds),
+            "base above max"
+        );
+        assert_eq!(
+            m.params().rarity,
+            steeper,
+            "a refused change changes nothing"
+        );
+        assert_eq!(m.set_demand(steeper), Ok(()));
+        assert_eq!(m.set_bandwidth_share(950_000), Err(Error::OutOfBounds));
+        assert_eq!(m.set_bandwidth_share(100_000), Err(Error::OutOfBounds));
+        assert_eq!(m.set_bandwidth_share(500_000), Ok(()));
+        assert_eq!(m.params().bandwidth_share, 500_000);
+    }
+
+    #[ink::test]
+    fn boosts_default_to_one_and_stay_in_bounds() {
+        let a = test::default_accounts();
+        let mut m = registry();
+        assert_eq!(m.boost([1; 32]), ONE);
+        assert_eq!(m.set_boost([1; 32], 2_000_000), Ok(()));
+        assert_eq!(m.boost([1; 32]), 2_000_000);
+        assert_eq!(m.set_boost([1; 32], 3_000_001), Err(Error::OutOfBounds));
+        assert_eq!(m.set_boost([1; 32], 999_999), Err(Error::OutOfBounds));
+        assert_eq!(m.set_boost([1; 32], ONE), Ok(()));
+        assert_eq!(m.boost([1; 32]), ONE);
+        assert_eq!(m.set_governance(a.bob), Ok(()));
+        assert_eq!(m.set_boost([1; 32], 2_000_000), Err(Error::Unauthorized));
+    }
+}
