@@ -6,8 +6,10 @@
 //!   values inside contracts are 18-decimal EVM units; [`native_to_evm`] and
 //!   [`evm_to_native`] are the one place that converts;
 //! - [`Committee`]: a member list with a threshold, and per-round votes on a proposal hash.
-//!   A round (an epoch) is decided when `threshold` members voted for the same hash.
-//!   Changing the members starts a new voting generation, so stale votes never count.
+//!   A round (an epoch) is decided when `threshold` members voted for the same hash. A
+//!   member may change its vote (an oracle that recomputed an epoch corrects itself); its
+//!   earlier vote is withdrawn. Changing the members starts a new voting generation, so
+//!   stale votes never count.
 //!
 //! It owns no contract and no messages.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -73,7 +75,7 @@ pub fn valid_committee(members: &[Address], threshold: u32) -> bool {
 pub enum VoteError {
     /// The voter is not a member.
     NotMember,
-    /// The voter already voted in this round (in this generation).
+    /// The voter already voted for this proposal in this round (in this generation).
     AlreadyVoted,
 }
 
@@ -120,15 +122,20 @@ impl Committee {
         self.members.contains(who)
     }
 
-    /// Records `who`'s vote for `proposal` in `round`; returns the votes that proposal now
-    /// has in this generation.
+    /// Records `who`'s vote for `proposal` in `round` (withdrawing an earlier vote of theirs
+    /// for another proposal); returns the votes that proposal now has in this generation.
     pub fn vote(&mut self, round: u64, who: Address, proposal: [u8; 32]) -> Result<u32, VoteError> {
         if !self.is_member(&who) {
             return Err(VoteError::NotMember);
         }
-        if let Some((_, generation)) = self.votes.get((round, who)) {
+        if let Some((previous, generation)) = self.votes.get((round, who)) {
             if generation == self.generation {
-                return Err(VoteError::AlreadyVoted);
+                if previous == proposal {
+                    return Err(VoteError::AlreadyVoted);
+                }
+                let key = (round, previous, generation);
+                let count = self.tallies.get(key).unwrap_or(0).saturating_sub(1);
+                self.tallies.insert(key, &count);
             }
         }
         self.votes

@@ -11,7 +11,7 @@
 #![cfg_attr(not(feature = "std"), no_std, no_main)]
 
 #[ink::contract]
-mod governance {
+pub mod governance {
     use dsi_contracts_common::valid_committee;
     use ink::env::call::{build_call, ExecutionInput, Selector};
     use ink::prelude::vec::Vec;

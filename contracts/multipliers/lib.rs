@@ -14,7 +14,7 @@
 #![cfg_attr(not(feature = "std"), no_std, no_main)]
 
 #[ink::contract]
-mod multipliers {
+pub mod multipliers {
     use ink::storage::Mapping;
 
     /// 1× in parts per million.

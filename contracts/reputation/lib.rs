@@ -11,7 +11,7 @@
 #![cfg_attr(not(feature = "std"), no_std, no_main)]
 
 #[ink::contract]
-mod reputation {
+pub mod reputation {
     use dsi_contracts_common::{hash_encoded, Committee, VoteError};
     use ink::prelude::vec::Vec;
     use ink::storage::Mapping;
@@ -29,7 +29,7 @@ mod reputation {
         Unauthorized,
         /// Members and threshold do not make a committee.
         InvalidCommittee,
-        /// This member already submitted for this epoch.
+        /// This member already submitted this same batch for this epoch.
         AlreadyVoted,
         /// The epoch is not newer than the last applied epoch.
         EpochTooOld,

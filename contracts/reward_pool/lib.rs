@@ -21,7 +21,7 @@
 #![cfg_attr(not(feature = "std"), no_std, no_main)]
 
 #[ink::contract]
-mod reward_pool {
+pub mod reward_pool {
     use dsi_contracts_common::{
         evm_to_native, hash_encoded, native_to_evm, Committee, HostKeccak, VoteError,
     };
@@ -38,7 +38,7 @@ mod reward_pool {
         Unauthorized,
         /// Members and threshold do not make a committee (empty, duplicates, bad threshold).
         InvalidCommittee,
-        /// This member already submitted for this epoch.
+        /// This member already submitted this same root for this epoch.
         AlreadyVoted,
         /// The epoch is not newer than the last final epoch.
         EpochTooOld,
@@ -617,6 +617,27 @@ mod tests {
             submit_as(&mut pool, a.bob, 0, [1; 32], ONE_UNIT),
             Err(Error::EpochTooOld)
         );
+    }
+
+    #[ink::test]
+    fn a_member_can_change_its_vote() {
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        assert_eq!(submit_as(&mut pool, a.bob, 1, [1; 32], ONE_UNIT), Ok(false));
+        // Bob recomputes and votes for [2; 32]: his vote for [1; 32] is withdrawn, so
+        // Charlie's vote for [1; 32] alone does not reach the threshold.
+        assert_eq!(submit_as(&mut pool, a.bob, 1, [2; 32], ONE_UNIT), Ok(false));
+        assert_eq!(
+            submit_as(&mut pool, a.charlie, 1, [1; 32], ONE_UNIT),
+            Ok(false)
+        );
+        assert_eq!(pool.epoch(1), None);
+        assert_eq!(
+            submit_as(&mut pool, a.django, 1, [2; 32], ONE_UNIT),
+            Ok(true)
+        );
+        assert_eq!(pool.epoch(1).unwrap().root, [2; 32]);
     }
 
     #[ink::test]
