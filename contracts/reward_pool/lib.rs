@@ -431,6 +431,12 @@ pub mod reward_pool {
             )
         }
 
+        /// The current block number (epochs become claimable at `claimable_from`).
+        #[ink(message)]
+        pub fn current_block(&self) -> u32 {
+            self.env().block_number()
+        }
+
         /// Governance account, challenge window (blocks) and pause flag.
         #[ink(message)]
         pub fn settings(&self) -> (Address, u32, bool) {
@@ -601,6 +607,7 @@ mod tests {
             Ok(true)
         );
         let record = pool.epoch(1).unwrap();
+        assert_eq!(record.final_block, pool.current_block());
         assert_eq!(
             (record.root, record.total, record.status),
             ([1; 32], ONE_UNIT, EpochStatus::Final)
