@@ -79,6 +79,13 @@ pub enum VoteError {
     AlreadyVoted,
 }
 
+/// (round, member).
+type VoteKey = (u64, Address);
+/// (proposal hash, generation).
+type Vote = ([u8; 32], u32);
+/// (round, proposal hash, generation).
+type TallyKey = (u64, [u8; 32], u32);
+
 /// Committee members, threshold, and votes per round.
 #[ink::storage_item]
 #[derive(Default)]
@@ -89,9 +96,9 @@ pub struct Committee {
     /// Bumped whenever the members change; votes of older generations do not count.
     generation: u32,
     /// (round, member) -> (proposal hash, generation) of that member's vote.
-    votes: Mapping<(u64, Address), ([u8; 32], u32)>,
+    votes: Mapping<VoteKey, Vote>,
     /// (round, proposal hash, generation) -> votes for it.
-    tallies: Mapping<(u64, [u8; 32], u32), u32>,
+    tallies: Mapping<TallyKey, u32>,
 }
 
 impl Committee {

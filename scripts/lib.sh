@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Shared by the scripts in this folder: paths, the chain tools folder, and helpers.
+# Source it; it changes nothing on disk by itself.
+
+DSI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Where the pinned chain tools (cargo-contract, ink-node) live: the same folder that
+# ../shared/tools/install-tools fills, or that scripts/setup installs into from crates.io.
+DSI_TOOLS_DIR=${DSI_TOOLS_DIR:-$HOME/.local/share/dsi-tools/bin}
+export PATH="$DSI_TOOLS_DIR:$HOME/.cargo/bin:$PATH"
+
+# The pinned versions (keep in step with contracts/Cargo.toml and the brief).
+CARGO_CONTRACT_VERSION=6.0.0-alpha
+INK_NODE_VERSION=0.43.2
+CONTRACTS=(governance reward_pool reputation multipliers)
+
+# The contracts' toolchain, from contracts/rust-toolchain.toml.
+contracts_toolchain() {
+  sed -n 's/^channel *= *"\(.*\)"/\1/p' "$DSI_ROOT/contracts/rust-toolchain.toml"
+}
+
+# cargo-contract builds every workspace member into target/ink/<name>, compiling the whole
+# Substrate tree again for each; pointing all of them at one folder compiles it once.
+share_contract_target_dirs() {
+  local ink="$DSI_ROOT/contracts/target/ink"
+  mkdir -p "$ink/shared"
+  for contract in "${CONTRACTS[@]}"; do
+    if [ -d "$ink/$contract" ] && [ ! -L "$ink/$contract" ]; then rm -rf "${ink:?}/$contract"; fi
+    ln -sfn shared "$ink/$contract"
+  done
+}
+
+# Contract builds happen in a temporary copy of each manifest, where
+# contracts/.cargo/config.toml is not read: the resolver setting goes by environment.
+export_contract_build_env() {
+  export CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback
+}
+
+# Two free TCP ports on loopback.
+free_ports() {
+  python3 - "$@" <<'PY'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# Starts a throwaway ink-node on loopback; sets NODE_PID and NODE_URL.
+start_temp_node() {
+  local log=$1 rpc p2p
+  read -r rpc p2p <<<"$(free_ports)"
+  ink-node --tmp --rpc-port "$rpc" --listen-addr "/ip4/127.0.0.1/tcp/$p2p" \
+    --no-prometheus --no-telemetry >"$log" 2>&1 &
+  NODE_PID=$!
+  NODE_URL="ws://127.0.0.1:$rpc"
+  for _ in $(seq 150); do
+    if grep -q "Running JSON-RPC server" "$log" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$NODE_PID" 2>/dev/null; then echo "ink-node exited; see $log" >&2; return 1; fi
+    sleep 0.2
+  done
+  echo "ink-node did not start within 30 s; see $log" >&2
+  return 1
+}
+
+# Stops the node started by start_temp_node and waits for it to exit.
+stop_temp_node() {
+  if [ -n "${NODE_PID:-}" ]; then
+    kill "$NODE_PID" 2>/dev/null || true
+    wait "$NODE_PID" 2>/dev/null || true
+  fi
+}
