@@ -751,6 +751,26 @@ mod tests {
     }
 
     #[ink::test]
+    fn a_leaf_above_the_reserved_total_is_refused() {
+        // A faulty oracle publishes a leaf worth more than the epoch total it
+        // reserved: the claim must not dip into other epochs' money.
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        let seeder = [8u8; 32];
+        let root = single_leaf_root(1, seeder, a.frank, 5 * ONE_UNIT);
+        finalize(&mut pool, 1, root, 2 * ONE_UNIT);
+        advance(3);
+        test::set_caller(a.eve);
+        assert_eq!(
+            pool.claim(1, seeder, a.frank, 5 * ONE_UNIT, vec![]),
+            Err(Error::InsufficientFunds)
+        );
+        assert_eq!(pool.claimed(seeder), 0, "a refused claim records nothing");
+        assert_eq!(pool.reserved(), 2 * ONE_UNIT);
+    }
+
+    #[ink::test]
     fn vetoed_epochs_pay_nothing() {
         let a = accounts();
         let mut pool = pool();
