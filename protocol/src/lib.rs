@@ -13,7 +13,12 @@
 //!   host keccak and everyone else a software one;
 //! - **fixed-point arithmetic** ([`fixed`]): parts-per-million multipliers, pro-rata splits
 //!   and multiplier curves, integer only, checked or saturating;
-//! - **epochs** ([`EpochSchedule`]): the mapping from wall-clock milliseconds to epochs.
+//! - **epochs** ([`EpochSchedule`]): the mapping from wall-clock milliseconds to epochs;
+//! - **tracker announcements** ([`announce`]): a node's signed statement of its URL, payout
+//!   account and holdings;
+//! - **rewards** ([`reward`]): the epoch aggregation rule (rarity, demand, boosts, storage
+//!   and bandwidth shares) that the oracle runs and anyone can rerun from a published batch;
+//! - **reputation** ([`reputation`]): the Beta-style update rule and its graded reward factor.
 //!
 //! It does not own storage, networking, or policy (which receipt is fraud, how much an epoch
 //! pays): those live in `node-lite`, the `oracle` and the contracts, which all import this
@@ -32,6 +37,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod announce;
 pub mod epoch;
 pub mod fixed;
 pub mod ids;
@@ -40,7 +46,10 @@ pub mod keys;
 pub mod manifest;
 pub mod merkle;
 pub mod receipt;
+pub mod reputation;
+pub mod reward;
 
+pub use announce::{Announcement, SignedAnnouncement};
 pub use epoch::EpochSchedule;
 pub use ids::{
     ChunkId, ContentId, Epoch, NetworkId, NodeId, ParseIdError, PayoutAccount, Signature,

@@ -1,0 +1,141 @@
+//! Tracker announcements: a node's signed statement of where it is reachable, where its
+//! rewards go and which content it holds.
+//!
+//! The signed bytes are `ANNOUNCE_DOMAIN ‖ SCALE(network id) ‖ SCALE(announcement)`
+//! ([`Announcement::signing_bytes`]), the same layout as receipts under another domain tag,
+//! so neither can be replayed as the other.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use parity_scale_codec::{Decode, Encode};
+
+use crate::{ContentId, NetworkId, NodeId, PayoutAccount, Signature};
+
+/// Domain tag that starts the signing bytes of a tracker announcement.
+pub const ANNOUNCE_DOMAIN: &[u8] = b"dsi/announce/v1";
+
+/// Longest accepted node URL, in bytes.
+pub const MAX_URL_LEN: usize = 256;
+
+/// Most content ids in one announcement.
+pub const MAX_ANNOUNCED_CONTENTS: usize = 4096;
+
+/// What a node tells the tracker about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Announcement {
+    /// The announcing node (its ed25519 public key; it signs the announcement).
+    pub node: NodeId,
+    /// Base URL where the node serves chunks (`http://127.0.0.1:7000`).
+    pub url: String,
+    /// The H160 account that receives this node's rewards.
+    pub payout: PayoutAccount,
+    /// Content the node holds completely.
+    pub contents: Vec<ContentId>,
+    /// When the node issued the announcement, in Unix milliseconds. A tracker keeps only
+    /// the newest announcement per node, so an old one cannot be replayed over a new one.
+    pub issued_at_ms: u64,
+}
+
+/// An announcement with the node's signature over its signing bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SignedAnnouncement {
+    /// The announcement.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub announcement: Announcement,
+    /// The node's signature over [`Announcement::signing_bytes`].
+    pub signature: Signature,
+}
+
+/// Why an announcement failed verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceError {
+    /// The node key is not a usable ed25519 public key.
+    #[error("node key is not a usable ed25519 public key")]
+    BadKey,
+    /// The signature does not verify.
+    #[error("signature does not verify for the announcing node")]
+    BadSignature,
+}
+
+impl Announcement {
+    /// The exact bytes a node signs: [`ANNOUNCE_DOMAIN`] ‖ SCALE(network) ‖ SCALE(self).
+    pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ANNOUNCE_DOMAIN.len() + 64 + self.size_hint());
+        out.extend_from_slice(ANNOUNCE_DOMAIN);
+        network.encode_to(&mut out);
+        self.encode_to(&mut out);
+        out
+    }
+}
+
+#[cfg(feature = "ed25519")]
+mod signing {
+    use super::*;
+    use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
+
+    impl SignedAnnouncement {
+        /// Signs `announcement` for `network`; its `node` is set to the key's node id.
+        pub fn sign(
+            mut announcement: Announcement,
+            network: &NetworkId,
+            key: &crate::SecretKey,
+        ) -> Self {
+            announcement.node = key.node_id();
+            let signature = key.sign(&announcement.signing_bytes(network));
+            Self {
+                announcement,
+                signature,
+            }
+        }
+
+        /// Verifies the signature (strict ed25519, weak keys refused).
+        pub fn verify(&self, network: &NetworkId) -> Result<(), AnnounceError> {
+            let key = VerifyingKey::from_bytes(self.announcement.node.as_bytes())
+                .map_err(|_| AnnounceError::BadKey)?;
+            if key.is_weak() {
+                return Err(AnnounceError::BadKey);
+            }
+            let signature = DalekSignature::from_bytes(&self.signature.0);
+            key.verify_strict(&self.announcement.signing_bytes(network), &signature)
+                .map_err(|_| AnnounceError::BadSignature)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn signed_announcements_verify_only_unchanged_and_on_their_network() {
+            let key = crate::SecretKey::from_seed(&[5; 32]);
+            let network = NetworkId::default();
+            let signed = SignedAnnouncement::sign(
+                Announcement {
+                    node: NodeId([0; 32]),
+                    url: "http://127.0.0.1:7000".into(),
+                    payout: PayoutAccount([1; 20]),
+                    contents: alloc::vec![ContentId([2; 32])],
+                    issued_at_ms: 3,
+                },
+                &network,
+                &key,
+            );
+            assert_eq!(signed.announcement.node, key.node_id());
+            assert_eq!(signed.verify(&network), Ok(()));
+            let other = NetworkId::new("dsi-other").expect("valid name");
+            assert_eq!(signed.verify(&other), Err(AnnounceError::BadSignature));
+            let mut changed = signed.clone();
+            changed.announcement.url.push('x');
+            assert_eq!(changed.verify(&network), Err(AnnounceError::BadSignature));
+            assert!(
+                signed
+                    .announcement
+                    .signing_bytes(&network)
+                    .starts_with(ANNOUNCE_DOMAIN)
+            );
+        }
+    }
+}
