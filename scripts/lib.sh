@@ -35,6 +35,45 @@ export_contract_build_env() {
   export CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback
 }
 
+# The newest installed PostgreSQL server's bin directory (Debian layout), or nothing.
+postgres_bin_dir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/postgres" ] && echo "$dir"
+  return 0
+}
+
+# Starts a throwaway PostgreSQL server on loopback in DIR (trust auth, no password);
+# sets PG_DIR and exports DSI_TEST_POSTGRES_URL. Runs the server as user `postgres` when
+# called as root (PostgreSQL refuses to run as root).
+start_temp_postgres() {
+  local bin port run=()
+  bin=$(postgres_bin_dir)
+  [ -n "$bin" ] || { echo "PostgreSQL is not installed (scripts/setup --postgres)" >&2; return 1; }
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/dsi-pg.XXXXXX")
+  read -r port _ <<<"$(free_ports)"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$PG_DIR"
+    run=(runuser -u postgres --)
+  fi
+  "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
+    || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=on" start >/dev/null \
+    || { cat "$PG_DIR/server.log" >&2; return 1; }
+  PG_BIN=$bin
+  export DSI_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+stop_temp_postgres() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  local run=()
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=
+}
+
 # Two free TCP ports on loopback.
 free_ports() {
   python3 - "$@" <<'PY'

@@ -1,0 +1,96 @@
+//! Storage audits: the oracle fetches a few random announced chunks from every live node
+//! and checks that their bytes hash to their ids. Outcomes: `passed`, `wrong_bytes`,
+//! `missing` (the node answered but did not serve the chunk) and `unreachable`. Every
+//! outcome but `passed` counts as a failure for reputation; a node earns its storage share
+//! for an epoch only if all its audits passed.
+
+use std::time::Duration;
+
+use dsi_protocol::{ChunkId, Epoch, NodeId};
+use rand::seq::SliceRandom;
+
+use crate::store::{AuditRecord, NodeRecord};
+use crate::{OracleState, now_ms};
+
+/// Picks up to `count` distinct chunks at random.
+pub fn pick(chunks: &[ChunkId], count: usize) -> Vec<ChunkId> {
+    let mut rng = rand::thread_rng();
+    chunks.choose_multiple(&mut rng, count).copied().collect()
+}
+
+/// Fetches one chunk from a node and classifies the result.
+pub async fn audit_chunk(
+    client: &reqwest::Client,
+    auditor: &NodeId,
+    node: &NodeRecord,
+    chunk: &ChunkId,
+    epoch: Epoch,
+) -> AuditRecord {
+    let url = format!("{}/v1/chunks/{chunk}", node.url.trim_end_matches('/'));
+    let (outcome, detail) = match client
+        .get(&url)
+        .header("x-dsi-downloader", auditor.to_string())
+        .send()
+        .await
+    {
+        Err(error) => ("unreachable", error.to_string()),
+        Ok(response) if !response.status().is_success() => {
+            ("missing", format!("HTTP {}", response.status()))
+        }
+        Ok(response) => match response.bytes().await {
+            Err(error) => ("unreachable", error.to_string()),
+            Ok(bytes) if ChunkId::of(&bytes) == *chunk => ("passed", String::new()),
+            Ok(bytes) => (
+                "wrong_bytes",
+                format!("{} bytes hashing to {}", bytes.len(), ChunkId::of(&bytes)),
+            ),
+        },
+    };
+    AuditRecord {
+        epoch,
+        seeder: node.node,
+        chunk: *chunk,
+        outcome: outcome.to_string(),
+        detail,
+        at_ms: now_ms(),
+    }
+}
+
+/// Audits every given node for `epoch`, all nodes concurrently.
+pub async fn audit_nodes(
+    state: &OracleState,
+    nodes: &[NodeRecord],
+    epoch: Epoch,
+) -> Result<Vec<AuditRecord>, crate::store::StoreError> {
+    if !state.config.audit.enabled {
+        return Ok(Vec::new());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(state.config.audit.timeout_ms))
+        .build()
+        .unwrap_or_default();
+    let mut plans = Vec::new();
+    for node in nodes {
+        let mut chunks = Vec::new();
+        for content in &node.contents {
+            chunks.extend(state.store.chunks_of(content).await?);
+        }
+        chunks.sort_unstable();
+        chunks.dedup();
+        plans.push((node, pick(&chunks, state.config.audit.chunks_per_node)));
+    }
+    let auditor = state.key.node_id();
+    let fetches = plans.iter().flat_map(|(node, chunks)| {
+        chunks
+            .iter()
+            .map(|chunk| audit_chunk(&client, &auditor, node, chunk, epoch))
+    });
+    let results = futures_util::future::join_all(fetches).await;
+    for result in &results {
+        state.metrics.audit(&result.outcome);
+        if !result.passed() {
+            tracing::warn!(node = %result.seeder.short(), chunk = %result.chunk.short(), outcome = %result.outcome, detail = %result.detail, "audit failed");
+        }
+    }
+    Ok(results)
+}

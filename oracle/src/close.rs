@@ -1,0 +1,344 @@
+//! Closing an epoch: audits, reputation update, aggregation with the `protocol` crate's
+//! rule, Merkle tree and proofs, the published batch file, and one database transaction
+//! that records it all.
+//!
+//! Epochs close in order. The first epoch the oracle closes is the one asked for (or, on
+//! the timer, the epoch before the current one); every later close is the next epoch.
+//! Ingest and close share a lock: a receipt lands before its epoch closes or is refused.
+//! A crash before the transaction commits leaves the epoch open; it closes again later.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use dsi_protocol::fixed::Ppm;
+use dsi_protocol::reward::{ChunkFacts, EpochInputs, SeederFacts};
+use dsi_protocol::{ChunkId, Epoch, NodeId, PayoutAccount};
+use parity_scale_codec::Encode;
+
+use crate::batch::{BATCH_VERSION, EpochBatch, batch_content_id, compute, write_durably};
+use crate::store::{AuditRecord, EpochClose, EpochRecord, LeafRecord, NodeRecord, SeederState};
+use crate::{OracleState, now_ms};
+
+/// Why an epoch cannot be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    /// Asked to close an epoch that is not the next one.
+    #[error("epoch {asked} cannot close now: the next epoch to close is {next}")]
+    OutOfOrder {
+        /// Asked for.
+        asked: Epoch,
+        /// The next one.
+        next: Epoch,
+    },
+    /// Asked to close an epoch that has not started.
+    #[error("epoch {asked} has not started (current epoch {current})")]
+    Future {
+        /// Asked for.
+        asked: Epoch,
+        /// The current one.
+        current: Epoch,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The inputs do not aggregate.
+    #[error("aggregation failed: {0}")]
+    Aggregate(#[from] dsi_protocol::reward::AggregateError),
+    /// The batch file could not be written.
+    #[error("cannot write batch file {path}: {source}")]
+    Batch {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Name of an epoch's batch file inside `batches/`.
+pub fn batch_file_name(epoch: Epoch) -> String {
+    format!("epoch-{:08}.batch", epoch.0)
+}
+
+/// The next epoch to close (None: nothing closed yet, any epoch may be first).
+pub async fn next_to_close(state: &OracleState) -> Result<Option<Epoch>, CloseError> {
+    Ok(state.store.last_closed_epoch().await?.map(Epoch::next))
+}
+
+/// Closes every epoch from the next one through `through` (inclusive), which may be the
+/// current epoch (closing it early). Returns the records of the epochs it closed.
+pub async fn close_through(
+    state: &OracleState,
+    through: Epoch,
+) -> Result<Vec<EpochRecord>, CloseError> {
+    let current = state.config.epochs.epoch_at(now_ms());
+    if through > current {
+        return Err(CloseError::Future {
+            asked: through,
+            current,
+        });
+    }
+    let mut closed = Vec::new();
+    let mut next = next_to_close(state).await?.unwrap_or(through);
+    while next <= through {
+        closed.push(close_epoch(state, next).await?);
+        next = next.next();
+    }
+    Ok(closed)
+}
+
+/// Closes the epochs whose end (plus the configured delay) has passed.
+pub async fn close_due(state: &OracleState) -> Result<Vec<EpochRecord>, CloseError> {
+    let now = now_ms();
+    let schedule = state.config.epochs;
+    let current = schedule.epoch_at(now);
+    let next = match next_to_close(state).await? {
+        Some(next) => next,
+        None if current.0 == 0 => return Ok(Vec::new()),
+        None => Epoch(current.0 - 1),
+    };
+    let mut closed = Vec::new();
+    let mut epoch = next;
+    while epoch < current {
+        let (_, end) = schedule.window(epoch);
+        if end.saturating_add(state.config.close.delay_ms) > now {
+            break;
+        }
+        closed.push(close_epoch(state, epoch).await?);
+        epoch = epoch.next();
+    }
+    Ok(closed)
+}
+
+/// Closes one epoch (which must be the next one).
+pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecord, CloseError> {
+    let started = Instant::now();
+    let config = &state.config;
+    let now = now_ms();
+    let current = config.epochs.epoch_at(now);
+    if epoch > current {
+        return Err(CloseError::Future {
+            asked: epoch,
+            current,
+        });
+    }
+
+    // Audits take network time: run them before taking the ingest lock.
+    let live = state.store.live_nodes(now).await?;
+    let audits = crate::audit::audit_nodes(state, &live, epoch).await?;
+
+    let _guard = state.ingest_lock.lock().await;
+    if let Some(next) = next_to_close(state).await?
+        && next != epoch
+    {
+        return Err(CloseError::OutOfOrder { asked: epoch, next });
+    }
+    let receipts = state.store.receipts_for_epoch(epoch).await?;
+
+    // Chunks of every live node's contents: holders and storage.
+    let mut content_chunks: HashMap<_, Vec<ChunkId>> = HashMap::new();
+    for node in &live {
+        for content in &node.contents {
+            if !content_chunks.contains_key(content) {
+                content_chunks.insert(*content, state.store.chunks_of(content).await?);
+            }
+        }
+    }
+    let mut holders: BTreeMap<ChunkId, u32> = BTreeMap::new();
+    let mut boosts: HashMap<ChunkId, Ppm> = HashMap::new();
+    let mut node_chunks: HashMap<NodeId, BTreeSet<ChunkId>> = HashMap::new();
+    for node in &live {
+        let held = node_chunks.entry(node.node).or_default();
+        for content in &node.contents {
+            let boost = config.boost(content);
+            for chunk in content_chunks.get(content).into_iter().flatten() {
+                held.insert(*chunk);
+                let entry = boosts.entry(*chunk).or_insert(Ppm::ONE);
+                *entry = (*entry).max(boost);
+            }
+        }
+        for chunk in held.iter() {
+            *holders.entry(*chunk).or_insert(0) += 1;
+        }
+    }
+
+    // Audit outcomes and new reputation per node.
+    let mut outcomes: HashMap<NodeId, (u32, u32)> = HashMap::new();
+    for audit in &audits {
+        let entry = outcomes.entry(audit.seeder).or_insert((0, 0));
+        if audit.passed() {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+
+    // Who can earn: live nodes, plus seeders with receipts whose (expired) record names a
+    // payout account.
+    let mut earners: BTreeMap<NodeId, PayoutAccount> =
+        live.iter().map(|n| (n.node, n.payout)).collect();
+    let receipt_seeders: BTreeSet<NodeId> = receipts.iter().map(|r| r.receipt.seeder).collect();
+    for seeder in &receipt_seeders {
+        if !earners.contains_key(seeder)
+            && let Some(NodeRecord { payout, .. }) = state.store.node(seeder).await?
+        {
+            earners.insert(*seeder, payout);
+        }
+    }
+    let mut new_states = Vec::new();
+    let mut seeder_facts = Vec::new();
+    for (seeder, payout) in &earners {
+        let previous = state.store.seeder_state(seeder).await?;
+        let (passed, failed) = outcomes.get(seeder).copied().unwrap_or((0, 0));
+        let reputation = previous
+            .reputation
+            .update(&config.reputation, passed, failed);
+        let stored = if passed > 0 && failed == 0 {
+            node_chunks
+                .get(seeder)
+                .map(|set| set.iter().copied().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        seeder_facts.push(SeederFacts {
+            seeder: *seeder,
+            payout: *payout,
+            previous_cumulative: previous.cumulative,
+            reputation: reputation.factor(&config.reputation),
+            stored,
+        });
+        new_states.push((*seeder, previous, reputation));
+    }
+
+    // Chunk facts for every chunk a receipt or a holding names.
+    let lengths = state.chunk_lengths.read().await;
+    let mut all_chunks: BTreeSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
+    all_chunks.extend(holders.keys().copied());
+    let chunks: Vec<ChunkFacts> = all_chunks
+        .into_iter()
+        .filter_map(|chunk| {
+            lengths.get(&chunk).map(|&length| ChunkFacts {
+                chunk,
+                length,
+                holders: holders.get(&chunk).copied().unwrap_or(0),
+                boost: boosts.get(&chunk).copied().unwrap_or(Ppm::ONE),
+            })
+        })
+        .collect();
+    drop(lengths);
+
+    let inputs = EpochInputs {
+        epoch,
+        budget: u128::from(config.close.budget),
+        params: config.rewards,
+        chunks,
+        seeders: seeder_facts,
+    };
+    let (rewards, tree) = compute(&inputs, &receipts)?;
+    let root = tree.root();
+
+    // Publish the batch.
+    let batch = EpochBatch {
+        version: BATCH_VERSION,
+        network: config.network.clone(),
+        schedule: config.epochs,
+        issued_at_skew_ms: config.ingest.issued_at_skew_ms,
+        downloader_cap_bytes: config.ingest.downloader_cap_bytes,
+        inputs: inputs.clone(),
+        receipts,
+        root,
+        total: rewards.total,
+    };
+    let bytes = batch.encode();
+    let file_name = batch_file_name(epoch);
+    let path = state.batches_dir.join(&file_name);
+    let write_path = path.clone();
+    let content_id = batch_content_id(&bytes);
+    tokio::task::spawn_blocking(move || write_durably(&write_path, &bytes))
+        .await
+        .map_err(|e| CloseError::Batch {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|source| CloseError::Batch {
+            path: path.display().to_string(),
+            source,
+        })?;
+
+    // Leaves with proofs, in tree order (seeders that earned, by node id).
+    let mut leaves = Vec::new();
+    let factors: HashMap<NodeId, Ppm> = inputs
+        .seeders
+        .iter()
+        .map(|s| (s.seeder, s.reputation))
+        .collect();
+    for (leaf_index, reward) in rewards.seeders.iter().filter(|s| s.amount > 0).enumerate() {
+        leaves.push(LeafRecord {
+            epoch,
+            seeder: reward.seeder,
+            payout: reward.payout,
+            amount: reward.amount,
+            cumulative: reward.cumulative,
+            bandwidth_amount: reward.bandwidth_amount,
+            storage_amount: reward.storage_amount,
+            bytes_served: reward.bytes_served,
+            receipts: reward.receipts,
+            reputation: factors.get(&reward.seeder).map_or(0, |p| p.0),
+            proof: tree.proof(leaf_index).unwrap_or_default(),
+        });
+    }
+    let cumulative: HashMap<NodeId, u128> = rewards
+        .seeders
+        .iter()
+        .map(|s| (s.seeder, s.cumulative))
+        .collect();
+    let seeders = new_states
+        .into_iter()
+        .map(|(seeder, previous, reputation)| {
+            (
+                seeder,
+                SeederState {
+                    cumulative: cumulative
+                        .get(&seeder)
+                        .copied()
+                        .unwrap_or(previous.cumulative),
+                    reputation,
+                    updated_epoch: Some(epoch),
+                },
+            )
+        })
+        .collect();
+    let record = EpochRecord {
+        epoch,
+        status: "closed".into(),
+        root,
+        total: rewards.total,
+        seeders: leaves.len() as u64,
+        receipts: batch.receipts.len() as u64,
+        batch_content_id: content_id,
+        batch_file: file_name,
+        closed_at_ms: now_ms(),
+        close_duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let audits: Vec<AuditRecord> = audits;
+    state
+        .store
+        .record_close(&EpochClose {
+            record: record.clone(),
+            leaves,
+            seeders,
+            audits,
+        })
+        .await?;
+    state.metrics.epoch_closed(started.elapsed());
+    tracing::info!(
+        epoch = epoch.0,
+        receipts = record.receipts,
+        seeders = record.seeders,
+        total = %record.total,
+        root = %hex::encode(root),
+        ms = record.close_duration_ms,
+        "epoch closed"
+    );
+    Ok(record)
+}

@@ -1,0 +1,200 @@
+//! Oracle configuration: a documented struct whose `Default` is a working local setup.
+//!
+//! Sources, later ones winning: built-in defaults, `config.toml` in the data directory,
+//! environment variables `DSI_ORACLE_<SECTION>__<KEY>` (for example
+//! `DSI_ORACLE_EPOCHS__LENGTH_MS=30000`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use dsi_protocol::fixed::Ppm;
+use dsi_protocol::reputation::ReputationParams;
+use dsi_protocol::reward::RewardParams;
+use dsi_protocol::{ContentId, EpochSchedule, NetworkId};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The committed example, with every option and its default.
+pub const EXAMPLE_TOML: &str = include_str!("../config.example.toml");
+
+/// Everything the oracle can be configured with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The network; receipts and announcements must be signed for it.
+    pub network: NetworkId,
+    /// How wall-clock time maps to epochs (must match the nodes').
+    pub epochs: EpochSchedule,
+    /// HTTP listen address (loopback by default).
+    pub listen: SocketAddr,
+    /// `postgres://...` to use PostgreSQL; empty for the SQLite file `oracle.db` in the
+    /// data directory.
+    pub database_url: String,
+    /// Receipt ingest.
+    pub ingest: IngestConfig,
+    /// The tracker.
+    pub tracker: TrackerConfig,
+    /// Closing epochs.
+    pub close: CloseConfig,
+    /// Reward parameters used when no chain is configured (with a chain they are read
+    /// from the `multipliers` contract at every close).
+    pub rewards: RewardParams,
+    /// Per-content boosts used when no chain is configured.
+    pub boosts: Vec<Boost>,
+    /// The reputation rule.
+    pub reputation: ReputationParams,
+    /// Storage audits.
+    pub audit: AuditConfig,
+}
+
+/// A per-content reward boost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boost {
+    /// The content.
+    pub content: ContentId,
+    /// Its multiplier, ppm (1_000_000 = 1×).
+    pub boost: Ppm,
+}
+
+/// `[ingest]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most receipts in one `POST /v1/receipts`.
+    pub max_batch: usize,
+    /// Most bytes one downloader may attest per epoch; receipts beyond are rejected
+    /// (`downloader_cap`).
+    pub downloader_cap_bytes: u64,
+    /// How far a receipt's `issued_at_ms` may lie outside its epoch's window.
+    pub issued_at_skew_ms: u64,
+}
+
+/// `[tracker]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// An announcement expires this long after it arrives unless renewed.
+    pub announce_ttl_secs: u64,
+    /// Announcements issued further than this from the oracle's clock are refused.
+    pub max_clock_skew_ms: u64,
+}
+
+/// `[close]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloseConfig {
+    /// Close epochs automatically this long after they end (late receipts still count
+    /// until then). `false` leaves closing to `oracle close-epoch`.
+    pub auto: bool,
+    /// Grace after an epoch's end before it closes automatically.
+    pub delay_ms: u64,
+    /// Native units each epoch distributes (12 decimals: 1_000_000_000_000 is one token).
+    pub budget: u64,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Audit announced nodes when an epoch closes.
+    pub enabled: bool,
+    /// Random announced chunks fetched from each node per epoch.
+    pub chunks_per_node: usize,
+    /// Time allowed for one audit fetch.
+    pub timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            network: NetworkId::default(),
+            epochs: EpochSchedule::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            database_url: String::new(),
+            ingest: IngestConfig::default(),
+            tracker: TrackerConfig::default(),
+            close: CloseConfig::default(),
+            rewards: RewardParams::default(),
+            boosts: Vec::new(),
+            reputation: ReputationParams::default(),
+            audit: AuditConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 10_000,
+            downloader_cap_bytes: 64 * 1024 * 1024 * 1024,
+            issued_at_skew_ms: 60_000,
+        }
+    }
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            announce_ttl_secs: 300,
+            max_clock_skew_ms: 300_000,
+        }
+    }
+}
+
+impl Default for CloseConfig {
+    fn default() -> Self {
+        Self {
+            auto: true,
+            delay_ms: 30_000,
+            budget: 1_000_000_000_000,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            chunks_per_node: 3,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `path` if it exists, then `DSI_ORACLE_*` variables.
+    pub fn load(path: &Path) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if path.exists() {
+            figment = figment.merge(Toml::file(path));
+        }
+        figment
+            .merge(Env::prefixed("DSI_ORACLE_").split("__"))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The boost of `content` (1× unless configured).
+    pub fn boost(&self, content: &ContentId) -> Ppm {
+        self.boosts
+            .iter()
+            .find(|b| b.content == *content)
+            .map_or(Ppm::ONE, |b| b.boost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_is_the_default() {
+        let parsed: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(EXAMPLE_TOML))
+            .extract()
+            .expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+}

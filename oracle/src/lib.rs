@@ -1,0 +1,167 @@
+//! # oracle: the off-chain half of DSI's money path
+//!
+//! A tokio + axum service that
+//!
+//! - runs the **tracker**: nodes announce (signed) where they serve, where their rewards go
+//!   and what they hold; downloaders ask which live nodes hold a content; holder counts
+//!   feed the rarity multiplier ([`api`]);
+//! - **ingests receipts** in batches, applying the named anti-fraud rules and storing what
+//!   passes durably and idempotently ([`ingest`]);
+//! - **audits** announced holdings by fetching random chunks ([`audit`]) and keeps each
+//!   node's reputation with the `protocol` crate's Beta-style rule;
+//! - **closes epochs**: aggregates receipts and audited holdings with rarity, demand,
+//!   boosts and reputation into per-seeder amounts, builds the Merkle tree, stores every
+//!   leaf with its proof and publishes the epoch's batch so anyone can recompute the root
+//!   with `oracle verify-epoch` ([`close`], [`batch`]).
+//!
+//! Storage is SQLite by default and PostgreSQL on request ([`store`]). It does not own
+//! the reward rule or any wire format (those are in `dsi-protocol`), nor the chain.
+
+pub mod api;
+pub mod audit;
+pub mod batch;
+pub mod close;
+pub mod config;
+pub mod data_dir;
+pub mod ingest;
+pub mod metrics;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsi_protocol::{ChunkId, SecretKey};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use data_dir::DataDir;
+pub use metrics::Metrics;
+pub use store::Store;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Everything the handlers and background tasks share.
+#[derive(Debug)]
+pub struct OracleState {
+    /// Configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// The oracle's identity (audits).
+    pub key: SecretKey,
+    /// Bearer token for admin calls.
+    pub admin_token: String,
+    /// Where batches are published.
+    pub batches_dir: PathBuf,
+    /// Length of every registered chunk (a cache of the `chunks` table).
+    pub chunk_lengths: RwLock<HashMap<ChunkId, u32>>,
+    /// Serializes receipt ingest with epoch close.
+    pub ingest_lock: Mutex<()>,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+impl OracleState {
+    /// Builds the state over an open store.
+    pub async fn new(
+        config: Config,
+        store: Store,
+        key: SecretKey,
+        admin_token: String,
+        batches_dir: PathBuf,
+    ) -> Result<Arc<Self>, store::StoreError> {
+        let lengths = store.chunk_lengths().await?;
+        Ok(Arc::new(Self {
+            config,
+            store,
+            key,
+            admin_token,
+            batches_dir,
+            chunk_lengths: RwLock::new(lengths),
+            ingest_lock: Mutex::new(()),
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// Opens the state for a data directory: its config (with `database_url` overriding
+    /// the configured one when given), key, token and database.
+    pub async fn open(
+        data_dir: &DataDir,
+        database_url: Option<String>,
+    ) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let config = data_dir.config()?;
+        let key = data_dir.key()?;
+        let token = data_dir.admin_token()?;
+        let url = database_url
+            .filter(|u| !u.is_empty())
+            .or_else(|| Some(config.database_url.clone()).filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| data_dir.sqlite_url());
+        let store = Store::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        Ok(Self::new(config, store, key, token, data_dir.batches()).await?)
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Serves the API on `listener` and closes due epochs on a timer until `cancel` fires.
+pub async fn serve(
+    state: Arc<OracleState>,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    if state.config.close.auto {
+        let state = state.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let tick =
+                Duration::from_millis((state.config.epochs.length_ms / 10).clamp(200, 10_000));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(tick) => {}
+                }
+                if let Err(error) = close::close_due(&state).await {
+                    tracing::error!(%error, "closing due epochs failed");
+                }
+            }
+        });
+    }
+    let app = api::router(state);
+    let shutdown = cancel.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    result
+}
+
+/// Binds `addr` (use port 0 for any) and returns the listener with its address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,262 @@
+//! `oracle`: the DSI oracle's command line. Thin: parses arguments and calls the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dsi_protocol::Epoch;
+use oracle::api::{CloseRequest, CloseResponse, ErrorBody};
+use oracle::batch::{batch_content_id, decode_batch, verify_batch};
+use oracle::{DataDir, OracleState};
+use tokio_util::sync::CancellationToken;
+
+/// The DSI oracle: tracker, receipt ingest, audits, epoch aggregation and Merkle proofs.
+#[derive(Parser, Debug)]
+#[command(name = "oracle", version, about, long_about = None)]
+struct Cli {
+    /// Data directory (key, admin token, config, SQLite database, published batches).
+    /// Default: ~/.local/share/dsi/oracle.
+    #[arg(long, global = true, env = "DSI_ORACLE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the data directory: oracle key and admin token (mode 0600) and config.toml.
+    Init,
+    /// Run the HTTP API and close epochs on a timer.
+    Serve {
+        /// Address to listen on (default from config: 127.0.0.1:7400).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// `postgres://user@host/db` to use PostgreSQL instead of the SQLite file in the
+        /// data directory.
+        #[arg(long, env = "DSI_ORACLE_DATABASE_URL", value_name = "URL")]
+        database_url: Option<String>,
+    },
+    /// Close epochs now, through the given one (default: the current epoch), on a running
+    /// oracle.
+    CloseEpoch {
+        /// Last epoch to close.
+        #[arg(long, value_name = "EPOCH")]
+        through: Option<u64>,
+        /// The oracle's URL (default: http://<listen address from config>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Recompute an epoch's root from its published batch file, bit for bit: every receipt
+    /// is re-checked (signatures, rules) and the rewards recomputed. Exit 0 if the root
+    /// and total match, 4 if they do not.
+    VerifyEpoch {
+        /// The batch file (`batches/epoch-NNNNNNNN.batch`, or downloaded from
+        /// `GET /v1/epochs/{n}/batch`).
+        batch_file: PathBuf,
+        /// Also list every seeder's amounts.
+        #[arg(long)]
+        seeders: bool,
+    },
+}
+
+/// Exit codes.
+mod exit {
+    pub const BAD_INPUT: u8 = 3;
+    pub const VERIFY_FAILED: u8 = 4;
+    pub const DATA_DIR: u8 = 6;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DSI_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let data_dir = DataDir::new(cli.data_dir.unwrap_or_else(DataDir::default_path));
+    match runtime.block_on(run(cli.command, data_dir)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, data_dir: DataDir) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init => {
+            let created = data_dir.init()?;
+            let key = data_dir.key()?;
+            if created {
+                println!("initialized {}", data_dir.path().display());
+            } else {
+                println!("already initialized: {}", data_dir.path().display());
+            }
+            println!("oracle id {}", key.node_id());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            listen,
+            database_url,
+        } => {
+            let state = match OracleState::open(&data_dir, database_url).await {
+                Ok(state) => state,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return Ok(ExitCode::from(exit::DATA_DIR));
+                }
+            };
+            let addr = listen.unwrap_or(state.config.listen);
+            let (listener, local) = oracle::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(%local, network = %state.config.network, oracle = %state.key.node_id().short(), "oracle listening");
+            println!("listening on http://{local}");
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                on_signal.cancel();
+            });
+            let terminate = cancel.clone();
+            tokio::spawn(async move {
+                if let Ok(mut signal) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                {
+                    signal.recv().await;
+                    terminate.cancel();
+                }
+            });
+            oracle::serve(state.clone(), listener, cancel)
+                .await
+                .context("server failed")?;
+            state.store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CloseEpoch { through, url } => {
+            let token = match data_dir.admin_token() {
+                Ok(token) => token,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return Ok(ExitCode::from(exit::DATA_DIR));
+                }
+            };
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", data_dir.config()?.listen),
+            };
+            let response = reqwest::Client::new()
+                .post(format!("{}/v1/epochs/close", url.trim_end_matches('/')))
+                .bearer_auth(token)
+                .json(&CloseRequest {
+                    through: through.map(Epoch),
+                })
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the oracle at {url}"))?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let body: Option<ErrorBody> = response.json().await.ok();
+                anyhow::bail!(
+                    "the oracle refused ({status}): {}",
+                    body.map_or_else(String::new, |b| b.message)
+                );
+            }
+            let closed: CloseResponse = response.json().await.context("unexpected answer")?;
+            if closed.closed.is_empty() {
+                println!("nothing to close");
+            }
+            for record in closed.closed {
+                println!(
+                    "epoch {}: {} receipts, {} seeders, total {}, root 0x{}, batch {}",
+                    record.epoch,
+                    record.receipts,
+                    record.seeders,
+                    record.total,
+                    hex::encode(record.root),
+                    record.batch_content_id
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyEpoch {
+            batch_file,
+            seeders,
+        } => {
+            let bytes = match tokio::fs::read(&batch_file).await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    eprintln!("error: cannot read {}: {error}", batch_file.display());
+                    return Ok(ExitCode::from(exit::BAD_INPUT));
+                }
+            };
+            let batch = match decode_batch(&bytes) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    eprintln!("error: {}: {error}", batch_file.display());
+                    return Ok(ExitCode::from(exit::BAD_INPUT));
+                }
+            };
+            println!(
+                "batch {} (content id {})",
+                batch_file.display(),
+                batch_content_id(&bytes)
+            );
+            println!(
+                "epoch {} on {}: {} receipts, {} chunks, {} seeders, budget {}",
+                batch.inputs.epoch,
+                batch.network,
+                batch.receipts.len(),
+                batch.inputs.chunks.len(),
+                batch.inputs.seeders.len(),
+                batch.inputs.budget
+            );
+            let checked = tokio::task::spawn_blocking(move || verify_batch(&batch)).await?;
+            match checked {
+                Ok(verified) => {
+                    if seeders {
+                        println!(
+                            "seeder            payout                                      bytes         amount     cumulative"
+                        );
+                        for s in &verified.rewards.seeders {
+                            println!(
+                                "{:<17} {} {:>12} {:>14} {:>14}",
+                                s.seeder.short().to_string(),
+                                s.payout,
+                                s.bytes_served,
+                                s.amount,
+                                s.cumulative
+                            );
+                        }
+                    }
+                    println!(
+                        "ok: root 0x{} total {} recomputed bit for bit",
+                        hex::encode(verified.root),
+                        verified.rewards.total
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("verification failed: {error}");
+                    Ok(ExitCode::from(exit::VERIFY_FAILED))
+                }
+            }
+        }
+    }
+}

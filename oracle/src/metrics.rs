@@ -1,0 +1,179 @@
+//! Prometheus metrics, kept in atomics and rendered as text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::ingest::RULES;
+
+/// Upper bounds (seconds) of the ingest latency histogram.
+const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// The oracle's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    accepted: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+    batches: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_sum_micros: AtomicU64,
+    epochs_closed: AtomicU64,
+    last_close_millis: AtomicU64,
+    close_sum_millis: AtomicU64,
+    audits: Mutex<BTreeMap<String, u64>>,
+    announcements: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one ingested batch.
+    pub fn batch(&self, accepted: u64, rejected: &[&str], latency: Duration) {
+        self.accepted.fetch_add(accepted, Ordering::Relaxed);
+        if !rejected.is_empty()
+            && let Ok(mut map) = self.rejected.lock()
+        {
+            for code in rejected {
+                *map.entry((*code).to_string()).or_insert(0) += 1;
+            }
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let seconds = latency.as_secs_f64();
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_sum_micros
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Records a closed epoch.
+    pub fn epoch_closed(&self, took: Duration) {
+        self.epochs_closed.fetch_add(1, Ordering::Relaxed);
+        let millis = took.as_millis() as u64;
+        self.last_close_millis.store(millis, Ordering::Relaxed);
+        self.close_sum_millis.fetch_add(millis, Ordering::Relaxed);
+    }
+
+    /// Records an audit outcome.
+    pub fn audit(&self, outcome: &str) {
+        if let Ok(mut map) = self.audits.lock() {
+            *map.entry(outcome.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    /// Records an accepted announcement.
+    pub fn announced(&self) {
+        self.announcements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Receipts accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text. `epochs` is the number of closed epochs per status.
+    pub fn render(&self, receipts_held: u64, epochs: &BTreeMap<String, u64>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_receipts_accepted_total Receipts accepted."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_receipts_accepted_total counter");
+        let _ = writeln!(
+            out,
+            "dsi_oracle_receipts_accepted_total {}",
+            self.accepted()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_receipts_rejected_total Receipts rejected, by rule."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_receipts_rejected_total counter");
+        let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+        for rule in RULES {
+            let count = rejected.get(rule).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "dsi_oracle_receipts_rejected_total{{rule=\"{rule}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_receipts_held Receipts in the database."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_receipts_held gauge");
+        let _ = writeln!(out, "dsi_oracle_receipts_held {receipts_held}");
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_ingest_seconds Time to ingest one receipt batch."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_ingest_seconds histogram");
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            let count = self.latency_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "dsi_oracle_ingest_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
+        }
+        let batches = self.batches.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "dsi_oracle_ingest_seconds_bucket{{le=\"+Inf\"}} {batches}"
+        );
+        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "dsi_oracle_ingest_seconds_sum {sum}");
+        let _ = writeln!(out, "dsi_oracle_ingest_seconds_count {batches}");
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_epochs_closed_total Epochs closed by this process."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_epochs_closed_total counter");
+        let _ = writeln!(
+            out,
+            "dsi_oracle_epochs_closed_total {}",
+            self.epochs_closed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_epoch_close_seconds Duration of the last epoch close."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_epoch_close_seconds gauge");
+        let last = self.last_close_millis.load(Ordering::Relaxed) as f64 / 1e3;
+        let _ = writeln!(out, "dsi_oracle_epoch_close_seconds {last}");
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_audits_total Audit results, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_audits_total counter");
+        let audits = self.audits.lock().map(|m| m.clone()).unwrap_or_default();
+        for outcome in ["passed", "wrong_bytes", "missing", "unreachable"] {
+            let count = audits.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "dsi_oracle_audits_total{{outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_epochs Closed epochs by chain submission status."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_epochs gauge");
+        for status in ["closed", "submitted", "final", "vetoed", "claimable"] {
+            let count = epochs.get(status).copied().unwrap_or(0);
+            let _ = writeln!(out, "dsi_oracle_epochs{{status=\"{status}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_announcements_total Announcements accepted."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_announcements_total counter");
+        let _ = writeln!(
+            out,
+            "dsi_oracle_announcements_total {}",
+            self.announcements.load(Ordering::Relaxed)
+        );
+        out
+    }
+}

@@ -1,0 +1,1084 @@
+//! The oracle's database: SQLite (a file, no setup) or PostgreSQL, through `sqlx::Any`
+//! with one set of queries and a migration directory per backend
+//! (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! Encodings: ids are BLOBs/BYTEAs of their raw bytes; `u64` values are stored as the
+//! `BIGINT` with the same bit pattern; `u128` amounts as decimal TEXT (neither backend has
+//! a portable 128-bit integer). Receipts are keyed by (epoch, downloader, seeder, chunk).
+//! SQLite runs in WAL mode with `synchronous=FULL`: a committed write survives power loss.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use dsi_protocol::reputation::ReputationState;
+use dsi_protocol::{
+    Announcement, ChunkId, ContentId, Epoch, Manifest, NodeId, PayoutAccount, Receipt, Signature,
+    SignedReceipt,
+};
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A database error, with what the oracle was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database url (use sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    /// Connecting or migrating failed.
+    #[error("cannot open database: {0}")]
+    Open(String),
+    /// A query failed.
+    #[error("database error while {doing}: {source}")]
+    Query {
+        /// What the oracle was doing.
+        doing: &'static str,
+        /// The error.
+        source: sqlx::Error,
+    },
+    /// Stored data does not decode (the database was edited or corrupted).
+    #[error("corrupt stored value in {0}")]
+    Corrupt(&'static str),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn query_error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { doing, source }
+}
+
+fn i64_of(value: u64) -> i64 {
+    value as i64
+}
+
+fn u64_of(value: i64) -> u64 {
+    value as u64
+}
+
+fn id_from<const N: usize>(bytes: Vec<u8>, what: &'static str) -> Result<[u8; N]> {
+    bytes.try_into().map_err(|_| StoreError::Corrupt(what))
+}
+
+fn amount_from(text: &str, what: &'static str) -> Result<u128> {
+    u128::from_str(text).map_err(|_| StoreError::Corrupt(what))
+}
+
+/// A node's current announcement as the tracker keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node.
+    pub node: NodeId,
+    /// Where it serves.
+    pub url: String,
+    /// Its payout account.
+    pub payout: PayoutAccount,
+    /// Issue time of the announcement held.
+    pub issued_at_ms: u64,
+    /// When it expires.
+    pub expires_at_ms: u64,
+    /// First announcement ever seen from this node.
+    pub first_seen_ms: u64,
+    /// Content it holds.
+    pub contents: Vec<ContentId>,
+}
+
+/// What happened to an announcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnounceOutcome {
+    /// Stored (new or newer than the one held).
+    Stored,
+    /// Older than (or as old as) the one held; ignored.
+    Stale,
+}
+
+/// A closed epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// `closed`, `submitted`, `final`, `vetoed`, `claimable`.
+    pub status: String,
+    /// Merkle root of the reward leaves (all zeros when nobody earned).
+    #[serde(with = "hex_32")]
+    pub root: [u8; 32],
+    /// Sum of the epoch's amounts (native units).
+    #[serde(with = "decimal")]
+    pub total: u128,
+    /// Leaves (seeders that earned).
+    pub seeders: u64,
+    /// Receipts aggregated.
+    pub receipts: u64,
+    /// BLAKE3 content id of the published receipt batch.
+    pub batch_content_id: ContentId,
+    /// The batch file's name inside the data directory's `batches/`.
+    pub batch_file: String,
+    /// When it closed.
+    pub closed_at_ms: u64,
+    /// How long closing took.
+    pub close_duration_ms: u64,
+}
+
+/// One seeder's leaf in a closed epoch, with its proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafRecord {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// The seeder.
+    pub seeder: NodeId,
+    /// Its payout account.
+    pub payout: PayoutAccount,
+    /// Earned in this epoch.
+    #[serde(with = "decimal")]
+    pub amount: u128,
+    /// Earned up to and including this epoch (what the leaf commits to).
+    #[serde(with = "decimal")]
+    pub cumulative: u128,
+    /// Of `amount`, paid for bandwidth.
+    #[serde(with = "decimal")]
+    pub bandwidth_amount: u128,
+    /// Of `amount`, paid for storage.
+    #[serde(with = "decimal")]
+    pub storage_amount: u128,
+    /// Bytes served in the epoch.
+    pub bytes_served: u64,
+    /// Receipts counted.
+    pub receipts: u64,
+    /// Reputation factor applied, ppm.
+    pub reputation: u32,
+    /// Sibling hashes from the leaf to the root.
+    #[serde(with = "hex_list")]
+    pub proof: Vec<[u8; 32]>,
+}
+
+/// One audit: a chunk fetched from a node and checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The epoch it counted for.
+    pub epoch: Epoch,
+    /// The node audited.
+    pub seeder: NodeId,
+    /// The chunk asked for.
+    pub chunk: ChunkId,
+    /// `passed`, `wrong_bytes`, `missing`, `unreachable`.
+    pub outcome: String,
+    /// Detail for humans.
+    pub detail: String,
+    /// When.
+    pub at_ms: u64,
+}
+
+impl AuditRecord {
+    /// Whether the node proved it holds the chunk.
+    pub fn passed(&self) -> bool {
+        self.outcome == "passed"
+    }
+}
+
+/// A seeder's running state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeederState {
+    /// Cumulative earnings so far.
+    pub cumulative: u128,
+    /// Reputation evidence.
+    pub reputation: ReputationState,
+    /// Last epoch that updated it.
+    pub updated_epoch: Option<Epoch>,
+}
+
+/// Everything an epoch close writes, in one transaction.
+#[derive(Clone, Debug)]
+pub struct EpochClose {
+    /// The epoch row.
+    pub record: EpochRecord,
+    /// Its leaves.
+    pub leaves: Vec<LeafRecord>,
+    /// New seeder states.
+    pub seeders: Vec<(NodeId, SeederState)>,
+    /// Audits made for it.
+    pub audits: Vec<AuditRecord>,
+}
+
+/// Key of a receipt.
+pub type ReceiptKey = (Epoch, NodeId, NodeId, ChunkId);
+
+/// The key of a receipt: (epoch, downloader, seeder, chunk).
+pub fn receipt_key(receipt: &Receipt) -> ReceiptKey {
+    (
+        receipt.epoch,
+        receipt.downloader,
+        receipt.seeder,
+        receipt.chunk,
+    )
+}
+
+/// The oracle's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const RECEIPT_COLUMNS: &str =
+    "epoch, downloader, seeder, chunk, bytes, issued_at_ms, nonce, signature";
+
+/// Rows per multi-row statement: 8 parameters each stays under SQLite's 32766.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+fn receipt_from_row(row: &AnyRow) -> Result<SignedReceipt> {
+    let get = |i: usize| -> Result<Vec<u8>> {
+        row.try_get::<Vec<u8>, _>(i)
+            .map_err(|_| StoreError::Corrupt("receipts"))
+    };
+    let int = |i: usize| -> Result<i64> {
+        row.try_get::<i64, _>(i)
+            .map_err(|_| StoreError::Corrupt("receipts"))
+    };
+    Ok(SignedReceipt {
+        receipt: Receipt {
+            epoch: Epoch(u64_of(int(0)?)),
+            downloader: NodeId(id_from(get(1)?, "receipts.downloader")?),
+            seeder: NodeId(id_from(get(2)?, "receipts.seeder")?),
+            chunk: ChunkId(id_from(get(3)?, "receipts.chunk")?),
+            bytes: u32::try_from(int(4)?).map_err(|_| StoreError::Corrupt("receipts.bytes"))?,
+            issued_at_ms: u64_of(int(5)?),
+            nonce: u64_of(int(6)?),
+        },
+        signature: Signature(id_from(get(7)?, "receipts.signature")?),
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`:
+    /// `sqlite://PATH` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections to finish).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- manifests -------------------------------------------------------------------
+
+    /// Registers a manifest and its chunks. Returns false if it was already known.
+    pub async fn put_manifest(&self, manifest: &Manifest, now_ms: u64) -> Result<bool> {
+        let content = manifest.content_id();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("registering"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (content_id, bytes, name, size, registered_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_id) DO NOTHING",
+        )
+        .bind(content.0.to_vec())
+        .bind(manifest.to_bytes())
+        .bind(manifest.name.clone())
+        .bind(i64_of(manifest.size))
+        .bind(i64_of(now_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("registering a manifest"))?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let mut distinct: Vec<(ChunkId, u32)> = (0..manifest.chunk_count())
+            .map(|i| (manifest.chunks[i], manifest.chunk_len(i)))
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup_by_key(|(chunk, _)| *chunk);
+        for rows in distinct.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from("INSERT INTO chunks (chunk, content_id, length) VALUES ");
+            for i in 0..rows.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for (chunk, length) in rows {
+                query = query
+                    .bind(chunk.0.to_vec())
+                    .bind(content.0.to_vec())
+                    .bind(i64::from(*length));
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("registering chunks"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(query_error("registering a manifest"))?;
+        Ok(true)
+    }
+
+    /// The canonical bytes of a registered manifest.
+    pub async fn manifest_bytes(&self, content: &ContentId) -> Result<Option<Vec<u8>>> {
+        sqlx::query("SELECT bytes FROM manifests WHERE content_id = $1")
+            .bind(content.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading a manifest"))?
+            .map(|row| {
+                row.try_get::<Vec<u8>, _>(0)
+                    .map_err(|_| StoreError::Corrupt("manifests"))
+            })
+            .transpose()
+    }
+
+    /// Which of `contents` have registered manifests.
+    pub async fn known_contents(&self, contents: &[ContentId]) -> Result<HashSet<ContentId>> {
+        let mut known = HashSet::new();
+        for content in contents {
+            if self.manifest_bytes(content).await?.is_some() {
+                known.insert(*content);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Every registered chunk and its length.
+    pub async fn chunk_lengths(&self) -> Result<HashMap<ChunkId, u32>> {
+        let rows = sqlx::query("SELECT chunk, length FROM chunks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading chunks"))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let chunk: Vec<u8> = row.try_get(0).map_err(|_| StoreError::Corrupt("chunks"))?;
+            let length: i64 = row.try_get(1).map_err(|_| StoreError::Corrupt("chunks"))?;
+            out.insert(
+                ChunkId(id_from(chunk, "chunks.chunk")?),
+                u32::try_from(length).map_err(|_| StoreError::Corrupt("chunks.length"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The chunks of a content (from its registered manifest).
+    pub async fn chunks_of(&self, content: &ContentId) -> Result<Vec<ChunkId>> {
+        let rows = sqlx::query("SELECT chunk FROM chunks WHERE content_id = $1 ORDER BY chunk")
+            .bind(content.0.to_vec())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading chunks"))?;
+        rows.into_iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get(0).map_err(|_| StoreError::Corrupt("chunks"))?;
+                Ok(ChunkId(id_from(bytes, "chunks.chunk")?))
+            })
+            .collect()
+    }
+
+    // ---- tracker ---------------------------------------------------------------------
+
+    /// Stores a verified announcement unless an equally new or newer one is held.
+    pub async fn put_announcement(
+        &self,
+        announcement: &Announcement,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<AnnounceOutcome> {
+        let node = announcement.node.0.to_vec();
+        let mut tx = self.pool.begin().await.map_err(query_error("announcing"))?;
+        let held = sqlx::query("SELECT issued_at_ms, first_seen_ms FROM nodes WHERE node = $1")
+            .bind(node.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error("reading a node"))?;
+        let first_seen = match held {
+            Some(row) => {
+                let issued: i64 = row.try_get(0).map_err(|_| StoreError::Corrupt("nodes"))?;
+                if u64_of(issued) >= announcement.issued_at_ms {
+                    return Ok(AnnounceOutcome::Stale);
+                }
+                row.try_get::<i64, _>(1)
+                    .map_err(|_| StoreError::Corrupt("nodes"))?
+            }
+            None => i64_of(now_ms),
+        };
+        sqlx::query("DELETE FROM nodes WHERE node = $1")
+            .bind(node.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("announcing"))?;
+        sqlx::query(
+            "INSERT INTO nodes (node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(node.clone())
+        .bind(announcement.url.clone())
+        .bind(announcement.payout.0.to_vec())
+        .bind(i64_of(announcement.issued_at_ms))
+        .bind(i64_of(expires_at_ms))
+        .bind(first_seen)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("announcing"))?;
+        sqlx::query("DELETE FROM holdings WHERE node = $1")
+            .bind(node.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("announcing"))?;
+        let mut contents = announcement.contents.clone();
+        contents.sort_unstable();
+        contents.dedup();
+        for content in contents {
+            sqlx::query("INSERT INTO holdings (node, content_id) VALUES ($1, $2)")
+                .bind(node.clone())
+                .bind(content.0.to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("announcing"))?;
+        }
+        tx.commit().await.map_err(query_error("announcing"))?;
+        Ok(AnnounceOutcome::Stored)
+    }
+
+    fn node_from_row(row: &AnyRow) -> Result<NodeRecord> {
+        let corrupt = |_| StoreError::Corrupt("nodes");
+        Ok(NodeRecord {
+            node: NodeId(id_from(row.try_get(0).map_err(corrupt)?, "nodes.node")?),
+            url: row.try_get(1).map_err(corrupt)?,
+            payout: PayoutAccount(id_from(row.try_get(2).map_err(corrupt)?, "nodes.payout")?),
+            issued_at_ms: u64_of(row.try_get(3).map_err(corrupt)?),
+            expires_at_ms: u64_of(row.try_get(4).map_err(corrupt)?),
+            first_seen_ms: u64_of(row.try_get(5).map_err(corrupt)?),
+            contents: Vec::new(),
+        })
+    }
+
+    async fn fill_contents(&self, nodes: &mut [NodeRecord]) -> Result<()> {
+        for node in nodes {
+            let rows =
+                sqlx::query("SELECT content_id FROM holdings WHERE node = $1 ORDER BY content_id")
+                    .bind(node.node.0.to_vec())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_error("reading holdings"))?;
+            node.contents = rows
+                .into_iter()
+                .map(|row| {
+                    let bytes: Vec<u8> = row
+                        .try_get(0)
+                        .map_err(|_| StoreError::Corrupt("holdings"))?;
+                    Ok(ContentId(id_from(bytes, "holdings.content_id")?))
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(())
+    }
+
+    /// Nodes whose announcement has not expired at `now_ms`, with their holdings, by id.
+    pub async fn live_nodes(&self, now_ms: u64) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms FROM nodes \
+             WHERE expires_at_ms > $1 ORDER BY node",
+        )
+        .bind(i64_of(now_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading nodes"))?;
+        let mut nodes = rows
+            .iter()
+            .map(Self::node_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.fill_contents(&mut nodes).await?;
+        Ok(nodes)
+    }
+
+    /// A node's record, live or not.
+    pub async fn node(&self, node: &NodeId) -> Result<Option<NodeRecord>> {
+        let row = sqlx::query(
+            "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms FROM nodes \
+             WHERE node = $1",
+        )
+        .bind(node.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a node"))?;
+        let Some(row) = row else { return Ok(None) };
+        let mut nodes = vec![Self::node_from_row(&row)?];
+        self.fill_contents(&mut nodes).await?;
+        Ok(nodes.pop())
+    }
+
+    /// Live nodes holding `content`, by id.
+    pub async fn peers_for(&self, content: &ContentId, now_ms: u64) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT n.node, n.url, n.payout, n.issued_at_ms, n.expires_at_ms, n.first_seen_ms \
+             FROM nodes n JOIN holdings h ON h.node = n.node \
+             WHERE h.content_id = $1 AND n.expires_at_ms > $2 ORDER BY n.node",
+        )
+        .bind(content.0.to_vec())
+        .bind(i64_of(now_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("finding peers"))?;
+        rows.iter().map(Self::node_from_row).collect()
+    }
+
+    // ---- receipts --------------------------------------------------------------------
+
+    /// Stored receipts with any of the given keys.
+    pub async fn existing_receipts(
+        &self,
+        keys: &[ReceiptKey],
+    ) -> Result<HashMap<ReceiptKey, SignedReceipt>> {
+        let mut out = HashMap::new();
+        for part in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = format!(
+                "SELECT {RECEIPT_COLUMNS} FROM receipts WHERE (epoch, downloader, seeder, chunk) \
+                 IN (VALUES "
+            );
+            for i in 0..part.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let b = 4 * i;
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            }
+            sql.push(')');
+            let mut query = sqlx::query(&sql);
+            for (epoch, downloader, seeder, chunk) in part {
+                query = query
+                    .bind(i64_of(epoch.0))
+                    .bind(downloader.0.to_vec())
+                    .bind(seeder.0.to_vec())
+                    .bind(chunk.0.to_vec());
+            }
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error("looking up receipts"))?;
+            for row in rows {
+                let receipt = receipt_from_row(&row)?;
+                out.insert(receipt_key(&receipt.receipt), receipt);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes already attested per (epoch, downloader), for the given pairs.
+    pub async fn downloader_usage(
+        &self,
+        pairs: &[(Epoch, NodeId)],
+    ) -> Result<HashMap<(Epoch, NodeId), u64>> {
+        let mut out = HashMap::new();
+        for (epoch, downloader) in pairs {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM receipts \
+                 WHERE epoch = $1 AND downloader = $2",
+            )
+            .bind(i64_of(epoch.0))
+            .bind(downloader.0.to_vec())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("summing a downloader's bytes"))?;
+            let sum: i64 = row
+                .try_get(0)
+                .map_err(|_| StoreError::Corrupt("receipts"))?;
+            out.insert((*epoch, *downloader), u64_of(sum));
+        }
+        Ok(out)
+    }
+
+    /// Inserts receipts (keys not yet held) in one transaction; returns how many were new.
+    pub async fn insert_receipts(&self, receipts: &[SignedReceipt]) -> Result<u64> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("storing receipts"))?;
+        let mut inserted = 0;
+        for part in receipts.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = format!("INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES ");
+            for i in 0..part.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let b = 8 * i;
+                sql.push('(');
+                for j in 1..=8 {
+                    if j > 1 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", b + j));
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for signed in part {
+                let r = &signed.receipt;
+                query = query
+                    .bind(i64_of(r.epoch.0))
+                    .bind(r.downloader.0.to_vec())
+                    .bind(r.seeder.0.to_vec())
+                    .bind(r.chunk.0.to_vec())
+                    .bind(i64::from(r.bytes))
+                    .bind(i64_of(r.issued_at_ms))
+                    .bind(i64_of(r.nonce))
+                    .bind(signed.signature.0.to_vec());
+            }
+            inserted += query
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("storing receipts"))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(query_error("storing receipts"))?;
+        Ok(inserted)
+    }
+
+    /// Every receipt of an epoch, ordered by (seeder, chunk, downloader).
+    pub async fn receipts_for_epoch(&self, epoch: Epoch) -> Result<Vec<SignedReceipt>> {
+        use futures_util::TryStreamExt;
+        let sql = format!(
+            "SELECT {RECEIPT_COLUMNS} FROM receipts WHERE epoch = $1 \
+             ORDER BY seeder, chunk, downloader"
+        );
+        let mut rows = sqlx::query(&sql).bind(i64_of(epoch.0)).fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(query_error("reading an epoch's receipts"))?
+        {
+            out.push(receipt_from_row(&row)?);
+        }
+        Ok(out)
+    }
+
+    /// Receipts held for an epoch.
+    pub async fn count_receipts(&self, epoch: Epoch) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM receipts WHERE epoch = $1")
+            .bind(i64_of(epoch.0))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("counting receipts"))?;
+        Ok(u64_of(
+            row.try_get::<i64, _>(0)
+                .map_err(|_| StoreError::Corrupt("receipts"))?,
+        ))
+    }
+
+    /// All receipts held (every epoch).
+    pub async fn count_all_receipts(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM receipts")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("counting receipts"))?;
+        Ok(u64_of(
+            row.try_get::<i64, _>(0)
+                .map_err(|_| StoreError::Corrupt("receipts"))?,
+        ))
+    }
+
+    // ---- epochs ----------------------------------------------------------------------
+
+    /// The newest closed epoch.
+    pub async fn last_closed_epoch(&self) -> Result<Option<Epoch>> {
+        let row = sqlx::query("SELECT MAX(epoch) FROM epochs")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("reading epochs"))?;
+        Ok(row
+            .try_get::<Option<i64>, _>(0)
+            .map_err(|_| StoreError::Corrupt("epochs"))?
+            .map(|e| Epoch(u64_of(e))))
+    }
+
+    /// A closed epoch.
+    pub async fn epoch(&self, epoch: Epoch) -> Result<Option<EpochRecord>> {
+        let row = sqlx::query(
+            "SELECT epoch, status, root, total, seeders, receipts, batch_content_id, \
+             batch_file, closed_at_ms, close_duration_ms FROM epochs WHERE epoch = $1",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading an epoch"))?;
+        let Some(row) = row else { return Ok(None) };
+        let corrupt = |_| StoreError::Corrupt("epochs");
+        let total: String = row.try_get(3).map_err(corrupt)?;
+        Ok(Some(EpochRecord {
+            epoch: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
+            status: row.try_get(1).map_err(corrupt)?,
+            root: id_from(row.try_get(2).map_err(corrupt)?, "epochs.root")?,
+            total: amount_from(&total, "epochs.total")?,
+            seeders: u64_of(row.try_get(4).map_err(corrupt)?),
+            receipts: u64_of(row.try_get(5).map_err(corrupt)?),
+            batch_content_id: ContentId(id_from(
+                row.try_get(6).map_err(corrupt)?,
+                "epochs.batch_content_id",
+            )?),
+            batch_file: row.try_get(7).map_err(corrupt)?,
+            closed_at_ms: u64_of(row.try_get(8).map_err(corrupt)?),
+            close_duration_ms: u64_of(row.try_get(9).map_err(corrupt)?),
+        }))
+    }
+
+    /// Records a closed epoch, its leaves, the seeders' new states and its audits, all or
+    /// nothing. Fails if the epoch was already recorded.
+    pub async fn record_close(&self, close: &EpochClose) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(query_error("closing"))?;
+        let r = &close.record;
+        sqlx::query(
+            "INSERT INTO epochs (epoch, status, root, total, seeders, receipts, \
+             batch_content_id, batch_file, closed_at_ms, close_duration_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(i64_of(r.epoch.0))
+        .bind(r.status.clone())
+        .bind(r.root.to_vec())
+        .bind(r.total.to_string())
+        .bind(i64_of(r.seeders))
+        .bind(i64_of(r.receipts))
+        .bind(r.batch_content_id.0.to_vec())
+        .bind(r.batch_file.clone())
+        .bind(i64_of(r.closed_at_ms))
+        .bind(i64_of(r.close_duration_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("recording an epoch"))?;
+        for leaf in &close.leaves {
+            let proof: Vec<u8> = leaf.proof.iter().flatten().copied().collect();
+            sqlx::query(
+                "INSERT INTO leaves (epoch, seeder, payout, amount, cumulative, \
+                 bandwidth_amount, storage_amount, bytes_served, receipts, reputation, proof) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(i64_of(leaf.epoch.0))
+            .bind(leaf.seeder.0.to_vec())
+            .bind(leaf.payout.0.to_vec())
+            .bind(leaf.amount.to_string())
+            .bind(leaf.cumulative.to_string())
+            .bind(leaf.bandwidth_amount.to_string())
+            .bind(leaf.storage_amount.to_string())
+            .bind(i64_of(leaf.bytes_served))
+            .bind(i64_of(leaf.receipts))
+            .bind(i64::from(leaf.reputation))
+            .bind(proof)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording leaves"))?;
+        }
+        for (seeder, state) in &close.seeders {
+            sqlx::query("DELETE FROM seeders WHERE seeder = $1")
+                .bind(seeder.0.to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording seeders"))?;
+            sqlx::query(
+                "INSERT INTO seeders (seeder, cumulative, reputation, updated_epoch) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(seeder.0.to_vec())
+            .bind(state.cumulative.to_string())
+            .bind(state.reputation.encode())
+            .bind(i64_of(state.updated_epoch.map_or(0, |e| e.0)))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording seeders"))?;
+        }
+        for audit in &close.audits {
+            sqlx::query(
+                "INSERT INTO audits (epoch, seeder, chunk, outcome, detail, at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(i64_of(audit.epoch.0))
+            .bind(audit.seeder.0.to_vec())
+            .bind(audit.chunk.0.to_vec())
+            .bind(audit.outcome.clone())
+            .bind(audit.detail.clone())
+            .bind(i64_of(audit.at_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording audits"))?;
+        }
+        tx.commit().await.map_err(query_error("closing"))?;
+        Ok(())
+    }
+
+    /// Closed epochs per status.
+    pub async fn epoch_status_counts(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM epochs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("counting epochs"))?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("epochs");
+                Ok((
+                    row.try_get::<String, _>(0).map_err(corrupt)?,
+                    u64_of(row.try_get::<i64, _>(1).map_err(corrupt)?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Sets a closed epoch's status (`submitted`, `final`, ...).
+    pub async fn set_epoch_status(&self, epoch: Epoch, status: &str) -> Result<()> {
+        sqlx::query("UPDATE epochs SET status = $1 WHERE epoch = $2")
+            .bind(status.to_string())
+            .bind(i64_of(epoch.0))
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("updating an epoch"))?;
+        Ok(())
+    }
+
+    fn leaf_from_row(row: &AnyRow) -> Result<LeafRecord> {
+        let corrupt = |_| StoreError::Corrupt("leaves");
+        let text = |i: usize, what| -> Result<u128> {
+            let value: String = row.try_get(i).map_err(corrupt)?;
+            amount_from(&value, what)
+        };
+        let proof: Vec<u8> = row.try_get(10).map_err(corrupt)?;
+        if !proof.len().is_multiple_of(32) {
+            return Err(StoreError::Corrupt("leaves.proof"));
+        }
+        Ok(LeafRecord {
+            epoch: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
+            seeder: NodeId(id_from(row.try_get(1).map_err(corrupt)?, "leaves.seeder")?),
+            payout: PayoutAccount(id_from(row.try_get(2).map_err(corrupt)?, "leaves.payout")?),
+            amount: text(3, "leaves.amount")?,
+            cumulative: text(4, "leaves.cumulative")?,
+            bandwidth_amount: text(5, "leaves.bandwidth_amount")?,
+            storage_amount: text(6, "leaves.storage_amount")?,
+            bytes_served: u64_of(row.try_get(7).map_err(corrupt)?),
+            receipts: u64_of(row.try_get(8).map_err(corrupt)?),
+            reputation: u32::try_from(row.try_get::<i64, _>(9).map_err(corrupt)?)
+                .map_err(|_| StoreError::Corrupt("leaves.reputation"))?,
+            proof: proof
+                .chunks_exact(32)
+                .map(|c| {
+                    let mut hash = [0; 32];
+                    hash.copy_from_slice(c);
+                    hash
+                })
+                .collect(),
+        })
+    }
+
+    const LEAF_COLUMNS: &'static str = "epoch, seeder, payout, amount, cumulative, \
+        bandwidth_amount, storage_amount, bytes_served, receipts, reputation, proof";
+
+    /// A seeder's leaf in an epoch.
+    pub async fn leaf(&self, epoch: Epoch, seeder: &NodeId) -> Result<Option<LeafRecord>> {
+        let sql = format!(
+            "SELECT {} FROM leaves WHERE epoch = $1 AND seeder = $2",
+            Self::LEAF_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(i64_of(epoch.0))
+            .bind(seeder.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading a leaf"))?
+            .as_ref()
+            .map(Self::leaf_from_row)
+            .transpose()
+    }
+
+    /// All leaves of an epoch, by seeder.
+    pub async fn leaves(&self, epoch: Epoch) -> Result<Vec<LeafRecord>> {
+        let sql = format!(
+            "SELECT {} FROM leaves WHERE epoch = $1 ORDER BY seeder",
+            Self::LEAF_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64_of(epoch.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading leaves"))?;
+        rows.iter().map(Self::leaf_from_row).collect()
+    }
+
+    /// A seeder's leaves, newest first.
+    pub async fn seeder_leaves(&self, seeder: &NodeId, limit: u32) -> Result<Vec<LeafRecord>> {
+        let sql = format!(
+            "SELECT {} FROM leaves WHERE seeder = $1 ORDER BY epoch DESC LIMIT $2",
+            Self::LEAF_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(seeder.0.to_vec())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading leaves"))?;
+        rows.iter().map(Self::leaf_from_row).collect()
+    }
+
+    /// A seeder's running state (default when never seen).
+    pub async fn seeder_state(&self, seeder: &NodeId) -> Result<SeederState> {
+        let row = sqlx::query(
+            "SELECT cumulative, reputation, updated_epoch FROM seeders WHERE seeder = $1",
+        )
+        .bind(seeder.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a seeder"))?;
+        let Some(row) = row else {
+            return Ok(SeederState::default());
+        };
+        let corrupt = |_| StoreError::Corrupt("seeders");
+        let cumulative: String = row.try_get(0).map_err(corrupt)?;
+        let reputation: Vec<u8> = row.try_get(1).map_err(corrupt)?;
+        Ok(SeederState {
+            cumulative: amount_from(&cumulative, "seeders.cumulative")?,
+            reputation: ReputationState::decode(&mut &reputation[..])
+                .map_err(|_| StoreError::Corrupt("seeders.reputation"))?,
+            updated_epoch: Some(Epoch(u64_of(row.try_get(2).map_err(corrupt)?))),
+        })
+    }
+
+    /// A seeder's audits, newest first.
+    pub async fn audits(&self, seeder: &NodeId, limit: u32) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT epoch, seeder, chunk, outcome, detail, at_ms FROM audits \
+             WHERE seeder = $1 ORDER BY epoch DESC, at_ms DESC LIMIT $2",
+        )
+        .bind(seeder.0.to_vec())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading audits"))?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("audits");
+                Ok(AuditRecord {
+                    epoch: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
+                    seeder: NodeId(id_from(row.try_get(1).map_err(corrupt)?, "audits.seeder")?),
+                    chunk: ChunkId(id_from(row.try_get(2).map_err(corrupt)?, "audits.chunk")?),
+                    outcome: row.try_get(3).map_err(corrupt)?,
+                    detail: row.try_get(4).map_err(corrupt)?,
+                    at_ms: u64_of(row.try_get(5).map_err(corrupt)?),
+                })
+            })
+            .collect()
+    }
+}
+
+/// serde: `u128` as a decimal string (JSON numbers lose precision above 2^53).
+pub mod decimal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes.
+    pub fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    /// Deserializes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// serde: a 32-byte hash as `0x` hex.
+pub mod hex_32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes.
+    pub fn serialize<S: Serializer>(value: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", hex::encode(value)))
+    }
+
+    /// Deserializes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0; 32];
+        hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
+            .map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+/// serde: a list of 32-byte hashes as `0x` hex strings.
+pub mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes.
+    pub fn serialize<S: Serializer>(value: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(value.iter().map(|h| format!("0x{}", hex::encode(h))))
+    }
+
+    /// Deserializes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|text| {
+                let mut out = [0; 32];
+                hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
+                    .map_err(serde::de::Error::custom)?;
+                Ok(out)
+            })
+            .collect()
+    }
+}

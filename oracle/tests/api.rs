@@ -1,0 +1,566 @@
+//! Handler tests through `router(state).oneshot(...)`: every endpoint and every rejection
+//! rule, on SQLite and (when configured) a real PostgreSQL server.
+
+mod support;
+
+use axum::http::StatusCode;
+use dsi_protocol::merkle::{Keccak256, verify};
+use dsi_protocol::{Epoch, NetworkId, RewardLeaf, SignedReceipt};
+use oracle::batch::{decode_batch, verify_batch};
+use support::*;
+
+#[tokio::test]
+async fn tracker_announce_manifests_and_peers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let network = state.config.network.clone();
+        let (manifest, _) = content(1, 3);
+        let cid = manifest.content_id();
+        let node = key(1);
+
+        // Unknown content: the tracker asks for the manifest.
+        let reply = post_json(
+            &state,
+            "/v1/announce",
+            announcement(&node, "http://127.0.0.1:9", 1, vec![cid], &network),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{url}");
+        assert_eq!(reply.json()["unknown_contents"][0], cid.to_string());
+        assert_eq!(
+            get(&state, &format!("/v1/content/{cid}/peers"))
+                .await
+                .code(),
+            "unknown_content"
+        );
+
+        register(&state, &manifest).await;
+        let again = call(&state, "POST", "/v1/manifests", manifest.to_bytes(), None).await;
+        assert_eq!(
+            again.json()["new"],
+            false,
+            "registering twice stores nothing twice"
+        );
+        let bytes = get(&state, &format!("/v1/content/{cid}/manifest")).await;
+        assert_eq!(bytes.body, manifest.to_bytes());
+        let bad = call(
+            &state,
+            "POST",
+            "/v1/manifests",
+            b"not a manifest".to_vec(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (bad.status, bad.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_manifest")
+        );
+
+        // Renewed: now known, and listed as a peer.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let reply = post_json(
+            &state,
+            "/v1/announce",
+            announcement(&node, "http://127.0.0.1:9", 1, vec![cid], &network),
+        )
+        .await;
+        assert_eq!(
+            reply.json()["unknown_contents"].as_array().map(Vec::len),
+            Some(0)
+        );
+        let peers = get(&state, &format!("/v1/content/{cid}/peers"))
+            .await
+            .json();
+        assert_eq!(peers["peers"][0]["node"], node.node_id().to_string());
+        assert_eq!(peers["peers"][0]["url"], "http://127.0.0.1:9");
+
+        // A replayed older announcement does not overwrite the newer one.
+        let mut old = announcement(&node, "http://127.0.0.1:1", 1, vec![], &network);
+        old.announcement.issued_at_ms -= 10_000;
+        let old = dsi_protocol::SignedAnnouncement::sign(old.announcement, &network, &node);
+        let reply = post_json(&state, "/v1/announce", &old).await;
+        assert_eq!(reply.json()["stored"], false);
+        let peers = get(&state, &format!("/v1/content/{cid}/peers"))
+            .await
+            .json();
+        assert_eq!(peers["peers"].as_array().map(Vec::len), Some(1));
+
+        // Refusals, each with its code.
+        let other = NetworkId::new("dsi-other").expect("name");
+        let wrong_network = announcement(&key(2), "http://127.0.0.1:9", 2, vec![], &other);
+        let reply = post_json(&state, "/v1/announce", &wrong_network).await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "bad_signature")
+        );
+        let mut tampered = announcement(&key(2), "http://127.0.0.1:9", 2, vec![], &network);
+        tampered.announcement.payout.0[0] ^= 1;
+        assert_eq!(
+            post_json(&state, "/v1/announce", &tampered).await.code(),
+            "bad_signature"
+        );
+        let bad_url = announcement(&key(2), "ftp://x", 2, vec![], &network);
+        assert_eq!(
+            post_json(&state, "/v1/announce", &bad_url).await.code(),
+            "bad_url"
+        );
+        let mut skewed = announcement(&key(2), "http://127.0.0.1:9", 2, vec![], &network);
+        skewed.announcement.issued_at_ms += 3_600_000;
+        let skewed = dsi_protocol::SignedAnnouncement::sign(skewed.announcement, &network, &key(2));
+        assert_eq!(
+            post_json(&state, "/v1/announce", &skewed).await.code(),
+            "clock_skew"
+        );
+        let reply = call(&state, "POST", "/v1/announce", b"{".to_vec(), None).await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_json")
+        );
+        assert_eq!(get(&state, "/v1/content/zz/peers").await.code(), "bad_id");
+    }
+}
+
+#[tokio::test]
+async fn announcements_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    config.tracker.announce_ttl_secs = 0;
+    let state = oracle_at(
+        &format!("sqlite://{}/o.db", dir.path().display()),
+        dir.path(),
+        config,
+    )
+    .await;
+    let (manifest, _) = content(1, 1);
+    register(&state, &manifest).await;
+    let cid = manifest.content_id();
+    let signed = announcement(
+        &key(1),
+        "http://127.0.0.1:9",
+        1,
+        vec![cid],
+        &state.config.network,
+    );
+    assert_eq!(
+        post_json(&state, "/v1/announce", &signed).await.status,
+        StatusCode::OK
+    );
+    let peers = get(&state, &format!("/v1/content/{cid}/peers"))
+        .await
+        .json();
+    assert_eq!(
+        peers["peers"].as_array().map(Vec::len),
+        Some(0),
+        "expired at once"
+    );
+}
+
+#[tokio::test]
+async fn every_receipt_rule_has_a_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let mut config = test_config();
+        config.ingest.downloader_cap_bytes = 3 * 16 * 1024;
+        config.ingest.max_batch = 100;
+        let state = oracle_at(&url, dir.path(), config).await;
+        let (manifest, _) = content(3, 3);
+        register(&state, &manifest).await;
+        let [c0, c1, c2] = [manifest.chunks[0], manifest.chunks[1], manifest.chunks[2]];
+        let full = 16 * 1024;
+        let last = full - 100;
+        let (seeder, downloader) = (key(1), key(2));
+
+        let good = receipt(&state, &seeder, &downloader, c0, full, 1);
+        let self_receipt = receipt(&state, &seeder, &seeder, c0, full, 2);
+        let mut future = good.receipt;
+        future.epoch = epoch_of(&state).next();
+        let future = SignedReceipt::sign(future, &state.config.network, &downloader);
+        let mut stale = good.receipt;
+        stale.issued_at_ms -= 3 * 3_600_000;
+        stale.chunk = c1;
+        let stale = SignedReceipt::sign(stale, &state.config.network, &downloader);
+        let unknown = receipt(
+            &state,
+            &seeder,
+            &downloader,
+            dsi_protocol::ChunkId([7; 32]),
+            full,
+            3,
+        );
+        let mismatch = receipt(&state, &seeder, &downloader, c2, full, 4);
+        let mut tampered = receipt(&state, &seeder, &downloader, c1, full, 5);
+        tampered.receipt.nonce += 1;
+        let other = NetworkId::new("dsi-other").expect("name");
+        let mut foreign = receipt(&state, &seeder, &downloader, c1, full, 6).receipt;
+        foreign.downloader = dsi_protocol::NodeId([0; 32]);
+        let foreign = SignedReceipt::sign(foreign, &other, &downloader);
+        let duplicate = receipt(&state, &seeder, &downloader, c0, full, 99);
+
+        let verdicts = send_receipts(
+            &state,
+            &[
+                good,
+                self_receipt,
+                future,
+                stale,
+                unknown,
+                mismatch,
+                tampered,
+                foreign,
+                duplicate,
+                good,
+            ],
+        )
+        .await;
+        assert_eq!(
+            verdicts,
+            [
+                "accepted",
+                "self_receipt",
+                "epoch_out_of_window",
+                "epoch_out_of_window",
+                "unknown_chunk",
+                "chunk_size_mismatch",
+                "bad_signature",
+                "bad_signature",
+                "duplicate",
+                "accepted",
+            ],
+            "{url}"
+        );
+
+        // Resubmitting is harmless: accepted again, stored once.
+        assert_eq!(send_receipts(&state, &[good]).await, ["accepted"]);
+        assert_eq!(send_receipts(&state, &[duplicate]).await, ["duplicate"]);
+        let info = get(&state, &format!("/v1/epochs/{}", epoch_of(&state)))
+            .await
+            .json();
+        assert_eq!(info["status"], "open");
+        assert_eq!(info["receipts"], 1);
+
+        // The cap: 3 chunks' worth per downloader per epoch (one full chunk used).
+        let from_other_seeder = [
+            receipt(&state, &key(3), &downloader, c1, full, 10),
+            receipt(&state, &key(3), &downloader, c2, last, 11),
+            receipt(&state, &key(4), &downloader, c1, full, 12),
+        ];
+        assert_eq!(
+            send_receipts(&state, &from_other_seeder).await,
+            ["accepted", "accepted", "downloader_cap"]
+        );
+
+        // Batch limits and malformed bodies.
+        let too_many: Vec<SignedReceipt> = (0..101)
+            .map(|i| receipt(&state, &seeder, &key(9), c0, full, i))
+            .collect();
+        let reply = post_json(
+            &state,
+            "/v1/receipts",
+            serde_json::json!({ "receipts": too_many }),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large")
+        );
+        let reply = call(&state, "POST", "/v1/receipts", b"[]".to_vec(), None).await;
+        assert_eq!(reply.code(), "bad_json");
+
+        // Metrics count rejections by rule.
+        let metrics = String::from_utf8(get(&state, "/metrics").await.body).expect("utf8");
+        assert!(
+            metrics.contains("dsi_oracle_receipts_rejected_total{rule=\"bad_signature\"} 2"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("dsi_oracle_receipts_rejected_total{rule=\"downloader_cap\"} 1"));
+        assert!(metrics.contains("dsi_oracle_receipts_held 3"));
+
+        // After close, the epoch's receipts are refused.
+        close_current(&state).await;
+        let late = receipt(&state, &key(5), &downloader, c1, full, 20);
+        assert_eq!(
+            send_receipts(&state, &[late]).await,
+            ["epoch_out_of_window"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let network = state.config.network.clone();
+        // Two contents: `common` on both seeders, `rare` only on the honest one.
+        let (common, mut data) = content(5, 4);
+        let (rare, rare_data) = content(6, 2);
+        data.extend(rare_data);
+        register(&state, &common).await;
+        register(&state, &rare).await;
+        let honest_server = chunk_server(data.clone()).await;
+        let corrupt_server = chunk_server(data.clone()).await;
+        corrupt_server
+            .corrupt
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (honest, corrupt, downloader) = (key(11), key(12), key(13));
+        for (node, server, payout, contents) in [
+            (
+                &honest,
+                &honest_server,
+                11,
+                vec![common.content_id(), rare.content_id()],
+            ),
+            (&corrupt, &corrupt_server, 12, vec![common.content_id()]),
+        ] {
+            let reply = post_json(
+                &state,
+                "/v1/announce",
+                announcement(node, &server.url, payout, contents, &network),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        let mut receipts = Vec::new();
+        for (i, chunk) in common.chunks.iter().enumerate() {
+            let len = common.chunk_len(i);
+            receipts.push(receipt(&state, &honest, &downloader, *chunk, len, i as u64));
+            receipts.push(receipt(
+                &state,
+                &corrupt,
+                &downloader,
+                *chunk,
+                len,
+                100 + i as u64,
+            ));
+        }
+        for (i, chunk) in rare.chunks.iter().enumerate() {
+            receipts.push(receipt(
+                &state,
+                &honest,
+                &downloader,
+                *chunk,
+                rare.chunk_len(i),
+                200 + i as u64,
+            ));
+        }
+        assert!(
+            send_receipts(&state, &receipts)
+                .await
+                .iter()
+                .all(|v| v == "accepted")
+        );
+
+        // Closing needs the admin token.
+        let reply = call(
+            &state,
+            "POST",
+            "/v1/epochs/close",
+            Vec::new(),
+            Some("wrong"),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
+        let epoch = epoch_of(&state);
+        let closed = close_current(&state).await;
+        let record = &closed["closed"][0];
+        assert_eq!(record["epoch"], epoch.0);
+        assert_eq!(record["status"], "closed");
+        assert_eq!(record["receipts"], receipts.len());
+        assert_eq!(
+            record["total"],
+            state.config.close.budget.to_string(),
+            "budget fully handed out"
+        );
+        let info = get(&state, &format!("/v1/epochs/{epoch}")).await.json();
+        assert_eq!(info, *record);
+        let current = get(&state, "/v1/epochs/current").await.json();
+        assert_eq!(current["last_closed"], epoch.0);
+        let reply = call(
+            &state,
+            "POST",
+            "/v1/epochs/close",
+            serde_json::to_vec(&serde_json::json!({"through": epoch.0 + 5})).expect("json"),
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::CONFLICT, "cannot_close")
+        );
+
+        // Every leaf's proof verifies against the root.
+        let root_hex = record["root"]
+            .as_str()
+            .expect("root")
+            .trim_start_matches("0x")
+            .to_string();
+        let mut root = [0u8; 32];
+        hex::decode_to_slice(&root_hex, &mut root).expect("hex");
+        let leaves = get(&state, &format!("/v1/epochs/{epoch}/leaves"))
+            .await
+            .json();
+        let leaves = leaves.as_array().expect("leaves").clone();
+        assert_eq!(leaves.len(), 2);
+        for leaf in &leaves {
+            let seeder = leaf["seeder"].as_str().expect("seeder");
+            let one = get(&state, &format!("/v1/epochs/{epoch}/seeders/{seeder}"))
+                .await
+                .json();
+            assert_eq!(one, *leaf);
+            let reward = RewardLeaf {
+                epoch,
+                seeder: seeder.parse().expect("node id"),
+                payout: leaf["payout"]
+                    .as_str()
+                    .expect("payout")
+                    .parse()
+                    .expect("payout"),
+                cumulative: leaf["cumulative"]
+                    .as_str()
+                    .expect("cumulative")
+                    .parse()
+                    .expect("u128"),
+            };
+            let proof: Vec<[u8; 32]> = leaf["proof"]
+                .as_array()
+                .expect("proof")
+                .iter()
+                .map(|h| {
+                    let mut out = [0; 32];
+                    hex::decode_to_slice(
+                        h.as_str().expect("hex").trim_start_matches("0x"),
+                        &mut out,
+                    )
+                    .expect("hex");
+                    out
+                })
+                .collect();
+            assert!(verify::<Keccak256>(
+                &root,
+                &reward.hash::<Keccak256>(),
+                &proof
+            ));
+        }
+        let by_seeder = |node: &dsi_protocol::SecretKey| {
+            leaves
+                .iter()
+                .find(|l| l["seeder"] == node.node_id().to_string())
+                .cloned()
+                .expect("leaf")
+        };
+        let (h, c) = (by_seeder(&honest), by_seeder(&corrupt));
+        // The corrupt seeder failed its audits: no storage share, reduced bandwidth share.
+        assert_eq!(c["storage_amount"], "0");
+        assert_ne!(h["storage_amount"], "0");
+        let amount = |v: &serde_json::Value| {
+            v["bandwidth_amount"]
+                .as_str()
+                .expect("amount")
+                .parse::<u128>()
+                .expect("u128")
+        };
+        assert!(
+            amount(&h) > amount(&c),
+            "rare chunks and reputation pay the honest seeder more"
+        );
+        assert_eq!(
+            get(
+                &state,
+                &format!("/v1/epochs/{epoch}/seeders/{}", downloader.node_id())
+            )
+            .await
+            .code(),
+            "no_leaf"
+        );
+
+        // Seeder pages show audits and reputation.
+        let page = get(&state, &format!("/v1/seeders/{}", corrupt.node_id()))
+            .await
+            .json();
+        assert!(
+            page["audits"]
+                .as_array()
+                .expect("audits")
+                .iter()
+                .all(|a| a["outcome"] == "wrong_bytes"),
+            "{page}"
+        );
+        assert_eq!(page["standing"], "reduced");
+        let page = get(&state, &format!("/v1/seeders/{}", honest.node_id()))
+            .await
+            .json();
+        assert!(
+            page["audits"]
+                .as_array()
+                .expect("audits")
+                .iter()
+                .all(|a| a["outcome"] == "passed")
+        );
+        assert_eq!(page["standing"], "good");
+        assert_eq!(page["epochs"][0]["epoch"], epoch.0);
+        assert_eq!(
+            get(&state, &format!("/v1/seeders/{}", key(99).node_id()))
+                .await
+                .code(),
+            "unknown_seeder"
+        );
+
+        // The published batch recomputes bit for bit; a tampered one does not.
+        let batch = get(&state, &format!("/v1/epochs/{epoch}/batch")).await;
+        assert_eq!(batch.status, StatusCode::OK);
+        let decoded = decode_batch(&batch.body).expect("decodes");
+        let verified = verify_batch(&decoded).expect("verifies");
+        assert_eq!(hex::encode(verified.root), root_hex);
+        let mut forged = decoded.clone();
+        let halved = forged.inputs.seeders[0].reputation.0 / 2;
+        forged.inputs.seeders[0].reputation = dsi_protocol::fixed::Ppm(halved);
+        assert!(matches!(
+            verify_batch(&forged),
+            Err(oracle::batch::VerifyError::Mismatch { .. })
+        ));
+        let mut forged = decoded.clone();
+        forged.inputs.budget += 1;
+        assert!(matches!(
+            verify_batch(&forged),
+            Err(oracle::batch::VerifyError::Mismatch { .. })
+        ));
+        let mut forged = decoded.clone();
+        forged.receipts[0].receipt.bytes += 1;
+        assert!(matches!(
+            verify_batch(&forged),
+            Err(oracle::batch::VerifyError::Rule { .. })
+        ));
+        let mut forged = decoded;
+        forged.receipts[0].signature.0[0] ^= 1;
+        assert!(matches!(
+            verify_batch(&forged),
+            Err(oracle::batch::VerifyError::Rule {
+                rule: "bad_signature",
+                ..
+            })
+        ));
+
+        let unknown = get(&state, &format!("/v1/epochs/{}", epoch.0 + 3)).await;
+        assert_eq!(
+            (unknown.status, unknown.code().as_str()),
+            (StatusCode::NOT_FOUND, "unknown_epoch")
+        );
+        assert_eq!(
+            get(&state, &format!("/v1/epochs/{}/leaves", epoch.0 + 3))
+                .await
+                .code(),
+            "epoch_not_closed"
+        );
+        let info = get(&state, "/v1/info").await.json();
+        assert_eq!(info["current_epoch"], epoch.0);
+        assert_eq!(get(&state, "/health").await.body, b"ok");
+        let metrics = String::from_utf8(get(&state, "/metrics").await.body).expect("utf8");
+        assert!(metrics.contains("dsi_oracle_epochs{status=\"closed\"} 1"));
+        assert!(metrics.contains("dsi_oracle_audits_total{outcome=\"wrong_bytes\"}"));
+        let _ = Epoch(0);
+    }
+}
