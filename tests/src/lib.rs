@@ -218,3 +218,126 @@ pub fn sha256_of(path: &Path) -> String {
         std::fs::read(path).expect("reading a file to hash"),
     ))
 }
+
+/// Path of a freshly built `oracle` binary.
+pub fn oracle_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        build_bin("oracle", "oracle").unwrap_or_else(|e| panic!("building oracle: {e:#}"))
+    })
+}
+
+/// An `oracle serve` process with its own data directory. Killed (SIGKILL) when dropped.
+pub struct OracleProcess {
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its base URL (`http://127.0.0.1:PORT`, no trailing slash).
+    pub url: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl OracleProcess {
+    /// Initializes `data_dir` and starts serving on a free loopback port. `env` sets
+    /// configuration (`DSI_ORACLE_CLOSE__AUTO=false`, ...).
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self> {
+        let init = Command::new(oracle_bin())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("init")
+            .output()
+            .context("oracle init")?;
+        if !init.status.success() {
+            bail!(
+                "oracle init failed: {}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+        }
+        let mut oracle = Self {
+            data_dir: data_dir.to_path_buf(),
+            url: String::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+        };
+        oracle.spawn("127.0.0.1:0")?;
+        Ok(oracle)
+    }
+
+    fn spawn(&mut self, listen: &str) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("serve.log"))?;
+        let mut child = Command::new(oracle_bin())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["serve", "--listen", listen])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting oracle serve")?;
+        let stdout = child.stdout.take().context("serve stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("oracle printed no address")?;
+        let address = line.trim().rsplit(' ').next().unwrap_or_default();
+        if !address.starts_with("http://") {
+            let _ = child.kill();
+            bail!("unexpected first line from oracle serve: {line:?}");
+        }
+        self.url = address.to_string();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn(&listen) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_string()
+    }
+
+    /// The SQLite database URL.
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.data_dir.join("oracle.db").display())
+    }
+}
+
+impl Drop for OracleProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,222 @@
+//! The oracle as a real process: kill -9 during ingest loses no acknowledged receipt and
+//! stores none twice; the CLI verifies a published batch bit for bit.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use dsi_protocol::{ChunkId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt};
+use dsi_tests::OracleProcess;
+
+const CHUNK: u32 = 16 * 1024;
+
+fn manifest(chunks: usize) -> Manifest {
+    let ids: Vec<ChunkId> = (0..chunks)
+        .map(|i| ChunkId::of(&(i as u64).to_le_bytes()))
+        .collect();
+    Manifest::new("crash", CHUNK as u64 * chunks as u64, CHUNK, ids).expect("manifest")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// Batches of distinct receipts: downloader `d` signs one receipt per chunk for seeder 1.
+fn batches(manifest: &Manifest, count: usize) -> Vec<Vec<SignedReceipt>> {
+    let network = dsi_protocol::NetworkId::default();
+    let seeder = SecretKey::from_seed(&[1; 32]).node_id();
+    let epoch = dsi_protocol::EpochSchedule::default().epoch_at(now_ms());
+    (0..count)
+        .map(|d| {
+            let mut seed = [9u8; 32];
+            seed[..8].copy_from_slice(&(d as u64).to_le_bytes());
+            let downloader = SecretKey::from_seed(&seed);
+            manifest
+                .chunks
+                .iter()
+                .map(|chunk| {
+                    SignedReceipt::sign(
+                        Receipt {
+                            epoch,
+                            seeder,
+                            downloader: NodeId([0; 32]),
+                            chunk: *chunk,
+                            bytes: CHUNK,
+                            issued_at_ms: now_ms(),
+                            nonce: d as u64,
+                        },
+                        &network,
+                        &downloader,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+async fn send(client: &reqwest::Client, url: &str, batch: &[SignedReceipt]) -> anyhow::Result<()> {
+    let answer: serde_json::Value = client
+        .post(format!("{url}/v1/receipts"))
+        .json(&serde_json::json!({ "receipts": batch }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(results.len() == batch.len(), "short answer");
+    anyhow::ensure!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "rejections: {answer}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut oracle = OracleProcess::start(dir.path(), &[("DSI_ORACLE_CLOSE__AUTO", "false")])
+        .expect("oracle starts");
+    let manifest = manifest(500);
+    let client = reqwest::Client::new();
+    let reply = client
+        .post(format!("{}/v1/manifests", oracle.url))
+        .body(manifest.to_bytes())
+        .send()
+        .await
+        .expect("register");
+    assert!(reply.status().is_success());
+    let batches = batches(&manifest, 60);
+
+    // Stream batches from a task; kill -9 the oracle while batches are in flight.
+    let url = oracle.url.clone();
+    let stream = batches.clone();
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let sender = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for (i, batch) in stream.iter().enumerate() {
+            if send(&client, &url, batch).await.is_err() {
+                return i;
+            }
+            let _ = acked_tx.send(i);
+        }
+        stream.len()
+    });
+    let mut acked = Vec::new();
+    while acked.len() < 8 {
+        acked.push(
+            acked_rx
+                .recv()
+                .await
+                .expect("first batches are acknowledged"),
+        );
+    }
+    oracle.kill();
+    let failed_at = sender.await.expect("sender");
+    while let Ok(i) = acked_rx.try_recv() {
+        acked.push(i);
+    }
+    assert!(failed_at < batches.len(), "the kill interrupted the stream");
+    assert_eq!(
+        acked.len(),
+        failed_at,
+        "batches before the failure were acknowledged"
+    );
+
+    // After restart: every acknowledged receipt is there, once; the batch in flight is
+    // there completely or not at all.
+    oracle.restart().expect("restart");
+    let store = oracle::Store::connect(&oracle.database_url())
+        .await
+        .expect("db");
+    let epoch = batches[0][0].receipt.epoch;
+    let held = store.count_receipts(epoch).await.expect("count") as usize;
+    let per_batch = manifest.chunks.len();
+    let acked_receipts = acked.len() * per_batch;
+    assert!(
+        held == acked_receipts || held == acked_receipts + per_batch,
+        "held {held}, acknowledged {acked_receipts} (batches of {per_batch})"
+    );
+    let keys: Vec<_> = acked
+        .iter()
+        .flat_map(|&i| {
+            batches[i]
+                .iter()
+                .map(|r| oracle::store::receipt_key(&r.receipt))
+        })
+        .collect();
+    let found = store.existing_receipts(&keys).await.expect("lookup");
+    assert_eq!(
+        found.len(),
+        keys.len(),
+        "every acknowledged receipt survived"
+    );
+    let unique: HashSet<_> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len());
+
+    // Retrying everything is harmless: all accepted, each stored once.
+    for batch in &batches {
+        send(&client, &oracle.url, batch)
+            .await
+            .expect("retry accepted");
+    }
+    let held = store.count_receipts(epoch).await.expect("count") as usize;
+    assert_eq!(held, batches.len() * per_batch);
+
+    // Close, then verify the published batch with the CLI, bit for bit.
+    let closed: serde_json::Value = client
+        .post(format!("{}/v1/epochs/close", oracle.url))
+        .bearer_auth(oracle.admin_token())
+        .send()
+        .await
+        .expect("close")
+        .error_for_status()
+        .expect("closed")
+        .json()
+        .await
+        .expect("json");
+    let file = dir
+        .path()
+        .join("batches")
+        .join(closed["closed"][0]["batch_file"].as_str().expect("file"));
+    let output = std::process::Command::new(dsi_tests::oracle_bin())
+        .arg("verify-epoch")
+        .arg(&file)
+        .output()
+        .expect("verify-epoch runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("recomputed bit for bit"), "{stdout}");
+    assert!(stdout.contains(closed["closed"][0]["root"].as_str().expect("root")));
+
+    // A tampered file fails with exit code 4; a missing one with 3.
+    let mut bytes = std::fs::read(&file).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let tampered = dir.path().join("tampered.batch");
+    std::fs::write(&tampered, bytes).expect("write");
+    let output = std::process::Command::new(dsi_tests::oracle_bin())
+        .arg("verify-epoch")
+        .arg(&tampered)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = std::process::Command::new(dsi_tests::oracle_bin())
+        .args(["verify-epoch", "/nonexistent.batch"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(3));
+    store.close().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
