@@ -42,6 +42,40 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Downloading from the swarm.
     pub download: DownloadConfig,
+    /// The oracle's tracker: announcing, finding peers, forwarding receipts.
+    pub tracker: TrackerConfig,
+}
+
+/// `[tracker]`: the oracle this node reports to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// The oracle's base URL (`http://127.0.0.1:7400`); empty: no tracker.
+    pub url: String,
+    /// The H160 account (`0x` + 40 hex) that receives this node's rewards; needed to
+    /// announce.
+    pub payout: String,
+    /// The URL other nodes reach this one at; empty: `http://<listen address>`.
+    pub public_url: String,
+    /// Seconds between announcements (the tracker forgets a node after 300 s by default).
+    pub announce_interval_secs: u64,
+    /// Seconds between receipt forwarding rounds.
+    pub forward_interval_secs: u64,
+    /// Most receipts per forwarded batch.
+    pub forward_batch: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            payout: String::new(),
+            public_url: String::new(),
+            announce_interval_secs: 60,
+            forward_interval_secs: 5,
+            forward_batch: 1000,
+        }
+    }
 }
 
 /// `[serve]`: the HTTP chunk server.
@@ -115,7 +149,7 @@ impl Config {
                 // other tools' settings) are not node-lite config.
                 Env::prefixed("DSI_").split("__").filter(|key| {
                     let section = key.as_str().split('.').next().unwrap_or_default();
-                    ["network", "epochs", "serve", "download"]
+                    ["network", "epochs", "serve", "download", "tracker"]
                         .iter()
                         .any(|s| section.eq_ignore_ascii_case(s))
                 }),

@@ -53,6 +53,9 @@ pub enum NodeError {
     /// Bad command-line or config value.
     #[error("{0}")]
     Usage(String),
+    /// The oracle's tracker could not be reached or refused a request.
+    #[error("{0}")]
+    Tracker(String),
     /// No manifest for this content id here or on any peer.
     #[error("unknown content id {content}: {detail}")]
     UnknownContent {
@@ -132,7 +135,7 @@ impl NodeError {
             Self::Usage(_) | Self::OutputExists { .. } => EXIT_USAGE,
             Self::InputFile { .. } | Self::UnknownContent { .. } => EXIT_NOT_FOUND,
             Self::ManifestMismatch { .. } | Self::CorruptChunks { .. } => EXIT_INTEGRITY,
-            Self::Incomplete { .. } | Self::NoPeers { .. } => EXIT_UNAVAILABLE,
+            Self::Incomplete { .. } | Self::NoPeers { .. } | Self::Tracker(_) => EXIT_UNAVAILABLE,
             Self::Io { .. } => 1,
             Self::Store(
                 crate::store::StoreError::Corrupt { .. }

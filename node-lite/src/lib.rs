@@ -28,6 +28,7 @@ pub mod receipts;
 pub mod server;
 pub mod size;
 pub mod store;
+pub mod tracker;
 
 pub use config::Config;
 pub use data_dir::DataDir;

@@ -14,11 +14,12 @@ use dsi_protocol::{ContentId, Epoch};
 use node_lite::config::VerifyMode;
 use node_lite::download::{DownloadOptions, Downloader};
 use node_lite::error::exit_code_of;
-use node_lite::peers::{StaticPeers, parse_peer_url};
+use node_lite::peers::{PeerSource, StaticPeers, parse_peer_url};
 use node_lite::receipts::ReceiptStore;
 use node_lite::server::{self, NodeState};
 use node_lite::size::{human_bytes, parse_duration, parse_size};
 use node_lite::store::ChunkStore;
+use node_lite::tracker::TrackerClient;
 use node_lite::{DataDir, NodeError};
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +85,17 @@ enum Command {
         /// Upload cap, bytes per second across all downloaders (suffixes accepted: 8MiB).
         #[arg(long, value_name = "RATE", value_parser = parse_size)]
         max_upload_rate: Option<u64>,
+        /// The oracle to announce to and forward receipts to, e.g. http://127.0.0.1:7400
+        /// (default from config `[tracker] url`).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
+        /// Where this node's rewards go: an H160 account, 0x + 40 hex digits (default from
+        /// config `[tracker] payout`). Required with a tracker.
+        #[arg(long, value_name = "ACCOUNT")]
+        payout: Option<String>,
+        /// The URL other nodes reach this node at (default: http://<listen address>).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Download content from peers, verifying every chunk and signing receipts for the
     /// seeders. An interrupted download resumes when run again.
@@ -91,8 +103,12 @@ enum Command {
         /// The content id to fetch.
         content_id: String,
         /// A peer's base URL, e.g. http://127.0.0.1:7070 (repeat for more peers).
-        #[arg(long = "peer", value_name = "URL", required = true)]
+        #[arg(long = "peer", value_name = "URL", required_unless_present = "tracker")]
         peers: Vec<String>,
+        /// Ask the oracle's tracker at URL which peers hold the content (in addition to
+        /// any --peer).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
         /// Where to write the content.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -225,8 +241,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             verify,
             max_owed_receipts,
             max_upload_rate,
+            tracker,
+            payout,
+            public_url,
         } => {
             let mut config = dir.config()?;
+            if let Some(tracker) = tracker {
+                config.tracker.url = tracker;
+            }
+            if let Some(payout) = payout {
+                config.tracker.payout = payout;
+            }
+            if let Some(public_url) = public_url {
+                config.tracker.public_url = public_url;
+            }
             if let Some(listen) = listen {
                 config.serve.listen = listen;
             }
@@ -244,6 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get {
             content_id,
             peers,
+            tracker,
             out,
             force,
             concurrency,
@@ -258,6 +287,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let key = dir.key()?;
             let config = dir.config()?;
+            let tracker = tracker
+                .or_else(|| Some(config.tracker.url.clone()).filter(|u| !u.is_empty()))
+                .map(|url| TrackerClient::new(&url))
+                .transpose()?;
             let mut options = DownloadOptions::from_config(&config.download);
             options.force = force;
             options.sha256 = !no_sha256;
@@ -271,7 +304,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let downloader = Downloader::new(key, config.network, config.epochs, options);
             let token = shutdown_token();
             let report = downloader
-                .download(&content, &StaticPeers(peers), &out, &token)
+                .download(
+                    &content,
+                    &CliPeers {
+                        fixed: StaticPeers(peers),
+                        tracker,
+                    },
+                    &out,
+                    &token,
+                )
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -402,8 +443,51 @@ fn list(dir: &DataDir, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--peer` URLs plus, when given, the tracker's answer.
+struct CliPeers {
+    fixed: StaticPeers,
+    tracker: Option<TrackerClient>,
+}
+
+impl PeerSource for CliPeers {
+    async fn peers(&self, content: &ContentId) -> Result<Vec<reqwest::Url>, NodeError> {
+        let mut urls = self.fixed.peers(content).await?;
+        if let Some(tracker) = &self.tracker {
+            for url in tracker.peers(content).await? {
+                if !urls.contains(&url) {
+                    urls.push(url);
+                }
+            }
+        }
+        Ok(urls)
+    }
+}
+
 async fn serve(dir: &DataDir, config: node_lite::Config) -> anyhow::Result<()> {
     let listen = config.serve.listen;
+    let tracker = config.tracker.url.clone();
+    let payout = if tracker.is_empty() {
+        None
+    } else if config.tracker.payout.is_empty() {
+        return Err(NodeError::Usage(
+            "a tracker needs a payout account: --payout 0x<40 hex digits> (or [tracker] payout)"
+                .into(),
+        )
+        .into());
+    } else {
+        Some(
+            config
+                .tracker
+                .payout
+                .parse::<dsi_protocol::PayoutAccount>()
+                .map_err(|e| {
+                    NodeError::Usage(format!(
+                        "bad payout account {:?}: {e}",
+                        config.tracker.payout
+                    ))
+                })?,
+        )
+    };
     let state = Arc::new(NodeState::open(dir, config).await.map_err(|e| match e {
         server::OpenError::DataDir(e) => anyhow::Error::new(e),
         other => anyhow::Error::new(other),
@@ -418,9 +502,31 @@ async fn serve(dir: &DataDir, config: node_lite::Config) -> anyhow::Result<()> {
     println!("node-lite {} listening on http://{address}", state.node_id);
     tracing::info!(node = %state.node_id.short(), %address, verify = ?state.config.serve.verify, "serving");
     let token = shutdown_token();
-    server::serve(listener, state.clone(), token)
+    let tracker_task = if tracker.is_empty() {
+        None
+    } else {
+        let client = TrackerClient::new(&tracker)?;
+        let public_url = if state.config.tracker.public_url.is_empty() {
+            format!("http://{address}")
+        } else {
+            state.config.tracker.public_url.clone()
+        };
+        tracing::info!(%tracker, %public_url, "announcing to the tracker");
+        Some(tokio::spawn(node_lite::tracker::run(
+            state.clone(),
+            client,
+            public_url,
+            payout.unwrap_or_default(),
+            token.clone(),
+        )))
+    };
+    server::serve(listener, state.clone(), token.clone())
         .await
         .context("serving HTTP")?;
+    token.cancel();
+    if let Some(task) = tracker_task {
+        let _ = task.await;
+    }
     state.receipts.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -240,6 +240,51 @@ impl ReceiptStore {
             .collect()
     }
 
+    /// Receipts not yet forwarded to the oracle (no verdict), oldest epoch first.
+    pub async fn pending(&self, limit: usize) -> Result<Vec<SignedReceipt>, sqlx::Error> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT encoded FROM receipts WHERE oracle_verdict IS NULL
+             ORDER BY epoch, issued_at_ms, chunk LIMIT ?",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|encoded| {
+                SignedReceipt::decode(&mut &encoded[..])
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })
+            .collect()
+    }
+
+    /// Records the oracle's verdicts: accepted receipts are deleted, refused ones keep the
+    /// rule code. One transaction.
+    pub async fn settle(
+        &self,
+        verdicts: &[(SignedReceipt, Option<String>)],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (signed, verdict) in verdicts {
+            let r = &signed.receipt;
+            let query = match verdict {
+                None => sqlx::query(
+                    "DELETE FROM receipts WHERE downloader = ? AND chunk = ? AND epoch = ?",
+                ),
+                Some(code) => sqlx::query(
+                    "UPDATE receipts SET oracle_verdict = ? WHERE downloader = ? AND chunk = ? AND epoch = ?",
+                )
+                .bind(code.clone()),
+            };
+            query
+                .bind(&r.downloader.0[..])
+                .bind(&r.chunk.0[..])
+                .bind(to_i64(r.epoch.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
     /// Closes the database (waits for connections to finish).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -220,3 +220,158 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
     store.close().await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+async fn poll<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
+    use dsi_tests::{Seeder, node_lite_ok, random_file, sha256_of};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let oracle = OracleProcess::start(
+        &tmp.path().join("oracle"),
+        &[("DSI_ORACLE_CLOSE__AUTO", "false")],
+    )
+    .expect("oracle starts");
+    let file = tmp.path().join("data.bin");
+    let sha = random_file(&file, 1 << 20);
+    let mut seeders = Vec::new();
+    let mut content = String::new();
+    for (name, payout) in [
+        ("a", "0x1111111111111111111111111111111111111111"),
+        ("b", "0x2222222222222222222222222222222222222222"),
+    ] {
+        let dir = tmp.path().join(name);
+        node_lite_ok(&dir, &["init"]);
+        let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
+        let config = config
+            .replace("announce_interval_secs = 60", "announce_interval_secs = 1")
+            .replace("forward_interval_secs = 5", "forward_interval_secs = 1");
+        std::fs::write(dir.join("config.toml"), config).expect("config");
+        content = node_lite_ok(&dir, &["add", file.to_str().expect("utf8")])
+            .trim()
+            .to_string();
+        seeders.push(
+            Seeder::start(&dir, &["--tracker", &oracle.url, "--payout", payout]).expect("seeder"),
+        );
+    }
+    let client = reqwest::Client::new();
+    let peers_url = format!("{}/v1/content/{content}/peers", oracle.url);
+    poll("both seeders announced", async || {
+        let answer: serde_json::Value = client
+            .get(&peers_url)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (answer["peers"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
+
+    // The downloader finds the seeders through the tracker alone.
+    let downloader = tmp.path().join("downloader");
+    node_lite_ok(&downloader, &["init"]);
+    let out = tmp.path().join("out.bin");
+    node_lite_ok(
+        &downloader,
+        &[
+            "get",
+            &content,
+            "--tracker",
+            &oracle.url,
+            "--out",
+            out.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(sha256_of(&out), sha);
+
+    // Seeders forward their receipts; the oracle holds one per chunk.
+    let current: serde_json::Value = client
+        .get(format!("{}/v1/epochs/current", oracle.url))
+        .send()
+        .await
+        .expect("current")
+        .json()
+        .await
+        .expect("json");
+    let epoch = current["epoch"].as_u64().expect("epoch");
+    let chunks = (1u64 << 20).div_ceil(256 * 1024);
+    poll("receipts forwarded", async || {
+        let info: serde_json::Value = client
+            .get(format!("{}/v1/epochs/{epoch}", oracle.url))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (info["receipts"].as_u64()? == chunks).then_some(())
+    })
+    .await;
+    // Acknowledged receipts are deleted at the seeders.
+    poll("seeders emptied", async || {
+        seeders
+            .iter()
+            .all(|s| s.receipts().is_empty())
+            .then_some(())
+    })
+    .await;
+
+    // Close: both seeders are audited (they serve real chunks) and earn storage; the
+    // bytes they served add up to the file.
+    let closed: serde_json::Value = client
+        .post(format!("{}/v1/epochs/close", oracle.url))
+        .bearer_auth(oracle.admin_token())
+        .send()
+        .await
+        .expect("close")
+        .error_for_status()
+        .expect("closed")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(closed["closed"][0]["receipts"], chunks);
+    let leaves: Vec<serde_json::Value> = client
+        .get(format!("{}/v1/epochs/{epoch}/leaves", oracle.url))
+        .send()
+        .await
+        .expect("leaves")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    let served: u64 = leaves
+        .iter()
+        .map(|l| l["bytes_served"].as_u64().expect("bytes"))
+        .sum();
+    assert_eq!(served, 1 << 20);
+    for leaf in &leaves {
+        assert_ne!(leaf["storage_amount"], "0", "audits passed: {leaf}");
+        let page: serde_json::Value = client
+            .get(format!(
+                "{}/v1/seeders/{}",
+                oracle.url,
+                leaf["seeder"].as_str().expect("id")
+            ))
+            .send()
+            .await
+            .expect("seeder")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(page["standing"], "good", "{page}");
+    }
+}
