@@ -235,6 +235,33 @@ const RECEIPT_COLUMNS: &str =
 /// Rows per multi-row statement: 8 parameters each stays under SQLite's 32766.
 const ROWS_PER_STATEMENT: usize = 1000;
 
+/// A multi-row `VALUES` list of `rows` tuples of `columns` parameters. SQLite gets
+/// anonymous `?` parameters: looking up a numbered `$N` parameter is linear in the number
+/// of parameters there, which made a 1000-row insert quadratic.
+fn values_list(backend: Backend, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + column + 1).to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn receipt_from_row(row: &AnyRow) -> Result<SignedReceipt> {
     let get = |i: usize| -> Result<Vec<u8>> {
         row.try_get::<Vec<u8>, _>(i)
@@ -349,14 +376,10 @@ impl Store {
         distinct.sort_unstable();
         distinct.dedup_by_key(|(chunk, _)| *chunk);
         for rows in distinct.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from("INSERT INTO chunks (chunk, content_id, length) VALUES ");
-            for i in 0..rows.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING");
+            let sql = format!(
+                "INSERT INTO chunks (chunk, content_id, length) VALUES {} ON CONFLICT DO NOTHING",
+                values_list(self.backend, rows.len(), 3)
+            );
             let mut query = sqlx::query(&sql);
             for (chunk, length) in rows {
                 query = query
@@ -590,18 +613,11 @@ impl Store {
     ) -> Result<HashMap<ReceiptKey, SignedReceipt>> {
         let mut out = HashMap::new();
         for part in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = format!(
+            let sql = format!(
                 "SELECT {RECEIPT_COLUMNS} FROM receipts WHERE (epoch, downloader, seeder, chunk) \
-                 IN (VALUES "
+                 IN (VALUES {})",
+                values_list(self.backend, part.len(), 4)
             );
-            for i in 0..part.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let b = 4 * i;
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-            }
-            sql.push(')');
             let mut query = sqlx::query(&sql);
             for (epoch, downloader, seeder, chunk) in part {
                 query = query
@@ -655,22 +671,10 @@ impl Store {
             .map_err(query_error("storing receipts"))?;
         let mut inserted = 0;
         for part in receipts.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = format!("INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES ");
-            for i in 0..part.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let b = 8 * i;
-                sql.push('(');
-                for j in 1..=8 {
-                    if j > 1 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&format!("${}", b + j));
-                }
-                sql.push(')');
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING");
+            let sql = format!(
+                "INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+                values_list(self.backend, part.len(), 8)
+            );
             let mut query = sqlx::query(&sql);
             for signed in part {
                 let r = &signed.receipt;
