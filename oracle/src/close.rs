@@ -41,6 +41,9 @@ pub enum CloseError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Reading the multipliers from the chain failed.
+    #[error("reading reward parameters from the chain: {0}")]
+    Chain(#[from] crate::chain::ChainError),
     /// The inputs do not aggregate.
     #[error("aggregation failed: {0}")]
     Aggregate(#[from] dsi_protocol::reward::AggregateError),
@@ -143,13 +146,29 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
             }
         }
     }
+    // Reward parameters: from the multipliers contract when a chain is configured.
+    let (params, chain_boosts) = match &state.chain {
+        Some(chain) => {
+            let params = chain.params().await?;
+            let mut boosts = HashMap::new();
+            for content in content_chunks.keys() {
+                boosts.insert(*content, chain.boost(content).await?);
+            }
+            (params, Some(boosts))
+        }
+        None => (config.rewards, None),
+    };
+    let boost_of = |content: &dsi_protocol::ContentId| match &chain_boosts {
+        Some(boosts) => boosts.get(content).copied().unwrap_or(Ppm::ONE),
+        None => config.boost(content),
+    };
     let mut holders: BTreeMap<ChunkId, u32> = BTreeMap::new();
     let mut boosts: HashMap<ChunkId, Ppm> = HashMap::new();
     let mut node_chunks: HashMap<NodeId, BTreeSet<ChunkId>> = HashMap::new();
     for node in &live {
         let held = node_chunks.entry(node.node).or_default();
         for content in &node.contents {
-            let boost = config.boost(content);
+            let boost = boost_of(content);
             for chunk in content_chunks.get(content).into_iter().flatten() {
                 held.insert(*chunk);
                 let entry = boosts.entry(*chunk).or_insert(Ppm::ONE);
@@ -186,6 +205,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
     }
     let mut new_states = Vec::new();
     let mut seeder_facts = Vec::new();
+    let mut scores = Vec::new();
     for (seeder, payout) in &earners {
         let previous = state.store.seeder_state(seeder).await?;
         let (passed, failed) = outcomes.get(seeder).copied().unwrap_or((0, 0));
@@ -207,6 +227,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
             reputation: reputation.factor(&config.reputation),
             stored,
         });
+        if passed + failed > 0 {
+            scores.push((*seeder, reputation.score().0));
+        }
         new_states.push((*seeder, previous, reputation));
     }
 
@@ -230,7 +253,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
     let inputs = EpochInputs {
         epoch,
         budget: u128::from(config.close.budget),
-        params: config.rewards,
+        params,
         chunks,
         seeders: seeder_facts,
     };
@@ -327,6 +350,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
             record: record.clone(),
             leaves,
             seeders,
+            scores,
             audits,
         })
         .await?;

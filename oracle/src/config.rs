@@ -46,6 +46,24 @@ pub struct Config {
     pub reputation: ReputationParams,
     /// Storage audits.
     pub audit: AuditConfig,
+    /// The chain (optional).
+    pub chain: ChainConfig,
+}
+
+/// `[chain]`: where the contracts are and who signs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// The deployment file `scripts/deploy` wrote (addresses, contract bundles, node URL);
+    /// empty: run without a chain.
+    pub deployment: String,
+    /// Node RPC URL; empty: the one in the deployment file.
+    pub url: String,
+    /// A file (mode 0600) holding the committee member's secret URI (`//Alice` on a dev
+    /// chain).
+    pub suri_file: String,
+    /// Milliseconds between submission rounds.
+    pub poll_ms: u64,
 }
 
 /// A per-content reward boost.
@@ -120,6 +138,10 @@ impl Default for Config {
             boosts: Vec::new(),
             reputation: ReputationParams::default(),
             audit: AuditConfig::default(),
+            chain: ChainConfig {
+                poll_ms: 2_000,
+                ..ChainConfig::default()
+            },
         }
     }
 }

@@ -20,12 +20,14 @@
 pub mod api;
 pub mod audit;
 pub mod batch;
+pub mod chain;
 pub mod close;
 pub mod config;
 pub mod data_dir;
 pub mod ingest;
 pub mod metrics;
 pub mod store;
+pub mod submit;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,6 +71,8 @@ pub struct OracleState {
     pub ingest_lock: Mutex<()>,
     /// Counters.
     pub metrics: Metrics,
+    /// The chain client, when `[chain] deployment` is configured.
+    pub chain: Option<chain::Chain>,
 }
 
 impl OracleState {
@@ -90,7 +94,19 @@ impl OracleState {
             chunk_lengths: RwLock::new(lengths),
             ingest_lock: Mutex::new(()),
             metrics: Metrics::default(),
+            chain: None,
         }))
+    }
+
+    /// The same state with a chain client.
+    pub fn with_chain(self: Arc<Self>, chain: Option<chain::Chain>) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut state) => {
+                state.chain = chain;
+                Arc::new(state)
+            }
+            Err(shared) => shared,
+        }
     }
 
     /// Opens the state for a data directory: its config (with `database_url` overriding
@@ -110,7 +126,22 @@ impl OracleState {
         let store = Store::connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        Ok(Self::new(config, store, key, token, data_dir.batches()).await?)
+        let chain = if config.chain.deployment.is_empty() {
+            None
+        } else {
+            let deployment =
+                chain::Deployment::load(std::path::Path::new(&config.chain.deployment))?;
+            let suri = data_dir::read_secret_file(std::path::Path::new(&config.chain.suri_file))
+                .context("reading [chain] suri_file")?;
+            Some(chain::Chain::new(
+                deployment,
+                Some(config.chain.url.clone()),
+                suri,
+            ))
+        };
+        Ok(Self::new(config, store, key, token, data_dir.batches())
+            .await?
+            .with_chain(chain))
     }
 }
 
@@ -145,6 +176,22 @@ pub async fn serve(
                 }
                 if let Err(error) = close::close_due(&state).await {
                     tracing::error!(%error, "closing due epochs failed");
+                }
+            }
+        });
+    }
+    if let Some(chain) = state.chain.clone() {
+        let state = state.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let tick = Duration::from_millis(state.config.chain.poll_ms.max(100));
+            loop {
+                if let Err(error) = submit::sync(&state, &chain).await {
+                    tracing::warn!(%error, "chain submission round failed; will retry");
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(tick) => {}
                 }
             }
         });

@@ -49,6 +49,26 @@ enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Claim a seeder's rewards on chain: fetch its newest leaf and proof from the oracle and
+    /// submit `reward_pool.claim` (anyone may; the money goes to the leaf's payout account).
+    /// Uses `[chain]` from the data directory's config.
+    Claim {
+        /// The seeder's node id.
+        #[arg(long, value_name = "NODE")]
+        seeder: String,
+        /// Claim with the leaf of this epoch (default: the seeder's newest).
+        #[arg(long, value_name = "EPOCH")]
+        epoch: Option<u64>,
+        /// The oracle's URL (default: http://<listen address from config>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Fund the reward pool with AMOUNT native units (12 decimals: 1000000000000 is one
+    /// token), signed by the `[chain] suri_file` account.
+    Fund {
+        /// Native units.
+        amount: u128,
+    },
     /// Recompute an epoch's root from its published batch file, bit for bit: every receipt
     /// is re-checked (signatures, rules) and the rewards recomputed. Exit 0 if the root
     /// and total match, 4 if they do not.
@@ -96,6 +116,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn chain_client(data_dir: &DataDir) -> anyhow::Result<oracle::chain::Chain> {
+    let config = data_dir.config()?;
+    if config.chain.deployment.is_empty() {
+        anyhow::bail!(
+            "no chain configured: set [chain] deployment and suri_file in {}/config.toml",
+            data_dir.path().display()
+        );
+    }
+    let deployment =
+        oracle::chain::Deployment::load(std::path::Path::new(&config.chain.deployment))?;
+    let suri = oracle::data_dir::read_secret_file(std::path::Path::new(&config.chain.suri_file))
+        .context("reading [chain] suri_file")?;
+    Ok(oracle::chain::Chain::new(
+        deployment,
+        Some(config.chain.url),
+        suri,
+    ))
 }
 
 async fn run(command: Command, data_dir: DataDir) -> anyhow::Result<ExitCode> {
@@ -193,6 +232,67 @@ async fn run(command: Command, data_dir: DataDir) -> anyhow::Result<ExitCode> {
                     record.batch_content_id
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Claim { seeder, epoch, url } => {
+            let chain = chain_client(&data_dir)?;
+            let seeder: dsi_protocol::NodeId = seeder
+                .parse()
+                .map_err(|e| anyhow::anyhow!("bad seeder id {seeder:?}: {e}"))?;
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", data_dir.config()?.listen),
+            };
+            let url = url.trim_end_matches('/');
+            let leaf_url = match epoch {
+                Some(epoch) => format!("{url}/v1/epochs/{epoch}/seeders/{seeder}"),
+                None => format!("{url}/v1/seeders/{seeder}"),
+            };
+            let answer = reqwest::get(&leaf_url)
+                .await
+                .with_context(|| format!("cannot reach the oracle at {url}"))?;
+            if !answer.status().is_success() {
+                let body: Option<ErrorBody> = answer.json().await.ok();
+                anyhow::bail!(
+                    "the oracle has no leaf: {}",
+                    body.map_or_else(String::new, |b| b.message)
+                );
+            }
+            let value: serde_json::Value = answer.json().await.context("unexpected answer")?;
+            let leaf_value = if epoch.is_some() {
+                value
+            } else {
+                value["epochs"][0].clone()
+            };
+            let leaf: oracle::store::LeafRecord = serde_json::from_value(leaf_value)
+                .context("the seeder has no leaf yet (no closed epoch paid it)")?;
+            let before = chain.balance(&leaf.payout).await?;
+            let paid = chain
+                .claim(
+                    leaf.epoch.0,
+                    &seeder,
+                    &leaf.payout,
+                    leaf.cumulative,
+                    &leaf.proof,
+                )
+                .await?;
+            let after = chain.balance(&leaf.payout).await?;
+            println!(
+                "claimed epoch {} for {}: paid {paid} to {} (balance {before} -> {after}); cumulative {}",
+                leaf.epoch,
+                seeder.short(),
+                leaf.payout,
+                leaf.cumulative
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fund { amount } => {
+            let chain = chain_client(&data_dir)?;
+            chain.fund(amount).await?;
+            println!(
+                "funded the reward pool with {amount}; free balance {}",
+                chain.free_balance().await?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyEpoch {

@@ -24,6 +24,7 @@ pub struct Metrics {
     close_sum_millis: AtomicU64,
     audits: Mutex<BTreeMap<String, u64>>,
     announcements: AtomicU64,
+    submissions: AtomicU64,
 }
 
 impl Metrics {
@@ -66,6 +67,11 @@ impl Metrics {
     /// Records an accepted announcement.
     pub fn announced(&self) {
         self.announcements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a root sent to the chain.
+    pub fn submitted(&self) {
+        self.submissions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Receipts accepted so far.
@@ -160,7 +166,14 @@ impl Metrics {
             "# HELP dsi_oracle_epochs Closed epochs by chain submission status."
         );
         let _ = writeln!(out, "# TYPE dsi_oracle_epochs gauge");
-        for status in ["closed", "submitted", "final", "vetoed", "claimable"] {
+        for status in [
+            "closed",
+            "submitted",
+            "final",
+            "vetoed",
+            "claimable",
+            "mismatch",
+        ] {
             let count = epochs.get(status).copied().unwrap_or(0);
             let _ = writeln!(out, "dsi_oracle_epochs{{status=\"{status}\"}} {count}");
         }
@@ -173,6 +186,16 @@ impl Metrics {
             out,
             "dsi_oracle_announcements_total {}",
             self.announcements.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dsi_oracle_chain_submissions_total Roots this process sent to the chain."
+        );
+        let _ = writeln!(out, "# TYPE dsi_oracle_chain_submissions_total counter");
+        let _ = writeln!(
+            out,
+            "dsi_oracle_chain_submissions_total {}",
+            self.submissions.load(Ordering::Relaxed)
         );
         out
     }

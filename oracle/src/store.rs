@@ -205,6 +205,8 @@ pub struct EpochClose {
     pub leaves: Vec<LeafRecord>,
     /// New seeder states.
     pub seeders: Vec<(NodeId, SeederState)>,
+    /// Reputation scores (ppm) for the reputation contract, by node.
+    pub scores: Vec<(NodeId, u32)>,
     /// Audits made for it.
     pub audits: Vec<AuditRecord>,
 }
@@ -849,6 +851,15 @@ impl Store {
             .await
             .map_err(query_error("recording seeders"))?;
         }
+        for (node, score) in &close.scores {
+            sqlx::query("INSERT INTO epoch_scores (epoch, node, score) VALUES ($1, $2, $3)")
+                .bind(i64_of(r.epoch.0))
+                .bind(node.0.to_vec())
+                .bind(i64::from(*score))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording scores"))?;
+        }
         for audit in &close.audits {
             sqlx::query(
                 "INSERT INTO audits (epoch, seeder, chunk, outcome, detail, at_ms) \
@@ -866,6 +877,48 @@ impl Store {
         }
         tx.commit().await.map_err(query_error("closing"))?;
         Ok(())
+    }
+
+    /// An epoch's reputation scores, by node.
+    pub async fn epoch_scores(&self, epoch: Epoch) -> Result<Vec<(NodeId, u32)>> {
+        let rows =
+            sqlx::query("SELECT node, score FROM epoch_scores WHERE epoch = $1 ORDER BY node")
+                .bind(i64_of(epoch.0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error("reading scores"))?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("epoch_scores");
+                Ok((
+                    NodeId(id_from(
+                        row.try_get(0).map_err(corrupt)?,
+                        "epoch_scores.node",
+                    )?),
+                    u32::try_from(row.try_get::<i64, _>(1).map_err(corrupt)?)
+                        .map_err(|_| StoreError::Corrupt("epoch_scores.score"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Closed epochs whose status is one of `statuses`, oldest first.
+    pub async fn epochs_with_status(&self, statuses: &[&str]) -> Result<Vec<EpochRecord>> {
+        let rows = sqlx::query("SELECT epoch, status FROM epochs ORDER BY epoch")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading epochs"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let status: String = row.try_get(1).map_err(|_| StoreError::Corrupt("epochs"))?;
+            if statuses.contains(&status.as_str()) {
+                let epoch: i64 = row.try_get(0).map_err(|_| StoreError::Corrupt("epochs"))?;
+                if let Some(record) = self.epoch(Epoch(u64_of(epoch))).await? {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Closed epochs per status.

@@ -322,6 +322,22 @@ impl OracleProcess {
         }
     }
 
+    /// Whether the process has exited on its own.
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|child| child.try_wait().ok().flatten().is_some())
+    }
+
+    /// Starts the process again on the same port with other environment variables.
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart()
+    }
+
     /// The admin token.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("admin.token"))

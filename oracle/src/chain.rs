@@ -1,0 +1,700 @@
+//! The chain client: reads the `multipliers` contract at epoch close, submits each closed
+//! epoch's root and total to `reward_pool` and its reputation scores to `reputation`, and
+//! claims for seeders.
+//!
+//! It drives `cargo contract` 6.0.0-alpha (the pinned tool `scripts/setup` installs, built
+//! on `contract-extrinsics` of the same ink! set) rather than linking subxt: the tokio/sqlx
+//! workspace stays free of the Substrate crates, and the contract ABI comes from the
+//! `.contract` bundles `scripts/deploy` built. Balances are read with the node's JSON-RPC
+//! (`state_call` of `ReviveApi_balance`).
+//!
+//! Every write is preceded by a dry-run of the same message: the contracts refuse a second
+//! identical vote (`AlreadyVoted`) or an epoch that is already final (`EpochTooOld`), so
+//! the dry-run tells whether the write is still needed, and a restarted oracle never
+//! submits twice. After a write the client reads the state back to confirm it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dsi_protocol::fixed::{LinearCurve, Ppm};
+use dsi_protocol::reward::RewardParams;
+use dsi_protocol::{ContentId, NodeId, PayoutAccount};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A chain failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The deployment file or an artifact is missing or malformed.
+    #[error("deployment: {0}")]
+    Deployment(String),
+    /// `cargo contract` could not run or its output made no sense.
+    #[error("cargo contract {message} failed: {detail}")]
+    Tool {
+        /// The message called.
+        message: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The contract answered with an error.
+    #[error("{contract}.{message} refused: {error}")]
+    Refused {
+        /// The contract.
+        contract: &'static str,
+        /// The message.
+        message: String,
+        /// The contract's error variant.
+        error: String,
+    },
+    /// The node's JSON-RPC failed.
+    #[error("node RPC: {0}")]
+    Rpc(String),
+}
+
+type Result<T> = std::result::Result<T, ChainError>;
+
+/// What `scripts/deploy` writes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Deployment {
+    /// Node RPC URL (ws://).
+    pub url: String,
+    /// `reward_pool` address.
+    pub reward_pool: String,
+    /// `reputation` address.
+    pub reputation: String,
+    /// `multipliers` address.
+    pub multipliers: String,
+    /// `governance` address.
+    pub governance: String,
+    /// Contract bundles by name (absolute paths).
+    #[serde(default)]
+    pub artifacts: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl Deployment {
+    /// Reads a deployment file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ChainError::Deployment(format!("cannot read {}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| ChainError::Deployment(format!("{}: {e}", path.display())))
+    }
+}
+
+/// A contract of the deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contract {
+    /// reward_pool.
+    RewardPool,
+    /// reputation.
+    Reputation,
+    /// multipliers.
+    Multipliers,
+}
+
+impl Contract {
+    fn name(self) -> &'static str {
+        match self {
+            Self::RewardPool => "reward_pool",
+            Self::Reputation => "reputation",
+            Self::Multipliers => "multipliers",
+        }
+    }
+}
+
+/// An epoch as `reward_pool` records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainEpoch {
+    /// Its root.
+    pub root: [u8; 32],
+    /// Its total.
+    pub total: u128,
+    /// `Final` or `Vetoed`.
+    pub status: String,
+    /// First block claims are accepted in.
+    pub claimable_from: u32,
+}
+
+/// Outcome of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Sent now.
+    Sent,
+    /// Nothing to send: the chain already has it.
+    AlreadyThere,
+}
+
+/// The client.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// The deployment.
+    pub deployment: Deployment,
+    url: String,
+    suri: String,
+    cargo: String,
+}
+
+fn hex32(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// The `Ok` payload of a message's answer (`data` → `Ok` → value).
+fn ok_value(answer: &Value) -> Option<&Value> {
+    let tuple = &answer["data"]["Tuple"];
+    (tuple["ident"] == "Ok").then(|| &tuple["values"][0])
+}
+
+/// `Ok(x)` / `Err(e)` of a `Result`-returning message.
+fn result_of(value: &Value) -> std::result::Result<&Value, String> {
+    let tuple = &value["Tuple"];
+    match tuple["ident"].as_str() {
+        Some("Ok") => Ok(&tuple["values"][0]),
+        Some("Err") => Err(tuple["values"][0]["Tuple"]["ident"]
+            .as_str()
+            .unwrap_or("unknown error")
+            .to_string()),
+        _ => Err(format!("unexpected answer {value}")),
+    }
+}
+
+fn uint(value: &Value) -> Option<u128> {
+    match &value["UInt"] {
+        Value::Number(n) => n.as_u64().map(u128::from),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .or_else(|| value["UInt"].as_f64().map(|f| f as u128))
+}
+
+fn bytes32(value: &Value) -> Option<[u8; 32]> {
+    let elems = value["Seq"]["elems"].as_array()?;
+    let bytes: Vec<u8> = elems
+        .iter()
+        .map(|e| e["UInt"].as_u64().and_then(|b| u8::try_from(b).ok()))
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
+fn curve(value: &Value) -> Option<LinearCurve> {
+    let map = &value["Map"];
+    let field = |name: &str| {
+        uint(&map[name])
+            .and_then(|v| u32::try_from(v).ok())
+            .map(Ppm)
+    };
+    Some(LinearCurve {
+        base: field("base")?,
+        slope: field("slope")?,
+        min: field("min")?,
+        max: field("max")?,
+    })
+}
+
+/// The bytes in cargo-contract's `Call did revert "..."` panic message.
+fn reverted_data(stderr: &str) -> Option<Vec<u8>> {
+    let start = stderr.find("Call did revert \"")? + "Call did revert \"".len();
+    let rest = &stderr[start..];
+    let mut bytes = Vec::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(bytes),
+            '\\' => match chars.next()? {
+                'u' => {
+                    let mut digits = String::new();
+                    if chars.next()? != '{' {
+                        return None;
+                    }
+                    for d in chars.by_ref() {
+                        if d == '}' {
+                            break;
+                        }
+                        digits.push(d);
+                    }
+                    let code = u32::from_str_radix(&digits, 16).ok()?;
+                    let mut buffer = [0u8; 4];
+                    bytes.extend_from_slice(
+                        char::from_u32(code)?.encode_utf8(&mut buffer).as_bytes(),
+                    );
+                }
+                '0' => bytes.push(0),
+                't' => bytes.push(b'\t'),
+                'n' => bytes.push(b'\n'),
+                'r' => bytes.push(b'\r'),
+                other => {
+                    let mut buffer = [0u8; 4];
+                    bytes.extend_from_slice(other.encode_utf8(&mut buffer).as_bytes());
+                }
+            },
+            other => {
+                let mut buffer = [0u8; 4];
+                bytes.extend_from_slice(other.encode_utf8(&mut buffer).as_bytes());
+            }
+        }
+    }
+    None
+}
+
+/// The name of variant `index` of the contract's `Error` enum, from its bundle's ABI.
+fn error_name(bundle: &Path, index: u8) -> Option<String> {
+    let abi: Value = serde_json::from_slice(&std::fs::read(bundle).ok()?).ok()?;
+    abi["types"].as_array()?.iter().find_map(|entry| {
+        let ty = &entry["type"];
+        if ty["path"].as_array()?.last()? != "Error" {
+            return None;
+        }
+        ty["def"]["variant"]["variants"]
+            .as_array()?
+            .iter()
+            .find(|v| v["index"].as_u64() == Some(u64::from(index)))?["name"]
+            .as_str()
+            .map(str::to_string)
+    })
+}
+
+impl Chain {
+    /// A client for `deployment`, signing as `suri`.
+    pub fn new(deployment: Deployment, url: Option<String>, suri: String) -> Self {
+        let url = url
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| deployment.url.clone());
+        Self {
+            deployment,
+            url,
+            suri,
+            cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        }
+    }
+
+    /// The node's RPC URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn address(&self, contract: Contract) -> &str {
+        match contract {
+            Contract::RewardPool => &self.deployment.reward_pool,
+            Contract::Reputation => &self.deployment.reputation,
+            Contract::Multipliers => &self.deployment.multipliers,
+        }
+    }
+
+    fn artifact(&self, contract: Contract) -> Result<&Path> {
+        let path = self
+            .deployment
+            .artifacts
+            .get(contract.name())
+            .ok_or_else(|| {
+                ChainError::Deployment(format!(
+                    "no artifact for {} (redeploy with scripts/deploy)",
+                    contract.name()
+                ))
+            })?;
+        if !path.exists() {
+            return Err(ChainError::Deployment(format!(
+                "artifact {} is missing (run scripts/deploy)",
+                path.display()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// Runs `cargo contract call`; returns its JSON answer. With `execute` the extrinsic is
+    /// submitted and the call waits for inclusion.
+    async fn call(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[String],
+        execute: bool,
+        value: Option<u128>,
+    ) -> Result<Value> {
+        let tool = |detail: String| ChainError::Tool {
+            message: format!("{}.{message}", contract.name()),
+            detail,
+        };
+        let mut command = tokio::process::Command::new(&self.cargo);
+        command
+            .args(["contract", "call", "--url", &self.url, "--suri", &self.suri])
+            .args(["--contract", self.address(contract), "--message", message])
+            .arg("--output-json")
+            .arg(self.artifact(contract)?);
+        if let Some(value) = value {
+            command.args(["--value", &value.to_string()]);
+        }
+        if execute {
+            command.args(["--execute", "--skip-confirm"]);
+        }
+        // `--args` takes every following word: it must come last.
+        if !args.is_empty() {
+            command.arg("--args").args(args);
+        }
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| tool(format!("cannot run cargo contract: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            // Answers the one question it may ask (mapping a new account).
+            let _ = stdin.write_all(b"y\n").await;
+        }
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .map_err(|_| tool("timed out after 120 s".into()))?
+            .map_err(|e| tool(e.to_string()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if execute {
+            // cargo-contract 6.0.0-alpha fails to decode anonymous events after a successful
+            // extrinsic; callers confirm writes by reading the state back.
+            return Ok(Value::Null);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if let Some(bytes) = reverted_data(&stderr) {
+            // cargo-contract 6.0.0-alpha panics on a dry-run that reverts, printing the
+            // returned bytes: SCALE `Err(index)` of the contract's `Error` enum.
+            let name = match bytes.as_slice() {
+                [1, index, ..] => error_name(self.artifact(contract)?, *index)
+                    .unwrap_or_else(|| format!("error #{index}")),
+                other => format!("reverted with {}", hex::encode(other)),
+            };
+            return Ok(
+                serde_json::json!({"data": {"Tuple": {"ident": "Ok", "values": [
+                    {"Tuple": {"ident": "Err", "values": [{"Tuple": {"ident": name, "values": []}}]}}
+                ]}}}),
+            );
+        }
+        let start = stdout.find('{').ok_or_else(|| {
+            tool(format!(
+                "no JSON answer: {}",
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+            ))
+        })?;
+        let answer: Value = serde_json::from_str(&stdout[start..])
+            .map_err(|e| tool(format!("unreadable answer: {e}")))?;
+        if let Some(error) = answer.get("generic_error") {
+            return Err(tool(
+                error["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ));
+        }
+        Ok(answer)
+    }
+
+    async fn query(&self, contract: Contract, message: &str, args: &[String]) -> Result<Value> {
+        let answer = self.call(contract, message, args, false, None).await?;
+        ok_value(&answer).cloned().ok_or_else(|| ChainError::Tool {
+            message: format!("{}.{message}", contract.name()),
+            detail: format!("unexpected answer {answer}"),
+        })
+    }
+
+    /// Dry-runs a `Result`-returning message: `Ok(())` if it would succeed, the contract's
+    /// error name otherwise.
+    async fn dry_run(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[String],
+    ) -> Result<std::result::Result<(), String>> {
+        let value = self.query(contract, message, args).await?;
+        Ok(result_of(&value).map(|_| ()))
+    }
+
+    /// `reward_pool.epoch(n)`.
+    pub async fn epoch(&self, epoch: u64) -> Result<Option<ChainEpoch>> {
+        let value = self
+            .query(Contract::RewardPool, "epoch", &[epoch.to_string()])
+            .await?;
+        let tuple = &value["Tuple"];
+        if tuple["ident"] == "None" {
+            return Ok(None);
+        }
+        let map = &tuple["values"][0]["Map"];
+        let parse = || {
+            Some(ChainEpoch {
+                root: bytes32(&map["root"])?,
+                total: uint(&map["total"])?,
+                status: map["status"]["Tuple"]["ident"].as_str()?.to_string(),
+                claimable_from: u32::try_from(uint(&map["claimable_from"])?).ok()?,
+            })
+        };
+        parse().map(Some).ok_or_else(|| ChainError::Tool {
+            message: "reward_pool.epoch".into(),
+            detail: format!("unexpected record {value}"),
+        })
+    }
+
+    /// `reward_pool.current_block()`.
+    pub async fn current_block(&self) -> Result<u32> {
+        let value = self
+            .query(Contract::RewardPool, "current_block", &[])
+            .await?;
+        uint(&value)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| ChainError::Rpc(format!("bad block number {value}")))
+    }
+
+    /// `reward_pool.claimed(seeder)`.
+    pub async fn claimed(&self, seeder: &NodeId) -> Result<u128> {
+        let value = self
+            .query(Contract::RewardPool, "claimed", &[hex32(&seeder.0)])
+            .await?;
+        uint(&value).ok_or_else(|| ChainError::Rpc(format!("bad amount {value}")))
+    }
+
+    /// `reward_pool.free_balance()`.
+    pub async fn free_balance(&self) -> Result<u128> {
+        let value = self
+            .query(Contract::RewardPool, "free_balance", &[])
+            .await?;
+        uint(&value).ok_or_else(|| ChainError::Rpc(format!("bad amount {value}")))
+    }
+
+    /// Funds the pool with `amount` native units (12 decimals).
+    pub async fn fund(&self, amount: u128) -> Result<()> {
+        let before = self.free_balance().await?;
+        self.call(Contract::RewardPool, "fund", &[], true, Some(amount))
+            .await?;
+        let after = self.free_balance().await?;
+        if after < before.saturating_add(amount) {
+            return Err(ChainError::Refused {
+                contract: "reward_pool",
+                message: "fund".into(),
+                error: format!("free balance went from {before} to {after}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Submits an epoch's root unless the chain already has this member's vote or a final
+    /// record for it.
+    pub async fn submit_root(
+        &self,
+        epoch: u64,
+        root: &[u8; 32],
+        total: u128,
+        batch: &ContentId,
+    ) -> Result<Written> {
+        let args = [
+            epoch.to_string(),
+            hex32(root),
+            total.to_string(),
+            hex32(&batch.0),
+        ];
+        match self.dry_run(Contract::RewardPool, "submit", &args).await? {
+            Ok(()) => {}
+            Err(error) if error == "AlreadyVoted" || error == "EpochTooOld" => {
+                return Ok(Written::AlreadyThere);
+            }
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: "reward_pool",
+                    message: format!("submit({epoch})"),
+                    error,
+                });
+            }
+        }
+        self.call(Contract::RewardPool, "submit", &args, true, None)
+            .await?;
+        Ok(Written::Sent)
+    }
+
+    /// `reputation.last_epoch()`.
+    pub async fn reputation_last_epoch(&self) -> Result<Option<u64>> {
+        let value = self.query(Contract::Reputation, "last_epoch", &[]).await?;
+        let tuple = &value["Tuple"];
+        if tuple["ident"] == "None" {
+            return Ok(None);
+        }
+        Ok(uint(&tuple["values"][0]).and_then(|v| u64::try_from(v).ok()))
+    }
+
+    /// `reputation.score(node)`: (ppm, epoch).
+    pub async fn reputation_score(&self, node: &NodeId) -> Result<Option<(u32, u64)>> {
+        let value = self
+            .query(Contract::Reputation, "score", &[hex32(&node.0)])
+            .await?;
+        let tuple = &value["Tuple"];
+        if tuple["ident"] == "None" {
+            return Ok(None);
+        }
+        let map = &tuple["values"][0]["Map"];
+        Ok(uint(&map["ppm"])
+            .zip(uint(&map["epoch"]))
+            .and_then(|(p, e)| Some((u32::try_from(p).ok()?, u64::try_from(e).ok()?))))
+    }
+
+    /// Submits an epoch's scores (sorted by node, at most 256) unless already there.
+    pub async fn submit_scores(&self, epoch: u64, scores: &[(NodeId, u32)]) -> Result<Written> {
+        let list = scores
+            .iter()
+            .map(|(node, ppm)| format!("({}, {ppm})", hex32(&node.0)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let args = [epoch.to_string(), format!("[{list}]")];
+        match self.dry_run(Contract::Reputation, "submit", &args).await? {
+            Ok(()) => {}
+            Err(error) if error == "AlreadyVoted" || error == "EpochTooOld" => {
+                return Ok(Written::AlreadyThere);
+            }
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: "reputation",
+                    message: format!("submit({epoch})"),
+                    error,
+                });
+            }
+        }
+        self.call(Contract::Reputation, "submit", &args, true, None)
+            .await?;
+        Ok(Written::Sent)
+    }
+
+    /// `multipliers.params()` as the protocol's reward parameters.
+    pub async fn params(&self) -> Result<RewardParams> {
+        let value = self.query(Contract::Multipliers, "params", &[]).await?;
+        let map = &value["Map"];
+        let parse = || {
+            Some(RewardParams {
+                rarity: curve(&map["rarity"])?,
+                target_replication: u32::try_from(uint(&map["target_replication"])?).ok()?,
+                demand: curve(&map["demand"])?,
+                bandwidth_share: Ppm(u32::try_from(uint(&map["bandwidth_share"])?).ok()?),
+            })
+        };
+        parse().ok_or_else(|| ChainError::Tool {
+            message: "multipliers.params".into(),
+            detail: format!("unexpected answer {value}"),
+        })
+    }
+
+    /// `multipliers.boost(content)`.
+    pub async fn boost(&self, content: &ContentId) -> Result<Ppm> {
+        let value = self
+            .query(Contract::Multipliers, "boost", &[hex32(&content.0)])
+            .await?;
+        uint(&value)
+            .and_then(|v| u32::try_from(v).ok())
+            .map(Ppm)
+            .ok_or_else(|| ChainError::Rpc(format!("bad boost {value}")))
+    }
+
+    /// Claims a leaf: pays `payout` the seeder's unclaimed earnings up to `cumulative`.
+    /// Returns what was paid (0 when nothing was left to claim).
+    pub async fn claim(
+        &self,
+        epoch: u64,
+        seeder: &NodeId,
+        payout: &PayoutAccount,
+        cumulative: u128,
+        proof: &[[u8; 32]],
+    ) -> Result<u128> {
+        let proof = proof
+            .iter()
+            .map(|h| hex32(h))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let args = [
+            epoch.to_string(),
+            hex32(&seeder.0),
+            hex32(&payout.0),
+            cumulative.to_string(),
+            format!("[{proof}]"),
+        ];
+        let before = self.claimed(seeder).await?;
+        match self.dry_run(Contract::RewardPool, "claim", &args).await? {
+            Ok(()) => {}
+            Err(error) if error == "AlreadyClaimed" => return Ok(0),
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: "reward_pool",
+                    message: format!("claim({epoch})"),
+                    error,
+                });
+            }
+        }
+        self.call(Contract::RewardPool, "claim", &args, true, None)
+            .await?;
+        let after = self.claimed(seeder).await?;
+        if after != cumulative {
+            return Err(ChainError::Refused {
+                contract: "reward_pool",
+                message: format!("claim({epoch})"),
+                error: format!("claimed is {after} after the claim, expected {cumulative}"),
+            });
+        }
+        Ok(after - before)
+    }
+
+    /// An account's balance in native units, read with `ReviveApi_balance` over JSON-RPC.
+    pub async fn balance(&self, account: &PayoutAccount) -> Result<u128> {
+        let http = self
+            .url
+            .replacen("ws://", "http://", 1)
+            .replacen("wss://", "https://", 1);
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "state_call",
+            "params": ["ReviveApi_balance", hex32(&account.0)],
+        });
+        let answer: Value = reqwest::Client::new()
+            .post(&http)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        let text = answer["result"]
+            .as_str()
+            .ok_or_else(|| ChainError::Rpc(format!("state_call failed: {answer}")))?;
+        let bytes = hex::decode(text.trim_start_matches("0x"))
+            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        if bytes.len() != 32 {
+            return Err(ChainError::Rpc(format!("U256 of {} bytes", bytes.len())));
+        }
+        // U256 little-endian, 18-decimal EVM units: native = value / 10^6.
+        if bytes[16..].iter().any(|b| *b != 0) {
+            return Err(ChainError::Rpc("balance beyond u128".into()));
+        }
+        let mut low = [0u8; 16];
+        low.copy_from_slice(&bytes[..16]);
+        Ok(u128::from_le_bytes(low) / 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverted_bytes_are_read_from_the_panic_message() {
+        let stderr =
+            "thread 'main' panicked at call.rs:199:25:\nCall did revert \"\\u{1}\\u{6}\"\nstack";
+        assert_eq!(reverted_data(stderr), Some(vec![1, 6]));
+        assert_eq!(reverted_data("no revert here"), None);
+    }
+
+    #[test]
+    fn answers_are_parsed() {
+        let answer =
+            serde_json::json!({"data": {"Tuple": {"ident": "Ok", "values": [{"UInt": 5}]}}});
+        assert_eq!(ok_value(&answer).and_then(uint), Some(5));
+        let err = serde_json::json!({"Tuple": {"ident": "Err", "values": [{"Tuple": {"ident": "AlreadyVoted", "values": []}}]}});
+        assert_eq!(result_of(&err), Err("AlreadyVoted".to_string()));
+        let bytes = serde_json::json!({"Seq": {"elems": (0..32).map(|i| serde_json::json!({"UInt": i})).collect::<Vec<_>>()}});
+        assert_eq!(bytes32(&bytes).map(|b| b[31]), Some(31));
+    }
+}
