@@ -193,7 +193,12 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment
-            .merge(Env::prefixed("DSI_ORACLE_").split("__"))
+            // DSI_ORACLE_DATA_DIR names the data directory (a CLI option), not a setting.
+            .merge(
+                Env::prefixed("DSI_ORACLE_")
+                    .split("__")
+                    .ignore(&["data_dir"]),
+            )
             .extract()
             .map_err(Box::new)
     }
@@ -210,6 +215,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn environment_overrides_and_the_data_dir_variable_is_not_a_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DSI_ORACLE_DATA_DIR", "/somewhere");
+            jail.set_env("DSI_ORACLE_CLOSE__AUTO", "false");
+            jail.set_env("DSI_ORACLE_EPOCHS__LENGTH_MS", "30000");
+            let config =
+                Config::load(Path::new("/nonexistent/config.toml")).map_err(|e| e.to_string())?;
+            assert!(!config.close.auto);
+            assert_eq!(config.epochs.length_ms, 30_000);
+            jail.set_env("DSI_ORACLE_CLOSE__AUTOMATIC", "false");
+            assert!(Config::load(Path::new("/nonexistent/config.toml")).is_err());
+            Ok(())
+        });
+    }
 
     #[test]
     fn the_example_is_the_default() {
