@@ -13,8 +13,9 @@
 //! | `downloader_cap` | the downloader would attest more than `downloader_cap_bytes` in the epoch |
 //!
 //! Resubmitting a receipt that is already held, byte for byte, is accepted again and
-//! stored once: a batch can be retried safely. Ingest runs under one lock with epoch
-//! close, so a receipt either lands before its epoch closes or is refused.
+//! stored once: a batch can be retried safely. The stored-state rules and the insert run
+//! under one lock with epoch close (the closed-epoch check is repeated there), so a receipt
+//! either lands before its epoch closes or is refused; signature checks run outside it.
 
 use std::collections::HashMap;
 
@@ -101,7 +102,9 @@ pub async fn ingest(
     state: &OracleState,
     batch: Vec<SignedReceipt>,
 ) -> Result<Vec<Verdict>, StoreError> {
-    let _guard = state.ingest_lock.lock().await;
+    // Stateless rules and signatures first, outside the lock, so that one batch's
+    // verification overlaps another's database work; what depends on stored state
+    // (closed epochs, duplicates, the cap) is decided under the lock.
     let config = &state.config;
     let now = now_ms();
     let current = config.epochs.epoch_at(now);
@@ -174,6 +177,19 @@ pub async fn ingest(
                     batch[i].receipt.downloader, config.network
                 ),
             ));
+        }
+    }
+
+    let _guard = state.ingest_lock.lock().await;
+    // An epoch may have closed while the signatures were checked.
+    if let Some(closed) = state.store.last_closed_epoch().await? {
+        for (i, signed) in batch.iter().enumerate() {
+            if verdicts[i].is_none() && signed.receipt.epoch <= closed {
+                verdicts[i] = Some(Verdict::reject(
+                    "epoch_out_of_window",
+                    format!("epoch {} is closed", signed.receipt.epoch),
+                ));
+            }
         }
     }
 
