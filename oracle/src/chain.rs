@@ -90,6 +90,8 @@ pub enum Contract {
     Reputation,
     /// multipliers.
     Multipliers,
+    /// governance.
+    Governance,
 }
 
 impl Contract {
@@ -98,6 +100,7 @@ impl Contract {
             Self::RewardPool => "reward_pool",
             Self::Reputation => "reputation",
             Self::Multipliers => "multipliers",
+            Self::Governance => "governance",
         }
     }
 }
@@ -122,6 +125,21 @@ pub enum Written {
     Sent,
     /// Nothing to send: the chain already has it.
     AlreadyThere,
+}
+
+/// A governance proposal as the contract records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its id.
+    pub id: u32,
+    /// Who proposed it (0x H160).
+    pub proposer: String,
+    /// How many members approved it.
+    pub approvals: usize,
+    /// Block in which it reached the threshold (the timelock starts there).
+    pub approved_at: Option<u32>,
+    /// Whether it was executed.
+    pub executed: bool,
 }
 
 /// The client.
@@ -276,6 +294,7 @@ impl Chain {
             Contract::RewardPool => &self.deployment.reward_pool,
             Contract::Reputation => &self.deployment.reputation,
             Contract::Multipliers => &self.deployment.multipliers,
+            Contract::Governance => &self.deployment.governance,
         }
     }
 
@@ -636,6 +655,184 @@ impl Chain {
             });
         }
         Ok(after - before)
+    }
+
+    /// The same client signing as another account (a council member, say).
+    pub fn signing_as(&self, suri: String) -> Self {
+        Self {
+            suri,
+            ..self.clone()
+        }
+    }
+
+    /// The selector of `message` in `contract`'s ABI (its bundle).
+    pub fn selector(&self, contract: Contract, message: &str) -> Result<[u8; 4]> {
+        let bundle = self.artifact(contract)?;
+        let bad =
+            |detail: String| ChainError::Deployment(format!("{}: {detail}", bundle.display()));
+        let abi: Value = serde_json::from_slice(
+            &std::fs::read(bundle).map_err(|e| bad(format!("cannot read: {e}")))?,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let selector = abi["spec"]["messages"]
+            .as_array()
+            .and_then(|messages| messages.iter().find(|m| m["label"] == message))
+            .and_then(|m| m["selector"].as_str())
+            .ok_or_else(|| bad(format!("no message {message}")))?;
+        hex::decode(selector.trim_start_matches("0x"))
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| bad(format!("bad selector {selector}")))
+    }
+
+    /// `governance.next_id()`: the id the next proposal gets.
+    pub async fn next_proposal_id(&self) -> Result<u32> {
+        let value = self.query(Contract::Governance, "next_id", &[]).await?;
+        uint(&value)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| ChainError::Rpc(format!("bad proposal id {value}")))
+    }
+
+    /// `governance.proposal(id)`.
+    pub async fn proposal(&self, id: u32) -> Result<Option<Proposal>> {
+        let value = self
+            .query(Contract::Governance, "proposal", &[id.to_string()])
+            .await?;
+        let tuple = &value["Tuple"];
+        if tuple["ident"] == "None" {
+            return Ok(None);
+        }
+        let map = &tuple["values"][0]["Map"];
+        let parse = || {
+            let approved_at = &map["approved_at"]["Tuple"];
+            Some(Proposal {
+                id,
+                proposer: format!("0x{}", map["proposer"]["Hex"]["s"].as_str()?),
+                approvals: map["approvals"]["Seq"]["elems"].as_array()?.len(),
+                approved_at: match approved_at["ident"].as_str()? {
+                    "Some" => Some(u32::try_from(uint(&approved_at["values"][0])?).ok()?),
+                    _ => None,
+                },
+                executed: map["executed"]["Bool"].as_bool()?,
+            })
+        };
+        parse().map(Some).ok_or_else(|| ChainError::Tool {
+            message: "governance.proposal".into(),
+            detail: format!("unexpected record {value}"),
+        })
+    }
+
+    /// Proposes (and approves, as the proposer) a governance call of `message` on
+    /// `contract` with SCALE-encoded `input`. Returns the proposal id.
+    pub async fn propose_call(
+        &self,
+        contract: Contract,
+        message: &str,
+        input: &[u8],
+    ) -> Result<u32> {
+        let selector = self.selector(contract, message)?;
+        let action = format!(
+            "Call {{ callee: {}, selector: {}, input: {} }}",
+            self.address(contract),
+            hex32(&selector),
+            hex32(input)
+        );
+        let args = [action];
+        let value = self.query(Contract::Governance, "propose", &args).await?;
+        let id = match result_of(&value) {
+            Ok(id) => uint(id)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| ChainError::Rpc(format!("bad proposal id {value}")))?,
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: "governance",
+                    message: format!("propose({contract:?}.{message})"),
+                    error,
+                });
+            }
+        };
+        self.call(Contract::Governance, "propose", &args, true, None)
+            .await?;
+        if self.proposal(id).await?.is_none() {
+            return Err(ChainError::Refused {
+                contract: "governance",
+                message: "propose".into(),
+                error: format!("proposal {id} is not on chain after the call"),
+            });
+        }
+        Ok(id)
+    }
+
+    /// Proposes `multipliers.set_rarity(curve, target_replication)`.
+    pub async fn propose_rarity(&self, curve: LinearCurve, target_replication: u32) -> Result<u32> {
+        let mut input = Vec::with_capacity(20);
+        for value in [curve.base, curve.slope, curve.min, curve.max] {
+            input.extend_from_slice(&value.0.to_le_bytes());
+        }
+        input.extend_from_slice(&target_replication.to_le_bytes());
+        self.propose_call(Contract::Multipliers, "set_rarity", &input)
+            .await
+    }
+
+    /// Approves proposal `id` as this client's account (a council member).
+    pub async fn approve(&self, id: u32) -> Result<Written> {
+        let args = [id.to_string()];
+        match self.dry_run(Contract::Governance, "approve", &args).await? {
+            Ok(()) => {}
+            Err(error) if error == "AlreadyApproved" => return Ok(Written::AlreadyThere),
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: "governance",
+                    message: format!("approve({id})"),
+                    error,
+                });
+            }
+        }
+        self.call(Contract::Governance, "approve", &args, true, None)
+            .await?;
+        Ok(Written::Sent)
+    }
+
+    /// Executes proposal `id` (approved, timelock passed). `Refused` with `Timelocked`,
+    /// `NotApproved`, `ExecutionFailed`... when the contract would refuse.
+    pub async fn execute(&self, id: u32) -> Result<Written> {
+        let args = [id.to_string()];
+        match self.dry_run(Contract::Governance, "execute", &args).await? {
+            Ok(()) => {}
+            Err(error) if error == "AlreadyExecuted" => return Ok(Written::AlreadyThere),
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: "governance",
+                    message: format!("execute({id})"),
+                    error,
+                });
+            }
+        }
+        self.call(Contract::Governance, "execute", &args, true, None)
+            .await?;
+        match self.proposal(id).await? {
+            Some(proposal) if proposal.executed => Ok(Written::Sent),
+            _ => Err(ChainError::Refused {
+                contract: "governance",
+                message: format!("execute({id})"),
+                error: "not executed after the call".into(),
+            }),
+        }
+    }
+
+    /// Makes the node seal `blocks` blocks. ink-node's instant seal makes a block only for
+    /// a transaction, so each block carries a transfer of one plank (10^-12 of a token) into
+    /// the reward pool. Returns the new block number.
+    pub async fn advance_blocks(&self, blocks: u32) -> Result<u32> {
+        let target = self.current_block().await?.saturating_add(blocks);
+        loop {
+            self.call(Contract::RewardPool, "fund", &[], true, Some(1))
+                .await?;
+            let now = self.current_block().await?;
+            if now >= target {
+                return Ok(now);
+            }
+        }
     }
 
     /// An account's balance in native units, read with `ReviveApi_balance` over JSON-RPC.

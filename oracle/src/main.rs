@@ -69,6 +69,11 @@ enum Command {
         /// Native units.
         amount: u128,
     },
+    /// Governance of the contracts by the council: propose a change, approve it, execute
+    /// it after the timelock. Uses `[chain]` from the config; `--suri-file` signs as another
+    /// council member.
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
     /// Recompute an epoch's root from its published batch file, bit for bit: every receipt
     /// is re-checked (signatures, rules) and the rewards recomputed. Exit 0 if the root
     /// and total match, 4 if they do not.
@@ -80,6 +85,55 @@ enum Command {
         #[arg(long)]
         seeders: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum GovernanceCommand {
+    /// Propose a new rarity curve for `multipliers` (parts per million; 1000000 = 1x):
+    /// multiplier = clamp(base + slope x missing replicas, min, max). Prints the id.
+    ProposeRarity {
+        /// Multiplier of a chunk with `target_replication` holders or more.
+        #[arg(long, value_name = "PPM")]
+        base: u32,
+        /// Added per missing replica.
+        #[arg(long, value_name = "PPM")]
+        slope: u32,
+        /// Lower clamp.
+        #[arg(long, value_name = "PPM")]
+        min: u32,
+        /// Upper clamp.
+        #[arg(long, value_name = "PPM")]
+        max: u32,
+        /// Holders a chunk should have; fewer make it rare.
+        #[arg(long, value_name = "N")]
+        target_replication: u32,
+        /// File (0600) with the proposing member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Approve a proposal as a council member.
+    Approve {
+        /// Proposal id.
+        id: u32,
+        /// File (0600) with the member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Execute an approved proposal once its timelock has passed.
+    Execute {
+        /// Proposal id.
+        id: u32,
+        /// File (0600) with the member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Show a proposal's state and the current block.
+    Show {
+        /// Proposal id.
+        id: u32,
+    },
+    /// Show the reward parameters the multipliers contract holds now.
+    Params,
 }
 
 /// Exit codes.
@@ -135,6 +189,109 @@ fn chain_client(data_dir: &DataDir) -> anyhow::Result<oracle::chain::Chain> {
         Some(config.chain.url),
         suri,
     ))
+}
+
+fn signer(
+    chain: oracle::chain::Chain,
+    suri_file: Option<PathBuf>,
+) -> anyhow::Result<oracle::chain::Chain> {
+    Ok(match suri_file {
+        Some(path) => chain.signing_as(
+            oracle::data_dir::read_secret_file(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => chain,
+    })
+}
+
+fn print_params(params: &dsi_protocol::reward::RewardParams) {
+    println!(
+        "rarity: base {} slope {} min {} max {} (ppm), target replication {}",
+        params.rarity.base.0,
+        params.rarity.slope.0,
+        params.rarity.min.0,
+        params.rarity.max.0,
+        params.target_replication
+    );
+    println!(
+        "demand: base {} slope {} min {} max {} (ppm); bandwidth share {} ppm",
+        params.demand.base.0,
+        params.demand.slope.0,
+        params.demand.min.0,
+        params.demand.max.0,
+        params.bandwidth_share.0
+    );
+}
+
+async fn governance(data_dir: &DataDir, command: GovernanceCommand) -> anyhow::Result<ExitCode> {
+    use dsi_protocol::fixed::{LinearCurve, Ppm};
+    let chain = chain_client(data_dir)?;
+    match command {
+        GovernanceCommand::ProposeRarity {
+            base,
+            slope,
+            min,
+            max,
+            target_replication,
+            suri_file,
+        } => {
+            if min > max {
+                anyhow::bail!("--min {min} is above --max {max}");
+            }
+            let chain = signer(chain, suri_file)?;
+            let curve = LinearCurve {
+                base: Ppm(base),
+                slope: Ppm(slope),
+                min: Ppm(min),
+                max: Ppm(max),
+            };
+            let id = chain.propose_rarity(curve, target_replication).await?;
+            println!("proposal {id}: set the rarity curve (approved by the proposer)");
+        }
+        GovernanceCommand::Approve { id, suri_file } => {
+            let chain = signer(chain, suri_file)?;
+            let written = chain.approve(id).await?;
+            let proposal = chain.proposal(id).await?.context("the proposal is gone")?;
+            let note = match written {
+                oracle::chain::Written::Sent => "approved",
+                oracle::chain::Written::AlreadyThere => "already approved by this member",
+            };
+            match proposal.approved_at {
+                Some(block) => println!(
+                    "proposal {id}: {note}; {} approvals, timelock started at block {block}",
+                    proposal.approvals
+                ),
+                None => println!("proposal {id}: {note}; {} approvals", proposal.approvals),
+            }
+        }
+        GovernanceCommand::Execute { id, suri_file } => {
+            let chain = signer(chain, suri_file)?;
+            match chain.execute(id).await? {
+                oracle::chain::Written::Sent => println!("proposal {id}: executed"),
+                oracle::chain::Written::AlreadyThere => {
+                    println!("proposal {id}: was already executed")
+                }
+            }
+        }
+        GovernanceCommand::Show { id } => {
+            let Some(proposal) = chain.proposal(id).await? else {
+                eprintln!("error: no proposal {id}");
+                return Ok(ExitCode::from(exit::BAD_INPUT));
+            };
+            println!(
+                "proposal {id}: proposer {}, {} approvals, approved at {}, executed {}; current block {}",
+                proposal.proposer,
+                proposal.approvals,
+                proposal
+                    .approved_at
+                    .map_or_else(|| "-".to_string(), |b| format!("block {b}")),
+                proposal.executed,
+                chain.current_block().await?
+            );
+        }
+        GovernanceCommand::Params => print_params(&chain.params().await?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(command: Command, data_dir: DataDir) -> anyhow::Result<ExitCode> {
@@ -295,6 +452,7 @@ async fn run(command: Command, data_dir: DataDir) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Governance(command) => governance(&data_dir, command).await,
         Command::VerifyEpoch {
             batch_file,
             seeders,
