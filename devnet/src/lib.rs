@@ -1,0 +1,1074 @@
+//! # devnet: a whole DSI network on one machine
+//!
+//! [`Network::start`] starts a throwaway `ink-node` on loopback, deploys the four contracts
+//! with `scripts/deploy`, funds the reward pool, starts the oracle (SQLite, short epochs,
+//! chain configured); seeders and downloaders are `node-lite` data directories, every process
+//! with its data and log in one run directory. The methods then drive what a user does:
+//! add files, download through the tracker, close an epoch, wait for the root to become
+//! claimable, claim for every seeder ([`Network::claim_epoch`], which checks every paid
+//! amount against the oracle's leaf and the payout account's balance), and change the
+//! rarity multiplier through governance ([`Network::raise_rarity`]).
+//!
+//! The `devnet` binary (run by `scripts/devnet`) tells the story with these parts and
+//! prints a table per epoch; `tests/tests/devnet.rs` runs it with assertions and the
+//! failure cases.
+//!
+//! Every process is killed when the [`Network`] is dropped. Nothing listens beyond
+//! loopback.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use dsi_protocol::fixed::{LinearCurve, Ppm};
+use dsi_protocol::reward::RewardParams;
+use dsi_protocol::{NodeId, PayoutAccount};
+use oracle::chain::{Chain, Deployment};
+use serde_json::Value;
+
+/// The binaries and the repository a network runs from.
+#[derive(Clone, Debug)]
+pub struct Tools {
+    /// `node-lite`.
+    pub node_lite: PathBuf,
+    /// `oracle`.
+    pub oracle: PathBuf,
+    /// `ink-node` (a name on `PATH` or a path).
+    pub ink_node: PathBuf,
+    /// The repository root (for `scripts/deploy` and the built contracts).
+    pub repo: PathBuf,
+}
+
+/// How the network is set up.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Everything goes here: data directories, logs, the deployment file.
+    pub run_dir: PathBuf,
+    /// Epoch length.
+    pub epoch_ms: u64,
+    /// Blocks after an epoch is final during which governance may veto it.
+    pub challenge_blocks: u32,
+    /// Blocks between a proposal's approval and its execution.
+    pub timelock_blocks: u32,
+    /// Native units paid out per epoch.
+    pub budget: u128,
+    /// Native units put in the reward pool at the start.
+    pub fund: u128,
+    /// Bytes one downloader may attest per epoch (the oracle's `downloader_cap_bytes`).
+    pub downloader_cap_bytes: u64,
+    /// Print what happens.
+    pub verbose: bool,
+}
+
+impl Options {
+    /// Defaults for `run_dir`: 20 s epochs, 2-block challenge window and timelock, one
+    /// token per epoch, 100 tokens in the pool.
+    pub fn new(run_dir: PathBuf) -> Self {
+        Self {
+            run_dir,
+            epoch_ms: 20_000,
+            challenge_blocks: 2,
+            timelock_blocks: 2,
+            budget: 1_000_000_000_000,
+            fund: 100_000_000_000_000,
+            downloader_cap_bytes: 64 << 30,
+            verbose: false,
+        }
+    }
+}
+
+/// A child process with a log file, killed when dropped.
+#[derive(Debug)]
+pub struct Service {
+    /// A short name (`oracle`, `seeder-a`).
+    pub name: String,
+    /// Its URL (`http://127.0.0.1:PORT`, no trailing slash).
+    pub url: String,
+    /// Its log file.
+    pub log: PathBuf,
+    command: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Service {
+    /// Spawns `program args...` with stderr to `log` (appended) and waits for the first
+    /// line on stdout, whose last word is the URL the service listens on.
+    pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self> {
+        let mut service = Self {
+            name: name.to_string(),
+            url: String::new(),
+            log: log.to_path_buf(),
+            command: std::iter::once(program.display().to_string())
+                .chain(args.iter().cloned())
+                .collect(),
+            child: None,
+        };
+        service.start(None)?;
+        Ok(service)
+    }
+
+    fn start(&mut self, listen: Option<&str>) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("cannot open {}", self.log.display()))?;
+        let mut args = self.command[1..].to_vec();
+        if let Some(listen) = listen
+            && let Some(at) = args.iter().position(|a| a == "--listen")
+        {
+            args[at + 1] = listen.to_string();
+        }
+        let mut child = Command::new(&self.command[0])
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {} ({})", self.name, self.command[0]))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).ok();
+        let url = line
+            .as_deref()
+            .and_then(|l| l.split_whitespace().last())
+            .filter(|w| w.starts_with("http://"))
+            .map(|w| w.trim_end_matches('/').to_string());
+        let Some(url) = url else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{} did not start (first line {:?}); see {}",
+                self.name,
+                line.unwrap_or_default(),
+                self.log.display()
+            );
+        };
+        self.url = url;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process with SIGKILL (nothing is flushed).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same address (after [`Service::kill`]).
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.start(Some(&listen)) {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() > deadline => return Err(error),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Whether the process is running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The throwaway chain: `ink-node --tmp` on loopback.
+#[derive(Debug)]
+pub struct InkNode {
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its log.
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl InkNode {
+    /// Starts `ink-node` with a temporary base path, RPC and p2p on loopback.
+    pub fn start(program: &Path, log: &Path) -> Result<Self> {
+        let rpc = free_port()?;
+        let p2p = free_port()?;
+        let file = std::fs::File::create(log)?;
+        let child = Command::new(program)
+            .args(["--tmp", "--rpc-port", &rpc.to_string()])
+            .args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
+            .args(["--no-prometheus", "--no-telemetry"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot run {} (install it with scripts/setup --with-node)",
+                    program.display()
+                )
+            })?;
+        let mut node = Self {
+            url: format!("ws://127.0.0.1:{rpc}"),
+            log: log.to_path_buf(),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains("Running JSON-RPC server") {
+                return Ok(node);
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                bail!("ink-node exited ({status}); see {}", log.display());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "ink-node did not start within 60 s; see {}",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for InkNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A `node-lite` data directory, and its `serve` process while it runs.
+#[derive(Debug)]
+pub struct Peer {
+    /// Short name (`seeder-a`).
+    pub name: String,
+    /// Data directory.
+    pub dir: PathBuf,
+    /// Node id.
+    pub id: NodeId,
+    /// Where its rewards go.
+    pub payout: PayoutAccount,
+    /// The `serve` process.
+    pub service: Option<Service>,
+}
+
+impl Peer {
+    /// Its URL while serving.
+    pub fn url(&self) -> Option<&str> {
+        self.service.as_ref().map(|s| s.url.as_str())
+    }
+}
+
+/// One seeder's line in an epoch's table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Peer name.
+    pub name: String,
+    /// Node id.
+    pub seeder: NodeId,
+    /// Bytes served (accepted receipts).
+    pub bytes_served: u64,
+    /// Receipts counted.
+    pub receipts: u64,
+    /// Byte-weighted rarity multiplier of what it served, ppm.
+    pub rarity: u32,
+    /// Byte-weighted demand multiplier of what it served, ppm.
+    pub demand: u32,
+    /// Reputation factor applied, ppm.
+    pub reputation: u32,
+    /// The leaf: earned this epoch.
+    pub leaf_amount: u128,
+    /// The leaf: earned so far (what the Merkle leaf commits to).
+    pub cumulative: u128,
+    /// Paid by the claim.
+    pub claimed: u128,
+    /// The payout account's balance change across the claim.
+    pub balance_change: u128,
+}
+
+/// What an epoch paid.
+#[derive(Clone, Debug)]
+pub struct EpochReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// The root on chain (hex).
+    pub root: String,
+    /// Total paid by the epoch.
+    pub total: u128,
+    /// The reward parameters the oracle used (read from `multipliers` at close).
+    pub params: RewardParams,
+    /// One row per paid seeder.
+    pub rows: Vec<Row>,
+}
+
+impl EpochReport {
+    /// Every claim paid exactly the leaf's amount and moved the payout balance by it.
+    pub fn check(&self) -> Result<()> {
+        for row in &self.rows {
+            ensure!(
+                row.claimed == row.leaf_amount,
+                "epoch {}: {} claimed {} but its leaf says {}",
+                self.epoch,
+                row.name,
+                row.claimed,
+                row.leaf_amount
+            );
+            ensure!(
+                row.balance_change == row.claimed,
+                "epoch {}: {}'s payout balance moved by {} for a claim of {}",
+                self.epoch,
+                row.name,
+                row.balance_change,
+                row.claimed
+            );
+        }
+        Ok(())
+    }
+
+    /// The row of a peer.
+    pub fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+}
+
+fn ppm(value: u32) -> String {
+    format!("{}.{:02}x", value / 1_000_000, (value % 1_000_000) / 10_000)
+}
+
+fn tokens(units: u128) -> String {
+    format!(
+        "{}.{:06}",
+        units / 1_000_000_000_000,
+        (units % 1_000_000_000_000) / 1_000_000
+    )
+}
+
+impl fmt::Display for EpochReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "epoch {}: root {}, total {} tokens; rarity curve base {} slope {} max {}, target {} holders",
+            self.epoch,
+            self.root,
+            tokens(self.total),
+            ppm(self.params.rarity.base.0),
+            ppm(self.params.rarity.slope.0),
+            ppm(self.params.rarity.max.0),
+            self.params.target_replication
+        )?;
+        writeln!(
+            f,
+            "  {:<10} {:>10} {:>8} {:>7} {:>7} {:>10} {:>14} {:>14} {:>14}",
+            "seeder",
+            "served",
+            "receipts",
+            "rarity",
+            "demand",
+            "reputation",
+            "leaf",
+            "claimed",
+            "balance +"
+        )?;
+        for row in &self.rows {
+            writeln!(
+                f,
+                "  {:<10} {:>8.2}Mi {:>8} {:>7} {:>7} {:>10} {:>14} {:>14} {:>14}",
+                row.name,
+                row.bytes_served as f64 / f64::from(1 << 20),
+                row.receipts,
+                ppm(row.rarity),
+                ppm(row.demand),
+                ppm(row.reputation),
+                tokens(row.leaf_amount),
+                tokens(row.claimed),
+                tokens(row.balance_change)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The running network.
+pub struct Network {
+    /// How it was set up.
+    pub options: Options,
+    /// Binaries and repository.
+    pub tools: Tools,
+    /// The chain.
+    pub node: InkNode,
+    /// `deployment.json` written by `scripts/deploy`.
+    pub deployment: PathBuf,
+    /// Chain client signing as Alice (council member and committee).
+    pub chain: Chain,
+    /// The oracle's data directory.
+    pub oracle_dir: PathBuf,
+    /// The oracle.
+    pub oracle: Service,
+    /// Seeders, in the order they were added.
+    pub peers: Vec<Peer>,
+    http: reqwest::Client,
+}
+
+fn replace_line(path: &Path, from: &str, to: &str) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        text.contains(from),
+        "{} has no line {from:?}; was it edited?",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(from, to, 1))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn run(program: &Path, args: &[&str], log: &Path) -> Result<String> {
+    let output = Command::new(program)
+        .args(args)
+        .env("DSI_LOG", "warn")
+        .output()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    use std::io::Write;
+    writeln!(file, "$ {} {}", program.display(), args.join(" "))?;
+    file.write_all(&output.stdout)?;
+    file.write_all(&output.stderr)?;
+    ensure!(
+        output.status.success(),
+        "{} {} failed ({}): {}",
+        program.display(),
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A secret URI file (0600) for a dev account.
+fn suri_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(format!("{}.suri", name.to_lowercase()));
+    std::fs::write(&path, format!("//{name}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(path)
+}
+
+impl Network {
+    /// Starts the chain, deploys, funds the pool and starts the oracle. No seeders yet.
+    pub async fn start(tools: Tools, options: Options) -> Result<Self> {
+        std::fs::create_dir_all(&options.run_dir)
+            .with_context(|| format!("cannot create {}", options.run_dir.display()))?;
+        let run_dir = options.run_dir.canonicalize()?;
+        let say = |m: &str| {
+            if options.verbose {
+                println!("== {m}");
+            }
+        };
+        say("starting ink-node (temporary chain, loopback)");
+        let node = InkNode::start(&tools.ink_node, &run_dir.join("ink-node.log"))?;
+        say(&format!("deploying the four contracts to {}", node.url));
+        let deployment = run_dir.join("deployment.json");
+        let deploy = tools.repo.join("scripts/deploy");
+        let timelock = options.timelock_blocks.to_string();
+        let challenge = options.challenge_blocks.to_string();
+        run(
+            &deploy,
+            &[
+                "--skip-build",
+                "--url",
+                &node.url,
+                "--timelock",
+                &timelock,
+                "--challenge-blocks",
+                &challenge,
+                "--out",
+                deployment.to_str().context("utf-8 path")?,
+            ],
+            &run_dir.join("deploy.log"),
+        )
+        .context("scripts/deploy failed (are the contracts built? scripts/deploy --build-only)")?;
+        let chain = Chain::new(Deployment::load(&deployment)?, None, "//Alice".into());
+
+        let keys = run_dir.join("keys");
+        std::fs::create_dir_all(&keys)?;
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700))?;
+        for member in ["Alice", "Bob", "Charlie"] {
+            suri_file(&keys, member)?;
+        }
+        let oracle_dir = run_dir.join("oracle");
+        let log = run_dir.join("oracle.log");
+        run(
+            &tools.oracle,
+            &["--data-dir", oracle_dir.to_str().context("utf-8")?, "init"],
+            &log,
+        )?;
+        let config = oracle_dir.join("config.toml");
+        let edits = [
+            (
+                "length_ms = 3600000".to_string(),
+                format!("length_ms = {}", options.epoch_ms),
+            ),
+            ("auto = true".into(), "auto = false".into()),
+            (
+                "budget = 1000000000000".into(),
+                format!("budget = {}", options.budget),
+            ),
+            (
+                "downloader_cap_bytes = 68719476736".into(),
+                format!("downloader_cap_bytes = {}", options.downloader_cap_bytes),
+            ),
+            (
+                "deployment = \"\"".into(),
+                format!("deployment = {:?}", deployment.display().to_string()),
+            ),
+            (
+                "suri_file = \"\"".into(),
+                format!(
+                    "suri_file = {:?}",
+                    keys.join("alice.suri").display().to_string()
+                ),
+            ),
+            ("poll_ms = 2000".into(), "poll_ms = 500".into()),
+            ("timeout_ms = 5000".into(), "timeout_ms = 2000".into()),
+        ];
+        for (from, to) in &edits {
+            replace_line(&config, from, to)?;
+        }
+        say(&format!(
+            "funding the reward pool with {} tokens",
+            tokens(options.fund)
+        ));
+        chain.fund(options.fund).await?;
+        say("starting the oracle (tracker, receipts, epochs, chain submitter)");
+        let oracle = Service::spawn(
+            "oracle",
+            &tools.oracle,
+            &[
+                "--data-dir".into(),
+                oracle_dir.display().to_string(),
+                "serve".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+            ],
+            &log,
+        )?;
+        let mut network = Self {
+            options,
+            tools,
+            node,
+            deployment,
+            chain,
+            oracle_dir,
+            oracle,
+            peers: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        network.options.run_dir = run_dir;
+        Ok(network)
+    }
+
+    fn say(&self, message: &str) {
+        if self.options.verbose {
+            println!("== {message}");
+        }
+    }
+
+    fn init_node(&self, dir: &Path) -> Result<NodeId> {
+        let log = dir.with_extension("log");
+        run(
+            &self.tools.node_lite,
+            &["--data-dir", dir.to_str().context("utf-8")?, "init"],
+            &log,
+        )?;
+        let config = dir.join("config.toml");
+        replace_line(
+            &config,
+            "length_ms = 3600000",
+            &format!("length_ms = {}", self.options.epoch_ms),
+        )?;
+        replace_line(
+            &config,
+            "announce_interval_secs = 60",
+            "announce_interval_secs = 1",
+        )?;
+        replace_line(
+            &config,
+            "forward_interval_secs = 5",
+            "forward_interval_secs = 1",
+        )?;
+        Ok(node_lite::data_dir::DataDir::new(dir).key()?.node_id())
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &Path {
+        &self.options.run_dir
+    }
+
+    /// Initializes a seeder named `name` whose rewards go to `payout` (not started).
+    pub fn add_peer(&mut self, name: &str, payout: PayoutAccount) -> Result<usize> {
+        let dir = self.options.run_dir.join(name);
+        let id = self.init_node(&dir)?;
+        self.peers.push(Peer {
+            name: name.to_string(),
+            dir,
+            id,
+            payout,
+            service: None,
+        });
+        Ok(self.peers.len() - 1)
+    }
+
+    /// The peer called `name`.
+    pub fn peer(&self, name: &str) -> Result<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.name == name)
+            .with_context(|| format!("no peer {name}"))
+    }
+
+    fn peer_mut(&mut self, name: &str) -> Result<&mut Peer> {
+        self.peers
+            .iter_mut()
+            .find(|p| p.name == name)
+            .with_context(|| format!("no peer {name}"))
+    }
+
+    /// `node-lite add FILE` on a peer; returns the content id.
+    pub fn add_file(&self, peer: &str, file: &Path) -> Result<String> {
+        let peer = self.peer(peer)?;
+        let out = run(
+            &self.tools.node_lite,
+            &[
+                "--data-dir",
+                peer.dir.to_str().context("utf-8")?,
+                "add",
+                file.to_str().context("utf-8")?,
+            ],
+            &peer.dir.with_extension("log"),
+        )?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Starts `node-lite serve` on a peer, announcing to the oracle. `extra` adds flags.
+    pub fn start_peer(&mut self, name: &str, extra: &[&str]) -> Result<()> {
+        let oracle = self.oracle.url.clone();
+        let node_lite = self.tools.node_lite.clone();
+        let peer = self.peer_mut(name)?;
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            peer.dir.display().to_string(),
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--tracker".into(),
+            oracle,
+            "--payout".into(),
+            peer.payout.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = peer.dir.with_extension("log");
+        peer.service = Some(Service::spawn(name, &node_lite, &args, &log)?);
+        Ok(())
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Value> {
+        let url = format!("{}{path}", self.oracle.url);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        ensure!(status.is_success(), "GET {url}: {status} {body}");
+        Ok(body)
+    }
+
+    /// Waits until `check` gives a value, for at most `secs` seconds.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        secs: u64,
+        mut check: impl AsyncFnMut() -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(value) = check().await {
+                return Ok(value);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what} (logs in {})",
+                self.options.run_dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Waits until the tracker lists `count` peers for `content`.
+    pub async fn wait_for_peers(&self, content: &str, count: usize) -> Result<()> {
+        self.wait_for(&format!("{count} peers of {content}"), 30, async || {
+            let peers = self
+                .get_json(&format!("/v1/content/{content}/peers"))
+                .await
+                .ok()?;
+            (peers["peers"].as_array()?.len() >= count).then_some(())
+        })
+        .await
+    }
+
+    /// The current epoch, after waiting (if needed) until at least `margin_ms` of it is left.
+    pub async fn fresh_epoch(&self, margin_ms: u64) -> u64 {
+        let length = self.options.epoch_ms;
+        loop {
+            let now = oracle::now_ms();
+            let left = length - now % length;
+            if left >= margin_ms {
+                return now / length;
+            }
+            tokio::time::sleep(Duration::from_millis(left + 50)).await;
+        }
+    }
+
+    /// Waits until the epoch after `epoch` has begun.
+    pub async fn next_epoch(&self, epoch: u64) -> u64 {
+        while oracle::now_ms() / self.options.epoch_ms <= epoch {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        oracle::now_ms() / self.options.epoch_ms
+    }
+
+    /// Initializes a downloader (a node that keeps what it fetched: a second `get` of the
+    /// same content by the same node fetches nothing). Returns its data directory.
+    pub fn add_downloader(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.options.run_dir.join(name);
+        self.init_node(&dir)?;
+        Ok(dir)
+    }
+
+    /// A downloader fetches `content` (peers from the tracker, or `peers` if given) into
+    /// its data directory; returns the file.
+    pub fn download(&self, downloader: &Path, content: &str, peers: &[&str]) -> Result<PathBuf> {
+        let out = downloader.join(format!("downloaded-{}", &content[..12.min(content.len())]));
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec![
+            "--data-dir".to_string(),
+            downloader.display().to_string(),
+            "get".into(),
+            content.into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if peers.is_empty() {
+            args.extend(["--tracker".into(), self.oracle.url.clone()]);
+        }
+        for peer in peers {
+            args.extend(["--peer".into(), peer.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(
+            &self.tools.node_lite,
+            &args,
+            &downloader.with_extension("log"),
+        )?;
+        Ok(out)
+    }
+
+    /// Receipts the oracle holds for `epoch`.
+    pub async fn receipts_held(&self, epoch: u64) -> Result<u64> {
+        let info = self.get_json(&format!("/v1/epochs/{epoch}")).await?;
+        info["receipts"]
+            .as_u64()
+            .context("epoch info without receipts")
+    }
+
+    /// Waits until the oracle holds at least `count` receipts for `epoch`.
+    pub async fn wait_for_receipts(&self, epoch: u64, count: u64) -> Result<u64> {
+        self.wait_for(
+            &format!("{count} receipts for epoch {epoch} at the oracle"),
+            60,
+            async || {
+                let held = self.receipts_held(epoch).await.ok()?;
+                (held >= count).then_some(held)
+            },
+        )
+        .await
+    }
+
+    /// The oracle's admin token.
+    pub fn admin_token(&self) -> Result<String> {
+        Ok(
+            std::fs::read_to_string(self.oracle_dir.join("admin.token"))?
+                .trim()
+                .to_string(),
+        )
+    }
+
+    /// Closes epochs through `epoch` (audits, reputation, rewards, root).
+    pub async fn close(&self, epoch: u64) -> Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}/v1/epochs/close", self.oracle.url))
+            .bearer_auth(self.admin_token()?)
+            .json(&serde_json::json!({ "through": epoch }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        ensure!(
+            status.is_success(),
+            "closing epoch {epoch}: {status} {body}"
+        );
+        Ok(body)
+    }
+
+    /// Waits until the oracle's root for `epoch` is on chain and its challenge window has
+    /// passed, making blocks as needed (instant seal only makes blocks for transactions).
+    pub async fn wait_claimable(&self, epoch: u64) -> Result<Value> {
+        self.wait_for(&format!("epoch {epoch} final on chain"), 90, async || {
+            let info = self.get_json(&format!("/v1/epochs/{epoch}")).await.ok()?;
+            matches!(info["status"].as_str()?, "final" | "claimable").then_some(())
+        })
+        .await?;
+        let on_chain = self
+            .chain
+            .epoch(epoch)
+            .await?
+            .context("the oracle says final but the chain has no record")?;
+        let now = self.chain.current_block().await?;
+        if now < on_chain.claimable_from {
+            self.chain
+                .advance_blocks(on_chain.claimable_from - now)
+                .await?;
+        }
+        self.wait_for(&format!("epoch {epoch} claimable"), 60, async || {
+            let info = self.get_json(&format!("/v1/epochs/{epoch}")).await.ok()?;
+            (info["status"] == "claimable").then_some(info)
+        })
+        .await
+    }
+
+    /// Byte-weighted rarity and demand multipliers per seeder, from the published batch.
+    async fn multipliers(
+        &self,
+        epoch: u64,
+    ) -> Result<(RewardParams, BTreeMap<NodeId, (u32, u32)>)> {
+        let url = format!("{}/v1/epochs/{epoch}/batch", self.oracle.url);
+        let bytes = self.http.get(&url).send().await?.bytes().await?;
+        let batch = oracle::batch::decode_batch(&bytes)
+            .map_err(|e| anyhow::anyhow!("batch of epoch {epoch}: {e}"))?;
+        let params = batch.inputs.params;
+        let mut requests: BTreeMap<_, u64> = BTreeMap::new();
+        for r in &batch.receipts {
+            *requests.entry(r.receipt.chunk).or_default() += 1;
+        }
+        let holders: BTreeMap<_, u32> = batch
+            .inputs
+            .chunks
+            .iter()
+            .map(|c| (c.chunk, c.holders))
+            .collect();
+        let mut sums: BTreeMap<NodeId, (u128, u128, u128)> = BTreeMap::new();
+        for r in &batch.receipts {
+            let bytes = u128::from(r.receipt.bytes);
+            let rarity = params.rarity(holders.get(&r.receipt.chunk).copied().unwrap_or(0));
+            let demand = params.demand(requests[&r.receipt.chunk]);
+            let entry = sums.entry(r.receipt.seeder).or_default();
+            entry.0 += bytes;
+            entry.1 += bytes * u128::from(rarity.0);
+            entry.2 += bytes * u128::from(demand.0);
+        }
+        let averages = sums
+            .into_iter()
+            .filter(|(_, (bytes, _, _))| *bytes > 0)
+            .map(|(seeder, (bytes, rarity, demand))| {
+                let avg = |sum: u128| u32::try_from(sum / bytes).unwrap_or(u32::MAX);
+                (seeder, (avg(rarity), avg(demand)))
+            })
+            .collect();
+        Ok((params, averages))
+    }
+
+    /// The oracle's leaves for `epoch`.
+    pub async fn leaves(&self, epoch: u64) -> Result<Vec<oracle::store::LeafRecord>> {
+        let value = self.get_json(&format!("/v1/epochs/{epoch}/leaves")).await?;
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// Claims every leaf of a claimable `epoch` and reports what was paid; the balance of
+    /// each payout account is read before and after its claim.
+    pub async fn claim_epoch(&self, epoch: u64) -> Result<EpochReport> {
+        let info = self.wait_claimable(epoch).await?;
+        let (params, multipliers) = self.multipliers(epoch).await?;
+        let mut rows = Vec::new();
+        for leaf in self.leaves(epoch).await? {
+            let name = self
+                .peers
+                .iter()
+                .find(|p| p.id == leaf.seeder)
+                .map_or_else(|| leaf.seeder.short().to_string(), |p| p.name.clone());
+            let before = self.chain.balance(&leaf.payout).await?;
+            let claimed = self
+                .chain
+                .claim(
+                    epoch,
+                    &leaf.seeder,
+                    &leaf.payout,
+                    leaf.cumulative,
+                    &leaf.proof,
+                )
+                .await?;
+            let after = self.chain.balance(&leaf.payout).await?;
+            let (rarity, demand) = multipliers.get(&leaf.seeder).copied().unwrap_or((0, 0));
+            rows.push(Row {
+                name,
+                seeder: leaf.seeder,
+                bytes_served: leaf.bytes_served,
+                receipts: leaf.receipts,
+                rarity,
+                demand,
+                reputation: leaf.reputation,
+                leaf_amount: leaf.amount,
+                cumulative: leaf.cumulative,
+                claimed,
+                balance_change: after.saturating_sub(before),
+            });
+        }
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(EpochReport {
+            epoch,
+            root: info["root"].as_str().unwrap_or_default().to_string(),
+            total: info["total"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_default(),
+            params,
+            rows,
+        })
+    }
+
+    /// Governance raises the rarity curve: Alice proposes `multipliers.set_rarity`, Bob
+    /// approves (2 of 3), blocks pass the timelock, Charlie executes; the new parameters
+    /// are read back. Returns the proposal id.
+    pub async fn raise_rarity(&self, curve: LinearCurve, target_replication: u32) -> Result<u32> {
+        let keys = self.options.run_dir.join("keys");
+        let member = |name: &str| -> Result<Chain> {
+            Ok(self.chain.signing_as(
+                std::fs::read_to_string(keys.join(format!("{name}.suri")))?
+                    .trim()
+                    .to_string(),
+            ))
+        };
+        let id = member("alice")?
+            .propose_rarity(curve, target_replication)
+            .await?;
+        self.say(&format!(
+            "governance: alice proposed #{id}: rarity base {} slope {} max {}, target {target_replication}",
+            ppm(curve.base.0),
+            ppm(curve.slope.0),
+            ppm(curve.max.0)
+        ));
+        member("bob")?.approve(id).await?;
+        let proposal = self
+            .chain
+            .proposal(id)
+            .await?
+            .context("the proposal vanished")?;
+        let approved_at = proposal
+            .approved_at
+            .context("two approvals did not start the timelock")?;
+        self.say(&format!(
+            "governance: bob approved #{id} (2 of 3); timelock of {} blocks from block {approved_at}",
+            self.options.timelock_blocks
+        ));
+        let charlie = member("charlie")?;
+        match charlie.execute(id).await {
+            Err(oracle::chain::ChainError::Refused { error, .. }) if error == "Timelocked" => {
+                self.say(&format!(
+                    "governance: executing #{id} now is refused: Timelocked"
+                ));
+            }
+            other => bail!("executing before the timelock should be refused, got {other:?}"),
+        }
+        let unlock = approved_at.saturating_add(self.options.timelock_blocks);
+        let now = self.chain.current_block().await?;
+        if now < unlock {
+            self.chain.advance_blocks(unlock - now).await?;
+        }
+        charlie.execute(id).await?;
+        let params = self.chain.params().await?;
+        ensure!(
+            params.rarity == curve && params.target_replication == target_replication,
+            "multipliers did not change: {params:?}"
+        );
+        self.say(&format!(
+            "governance: charlie executed #{id} at block {}; multipliers.params() reads back the new curve",
+            self.chain.current_block().await?
+        ));
+        Ok(id)
+    }
+
+    /// The URLs a user can explore.
+    pub fn urls(&self) -> Vec<(String, String)> {
+        let mut urls = vec![
+            ("ink-node RPC".to_string(), self.node.url.clone()),
+            ("oracle API".into(), self.oracle.url.clone()),
+            (
+                "oracle metrics".into(),
+                format!("{}/metrics", self.oracle.url),
+            ),
+        ];
+        for peer in &self.peers {
+            if let Some(url) = peer.url() {
+                urls.push((format!("{} (node-lite)", peer.name), url.to_string()));
+            }
+        }
+        urls
+    }
+}
+
+/// Writes `len` pseudo-random bytes to `path`.
+pub fn random_file(path: &Path, len: usize) -> Result<()> {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; len];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The rarity curve governance raises to in the story: +0.5x per missing replica (was
+/// +0.25x), up to 3x (was 2x).
+pub fn raised_rarity() -> LinearCurve {
+    LinearCurve {
+        base: Ppm(1_000_000),
+        slope: Ppm(500_000),
+        min: Ppm(1_000_000),
+        max: Ppm(3_000_000),
+    }
+}

@@ -1,0 +1,212 @@
+//! `devnet`: the DSI story on a local network. Run by `scripts/devnet`, which builds
+//! everything first; see `devnet --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use devnet::{EpochReport, Network, Options, Tools, raised_rarity, random_file};
+use dsi_protocol::PayoutAccount;
+
+/// A local DSI network: ink-node, the four contracts, the oracle, three node-lite seeders
+/// and downloaders. Runs two rewarded epochs (governance raises the rarity multiplier in
+/// between), prints a table per epoch, and exits 0 only if every claim paid exactly the
+/// oracle's leaf and moved the payout balance by exactly that.
+#[derive(Parser, Debug)]
+#[command(name = "devnet", version, about, long_about = None)]
+struct Cli {
+    /// Where data directories, logs and the deployment file go.
+    #[arg(long, value_name = "DIR")]
+    run_dir: PathBuf,
+    /// The repository (for scripts/deploy and the built contracts).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    /// The node-lite binary.
+    #[arg(long, value_name = "FILE", default_value = "target/release/node-lite")]
+    node_lite: PathBuf,
+    /// The oracle binary.
+    #[arg(long, value_name = "FILE", default_value = "target/release/oracle")]
+    oracle: PathBuf,
+    /// The ink-node binary.
+    #[arg(long, value_name = "FILE", default_value = "ink-node")]
+    ink_node: PathBuf,
+    /// Epoch length in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    epoch_secs: u64,
+    /// Size of the popular file (on two seeders), MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 4)]
+    size_mib: usize,
+    /// Leave everything running after the story and print the URLs; Ctrl-C stops it all.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("devnet: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            result = run(cli) => match result {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("devnet: FAILED: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("devnet: interrupted; stopping every process");
+                ExitCode::from(130)
+            }
+        }
+    })
+}
+
+fn share(report: &EpochReport, name: &str) -> String {
+    let amount = report.row(name).map_or(0, |r| r.leaf_amount);
+    if report.total == 0 {
+        return "0%".into();
+    }
+    let basis_points = amount.saturating_mul(10_000) / report.total;
+    format!("{}.{:02}%", basis_points / 100, basis_points % 100)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let absolute = |p: PathBuf| -> Result<PathBuf> {
+        if p.components().count() > 1 || p.is_absolute() {
+            std::path::absolute(&p).with_context(|| format!("bad path {}", p.display()))
+        } else {
+            Ok(p)
+        }
+    };
+    let tools = Tools {
+        node_lite: absolute(cli.node_lite)?,
+        oracle: absolute(cli.oracle)?,
+        ink_node: cli.ink_node,
+        repo: absolute(cli.repo)?,
+    };
+    for binary in [&tools.node_lite, &tools.oracle] {
+        anyhow::ensure!(
+            binary.exists(),
+            "{} does not exist (cargo build --release -p node-lite -p oracle)",
+            binary.display()
+        );
+    }
+    anyhow::ensure!(cli.epoch_secs >= 10, "--epoch-secs must be at least 10");
+    let mut options = Options::new(cli.run_dir);
+    options.epoch_ms = cli.epoch_secs * 1000;
+    options.verbose = true;
+    let mut net = Network::start(tools, options).await?;
+    let run_dir = net.run_dir().to_path_buf();
+
+    println!("== three seeders: seeder-a and seeder-b hold a popular file, seeder-c a rare one");
+    let seeders = [
+        ("seeder-a", [0xa1; 20]),
+        ("seeder-b", [0xb2; 20]),
+        ("seeder-c", [0xc3; 20]),
+    ];
+    for (name, payout) in seeders {
+        net.add_peer(name, PayoutAccount(payout))?;
+    }
+    let popular = run_dir.join("popular.bin");
+    let rare = run_dir.join("rare.bin");
+    random_file(&popular, cli.size_mib << 20)?;
+    random_file(&rare, 1 << 20)?;
+    let popular_id = net.add_file("seeder-a", &popular)?;
+    net.add_file("seeder-b", &popular)?;
+    let rare_id = net.add_file("seeder-c", &rare)?;
+    println!("   popular {popular_id} ({} MiB)", cli.size_mib);
+    println!("   rare    {rare_id} (1 MiB)");
+    for (name, _) in seeders {
+        net.start_peer(name, &[])?;
+        println!(
+            "   {name} serving at {}",
+            net.peer(name)?.url().unwrap_or("?")
+        );
+    }
+    net.wait_for_peers(&popular_id, 2).await?;
+    net.wait_for_peers(&rare_id, 1).await?;
+
+    let mut reports = Vec::new();
+    for round in 1..=2 {
+        if round == 2 {
+            println!(
+                "== governance raises the rarity multiplier (propose, approve, timelock, execute)"
+            );
+            net.raise_rarity(raised_rarity(), 3).await?;
+        }
+        let after = reports.last().map_or(0, |r: &EpochReport| r.epoch);
+        let mut epoch = net.fresh_epoch(12_000).await;
+        if epoch <= after {
+            net.next_epoch(after).await;
+            epoch = net.fresh_epoch(12_000).await;
+        }
+        println!("== epoch {epoch}: a new downloader fetches both files through the tracker");
+        let downloader = net.add_downloader(&format!("downloader-{round}"))?;
+        let chunks = ((cli.size_mib << 20) + (1 << 20)).div_ceil(256 << 10) as u64;
+        for (id, original) in [(&popular_id, &popular), (&rare_id, &rare)] {
+            let got = net.download(&downloader, id, &[])?;
+            anyhow::ensure!(
+                std::fs::read(&got)? == std::fs::read(original)?,
+                "the download of {id} differs from the original"
+            );
+        }
+        println!("   both files byte-identical; {chunks} receipts signed");
+        let held = net.wait_for_receipts(epoch, chunks).await?;
+        println!("   the seeders forwarded {held} receipts to the oracle");
+        println!(
+            "== closing epoch {epoch}; the committee submits its root; the challenge window passes; everyone claims"
+        );
+        net.close(epoch).await?;
+        let report = net.claim_epoch(epoch).await?;
+        println!("{report}");
+        reports.push(report);
+    }
+    let (first, second) = (&reports[0], &reports[1]);
+    println!(
+        "== the rare file's seeder earned {} of epoch {} and {} of epoch {} after the rarity change",
+        share(first, "seeder-c"),
+        first.epoch,
+        share(second, "seeder-c"),
+        second.epoch
+    );
+    let mut ok = true;
+    for report in &reports {
+        if let Err(error) = report.check() {
+            eprintln!("devnet: MISMATCH: {error:#}");
+            ok = false;
+        }
+    }
+    if ok {
+        println!(
+            "== ok: every claim paid exactly its leaf and moved its payout balance by exactly that"
+        );
+    }
+    println!("   logs and data: {}", run_dir.display());
+
+    if cli.keep {
+        println!("== running; Ctrl-C stops every process");
+        for (what, url) in net.urls() {
+            println!("   {what:<22} {url}");
+        }
+        println!(
+            "   oracle data dir        {} (oracle --data-dir ... governance params | claim | fund)",
+            net.oracle_dir.display()
+        );
+        std::future::pending::<()>().await;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
