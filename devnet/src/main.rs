@@ -202,6 +202,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             "   oracle data dir        {} (oracle --data-dir ... governance params | claim | fund)",
             net.oracle_dir.display()
         );
+        println!(
+            "   epochs close on demand: {} --data-dir {} close-epoch --url {}",
+            net.tools.oracle.display(),
+            net.oracle_dir.display(),
+            net.oracle.url
+        );
         std::future::pending::<()>().await;
     }
     Ok(if ok {
