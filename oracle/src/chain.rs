@@ -431,6 +431,32 @@ impl Chain {
         Ok(result_of(&value).map(|_| ()))
     }
 
+    /// Dry-runs a write, then sends it unless the contract answers with one of the
+    /// `already` errors (nothing to do: [`Written::AlreadyThere`]); any other error is
+    /// `Refused` with `label`.
+    async fn write_once(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[String],
+        already: &[&str],
+        label: String,
+    ) -> Result<Written> {
+        match self.dry_run(contract, message, args).await? {
+            Ok(()) => {}
+            Err(error) if already.contains(&error.as_str()) => return Ok(Written::AlreadyThere),
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: contract.name(),
+                    message: label,
+                    error,
+                });
+            }
+        }
+        self.call(contract, message, args, true, None).await?;
+        Ok(Written::Sent)
+    }
+
     /// `reward_pool.epoch(n)`.
     pub async fn epoch(&self, epoch: u64) -> Result<Option<ChainEpoch>> {
         let value = self
@@ -512,22 +538,14 @@ impl Chain {
             total.to_string(),
             hex32(&batch.0),
         ];
-        match self.dry_run(Contract::RewardPool, "submit", &args).await? {
-            Ok(()) => {}
-            Err(error) if error == "AlreadyVoted" || error == "EpochTooOld" => {
-                return Ok(Written::AlreadyThere);
-            }
-            Err(error) => {
-                return Err(ChainError::Refused {
-                    contract: "reward_pool",
-                    message: format!("submit({epoch})"),
-                    error,
-                });
-            }
-        }
-        self.call(Contract::RewardPool, "submit", &args, true, None)
-            .await?;
-        Ok(Written::Sent)
+        self.write_once(
+            Contract::RewardPool,
+            "submit",
+            &args,
+            &["AlreadyVoted", "EpochTooOld"],
+            format!("submit({epoch})"),
+        )
+        .await
     }
 
     /// `reputation.last_epoch()`.
@@ -563,22 +581,14 @@ impl Chain {
             .collect::<Vec<_>>()
             .join(", ");
         let args = [epoch.to_string(), format!("[{list}]")];
-        match self.dry_run(Contract::Reputation, "submit", &args).await? {
-            Ok(()) => {}
-            Err(error) if error == "AlreadyVoted" || error == "EpochTooOld" => {
-                return Ok(Written::AlreadyThere);
-            }
-            Err(error) => {
-                return Err(ChainError::Refused {
-                    contract: "reputation",
-                    message: format!("submit({epoch})"),
-                    error,
-                });
-            }
-        }
-        self.call(Contract::Reputation, "submit", &args, true, None)
-            .await?;
-        Ok(Written::Sent)
+        self.write_once(
+            Contract::Reputation,
+            "submit",
+            &args,
+            &["AlreadyVoted", "EpochTooOld"],
+            format!("submit({epoch})"),
+        )
+        .await
     }
 
     /// `multipliers.params()` as the protocol's reward parameters.
@@ -777,39 +787,32 @@ impl Chain {
     /// Approves proposal `id` as this client's account (a council member).
     pub async fn approve(&self, id: u32) -> Result<Written> {
         let args = [id.to_string()];
-        match self.dry_run(Contract::Governance, "approve", &args).await? {
-            Ok(()) => {}
-            Err(error) if error == "AlreadyApproved" => return Ok(Written::AlreadyThere),
-            Err(error) => {
-                return Err(ChainError::Refused {
-                    contract: "governance",
-                    message: format!("approve({id})"),
-                    error,
-                });
-            }
-        }
-        self.call(Contract::Governance, "approve", &args, true, None)
-            .await?;
-        Ok(Written::Sent)
+        self.write_once(
+            Contract::Governance,
+            "approve",
+            &args,
+            &["AlreadyApproved"],
+            format!("approve({id})"),
+        )
+        .await
     }
 
     /// Executes proposal `id` (approved, timelock passed). `Refused` with `Timelocked`,
     /// `NotApproved`, `ExecutionFailed`... when the contract would refuse.
     pub async fn execute(&self, id: u32) -> Result<Written> {
         let args = [id.to_string()];
-        match self.dry_run(Contract::Governance, "execute", &args).await? {
-            Ok(()) => {}
-            Err(error) if error == "AlreadyExecuted" => return Ok(Written::AlreadyThere),
-            Err(error) => {
-                return Err(ChainError::Refused {
-                    contract: "governance",
-                    message: format!("execute({id})"),
-                    error,
-                });
-            }
-        }
-        self.call(Contract::Governance, "execute", &args, true, None)
+        let written = self
+            .write_once(
+                Contract::Governance,
+                "execute",
+                &args,
+                &["AlreadyExecuted"],
+                format!("execute({id})"),
+            )
             .await?;
+        if written == Written::AlreadyThere {
+            return Ok(written);
+        }
         match self.proposal(id).await? {
             Some(proposal) if proposal.executed => Ok(Written::Sent),
             _ => Err(ChainError::Refused {
