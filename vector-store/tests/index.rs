@@ -1,4 +1,5 @@
 //! Building, querying, paging, verifying and updating an index end to end (in memory).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashSet;
 
