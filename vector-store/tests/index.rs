@@ -277,7 +277,7 @@ fn updates_write_new_pages_and_keep_old_ones_valid() {
     let new_ids: HashSet<ChunkId> = new.pages().map(|p| p.chunk).collect();
     let changed = new_ids.difference(&old_ids).count();
     assert!(
-        changed >= 2 && changed <= 6,
+        (2..=6).contains(&changed),
         "only touched lists change: {changed} new pages"
     );
     assert!(new_ids.intersection(&old_ids).count() >= new_ids.len() - 6);
