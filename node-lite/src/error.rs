@@ -107,6 +107,9 @@ pub enum NodeError {
     /// The chunk store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A vector index could not be built, read or queried.
+    #[error(transparent)]
+    Vector(#[from] vector_store::VectorError),
     /// Stopped by the user (Ctrl-C); the partial download is kept for resuming.
     #[error("interrupted; run the same command again to resume")]
     Interrupted,
@@ -143,6 +146,9 @@ impl NodeError {
             ) => EXIT_INTEGRITY,
             Self::Store(crate::store::StoreError::Manifest(_)) => EXIT_USAGE,
             Self::Store(_) => 1,
+            Self::Vector(vector_store::VectorError::Corrupt { .. }) => EXIT_INTEGRITY,
+            Self::Vector(vector_store::VectorError::Missing { .. }) => EXIT_UNAVAILABLE,
+            Self::Vector(_) => EXIT_USAGE,
             Self::Interrupted => EXIT_INTERRUPTED,
             Self::DataDir { .. } | Self::NotInitialized { .. } | Self::KeyPermissions { .. } => {
                 EXIT_DATA_DIR

@@ -29,6 +29,7 @@ pub mod server;
 pub mod size;
 pub mod store;
 pub mod tracker;
+pub mod vectors;
 
 pub use config::Config;
 pub use data_dir::DataDir;

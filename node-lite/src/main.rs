@@ -151,6 +151,85 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Vector indexes whose pages are swarm chunks: build one from a file, query one.
+    Vectors {
+        #[command(subcommand)]
+        command: VectorsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VectorsCommand {
+    /// Build an index from INPUT and store it as swarm content (every page a chunk, the index
+    /// manifest a content); prints the index's content id. Serve it with `node-lite serve`.
+    #[command(after_help = "\
+INPUT formats:
+  .npy   a 2-D array (n x dim) of float32 or float64 in C order (numpy.save); ids = row numbers
+  JSON   [[0.1, 0.2], ...]  or  {\"ids\": [10, 11], \"vectors\": [[...], [...]]}
+         or  [{\"id\": 10, \"vector\": [...]}, ...]
+The same input and options always give the same content id.")]
+    Build {
+        /// The vectors (.npy or JSON, see below).
+        input: PathBuf,
+        /// Distance: cosine (vectors are normalized) or l2 (squared Euclidean).
+        #[arg(long, default_value = "cosine", value_parser = parse_metric)]
+        metric: vector_store::Metric,
+        /// Also store 8-bit quantized codes per list: queries fetch a quarter of the bytes
+        /// and re-rank the best candidates with the exact vectors.
+        #[arg(long)]
+        sq8: bool,
+        /// Number of lists (pages); default about 4 x sqrt(number of vectors).
+        #[arg(long, value_name = "N")]
+        lists: Option<usize>,
+        /// k-means iterations.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        iterations: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Query an index: the k nearest vectors, one page of results at a time. Pages come from
+    /// the local store, else from --peer (verified, kept locally, paid with receipts).
+    Query {
+        /// The index's content id (printed by `vectors build`).
+        index: String,
+        /// The query vector: comma- or space-separated numbers, or a JSON array.
+        #[arg(
+            long,
+            value_name = "VALUES",
+            allow_hyphen_values = true,
+            required_unless_present = "vector_file",
+            conflicts_with = "vector_file"
+        )]
+        vector: Option<String>,
+        /// Read the query vector from a file (same formats as --vector).
+        #[arg(long, value_name = "FILE")]
+        vector_file: Option<PathBuf>,
+        /// Results per page.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Lists searched first (default: 1/40 of the lists); the search widens by as many
+        /// when later pages need more.
+        #[arg(long, value_name = "N")]
+        nprobe: Option<usize>,
+        /// With sq8 indexes: candidates re-ranked per result.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        rerank: usize,
+        /// Continue from the cursor a previous page printed (same vector, k and nprobe).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// A peer to fetch missing pages from (repeatable).
+        #[arg(long = "peer", value_name = "URL")]
+        peers: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_metric(text: &str) -> Result<vector_store::Metric, String> {
+    text.parse()
+        .map_err(|e: vector_store::VectorError| e.to_string())
 }
 
 fn parse_chunk_size(text: &str) -> Result<String, String> {
@@ -358,6 +437,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             peers,
             json,
         } => verify(&dir, repair, &peers, json).await?,
+        Command::Vectors { command } => vectors(&dir, command).await?,
     }
     Ok(())
 }
@@ -631,6 +711,156 @@ async fn verify(dir: &DataDir, repair: bool, peers: &[String], json: bool) -> an
             count: report.corrupt.len(),
         }
         .into());
+    }
+    Ok(())
+}
+
+async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
+    use node_lite::vectors;
+    match command {
+        VectorsCommand::Build {
+            input,
+            metric,
+            sq8,
+            lists,
+            iterations,
+            json,
+        } => {
+            dir.key()?;
+            let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+            let options = vector_store::BuildOptions {
+                metric,
+                encoding: if sq8 {
+                    vector_store::Encoding::Sq8
+                } else {
+                    vector_store::Encoding::F32
+                },
+                lists,
+                iterations,
+                ..vector_store::BuildOptions::default()
+            };
+            let bar = if std::io::stderr().is_terminal() {
+                indicatif::ProgressBar::new(0)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report = vectors::build(&store, &input, &options, &mut |stage, done, total| {
+                bar.set_message(stage.to_string());
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                eprintln!(
+                    "indexed {} vectors of dimension {} ({}): {} lists, {} pages ({} new), {}",
+                    report.vectors,
+                    report.dim,
+                    metric,
+                    report.lists,
+                    report.pages,
+                    report.pages_new,
+                    human_bytes(report.page_bytes)
+                );
+                println!("{}", report.content_id);
+            }
+        }
+        VectorsCommand::Query {
+            index,
+            vector,
+            vector_file,
+            k,
+            nprobe,
+            rerank,
+            cursor,
+            peers,
+            json,
+        } => {
+            let key = dir.key()?;
+            let config = dir.config()?;
+            let content = parse_content(&index)?;
+            let text = match (vector, vector_file) {
+                (Some(v), _) => v,
+                (None, Some(path)) => {
+                    std::fs::read_to_string(&path).map_err(|e| NodeError::InputFile {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?
+                }
+                (None, None) => {
+                    return Err(NodeError::Usage("give --vector or --vector-file".into()).into());
+                }
+            };
+            let query = vector_store::input::parse_query(&text).map_err(NodeError::from)?;
+            let cursor = cursor
+                .map(|c| c.parse::<vector_store::Cursor>())
+                .transpose()
+                .map_err(NodeError::from)?;
+            let urls = peers
+                .iter()
+                .map(|p| parse_peer_url(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+            let mut page_peers = vectors::PagePeers::new(urls, key, config.network, config.epochs);
+            let manifest = vectors::open_index(&store, &content, &mut page_peers).await?;
+            let mut options = vector_store::SearchOptions::for_index(&manifest);
+            options.k = k;
+            options.rerank = rerank;
+            if let Some(n) = nprobe {
+                options.nprobe = n;
+            }
+            let result = vectors::query(
+                &store,
+                manifest,
+                &mut page_peers,
+                &query,
+                &options,
+                cursor.as_ref(),
+            )
+            .await;
+            let paid = page_peers.pay().await;
+            let (page, stats) = result?;
+            if json {
+                let out = serde_json::json!({
+                    "page": page.page,
+                    "hits": page.hits,
+                    "next_cursor": page.next.map(|c| c.to_string()),
+                    "lists_probed": page.lists_probed,
+                    "nprobe": options.nprobe,
+                    "stats": stats,
+                    "receipts_accepted": paid,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("{:>5}  {:>12}  {:>12}", "rank", "id", "distance");
+                let first = page.page as usize * options.k;
+                for (i, hit) in page.hits.iter().enumerate() {
+                    println!(
+                        "{:>5}  {:>12}  {:>12.6}",
+                        first + i + 1,
+                        hit.id,
+                        hit.distance
+                    );
+                }
+                match page.next {
+                    Some(c) => println!("next page: --cursor {c}"),
+                    None => println!("no more results"),
+                }
+                eprintln!(
+                    "searched {} lists; pages: {} local, {} fetched from peers; {} of pages used ({:.2}% of the index)",
+                    page.lists_probed,
+                    stats.pages_local,
+                    stats.pages_fetched,
+                    human_bytes(stats.page_bytes),
+                    stats.page_bytes as f64 * 100.0 / stats.index_page_bytes.max(1) as f64
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -319,15 +319,33 @@ impl NodeState {
     }
 }
 
+/// CORS for the swarm routes: any web page may fetch chunks and manifests and post
+/// receipts (browsers are peers too); the data is public and content-addressed, and no
+/// route uses cookies or other ambient credentials.
+fn swarm_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static(crate::DOWNLOADER_HEADER),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 /// The routes over `state`.
 pub fn router(state: Arc<NodeState>) -> Router {
-    Router::new()
+    let swarm = Router::new()
         .route("/v1/node", get(node_info))
         .route("/v1/content", get(list_content))
         .route("/v1/content/{content}/manifest", get(get_manifest))
         .route("/v1/content/{content}/have", get(get_have))
         .route("/v1/chunks/{chunk}", get(get_chunk))
         .route("/v1/receipts", post(post_receipts))
+        .layer(swarm_cors());
+    Router::new()
+        .merge(swarm)
         .route("/metrics", get(get_metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(8 << 20))

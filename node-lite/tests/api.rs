@@ -409,3 +409,46 @@ async fn cached_verification_rehashes_changed_files_and_never_mode_does_not() {
         "verify=never serves what is on disk"
     );
 }
+
+#[tokio::test]
+async fn swarm_routes_allow_browsers_and_metrics_do_not() {
+    let f = fixture(|_| {}).await;
+    let chunk = f.manifest.chunks[0];
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri(format!("/v1/chunks/{chunk}"))
+        .header("origin", "http://example.test")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", DOWNLOADER_HEADER)
+        .body(Body::empty())
+        .unwrap();
+    let response: Response = router(f.state.clone()).oneshot(preflight).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let headers = response.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains(DOWNLOADER_HEADER), "{allowed}");
+
+    let request = Request::get(format!("/v1/content/{}/manifest", f.content))
+        .header("origin", "http://example.test")
+        .body(Body::empty())
+        .unwrap();
+    let response: Response = router(f.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+
+    let request = Request::get("/metrics")
+        .header("origin", "http://example.test")
+        .body(Body::empty())
+        .unwrap();
+    let response: Response = router(f.state.clone()).oneshot(request).await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

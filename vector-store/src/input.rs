@@ -269,7 +269,11 @@ mod tests {
     fn npy_round_trips() {
         let data = vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
         let bytes = to_npy(3, &data);
-        assert_eq!((bytes.len() - 24) % 64, 0, "data starts on a 64-byte boundary");
+        assert_eq!(
+            (bytes.len() - 24) % 64,
+            0,
+            "data starts on a 64-byte boundary"
+        );
         let v = parse(&bytes).unwrap();
         assert_eq!((v.dim, v.len(), v.data.clone()), (3, 2, data));
         let err = parse_npy(&bytes[..bytes.len() - 2]).unwrap_err();

@@ -126,7 +126,8 @@ fn real(path: &Path, queries: usize) -> Result<Dataset, String> {
     Ok(Dataset {
         name: format!(
             "{} {}x{}",
-            path.file_name().map_or("real".into(), |f| f.to_string_lossy().to_string()),
+            path.file_name()
+                .map_or("real".into(), |f| f.to_string_lossy().to_string()),
             v.len() - queries,
             v.dim
         ),
@@ -291,7 +292,11 @@ fn baseline(ds: &Dataset, truth: &[Vec<u64>], ef: usize) -> Result<Baseline, Str
         Ok(path)
     };
     let base = write("base.npy", ds.dim, &prepared(ds.metric, ds.dim, &ds.base))?;
-    let queries = write("queries.npy", ds.dim, &prepared(ds.metric, ds.dim, &ds.queries))?;
+    let queries = write(
+        "queries.npy",
+        ds.dim,
+        &prepared(ds.metric, ds.dim, &ds.queries),
+    )?;
     let ids: Vec<f32> = truth.iter().flatten().map(|&i| i as f32).collect();
     let truth = write("truth.npy", K, &ids)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/hnsw_baseline.py");
@@ -314,7 +319,11 @@ fn baseline(ds: &Dataset, truth: &[Vec<u64>], ef: usize) -> Result<Baseline, Str
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("the hnswlib baseline printed no JSON: {e}"))?;
-    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let f = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
     Ok(Baseline {
         recall: f("recall"),
         p50_ms: f("p50_ms"),
@@ -329,21 +338,35 @@ struct Summary {
 }
 
 fn bench(ds: &Dataset, args: &Args) -> Result<Summary, String> {
-    println!("\n## {} ({} distance, {} queries)", ds.name, ds.metric, ds.queries.len() / ds.dim);
+    println!(
+        "\n## {} ({} distance, {} queries)",
+        ds.name,
+        ds.metric,
+        ds.queries.len() / ds.dim
+    );
     let start = Instant::now();
     let truth = exact_top_k(ds);
-    println!("exact top-{K} by brute force: {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "exact top-{K} by brute force: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     let start = Instant::now();
     let options = BuildOptions {
         metric: ds.metric,
         encoding: Encoding::Sq8,
         ..BuildOptions::default()
     };
-    let index = IndexData::build(ds.dim, &ds.base, None, &options, &mut |stage, done, total| {
-        if stage == "k-means" {
-            eprint!("\r{stage} iteration {}/{total}   ", done + 1);
-        }
-    })
+    let index = IndexData::build(
+        ds.dim,
+        &ds.base,
+        None,
+        &options,
+        &mut |stage, done, total| {
+            if stage == "k-means" {
+                eprint!("\r{stage} iteration {}/{total}   ", done + 1);
+            }
+        },
+    )
     .map_err(|e| e.to_string())?;
     eprintln!();
     let (manifest, pages) = index.write().map_err(|e| e.to_string())?;

@@ -1,0 +1,360 @@
+//! `node-lite vectors`: build a vector index into the chunk store, and query one from the
+//! store or from peers.
+//!
+//! An index is ordinary swarm data: every page is a chunk in the store (served at
+//! `GET /v1/chunks/{id}` like any other), and the index manifest is content named
+//! `index.dsivec`, whose content id names the index. A query fetches only the pages it needs;
+//! pages fetched from peers are verified, kept in the local store (so the next query does not
+//! fetch them again) and paid for with signed receipts, like any download.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use dsi_protocol::manifest::content_id_of_bytes;
+use dsi_protocol::{
+    ChunkId, ContentId, EpochSchedule, Manifest, NetworkId, NodeId, Receipt, SecretKey,
+    SignedReceipt,
+};
+use vector_store::{
+    BuildOptions, Cursor, IndexData, IndexManifest, PageRef, ResultPage, SearchOptions, Searcher,
+    Step, VectorError,
+};
+
+use crate::NodeError;
+use crate::download::client::{PeerClient, error_chain, http_client};
+use crate::store::ChunkStore;
+
+/// What `vectors build` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildReport {
+    /// The index's content id.
+    pub content_id: ContentId,
+    /// Vectors indexed.
+    pub vectors: u64,
+    /// Their dimension.
+    pub dim: usize,
+    /// Lists (pages of codes and of vectors per list).
+    pub lists: usize,
+    /// Pages written.
+    pub pages: usize,
+    /// Pages that were not already in the store.
+    pub pages_new: usize,
+    /// Bytes of all pages.
+    pub page_bytes: u64,
+}
+
+/// Reads vectors from `input` (`.npy` or JSON), builds the index and stores its pages and
+/// manifest. `progress(stage, done, total)` reports the long parts.
+pub fn build(
+    store: &ChunkStore,
+    input: &Path,
+    options: &BuildOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<BuildReport, NodeError> {
+    let bytes = std::fs::read(input).map_err(|e| NodeError::InputFile {
+        path: input.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let vectors = vector_store::input::parse(&bytes)
+        .map_err(|e| NodeError::Usage(format!("{}: {e}", input.display())))?;
+    drop(bytes);
+    if vectors.is_empty() {
+        return Err(NodeError::Usage(format!("{}: no vectors", input.display())));
+    }
+    let index = IndexData::build(
+        vectors.dim,
+        &vectors.data,
+        vectors.ids.as_deref(),
+        options,
+        progress,
+    )
+    .map_err(|e| NodeError::Usage(format!("{}: {e}", input.display())))?;
+    let (manifest, pages) = index.write()?;
+    let mut pages_new = 0;
+    let total = pages.len();
+    for (i, (id, bytes)) in pages.iter().enumerate() {
+        if store.put_chunk(id, bytes, false)? {
+            pages_new += 1;
+        }
+        if i % 64 == 0 {
+            progress("storing pages", i, total);
+        }
+    }
+    let (content, chunks) = manifest.to_content();
+    for (id, bytes) in content.chunks.iter().zip(&chunks) {
+        store.put_chunk(id, bytes, false)?;
+    }
+    let ids: Vec<ChunkId> = pages
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(content.chunks.iter().copied())
+        .collect();
+    store.sync_chunks(&ids)?;
+    let content_id = store.put_manifest(&content)?;
+    Ok(BuildReport {
+        content_id,
+        vectors: manifest.count,
+        dim: manifest.dim,
+        lists: manifest.list_count(),
+        pages: total,
+        pages_new,
+        page_bytes: manifest.page_bytes(),
+    })
+}
+
+/// Peers to fetch pages from, paying each with signed receipts.
+pub struct PagePeers {
+    peers: Vec<(PeerClient, Option<NodeId>)>,
+    key: SecretKey,
+    network: NetworkId,
+    epochs: EpochSchedule,
+    stall: Duration,
+    owed: HashMap<usize, Vec<SignedReceipt>>,
+    /// Pages fetched from peers (not found locally).
+    pub fetched: usize,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+}
+
+impl PagePeers {
+    /// Peers at `urls`, receipts signed with `key` for `network`.
+    pub fn new(
+        urls: Vec<reqwest::Url>,
+        key: SecretKey,
+        network: NetworkId,
+        epochs: EpochSchedule,
+    ) -> Self {
+        let http = http_client();
+        Self {
+            peers: urls
+                .into_iter()
+                .map(|u| (PeerClient::new(http.clone(), u), None))
+                .collect(),
+            key,
+            network,
+            epochs,
+            stall: Duration::from_secs(10),
+            owed: HashMap::new(),
+            fetched: 0,
+            fetched_bytes: 0,
+        }
+    }
+
+    async fn seeder(&mut self, i: usize) -> Result<NodeId, String> {
+        if let Some(id) = self.peers[i].1 {
+            return Ok(id);
+        }
+        let info = self.peers[i]
+            .0
+            .node_info(self.stall)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        self.peers[i].1 = Some(info.node_id);
+        Ok(info.node_id)
+    }
+
+    /// Fetches a chunk from the first peer that has it, checks its id, and owes that peer a
+    /// receipt.
+    async fn chunk(&mut self, id: &ChunkId, max_len: usize) -> Result<Vec<u8>, String> {
+        let mut why = Vec::new();
+        for i in 0..self.peers.len() {
+            let seeder = match self.seeder(i).await {
+                Ok(s) => s,
+                Err(e) => {
+                    why.push(format!("{}: {e}", self.peers[i].0.url()));
+                    continue;
+                }
+            };
+            let me = self.key.node_id();
+            match self.peers[i].0.chunk(id, &me, max_len, self.stall).await {
+                Ok(pieces) if pieces.chunk_id() == *id => {
+                    let bytes = pieces.to_vec();
+                    let now = crate::now_ms();
+                    let receipt = Receipt {
+                        epoch: self.epochs.epoch_at(now),
+                        seeder,
+                        downloader: me,
+                        chunk: *id,
+                        bytes: bytes.len() as u32,
+                        issued_at_ms: now,
+                        nonce: rand::random(),
+                    };
+                    let signed = SignedReceipt::sign(receipt, &self.network, &self.key);
+                    self.owed.entry(i).or_default().push(signed);
+                    self.fetched += 1;
+                    self.fetched_bytes += bytes.len() as u64;
+                    return Ok(bytes);
+                }
+                Ok(_) => why.push(format!(
+                    "{}: sent bytes that do not hash to {id}",
+                    self.peers[i].0.url()
+                )),
+                Err(e) => why.push(format!("{}: {}", self.peers[i].0.url(), error_chain(&e))),
+            }
+        }
+        Err(if why.is_empty() {
+            "no peers given (use --peer URL)".into()
+        } else {
+            why.join("; ")
+        })
+    }
+
+    /// Sends the receipts owed for everything fetched. Returns how many were accepted.
+    pub async fn pay(&mut self) -> usize {
+        let mut accepted = 0;
+        for (i, receipts) in std::mem::take(&mut self.owed) {
+            match self.peers[i].0.send_receipts(&receipts, self.stall).await {
+                Ok(answer) => {
+                    accepted += answer
+                        .results
+                        .iter()
+                        .filter(|r| matches!(r, crate::server::ReceiptVerdict::Accepted))
+                        .count()
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %self.peers[i].0.url(), "receipts not delivered: {}", error_chain(&e))
+                }
+            }
+        }
+        accepted
+    }
+}
+
+/// Loads an index manifest: from the local store, else from peers (verified against the
+/// content id, then kept locally).
+pub async fn open_index(
+    store: &ChunkStore,
+    content: &ContentId,
+    peers: &mut PagePeers,
+) -> Result<IndexManifest, NodeError> {
+    let manifest = match store.manifest(content)? {
+        Some(m) => m,
+        None => {
+            let mut why = Vec::new();
+            let mut found = None;
+            for (client, _) in &peers.peers {
+                match client.manifest(content, peers.stall).await {
+                    Ok(bytes) if content_id_of_bytes(&bytes) == *content => {
+                        let m = Manifest::from_bytes(&bytes).map_err(|e| {
+                            NodeError::ManifestMismatch {
+                                content: *content,
+                                detail: e.to_string(),
+                            }
+                        })?;
+                        found = Some(m);
+                        break;
+                    }
+                    Ok(_) => why.push(format!("{}: manifest does not match the id", client.url())),
+                    Err(e) => why.push(format!("{}: {}", client.url(), error_chain(&e))),
+                }
+            }
+            let m = found.ok_or_else(|| NodeError::UnknownContent {
+                content: *content,
+                detail: if why.is_empty() {
+                    "not in the local store (give --peer URL to fetch it)".into()
+                } else {
+                    why.join("; ")
+                },
+            })?;
+            store.put_manifest(&m)?;
+            m
+        }
+    };
+    if manifest.name != vector_store::INDEX_CONTENT_NAME {
+        return Err(NodeError::Usage(format!(
+            "content {content} is {:?}, not a vector index ({})",
+            manifest.name,
+            vector_store::INDEX_CONTENT_NAME
+        )));
+    }
+    let mut chunks = Vec::with_capacity(manifest.chunks.len());
+    for (i, id) in manifest.chunks.iter().enumerate() {
+        let bytes = match store.read_chunk_verified(id)? {
+            Some(b) => b,
+            None => {
+                let b = peers
+                    .chunk(id, manifest.chunk_len(i) as usize)
+                    .await
+                    .map_err(|why| NodeError::Incomplete {
+                        content: *content,
+                        missing: 1,
+                        total: manifest.chunks.len(),
+                        detail: why,
+                    })?;
+                store.put_chunk(id, &b, true)?;
+                b
+            }
+        };
+        chunks.push(bytes);
+    }
+    Ok(IndexManifest::from_content(&manifest, &chunks)?)
+}
+
+/// What a query did besides its results.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueryStats {
+    /// Pages read from the local store.
+    pub pages_local: usize,
+    /// Pages fetched from peers (and now stored locally).
+    pub pages_fetched: usize,
+    /// Bytes of pages used by this query.
+    pub page_bytes: u64,
+    /// Bytes of the whole index's pages.
+    pub index_page_bytes: u64,
+}
+
+/// Runs one result page of a query: pages from the local store first, then from peers.
+pub async fn query(
+    store: &ChunkStore,
+    index: IndexManifest,
+    peers: &mut PagePeers,
+    vector: &[f32],
+    options: &SearchOptions,
+    cursor: Option<&Cursor>,
+) -> Result<(ResultPage, QueryStats), NodeError> {
+    let mut stats = QueryStats {
+        index_page_bytes: index.page_bytes(),
+        ..QueryStats::default()
+    };
+    let mut searcher = Searcher::new(index);
+    loop {
+        match searcher.step(vector, options, cursor)? {
+            Step::Done(page) => {
+                stats.page_bytes = searcher.added_bytes();
+                return Ok((page, stats));
+            }
+            Step::Need(pages) => {
+                for PageRef { chunk, bytes: len } in pages {
+                    let local = match store.read_chunk(&chunk)? {
+                        Some(b) if ChunkId::of(&b) == chunk => Some(b),
+                        Some(_) => {
+                            tracing::warn!(%chunk, "stored page is corrupt; quarantined, fetching it again");
+                            store.quarantine(&chunk)?;
+                            None
+                        }
+                        None => None,
+                    };
+                    let bytes = match local {
+                        Some(b) => {
+                            stats.pages_local += 1;
+                            b
+                        }
+                        None => {
+                            let b = peers.chunk(&chunk, len as usize).await.map_err(|why| {
+                                NodeError::Vector(VectorError::Missing {
+                                    id: chunk,
+                                    reason: why,
+                                })
+                            })?;
+                            store.put_chunk(&chunk, &b, false)?;
+                            stats.pages_fetched += 1;
+                            b
+                        }
+                    };
+                    searcher.add_page(chunk, &bytes)?;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! `node-lite vectors` end to end: build an index into a seeder's store, serve it, and query
+//! it from another node over loopback HTTP, page by page.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use dsi_protocol::ChunkId;
+use dsi_tests::{Seeder, node_lite, node_lite_ok};
+use node_lite::store::ChunkStore;
+use serde_json::Value;
+use vector_store::SplitMix64;
+use vector_store::input::to_npy;
+
+const DIM: usize = 16;
+
+fn clustered(n: usize) -> Vec<f32> {
+    let mut rng = SplitMix64::new(9);
+    let centres: Vec<f32> = (0..20 * DIM).map(|_| rng.normal()).collect();
+    (0..n)
+        .flat_map(|_| {
+            let c = rng.below(20);
+            (0..DIM)
+                .map(|d| centres[c * DIM + d] + 0.3 * rng.normal())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn query(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["vectors", "query", "--json"];
+    all.extend_from_slice(args);
+    json(&node_lite_ok(dir, &all))
+}
+
+fn ids(result: &Value) -> Vec<u64> {
+    result["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_serve_and_query_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let reader_dir = tmp.path().join("reader");
+    node_lite_ok(&seeder_dir, &["init"]);
+    node_lite_ok(&reader_dir, &["init"]);
+    let data = clustered(3000);
+    let npy = tmp.path().join("vectors.npy");
+    std::fs::write(&npy, to_npy(DIM, &data)).unwrap();
+    let npy_arg = npy.to_str().unwrap();
+
+    let build = |dir: &Path| {
+        json(&node_lite_ok(
+            dir,
+            &[
+                "vectors", "build", npy_arg, "--metric", "l2", "--sq8", "--lists", "60", "--json",
+            ],
+        ))
+    };
+    let report = build(&seeder_dir);
+    let index = report["content_id"].as_str().unwrap().to_string();
+    assert_eq!(report["vectors"], 3000);
+    assert_eq!(
+        report["pages"], 120,
+        "a code page and a vector page per list"
+    );
+    // Deterministic: building again gives the same id and writes nothing new.
+    let again = build(&seeder_dir);
+    assert_eq!(again["content_id"], index.as_str());
+    assert_eq!(again["pages_new"], 0);
+    // The index is ordinary content in the store's listing.
+    assert!(node_lite_ok(&seeder_dir, &["list"]).contains("index.dsivec"));
+
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let peer = seeder.url.trim_end_matches('/').to_string();
+    let row = |i: usize| {
+        data[i * DIM..(i + 1) * DIM]
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let q = row(123);
+    let first = query(
+        &reader_dir,
+        &[
+            &index, "--vector", &q, "-k", "5", "--nprobe", "3", "--peer", &peer,
+        ],
+    );
+    assert_eq!(
+        ids(&first)[0],
+        123,
+        "a stored vector is its own nearest neighbour"
+    );
+    let fetched = first["stats"]["pages_fetched"].as_u64().unwrap();
+    assert!(fetched >= 3, "{first}");
+    let total_pages_bytes = first["stats"]["index_page_bytes"].as_f64().unwrap();
+    let used = first["stats"]["page_bytes"].as_f64().unwrap();
+    assert!(
+        used / total_pages_bytes < 0.25,
+        "fetched only what the query needs: {first}"
+    );
+    // Every page fetched from the peer (plus the manifest chunk) was paid for.
+    assert_eq!(first["receipts_accepted"].as_u64().unwrap(), fetched + 1);
+
+    // The same query again is served from the reader's own store.
+    let repeat = query(
+        &reader_dir,
+        &[&index, "--vector", &q, "-k", "5", "--nprobe", "3"],
+    );
+    assert_eq!(repeat["hits"], first["hits"]);
+    assert_eq!(repeat["stats"]["pages_fetched"], 0);
+
+    // Paging: the next pages continue without repeats, widening as needed.
+    let mut seen: HashSet<u64> = ids(&first).into_iter().collect();
+    let mut cursor = first["next_cursor"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        let next = query(
+            &reader_dir,
+            &[
+                &index, "--vector", &q, "-k", "5", "--nprobe", "3", "--cursor", &cursor, "--peer",
+                &peer,
+            ],
+        );
+        for id in ids(&next) {
+            assert!(seen.insert(id), "id {id} repeated");
+        }
+        cursor = next["next_cursor"].as_str().unwrap().to_string();
+    }
+    assert_eq!(seen.len(), 30);
+
+    // A corrupt page in the reader's store is caught, quarantined and fetched again.
+    let store = ChunkStore::open(&reader_dir).unwrap();
+    // Corrupt every page the reader holds (pages start with their magic): the next query
+    // catches each one it needs, quarantines it and fetches it again.
+    let pages: Vec<ChunkId> = walk(&reader_dir)
+        .into_iter()
+        .filter_map(|p| {
+            let id = p.file_name()?.to_str()?.parse::<ChunkId>().ok()?;
+            std::fs::read(&p)
+                .ok()?
+                .starts_with(b"DSIVPG1\0")
+                .then_some(id)
+        })
+        .collect();
+    assert!(pages.len() as u64 >= fetched);
+    for page in &pages {
+        let path = store.chunk_path(page);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let healed = query(
+        &reader_dir,
+        &[
+            &index, "--vector", &q, "-k", "5", "--nprobe", "3", "--peer", &peer,
+        ],
+    );
+    assert_eq!(healed["stats"]["pages_fetched"].as_u64(), Some(fetched));
+    assert_eq!(healed["hits"], first["hits"]);
+
+    // Bad input is refused with a message naming what is wrong.
+    let out = node_lite(
+        &reader_dir,
+        &["vectors", "query", &index, "--vector", "1,2,3"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the query has 3"),
+        "{out:?}"
+    );
+    let out = node_lite(
+        &reader_dir,
+        &[
+            "vectors", "query", &index, "--vector", &q, "--cursor", "nonsense",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let unknown = "ab".repeat(32);
+    let out = node_lite(&reader_dir, &["vectors", "query", &unknown, "--vector", &q]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let ragged = tmp.path().join("ragged.json");
+    std::fs::write(&ragged, "[[1, 2, 3], [4, 5]]").unwrap();
+    let out = node_lite(&seeder_dir, &["vectors", "build", ragged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vector 1 has 2 values"),
+        "{out:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn json_input_keeps_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    node_lite_ok(&dir, &["init"]);
+    let file = tmp.path().join("v.json");
+    std::fs::write(
+        &file,
+        r#"{"ids": [100, 200, 300, 400], "vectors": [[1, 0], [0, 1], [-1, 0], [0.9, 0.1]]}"#,
+    )
+    .unwrap();
+    let out = node_lite_ok(
+        &dir,
+        &["vectors", "build", file.to_str().unwrap(), "--lists", "2"],
+    );
+    let index = out.trim();
+    let result = query(
+        &dir,
+        &[index, "--vector", "[1, 0.05]", "-k", "2", "--nprobe", "2"],
+    );
+    assert_eq!(ids(&result), vec![100, 400]);
+    assert!(result["hits"][0]["distance"].as_f64().unwrap() < 0.01);
+}
