@@ -11,6 +11,10 @@ export PATH="$DSI_TOOLS_DIR:$HOME/.cargo/bin:$PATH"
 # The pinned versions (keep in step with contracts/Cargo.toml and the brief).
 CARGO_CONTRACT_VERSION=6.0.0-alpha
 INK_NODE_VERSION=0.43.2
+# wasm-bindgen's CLI must match the wasm-bindgen crate exactly (vector-web/Cargo.toml).
+WASM_BINDGEN_VERSION=0.2.130
+# The browser test's driver (vector-web/test/package.json pins the same).
+PLAYWRIGHT_VERSION=1.65.1
 CONTRACTS=(governance reward_pool reputation multipliers)
 
 # The contracts' toolchain, from contracts/rust-toolchain.toml.

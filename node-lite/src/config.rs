@@ -96,6 +96,9 @@ pub struct ServeConfig {
     pub max_upload_bytes_per_sec: u64,
     /// Receipts for epochs more than this many epochs before the current one are refused.
     pub receipt_epoch_grace: u64,
+    /// A directory of static files served at `/` (the vector search page built by
+    /// `scripts/build-web`); empty: no web page.
+    pub web: String,
 }
 
 /// `[download]`: the swarm downloader.
@@ -120,6 +123,7 @@ impl Default for ServeConfig {
             verify: VerifyMode::Cached,
             max_upload_bytes_per_sec: 0,
             receipt_epoch_grace: 1,
+            web: String::new(),
         }
     }
 }

@@ -96,6 +96,10 @@ enum Command {
         /// The URL other nodes reach this node at (default: http://<listen address>).
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// Serve the static files of DIR at / (the vector search page: `scripts/build-web`
+        /// writes it to target/vector-web/www).
+        #[arg(long, value_name = "DIR")]
+        web: Option<PathBuf>,
     },
     /// Download content from peers, verifying every chunk and signing receipts for the
     /// seeders. An interrupted download resumes when run again.
@@ -323,8 +327,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracker,
             payout,
             public_url,
+            web,
         } => {
             let mut config = dir.config()?;
+            if let Some(web) = web {
+                if !web.join("index.html").is_file() {
+                    return Err(NodeError::Usage(format!(
+                        "--web {}: no index.html there (build the page with scripts/build-web)",
+                        web.display()
+                    ))
+                    .into());
+                }
+                config.serve.web = web.to_string_lossy().into_owned();
+            }
             if let Some(tracker) = tracker {
                 config.tracker.url = tracker;
             }

@@ -344,12 +344,19 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/chunks/{chunk}", get(get_chunk))
         .route("/v1/receipts", post(post_receipts))
         .layer(swarm_cors());
-    Router::new()
+    let web = state.config.serve.web.clone();
+    let router = Router::new()
         .merge(swarm)
         .route("/metrics", get(get_metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(8 << 20))
-        .with_state(state)
+        .with_state(state);
+    if web.is_empty() {
+        router
+    } else {
+        // Static files (the vector search page and its wasm) at every other path.
+        router.fallback_service(tower_http::services::ServeDir::new(web))
+    }
 }
 
 /// Serves `state` on `listener` until `token` is cancelled, then finishes open requests.

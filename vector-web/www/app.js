@@ -1,0 +1,277 @@
+// The DSI vector search page: loads an index by content id from seeders, runs queries in
+// WebAssembly, fetches only the pages a query needs, verifies every page against its chunk
+// id (in wasm), pays seeders with signed receipts, and keeps pages in IndexedDB so that a
+// reload fetches nothing twice.
+import init, { Downloader, Index, contentChunks, parseQuery } from './pkg/vector_web.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+// What the page did, for people (the status line) and for the browser test.
+const stats = { network: 0, cached: 0, networkBytes: 0, requested: [], receiptsAccepted: 0, queries: 0 };
+window.dsi = { stats };
+
+const state = { index: null, cid: null, peers: [], query: null, k: 10, nprobe: 1, next: null, page: 0 };
+const owed = new Map(); // peer -> signed receipts (JSON text) not yet sent
+const seeders = new Map(); // peer -> GET /v1/node answer
+let downloader = null;
+
+// ---- IndexedDB: verified chunks by id --------------------------------------------------
+let dbPromise = null;
+function db() {
+  dbPromise ??= new Promise((resolve, reject) => {
+    const open = indexedDB.open('dsi-swarm', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('chunks');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  return dbPromise;
+}
+
+async function cached(key) {
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const req = d.transaction('chunks').objectStore('chunks').get(key);
+    req.onsuccess = () => resolve(req.result ? new Uint8Array(req.result) : null);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+async function forget(key) {
+  const d = await db();
+  return new Promise((resolve) => {
+    const tx = d.transaction('chunks', 'readwrite');
+    tx.objectStore('chunks').delete(key);
+    tx.oncomplete = tx.onerror = tx.onabort = () => resolve();
+  });
+}
+
+async function store(key, bytes) {
+  if (params.has('simulate-quota')) {
+    // Lets the browser test exercise the message below without filling a real disk.
+    throw new DOMException('simulated', 'QuotaExceededError');
+  }
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const tx = d.transaction('chunks', 'readwrite');
+    tx.objectStore('chunks').put(bytes, key);
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+let quotaWarned = false;
+async function remember(key, bytes) {
+  try {
+    await store(key, bytes);
+  } catch (e) {
+    const quota = e && (e.name === 'QuotaExceededError' || /quota/i.test(String(e.message)));
+    if (quota && !quotaWarned) {
+      quotaWarned = true;
+      $('warning').textContent =
+        'Browser storage is full (quota exceeded): results are still correct, but pages are ' +
+        'no longer kept in this browser and will be fetched from the swarm again next time. ' +
+        "Free space for this site in the browser's settings to cache them.";
+    } else if (!quota) {
+      $('warning').textContent = `A page could not be cached in this browser: ${e}`;
+    }
+  }
+}
+
+// ---- the swarm ------------------------------------------------------------------------
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+const unhex = (text) => new Uint8Array(text.match(/../g).map((h) => parseInt(h, 16)));
+
+function identity() {
+  let seed = localStorage.getItem('dsi-downloader-seed');
+  if (!seed || seed.length !== 64) {
+    seed = hex(crypto.getRandomValues(new Uint8Array(32)));
+    localStorage.setItem('dsi-downloader-seed', seed);
+  }
+  return new Downloader(unhex(seed));
+}
+
+async function seeder(peer) {
+  if (!seeders.has(peer)) {
+    const r = await fetch(`${peer}/v1/node`);
+    if (!r.ok) throw new Error(`GET /v1/node: HTTP ${r.status}`);
+    seeders.set(peer, await r.json());
+  }
+  return seeders.get(peer);
+}
+
+async function apiError(r) {
+  const text = await r.text();
+  try { return `HTTP ${r.status}: ${JSON.parse(text).message}`; } catch { return `HTTP ${r.status}: ${text}`; }
+}
+
+// Fetches a chunk from the first seeder that serves it and owes that seeder a receipt.
+// The caller verifies the bytes (in wasm) before using or caching them.
+async function fromSwarm(id) {
+  const why = [];
+  for (const peer of state.peers) {
+    try {
+      const info = await seeder(peer);
+      stats.requested.push(id);
+      const r = await fetch(`${peer}/v1/chunks/${id}`, { headers: { 'x-dsi-downloader': downloader.nodeId() } });
+      if (!r.ok) { why.push(`${peer}: ${await apiError(r)}`); continue; }
+      const bytes = new Uint8Array(await r.arrayBuffer());
+      stats.network += 1;
+      stats.networkBytes += bytes.length;
+      const nonce = crypto.getRandomValues(new Uint32Array(2));
+      const receipt = downloader.receipt(info.network, info.epoch, info.node_id, id, bytes.length, Date.now(), nonce[0], nonce[1]);
+      if (!owed.has(peer)) owed.set(peer, []);
+      // Kept as signed JSON text: JSON.parse would round the 64-bit nonce.
+      owed.get(peer).push(receipt);
+      return bytes;
+    } catch (e) {
+      why.push(`${peer}: ${e.message || e}`);
+    }
+  }
+  throw new Error(`chunk ${id} could not be fetched: ${why.join('; ') || 'no seeders given'}`);
+}
+
+async function pay() {
+  for (const [peer, receipts] of owed) {
+    owed.delete(peer);
+    try {
+      const r = await fetch(`${peer}/v1/receipts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"receipts":[${receipts.join(',')}]}`,
+      });
+      if (r.ok) {
+        const answer = await r.json();
+        const accepted = answer.results.filter((v) => v.status === 'accepted').length;
+        stats.receiptsAccepted += accepted;
+        const refused = answer.results.find((v) => v.status !== 'accepted');
+        if (refused) console.warn(`${peer} refused receipts: ${JSON.stringify(refused)}`);
+      } else {
+        console.warn(`receipts to ${peer}: ${await apiError(r)}`);
+      }
+    } catch (e) {
+      console.warn(`receipts to ${peer} not delivered`, e);
+    }
+  }
+}
+
+// ---- index and queries ----------------------------------------------------------------
+async function loadIndex(cid) {
+  let manifest = await cached(`manifest:${cid}`);
+  let fresh = false;
+  if (!manifest) {
+    const why = [];
+    for (const peer of state.peers) {
+      try {
+        const r = await fetch(`${peer}/v1/content/${cid}/manifest`);
+        if (r.ok) { manifest = new Uint8Array(await r.arrayBuffer()); break; }
+        why.push(`${peer}: ${await apiError(r)}`);
+      } catch (e) { why.push(`${peer}: ${e.message || e}`); }
+    }
+    if (!manifest) throw new Error(`index ${cid} not found: ${why.join('; ')}`);
+    fresh = true;
+  }
+  const ids = contentChunks(cid, manifest); // checks the manifest against the content id
+  const parts = [];
+  for (const id of ids) {
+    let bytes = await cached(id);
+    if (bytes) stats.cached += 1; else bytes = await fromSwarm(id);
+    parts.push(bytes);
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { all.set(p, at); at += p.length; }
+  const index = new Index(cid, manifest, all); // checks every chunk against its id
+  if (fresh) await remember(`manifest:${cid}`, manifest);
+  for (let i = 0; i < ids.length; i += 1) await remember(ids[i], parts[i]);
+  await pay();
+  return index;
+}
+
+async function resultPage(cursor) {
+  for (;;) {
+    const step = JSON.parse(state.index.step(state.query, state.k, state.nprobe, cursor));
+    if (step.done) return step.done;
+    for (const { chunk } of step.need) {
+      const hit = await cached(chunk);
+      if (hit) {
+        try { state.index.addPage(chunk, hit); stats.cached += 1; continue; } catch { await forget(chunk); }
+      }
+      const bytes = await fromSwarm(chunk);
+      state.index.addPage(chunk, bytes); // throws (named) if the seeder sent wrong bytes
+      await remember(chunk, bytes);
+    }
+    await pay();
+  }
+}
+
+// ---- UI -------------------------------------------------------------------------------
+function fail(e) {
+  $('error').textContent = String(e && e.message ? e.message : e);
+  document.body.dataset.state = 'error';
+}
+
+function show(done) {
+  const body = $('results').querySelector('tbody');
+  body.replaceChildren();
+  done.hits.forEach((h, i) => {
+    const tr = document.createElement('tr');
+    for (const v of [done.page * state.k + i + 1, h.id, h.distance.toFixed(6)]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.append(td);
+    }
+    body.append(tr);
+  });
+  $('results').hidden = false;
+  state.next = done.next;
+  $('next').disabled = !done.next;
+  $('status').textContent =
+    `page ${done.page + 1} · searched ${done.lists_probed} lists · pages so far: ` +
+    `${stats.network} from the swarm (${(stats.networkBytes / 1024).toFixed(1)} KiB), ` +
+    `${stats.cached} from this browser` + (done.next ? '' : ' · no more results');
+}
+
+async function run(action) {
+  $('error').textContent = '';
+  document.body.dataset.state = 'busy';
+  try {
+    await action();
+    document.body.dataset.state = 'ready';
+  } catch (e) {
+    fail(e);
+  }
+}
+
+$('load').onclick = () => run(async () => {
+  const cid = $('index').value.trim();
+  if (!/^[0-9a-f]{64}$/.test(cid)) throw new Error('an index content id is 64 hex characters');
+  state.peers = ($('peers').value.trim() || location.origin).split(/[\s,]+/).map((p) => p.replace(/\/+$/, ''));
+  state.index = await loadIndex(cid);
+  state.cid = cid;
+  const info = JSON.parse(state.index.info());
+  if (!$('nprobe').value) $('nprobe').value = info.nprobe;
+  $('info').textContent = `${info.vectors} vectors · dimension ${info.dim} · ${info.metric} · ` +
+    `${info.lists} lists (${info.encoding}) · ${(info.page_bytes / 1048576).toFixed(2)} MiB of pages`;
+  $('search').disabled = false;
+});
+
+$('search').onclick = () => run(async () => {
+  state.query = parseQuery($('query').value);
+  state.k = Math.max(1, parseInt($('k').value, 10) || 10);
+  state.nprobe = Math.max(1, parseInt($('nprobe').value, 10) || 1);
+  stats.queries += 1;
+  show(await resultPage(undefined));
+});
+
+$('next').onclick = () => run(async () => {
+  if (state.next) show(await resultPage(state.next));
+});
+
+await init();
+downloader = identity();
+for (const [field, param] of [['index', 'index'], ['peers', 'peers'], ['query', 'query'], ['k', 'k'], ['nprobe', 'nprobe']]) {
+  if (params.has(param)) $(field).value = params.get(param);
+}
+document.body.dataset.state = 'ready';
