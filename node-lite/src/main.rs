@@ -212,12 +212,12 @@ The same input and options always give the same content id.")]
         /// Results per page.
         #[arg(short, long, default_value_t = 10)]
         k: usize,
-        /// Lists searched first (default: 1/40 of the lists); the search widens by as many
+        /// Lists searched first (default: 1/10 of the lists); the search widens by as many
         /// when later pages need more.
         #[arg(long, value_name = "N")]
         nprobe: Option<usize>,
-        /// With sq8 indexes: candidates re-ranked per result.
-        #[arg(long, default_value_t = 4, value_name = "N")]
+        /// With sq8 indexes: candidates re-ranked per result with exact vectors.
+        #[arg(long, default_value_t = vector_store::DEFAULT_RERANK, value_name = "N")]
         rerank: usize,
         /// Continue from the cursor a previous page printed (same vector, k and nprobe).
         #[arg(long)]

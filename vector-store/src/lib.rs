@@ -46,7 +46,9 @@ pub use manifest::{INDEX_CONTENT_NAME, IndexManifest, ListRef, PageRef};
 pub use metric::{Metric, distance, normalize};
 pub use page::{Encoding, Page, Sq8Params};
 pub use rng::SplitMix64;
-pub use search::{Hit, MemorySource, PageSource, ResultPage, SearchOptions, Searcher, Step};
+pub use search::{
+    DEFAULT_RERANK, Hit, MemorySource, PageSource, ResultPage, SearchOptions, Searcher, Step,
+};
 
 /// A vector's caller-chosen id (row number unless given).
 pub type VectorId = u64;

@@ -61,6 +61,10 @@ fn verify(expected: ChunkId, bytes: &[u8]) -> Result<(), VectorError> {
     Ok(())
 }
 
+/// Candidates re-ranked per result with exact vectors (sq8 indexes). 8-bit codes rank well
+/// enough that 2 loses no recall against 4 in vector-bench, and fetches fewer exact pages.
+pub const DEFAULT_RERANK: usize = 2;
+
 /// Query parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SearchOptions {
@@ -74,12 +78,14 @@ pub struct SearchOptions {
 }
 
 impl SearchOptions {
-    /// Defaults for an index: k = 10, nprobe = 1/40 of the lists (at least 1), rerank 4.
+    /// Defaults for an index: k = 10, nprobe = 1/10 of the lists (at least 1), rerank
+    /// [`DEFAULT_RERANK`]. On real embeddings (vector-bench's MiniLM set) a tenth of the
+    /// lists gives recall@10 about 0.95 while fetching about 3.5% of the index.
     pub fn for_index(manifest: &IndexManifest) -> Self {
         Self {
             k: 10,
-            nprobe: (manifest.list_count() / 40).max(1),
-            rerank: 4,
+            nprobe: (manifest.list_count() / 10).max(1),
+            rerank: DEFAULT_RERANK,
         }
     }
 }

@@ -124,7 +124,7 @@ impl Index {
         let options = SearchOptions {
             k,
             nprobe,
-            rerank: 4,
+            rerank: vector_store::DEFAULT_RERANK,
         };
         let cursor = cursor
             .filter(|c| !c.is_empty())

