@@ -524,7 +524,7 @@ fn main() -> ExitCode {
             Ok(mut d) => {
                 d.name = format!(
                     "MiniLM word-piece embeddings {}",
-                    d.name.split(' ').last().unwrap_or("")
+                    d.name.rsplit(' ').next().unwrap_or("")
                 );
                 datasets.push(d);
             }
