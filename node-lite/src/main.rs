@@ -192,6 +192,23 @@ The same input and options always give the same content id.")]
         #[arg(long)]
         json: bool,
     },
+    /// Insert and delete vectors: writes new pages for the lists that change and a new index
+    /// manifest, and prints the new index's content id. The old index stays valid. Needs
+    /// every page of the index in the local store (the node that built it has them).
+    Update {
+        /// The index's content id.
+        index: String,
+        /// Vectors to add (.npy or JSON as for build); without ids they get ids after the
+        /// largest id in the index.
+        #[arg(long, value_name = "FILE")]
+        insert: Option<PathBuf>,
+        /// Ids of vectors to remove, comma-separated.
+        #[arg(long, value_name = "IDS", value_delimiter = ',')]
+        delete: Vec<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Query an index: the k nearest vectors, one page of results at a time. Pages come from
     /// the local store, else from --peer (verified, kept locally, paid with receipts).
     Query {
@@ -781,6 +798,49 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
                     report.pages,
                     report.pages_new,
                     human_bytes(report.page_bytes)
+                );
+                println!("{}", report.content_id);
+            }
+        }
+        VectorsCommand::Update {
+            index,
+            insert,
+            delete,
+            json,
+        } => {
+            let key = dir.key()?;
+            let config = dir.config()?;
+            if insert.is_none() && delete.is_empty() {
+                return Err(NodeError::Usage(
+                    "nothing to do: give --insert FILE and/or --delete IDS".into(),
+                )
+                .into());
+            }
+            let content = parse_content(&index)?;
+            let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+            let mut no_peers =
+                vectors::PagePeers::new(Vec::new(), key, config.network, config.epochs);
+            let manifest = vectors::open_index(&store, &content, &mut no_peers).await?;
+            let insert = match insert {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).map_err(|e| NodeError::InputFile {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    Some(
+                        vector_store::input::parse(&bytes)
+                            .map_err(|e| NodeError::Usage(format!("{}: {e}", path.display())))?,
+                    )
+                }
+                None => None,
+            };
+            let report = vectors::update(&store, &manifest, insert, &delete)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                eprintln!(
+                    "{} vectors now ({} before); {} of {} pages are new",
+                    report.vectors, manifest.count, report.pages_new, report.pages
                 );
                 println!("{}", report.content_id);
             }

@@ -71,14 +71,74 @@ pub fn build(
     )
     .map_err(|e| NodeError::Usage(format!("{}: {e}", input.display())))?;
     let (manifest, pages) = index.write()?;
+    progress("storing pages", 0, pages.len());
+    store_index(store, &manifest, &pages)
+}
+
+/// Pages from the local store only (for updates, which need every page).
+struct LocalPages<'a>(&'a ChunkStore);
+
+impl vector_store::PageSource for LocalPages<'_> {
+    fn fetch(&mut self, page: PageRef) -> Result<Vec<u8>, VectorError> {
+        match self.0.read_chunk(&page.chunk) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(VectorError::Missing {
+                id: page.chunk,
+                reason: "not in the local store; an update needs every page of the index \
+                         (query it with --peer, or fetch the pages first)"
+                    .into(),
+            }),
+            Err(e) => Err(VectorError::Missing {
+                id: page.chunk,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Inserts and deletes vectors in an index held locally: writes the pages of the lists that
+/// changed and a new index manifest, and returns the new index (the old one stays valid).
+/// Inserted vectors without ids get ids after the largest id in the index.
+pub fn update(
+    store: &ChunkStore,
+    index: &IndexManifest,
+    insert: Option<vector_store::input::Vectors>,
+    delete: &[u64],
+) -> Result<BuildReport, NodeError> {
+    let mut data = IndexData::load(index, &mut LocalPages(store))?;
+    if !delete.is_empty() {
+        data.delete(delete)?;
+    }
+    if let Some(v) = insert {
+        if v.dim != data.dim() {
+            return Err(NodeError::Vector(VectorError::Dimension {
+                expected: data.dim(),
+                what: "the inserted vectors".into(),
+                actual: v.dim,
+            }));
+        }
+        let ids = match v.ids {
+            Some(ids) => ids,
+            None => {
+                let first = data.max_id().map_or(0, |m| m + 1);
+                (first..first + v.len() as u64).collect()
+            }
+        };
+        data.insert(&ids, &v.data)?;
+    }
+    let (manifest, pages) = data.write()?;
+    store_index(store, &manifest, &pages)
+}
+
+fn store_index(
+    store: &ChunkStore,
+    manifest: &IndexManifest,
+    pages: &[vector_store::Chunk],
+) -> Result<BuildReport, NodeError> {
     let mut pages_new = 0;
-    let total = pages.len();
-    for (i, (id, bytes)) in pages.iter().enumerate() {
+    for (id, bytes) in pages {
         if store.put_chunk(id, bytes, false)? {
             pages_new += 1;
-        }
-        if i % 64 == 0 {
-            progress("storing pages", i, total);
         }
     }
     let (content, chunks) = manifest.to_content();
@@ -97,7 +157,7 @@ pub fn build(
         vectors: manifest.count,
         dim: manifest.dim,
         lists: manifest.list_count(),
-        pages: total,
+        pages: pages.len(),
         pages_new,
         page_bytes: manifest.page_bytes(),
     })

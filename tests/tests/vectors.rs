@@ -237,4 +237,44 @@ fn json_input_keeps_ids() {
     );
     assert_eq!(ids(&result), vec![100, 400]);
     assert!(result["hits"][0]["distance"].as_f64().unwrap() < 0.01);
+
+    // Updates write a new index; the old one still answers as before.
+    let more = tmp.path().join("more.json");
+    std::fs::write(&more, "[[0, -1], [-0.7, -0.7]]").unwrap();
+    let report = json(&node_lite_ok(
+        &dir,
+        &[
+            "vectors",
+            "update",
+            index,
+            "--insert",
+            more.to_str().unwrap(),
+            "--delete",
+            "100",
+            "--json",
+        ],
+    ));
+    let updated = report["content_id"].as_str().unwrap();
+    assert_ne!(updated, index);
+    assert_eq!(report["vectors"], 5);
+    let all = |idx: &str, q: &str| {
+        ids(&query(
+            &dir,
+            &[idx, "--vector", q, "-k", "5", "--nprobe", "2"],
+        ))
+    };
+    assert_eq!(
+        all(updated, "0, -1")[0],
+        401,
+        "new vectors get ids after the largest"
+    );
+    assert_eq!(all(updated, "1, 0.05")[0], 400, "100 is gone");
+    assert!(!all(updated, "1, 0").contains(&100));
+    assert_eq!(all(index, "1, 0.05")[0], 100, "the old index is unchanged");
+    let out = node_lite(&dir, &["vectors", "update", updated, "--delete", "12345"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("12345 is not in the index"),
+        "{out:?}"
+    );
 }

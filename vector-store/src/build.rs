@@ -190,6 +190,11 @@ impl IndexData {
         l.vectors.extend_from_slice(v);
     }
 
+    /// The largest vector id held (`None` when empty).
+    pub fn max_id(&self) -> Option<VectorId> {
+        self.lists.iter().flat_map(|l| l.ids.iter().copied()).max()
+    }
+
     /// Number of vectors.
     pub fn len(&self) -> usize {
         self.lists.iter().map(|l| l.ids.len()).sum()
