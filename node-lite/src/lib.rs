@@ -13,7 +13,9 @@
 //! - [`server`]: the HTTP API (`router(state)` separate from binding) and `/metrics`;
 //! - [`download`]: the swarm downloader (rarest-first, endgame, resume, receipts);
 //! - [`peers`]: peer discovery behind the [`peers::PeerSource`] trait (explicit `--peer` URLs
-//!   now, the oracle's tracker later);
+//!   and the oracle's tracker, [`tracker`]);
+//! - [`vectors`]: vector indexes (the `vector-store` crate) stored as chunks, queried from
+//!   the local store or from peers, updated;
 //! - [`error::NodeError`]: the failures a user can cause, each with a stable exit code.
 //!
 //! It does not decide rewards: receipts are evidence that the oracle turns into payouts.
