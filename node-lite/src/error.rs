@@ -110,6 +110,9 @@ pub enum NodeError {
     /// A vector index could not be built, read or queried.
     #[error(transparent)]
     Vector(#[from] vector_store::VectorError),
+    /// A text model could not be read or used.
+    #[error(transparent)]
+    Model(#[from] text_embed::EmbedError),
     /// Stopped by the user (Ctrl-C); the partial download is kept for resuming.
     #[error("interrupted; run the same command again to resume")]
     Interrupted,
@@ -149,6 +152,10 @@ impl NodeError {
             Self::Vector(vector_store::VectorError::Corrupt { .. }) => EXIT_INTEGRITY,
             Self::Vector(vector_store::VectorError::Missing { .. }) => EXIT_UNAVAILABLE,
             Self::Vector(_) => EXIT_USAGE,
+            Self::Model(text_embed::EmbedError::Bundle(_) | text_embed::EmbedError::Weights(_)) => {
+                EXIT_INTEGRITY
+            }
+            Self::Model(_) => EXIT_USAGE,
             Self::Interrupted => EXIT_INTERRUPTED,
             Self::DataDir { .. } | Self::NotInitialized { .. } | Self::KeyPermissions { .. } => {
                 EXIT_DATA_DIR

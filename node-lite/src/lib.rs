@@ -15,7 +15,8 @@
 //! - [`peers`]: peer discovery behind the [`peers::PeerSource`] trait (explicit `--peer` URLs
 //!   and the oracle's tracker, [`tracker`]);
 //! - [`vectors`]: vector indexes (the `vector-store` crate) stored as chunks, queried from
-//!   the local store or from peers, updated;
+//!   the local store or from peers, updated; text models (the `text-embed` crate) stored as
+//!   content, and text turned into query vectors;
 //! - [`error::NodeError`]: the failures a user can cause, each with a stable exit code.
 //!
 //! It does not decide rewards: receipts are evidence that the oracle turns into payouts.

@@ -171,10 +171,22 @@ INPUT formats:
   .npy   a 2-D array (n x dim) of float32 or float64 in C order (numpy.save); ids = row numbers
   JSON   [[0.1, 0.2], ...]  or  {\"ids\": [10, 11], \"vectors\": [[...], [...]]}
          or  [{\"id\": 10, \"vector\": [...]}, ...]
+  text   --text-file FILE --model ID: every non-empty line is embedded with the text model
+         (see add-model); a line's id is its 0-based line number
 The same input and options always give the same content id.")]
     Build {
         /// The vectors (.npy or JSON, see below).
-        input: PathBuf,
+        #[arg(required_unless_present = "text_file", conflicts_with = "text_file")]
+        input: Option<PathBuf>,
+        /// Index the lines of a text file instead, embedded with --model.
+        #[arg(long, value_name = "FILE", requires = "model")]
+        text_file: Option<PathBuf>,
+        /// The text model's content id (printed by `vectors add-model`).
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
+        /// A peer to fetch the text model from if it is not stored here (repeatable).
+        #[arg(long = "peer", value_name = "URL")]
+        peers: Vec<String>,
         /// Distance: cosine (vectors are normalized) or l2 (squared Euclidean).
         #[arg(long, default_value = "cosine", value_parser = parse_metric)]
         metric: vector_store::Metric,
@@ -191,6 +203,35 @@ The same input and options always give the same content id.")]
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Store a text model as swarm content (one `model.dsiemb` bundle) and print its content
+    /// id. DIR is a sentence-transformers BERT model with mean pooling, such as
+    /// all-MiniLM-L6-v2 (`scripts/setup --model` unpacks it into target/models/).
+    AddModel {
+        /// The model directory (config.json, vocab.txt, model.safetensors, ...).
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed text with a text model: prints the vector as JSON (one per line for several),
+    /// or writes all of them to a .npy file for `vectors build`.
+    Embed {
+        /// The text model's content id (printed by `vectors add-model`).
+        #[arg(long, value_name = "ID")]
+        model: String,
+        /// A text to embed (repeatable).
+        #[arg(long, value_name = "TEXT", required_unless_present = "text_file")]
+        text: Vec<String>,
+        /// Embed every non-empty line of a file.
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
+        text_file: Option<PathBuf>,
+        /// Write the vectors to this .npy file (n x dim float32) instead of printing them.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// A peer to fetch the model from if it is not stored here (repeatable).
+        #[arg(long = "peer", value_name = "URL")]
+        peers: Vec<String>,
     },
     /// Insert and delete vectors: writes new pages for the lists that change and a new index
     /// manifest, and prints the new index's content id. The old index stays valid. Needs
@@ -219,13 +260,22 @@ The same input and options always give the same content id.")]
             long,
             value_name = "VALUES",
             allow_hyphen_values = true,
-            required_unless_present = "vector_file",
-            conflicts_with = "vector_file"
+            required_unless_present_any = ["vector_file", "text"],
+            conflicts_with_all = ["vector_file", "text"]
         )]
         vector: Option<String>,
         /// Read the query vector from a file (same formats as --vector).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
         vector_file: Option<PathBuf>,
+        /// Query with text, embedded by --model (the model the index was built with).
+        #[arg(long, value_name = "TEXT", requires = "model")]
+        text: Option<String>,
+        /// The text model's content id, for --text.
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
+        /// Show each result's line from this text file (the one given to build --text-file).
+        #[arg(long, value_name = "FILE")]
+        lines: Option<PathBuf>,
         /// Results per page.
         #[arg(short, long, default_value_t = 10)]
         k: usize,
@@ -246,6 +296,21 @@ The same input and options always give the same content id.")]
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Peers to fetch vector pages and models from, paid with this node's key.
+fn page_peers(dir: &DataDir, peers: &[String]) -> Result<node_lite::vectors::PagePeers, NodeError> {
+    let urls = peers
+        .iter()
+        .map(|p| parse_peer_url(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = dir.config()?;
+    Ok(node_lite::vectors::PagePeers::new(
+        urls,
+        dir.key()?,
+        config.network,
+        config.epochs,
+    ))
 }
 
 fn parse_metric(text: &str) -> Result<vector_store::Metric, String> {
@@ -752,6 +817,9 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
     match command {
         VectorsCommand::Build {
             input,
+            text_file,
+            model,
+            peers,
             metric,
             sq8,
             lists,
@@ -780,14 +848,68 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
                 indicatif::ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let report = vectors::build(&store, &input, &options, &mut |stage, done, total| {
+            let mut progress = |stage: &str, done: usize, total: usize| {
                 bar.set_message(stage.to_string());
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
-            })?;
+            };
+            let (report, texts) = match (input, text_file, model) {
+                (_, Some(path), Some(model)) => {
+                    let mut page_peers = page_peers(dir, &peers)?;
+                    let lines = vectors::text_lines(&path)?;
+                    let embedder = vectors::open_model(
+                        &store,
+                        &parse_content(&model)?,
+                        &mut page_peers,
+                        &mut |done, total| progress("fetching model", done, total),
+                    )
+                    .await;
+                    page_peers.pay().await;
+                    let embedder = embedder?;
+                    let vectors = vectors::embed_texts(&embedder, &lines, &mut |done, total| {
+                        progress("embedding", done, total)
+                    })?;
+                    let report = vectors::build_vectors(
+                        &store,
+                        &vectors,
+                        &path.display().to_string(),
+                        &options,
+                        &mut progress,
+                    )?;
+                    // The lines themselves, so readers can show what matched.
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .filter(|n| dsi_protocol::manifest::validate_name(n).is_ok())
+                        .unwrap_or_else(|| "texts.txt".into());
+                    let texts = store
+                        .add_file(
+                            &path,
+                            &name,
+                            dsi_protocol::manifest::DEFAULT_CHUNK_SIZE,
+                            &mut |_| {},
+                        )
+                        .map_err(NodeError::from)?;
+                    (report, Some(texts.content_id))
+                }
+                (Some(input), _, _) => (
+                    vectors::build(&store, &input, &options, &mut progress)?,
+                    None,
+                ),
+                _ => {
+                    return Err(NodeError::Usage(
+                        "give INPUT, or --text-file FILE with --model ID".into(),
+                    )
+                    .into());
+                }
+            };
             bar.finish_and_clear();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                let mut out = serde_json::to_value(&report)?;
+                if let Some(texts) = texts {
+                    out["texts_content_id"] = serde_json::json!(texts.to_string());
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 eprintln!(
                     "indexed {} vectors of dimension {} ({}): {} lists, {} pages ({} new), {}",
@@ -799,7 +921,87 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
                     report.pages_new,
                     human_bytes(report.page_bytes)
                 );
+                if let Some(texts) = texts {
+                    eprintln!("the lines are content {texts} (give it to the page to show them)");
+                }
                 println!("{}", report.content_id);
+            }
+        }
+        VectorsCommand::AddModel {
+            dir: model_dir,
+            json,
+        } => {
+            dir.key()?;
+            let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+            let (content, settings, dim, bytes) =
+                vectors::add_model(&store, dir.path(), &model_dir)?;
+            if json {
+                let out = serde_json::json!({
+                    "content_id": content.to_string(),
+                    "name": settings.name,
+                    "dim": dim,
+                    "max_seq_length": settings.max_seq_length,
+                    "normalize": settings.normalize,
+                    "bytes": bytes,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                eprintln!(
+                    "text model {}: dimension {dim}, up to {} tokens, {}",
+                    settings.name,
+                    settings.max_seq_length,
+                    human_bytes(bytes)
+                );
+                println!("{content}");
+            }
+        }
+        VectorsCommand::Embed {
+            model,
+            text,
+            text_file,
+            out,
+            peers,
+        } => {
+            let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
+            let mut page_peers = page_peers(dir, &peers)?;
+            let embedder = vectors::open_model(
+                &store,
+                &parse_content(&model)?,
+                &mut page_peers,
+                &mut |_, _| {},
+            )
+            .await;
+            page_peers.pay().await;
+            let embedder = embedder?;
+            let lines = match text_file {
+                Some(path) => vectors::text_lines(&path)?,
+                None => text
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| (i as u64, t))
+                    .collect(),
+            };
+            let vectors = vectors::embed_texts(&embedder, &lines, &mut |_, _| {})?;
+            match out {
+                Some(path) => {
+                    let bytes = vector_store::input::to_npy(vectors.dim, &vectors.data);
+                    std::fs::write(&path, bytes).map_err(|e| NodeError::Io {
+                        action: "cannot write",
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    eprintln!(
+                        "{} vectors of dimension {} written to {}",
+                        vectors.len(),
+                        vectors.dim,
+                        path.display()
+                    );
+                }
+                None => {
+                    for row in vectors.data.chunks_exact(vectors.dim.max(1)) {
+                        println!("{}", serde_json::to_string(row)?);
+                    }
+                }
             }
         }
         VectorsCommand::Update {
@@ -808,8 +1010,7 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
             delete,
             json,
         } => {
-            let key = dir.key()?;
-            let config = dir.config()?;
+            dir.key()?;
             if insert.is_none() && delete.is_empty() {
                 return Err(NodeError::Usage(
                     "nothing to do: give --insert FILE and/or --delete IDS".into(),
@@ -818,8 +1019,7 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
             }
             let content = parse_content(&index)?;
             let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
-            let mut no_peers =
-                vectors::PagePeers::new(Vec::new(), key, config.network, config.epochs);
+            let mut no_peers = page_peers(dir, &[])?;
             let manifest = vectors::open_index(&store, &content, &mut no_peers).await?;
             let insert = match insert {
                 Some(path) => {
@@ -849,6 +1049,9 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
             index,
             vector,
             vector_file,
+            text,
+            model,
+            lines,
             k,
             nprobe,
             rerank,
@@ -856,32 +1059,51 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
             peers,
             json,
         } => {
-            let key = dir.key()?;
-            let config = dir.config()?;
+            dir.key()?;
             let content = parse_content(&index)?;
-            let text = match (vector, vector_file) {
-                (Some(v), _) => v,
-                (None, Some(path)) => {
-                    std::fs::read_to_string(&path).map_err(|e| NodeError::InputFile {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?
-                }
-                (None, None) => {
-                    return Err(NodeError::Usage("give --vector or --vector-file".into()).into());
-                }
-            };
-            let query = vector_store::input::parse_query(&text).map_err(NodeError::from)?;
             let cursor = cursor
                 .map(|c| c.parse::<vector_store::Cursor>())
                 .transpose()
                 .map_err(NodeError::from)?;
-            let urls = peers
-                .iter()
-                .map(|p| parse_peer_url(p))
-                .collect::<Result<Vec<_>, _>>()?;
+            let labels = lines
+                .as_deref()
+                .map(vectors::text_lines)
+                .transpose()?
+                .map(|l| {
+                    l.into_iter()
+                        .collect::<std::collections::HashMap<u64, String>>()
+                });
             let store = ChunkStore::open(dir.path()).map_err(NodeError::from)?;
-            let mut page_peers = vectors::PagePeers::new(urls, key, config.network, config.epochs);
+            let mut page_peers = page_peers(dir, &peers)?;
+            let query = match (vector, vector_file, text, model) {
+                (_, _, Some(text), Some(model)) => {
+                    let embedder = vectors::open_model(
+                        &store,
+                        &parse_content(&model)?,
+                        &mut page_peers,
+                        &mut |_, _| {},
+                    )
+                    .await?;
+                    embedder.embed(&text).map_err(NodeError::from)?
+                }
+                (Some(v), _, _, _) => {
+                    vector_store::input::parse_query(&v).map_err(NodeError::from)?
+                }
+                (None, Some(path), _, _) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|e| NodeError::InputFile {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    vector_store::input::parse_query(&text).map_err(NodeError::from)?
+                }
+                _ => {
+                    return Err(NodeError::Usage(
+                        "give --vector, --vector-file, or --text with --model".into(),
+                    )
+                    .into());
+                }
+            };
             let manifest = vectors::open_index(&store, &content, &mut page_peers).await?;
             let mut options = vector_store::SearchOptions::for_index(&manifest);
             options.k = k;
@@ -901,9 +1123,20 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
             let paid = page_peers.pay().await;
             let (page, stats) = result?;
             if json {
+                let hits: Vec<serde_json::Value> = page
+                    .hits
+                    .iter()
+                    .map(|h| {
+                        let mut v = serde_json::json!({"id": h.id, "distance": h.distance});
+                        if let Some(text) = labels.as_ref().and_then(|l| l.get(&h.id)) {
+                            v["text"] = serde_json::json!(text);
+                        }
+                        v
+                    })
+                    .collect();
                 let out = serde_json::json!({
                     "page": page.page,
-                    "hits": page.hits,
+                    "hits": hits,
                     "next_cursor": page.next.map(|c| c.to_string()),
                     "lists_probed": page.lists_probed,
                     "nprobe": options.nprobe,
@@ -915,8 +1148,12 @@ async fn vectors(dir: &DataDir, command: VectorsCommand) -> anyhow::Result<()> {
                 println!("{:>5}  {:>12}  {:>12}", "rank", "id", "distance");
                 let first = page.page as usize * options.k;
                 for (i, hit) in page.hits.iter().enumerate() {
+                    let line = labels
+                        .as_ref()
+                        .map(|l| format!("  {}", l.get(&hit.id).map_or("", String::as_str)))
+                        .unwrap_or_default();
                     println!(
-                        "{:>5}  {:>12}  {:>12.6}",
+                        "{:>5}  {:>12}  {:>12.6}{line}",
                         first + i + 1,
                         hit.id,
                         hit.distance

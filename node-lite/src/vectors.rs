@@ -59,8 +59,26 @@ pub fn build(
     let vectors = vector_store::input::parse(&bytes)
         .map_err(|e| NodeError::Usage(format!("{}: {e}", input.display())))?;
     drop(bytes);
+    build_vectors(
+        store,
+        &vectors,
+        &input.display().to_string(),
+        options,
+        progress,
+    )
+}
+
+/// Builds the index of `vectors` (from `source`, named in errors) and stores its pages and
+/// manifest.
+pub fn build_vectors(
+    store: &ChunkStore,
+    vectors: &vector_store::input::Vectors,
+    source: &str,
+    options: &BuildOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<BuildReport, NodeError> {
     if vectors.is_empty() {
-        return Err(NodeError::Usage(format!("{}: no vectors", input.display())));
+        return Err(NodeError::Usage(format!("{source}: no vectors")));
     }
     let index = IndexData::build(
         vectors.dim,
@@ -69,7 +87,7 @@ pub fn build(
         options,
         progress,
     )
-    .map_err(|e| NodeError::Usage(format!("{}: {e}", input.display())))?;
+    .map_err(|e| NodeError::Usage(format!("{source}: {e}")))?;
     let (manifest, pages) = index.write()?;
     progress("storing pages", 0, pages.len());
     store_index(store, &manifest, &pages)
@@ -163,6 +181,9 @@ fn store_index(
     })
 }
 
+/// Receipts are sent to a peer once this many are owed to it (and at the end).
+const PAY_EVERY: usize = 16;
+
 /// Peers to fetch pages from, paying each with signed receipts.
 pub struct PagePeers {
     peers: Vec<(PeerClient, Option<NodeId>)>,
@@ -171,6 +192,7 @@ pub struct PagePeers {
     epochs: EpochSchedule,
     stall: Duration,
     owed: HashMap<usize, Vec<SignedReceipt>>,
+    accepted: usize,
     /// Pages fetched from peers (not found locally).
     pub fetched: usize,
     /// Their bytes.
@@ -196,6 +218,7 @@ impl PagePeers {
             epochs,
             stall: Duration::from_secs(10),
             owed: HashMap::new(),
+            accepted: 0,
             fetched: 0,
             fetched_bytes: 0,
         }
@@ -241,9 +264,15 @@ impl PagePeers {
                         nonce: rand::random(),
                     };
                     let signed = SignedReceipt::sign(receipt, &self.network, &self.key);
-                    self.owed.entry(i).or_default().push(signed);
+                    let owed = self.owed.entry(i).or_default();
+                    owed.push(signed);
                     self.fetched += 1;
                     self.fetched_bytes += bytes.len() as u64;
+                    // Seeders stop serving a downloader that owes them too many receipts
+                    // (64 by default): pay as we go on long contents such as a text model.
+                    if owed.len() >= PAY_EVERY {
+                        self.pay_peer(i).await;
+                    }
                     return Ok(bytes);
                 }
                 Ok(_) => why.push(format!(
@@ -260,34 +289,45 @@ impl PagePeers {
         })
     }
 
-    /// Sends the receipts owed for everything fetched. Returns how many were accepted.
+    /// Sends the receipts owed for everything fetched. Returns how many were accepted in
+    /// all (including those sent along the way).
     pub async fn pay(&mut self) -> usize {
-        let mut accepted = 0;
-        for (i, receipts) in std::mem::take(&mut self.owed) {
-            match self.peers[i].0.send_receipts(&receipts, self.stall).await {
-                Ok(answer) => {
-                    accepted += answer
-                        .results
-                        .iter()
-                        .filter(|r| matches!(r, crate::server::ReceiptVerdict::Accepted))
-                        .count()
-                }
-                Err(e) => {
-                    tracing::warn!(peer = %self.peers[i].0.url(), "receipts not delivered: {}", error_chain(&e))
-                }
+        let peers: Vec<usize> = self.owed.keys().copied().collect();
+        for i in peers {
+            self.pay_peer(i).await;
+        }
+        self.accepted
+    }
+
+    async fn pay_peer(&mut self, i: usize) {
+        let Some(receipts) = self.owed.remove(&i) else {
+            return;
+        };
+        match self.peers[i].0.send_receipts(&receipts, self.stall).await {
+            Ok(answer) => {
+                self.accepted += answer
+                    .results
+                    .iter()
+                    .filter(|r| matches!(r, crate::server::ReceiptVerdict::Accepted))
+                    .count()
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peers[i].0.url(), "receipts not delivered: {}", error_chain(&e))
             }
         }
-        accepted
     }
 }
 
-/// Loads an index manifest: from the local store, else from peers (verified against the
-/// content id, then kept locally).
-pub async fn open_index(
+/// Loads a content named `name` whole: its manifest and chunks from the local store, else
+/// from peers (verified against the content id and the chunk ids, then kept locally).
+/// `progress(done, total)` counts chunks.
+pub async fn open_content(
     store: &ChunkStore,
     content: &ContentId,
     peers: &mut PagePeers,
-) -> Result<IndexManifest, NodeError> {
+    name: &str,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Manifest, Vec<Vec<u8>>), NodeError> {
     let manifest = match store.manifest(content)? {
         Some(m) => m,
         None => {
@@ -321,15 +361,20 @@ pub async fn open_index(
             m
         }
     };
-    if manifest.name != vector_store::INDEX_CONTENT_NAME {
+    if manifest.name != name {
         return Err(NodeError::Usage(format!(
-            "content {content} is {:?}, not a vector index ({})",
+            "content {content} is {:?}, not {}",
             manifest.name,
-            vector_store::INDEX_CONTENT_NAME
+            match name {
+                vector_store::INDEX_CONTENT_NAME => "a vector index (index.dsivec)",
+                text_embed::MODEL_CONTENT_NAME => "a text model (model.dsiemb)",
+                other => other,
+            }
         )));
     }
     let mut chunks = Vec::with_capacity(manifest.chunks.len());
     for (i, id) in manifest.chunks.iter().enumerate() {
+        progress(i, manifest.chunks.len());
         let bytes = match store.read_chunk_verified(id)? {
             Some(b) => b,
             None => {
@@ -338,7 +383,7 @@ pub async fn open_index(
                     .await
                     .map_err(|why| NodeError::Incomplete {
                         content: *content,
-                        missing: 1,
+                        missing: manifest.chunks.len() - i,
                         total: manifest.chunks.len(),
                         detail: why,
                     })?;
@@ -348,7 +393,116 @@ pub async fn open_index(
         };
         chunks.push(bytes);
     }
+    progress(manifest.chunks.len(), manifest.chunks.len());
+    Ok((manifest, chunks))
+}
+
+/// Loads an index manifest: from the local store, else from peers (verified against the
+/// content id, then kept locally).
+pub async fn open_index(
+    store: &ChunkStore,
+    content: &ContentId,
+    peers: &mut PagePeers,
+) -> Result<IndexManifest, NodeError> {
+    let (manifest, chunks) = open_content(
+        store,
+        content,
+        peers,
+        vector_store::INDEX_CONTENT_NAME,
+        &mut |_, _| {},
+    )
+    .await?;
     Ok(IndexManifest::from_content(&manifest, &chunks)?)
+}
+
+/// Packs a sentence-transformers model directory into a bundle and stores it as content
+/// (`model.dsiemb`, 1 MiB chunks). The model is loaded once first, so a bundle that cannot
+/// embed is never stored.
+pub fn add_model(
+    store: &ChunkStore,
+    data_dir: &Path,
+    model_dir: &Path,
+) -> Result<(ContentId, text_embed::EmbedderSettings, usize, u64), NodeError> {
+    let bundle = text_embed::Bundle::from_dir(model_dir)?;
+    let settings = bundle.settings.clone();
+    let bytes = bundle.to_bytes()?;
+    let embedder = text_embed::Embedder::from_bundle_bytes(&bytes)?;
+    let dim = embedder.dim();
+    drop(embedder);
+    let mut file = tempfile::NamedTempFile::new_in(data_dir).map_err(|e| NodeError::Io {
+        action: "cannot create a temporary file in",
+        path: data_dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    std::io::Write::write_all(&mut file, &bytes).map_err(|e| NodeError::Io {
+        action: "cannot write",
+        path: file.path().to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let report = store.add_file(
+        file.path(),
+        text_embed::MODEL_CONTENT_NAME,
+        MODEL_CHUNK_SIZE,
+        &mut |_| {},
+    )?;
+    Ok((report.content_id, settings, dim, bytes.len() as u64))
+}
+
+/// Chunk size of model bundles: ~90 chunks for MiniLM.
+pub const MODEL_CHUNK_SIZE: u32 = 1024 * 1024;
+
+/// Loads a text model from the store or peers (verified chunk by chunk).
+pub async fn open_model(
+    store: &ChunkStore,
+    content: &ContentId,
+    peers: &mut PagePeers,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<text_embed::Embedder, NodeError> {
+    let (_, chunks) = open_content(
+        store,
+        content,
+        peers,
+        text_embed::MODEL_CONTENT_NAME,
+        progress,
+    )
+    .await?;
+    let bytes = chunks.concat();
+    drop(chunks);
+    Ok(text_embed::Embedder::from_bundle_bytes(&bytes)?)
+}
+
+/// The non-empty lines of a text file with their ids (0-based line numbers), as
+/// `vectors build --text-file` indexes them.
+pub fn text_lines(path: &Path) -> Result<Vec<(u64, String)>, NodeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| NodeError::InputFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i as u64, l.to_string()))
+        .collect())
+}
+
+/// Embeds texts with `embedder`; `progress(done, total)`.
+pub fn embed_texts(
+    embedder: &text_embed::Embedder,
+    lines: &[(u64, String)],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<vector_store::input::Vectors, NodeError> {
+    let mut data = Vec::with_capacity(lines.len() * embedder.dim());
+    for (i, (_, text)) in lines.iter().enumerate() {
+        progress(i, lines.len());
+        data.extend(embedder.embed(text)?);
+    }
+    progress(lines.len(), lines.len());
+    Ok(vector_store::input::Vectors {
+        dim: embedder.dim(),
+        data,
+        ids: Some(lines.iter().map(|(id, _)| *id).collect()),
+    })
 }
 
 /// What a query did besides its results.

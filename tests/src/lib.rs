@@ -14,6 +14,29 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use dsi_protocol::{NetworkId, SignedReceipt};
 
+/// The all-MiniLM-L6-v2 model directory (`DSI_MODEL_DIR`, else what `scripts/setup --model`
+/// unpacked into target/models/), or None after saying why when it is missing. With
+/// `DSI_REQUIRE_MODEL` set (as `scripts/test` does) a missing model fails the test instead.
+pub fn minilm_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("DSI_MODEL_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/all-MiniLM-L6-v2"),
+        PathBuf::from,
+    );
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("DSI_REQUIRE_MODEL").is_none(),
+        "no model in {} (DSI_REQUIRE_MODEL is set): run scripts/setup --model",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no model in {} (scripts/setup --model)",
+        dir.display()
+    );
+    None
+}
+
 /// Path of a freshly built `node-lite` binary.
 pub fn node_lite_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -278,3 +278,167 @@ fn json_input_keeps_ids() {
         "{out:?}"
     );
 }
+
+/// Text search from the command line: a text model (all-MiniLM-L6-v2, unpacked by
+/// `scripts/setup --model`) stored as swarm content, an index of sentences embedded with it,
+/// and a reader that has neither and fetches both from the seeder, paying for every chunk.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_model_index_and_query_over_http() {
+    let Some(model_dir) = dsi_tests::minilm_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let reader_dir = tmp.path().join("reader");
+    node_lite_ok(&seeder_dir, &["init"]);
+    node_lite_ok(&reader_dir, &["init"]);
+    let added = json(&node_lite_ok(
+        &seeder_dir,
+        &[
+            "vectors",
+            "add-model",
+            model_dir.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(added["dim"], 384);
+    assert_eq!(added["max_seq_length"], 256);
+    let model = added["content_id"].as_str().unwrap().to_string();
+
+    let corpus = tmp.path().join("notes.txt");
+    let lines = [
+        "The weather is lovely today.",
+        "",
+        "The team won the championship in overtime.",
+        "I love pasta with fresh tomato sauce.",
+        "It's so sunny outside!",
+        "The compiler reported a type error.",
+        "My dog loves to chase the ball in the park.",
+    ];
+    std::fs::write(&corpus, lines.join("\n")).unwrap();
+    let built = json(&node_lite_ok(
+        &seeder_dir,
+        &[
+            "vectors",
+            "build",
+            "--text-file",
+            corpus.to_str().unwrap(),
+            "--model",
+            &model,
+            "--lists",
+            "2",
+            "--json",
+        ],
+    ));
+    assert_eq!(built["vectors"], 6, "the empty line is skipped");
+    assert_eq!(built["dim"], 384);
+    let index = built["content_id"].as_str().unwrap().to_string();
+    let texts = built["texts_content_id"].as_str().unwrap();
+
+    // `embed` prints the vector the index holds for a line: its own nearest neighbour.
+    let vector = node_lite_ok(
+        &seeder_dir,
+        &["vectors", "embed", "--model", &model, "--text", lines[5]],
+    );
+    let own = query(&seeder_dir, &[&index, "--vector", vector.trim(), "-k", "1"]);
+    assert_eq!(ids(&own), vec![5]);
+    assert!(own["hits"][0]["distance"].as_f64().unwrap() < 1e-5);
+    let npy = tmp.path().join("lines.npy");
+    node_lite_ok(
+        &seeder_dir,
+        &[
+            "vectors",
+            "embed",
+            "--model",
+            &model,
+            "--text-file",
+            corpus.to_str().unwrap(),
+            "--out",
+            npy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::metadata(&npy).unwrap().len(), 128 + 6 * 384 * 4);
+
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let peer = seeder.url.clone();
+    let ask = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            index.as_str(),
+            "--text",
+            "sunny weather",
+            "--model",
+            &model,
+            "-k",
+            "3",
+            "--nprobe",
+            "2",
+            "--lines",
+            corpus.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        query(dir, &args)
+    };
+    let local = ask(&seeder_dir, &[]);
+    let mut best = ids(&local)[..2].to_vec();
+    best.sort_unstable();
+    assert_eq!(best, [0, 4], "the two weather lines first: {local}");
+    for hit in local["hits"].as_array().unwrap() {
+        assert_eq!(hit["text"], lines[hit["id"].as_u64().unwrap() as usize]);
+    }
+    // The reader has no model and no index: it fetches both (88 model chunks are more than
+    // the 64 receipts a seeder lets a downloader owe, so it pays as it goes).
+    let remote = ask(&reader_dir, &["--peer", &peer]);
+    assert_eq!(remote["hits"], local["hits"]);
+    let served = seeder.receipts().len();
+    assert!(served > 87, "{served} receipts");
+    assert_eq!(remote["receipts_accepted"].as_u64(), Some(served as u64));
+    // Everything is local now.
+    let again = ask(&reader_dir, &["--peer", &peer]);
+    assert_eq!(again["stats"]["pages_fetched"], 0);
+    assert_eq!(seeder.receipts().len(), served);
+    // The lines are content too, byte for byte.
+    let copy = tmp.path().join("copy.txt");
+    node_lite_ok(
+        &reader_dir,
+        &[
+            "get",
+            texts,
+            "--out",
+            copy.to_str().unwrap(),
+            "--peer",
+            &peer,
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&corpus).unwrap()
+    );
+
+    // Mistakes get a clear error.
+    let out = node_lite(&reader_dir, &["vectors", "query", &index, "--text", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--model"),
+        "{out:?}"
+    );
+    let out = node_lite(
+        &reader_dir,
+        &[
+            "vectors", "query", &index, "--text", "hi", "--model", &index,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a text model"),
+        "{out:?}"
+    );
+    let out = node_lite(
+        &reader_dir,
+        &["vectors", "add-model", tmp.path().to_str().unwrap()],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("config.json"),
+        "{out:?}"
+    );
+}
