@@ -4,7 +4,9 @@
 //!
 //! Needs `scripts/build-web` (the page), Debian's `chromium` and `playwright-core` in
 //! vector-web/test (`scripts/setup --browser`). Without them the test says so and passes,
-//! unless DSI_REQUIRE_BROWSER=1 (as `scripts/test` sets), when it fails.
+//! unless DSI_REQUIRE_BROWSER=1 (as `scripts/test` sets), when it fails. The text search
+//! test also needs the all-MiniLM-L6-v2 model (`scripts/setup --model`, or DSI_MODEL_DIR),
+//! required when DSI_REQUIRE_MODEL is set (as `scripts/test` does).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -62,20 +64,84 @@ fn ids(pages: &Value) -> Vec<Vec<u64>> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
+/// The built page, or None (after saying why) when the tools are missing and not required.
+fn web_dir() -> Option<PathBuf> {
     let web = std::env::var_os("DSI_WEB_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/vector-web/www"));
     let missing = missing_tools(&web);
-    if !missing.is_empty() {
-        let message = format!("browser test needs: {}", missing.join(", "));
-        if std::env::var("DSI_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("{message}");
-        }
-        eprintln!("skipped: {message}");
-        return;
+    if missing.is_empty() {
+        return Some(web);
     }
+    let message = format!("browser test needs: {}", missing.join(", "));
+    if std::env::var("DSI_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+/// Runs vector-web/test/drive.mjs and returns its report.
+fn drive(args: &[&str]) -> Value {
+    let output = Command::new("node")
+        .arg(root().join("vector-web/test/drive.mjs"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "driver failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "driver stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "driver output ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn requested(session: &Value) -> Vec<String> {
+    session["requested"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The pages the command line gives for the same query: `args` plus `-k`/`--nprobe`, page
+/// after page through the cursors.
+fn cli_pages(dir: &Path, args: &[&str], count: usize) -> Vec<Vec<u64>> {
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    for _ in 0..count {
+        let mut all = vec!["vectors", "query", "--json"];
+        all.extend_from_slice(args);
+        if let Some(c) = &cursor {
+            all.extend(["--cursor", c.as_str()]);
+        }
+        let cli: Value = serde_json::from_str(&node_lite_ok(dir, &all)).unwrap();
+        pages.push(
+            cli["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].as_u64().unwrap())
+                .collect(),
+        );
+        cursor = cli["next_cursor"].as_str().map(str::to_string);
+    }
+    pages
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
+    let Some(web) = web_dir() else { return };
 
     let tmp = tempfile::tempdir().unwrap();
     let seeder_dir = tmp.path().join("seeder");
@@ -115,26 +181,7 @@ async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
         .map(|x| x.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let output = Command::new("node")
-        .arg(root().join("vector-web/test/drive.mjs"))
-        .args([&seeder.url, &index, &query, "5", "3", "3"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "driver failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!(
-        "driver stderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "driver output ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
+    let report = drive(&[&seeder.url, &index, &query, "5", "3", "3"]);
     let first = &report["first"];
     assert_eq!(first["error"], "", "{report}");
     let pages = ids(&first["pages"]);
@@ -154,32 +201,17 @@ async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
     assert!(first["info"].as_str().unwrap().contains("4000 vectors"));
 
     // The browser computes what the command line computes, page for page.
-    let mut cursor: Option<String> = None;
-    for (i, page) in pages.iter().enumerate() {
-        let mut args = vec![
-            "vectors", "query", "--json", &index, "--vector", &query, "-k", "5", "--nprobe", "3",
-        ];
-        if let Some(c) = &cursor {
-            args.extend(["--cursor", c.as_str()]);
-        }
-        let cli: Value = serde_json::from_str(&node_lite_ok(&seeder_dir, &args)).unwrap();
-        let cli_ids: Vec<u64> = cli["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["id"].as_u64().unwrap())
-            .collect();
-        assert_eq!(&cli_ids, page, "page {i}");
-        cursor = cli["next_cursor"].as_str().map(str::to_string);
-    }
+    assert_eq!(
+        cli_pages(
+            &seeder_dir,
+            &[&index, "--vector", &query, "-k", "5", "--nprobe", "3"],
+            pages.len()
+        ),
+        pages
+    );
 
     // Only the pages the query needed were fetched, each once, and all were paid for.
-    let requested: Vec<String> = first["requested"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let requested = requested(first);
     let unique: HashSet<&String> = requested.iter().collect();
     assert_eq!(
         unique.len(),
@@ -216,4 +248,113 @@ async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
             .contains("Browser storage is full"),
         "{report}"
     );
+}
+
+/// Text search in the page: the text model (all-MiniLM-L6-v2, `scripts/setup --model`) is
+/// swarm content like the index; the page fetches it, verifies it, embeds the query text in
+/// wasm, and must find what `node-lite vectors query --text` finds, showing the lines.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_searches_by_text_with_a_model_from_the_swarm() {
+    let Some(web) = web_dir() else { return };
+    let Some(model_dir) = dsi_tests::minilm_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    node_lite_ok(&seeder_dir, &["init"]);
+    let model = node_lite_ok(
+        &seeder_dir,
+        &["vectors", "add-model", model_dir.to_str().unwrap()],
+    )
+    .trim()
+    .to_string();
+    let corpus = root().join("vector-web/www/examples/sentences.txt");
+    let lines: Vec<String> = std::fs::read_to_string(&corpus)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let built: Value = serde_json::from_str(&node_lite_ok(
+        &seeder_dir,
+        &[
+            "vectors",
+            "build",
+            "--text-file",
+            corpus.to_str().unwrap(),
+            "--model",
+            &model,
+            "--lists",
+            "4",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let index = built["content_id"].as_str().unwrap().to_string();
+    let texts = built["texts_content_id"].as_str().unwrap().to_string();
+    assert_eq!(built["vectors"], lines.len());
+    let seeder = Seeder::start(&seeder_dir, &["--web", web.to_str().unwrap()]).unwrap();
+
+    let text = "sunny skies and warm weather";
+    let extra = format!(
+        "&model={model}&texts={texts}&text={}",
+        text.replace(' ', "%20")
+    );
+    let report = drive(&[&seeder.url, &index, "", "5", "2", "1", &extra]);
+    let first = &report["first"];
+    assert_eq!(first["error"], "", "{report}");
+    let pages = ids(&first["pages"]);
+    assert_eq!(pages.len(), 2, "{report}");
+    assert!(
+        [0, 1, 4].contains(&pages[0][0]),
+        "the best match for {text:?} is a weather line: {:?}",
+        lines[pages[0][0] as usize]
+    );
+    // The page shows each result's line.
+    for (page, shown) in pages.iter().zip(first["texts"].as_array().unwrap()) {
+        for (id, line) in page.iter().zip(shown.as_array().unwrap()) {
+            assert_eq!(line.as_str().unwrap(), lines[*id as usize]);
+        }
+    }
+    assert!(
+        first["info"]
+            .as_str()
+            .unwrap()
+            .contains("text model all-MiniLM-L6-v2")
+    );
+    eprintln!(
+        "text embedded in the page in {} ms",
+        first["stats"]["embedMs"][0]
+    );
+
+    // The browser's embedding and search give what the command line gives.
+    let cli = cli_pages(
+        &seeder_dir,
+        &[
+            &index, "--text", text, "--model", &model, "-k", "5", "--nprobe", "2",
+        ],
+        pages.len(),
+    );
+    assert_eq!(cli, pages);
+
+    // The model came from the swarm: every chunk once, every chunk paid for.
+    let fetched = requested(first);
+    let unique: HashSet<&String> = fetched.iter().collect();
+    assert_eq!(unique.len(), fetched.len(), "a chunk was fetched twice");
+    let model_chunks = 87; // 86.9 MiB in 1 MiB chunks
+    assert!(
+        fetched.len() > model_chunks,
+        "{} chunks fetched",
+        fetched.len()
+    );
+    assert_eq!(
+        first["stats"]["receiptsAccepted"].as_u64().unwrap() as usize,
+        fetched.len()
+    );
+
+    // Reloaded: model, index and texts all come from IndexedDB.
+    let second = &report["second"];
+    assert_eq!(second["error"], "", "{report}");
+    assert_eq!(ids(&second["pages"]), pages);
+    assert_eq!(second["texts"], first["texts"]);
+    assert_eq!(second["requested"].as_array().unwrap().len(), 0, "{report}");
 }

@@ -6,6 +6,9 @@
 //!   id, and its chunks, each checked against its chunk id), then run queries as a step
 //!   machine: [`Index::step`] answers either the pages to fetch or a page of results; fetched
 //!   pages go in through [`Index::add_page`], which verifies them before use.
+//! - [`TextEmbedder`]: a text model (`model.dsiemb` content from the swarm, every chunk
+//!   checked) that turns the query text into a vector in wasm, with the `text-embed` code
+//!   `node-lite vectors` uses; [`content_text`] reads a verified text content (the lines).
 //! - [`Downloader`]: the browser's ed25519 key; signs a seeding receipt for every chunk a
 //!   seeder served it, exactly as `node-lite get` does.
 //!
@@ -58,6 +61,99 @@ pub fn parse_query(text: &str) -> Result<Vec<f32>, JsError> {
     vector_store::input::parse_query(text).map_err(err)
 }
 
+/// Checks a whole content: the manifest against the content id, the name (if one is
+/// expected), the size, and every chunk against its id. Returns the manifest and the chunks.
+fn checked_content(
+    content_id: &str,
+    manifest_bytes: &[u8],
+    content: &[u8],
+    name: Option<&str>,
+) -> Result<(Manifest, Vec<Vec<u8>>), JsError> {
+    let manifest = checked_manifest(content_id, manifest_bytes)?;
+    if let Some(name) = name.filter(|n| manifest.name != *n) {
+        return Err(err(format!(
+            "content {content_id} is {:?}, not {name}",
+            manifest.name
+        )));
+    }
+    if content.len() as u64 != manifest.size {
+        return Err(err(format!(
+            "{} bytes of content, the manifest says {}",
+            content.len(),
+            manifest.size
+        )));
+    }
+    let mut chunks = Vec::with_capacity(manifest.chunk_count());
+    for (i, id) in manifest.chunks.iter().enumerate() {
+        let r = manifest.chunk_range(i);
+        let bytes = &content[r.start as usize..r.end as usize];
+        if ChunkId::of(bytes) != *id {
+            return Err(err(format!(
+                "chunk {i} of {content_id} does not hash to its id {id}"
+            )));
+        }
+        chunks.push(bytes.to_vec());
+    }
+    Ok((manifest, chunks))
+}
+
+/// The text of a content (verified like any other), e.g. the lines a text index was built
+/// from, so results can show them.
+#[wasm_bindgen(js_name = contentText)]
+pub fn content_text(
+    content_id: &str,
+    manifest_bytes: &[u8],
+    content: &[u8],
+) -> Result<String, JsError> {
+    checked_content(content_id, manifest_bytes, content, None)?;
+    String::from_utf8(content.to_vec())
+        .map_err(|_| err(format!("content {content_id} is not UTF-8 text")))
+}
+
+/// A text model (a `model.dsiemb` bundle from the swarm): text in, query vector out, with
+/// the same code `node-lite vectors` embeds with.
+#[wasm_bindgen]
+pub struct TextEmbedder {
+    embedder: text_embed::Embedder,
+}
+
+#[wasm_bindgen]
+impl TextEmbedder {
+    /// Opens a model from its content (manifest and chunks concatenated, every chunk checked
+    /// against its id).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        content_id: &str,
+        manifest_bytes: &[u8],
+        content: &[u8],
+    ) -> Result<TextEmbedder, JsError> {
+        checked_content(
+            content_id,
+            manifest_bytes,
+            content,
+            Some(text_embed::MODEL_CONTENT_NAME),
+        )?;
+        Ok(TextEmbedder {
+            embedder: text_embed::Embedder::from_bundle_bytes(content).map_err(err)?,
+        })
+    }
+
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> String {
+        self.embedder.settings().name.clone()
+    }
+
+    /// The vector of `text`.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, JsError> {
+        self.embedder.embed(text).map_err(err)
+    }
+}
+
 /// An open index and the verified pages held in memory.
 #[wasm_bindgen]
 pub struct Index {
@@ -70,26 +166,12 @@ impl Index {
     /// concatenated in order. Every chunk is checked against its id.
     #[wasm_bindgen(constructor)]
     pub fn new(content_id: &str, manifest_bytes: &[u8], content: &[u8]) -> Result<Index, JsError> {
-        let manifest = checked_manifest(content_id, manifest_bytes)?;
-        if manifest.name != vector_store::INDEX_CONTENT_NAME {
-            return Err(err(format!(
-                "content {content_id} is {:?}, not a vector index",
-                manifest.name
-            )));
-        }
-        if content.len() as u64 != manifest.size {
-            return Err(err(format!(
-                "{} bytes of content, the manifest says {}",
-                content.len(),
-                manifest.size
-            )));
-        }
-        let chunks: Vec<Vec<u8>> = (0..manifest.chunk_count())
-            .map(|i| {
-                let r = manifest.chunk_range(i);
-                content[r.start as usize..r.end as usize].to_vec()
-            })
-            .collect();
+        let (manifest, chunks) = checked_content(
+            content_id,
+            manifest_bytes,
+            content,
+            Some(vector_store::INDEX_CONTENT_NAME),
+        )?;
         let index = IndexManifest::from_content(&manifest, &chunks).map_err(err)?;
         Ok(Index {
             searcher: Searcher::new(index),

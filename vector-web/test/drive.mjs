@@ -1,16 +1,17 @@
 // Drives the vector search page in headless Chromium and prints what happened as JSON.
 //
-//   node drive.mjs PAGE_URL INDEX_ID QUERY K NPROBE NEXT_PAGES
+//   node drive.mjs PAGE_URL INDEX_ID QUERY K NPROBE NEXT_PAGES [EXTRA]
 //
+// EXTRA is appended to the page's query string (e.g. `&model=ID&texts=ID&text=sunny`).
 // Session 1 loads the index, searches, and clicks "next page" NEXT_PAGES times; session 2
 // reloads the page in the same browser profile and does the same (everything should come
 // from IndexedDB); session 3 uses a fresh profile with a simulated full storage quota.
 // Every request for /v1/chunks/* is recorded. CHROMIUM overrides /usr/bin/chromium.
 import { chromium } from 'playwright-core';
 
-const [url, index, query, k, nprobe, nextPages] = process.argv.slice(2);
+const [url, index, query, k, nprobe, nextPages, extra = ''] = process.argv.slice(2);
 if (!nextPages) {
-  console.error('usage: node drive.mjs PAGE_URL INDEX_ID QUERY K NPROBE NEXT_PAGES');
+  console.error('usage: node drive.mjs PAGE_URL INDEX_ID QUERY K NPROBE NEXT_PAGES [EXTRA]');
   process.exit(2);
 }
 
@@ -21,14 +22,15 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 
-async function session(page, extra = '') {
-  const target = `${url}?index=${index}&query=${encodeURIComponent(query)}&k=${k}&nprobe=${nprobe}${extra}`;
+async function session(page, more = '') {
+  const target = `${url}?index=${index}&query=${encodeURIComponent(query)}&k=${k}&nprobe=${nprobe}${extra}${more}`;
   await page.goto(target);
   const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state));
   await settled();
   const text = async (sel) => (await page.textContent(sel)) ?? '';
   const ids = async () => page.$$eval('#results tbody tr', (rows) => rows.map((r) => Number(r.children[1].textContent)));
-  const out = { pages: [], error: '', warning: '', status: '', info: '' };
+  const texts = async () => page.$$eval('#results tbody tr', (rows) => rows.map((r) => r.children[3]?.textContent ?? null));
+  const out = { pages: [], texts: [], error: '', warning: '', status: '', info: '' };
   const step = async (selector) => {
     await page.click(selector);
     await settled();
@@ -37,9 +39,11 @@ async function session(page, extra = '') {
   };
   if (await step('#load') && await step('#search')) {
     out.pages.push(await ids());
+    out.texts.push(await texts());
     for (let i = 0; i < Number(nextPages); i += 1) {
       if (!(await step('#next'))) break;
       out.pages.push(await ids());
+      out.texts.push(await texts());
     }
   }
   out.warning = await text('#warning');

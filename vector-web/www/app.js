@@ -2,16 +2,19 @@
 // WebAssembly, fetches only the pages a query needs, verifies every page against its chunk
 // id (in wasm), pays seeders with signed receipts, and keeps pages in IndexedDB so that a
 // reload fetches nothing twice.
-import init, { Downloader, Index, contentChunks, parseQuery } from './pkg/vector_web.js';
+import init, { Downloader, Index, TextEmbedder, contentChunks, contentText, parseQuery } from './pkg/vector_web.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 // What the page did, for people (the status line) and for the browser test.
-const stats = { network: 0, cached: 0, networkBytes: 0, requested: [], receiptsAccepted: 0, queries: 0 };
+const stats = { network: 0, cached: 0, networkBytes: 0, requested: [], receiptsAccepted: 0, queries: 0, embedMs: [] };
 window.dsi = { stats };
 
-const state = { index: null, cid: null, peers: [], query: null, k: 10, nprobe: 1, next: null, page: 0 };
+const state = {
+  index: null, cid: null, peers: [], query: null, k: 10, nprobe: 1, next: null, page: 0,
+  embedder: null, modelCid: null, labels: null, textsCid: null,
+};
 const owed = new Map(); // peer -> signed receipts (JSON text) not yet sent
 const seeders = new Map(); // peer -> GET /v1/node answer
 let downloader = null;
@@ -114,7 +117,13 @@ async function fromSwarm(id) {
     try {
       const info = await seeder(peer);
       stats.requested.push(id);
-      const r = await fetch(`${peer}/v1/chunks/${id}`, { headers: { 'x-dsi-downloader': downloader.nodeId() } });
+      const get = () => fetch(`${peer}/v1/chunks/${id}`, { headers: { 'x-dsi-downloader': downloader.nodeId() } });
+      let r = await get();
+      if (r.status === 429) {
+        // The seeder serves a downloader only so far ahead of its receipts: pay, then ask again.
+        await payPeer(peer);
+        r = await get();
+      }
       if (!r.ok) { why.push(`${peer}: ${await apiError(r)}`); continue; }
       const bytes = new Uint8Array(await r.arrayBuffer());
       stats.network += 1;
@@ -124,6 +133,9 @@ async function fromSwarm(id) {
       if (!owed.has(peer)) owed.set(peer, []);
       // Kept as signed JSON text: JSON.parse would round the 64-bit nonce.
       owed.get(peer).push(receipt);
+      // Pay as we go on long contents (a text model is ~90 chunks): seeders stop serving a
+      // downloader that owes them too many receipts (64 by default).
+      if (owed.get(peer).length >= PAY_EVERY) await payPeer(peer);
       return bytes;
     } catch (e) {
       why.push(`${peer}: ${e.message || e}`);
@@ -132,32 +144,41 @@ async function fromSwarm(id) {
   throw new Error(`chunk ${id} could not be fetched: ${why.join('; ') || 'no seeders given'}`);
 }
 
+const PAY_EVERY = 16;
+
 async function pay() {
-  for (const [peer, receipts] of owed) {
-    owed.delete(peer);
-    try {
-      const r = await fetch(`${peer}/v1/receipts`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: `{"receipts":[${receipts.join(',')}]}`,
-      });
-      if (r.ok) {
-        const answer = await r.json();
-        const accepted = answer.results.filter((v) => v.status === 'accepted').length;
-        stats.receiptsAccepted += accepted;
-        const refused = answer.results.find((v) => v.status !== 'accepted');
-        if (refused) console.warn(`${peer} refused receipts: ${JSON.stringify(refused)}`);
-      } else {
-        console.warn(`receipts to ${peer}: ${await apiError(r)}`);
-      }
-    } catch (e) {
-      console.warn(`receipts to ${peer} not delivered`, e);
+  await Promise.all([...owed.keys()].map(payPeer));
+}
+
+async function payPeer(peer) {
+  const receipts = owed.get(peer);
+  if (!receipts || receipts.length === 0) return;
+  owed.delete(peer);
+  try {
+    const r = await fetch(`${peer}/v1/receipts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"receipts":[${receipts.join(',')}]}`,
+    });
+    if (r.ok) {
+      const answer = await r.json();
+      const accepted = answer.results.filter((v) => v.status === 'accepted').length;
+      stats.receiptsAccepted += accepted;
+      const refused = answer.results.find((v) => v.status !== 'accepted');
+      if (refused) console.warn(`${peer} refused receipts: ${JSON.stringify(refused)}`);
+    } else {
+      console.warn(`receipts to ${peer}: ${await apiError(r)}`);
     }
+  } catch (e) {
+    console.warn(`receipts to ${peer} not delivered`, e);
   }
 }
 
-// ---- index and queries ----------------------------------------------------------------
-async function loadIndex(cid) {
+// ---- contents: the index, a text model, the indexed texts -------------------------------
+// Fetches a whole content: its manifest (checked against the content id in wasm) and its
+// chunks, from this browser's cache or the swarm, several at a time. The caller verifies the
+// chunks (in wasm) before anything is cached or used.
+async function loadContent(cid, what, progress) {
   let manifest = await cached(`manifest:${cid}`);
   let fresh = false;
   if (!manifest) {
@@ -169,24 +190,58 @@ async function loadIndex(cid) {
         why.push(`${peer}: ${await apiError(r)}`);
       } catch (e) { why.push(`${peer}: ${e.message || e}`); }
     }
-    if (!manifest) throw new Error(`index ${cid} not found: ${why.join('; ')}`);
+    if (!manifest) throw new Error(`${what} ${cid} not found: ${why.join('; ')}`);
     fresh = true;
   }
   const ids = contentChunks(cid, manifest); // checks the manifest against the content id
-  const parts = [];
-  for (const id of ids) {
-    let bytes = await cached(id);
-    if (bytes) stats.cached += 1; else bytes = await fromSwarm(id);
-    parts.push(bytes);
-  }
+  const parts = new Array(ids.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < ids.length) {
+      const i = next++;
+      let bytes = await cached(ids[i]);
+      if (bytes) stats.cached += 1; else bytes = await fromSwarm(ids[i]);
+      parts[i] = bytes;
+      done += 1;
+      if (progress) progress(done, ids.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(6, ids.length) }, worker));
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) { all.set(p, at); at += p.length; }
+  // Called once `open` (which verifies every chunk) has accepted the bytes.
+  const keep = async () => {
+    if (fresh) await remember(`manifest:${cid}`, manifest);
+    for (let i = 0; i < ids.length; i += 1) await remember(ids[i], parts[i]);
+    await pay();
+  };
+  return { manifest, all, keep };
+}
+
+async function loadIndex(cid) {
+  const { manifest, all, keep } = await loadContent(cid, 'index');
   const index = new Index(cid, manifest, all); // checks every chunk against its id
-  if (fresh) await remember(`manifest:${cid}`, manifest);
-  for (let i = 0; i < ids.length; i += 1) await remember(ids[i], parts[i]);
-  await pay();
+  await keep();
   return index;
+}
+
+async function loadModel(cid) {
+  const { manifest, all, keep } = await loadContent(cid, 'text model', (done, total) => {
+    $('info').textContent = `loading the text model: ${done} of ${total} chunks`;
+  });
+  const embedder = new TextEmbedder(cid, manifest, all); // checks every chunk against its id
+  await keep();
+  return embedder;
+}
+
+async function loadTexts(cid) {
+  const { manifest, all, keep } = await loadContent(cid, 'text file');
+  const text = contentText(cid, manifest, all); // checks every chunk against its id
+  await keep();
+  // Ids of a text index are 0-based line numbers (node-lite vectors build --text-file).
+  return text.split(/\r?\n/);
 }
 
 async function resultPage(cursor) {
@@ -221,9 +276,12 @@ function fail(e) {
 function show(done) {
   const body = $('results').querySelector('tbody');
   body.replaceChildren();
+  $('text-column').hidden = !state.labels;
   done.hits.forEach((h, i) => {
     const tr = document.createElement('tr');
-    for (const v of [done.page * state.k + i + 1, h.id, h.distance.toFixed(6)]) {
+    const cells = [done.page * state.k + i + 1, h.id, h.distance.toFixed(6)];
+    if (state.labels) cells.push(state.labels[h.id] ?? '');
+    for (const v of cells) {
       const td = document.createElement('td');
       td.textContent = v;
       tr.append(td);
@@ -250,21 +308,56 @@ async function run(action) {
   }
 }
 
+const contentId = (field, what) => {
+  const cid = $(field).value.trim();
+  if (cid && !/^[0-9a-f]{64}$/.test(cid)) throw new Error(`a ${what} content id is 64 hex characters`);
+  return cid;
+};
+
 $('load').onclick = () => run(async () => {
-  const cid = $('index').value.trim();
-  if (!/^[0-9a-f]{64}$/.test(cid)) throw new Error('an index content id is 64 hex characters');
+  const cid = contentId('index', 'index');
+  if (!cid) throw new Error('give the index content id');
+  const modelCid = contentId('model', 'text model');
+  const textsCid = contentId('texts', 'text file');
   state.peers = ($('peers').value.trim() || location.origin).split(/[\s,]+/).map((p) => p.replace(/\/+$/, ''));
   state.index = await loadIndex(cid);
   state.cid = cid;
   const info = JSON.parse(state.index.info());
+  state.embedder = null;
+  if (modelCid) {
+    const embedder = await loadModel(modelCid);
+    if (embedder.dim() !== info.dim) {
+      throw new Error(`the text model makes vectors of dimension ${embedder.dim()}, the index holds ${info.dim}`);
+    }
+    state.embedder = embedder;
+    state.modelCid = modelCid;
+  }
+  state.labels = textsCid ? await loadTexts(textsCid) : null;
+  state.textsCid = textsCid || null;
   if (!$('nprobe').value) $('nprobe').value = info.nprobe;
   $('info').textContent = `${info.vectors} vectors · dimension ${info.dim} · ${info.metric} · ` +
-    `${info.lists} lists (${info.encoding}) · ${(info.page_bytes / 1048576).toFixed(2)} MiB of pages`;
+    `${info.lists} lists (${info.encoding}) · ${(info.page_bytes / 1048576).toFixed(2)} MiB of pages` +
+    (state.embedder ? ` · text model ${state.embedder.name()}` : '') +
+    (state.labels ? ` · texts shown` : '');
+  $('text').disabled = !state.embedder;
   $('search').disabled = false;
 });
 
+// The query: text (embedded in wasm by the text model) if given, else the typed vector.
+function queryVector() {
+  const text = $('text').value.trim();
+  if (text) {
+    if (!state.embedder) throw new Error('searching by text needs a text model: give its content id and load again');
+    const start = performance.now();
+    const vector = state.embedder.embed(text);
+    stats.embedMs.push(performance.now() - start);
+    return vector;
+  }
+  return parseQuery($('query').value);
+}
+
 $('search').onclick = () => run(async () => {
-  state.query = parseQuery($('query').value);
+  state.query = queryVector();
   state.k = Math.max(1, parseInt($('k').value, 10) || 10);
   state.nprobe = Math.max(1, parseInt($('nprobe').value, 10) || 1);
   stats.queries += 1;
@@ -287,7 +380,7 @@ window.dsi.timeQuery = async (text, k, nprobe) => {
 
 await init();
 downloader = identity();
-for (const [field, param] of [['index', 'index'], ['peers', 'peers'], ['query', 'query'], ['k', 'k'], ['nprobe', 'nprobe']]) {
-  if (params.has(param)) $(field).value = params.get(param);
+for (const field of ['index', 'peers', 'model', 'texts', 'text', 'query', 'k', 'nprobe']) {
+  if (params.has(field)) $(field).value = params.get(field);
 }
 document.body.dataset.state = 'ready';
