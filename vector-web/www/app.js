@@ -273,6 +273,8 @@ function fail(e) {
   document.body.dataset.state = 'error';
 }
 
+const size = (bytes) => (bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(1)} MiB`);
+
 function show(done) {
   const body = $('results').querySelector('tbody');
   body.replaceChildren();
@@ -292,8 +294,8 @@ function show(done) {
   state.next = done.next;
   $('next').disabled = !done.next;
   $('status').textContent =
-    `page ${done.page + 1} · searched ${done.lists_probed} lists · pages so far: ` +
-    `${stats.network} from the swarm (${(stats.networkBytes / 1024).toFixed(1)} KiB), ` +
+    `page ${done.page + 1} · searched ${done.lists_probed} lists · chunks so far: ` +
+    `${stats.network} from the swarm (${size(stats.networkBytes)}), ` +
     `${stats.cached} from this browser` + (done.next ? '' : ' · no more results');
 }
 
