@@ -208,6 +208,15 @@ fn curve(value: &Value) -> Option<LinearCurve> {
     })
 }
 
+/// The first JSON object in `text` (tools print one, then other lines).
+fn first_json(text: &str) -> Option<Value> {
+    let start = text.find('{')?;
+    serde_json::Deserializer::from_str(&text[start..])
+        .into_iter::<Value>()
+        .next()?
+        .ok()
+}
+
 /// The bytes in cargo-contract's `Call did revert "..."` panic message.
 fn reverted_data(stderr: &str) -> Option<Vec<u8>> {
     let start = stderr.find("Call did revert \"")? + "Call did revert \"".len();
@@ -319,8 +328,34 @@ impl Chain {
     }
 
     /// Runs `cargo contract call`; returns its JSON answer. With `execute` the extrinsic is
-    /// submitted and the call waits for inclusion.
+    /// submitted and the call waits for inclusion. Reads (dry runs) that fail in the tool or
+    /// on the RPC connection are tried up to four times: they change nothing, and a busy
+    /// node now and then drops a connection.
     async fn call(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[String],
+        execute: bool,
+        value: Option<u128>,
+    ) -> Result<Value> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .call_once(contract, message, args, execute, value)
+                .await
+            {
+                Err(ChainError::Tool { message: m, detail }) if !execute && attempt < 4 => {
+                    tracing::warn!(call = %m, attempt, "chain read failed, trying again: {detail}");
+                    tokio::time::sleep(Duration::from_millis(1000 * attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(
         &self,
         contract: Contract,
         message: &str,
@@ -387,13 +422,13 @@ impl Chain {
             );
         }
         let start = stdout.find('{').ok_or_else(|| {
-            tool(format!(
-                "no JSON answer: {}",
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-            ))
+            // Failures come as `{"generic_error": {"error": "..."}}` on stderr, then a
+            // backtrace.
+            let detail = first_json(&stderr)
+                .and_then(|v| v["generic_error"]["error"].as_str().map(str::to_string))
+                .and_then(|e| e.lines().next().map(str::to_string))
+                .unwrap_or_else(|| stderr.lines().take(3).collect::<Vec<_>>().join(" "));
+            tool(format!("no JSON answer: {detail}"))
         })?;
         let answer: Value = serde_json::from_str(&stdout[start..])
             .map_err(|e| tool(format!("unreadable answer: {e}")))?;
@@ -878,6 +913,19 @@ impl Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_errors_are_read_from_the_json_on_stderr() {
+        let stderr = "{\n  \"generic_error\": {\n    \"error\": \"RPC error: connection refused\\n\\nStack backtrace:\\n   0: <unknown>\"\n  }\n}\n\nStack backtrace:\n   0: <unknown>\n";
+        let v = first_json(stderr).expect("json");
+        assert_eq!(
+            v["generic_error"]["error"]
+                .as_str()
+                .and_then(|e| e.lines().next()),
+            Some("RPC error: connection refused")
+        );
+        assert!(first_json("no json here").is_none());
+    }
 
     #[test]
     fn reverted_bytes_are_read_from_the_panic_message() {

@@ -55,6 +55,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if lines.is_empty() {
+        eprintln!("embed-bench: {} has no text lines", texts.display());
+        return ExitCode::from(2);
+    }
     let tokens: usize = lines.iter().map(|l| embedder.tokens(l).len()).sum();
     let mut per_sentence = Vec::with_capacity(rounds * lines.len());
     let start = Instant::now();
