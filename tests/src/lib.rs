@@ -37,6 +37,25 @@ pub fn minilm_dir() -> Option<PathBuf> {
     None
 }
 
+/// `node-lite vectors build --text-file CORPUS --model MODEL --lists N --json` in `dir`:
+/// the build report (index id, `texts_content_id`, counts).
+pub fn build_text_index(dir: &Path, corpus: &Path, model: &str, lists: usize) -> serde_json::Value {
+    let corpus = corpus.to_str().expect("UTF-8 path");
+    let lists = lists.to_string();
+    let args = [
+        "vectors",
+        "build",
+        "--text-file",
+        corpus,
+        "--model",
+        model,
+        "--lists",
+        &lists,
+        "--json",
+    ];
+    serde_json::from_str(&node_lite_ok(dir, &args)).expect("build --json prints JSON")
+}
+
 /// Path of a freshly built `node-lite` binary.
 pub fn node_lite_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

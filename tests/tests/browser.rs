@@ -274,21 +274,7 @@ async fn the_page_searches_by_text_with_a_model_from_the_swarm() {
         .lines()
         .map(str::to_string)
         .collect();
-    let built: Value = serde_json::from_str(&node_lite_ok(
-        &seeder_dir,
-        &[
-            "vectors",
-            "build",
-            "--text-file",
-            corpus.to_str().unwrap(),
-            "--model",
-            &model,
-            "--lists",
-            "4",
-            "--json",
-        ],
-    ))
-    .unwrap();
+    let built = dsi_tests::build_text_index(&seeder_dir, &corpus, &model, 4);
     let index = built["content_id"].as_str().unwrap().to_string();
     let texts = built["texts_content_id"].as_str().unwrap().to_string();
     assert_eq!(built["vectors"], lines.len());

@@ -316,20 +316,7 @@ async fn text_model_index_and_query_over_http() {
         "My dog loves to chase the ball in the park.",
     ];
     std::fs::write(&corpus, lines.join("\n")).unwrap();
-    let built = json(&node_lite_ok(
-        &seeder_dir,
-        &[
-            "vectors",
-            "build",
-            "--text-file",
-            corpus.to_str().unwrap(),
-            "--model",
-            &model,
-            "--lists",
-            "2",
-            "--json",
-        ],
-    ));
+    let built = dsi_tests::build_text_index(&seeder_dir, &corpus, &model, 2);
     assert_eq!(built["vectors"], 6, "the empty line is skipped");
     assert_eq!(built["dim"], 384);
     let index = built["content_id"].as_str().unwrap().to_string();
