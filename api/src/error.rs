@@ -1,0 +1,164 @@
+//! The one error answer of both servers: `{"code": "...", "message": "..."}` with the HTTP
+//! status that [`ErrorCode::status`] gives. Every failure a client can meet has its own
+//! stable code; the message is for humans and may change.
+
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every HTTP error answer of node-lite and the oracle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $status:literal; )*) => {
+        /// Every error code of both HTTP APIs, with its HTTP status.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+            /// A code this version does not know (a newer server); status 500.
+            #[serde(other)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the table in `docs/PROTOCOL.md`.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+
+            /// The HTTP status an answer with this code carries.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                    ErrorCode::Unknown => 500,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Both servers.
+    /// The body is not the JSON this route takes (or not JSON at all).
+    BadJson = "bad_json", 400;
+    /// A JSON body was sent without `content-type: application/json`.
+    UnsupportedMediaType = "unsupported_media_type", 415;
+    /// The body is larger than the route accepts.
+    BodyTooLarge = "body_too_large", 413;
+    /// More receipts in one batch than the server takes.
+    BatchTooLarge = "batch_too_large", 413;
+    /// No such route.
+    NotFound = "not_found", 404;
+    /// The route exists but not for this method.
+    MethodNotAllowed = "method_not_allowed", 405;
+    /// A request the server cannot take, not covered by a more precise code.
+    BadRequest = "bad_request", 400;
+    /// Something failed inside the server; details are in its log, not in the answer.
+    Internal = "internal", 500;
+    /// The content id is not held (node-lite) or not registered (oracle).
+    UnknownContent = "unknown_content", 404;
+    // node-lite.
+    /// A content id in the path does not parse.
+    BadContentId = "bad_content_id", 400;
+    /// A chunk id in the path does not parse.
+    BadChunkId = "bad_chunk_id", 400;
+    /// A chunk request without the `x-dsi-downloader` header.
+    MissingDownloader = "missing_downloader", 400;
+    /// The `x-dsi-downloader` header is not a node id.
+    BadDownloader = "bad_downloader", 400;
+    /// The downloader owes too many receipts; send them first.
+    ReceiptsOwed = "receipts_owed", 429;
+    /// The seeder does not hold the chunk.
+    UnknownChunk = "unknown_chunk", 404;
+    /// The seeder's copy failed verification and was quarantined.
+    ChunkCorrupt = "chunk_corrupt", 404;
+    // The oracle.
+    /// An id or epoch in the path does not parse.
+    BadId = "bad_id", 400;
+    /// An announcement's URL is not an http(s) URL with a host, or is too long.
+    BadUrl = "bad_url", 400;
+    /// An announcement names more contents than allowed.
+    TooManyContents = "too_many_contents", 400;
+    /// An announcement was issued too far from the oracle's clock.
+    ClockSkew = "clock_skew", 400;
+    /// An announcement's signature does not verify (or is for another network).
+    BadSignature = "bad_signature", 401;
+    /// The body is not a canonical DSI manifest.
+    BadManifest = "bad_manifest", 400;
+    /// An admin route without the admin token.
+    Unauthorized = "unauthorized", 401;
+    /// Closing an epoch out of order, or one that has not started.
+    CannotClose = "cannot_close", 409;
+    /// An epoch that is neither open nor closed.
+    UnknownEpoch = "unknown_epoch", 404;
+    /// The epoch has not been closed yet.
+    EpochNotClosed = "epoch_not_closed", 404;
+    /// The seeder earned nothing in that epoch.
+    NoLeaf = "no_leaf", 404;
+    /// The oracle has never seen this node.
+    UnknownSeeder = "unknown_seeder", 404;
+    /// Closing the epoch failed inside the oracle (logged there).
+    CloseFailed = "close_failed", 500;
+    /// The published batch file cannot be read.
+    BatchUnavailable = "batch_unavailable", 500;
+}
+
+impl ErrorCode {
+    /// The code a server answers with when only the HTTP status is known (axum's own
+    /// rejections: unknown routes, wrong methods, oversized or malformed bodies).
+    pub fn for_status(status: u16) -> Self {
+        match status {
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            413 => Self::BodyTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::BadJson,
+            400..=499 => Self::BadRequest,
+            _ => Self::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            let json = serde_json::to_string(code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).unwrap_or(ErrorCode::Unknown);
+            assert_eq!(back, *code);
+            assert!((400..600).contains(&code.status()));
+        }
+        let future: ErrorCode =
+            serde_json::from_str("\"from_the_future\"").unwrap_or(ErrorCode::BadJson);
+        assert_eq!(future, ErrorCode::Unknown);
+    }
+}

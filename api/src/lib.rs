@@ -1,0 +1,99 @@
+//! # dsi-api: the HTTP wire types of DSI
+//!
+//! Every JSON body that crosses HTTP between DSI programs is defined here, once: the
+//! servers (`node-lite serve`, `oracle serve`) serialize these types and every client (the
+//! downloader, the tracker client, the oracle CLI, devnet, the tests) deserializes the same
+//! ones. The crate has no I/O and depends on serde and `dsi-protocol` only.
+//!
+//! - [`ErrorBody`] and [`ErrorCode`]: the one error answer `{"code", "message"}` of both
+//!   servers, with the HTTP status that belongs to each code;
+//! - [`RejectionCode`] and [`ReceiptVerdict`]: why a seeder or the oracle refused a receipt
+//!   (one code per rule, the same at both);
+//! - [`node`]: the bodies of node-lite's API; [`oracle`]: the bodies of the oracle's API,
+//!   with [`EpochStatus`](oracle::EpochStatus) and [`AuditOutcome`](oracle::AuditOutcome);
+//! - the limits ([`MAX_RECEIPT_BATCH`], body sizes) and the [`DOWNLOADER_HEADER`];
+//! - [`exit`]: the process exit codes both binaries use;
+//! - [`serde_as`]: the JSON forms of 128-bit amounts and 32-byte hashes.
+//!
+//! The byte-level formats (ids, manifests, receipts, announcements, the Merkle tree) live
+//! in `dsi-protocol`; `docs/PROTOCOL.md` describes both layers field by field.
+
+/// An enum whose variants travel as snake_case names: `ALL`, `as_str`, `Display`,
+/// `FromStr` (which refuses unknown names) and serde, from one list.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$doc:meta])* $variant:ident = $text:literal, )* }
+        $(unknown: $(#[$udoc:meta])* $unknown:ident,)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $( $(#[$doc])* $variant, )*
+            $( $(#[$udoc])* #[serde(other)] $unknown, )?
+        }
+
+        impl $name {
+            /// Every known value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The name on the wire, in databases and in metrics labels.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $($name::$unknown => "unknown",)?
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| format!("unknown {} {text:?}", stringify!($name)))
+            }
+        }
+    };
+}
+
+pub mod error;
+pub mod exit;
+pub mod node;
+pub mod oracle;
+pub mod receipts;
+pub mod serde_as;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use receipts::{ReceiptBatch, ReceiptBatchResponse, ReceiptVerdict, RejectionCode};
+
+/// The HTTP header a downloader names itself with when it asks a seeder for a chunk
+/// (64 hex digits of its node id). Unauthenticated: it only decides whose receipt debt the
+/// chunk counts toward; payment is the signed receipt.
+pub const DOWNLOADER_HEADER: &str = "x-dsi-downloader";
+
+/// Most receipts in one `POST /v1/receipts`. node-lite refuses larger batches
+/// (`batch_too_large`, 413); DSI clients never send more (seeders forward at most this many
+/// at a time). The oracle's own limit is its `ingest.max_batch` setting (default 10 000).
+pub const MAX_RECEIPT_BATCH: usize = 4096;
+
+/// Largest request body node-lite accepts (a full receipt batch is about 2.3 MiB).
+pub const MAX_NODE_BODY_BYTES: usize = 8 << 20;
+
+/// Largest manifest the oracle registers (`POST /v1/manifests`, else `body_too_large`), in
+/// bytes.
+pub const MAX_MANIFEST_BYTES: usize = 8 << 20;
+
+/// Upper bound of one signed receipt's JSON form (about 560 bytes), used to size the
+/// oracle's body limit from its batch limit.
+pub const MAX_RECEIPT_JSON_BYTES: usize = 1024;

@@ -1,0 +1,365 @@
+//! The bodies of the oracle's HTTP API (`oracle/API.md` lists the routes with examples).
+//! `POST /v1/announce` takes a [`dsi_protocol::SignedAnnouncement`], `POST /v1/receipts`
+//! a [`crate::ReceiptBatch`]; manifests and batch files travel as raw bytes.
+
+use dsi_protocol::reputation::Standing;
+use dsi_protocol::{ChunkId, ContentId, Epoch, EpochSchedule, NetworkId, NodeId, PayoutAccount};
+use serde::{Deserialize, Serialize};
+
+use crate::serde_as::{decimal, hex_32, hex_list};
+
+/// `GET /v1/info`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// The network receipts and announcements must be signed for.
+    pub network: NetworkId,
+    /// The oracle's audit identity (the downloader id its audits name).
+    pub oracle: NodeId,
+    /// The epoch schedule.
+    pub epochs: EpochSchedule,
+    /// The current epoch.
+    pub current_epoch: Epoch,
+    /// Database backend: `sqlite` or `postgres`.
+    pub database: String,
+    /// Oracle version.
+    pub version: String,
+}
+
+/// Answer to `POST /v1/announce`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceResponse {
+    /// When the announcement expires unless renewed (Unix ms).
+    pub expires_at_ms: u64,
+    /// Announced contents whose manifest the oracle lacks: `POST /v1/manifests` them.
+    pub unknown_contents: Vec<ContentId>,
+    /// False if a newer announcement from this node was already held (this one is ignored).
+    pub stored: bool,
+}
+
+/// Answer to `POST /v1/manifests`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestResponse {
+    /// The manifest's content id.
+    pub content_id: ContentId,
+    /// False if it was already registered.
+    pub new: bool,
+}
+
+/// One peer of `GET /v1/content/{id}/peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// Its node id.
+    pub node: NodeId,
+    /// Its base URL.
+    pub url: String,
+}
+
+/// `GET /v1/content/{id}/peers`: live nodes announcing the content.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeersResponse {
+    /// The peers, by node id.
+    pub peers: Vec<Peer>,
+}
+
+/// `GET /v1/epochs/current`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentEpoch {
+    /// The open epoch.
+    pub epoch: Epoch,
+    /// Its start, Unix ms.
+    pub start_ms: u64,
+    /// Its end (exclusive), Unix ms.
+    pub end_ms: u64,
+    /// The newest closed epoch.
+    pub last_closed: Option<Epoch>,
+}
+
+named_enum! {
+    /// Where an epoch stands. Stored as its name.
+    pub enum EpochStatus {
+        /// Receipts are still accepted.
+        Open = "open",
+        /// Closed at the oracle, not yet on chain.
+        Closed = "closed",
+        /// This oracle's vote for the root is on chain.
+        Submitted = "submitted",
+        /// The committee's threshold is reached; the challenge window runs.
+        Final = "final",
+        /// The challenge window is over: seeders can claim.
+        Claimable = "claimable",
+        /// Governance vetoed the root.
+        Vetoed = "vetoed",
+        /// The chain finalized a different root: an operator must look.
+        Mismatch = "mismatch",
+    }
+}
+
+impl EpochStatus {
+    /// Statuses that still need the chain's attention.
+    pub fn awaits_chain(self) -> bool {
+        matches!(self, Self::Closed | Self::Submitted | Self::Final)
+    }
+}
+
+/// A closed epoch (`GET /v1/epochs/{n}` once closed; the entries of
+/// [`CloseResponse::closed`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedEpoch {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Where it stands (never `open`).
+    pub status: EpochStatus,
+    /// Merkle root of the reward leaves (all zeros when nobody earned).
+    #[serde(with = "hex_32")]
+    pub root: [u8; 32],
+    /// Sum of the epoch's amounts, native units.
+    #[serde(with = "decimal")]
+    pub total: u128,
+    /// Leaves (seeders that earned).
+    pub seeders: u64,
+    /// Receipts aggregated.
+    pub receipts: u64,
+    /// Content id of the published batch (BLAKE3 over `dsi/batch/v1` ‖ file bytes).
+    pub batch_content_id: ContentId,
+    /// The batch file's name in the oracle's `batches/` (`epoch-NNNNNNNN.batch`).
+    pub batch_file: String,
+    /// When it closed, Unix ms.
+    pub closed_at_ms: u64,
+    /// How long closing took.
+    pub close_duration_ms: u64,
+}
+
+/// An epoch that is still open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenEpoch {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Always [`EpochStatus::Open`].
+    pub status: EpochStatus,
+    /// Receipts accepted so far.
+    pub receipts: u64,
+}
+
+/// `GET /v1/epochs/{n}`: a closed epoch's record, or an open one's receipt count. Tell
+/// them apart by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EpochInfo {
+    /// Closed (or later).
+    Closed(ClosedEpoch),
+    /// Still open.
+    Open(OpenEpoch),
+}
+
+impl EpochInfo {
+    /// The epoch.
+    pub fn epoch(&self) -> Epoch {
+        match self {
+            Self::Closed(c) => c.epoch,
+            Self::Open(o) => o.epoch,
+        }
+    }
+
+    /// Its status.
+    pub fn status(&self) -> EpochStatus {
+        match self {
+            Self::Closed(c) => c.status,
+            Self::Open(o) => o.status,
+        }
+    }
+
+    /// Receipts accepted (open) or aggregated (closed).
+    pub fn receipts(&self) -> u64 {
+        match self {
+            Self::Closed(c) => c.receipts,
+            Self::Open(o) => o.receipts,
+        }
+    }
+}
+
+/// One seeder's leaf in a closed epoch, with its Merkle proof
+/// (`GET /v1/epochs/{n}/seeders/{node}`, `GET /v1/epochs/{n}/leaves`).
+///
+/// The leaf that the root commits to is `RewardLeaf { epoch, seeder, payout, cumulative }`;
+/// `proof` verifies it (`dsi_protocol::merkle::verify`), as `reward_pool.claim` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leaf {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// The seeder.
+    pub seeder: NodeId,
+    /// Where its rewards go.
+    pub payout: PayoutAccount,
+    /// Earned in this epoch, native units.
+    #[serde(with = "decimal")]
+    pub amount: u128,
+    /// Earned up to and including this epoch (what the leaf commits to).
+    #[serde(with = "decimal")]
+    pub cumulative: u128,
+    /// Of `amount`, paid for bandwidth.
+    #[serde(with = "decimal")]
+    pub bandwidth_amount: u128,
+    /// Of `amount`, paid for storage.
+    #[serde(with = "decimal")]
+    pub storage_amount: u128,
+    /// Bytes served in the epoch.
+    pub bytes_served: u64,
+    /// Receipts counted.
+    pub receipts: u64,
+    /// Reputation factor applied, ppm.
+    pub reputation: u32,
+    /// Sibling hashes from the leaf up to the root.
+    #[serde(with = "hex_list")]
+    pub proof: Vec<[u8; 32]>,
+}
+
+impl Leaf {
+    /// The Merkle leaf the root commits to.
+    pub fn reward_leaf(&self) -> dsi_protocol::RewardLeaf {
+        dsi_protocol::RewardLeaf {
+            epoch: self.epoch,
+            seeder: self.seeder,
+            payout: self.payout,
+            cumulative: self.cumulative,
+        }
+    }
+}
+
+/// Body of `POST /v1/epochs/close` (admin); may be empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Close every epoch through this one; default: the current epoch.
+    #[serde(default)]
+    pub through: Option<Epoch>,
+}
+
+/// Answer to `POST /v1/epochs/close`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseResponse {
+    /// Epochs closed by this call, in order.
+    pub closed: Vec<ClosedEpoch>,
+}
+
+/// A node's current announcement as the tracker keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAnnouncement {
+    /// The node.
+    pub node: NodeId,
+    /// Where it serves.
+    pub url: String,
+    /// Its payout account.
+    pub payout: PayoutAccount,
+    /// Issue time of the announcement held, Unix ms.
+    pub issued_at_ms: u64,
+    /// When it expires unless renewed.
+    pub expires_at_ms: u64,
+    /// First announcement ever seen from this node.
+    pub first_seen_ms: u64,
+    /// Content it holds completely.
+    pub contents: Vec<ContentId>,
+}
+
+named_enum! {
+    /// How an audit went.
+    pub enum AuditOutcome {
+        /// The node served the chunk and its bytes hash to the chunk id.
+        Passed = "passed",
+        /// The node served bytes that hash to something else.
+        WrongBytes = "wrong_bytes",
+        /// The node answered but did not serve the chunk.
+        Missing = "missing",
+        /// The node could not be reached or stopped sending.
+        Unreachable = "unreachable",
+    }
+}
+
+/// One audit: a chunk the oracle fetched from a node and checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    /// The epoch it counted for.
+    pub epoch: Epoch,
+    /// The node audited.
+    pub seeder: NodeId,
+    /// The chunk asked for.
+    pub chunk: ChunkId,
+    /// How it went.
+    pub outcome: AuditOutcome,
+    /// Detail for humans.
+    pub detail: String,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+impl Audit {
+    /// Whether the node proved it holds the chunk.
+    pub fn passed(&self) -> bool {
+        self.outcome == AuditOutcome::Passed
+    }
+}
+
+/// `GET /v1/seeders/{node}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeederResponse {
+    /// The seeder.
+    pub seeder: NodeId,
+    /// Reputation score, ppm.
+    pub score: u32,
+    /// Standing.
+    pub standing: Standing,
+    /// Reward factor, ppm.
+    pub factor: u32,
+    /// Cumulative earnings, native units.
+    #[serde(with = "decimal")]
+    pub cumulative: u128,
+    /// Its current announcement, if any.
+    pub announcement: Option<NodeAnnouncement>,
+    /// Newest audits first (at most 50).
+    pub audits: Vec<Audit>,
+    /// Its leaves, newest first (at most 50).
+    pub epochs: Vec<Leaf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for &status in EpochStatus::ALL {
+            assert_eq!(status.as_str().parse::<EpochStatus>(), Ok(status));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap_or_default(),
+                format!("\"{status}\"")
+            );
+        }
+        for &outcome in AuditOutcome::ALL {
+            assert_eq!(outcome.as_str().parse::<AuditOutcome>(), Ok(outcome));
+        }
+        assert!("sealed".parse::<EpochStatus>().is_err());
+    }
+
+    #[test]
+    fn epoch_info_is_told_apart_by_shape() {
+        let open = r#"{"epoch": 7, "status": "open", "receipts": 3}"#;
+        let info: EpochInfo = serde_json::from_str(open).expect("open epoch");
+        assert_eq!(info.status(), EpochStatus::Open);
+        assert_eq!(info.receipts(), 3);
+        let closed = ClosedEpoch {
+            epoch: Epoch(7),
+            status: EpochStatus::Claimable,
+            root: [1; 32],
+            total: u128::MAX,
+            seeders: 1,
+            receipts: 2,
+            batch_content_id: ContentId([3; 32]),
+            batch_file: "epoch-00000007.batch".into(),
+            closed_at_ms: 4,
+            close_duration_ms: 5,
+        };
+        let json = serde_json::to_string(&EpochInfo::Closed(closed.clone())).expect("json");
+        assert!(json.contains(&format!("\"total\":\"{}\"", u128::MAX)));
+        let back: EpochInfo = serde_json::from_str(&json).expect("closed epoch");
+        assert_eq!(back, EpochInfo::Closed(closed));
+    }
+}

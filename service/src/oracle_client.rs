@@ -1,0 +1,282 @@
+//! The typed client of the oracle's HTTP API: one method per route, the bodies of
+//! `dsi_api::oracle`, and one error type that keeps the oracle's [`ErrorBody`].
+
+use std::time::Duration;
+
+use dsi_api::exit::Exit;
+use dsi_api::oracle::{
+    AnnounceResponse, CloseRequest, CloseResponse, CurrentEpoch, EpochInfo, Info, Leaf,
+    ManifestResponse, PeersResponse, SeederResponse,
+};
+use dsi_api::{ErrorBody, ErrorCode, ReceiptBatch, ReceiptBatchResponse};
+use dsi_protocol::{ContentId, Epoch, NodeId, SignedAnnouncement, SignedReceipt};
+use reqwest::{RequestBuilder, Url};
+use serde::de::DeserializeOwned;
+
+/// Why a call to the oracle failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL is not usable.
+    #[error("{0}")]
+    BadUrl(String),
+    /// No answer: connection refused, timeout, a broken body.
+    #[error("oracle at {url} unreachable: {detail}")]
+    Unreachable {
+        /// What was asked.
+        url: String,
+        /// The cause.
+        detail: String,
+    },
+    /// The oracle answered with an error.
+    #[error("oracle refused {url} ({status}): {body}")]
+    Refused {
+        /// What was asked.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The oracle's error (for a non-DSI answer: the code of its status and its text).
+        body: ErrorBody,
+    },
+    /// The answer is not what the API promises.
+    #[error("unexpected answer from {url}: {detail}")]
+    Decode {
+        /// What was asked.
+        url: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl ClientError {
+    /// The oracle's error code, when it answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Refused { body, .. } => Some(body.code),
+            _ => None,
+        }
+    }
+
+    /// The exit code a command that failed with this error ends with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::BadUrl(_) => Exit::Usage,
+            Self::Unreachable { .. } => Exit::Unavailable,
+            Self::Decode { .. } => Exit::Failure,
+            Self::Refused { status, .. } => match status {
+                404 => Exit::NotFound,
+                400 | 413 | 415 => Exit::Usage,
+                500..=599 => Exit::Unavailable,
+                _ => Exit::Refused,
+            },
+        }
+    }
+}
+
+/// An error and its causes on one line (reqwest keeps the useful part in the sources).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A client of one oracle.
+#[derive(Clone, Debug)]
+pub struct OracleClient {
+    base: Url,
+    http: reqwest::Client,
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+impl OracleClient {
+    /// A client for the oracle at `url` (`http://127.0.0.1:7400`), with a 30 s timeout per
+    /// call.
+    pub fn new(url: &str) -> Result<Self> {
+        Self::with_timeout(url, Duration::from_secs(30))
+    }
+
+    /// A client whose calls give up after `timeout`.
+    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self> {
+        let base = crate::parse_base_url(url, "oracle URL").map_err(ClientError::BadUrl)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("dsi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::BadUrl(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { base, http })
+    }
+
+    /// The oracle's base URL (with a trailing `/`).
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url> {
+        self.base
+            .join(path)
+            .map_err(|e| ClientError::BadUrl(format!("bad path {path}: {e}")))
+    }
+
+    async fn send(&self, url: &Url, request: RequestBuilder) -> Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            detail: error_chain(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+            code: ErrorCode::for_status(status.as_u16()),
+            message: text.trim().chars().take(500).collect(),
+        });
+        Err(ClientError::Refused {
+            url: url.to_string(),
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    async fn bytes(&self, url: &Url, request: RequestBuilder) -> Result<Vec<u8>> {
+        let response = self.send(url, request).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.to_string(),
+                detail: error_chain(&e),
+            })?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn json<T: DeserializeOwned>(&self, url: &Url, request: RequestBuilder) -> Result<T> {
+        let bytes = self.bytes(url, request).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.endpoint(path)?;
+        self.json(&url, self.http.get(url.clone())).await
+    }
+
+    /// `GET /v1/info`.
+    pub async fn info(&self) -> Result<Info> {
+        self.get("v1/info").await
+    }
+
+    /// `POST /v1/announce`.
+    pub async fn announce(&self, signed: &SignedAnnouncement) -> Result<AnnounceResponse> {
+        let url = self.endpoint("v1/announce")?;
+        self.json(&url, self.http.post(url.clone()).json(signed))
+            .await
+    }
+
+    /// `POST /v1/manifests`: registers a manifest's canonical bytes.
+    pub async fn register_manifest(&self, bytes: Vec<u8>) -> Result<ManifestResponse> {
+        let url = self.endpoint("v1/manifests")?;
+        let request = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.json(&url, request).await
+    }
+
+    /// `GET /v1/content/{id}/manifest`: the registered manifest's bytes (unverified: check
+    /// them against the content id).
+    pub async fn manifest(&self, content: &ContentId) -> Result<Vec<u8>> {
+        let url = self.endpoint(&format!("v1/content/{content}/manifest"))?;
+        self.bytes(&url, self.http.get(url.clone())).await
+    }
+
+    /// `GET /v1/content/{id}/peers`.
+    pub async fn peers(&self, content: &ContentId) -> Result<PeersResponse> {
+        self.get(&format!("v1/content/{content}/peers")).await
+    }
+
+    /// `POST /v1/receipts`: one verdict per receipt, in order (checked).
+    pub async fn submit_receipts(
+        &self,
+        receipts: &[SignedReceipt],
+    ) -> Result<ReceiptBatchResponse> {
+        let url = self.endpoint("v1/receipts")?;
+        let batch = ReceiptBatch {
+            receipts: receipts.to_vec(),
+        };
+        let answer: ReceiptBatchResponse = self
+            .json(&url, self.http.post(url.clone()).json(&batch))
+            .await?;
+        if answer.results.len() != receipts.len() {
+            return Err(ClientError::Decode {
+                url: url.to_string(),
+                detail: format!(
+                    "{} verdicts for {} receipts",
+                    answer.results.len(),
+                    receipts.len()
+                ),
+            });
+        }
+        Ok(answer)
+    }
+
+    /// `GET /v1/epochs/current`.
+    pub async fn current_epoch(&self) -> Result<CurrentEpoch> {
+        self.get("v1/epochs/current").await
+    }
+
+    /// `GET /v1/epochs/{n}`.
+    pub async fn epoch(&self, epoch: Epoch) -> Result<EpochInfo> {
+        self.get(&format!("v1/epochs/{epoch}")).await
+    }
+
+    /// `GET /v1/epochs/{n}/leaves`.
+    pub async fn leaves(&self, epoch: Epoch) -> Result<Vec<Leaf>> {
+        self.get(&format!("v1/epochs/{epoch}/leaves")).await
+    }
+
+    /// `GET /v1/epochs/{n}/seeders/{node}`.
+    pub async fn leaf(&self, epoch: Epoch, seeder: &NodeId) -> Result<Leaf> {
+        self.get(&format!("v1/epochs/{epoch}/seeders/{seeder}"))
+            .await
+    }
+
+    /// `GET /v1/epochs/{n}/batch`: the published batch file.
+    pub async fn batch(&self, epoch: Epoch) -> Result<Vec<u8>> {
+        let url = self.endpoint(&format!("v1/epochs/{epoch}/batch"))?;
+        self.bytes(&url, self.http.get(url.clone())).await
+    }
+
+    /// `POST /v1/epochs/close` with the admin token: closes every epoch through `through`
+    /// (default: the current one).
+    pub async fn close(&self, admin_token: &str, through: Option<Epoch>) -> Result<CloseResponse> {
+        let url = self.endpoint("v1/epochs/close")?;
+        let request = self
+            .http
+            .post(url.clone())
+            .bearer_auth(admin_token)
+            .json(&CloseRequest { through });
+        self.json(&url, request).await
+    }
+
+    /// `GET /v1/seeders/{node}`.
+    pub async fn seeder(&self, seeder: &NodeId) -> Result<SeederResponse> {
+        self.get(&format!("v1/seeders/{seeder}")).await
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub async fn metrics(&self) -> Result<String> {
+        let url = self.endpoint("metrics")?;
+        let bytes = self.bytes(&url, self.http.get(url.clone())).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
