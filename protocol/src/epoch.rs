@@ -41,6 +41,15 @@ impl EpochSchedule {
     }
 }
 
+/// The current wall-clock time in Unix milliseconds (0 before 1970, `u64::MAX` after
+/// the year 584 million). The one clock every DSI program reads epochs from.
+#[cfg(feature = "std")]
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,8 @@ pub mod reward;
 
 pub use announce::{Announcement, SignedAnnouncement};
 pub use epoch::EpochSchedule;
+#[cfg(feature = "std")]
+pub use epoch::now_ms;
 pub use ids::{
     ChunkId, ContentId, Epoch, NetworkId, NodeId, ParseIdError, PayoutAccount, Signature,
 };
