@@ -13,23 +13,28 @@
 //! prints a table per epoch; `tests/tests/devnet.rs` runs it with assertions and the
 //! failure cases.
 //!
-//! Every process is killed when the [`Network`] is dropped. Nothing listens beyond
-//! loopback.
+//! The processes are [`harness`] services (also used by the end-to-end tests); the oracle is
+//! spoken to with the typed `dsi_service::OracleClient`. Every process is killed when the
+//! [`Network`] is dropped. Nothing listens beyond loopback.
+
+pub mod harness;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use dsi_api::oracle::{ClosedEpoch, EpochStatus, Leaf};
 use dsi_protocol::fixed::{LinearCurve, Ppm};
 use dsi_protocol::reward::RewardParams;
-use dsi_protocol::{NodeId, PayoutAccount};
+use dsi_protocol::{ContentId, Epoch, NodeId, PayoutAccount};
+use dsi_service::OracleClient;
 use oracle::chain::{Chain, Deployment};
-use serde_json::Value;
+
+use harness::run;
+pub use harness::{InkNode, Service};
 
 /// The binaries and the repository a network runs from.
 #[derive(Clone, Debug)]
@@ -80,186 +85,6 @@ impl Options {
             verbose: false,
         }
     }
-}
-
-/// A child process with a log file, killed when dropped.
-#[derive(Debug)]
-pub struct Service {
-    /// A short name (`oracle`, `seeder-a`).
-    pub name: String,
-    /// Its URL (`http://127.0.0.1:PORT`, no trailing slash).
-    pub url: String,
-    /// Its log file.
-    pub log: PathBuf,
-    command: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Service {
-    /// Spawns `program args...` with stderr to `log` (appended) and waits for the first
-    /// line on stdout, whose last word is the URL the service listens on.
-    pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self> {
-        let mut service = Self {
-            name: name.to_string(),
-            url: String::new(),
-            log: log.to_path_buf(),
-            command: std::iter::once(program.display().to_string())
-                .chain(args.iter().cloned())
-                .collect(),
-            child: None,
-        };
-        service.start(None)?;
-        Ok(service)
-    }
-
-    fn start(&mut self, listen: Option<&str>) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let mut args = self.command[1..].to_vec();
-        if let Some(listen) = listen
-            && let Some(at) = args.iter().position(|a| a == "--listen")
-        {
-            args[at + 1] = listen.to_string();
-        }
-        let mut child = Command::new(&self.command[0])
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {} ({})", self.name, self.command[0]))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the child never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).ok();
-        let url = line
-            .as_deref()
-            .and_then(|l| l.split_whitespace().last())
-            .filter(|w| w.starts_with("http://"))
-            .map(|w| w.trim_end_matches('/').to_string());
-        let Some(url) = url else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "{} did not start (first line {:?}); see {}",
-                self.name,
-                line.unwrap_or_default(),
-                self.log.display()
-            );
-        };
-        self.url = url;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// Kills the process with SIGKILL (nothing is flushed).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the process again on the same address (after [`Service::kill`]).
-    pub fn restart(&mut self) -> Result<()> {
-        self.kill();
-        let listen = self.url.trim_start_matches("http://").to_string();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match self.start(Some(&listen)) {
-                Ok(()) => return Ok(()),
-                Err(error) if Instant::now() > deadline => return Err(error),
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    }
-
-    /// Whether the process is running.
-    pub fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The throwaway chain: `ink-node --tmp` on loopback.
-#[derive(Debug)]
-pub struct InkNode {
-    /// `ws://127.0.0.1:PORT`.
-    pub url: String,
-    /// Its log.
-    pub log: PathBuf,
-    child: Child,
-}
-
-impl InkNode {
-    /// Starts `ink-node` with a temporary base path, RPC and p2p on loopback.
-    pub fn start(program: &Path, log: &Path) -> Result<Self> {
-        let rpc = free_port()?;
-        let p2p = free_port()?;
-        let file = std::fs::File::create(log)?;
-        let child = Command::new(program)
-            .args(["--tmp", "--rpc-port", &rpc.to_string()])
-            .args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
-            .args(["--no-prometheus", "--no-telemetry"])
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot run {} (install it with scripts/setup --with-node)",
-                    program.display()
-                )
-            })?;
-        let mut node = Self {
-            url: format!("ws://127.0.0.1:{rpc}"),
-            log: log.to_path_buf(),
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            if text.contains("Running JSON-RPC server") {
-                return Ok(node);
-            }
-            if let Ok(Some(status)) = node.child.try_wait() {
-                bail!("ink-node exited ({status}); see {}", log.display());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "ink-node did not start within 60 s; see {}",
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for InkNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// A `node-lite` data directory, and its `serve` process while it runs.
@@ -431,44 +256,29 @@ pub struct Network {
     pub oracle: Service,
     /// Seeders, in the order they were added.
     pub peers: Vec<Peer>,
-    http: reqwest::Client,
+    /// The oracle's API.
+    pub client: OracleClient,
 }
 
-fn replace_line(path: &Path, from: &str, to: &str) -> Result<()> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    ensure!(
-        text.contains(from),
-        "{} has no line {from:?}; was it edited?",
-        path.display()
-    );
-    std::fs::write(path, text.replacen(from, to, 1))
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-fn run(program: &Path, args: &[&str], log: &Path) -> Result<String> {
-    let output = Command::new(program)
-        .args(args)
-        .env("DSI_LOG", "warn")
-        .output()
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    use std::io::Write;
-    writeln!(file, "$ {} {}", program.display(), args.join(" "))?;
-    file.write_all(&output.stdout)?;
-    file.write_all(&output.stderr)?;
-    ensure!(
-        output.status.success(),
-        "{} {} failed ({}): {}",
-        program.display(),
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+/// Starts a throwaway `ink-node` (in `run_dir`, log `ink-node.log`) and deploys the four
+/// contracts to it with `scripts/deploy --skip-build` and `extra` arguments (the contracts
+/// must be built: `scripts/deploy --build-only`). Returns the node, which stops when
+/// dropped, and the deployment file (`run_dir/deployment.json`).
+pub fn deploy_chain(tools: &Tools, run_dir: &Path, extra: &[String]) -> Result<(InkNode, PathBuf)> {
+    let node = InkNode::start(&tools.ink_node, &run_dir.join("ink-node.log"))?;
+    let deployment = run_dir.join("deployment.json");
+    let deploy = tools.repo.join("scripts/deploy");
+    let mut args: Vec<&str> = vec![
+        "--skip-build",
+        "--url",
+        &node.url,
+        "--out",
+        deployment.to_str().context("utf-8 path")?,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    run(&deploy, &args, &run_dir.join("deploy.log"))
+        .context("scripts/deploy failed (are the contracts built? scripts/deploy --build-only)")?;
+    Ok((node, deployment))
 }
 
 /// A secret URI file (0600) for a dev account.
@@ -490,29 +300,18 @@ impl Network {
                 println!("== {m}");
             }
         };
-        say("starting ink-node (temporary chain, loopback)");
-        let node = InkNode::start(&tools.ink_node, &run_dir.join("ink-node.log"))?;
-        say(&format!("deploying the four contracts to {}", node.url));
-        let deployment = run_dir.join("deployment.json");
-        let deploy = tools.repo.join("scripts/deploy");
-        let timelock = options.timelock_blocks.to_string();
-        let challenge = options.challenge_blocks.to_string();
-        run(
-            &deploy,
+        say("starting ink-node (temporary chain, loopback) and deploying the four contracts");
+        let (node, deployment) = deploy_chain(
+            &tools,
+            &run_dir,
             &[
-                "--skip-build",
-                "--url",
-                &node.url,
-                "--timelock",
-                &timelock,
-                "--challenge-blocks",
-                &challenge,
-                "--out",
-                deployment.to_str().context("utf-8 path")?,
+                "--timelock".into(),
+                options.timelock_blocks.to_string(),
+                "--challenge-blocks".into(),
+                options.challenge_blocks.to_string(),
             ],
-            &run_dir.join("deploy.log"),
-        )
-        .context("scripts/deploy failed (are the contracts built? scripts/deploy --build-only)")?;
+        )?;
+        say(&format!("deployed to {}", node.url));
         let chain = Chain::new(Deployment::load(&deployment)?, None, "//Alice".into());
 
         let keys = run_dir.join("keys");
@@ -528,38 +327,17 @@ impl Network {
             &["--data-dir", oracle_dir.to_str().context("utf-8")?, "init"],
             &log,
         )?;
-        let config = oracle_dir.join("config.toml");
-        let edits = [
-            (
-                "length_ms = 3600000".to_string(),
-                format!("length_ms = {}", options.epoch_ms),
-            ),
-            ("auto = true".into(), "auto = false".into()),
-            (
-                "budget = 1000000000000".into(),
-                format!("budget = {}", options.budget),
-            ),
-            (
-                "downloader_cap_bytes = 68719476736".into(),
-                format!("downloader_cap_bytes = {}", options.downloader_cap_bytes),
-            ),
-            (
-                "deployment = \"\"".into(),
-                format!("deployment = {:?}", deployment.display().to_string()),
-            ),
-            (
-                "suri_file = \"\"".into(),
-                format!(
-                    "suri_file = {:?}",
-                    keys.join("alice.suri").display().to_string()
-                ),
-            ),
-            ("poll_ms = 2000".into(), "poll_ms = 500".into()),
-            ("timeout_ms = 5000".into(), "timeout_ms = 2000".into()),
-        ];
-        for (from, to) in &edits {
-            replace_line(&config, from, to)?;
-        }
+        let oracle_data = oracle::DataDir::new(&oracle_dir);
+        let mut config = oracle_data.config()?;
+        config.epochs.length_ms = options.epoch_ms;
+        config.close.auto = false;
+        config.close.budget = u64::try_from(options.budget).context("budget above u64")?;
+        config.ingest.downloader_cap_bytes = options.downloader_cap_bytes;
+        config.chain.deployment = deployment.display().to_string();
+        config.chain.suri_file = keys.join("alice.suri").display().to_string();
+        config.chain.poll_ms = 500;
+        config.audit.timeout_ms = 2000;
+        config.save(&oracle_dir.join("config.toml"))?;
         say(&format!(
             "funding the reward pool with {} tokens",
             tokens(options.fund)
@@ -576,8 +354,10 @@ impl Network {
                 "--listen".into(),
                 "127.0.0.1:0".into(),
             ],
+            &[],
             &log,
         )?;
+        let client = OracleClient::new(&oracle.url)?;
         let mut network = Self {
             options,
             tools,
@@ -587,7 +367,7 @@ impl Network {
             oracle_dir,
             oracle,
             peers: Vec::new(),
-            http: reqwest::Client::new(),
+            client,
         };
         network.options.run_dir = run_dir;
         Ok(network)
@@ -606,22 +386,12 @@ impl Network {
             &["--data-dir", dir.to_str().context("utf-8")?, "init"],
             &log,
         )?;
-        let config = dir.join("config.toml");
-        replace_line(
-            &config,
-            "length_ms = 3600000",
-            &format!("length_ms = {}", self.options.epoch_ms),
-        )?;
-        replace_line(
-            &config,
-            "announce_interval_secs = 60",
-            "announce_interval_secs = 1",
-        )?;
-        replace_line(
-            &config,
-            "forward_interval_secs = 5",
-            "forward_interval_secs = 1",
-        )?;
+        let data_dir = node_lite::DataDir::new(dir);
+        let mut config = data_dir.config()?;
+        config.epochs.length_ms = self.options.epoch_ms;
+        config.tracker.announce_interval_secs = 1;
+        config.tracker.forward_interval_secs = 1;
+        config.save(dir)?;
         Ok(node_lite::data_dir::DataDir::new(dir).key()?.node_id())
     }
 
@@ -693,22 +463,8 @@ impl Network {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = peer.dir.with_extension("log");
-        peer.service = Some(Service::spawn(name, &node_lite, &args, &log)?);
+        peer.service = Some(Service::spawn(name, &node_lite, &args, &[], &log)?);
         Ok(())
-    }
-
-    async fn get_json(&self, path: &str) -> Result<Value> {
-        let url = format!("{}{path}", self.oracle.url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        ensure!(status.is_success(), "GET {url}: {status} {body}");
-        Ok(body)
     }
 
     /// Waits until `check` gives a value, for at most `secs` seconds.
@@ -734,12 +490,10 @@ impl Network {
 
     /// Waits until the tracker lists `count` peers for `content`.
     pub async fn wait_for_peers(&self, content: &str, count: usize) -> Result<()> {
+        let content: ContentId = content.parse().context("a content id")?;
         self.wait_for(&format!("{count} peers of {content}"), 30, async || {
-            let peers = self
-                .get_json(&format!("/v1/content/{content}/peers"))
-                .await
-                .ok()?;
-            (peers["peers"].as_array()?.len() >= count).then_some(())
+            let peers = self.client.peers(&content).await.ok()?;
+            (peers.peers.len() >= count).then_some(())
         })
         .await
     }
@@ -748,7 +502,7 @@ impl Network {
     pub async fn fresh_epoch(&self, margin_ms: u64) -> u64 {
         let length = self.options.epoch_ms;
         loop {
-            let now = oracle::now_ms();
+            let now = dsi_protocol::now_ms();
             let left = length - now % length;
             if left >= margin_ms {
                 return now / length;
@@ -759,10 +513,10 @@ impl Network {
 
     /// Waits until the epoch after `epoch` has begun.
     pub async fn next_epoch(&self, epoch: u64) -> u64 {
-        while oracle::now_ms() / self.options.epoch_ms <= epoch {
+        while dsi_protocol::now_ms() / self.options.epoch_ms <= epoch {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        oracle::now_ms() / self.options.epoch_ms
+        dsi_protocol::now_ms() / self.options.epoch_ms
     }
 
     /// Initializes a downloader (a node that keeps what it fetched: a second `get` of the
@@ -803,10 +557,7 @@ impl Network {
 
     /// Receipts the oracle holds for `epoch`.
     pub async fn receipts_held(&self, epoch: u64) -> Result<u64> {
-        let info = self.get_json(&format!("/v1/epochs/{epoch}")).await?;
-        info["receipts"]
-            .as_u64()
-            .context("epoch info without receipts")
+        Ok(self.client.epoch(Epoch(epoch)).await?.receipts())
     }
 
     /// Waits until the oracle holds at least `count` receipts for `epoch`.
@@ -832,29 +583,29 @@ impl Network {
     }
 
     /// Closes epochs through `epoch` (audits, reputation, rewards, root).
-    pub async fn close(&self, epoch: u64) -> Result<Value> {
-        let response = self
-            .http
-            .post(format!("{}/v1/epochs/close", self.oracle.url))
-            .bearer_auth(self.admin_token()?)
-            .json(&serde_json::json!({ "through": epoch }))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        ensure!(
-            status.is_success(),
-            "closing epoch {epoch}: {status} {body}"
-        );
-        Ok(body)
+    pub async fn close(&self, epoch: u64) -> Result<Vec<ClosedEpoch>> {
+        let closed = self
+            .client
+            .close(&self.admin_token()?, Some(Epoch(epoch)))
+            .await
+            .with_context(|| format!("closing epoch {epoch}"))?;
+        Ok(closed.closed)
+    }
+
+    /// The oracle's record of a closed epoch (its status follows the chain).
+    pub async fn closed_epoch(&self, epoch: u64) -> Result<ClosedEpoch> {
+        match self.client.epoch(Epoch(epoch)).await? {
+            dsi_api::oracle::EpochInfo::Closed(closed) => Ok(closed),
+            dsi_api::oracle::EpochInfo::Open(_) => bail!("epoch {epoch} is still open"),
+        }
     }
 
     /// Waits until the oracle's root for `epoch` is on chain and its challenge window has
     /// passed, making blocks as needed (instant seal only makes blocks for transactions).
-    pub async fn wait_claimable(&self, epoch: u64) -> Result<Value> {
+    pub async fn wait_claimable(&self, epoch: u64) -> Result<ClosedEpoch> {
         self.wait_for(&format!("epoch {epoch} final on chain"), 90, async || {
-            let info = self.get_json(&format!("/v1/epochs/{epoch}")).await.ok()?;
-            matches!(info["status"].as_str()?, "final" | "claimable").then_some(())
+            let info = self.closed_epoch(epoch).await.ok()?;
+            matches!(info.status, EpochStatus::Final | EpochStatus::Claimable).then_some(())
         })
         .await?;
         let on_chain = self
@@ -869,8 +620,8 @@ impl Network {
                 .await?;
         }
         self.wait_for(&format!("epoch {epoch} claimable"), 60, async || {
-            let info = self.get_json(&format!("/v1/epochs/{epoch}")).await.ok()?;
-            (info["status"] == "claimable").then_some(info)
+            let info = self.closed_epoch(epoch).await.ok()?;
+            (info.status == EpochStatus::Claimable).then_some(info)
         })
         .await
     }
@@ -880,8 +631,7 @@ impl Network {
         &self,
         epoch: u64,
     ) -> Result<(RewardParams, BTreeMap<NodeId, (u32, u32)>)> {
-        let url = format!("{}/v1/epochs/{epoch}/batch", self.oracle.url);
-        let bytes = self.http.get(&url).send().await?.bytes().await?;
+        let bytes = self.client.batch(Epoch(epoch)).await?;
         let batch = oracle::batch::decode_batch(&bytes)
             .map_err(|e| anyhow::anyhow!("batch of epoch {epoch}: {e}"))?;
         let params = batch.inputs.params;
@@ -917,9 +667,8 @@ impl Network {
     }
 
     /// The oracle's leaves for `epoch`.
-    pub async fn leaves(&self, epoch: u64) -> Result<Vec<oracle::store::LeafRecord>> {
-        let value = self.get_json(&format!("/v1/epochs/{epoch}/leaves")).await?;
-        Ok(serde_json::from_value(value)?)
+    pub async fn leaves(&self, epoch: u64) -> Result<Vec<Leaf>> {
+        Ok(self.client.leaves(Epoch(epoch)).await?)
     }
 
     /// Claims every leaf of a claimable `epoch` and reports what was paid; the balance of
@@ -964,11 +713,8 @@ impl Network {
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(EpochReport {
             epoch,
-            root: info["root"].as_str().unwrap_or_default().to_string(),
-            total: info["total"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_default(),
+            root: format!("0x{}", hex::encode(info.root)),
+            total: info.total,
             params,
             rows,
         })

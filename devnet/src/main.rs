@@ -40,6 +40,14 @@ struct Cli {
     /// Leave everything running after the story and print the URLs; Ctrl-C stops it all.
     #[arg(long)]
     keep: bool,
+    /// Only start a throwaway ink-node, deploy the contracts to it with `scripts/deploy
+    /// --skip-build` (plus any DEPLOY_ARGS), print the deployment and stop (what
+    /// `scripts/deploy --temp-node` runs).
+    #[arg(long)]
+    deploy_only: bool,
+    /// Arguments for `scripts/deploy` with --deploy-only (after `--`).
+    #[arg(last = true, value_name = "DEPLOY_ARGS")]
+    deploy_args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +102,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         ink_node: cli.ink_node,
         repo: absolute(cli.repo)?,
     };
+    if cli.deploy_only {
+        std::fs::create_dir_all(&cli.run_dir)
+            .with_context(|| format!("cannot create {}", cli.run_dir.display()))?;
+        let run_dir = absolute(cli.run_dir)?;
+        println!("== starting a throwaway ink-node and deploying the contracts");
+        let (node, deployment) = devnet::deploy_chain(&tools, &run_dir, &cli.deploy_args)?;
+        println!("   node {} (log {})", node.url, node.log.display());
+        println!("{}", std::fs::read_to_string(&deployment)?);
+        println!("== ok: deployed and the wiring read back; stopping the node");
+        return Ok(ExitCode::SUCCESS);
+    }
     for binary in [&tools.node_lite, &tools.oracle] {
         anyhow::ensure!(
             binary.exists(),

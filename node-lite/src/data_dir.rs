@@ -208,7 +208,7 @@ mod tests {
             matches!(err, NodeError::KeyPermissions { mode: 0o644, .. }),
             "{err}"
         );
-        assert_eq!(err.exit_code(), crate::error::EXIT_DATA_DIR);
+        assert_eq!(err.exit(), dsi_api::exit::Exit::DataDir);
     }
 
     #[test]

@@ -25,26 +25,21 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dsi_protocol::manifest::content_id_of_bytes;
-use dsi_protocol::{
-    ChunkId, ContentId, EpochSchedule, Manifest, NetworkId, NodeId, Receipt, SecretKey,
-    SignedReceipt,
-};
+use dsi_protocol::{ChunkId, ContentId, EpochSchedule, Manifest, NetworkId, NodeId, SecretKey};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Url;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeError;
 use crate::config::DownloadConfig;
+use crate::payer::{Payer, Signer};
 use crate::peers::PeerSource;
-use crate::server::{MAX_RECEIPT_BATCH, ReceiptVerdict};
 use crate::store::{Bitfield, ChunkStore};
 use client::{FetchError, PeerClient, Pieces};
 use scheduler::Scheduler;
@@ -170,13 +165,6 @@ impl Sink for StoreSink {
     }
 }
 
-#[derive(Default, Debug)]
-struct ReceiptStats {
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    undelivered: AtomicU64,
-}
-
 /// A peer taking part in a download.
 struct Peer {
     client: PeerClient,
@@ -184,9 +172,7 @@ struct Peer {
     failures: u32,
     paused_until: Option<tokio::time::Instant>,
     report: PeerReport,
-    receipts: Option<mpsc::UnboundedSender<SignedReceipt>>,
-    sender: Option<tokio::task::JoinHandle<()>>,
-    stats: Arc<ReceiptStats>,
+    payer: Option<Payer>,
 }
 
 /// What one run of the engine fetches, and where it puts it.
@@ -211,9 +197,7 @@ enum Outcome {
 /// Downloads content from the swarm, signing receipts as the node with `key`.
 pub struct Downloader {
     http: reqwest::Client,
-    key: SecretKey,
-    network: NetworkId,
-    epochs: EpochSchedule,
+    signer: Signer,
     options: DownloadOptions,
 }
 
@@ -227,9 +211,7 @@ impl Downloader {
     ) -> Self {
         Self {
             http: client::http_client(),
-            key,
-            network,
-            epochs,
+            signer: Signer::new(key, network, epochs),
             options,
         }
     }
@@ -278,13 +260,14 @@ impl Downloader {
                 dropped: None,
             };
             match info {
-                Ok(info) if info.network != self.network => {
+                Ok(info) if info.network != *self.signer.network() => {
                     report.dropped = Some(format!(
                         "peer is on network {}, not {}",
-                        info.network, self.network
+                        info.network,
+                        self.signer.network()
                     ));
                 }
-                Ok(info) if info.node_id == self.key.node_id() => {
+                Ok(info) if info.node_id == self.signer.node_id() => {
                     report.dropped = Some("peer is this node itself".into());
                 }
                 Ok(info) => {
@@ -295,9 +278,7 @@ impl Downloader {
                         failures: 0,
                         paused_until: None,
                         report,
-                        receipts: None,
-                        sender: None,
-                        stats: Arc::default(),
+                        payer: None,
                     });
                     continue;
                 }
@@ -612,48 +593,21 @@ impl Downloader {
         Ok((fetched, reports))
     }
 
-    /// Closes the receipt queues and waits (bounded) for them to drain.
-    async fn finish_receipts(&self, mut peers: Vec<Peer>) -> Vec<PeerReport> {
-        for peer in &mut peers {
-            peer.receipts = None;
-        }
-        // Senders end when their queue is closed and empty; give them time to deliver.
+    /// Lets every payer deliver what it holds (bounded) and completes the reports.
+    async fn finish_receipts(&self, peers: Vec<Peer>) -> Vec<PeerReport> {
         let deadline = tokio::time::Instant::now() + self.options.stall_timeout * 3;
-        for peer in &mut peers {
-            if let Some(mut sender) = peer.sender.take()
-                && tokio::time::timeout_at(deadline, &mut sender)
-                    .await
-                    .is_err()
-            {
-                tracing::warn!(peer = %peer.client.url(), "gave up delivering receipts");
-                sender.abort();
+        let mut reports = Vec::with_capacity(peers.len());
+        for mut peer in peers {
+            if let Some(payer) = peer.payer.take() {
+                let paid = payer.finish(deadline).await;
+                peer.report.receipts_sent = paid.sent;
+                peer.report.receipts_accepted = paid.accepted;
+                peer.report.receipts_rejected = paid.rejected;
+                peer.report.receipts_undelivered = paid.undelivered;
             }
+            reports.push(peer.report);
         }
-        peers
-            .into_iter()
-            .map(|peer| {
-                let mut report = peer.report;
-                report.receipts_accepted = peer.stats.accepted.load(Ordering::Relaxed);
-                report.receipts_rejected = peer.stats.rejected.load(Ordering::Relaxed);
-                report.receipts_undelivered =
-                    report.receipts_sent - report.receipts_accepted - report.receipts_rejected;
-                report
-            })
-            .collect()
-    }
-
-    fn sign_receipt(&self, seeder: NodeId, chunk: ChunkId, bytes: u32) -> SignedReceipt {
-        let now = crate::now_ms();
-        let receipt = Receipt {
-            epoch: self.epochs.epoch_at(now),
-            seeder,
-            downloader: self.key.node_id(),
-            chunk,
-            bytes,
-            issued_at_ms: now,
-            nonce: rand::random(),
-        };
-        SignedReceipt::sign(receipt, &self.network, &self.key)
+        reports
     }
 
     /// The engine: fetch the job's chunks from `peers`. Returns (chunks fetched, bytes
@@ -702,18 +656,11 @@ impl Downloader {
             if peer.report.dropped.is_some() {
                 scheduler.drop_peer(p);
             }
-            if peer.receipts.is_none() {
-                let (tx, rx) = mpsc::unbounded_channel();
-                peer.sender = Some(tokio::spawn(send_receipts(
-                    peer.client.clone(),
-                    rx,
-                    peer.stats.clone(),
-                    stall,
-                )));
-                peer.receipts = Some(tx);
+            if peer.payer.is_none() {
+                peer.payer = Some(Payer::start(peer.client.clone(), stall));
             }
         }
-        let me = self.key.node_id();
+        let me = self.signer.node_id();
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, (usize, usize, Instant)> = HashMap::new();
         let mut chunk_time: Option<Duration> = None;
@@ -882,12 +829,13 @@ impl Downloader {
                         advance_prefix(&scheduler);
                     }
                     let receipt =
-                        self.sign_receipt(peers[p].node_id, manifest.chunks[index], len as u32);
+                        self.signer
+                            .sign(peers[p].node_id, manifest.chunks[index], len as u32);
                     let peer = &mut peers[p];
                     peer.report.chunks += 1;
                     peer.report.bytes += len as u64;
-                    if let Some(queue) = &peer.receipts
-                        && queue.send(receipt).is_ok()
+                    if let Some(payer) = &mut peer.payer
+                        && payer.pay(receipt)
                     {
                         peer.report.receipts_sent += 1;
                     }
@@ -961,56 +909,6 @@ impl Downloader {
         }
         bar.finish_and_clear();
         Ok((fetched, fetched_bytes))
-    }
-}
-
-/// Delivers receipts to one peer in batches (everything queued while a request is in flight
-/// goes in the next one), retrying failed deliveries with backoff.
-async fn send_receipts(
-    client: PeerClient,
-    mut queue: mpsc::UnboundedReceiver<SignedReceipt>,
-    stats: Arc<ReceiptStats>,
-    stall: Duration,
-) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_RECEIPT_BATCH {
-            match queue.try_recv() {
-                Ok(receipt) => batch.push(receipt),
-                Err(_) => break,
-            }
-        }
-        let mut attempt = 0u32;
-        loop {
-            match client.send_receipts(&batch, stall).await {
-                Ok(answer) => {
-                    for verdict in &answer.results {
-                        match verdict {
-                            ReceiptVerdict::Accepted => {
-                                stats.accepted.fetch_add(1, Ordering::Relaxed)
-                            }
-                            ReceiptVerdict::Rejected { code, message } => {
-                                tracing::warn!(peer = %client.url(), %code, %message, "receipt rejected");
-                                stats.rejected.fetch_add(1, Ordering::Relaxed)
-                            }
-                        };
-                    }
-                    break;
-                }
-                Err(error) if attempt < 4 => {
-                    attempt += 1;
-                    tracing::debug!(peer = %client.url(), %error, attempt, "receipt delivery failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                Err(error) => {
-                    tracing::warn!(peer = %client.url(), %error, receipts = batch.len(), "could not deliver receipts");
-                    stats
-                        .undelivered
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
     }
 }
 

@@ -1,21 +1,10 @@
-//! The failures a user can cause or meet, each with a stable process exit code.
+//! The failures a user can cause or meet, each with its process exit code from the one
+//! table both binaries share (`dsi_api::exit::Exit`).
 
 use std::path::PathBuf;
 
+use dsi_api::exit::Exit;
 use dsi_protocol::ContentId;
-
-/// Exit code: bad command-line input (same as clap's usage errors).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code: the content or file asked for does not exist.
-pub const EXIT_NOT_FOUND: i32 = 3;
-/// Exit code: data failed verification (manifest id mismatch, corrupt chunks).
-pub const EXIT_INTEGRITY: i32 = 4;
-/// Exit code: the download could not complete (no peer could provide some chunks).
-pub const EXIT_UNAVAILABLE: i32 = 5;
-/// Exit code: interrupted by Ctrl-C (128 + SIGINT).
-pub const EXIT_INTERRUPTED: i32 = 130;
-/// Exit code: the data directory is missing, unreadable, or not initialized.
-pub const EXIT_DATA_DIR: i32 = 6;
 
 /// A failure with a user-facing message and an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +93,14 @@ pub enum NodeError {
         /// The cause.
         reason: String,
     },
+    /// The HTTP server failed while serving.
+    #[error("serving on {address} failed: {reason}")]
+    Server {
+        /// The address served.
+        address: std::net::SocketAddr,
+        /// The cause.
+        reason: String,
+    },
     /// The chunk store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -135,39 +132,40 @@ pub enum NodeError {
 }
 
 impl NodeError {
-    /// The process exit code for this failure.
-    pub fn exit_code(&self) -> i32 {
+    /// How a command that failed with this error exits.
+    pub fn exit(&self) -> Exit {
+        use crate::store::StoreError;
         match self {
-            Self::Usage(_) | Self::OutputExists { .. } => EXIT_USAGE,
-            Self::InputFile { .. } | Self::UnknownContent { .. } => EXIT_NOT_FOUND,
-            Self::ManifestMismatch { .. } | Self::CorruptChunks { .. } => EXIT_INTEGRITY,
-            Self::Incomplete { .. } | Self::NoPeers { .. } | Self::Tracker(_) => EXIT_UNAVAILABLE,
-            Self::Io { .. } => 1,
-            Self::Store(
-                crate::store::StoreError::Corrupt { .. }
-                | crate::store::StoreError::BadManifest { .. },
-            ) => EXIT_INTEGRITY,
-            Self::Store(crate::store::StoreError::Manifest(_)) => EXIT_USAGE,
-            Self::Store(_) => 1,
-            Self::Vector(vector_store::VectorError::Corrupt { .. }) => EXIT_INTEGRITY,
-            Self::Vector(vector_store::VectorError::Missing { .. }) => EXIT_UNAVAILABLE,
-            Self::Vector(_) => EXIT_USAGE,
-            Self::Model(text_embed::EmbedError::Bundle(_) | text_embed::EmbedError::Weights(_)) => {
-                EXIT_INTEGRITY
+            Self::Usage(_) | Self::OutputExists { .. } => Exit::Usage,
+            Self::InputFile { .. } | Self::UnknownContent { .. } => Exit::NotFound,
+            Self::ManifestMismatch { .. } | Self::CorruptChunks { .. } => Exit::Integrity,
+            Self::Incomplete { .. } | Self::NoPeers { .. } | Self::Tracker(_) => Exit::Unavailable,
+            Self::Io { .. } | Self::Server { .. } => Exit::Failure,
+            Self::Store(StoreError::Corrupt { .. } | StoreError::BadManifest { .. }) => {
+                Exit::Integrity
             }
-            Self::Model(_) => EXIT_USAGE,
-            Self::Interrupted => EXIT_INTERRUPTED,
+            Self::Store(StoreError::Manifest(_)) => Exit::Usage,
+            Self::Store(_) => Exit::Failure,
+            Self::Vector(vector_store::VectorError::Corrupt { .. }) => Exit::Integrity,
+            Self::Vector(vector_store::VectorError::Missing { .. }) => Exit::Unavailable,
+            Self::Vector(_) => Exit::Usage,
+            Self::Model(text_embed::EmbedError::Bundle(_) | text_embed::EmbedError::Weights(_)) => {
+                Exit::Integrity
+            }
+            Self::Model(_) => Exit::Usage,
+            Self::Interrupted => Exit::Interrupted,
             Self::DataDir { .. } | Self::NotInitialized { .. } | Self::KeyPermissions { .. } => {
-                EXIT_DATA_DIR
+                Exit::DataDir
             }
         }
     }
 }
 
-/// The exit code for an error chain: the first [`NodeError`] in it decides, otherwise 1.
-pub fn exit_code_of(error: &anyhow::Error) -> i32 {
+/// The exit code for an error chain: the first [`NodeError`] in it decides, otherwise
+/// [`Exit::Failure`].
+pub fn exit_of(error: &anyhow::Error) -> Exit {
     error
         .chain()
         .find_map(|e| e.downcast_ref::<NodeError>())
-        .map_or(1, NodeError::exit_code)
+        .map_or(Exit::Failure, NodeError::exit)
 }

@@ -11,21 +11,29 @@
 //! - [`store`]: chunks and manifests on disk, adding files, verification and quarantine;
 //! - [`receipts`]: the seeder's durable receipt database (SQLite) and acceptance rules;
 //! - [`server`]: the HTTP API (`router(state)` separate from binding) and `/metrics`;
-//! - [`download`]: the swarm downloader (rarest-first, endgame, resume, receipts);
+//! - [`download`]: the swarm downloader (rarest-first, endgame, resume);
+//! - [`payer`]: signing receipts and paying seeders with them, for the downloader and for
+//!   vector pages;
 //! - [`peers`]: peer discovery behind the [`peers::PeerSource`] trait (explicit `--peer` URLs
 //!   and the oracle's tracker, [`tracker`]);
 //! - [`vectors`]: vector indexes (the `vector-store` crate) stored as chunks, queried from
 //!   the local store or from peers, updated; text models (the `text-embed` crate) stored as
 //!   content, and text turned into query vectors;
-//! - [`error::NodeError`]: the failures a user can cause, each with a stable exit code.
+//! - [`error::NodeError`]: the failures a user can cause, each with its exit code;
+//! - [`cli`] and [`commands`]: the command line and the work of each subcommand (a report
+//!   the thin `main.rs` prints); [`serve`] runs a node until its shutdown token fires.
 //!
 //! It does not decide rewards: receipts are evidence that the oracle turns into payouts.
-//! Wire formats (ids, manifests, receipts) come from `dsi-protocol`.
+//! Wire formats (ids, manifests, receipts) come from `dsi-protocol`, HTTP bodies and error
+//! codes from `dsi-api`.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod data_dir;
 pub mod download;
 pub mod error;
+pub mod payer;
 pub mod peers;
 pub mod receipts;
 pub mod server;
@@ -38,13 +46,43 @@ pub use config::Config;
 pub use data_dir::DataDir;
 pub use error::NodeError;
 
-/// Current wall-clock time in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use dsi_api::DOWNLOADER_HEADER;
 
-/// The HTTP header a downloader names itself with when it asks for a chunk.
-pub const DOWNLOADER_HEADER: &str = "x-dsi-downloader";
+/// Serves `state` on `listener` until `shutdown` fires: the HTTP API and, when `[tracker]`
+/// names an oracle, announcing and forwarding receipts to it. On shutdown, open requests
+/// finish, receipts are forwarded one last time and the receipt database is closed.
+pub async fn serve(
+    state: std::sync::Arc<server::NodeState>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), NodeError> {
+    let address = listener
+        .local_addr()
+        .map_err(|e| NodeError::Usage(format!("the listener has no address: {e}")))?;
+    let tracker = tracker::TrackerSettings::from_config(&state.config.tracker)?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, "listening beyond loopback, as configured");
+    }
+    tracing::info!(node = %state.node_id.short(), %address, verify = ?state.config.serve.verify, "serving");
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(settings) = tracker {
+        let public_url = settings.public_url(address);
+        tracing::info!(tracker = %settings.client.url(), %public_url, "announcing to the tracker");
+        tasks.spawn(tracker::run(
+            state.clone(),
+            settings.client,
+            public_url,
+            settings.payout,
+            shutdown.clone(),
+        ));
+    }
+    let served = server::serve(listener, state.clone(), shutdown.clone()).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    state.receipts.close().await;
+    tracing::info!("stopped");
+    served.map_err(|e| NodeError::Server {
+        address,
+        reason: e.to_string(),
+    })
+}

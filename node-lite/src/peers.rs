@@ -28,26 +28,10 @@ impl PeerSource for StaticPeers {
     }
 }
 
-/// Parses a peer's base URL: `http` or `https`, with a host, no query or fragment. A path
-/// is kept (a node may sit behind a reverse proxy); a trailing `/` is added so that API
-/// paths join below it.
+/// Parses a peer's base URL (`dsi_service::parse_base_url`): `http` or `https`, with a
+/// host, no query or fragment; a trailing `/` is added so that API paths join below it.
 pub fn parse_peer_url(text: &str) -> Result<Url, NodeError> {
-    let bad = |why: &str| NodeError::Usage(format!("malformed peer URL {text:?}: {why}"));
-    let mut url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("it has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("it must not have a query or fragment"));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
+    dsi_service::parse_base_url(text, "peer URL").map_err(NodeError::Usage)
 }
 
 #[cfg(test)]
@@ -76,7 +60,7 @@ mod tests {
                 err.to_string().contains("malformed peer URL"),
                 "{bad}: {err}"
             );
-            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+            assert_eq!(err.exit(), dsi_api::exit::Exit::Usage);
         }
     }
 }

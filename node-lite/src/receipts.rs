@@ -9,15 +9,17 @@
 use std::path::Path;
 use std::time::Duration;
 
+use dsi_api::RejectionCode;
 use dsi_protocol::{ChunkId, Epoch, NodeId, SignedReceipt};
 use parity_scale_codec::{Decode, Encode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-/// Why a seeder refused a receipt. Each has a stable machine-readable [`Rejection::code`].
+/// Why a seeder refused a receipt. Each names its rule's [`RejectionCode`], the same code
+/// the oracle uses for the same rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// The receipt names another seeder.
@@ -40,7 +42,7 @@ pub enum Rejection {
     },
     /// The byte count is not the chunk's length.
     #[error("receipt says {actual} bytes but chunk is {expected} bytes")]
-    BytesMismatch {
+    ChunkSizeMismatch {
         /// The chunk's length.
         expected: u64,
         /// What the receipt says.
@@ -60,16 +62,16 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// Stable snake_case code for APIs and metrics.
-    pub fn code(&self) -> &'static str {
+    /// The rule's code, for the API and metrics.
+    pub fn code(&self) -> RejectionCode {
         match self {
-            Self::WrongSeeder { .. } => "wrong_seeder",
-            Self::SelfReceipt => "self_receipt",
-            Self::BadSignature(_) => "bad_signature",
-            Self::UnknownChunk { .. } => "unknown_chunk",
-            Self::BytesMismatch { .. } => "bytes_mismatch",
-            Self::EpochOutOfWindow { .. } => "epoch_out_of_window",
-            Self::Duplicate => "duplicate",
+            Self::WrongSeeder { .. } => RejectionCode::WrongSeeder,
+            Self::SelfReceipt => RejectionCode::SelfReceipt,
+            Self::BadSignature(_) => RejectionCode::BadSignature,
+            Self::UnknownChunk { .. } => RejectionCode::UnknownChunk,
+            Self::ChunkSizeMismatch { .. } => RejectionCode::ChunkSizeMismatch,
+            Self::EpochOutOfWindow { .. } => RejectionCode::EpochOutOfWindow,
+            Self::Duplicate => RejectionCode::Duplicate,
         }
     }
 }
@@ -105,7 +107,7 @@ pub fn check(receipt: &SignedReceipt, context: &CheckContext<'_>) -> Result<(), 
         return Err(Rejection::UnknownChunk { chunk: r.chunk });
     };
     if u64::from(r.bytes) != expected {
-        return Err(Rejection::BytesMismatch {
+        return Err(Rejection::ChunkSizeMismatch {
             expected,
             actual: r.bytes,
         });
@@ -124,8 +126,9 @@ pub enum Stored {
     Conflict,
 }
 
-/// A receipt as listed by `node-lite receipts`.
-#[derive(Debug, Clone, Serialize)]
+/// A receipt as listed by `node-lite receipts` (`--json`: the receipt's flat JSON form
+/// with `received_at_ms`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeldReceipt {
     /// The signed receipt.
     #[serde(flatten)]
@@ -166,7 +169,7 @@ impl ReceiptStore {
 
     /// Stores receipts in one transaction; returns once it is durable.
     pub async fn insert(&self, receipts: &[SignedReceipt]) -> Result<Vec<Stored>, sqlx::Error> {
-        let now = to_i64(crate::now_ms());
+        let now = to_i64(dsi_protocol::now_ms());
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(receipts.len());
         for signed in receipts {
@@ -261,7 +264,7 @@ impl ReceiptStore {
     /// rule code. One transaction.
     pub async fn settle(
         &self,
-        verdicts: &[(SignedReceipt, Option<String>)],
+        verdicts: &[(SignedReceipt, Option<RejectionCode>)],
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for (signed, verdict) in verdicts {
@@ -273,7 +276,7 @@ impl ReceiptStore {
                 Some(code) => sqlx::query(
                     "UPDATE receipts SET oracle_verdict = ? WHERE downloader = ? AND chunk = ? AND epoch = ?",
                 )
-                .bind(code.clone()),
+                .bind(code.as_str()),
             };
             query
                 .bind(&r.downloader.0[..])
@@ -326,31 +329,31 @@ mod tests {
             check(&signed(me, &key, 7, 8, 0), &context)
                 .unwrap_err()
                 .code(),
-            "epoch_out_of_window"
+            RejectionCode::EpochOutOfWindow
         );
         assert_eq!(
             check(&signed(me, &key, 7, 11, 0), &context)
                 .unwrap_err()
                 .code(),
-            "epoch_out_of_window"
+            RejectionCode::EpochOutOfWindow
         );
         assert_eq!(
             check(&signed(me, &key, 8, 10, 0), &context)
                 .unwrap_err()
                 .code(),
-            "unknown_chunk"
+            RejectionCode::UnknownChunk
         );
         assert_eq!(
             check(&signed(NodeId([3; 32]), &key, 7, 10, 0), &context)
                 .unwrap_err()
                 .code(),
-            "wrong_seeder"
+            RejectionCode::WrongSeeder
         );
         let mut wrong_bytes = signed(me, &key, 7, 10, 0);
         wrong_bytes.receipt.bytes = 99;
         assert_eq!(
             check(&wrong_bytes, &context).unwrap_err().code(),
-            "bytes_mismatch"
+            RejectionCode::ChunkSizeMismatch
         );
         let own = SecretKey::from_seed(&[1; 32]);
         let context_self = CheckContext {
@@ -361,7 +364,7 @@ mod tests {
             check(&signed(own.node_id(), &own, 7, 10, 0), &context_self)
                 .unwrap_err()
                 .code(),
-            "self_receipt"
+            RejectionCode::SelfReceipt
         );
     }
 

@@ -13,7 +13,9 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /health` | `ok` |
 //!
-//! Errors are JSON `{"code": "...", "message": "..."}` with a stable `code`.
+//! The bodies are `dsi_api::node` and `dsi_api::ReceiptBatch`. Every error, including an
+//! unknown route (404), a wrong method (405), an oversized (413) or malformed body, is JSON
+//! `dsi_api::ErrorBody` `{"code": "...", "message": "..."}` with a stable `code`.
 
 pub mod ledger;
 pub mod metrics;
@@ -27,129 +29,26 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use dsi_protocol::{ChunkId, ContentId, Epoch, NetworkId, NodeId, SecretKey, SignedReceipt};
-use serde::{Deserialize, Serialize};
+use dsi_api::node::{ContentEntry, Have, NodeInfo};
+use dsi_api::{
+    ErrorCode, MAX_NODE_BODY_BYTES, MAX_RECEIPT_BATCH, ReceiptBatch, ReceiptBatchResponse,
+    ReceiptVerdict,
+};
+use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, SecretKey, SignedReceipt};
+use dsi_service::http::{ApiError, JsonBody, json_errors};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::VerifyMode;
 use crate::receipts::{self, CheckContext, ReceiptStore, Rejection, Stored};
-use crate::store::{BitfieldWire, ChunkStore, StoreError};
+use crate::store::{ChunkStore, StoreError};
 use crate::{Config, DataDir, NodeError};
 pub use ledger::Ledger;
 pub use metrics::Metrics;
-
-/// Most receipts accepted in one `POST /v1/receipts`.
-pub const MAX_RECEIPT_BATCH: usize = 4096;
-
-/// `GET /v1/node`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// This node's id.
-    pub node_id: NodeId,
-    /// Its network.
-    pub network: NetworkId,
-    /// Its current epoch.
-    pub epoch: Epoch,
-    /// node-lite version.
-    pub version: String,
-}
-
-/// One entry of `GET /v1/content`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ContentEntry {
-    /// The content id.
-    pub content_id: ContentId,
-    /// Its name.
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Chunk size.
-    pub chunk_size: u32,
-    /// Number of chunks.
-    pub chunks: usize,
-    /// Number of chunks this node holds.
-    pub held: usize,
-}
-
-/// Body of `POST /v1/receipts`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReceiptBatch {
-    /// The receipts.
-    pub receipts: Vec<SignedReceipt>,
-}
-
-/// The verdict on one receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum ReceiptVerdict {
-    /// Stored durably (or already held, identical).
-    Accepted,
-    /// Refused by a named rule.
-    Rejected {
-        /// The rule's code.
-        code: String,
-        /// Human-readable detail.
-        message: String,
-    },
-}
-
-/// Answer to `POST /v1/receipts`: one verdict per receipt, in order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReceiptBatchResponse {
-    /// Verdicts.
-    pub results: Vec<ReceiptVerdict>,
-}
-
-/// A JSON error: `{"code", "message"}` with an HTTP status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-/// The JSON body of an error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code.
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            code: self.code.to_string(),
-            message: self.message,
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
 
 /// Identity of a chunk file on disk: if it changes, the chunk is hashed again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,7 +171,7 @@ impl NodeState {
     }
 
     fn current_epoch(&self) -> Epoch {
-        self.config.epochs.epoch_at(crate::now_ms())
+        self.config.epochs.epoch_at(dsi_protocol::now_ms())
     }
 
     /// Reads a chunk for serving, verifying it as the config says. `Ok(None)`: not held.
@@ -349,14 +248,15 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .merge(swarm)
         .route("/metrics", get(get_metrics))
         .route("/health", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(8 << 20))
+        .layer(DefaultBodyLimit::max(MAX_NODE_BODY_BYTES))
         .with_state(state);
-    if web.is_empty() {
+    let router = if web.is_empty() {
         router
     } else {
         // Static files (the vector search page and its wasm) at every other path.
         router.fallback_service(tower_http::services::ServeDir::new(web))
-    }
+    };
+    router.layer(axum::middleware::from_fn(json_errors))
 }
 
 /// Serves `state` on `listener` until `token` is cancelled, then finishes open requests.
@@ -371,8 +271,12 @@ pub async fn serve(
 }
 
 fn parse_content(text: &str) -> Result<ContentId, ApiError> {
-    text.parse()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_content_id", format!("{e}")))
+    text.parse().map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadContentId,
+            format!("{text:?} is not a content id: {e}"),
+        )
+    })
 }
 
 async fn blocking<T: Send + 'static>(
@@ -395,30 +299,15 @@ async fn node_info(State(state): State<Arc<NodeState>>) -> Json<NodeInfo> {
 async fn list_content(
     State(state): State<Arc<NodeState>>,
 ) -> Result<Json<Vec<ContentEntry>>, ApiError> {
-    let entries = blocking(move || -> Result<Vec<ContentEntry>, StoreError> {
-        Ok(state
-            .store
-            .list()?
-            .into_iter()
-            .map(|(content_id, m)| ContentEntry {
-                content_id,
-                held: state.store.held(&m).count(),
-                name: m.name,
-                size: m.size,
-                chunk_size: m.chunk_size,
-                chunks: m.chunks.len(),
-            })
-            .collect())
-    })
-    .await?
-    .map_err(ApiError::internal)?;
+    let entries = blocking(move || state.store.entries())
+        .await?
+        .map_err(ApiError::internal)?;
     Ok(Json(entries))
 }
 
 fn unknown_content(content: &ContentId) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "unknown_content",
+        ErrorCode::UnknownContent,
         format!("this node has no content {content}"),
     )
 }
@@ -438,7 +327,7 @@ async fn get_manifest(
 async fn get_have(
     State(state): State<Arc<NodeState>>,
     Path(content): Path<String>,
-) -> Result<Json<BitfieldWire>, ApiError> {
+) -> Result<Json<Have>, ApiError> {
     let content = parse_content(&content)?;
     let field = blocking(move || -> Result<_, StoreError> {
         Ok(state
@@ -449,8 +338,8 @@ async fn get_have(
     .await?
     .map_err(ApiError::internal)?
     .ok_or_else(|| unknown_content(&content))?;
-    Ok(Json(BitfieldWire {
-        chunks: field.len(),
+    Ok(Json(Have {
+        chunks: field.len() as u64,
         held: field.to_hex(),
     }))
 }
@@ -460,15 +349,17 @@ async fn get_chunk(
     Path(chunk): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let chunk: ChunkId = chunk
-        .parse()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_chunk_id", format!("{e}")))?;
+    let chunk: ChunkId = chunk.parse().map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadChunkId,
+            format!("{chunk:?} is not a chunk id: {e}"),
+        )
+    })?;
     let downloader: NodeId = headers
         .get(crate::DOWNLOADER_HEADER)
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "missing_downloader",
+                ErrorCode::MissingDownloader,
                 format!(
                     "chunk requests must name the downloader in the {} header",
                     crate::DOWNLOADER_HEADER
@@ -480,8 +371,7 @@ async fn get_chunk(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_downloader",
+                ErrorCode::BadDownloader,
                 "downloader header is not a node id",
             )
         })?;
@@ -489,8 +379,7 @@ async fn get_chunk(
         Metrics::add(&state.metrics.requests_refused, 1);
         tracing::debug!(downloader = %downloader.short(), owed, "refusing downloader that owes receipts");
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "receipts_owed",
+            ErrorCode::ReceiptsOwed,
             format!("downloader owes {owed} receipts; send them to POST /v1/receipts first"),
         ));
     }
@@ -501,8 +390,7 @@ async fn get_chunk(
         Ok(None) => {
             state.ledger.settle(&downloader, &chunk);
             return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_chunk",
+                ErrorCode::UnknownChunk,
                 format!("this node has no chunk {chunk}"),
             ));
         }
@@ -511,8 +399,7 @@ async fn get_chunk(
             Metrics::add(&state.metrics.chunks_corrupt, 1);
             tracing::warn!(chunk = %id, %actual, "chunk corrupt on disk; quarantined");
             return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "chunk_corrupt",
+                ErrorCode::ChunkCorrupt,
                 format!("chunk {id} failed verification on this node and was quarantined"),
             ));
         }
@@ -532,12 +419,11 @@ async fn get_chunk(
 
 async fn post_receipts(
     State(state): State<Arc<NodeState>>,
-    Json(batch): Json<ReceiptBatch>,
+    JsonBody(batch): JsonBody<ReceiptBatch>,
 ) -> Result<Json<ReceiptBatchResponse>, ApiError> {
     if batch.receipts.len() > MAX_RECEIPT_BATCH {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "at most {MAX_RECEIPT_BATCH} receipts per batch, got {}",
                 batch.receipts.len()
@@ -616,7 +502,7 @@ async fn post_receipts(
         .map(|v| match v {
             Ok(()) => ReceiptVerdict::Accepted,
             Err(rejection) => ReceiptVerdict::Rejected {
-                code: rejection.code().to_string(),
+                code: rejection.code(),
                 message: rejection.to_string(),
             },
         })

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use dsi_protocol::manifest::{self, content_id_of_bytes};
 use dsi_protocol::{ChunkId, ContentId, Manifest, ManifestError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -154,15 +154,6 @@ impl Bitfield {
     }
 }
 
-/// The wire form of a [`Bitfield`]: `{"chunks": N, "held": "hex"}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BitfieldWire {
-    /// Number of chunks the bitfield covers.
-    pub chunks: usize,
-    /// The bits, hex.
-    pub held: String,
-}
-
 /// Chunks and manifests under a data directory.
 #[derive(Clone, Debug)]
 pub struct ChunkStore {
@@ -241,7 +232,7 @@ impl ChunkStore {
         let to = self
             .root
             .join("quarantine")
-            .join(format!("{id}.{}", crate::now_ms()));
+            .join(format!("{id}.{}", dsi_protocol::now_ms()));
         match fs::rename(&from, &to) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -310,6 +301,23 @@ impl ChunkStore {
         }
         out.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
         Ok(out)
+    }
+
+    /// Every content held, with how many of its chunks are stored (`GET /v1/content`,
+    /// `node-lite list`).
+    pub fn entries(&self) -> Result<Vec<dsi_api::node::ContentEntry>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|(content_id, m)| dsi_api::node::ContentEntry {
+                content_id,
+                held: self.held(&m).count() as u64,
+                chunks: m.chunk_count() as u64,
+                name: m.name,
+                size: m.size,
+                chunk_size: m.chunk_size,
+            })
+            .collect())
     }
 
     /// Which chunks of `manifest` the store has.

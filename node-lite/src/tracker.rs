@@ -2,58 +2,31 @@
 //! for a content id ([`TrackerClient`] implements [`PeerSource`]), and forwarding the
 //! receipts a seeder holds in batches, deleting each only after the oracle acknowledged it.
 //!
-//! The JSON shapes are the oracle's (`oracle/API.md`); only the fields a node needs are
-//! read here.
+//! The calls and their JSON are `dsi_service::OracleClient` and `dsi_api::oracle`, the same
+//! the oracle serves.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use dsi_api::{MAX_RECEIPT_BATCH, RejectionCode};
 use dsi_protocol::{Announcement, ContentId, PayoutAccount, SignedAnnouncement, SignedReceipt};
+use dsi_service::{ClientError, OracleClient};
 use reqwest::Url;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeError;
+use crate::config::TrackerConfig;
 use crate::peers::{PeerSource, parse_peer_url};
 use crate::server::NodeState;
 
-/// A client for one oracle.
+/// A client for one oracle's tracker.
 #[derive(Clone, Debug)]
 pub struct TrackerClient {
-    base: Url,
-    client: reqwest::Client,
+    oracle: OracleClient,
 }
 
-#[derive(Deserialize)]
-struct AnnounceAnswer {
-    unknown_contents: Vec<ContentId>,
-}
-
-#[derive(Deserialize)]
-struct PeersAnswer {
-    peers: Vec<PeerEntry>,
-}
-
-#[derive(Deserialize)]
-struct PeerEntry {
-    url: String,
-}
-
-#[derive(Deserialize)]
-struct ReceiptsAnswer {
-    results: Vec<VerdictEntry>,
-}
-
-#[derive(Deserialize)]
-struct VerdictEntry {
-    status: String,
-    code: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    code: String,
-    message: String,
+fn tracker_error(error: ClientError) -> NodeError {
+    NodeError::Tracker(error.to_string())
 }
 
 /// What one forwarding round did.
@@ -68,37 +41,14 @@ pub struct Forwarded {
 impl TrackerClient {
     /// A client for the oracle at `url`.
     pub fn new(url: &str) -> Result<Self, NodeError> {
-        let base = parse_peer_url(url)
-            .map_err(|e| NodeError::Usage(e.to_string().replace("peer URL", "tracker URL")))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| NodeError::Usage(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self { base, client })
+        dsi_service::parse_base_url(url, "tracker URL").map_err(NodeError::Usage)?;
+        let oracle = OracleClient::new(url).map_err(tracker_error)?;
+        Ok(Self { oracle })
     }
 
-    fn url(&self, path: &str) -> Result<Url, NodeError> {
-        self.base
-            .join(path)
-            .map_err(|e| NodeError::Usage(format!("bad tracker path {path}: {e}")))
-    }
-
-    async fn check(response: reqwest::Response) -> Result<reqwest::Response, NodeError> {
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let detail = match response.json::<ErrorAnswer>().await {
-            Ok(e) => format!("{}: {}", e.code, e.message),
-            Err(_) => String::new(),
-        };
-        Err(NodeError::Tracker(format!(
-            "tracker answered {status} {detail}"
-        )))
-    }
-
-    fn unreachable(&self, error: reqwest::Error) -> NodeError {
-        NodeError::Tracker(format!("tracker {} unreachable: {error}", self.base))
+    /// The oracle's base URL.
+    pub fn url(&self) -> &Url {
+        self.oracle.url()
     }
 
     /// Announces; registers any manifest the tracker lacks from `manifest_bytes`.
@@ -107,30 +57,15 @@ impl TrackerClient {
         signed: &SignedAnnouncement,
         manifest_bytes: impl Fn(&ContentId) -> Option<Vec<u8>>,
     ) -> Result<(), NodeError> {
-        let response = self
-            .client
-            .post(self.url("v1/announce")?)
-            .json(signed)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let answer: AnnounceAnswer = Self::check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let answer = self.oracle.announce(signed).await.map_err(tracker_error)?;
         for content in answer.unknown_contents {
             let Some(bytes) = manifest_bytes(&content) else {
                 continue;
             };
-            let response = self
-                .client
-                .post(self.url("v1/manifests")?)
-                .body(bytes)
-                .send()
+            self.oracle
+                .register_manifest(bytes)
                 .await
-                .map_err(|e| self.unreachable(e))?;
-            Self::check(response).await?;
+                .map_err(tracker_error)?;
         }
         Ok(())
     }
@@ -139,55 +74,68 @@ impl TrackerClient {
     pub async fn forward(
         &self,
         receipts: &[SignedReceipt],
-    ) -> Result<Vec<Option<String>>, NodeError> {
-        let response = self
-            .client
-            .post(self.url("v1/receipts")?)
-            .json(&serde_json::json!({ "receipts": receipts }))
-            .send()
+    ) -> Result<Vec<Option<RejectionCode>>, NodeError> {
+        let answer = self
+            .oracle
+            .submit_receipts(receipts)
             .await
-            .map_err(|e| self.unreachable(e))?;
-        let answer: ReceiptsAnswer = Self::check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if answer.results.len() != receipts.len() {
-            return Err(NodeError::Tracker(format!(
-                "tracker answered {} verdicts for {} receipts",
-                answer.results.len(),
-                receipts.len()
-            )));
-        }
-        Ok(answer
-            .results
-            .into_iter()
-            .map(|v| match v.status.as_str() {
-                "accepted" => None,
-                _ => Some(v.code.unwrap_or_else(|| "rejected".into())),
-            })
-            .collect())
+            .map_err(tracker_error)?;
+        Ok(answer.results.iter().map(|v| v.rejection()).collect())
     }
 }
 
 impl PeerSource for TrackerClient {
     async fn peers(&self, content: &ContentId) -> Result<Vec<Url>, NodeError> {
-        let response = self
-            .client
-            .get(self.url(&format!("v1/content/{content}/peers"))?)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let answer: PeersAnswer = Self::check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let answer = self.oracle.peers(content).await.map_err(tracker_error)?;
         answer
             .peers
             .iter()
             .map(|p| parse_peer_url(&p.url))
             .collect()
+    }
+}
+
+/// Where and as whom a serving node reports to the tracker, from `[tracker]`.
+#[derive(Clone, Debug)]
+pub struct TrackerSettings {
+    /// The oracle.
+    pub client: TrackerClient,
+    /// Where this node's rewards go.
+    pub payout: PayoutAccount,
+    /// The URL other nodes reach this node at (empty: `http://<listen address>`).
+    pub public_url: String,
+}
+
+impl TrackerSettings {
+    /// `None` when no tracker is configured; an error for a bad tracker URL or a missing
+    /// or malformed payout account.
+    pub fn from_config(config: &TrackerConfig) -> Result<Option<Self>, NodeError> {
+        if config.url.is_empty() {
+            return Ok(None);
+        }
+        if config.payout.is_empty() {
+            return Err(NodeError::Usage(
+                "a tracker needs a payout account: --payout 0x<40 hex digits> (or [tracker] payout)"
+                    .into(),
+            ));
+        }
+        let payout = config.payout.parse::<PayoutAccount>().map_err(|e| {
+            NodeError::Usage(format!("bad payout account {:?}: {e}", config.payout))
+        })?;
+        Ok(Some(Self {
+            client: TrackerClient::new(&config.url)?,
+            payout,
+            public_url: config.public_url.clone(),
+        }))
+    }
+
+    /// The URL announced: the configured one, else `http://<bound address>`.
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.clone()
+        }
     }
 }
 
@@ -215,7 +163,7 @@ pub async fn announce_once(
         url: public_url.to_string(),
         payout,
         contents: state_contents,
-        issued_at_ms: crate::now_ms(),
+        issued_at_ms: dsi_protocol::now_ms(),
     };
     let signed = SignedAnnouncement::sign(announcement, &state.config.network, state.key());
     tracker
@@ -231,7 +179,11 @@ pub async fn forward_pending(
     tracker: &TrackerClient,
 ) -> Result<Forwarded, NodeError> {
     let mut total = Forwarded::default();
-    let batch = state.config.tracker.forward_batch.max(1);
+    let batch = state
+        .config
+        .tracker
+        .forward_batch
+        .clamp(1, MAX_RECEIPT_BATCH);
     loop {
         let pending = state
             .receipts
@@ -251,7 +203,7 @@ pub async fn forward_pending(
                 }
             }
         }
-        let settled: Vec<(SignedReceipt, Option<String>)> =
+        let settled: Vec<(SignedReceipt, Option<RejectionCode>)> =
             pending.into_iter().zip(verdicts).collect();
         state
             .receipts

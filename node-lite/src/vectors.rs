@@ -7,22 +7,19 @@
 //! pages fetched from peers are verified, kept in the local store (so the next query does not
 //! fetch them again) and paid for with signed receipts, like any download.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use dsi_protocol::manifest::content_id_of_bytes;
-use dsi_protocol::{
-    ChunkId, ContentId, EpochSchedule, Manifest, NetworkId, NodeId, Receipt, SecretKey,
-    SignedReceipt,
-};
+use dsi_protocol::{ChunkId, ContentId, EpochSchedule, Manifest, NetworkId, NodeId, SecretKey};
 use vector_store::{
     BuildOptions, Cursor, IndexData, IndexManifest, PageRef, ResultPage, SearchOptions, Searcher,
     Step, VectorError,
 };
 
 use crate::NodeError;
-use crate::download::client::{PeerClient, error_chain, http_client};
+use crate::download::client::{FetchError, PeerClient, error_chain, http_client};
+use crate::payer::{Paid, Payer, Signer};
 use crate::store::ChunkStore;
 
 /// What `vectors build` did.
@@ -181,18 +178,21 @@ fn store_index(
     })
 }
 
-/// Receipts are sent to a peer once this many are owed to it (and at the end).
-const PAY_EVERY: usize = 16;
+/// One peer of a [`PagePeers`]: its client, its node id once asked, its payer once it
+/// served something.
+struct PagePeer {
+    client: PeerClient,
+    node_id: Option<NodeId>,
+    payer: Option<Payer>,
+}
 
-/// Peers to fetch pages from, paying each with signed receipts.
+/// Peers to fetch pages (and models) from one chunk at a time, paying each with signed
+/// receipts through its [`Payer`].
 pub struct PagePeers {
-    peers: Vec<(PeerClient, Option<NodeId>)>,
-    key: SecretKey,
-    network: NetworkId,
-    epochs: EpochSchedule,
+    peers: Vec<PagePeer>,
+    signer: Signer,
     stall: Duration,
-    owed: HashMap<usize, Vec<SignedReceipt>>,
-    accepted: usize,
+    paid: Paid,
     /// Pages fetched from peers (not found locally).
     pub fetched: usize,
     /// Their bytes.
@@ -211,75 +211,89 @@ impl PagePeers {
         Self {
             peers: urls
                 .into_iter()
-                .map(|u| (PeerClient::new(http.clone(), u), None))
+                .map(|u| PagePeer {
+                    client: PeerClient::new(http.clone(), u),
+                    node_id: None,
+                    payer: None,
+                })
                 .collect(),
-            key,
-            network,
-            epochs,
+            signer: Signer::new(key, network, epochs),
             stall: Duration::from_secs(10),
-            owed: HashMap::new(),
-            accepted: 0,
+            paid: Paid::default(),
             fetched: 0,
             fetched_bytes: 0,
         }
     }
 
     async fn seeder(&mut self, i: usize) -> Result<NodeId, String> {
-        if let Some(id) = self.peers[i].1 {
+        if let Some(id) = self.peers[i].node_id {
             return Ok(id);
         }
         let info = self.peers[i]
-            .0
+            .client
             .node_info(self.stall)
             .await
             .map_err(|e| error_chain(&e))?;
-        self.peers[i].1 = Some(info.node_id);
+        self.peers[i].node_id = Some(info.node_id);
         Ok(info.node_id)
     }
 
-    /// Fetches a chunk from the first peer that has it, checks its id, and owes that peer a
-    /// receipt.
+    /// Asks peer `i` for a chunk; a seeder that is owed too many receipts gets them (the
+    /// payer settles) and is asked once more.
+    async fn fetch(
+        &mut self,
+        i: usize,
+        id: &ChunkId,
+        max_len: usize,
+    ) -> Result<Vec<u8>, FetchError> {
+        let me = self.signer.node_id();
+        let peer = &mut self.peers[i];
+        match peer.client.chunk(id, &me, max_len, self.stall).await {
+            Err(FetchError::Status { status: 429, .. }) => {
+                if let Some(payer) = &mut peer.payer {
+                    payer.settled(self.stall).await;
+                }
+                peer.client
+                    .chunk(id, &me, max_len, self.stall)
+                    .await
+                    .map(|pieces| pieces.to_vec())
+            }
+            other => other.map(|pieces| pieces.to_vec()),
+        }
+    }
+
+    /// Fetches a chunk from the first peer that has it, checks its id, and pays that peer
+    /// a receipt.
     async fn chunk(&mut self, id: &ChunkId, max_len: usize) -> Result<Vec<u8>, String> {
         let mut why = Vec::new();
         for i in 0..self.peers.len() {
             let seeder = match self.seeder(i).await {
                 Ok(s) => s,
                 Err(e) => {
-                    why.push(format!("{}: {e}", self.peers[i].0.url()));
+                    why.push(format!("{}: {e}", self.peers[i].client.url()));
                     continue;
                 }
             };
-            let me = self.key.node_id();
-            match self.peers[i].0.chunk(id, &me, max_len, self.stall).await {
-                Ok(pieces) if pieces.chunk_id() == *id => {
-                    let bytes = pieces.to_vec();
-                    let now = crate::now_ms();
-                    let receipt = Receipt {
-                        epoch: self.epochs.epoch_at(now),
-                        seeder,
-                        downloader: me,
-                        chunk: *id,
-                        bytes: bytes.len() as u32,
-                        issued_at_ms: now,
-                        nonce: rand::random(),
-                    };
-                    let signed = SignedReceipt::sign(receipt, &self.network, &self.key);
-                    let owed = self.owed.entry(i).or_default();
-                    owed.push(signed);
+            match self.fetch(i, id, max_len).await {
+                Ok(bytes) if ChunkId::of(&bytes) == *id => {
+                    let receipt = self.signer.sign(seeder, *id, bytes.len() as u32);
+                    let peer = &mut self.peers[i];
+                    peer.payer
+                        .get_or_insert_with(|| Payer::start(peer.client.clone(), self.stall))
+                        .pay(receipt);
                     self.fetched += 1;
                     self.fetched_bytes += bytes.len() as u64;
-                    // Seeders stop serving a downloader that owes them too many receipts
-                    // (64 by default): pay as we go on long contents such as a text model.
-                    if owed.len() >= PAY_EVERY {
-                        self.pay_peer(i).await;
-                    }
                     return Ok(bytes);
                 }
                 Ok(_) => why.push(format!(
                     "{}: sent bytes that do not hash to {id}",
-                    self.peers[i].0.url()
+                    self.peers[i].client.url()
                 )),
-                Err(e) => why.push(format!("{}: {}", self.peers[i].0.url(), error_chain(&e))),
+                Err(e) => why.push(format!(
+                    "{}: {}",
+                    self.peers[i].client.url(),
+                    error_chain(&e)
+                )),
             }
         }
         Err(if why.is_empty() {
@@ -289,32 +303,16 @@ impl PagePeers {
         })
     }
 
-    /// Sends the receipts owed for everything fetched. Returns how many were accepted in
-    /// all (including those sent along the way).
-    pub async fn pay(&mut self) -> usize {
-        let peers: Vec<usize> = self.owed.keys().copied().collect();
-        for i in peers {
-            self.pay_peer(i).await;
-        }
-        self.accepted
-    }
-
-    async fn pay_peer(&mut self, i: usize) {
-        let Some(receipts) = self.owed.remove(&i) else {
-            return;
-        };
-        match self.peers[i].0.send_receipts(&receipts, self.stall).await {
-            Ok(answer) => {
-                self.accepted += answer
-                    .results
-                    .iter()
-                    .filter(|r| matches!(r, crate::server::ReceiptVerdict::Accepted))
-                    .count()
-            }
-            Err(e) => {
-                tracing::warn!(peer = %self.peers[i].0.url(), "receipts not delivered: {}", error_chain(&e))
+    /// Delivers the receipts still owed for everything fetched (bounded wait). Returns
+    /// what paying came to in all, including receipts delivered along the way.
+    pub async fn pay(&mut self) -> Paid {
+        let deadline = tokio::time::Instant::now() + self.stall * 3;
+        for peer in &mut self.peers {
+            if let Some(payer) = peer.payer.take() {
+                self.paid += payer.finish(deadline).await;
             }
         }
+        self.paid
     }
 }
 
@@ -333,7 +331,7 @@ pub async fn open_content(
         None => {
             let mut why = Vec::new();
             let mut found = None;
-            for (client, _) in &peers.peers {
+            for PagePeer { client, .. } in &peers.peers {
                 match client.manifest(content, peers.stall).await {
                     Ok(bytes) if content_id_of_bytes(&bytes) == *content => {
                         let m = Manifest::from_bytes(&bytes).map_err(|e| {

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
+use dsi_api::{ReceiptBatchResponse, ReceiptVerdict};
 use dsi_protocol::manifest::{MIN_CHUNK_SIZE, content_id_of_bytes};
 use dsi_protocol::{
     ChunkId, ContentId, Epoch, Manifest, NetworkId, Receipt, SecretKey, SignedReceipt,
 };
 use node_lite::config::VerifyMode;
 use node_lite::server::metrics::sample;
-use node_lite::server::{NodeState, ReceiptBatchResponse, ReceiptVerdict, router};
+use node_lite::server::{NodeState, router};
 use node_lite::{Config, DOWNLOADER_HEADER, DataDir};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -92,7 +93,7 @@ fn receipt_for(
     chunk: ChunkId,
     bytes: u32,
 ) -> SignedReceipt {
-    let now = node_lite::now_ms();
+    let now = dsi_protocol::now_ms();
     let receipt = Receipt {
         epoch: state.config.epochs.epoch_at(now),
         seeder: state.node_id,
@@ -120,7 +121,7 @@ async fn post_receipts(state: &Arc<NodeState>, receipts: &[SignedReceipt]) -> Ve
 
 fn rejected(verdict: &ReceiptVerdict) -> &str {
     match verdict {
-        ReceiptVerdict::Rejected { code, .. } => code,
+        ReceiptVerdict::Rejected { code, .. } => code.as_str(),
         ReceiptVerdict::Accepted => "accepted",
     }
 }
@@ -300,7 +301,7 @@ async fn every_receipt_rule_is_named() {
             "bad_signature",
             "wrong_seeder",
             "unknown_chunk",
-            "bytes_mismatch",
+            "chunk_size_mismatch",
             "epoch_out_of_window",
             "bad_signature"
         ]
@@ -450,5 +451,97 @@ async fn swarm_routes_allow_browsers_and_metrics_do_not() {
             .headers()
             .get("access-control-allow-origin")
             .is_none()
+    );
+}
+
+/// Every error answer is JSON `{code, message}` with the code of `dsi_api::ErrorCode`,
+/// including the ones axum makes itself: an unknown route, a wrong method, a body over the
+/// limit, a body that is not JSON, and a static file that is not there (`--web`).
+#[tokio::test]
+async fn every_error_is_json_with_a_code() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<html></html>").unwrap();
+    let web_dir = web.path().to_string_lossy().into_owned();
+    let f = fixture(|c| c.serve.web = web_dir).await;
+    let json = |body: &str| {
+        Request::post("/v1/receipts")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let oversized = format!(
+        "{{\"receipts\": [\"{}\"]}}",
+        "x".repeat(dsi_api::MAX_NODE_BODY_BYTES)
+    );
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            Request::get("/v1/nothing-here")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Request::get("/no-such-page.html")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Request::delete("/v1/node").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Request::get("/v1/receipts").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            json("{\"receipts\": [1, 2"),
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+        ),
+        (
+            json("{\"receipt\": []}"),
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+        ),
+        (
+            json(&oversized),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            Request::get("/v1/content/nothex/have")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_content_id",
+        ),
+    ];
+    for (request, status, expected) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (got, body) = call(&f.state, request).await;
+        assert_eq!(got, status, "{what}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(code(&body), expected, "{what}");
+    }
+    // The page itself is still served, and errors keep their CORS headers.
+    let (status, body) = get(&f.state, "/index.html").await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, &b"<html></html>"[..])
+    );
+    let request = Request::get("/v1/chunks/zz")
+        .header("origin", "https://page.example")
+        .body(Body::empty())
+        .unwrap();
+    let response = router(f.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .headers()
+            .contains_key("access-control-allow-origin")
     );
 }

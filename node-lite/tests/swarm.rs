@@ -10,12 +10,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
+use dsi_api::node::NodeInfo;
 use dsi_protocol::manifest::MIN_CHUNK_SIZE;
 use dsi_protocol::{ChunkId, ContentId, Manifest, NetworkId, SecretKey};
 use node_lite::config::VerifyMode;
 use node_lite::download::{DownloadOptions, Downloader, PART_SUFFIX, sha256_file};
 use node_lite::peers::{StaticPeers, parse_peer_url};
-use node_lite::server::{NodeInfo, NodeState, serve};
+use node_lite::server::{NodeState, serve};
 use node_lite::store::ChunkStore;
 use node_lite::{Config, DataDir, NodeError};
 use reqwest::Url;
@@ -291,7 +292,7 @@ async fn a_wrong_manifest_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, NodeError::ManifestMismatch { .. }), "{err}");
-    assert_eq!(err.exit_code(), node_lite::error::EXIT_INTEGRITY);
+    assert_eq!(err.exit(), dsi_api::exit::Exit::Integrity);
     // With an honest peer too: the forger is dropped and the download completes.
     let out = tmp.path().join("out");
     let report = downloader(Duration::from_secs(2))

@@ -9,8 +9,9 @@ use std::time::Duration;
 use dsi_protocol::{ChunkId, Epoch, NodeId};
 use rand::seq::SliceRandom;
 
-use crate::store::{AuditRecord, NodeRecord};
-use crate::{OracleState, now_ms};
+use crate::OracleState;
+use dsi_api::oracle::{Audit, AuditOutcome, NodeAnnouncement};
+use dsi_protocol::now_ms;
 
 /// Picks up to `count` distinct chunks at random.
 pub fn pick(chunks: &[ChunkId], count: usize) -> Vec<ChunkId> {
@@ -22,35 +23,35 @@ pub fn pick(chunks: &[ChunkId], count: usize) -> Vec<ChunkId> {
 pub async fn audit_chunk(
     client: &reqwest::Client,
     auditor: &NodeId,
-    node: &NodeRecord,
+    node: &NodeAnnouncement,
     chunk: &ChunkId,
     epoch: Epoch,
-) -> AuditRecord {
+) -> Audit {
     let url = format!("{}/v1/chunks/{chunk}", node.url.trim_end_matches('/'));
     let (outcome, detail) = match client
         .get(&url)
-        .header("x-dsi-downloader", auditor.to_string())
+        .header(dsi_api::DOWNLOADER_HEADER, auditor.to_string())
         .send()
         .await
     {
-        Err(error) => ("unreachable", error.to_string()),
+        Err(error) => (AuditOutcome::Unreachable, error.to_string()),
         Ok(response) if !response.status().is_success() => {
-            ("missing", format!("HTTP {}", response.status()))
+            (AuditOutcome::Missing, format!("HTTP {}", response.status()))
         }
         Ok(response) => match response.bytes().await {
-            Err(error) => ("unreachable", error.to_string()),
-            Ok(bytes) if ChunkId::of(&bytes) == *chunk => ("passed", String::new()),
+            Err(error) => (AuditOutcome::Unreachable, error.to_string()),
+            Ok(bytes) if ChunkId::of(&bytes) == *chunk => (AuditOutcome::Passed, String::new()),
             Ok(bytes) => (
-                "wrong_bytes",
+                AuditOutcome::WrongBytes,
                 format!("{} bytes hashing to {}", bytes.len(), ChunkId::of(&bytes)),
             ),
         },
     };
-    AuditRecord {
+    Audit {
         epoch,
         seeder: node.node,
         chunk: *chunk,
-        outcome: outcome.to_string(),
+        outcome,
         detail,
         at_ms: now_ms(),
     }
@@ -59,9 +60,9 @@ pub async fn audit_chunk(
 /// Audits every given node for `epoch`, all nodes concurrently.
 pub async fn audit_nodes(
     state: &OracleState,
-    nodes: &[NodeRecord],
+    nodes: &[NodeAnnouncement],
     epoch: Epoch,
-) -> Result<Vec<AuditRecord>, crate::store::StoreError> {
+) -> Result<Vec<Audit>, crate::store::StoreError> {
     if !state.config.audit.enabled {
         return Ok(Vec::new());
     }
@@ -87,7 +88,7 @@ pub async fn audit_nodes(
     });
     let results = futures_util::future::join_all(fetches).await;
     for result in &results {
-        state.metrics.audit(&result.outcome);
+        state.metrics.audit(result.outcome);
         if !result.passed() {
             tracing::warn!(node = %result.seeder.short(), chunk = %result.chunk.short(), outcome = %result.outcome, detail = %result.detail, "audit failed");
         }

@@ -4,8 +4,9 @@
 //! parameters, the [`EpochInputs`] the oracle recorded at close (parameters, chunk facts,
 //! seeder facts), every accepted receipt with its signature, and the root and total the
 //! oracle computed. Its content id is BLAKE3(`dsi/batch/v1` ‖ file bytes); that id goes on
-//! chain with the root. [`verify_batch`] re-checks every receipt against the rules that do
-//! not need the oracle's database and recomputes the root with the `protocol` crate.
+//! chain with the root. [`verify_batch`] judges every receipt with the same rules ingest
+//! applies ([`crate::rules`], with the batch's recorded parameters and its epoch as the only
+//! open one) and recomputes the root with the `protocol` crate.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,7 +17,7 @@ use dsi_protocol::reward::{EpochInputs, EpochRewards, aggregate};
 use dsi_protocol::{ContentId, EpochSchedule, NetworkId, SignedReceipt};
 use parity_scale_codec::{Decode, Encode};
 
-use crate::ingest::verify_parallel;
+use crate::rules::{Admitted, OpenEpochs, Rule, RuleParams, Tally, judge};
 
 /// Domain tag of a batch's content id.
 pub const BATCH_DOMAIN: &[u8] = b"dsi/batch/v1";
@@ -77,8 +78,8 @@ pub enum VerifyError {
     Rule {
         /// Its position in the batch.
         index: usize,
-        /// The rule's code.
-        rule: &'static str,
+        /// The rule.
+        rule: Rule,
         /// Detail.
         detail: String,
     },
@@ -136,62 +137,55 @@ pub fn compute(
     Ok((rewards, tree))
 }
 
-/// Re-checks every receipt and recomputes the root. Succeeds only if the recomputed root
-/// and total equal the recorded ones.
+impl EpochBatch {
+    /// The rule parameters the batch records.
+    pub fn rule_params(&self) -> RuleParams {
+        RuleParams {
+            network: self.network.clone(),
+            schedule: self.schedule,
+            issued_at_skew_ms: self.issued_at_skew_ms,
+            downloader_cap_bytes: self.downloader_cap_bytes,
+        }
+    }
+}
+
+/// Judges every receipt with the ingest rules and recomputes the root. Succeeds only if
+/// every receipt passes (each at most once) and the recomputed root and total equal the
+/// recorded ones.
 pub fn verify_batch(batch: &EpochBatch) -> Result<Verified, VerifyError> {
-    let epoch = batch.inputs.epoch;
-    let (start, end) = batch.schedule.window(epoch);
     let lengths: HashMap<_, _> = batch
         .inputs
         .chunks
         .iter()
         .map(|c| (c.chunk, c.length))
         .collect();
-    let mut keys = std::collections::HashSet::new();
-    let mut usage: HashMap<_, u64> = HashMap::new();
-    let rule = |index, rule, detail: String| VerifyError::Rule {
-        index,
-        rule,
-        detail,
-    };
-    for (index, signed) in batch.receipts.iter().enumerate() {
-        let r = &signed.receipt;
-        if r.seeder == r.downloader {
-            return Err(rule(index, "self_receipt", r.seeder.to_string()));
-        }
-        if r.epoch != epoch
-            || r.issued_at_ms.saturating_add(batch.issued_at_skew_ms) < start
-            || r.issued_at_ms >= end.saturating_add(batch.issued_at_skew_ms)
-        {
-            return Err(rule(
-                index,
-                "epoch_out_of_window",
-                format!("epoch {} issued at {}", r.epoch, r.issued_at_ms),
-            ));
-        }
-        match lengths.get(&r.chunk) {
-            None => return Err(rule(index, "unknown_chunk", r.chunk.to_string())),
-            Some(&length) if length != r.bytes => {
-                return Err(rule(
+    let params = batch.rule_params();
+    let mut tally = Tally::new(params.downloader_cap_bytes);
+    let verdicts = judge(
+        &batch.receipts,
+        &params,
+        OpenEpochs::only(batch.inputs.epoch),
+        |c| lengths.get(c).copied(),
+        &mut tally,
+    );
+    for (index, verdict) in verdicts.into_iter().enumerate() {
+        match verdict {
+            Ok(Admitted::New) => {}
+            Ok(Admitted::AlreadyHeld) => {
+                return Err(VerifyError::Rule {
                     index,
-                    "chunk_size_mismatch",
-                    format!("{} != {length}", r.bytes),
-                ));
+                    rule: Rule::Duplicate,
+                    detail: "the same receipt twice in one batch".into(),
+                });
             }
-            Some(_) => {}
+            Err(violation) => {
+                return Err(VerifyError::Rule {
+                    index,
+                    rule: violation.rule,
+                    detail: violation.detail,
+                });
+            }
         }
-        if !keys.insert(crate::store::receipt_key(r)) {
-            return Err(rule(index, "duplicate", String::new()));
-        }
-        let used = usage.entry(r.downloader).or_insert(0u64);
-        *used = used.saturating_add(u64::from(r.bytes));
-        if *used > batch.downloader_cap_bytes {
-            return Err(rule(index, "downloader_cap", r.downloader.to_string()));
-        }
-    }
-    let valid = verify_parallel(&batch.receipts, &batch.network);
-    if let Some(index) = valid.iter().position(|ok| !ok) {
-        return Err(rule(index, "bad_signature", String::new()));
     }
     let (rewards, tree) = compute(&batch.inputs, &batch.receipts)?;
     let root = tree.root();

@@ -15,9 +15,11 @@ use dsi_protocol::reward::{ChunkFacts, EpochInputs, SeederFacts};
 use dsi_protocol::{ChunkId, Epoch, NodeId, PayoutAccount};
 use parity_scale_codec::Encode;
 
+use crate::OracleState;
 use crate::batch::{BATCH_VERSION, EpochBatch, batch_content_id, compute, write_durably};
-use crate::store::{AuditRecord, EpochClose, EpochRecord, LeafRecord, NodeRecord, SeederState};
-use crate::{OracleState, now_ms};
+use crate::store::{EpochClose, SeederState};
+use dsi_api::oracle::{ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement};
+use dsi_protocol::now_ms;
 
 /// Why an epoch cannot be closed.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +74,7 @@ pub async fn next_to_close(state: &OracleState) -> Result<Option<Epoch>, CloseEr
 pub async fn close_through(
     state: &OracleState,
     through: Epoch,
-) -> Result<Vec<EpochRecord>, CloseError> {
+) -> Result<Vec<ClosedEpoch>, CloseError> {
     let current = state.config.epochs.epoch_at(now_ms());
     if through > current {
         return Err(CloseError::Future {
@@ -90,7 +92,7 @@ pub async fn close_through(
 }
 
 /// Closes the epochs whose end (plus the configured delay) has passed.
-pub async fn close_due(state: &OracleState) -> Result<Vec<EpochRecord>, CloseError> {
+pub async fn close_due(state: &OracleState) -> Result<Vec<ClosedEpoch>, CloseError> {
     let now = now_ms();
     let schedule = state.config.epochs;
     let current = schedule.epoch_at(now);
@@ -113,7 +115,7 @@ pub async fn close_due(state: &OracleState) -> Result<Vec<EpochRecord>, CloseErr
 }
 
 /// Closes one epoch (which must be the next one).
-pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecord, CloseError> {
+pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoch, CloseError> {
     let started = Instant::now();
     let config = &state.config;
     let now = now_ms();
@@ -198,7 +200,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
     let receipt_seeders: BTreeSet<NodeId> = receipts.iter().map(|r| r.receipt.seeder).collect();
     for seeder in &receipt_seeders {
         if !earners.contains_key(seeder)
-            && let Some(NodeRecord { payout, .. }) = state.store.node(seeder).await?
+            && let Some(NodeAnnouncement { payout, .. }) = state.store.node(seeder).await?
         {
             earners.insert(*seeder, payout);
         }
@@ -296,7 +298,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
         .map(|s| (s.seeder, s.reputation))
         .collect();
     for (leaf_index, reward) in rewards.seeders.iter().filter(|s| s.amount > 0).enumerate() {
-        leaves.push(LeafRecord {
+        leaves.push(Leaf {
             epoch,
             seeder: reward.seeder,
             payout: reward.payout,
@@ -331,9 +333,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
             )
         })
         .collect();
-    let record = EpochRecord {
+    let record = ClosedEpoch {
         epoch,
-        status: "closed".into(),
+        status: EpochStatus::Closed,
         root,
         total: rewards.total,
         seeders: leaves.len() as u64,
@@ -343,7 +345,6 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<EpochRecor
         closed_at_ms: now_ms(),
         close_duration_ms: started.elapsed().as_millis() as u64,
     };
-    let audits: Vec<AuditRecord> = audits;
     state
         .store
         .record_close(&EpochClose {

@@ -186,6 +186,14 @@ impl Default for AuditConfig {
 }
 
 impl Config {
+    /// Writes this configuration to `path` as TOML, every option spelled out (replacing
+    /// the commented file `oracle init` wrote). `load` reads it back unchanged.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let text = toml::to_string(self).context("cannot write the configuration as TOML")?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// Loads defaults, then `path` if it exists, then `DSI_ORACLE_*` variables.
     pub fn load(path: &Path) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -229,6 +237,26 @@ mod tests {
             assert_eq!(config.epochs.length_ms, 30_000);
             jail.set_env("DSI_ORACLE_CLOSE__AUTOMATIC", "false");
             assert!(Config::load(Path::new("/nonexistent/config.toml")).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn a_saved_configuration_loads_back_unchanged() {
+        figment::Jail::expect_with(|_jail| {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let path = dir.path().join("config.toml");
+            let mut config = Config::default();
+            config.close.auto = false;
+            config.epochs.length_ms = 20_000;
+            config.chain.deployment = "/run/deployment.json".into();
+            config.boosts = vec![Boost {
+                content: ContentId([7; 32]),
+                boost: Ppm(1_500_000),
+            }];
+            config.save(&path).map_err(|e| e.to_string())?;
+            assert_eq!(Config::load(&path).map_err(|e| e.to_string())?, config);
             Ok(())
         });
     }

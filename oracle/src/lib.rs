@@ -21,11 +21,14 @@ pub mod api;
 pub mod audit;
 pub mod batch;
 pub mod chain;
+pub mod cli;
 pub mod close;
+pub mod commands;
 pub mod config;
 pub mod data_dir;
 pub mod ingest;
 pub mod metrics;
+pub mod rules;
 pub mod store;
 pub mod submit;
 
@@ -44,13 +47,6 @@ pub use config::Config;
 pub use data_dir::DataDir;
 pub use metrics::Metrics;
 pub use store::Store;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Everything the handlers and background tasks share.
 #[derive(Debug)]

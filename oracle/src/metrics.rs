@@ -6,7 +6,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::ingest::RULES;
+use dsi_api::RejectionCode;
+use dsi_api::oracle::{AuditOutcome, EpochStatus};
+
+use crate::rules::RULES;
 
 /// Upper bounds (seconds) of the ingest latency histogram.
 const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -15,27 +18,27 @@ const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Debug, Default)]
 pub struct Metrics {
     accepted: AtomicU64,
-    rejected: Mutex<BTreeMap<String, u64>>,
+    rejected: Mutex<BTreeMap<RejectionCode, u64>>,
     batches: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_sum_micros: AtomicU64,
     epochs_closed: AtomicU64,
     last_close_millis: AtomicU64,
     close_sum_millis: AtomicU64,
-    audits: Mutex<BTreeMap<String, u64>>,
+    audits: Mutex<BTreeMap<AuditOutcome, u64>>,
     announcements: AtomicU64,
     submissions: AtomicU64,
 }
 
 impl Metrics {
     /// Records one ingested batch.
-    pub fn batch(&self, accepted: u64, rejected: &[&str], latency: Duration) {
+    pub fn batch(&self, accepted: u64, rejected: &[RejectionCode], latency: Duration) {
         self.accepted.fetch_add(accepted, Ordering::Relaxed);
         if !rejected.is_empty()
             && let Ok(mut map) = self.rejected.lock()
         {
             for code in rejected {
-                *map.entry((*code).to_string()).or_insert(0) += 1;
+                *map.entry(*code).or_insert(0) += 1;
             }
         }
         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -58,9 +61,9 @@ impl Metrics {
     }
 
     /// Records an audit outcome.
-    pub fn audit(&self, outcome: &str) {
+    pub fn audit(&self, outcome: AuditOutcome) {
         if let Ok(mut map) = self.audits.lock() {
-            *map.entry(outcome.to_string()).or_insert(0) += 1;
+            *map.entry(outcome).or_insert(0) += 1;
         }
     }
 
@@ -80,7 +83,7 @@ impl Metrics {
     }
 
     /// Prometheus text. `epochs` is the number of closed epochs per status.
-    pub fn render(&self, receipts_held: u64, epochs: &BTreeMap<String, u64>) -> String {
+    pub fn render(&self, receipts_held: u64, epochs: &BTreeMap<EpochStatus, u64>) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -99,7 +102,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE dsi_oracle_receipts_rejected_total counter");
         let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
         for rule in RULES {
-            let count = rejected.get(rule).copied().unwrap_or(0);
+            let count = rejected.get(&rule).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
                 "dsi_oracle_receipts_rejected_total{{rule=\"{rule}\"}} {count}"
@@ -154,8 +157,8 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE dsi_oracle_audits_total counter");
         let audits = self.audits.lock().map(|m| m.clone()).unwrap_or_default();
-        for outcome in ["passed", "wrong_bytes", "missing", "unreachable"] {
-            let count = audits.get(outcome).copied().unwrap_or(0);
+        for &outcome in AuditOutcome::ALL {
+            let count = audits.get(&outcome).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
                 "dsi_oracle_audits_total{{outcome=\"{outcome}\"}} {count}"
@@ -166,15 +169,8 @@ impl Metrics {
             "# HELP dsi_oracle_epochs Closed epochs by chain submission status."
         );
         let _ = writeln!(out, "# TYPE dsi_oracle_epochs gauge");
-        for status in [
-            "closed",
-            "submitted",
-            "final",
-            "vetoed",
-            "claimable",
-            "mismatch",
-        ] {
-            let count = epochs.get(status).copied().unwrap_or(0);
+        for &status in EpochStatus::ALL.iter().filter(|s| **s != EpochStatus::Open) {
+            let count = epochs.get(&status).copied().unwrap_or(0);
             let _ = writeln!(out, "dsi_oracle_epochs{{status=\"{status}\"}} {count}");
         }
         let _ = writeln!(

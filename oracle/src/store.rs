@@ -11,15 +11,17 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+use dsi_api::oracle::{Audit, ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement};
 use dsi_protocol::reputation::ReputationState;
 use dsi_protocol::{
     Announcement, ChunkId, ContentId, Epoch, Manifest, NodeId, PayoutAccount, Receipt, Signature,
     SignedReceipt,
 };
 use parity_scale_codec::{Decode, Encode};
-use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
+
+use crate::rules::{ReceiptKey, receipt_key};
 
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,25 +76,6 @@ fn amount_from(text: &str, what: &'static str) -> Result<u128> {
     u128::from_str(text).map_err(|_| StoreError::Corrupt(what))
 }
 
-/// A node's current announcement as the tracker keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    /// The node.
-    pub node: NodeId,
-    /// Where it serves.
-    pub url: String,
-    /// Its payout account.
-    pub payout: PayoutAccount,
-    /// Issue time of the announcement held.
-    pub issued_at_ms: u64,
-    /// When it expires.
-    pub expires_at_ms: u64,
-    /// First announcement ever seen from this node.
-    pub first_seen_ms: u64,
-    /// Content it holds.
-    pub contents: Vec<ContentId>,
-}
-
 /// What happened to an announcement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnnounceOutcome {
@@ -100,89 +83,6 @@ pub enum AnnounceOutcome {
     Stored,
     /// Older than (or as old as) the one held; ignored.
     Stale,
-}
-
-/// A closed epoch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// The epoch.
-    pub epoch: Epoch,
-    /// `closed`, `submitted`, `final`, `vetoed`, `claimable`.
-    pub status: String,
-    /// Merkle root of the reward leaves (all zeros when nobody earned).
-    #[serde(with = "hex_32")]
-    pub root: [u8; 32],
-    /// Sum of the epoch's amounts (native units).
-    #[serde(with = "decimal")]
-    pub total: u128,
-    /// Leaves (seeders that earned).
-    pub seeders: u64,
-    /// Receipts aggregated.
-    pub receipts: u64,
-    /// BLAKE3 content id of the published receipt batch.
-    pub batch_content_id: ContentId,
-    /// The batch file's name inside the data directory's `batches/`.
-    pub batch_file: String,
-    /// When it closed.
-    pub closed_at_ms: u64,
-    /// How long closing took.
-    pub close_duration_ms: u64,
-}
-
-/// One seeder's leaf in a closed epoch, with its proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeafRecord {
-    /// The epoch.
-    pub epoch: Epoch,
-    /// The seeder.
-    pub seeder: NodeId,
-    /// Its payout account.
-    pub payout: PayoutAccount,
-    /// Earned in this epoch.
-    #[serde(with = "decimal")]
-    pub amount: u128,
-    /// Earned up to and including this epoch (what the leaf commits to).
-    #[serde(with = "decimal")]
-    pub cumulative: u128,
-    /// Of `amount`, paid for bandwidth.
-    #[serde(with = "decimal")]
-    pub bandwidth_amount: u128,
-    /// Of `amount`, paid for storage.
-    #[serde(with = "decimal")]
-    pub storage_amount: u128,
-    /// Bytes served in the epoch.
-    pub bytes_served: u64,
-    /// Receipts counted.
-    pub receipts: u64,
-    /// Reputation factor applied, ppm.
-    pub reputation: u32,
-    /// Sibling hashes from the leaf to the root.
-    #[serde(with = "hex_list")]
-    pub proof: Vec<[u8; 32]>,
-}
-
-/// One audit: a chunk fetched from a node and checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// The epoch it counted for.
-    pub epoch: Epoch,
-    /// The node audited.
-    pub seeder: NodeId,
-    /// The chunk asked for.
-    pub chunk: ChunkId,
-    /// `passed`, `wrong_bytes`, `missing`, `unreachable`.
-    pub outcome: String,
-    /// Detail for humans.
-    pub detail: String,
-    /// When.
-    pub at_ms: u64,
-}
-
-impl AuditRecord {
-    /// Whether the node proved it holds the chunk.
-    pub fn passed(&self) -> bool {
-        self.outcome == "passed"
-    }
 }
 
 /// A seeder's running state.
@@ -200,28 +100,15 @@ pub struct SeederState {
 #[derive(Clone, Debug)]
 pub struct EpochClose {
     /// The epoch row.
-    pub record: EpochRecord,
+    pub record: ClosedEpoch,
     /// Its leaves.
-    pub leaves: Vec<LeafRecord>,
+    pub leaves: Vec<Leaf>,
     /// New seeder states.
     pub seeders: Vec<(NodeId, SeederState)>,
     /// Reputation scores (ppm) for the reputation contract, by node.
     pub scores: Vec<(NodeId, u32)>,
     /// Audits made for it.
-    pub audits: Vec<AuditRecord>,
-}
-
-/// Key of a receipt.
-pub type ReceiptKey = (Epoch, NodeId, NodeId, ChunkId);
-
-/// The key of a receipt: (epoch, downloader, seeder, chunk).
-pub fn receipt_key(receipt: &Receipt) -> ReceiptKey {
-    (
-        receipt.epoch,
-        receipt.downloader,
-        receipt.seeder,
-        receipt.chunk,
-    )
+    pub audits: Vec<Audit>,
 }
 
 /// The oracle's database.
@@ -523,9 +410,9 @@ impl Store {
         Ok(AnnounceOutcome::Stored)
     }
 
-    fn node_from_row(row: &AnyRow) -> Result<NodeRecord> {
+    fn node_from_row(row: &AnyRow) -> Result<NodeAnnouncement> {
         let corrupt = |_| StoreError::Corrupt("nodes");
-        Ok(NodeRecord {
+        Ok(NodeAnnouncement {
             node: NodeId(id_from(row.try_get(0).map_err(corrupt)?, "nodes.node")?),
             url: row.try_get(1).map_err(corrupt)?,
             payout: PayoutAccount(id_from(row.try_get(2).map_err(corrupt)?, "nodes.payout")?),
@@ -536,7 +423,7 @@ impl Store {
         })
     }
 
-    async fn fill_contents(&self, nodes: &mut [NodeRecord]) -> Result<()> {
+    async fn fill_contents(&self, nodes: &mut [NodeAnnouncement]) -> Result<()> {
         for node in nodes {
             let rows =
                 sqlx::query("SELECT content_id FROM holdings WHERE node = $1 ORDER BY content_id")
@@ -558,7 +445,7 @@ impl Store {
     }
 
     /// Nodes whose announcement has not expired at `now_ms`, with their holdings, by id.
-    pub async fn live_nodes(&self, now_ms: u64) -> Result<Vec<NodeRecord>> {
+    pub async fn live_nodes(&self, now_ms: u64) -> Result<Vec<NodeAnnouncement>> {
         let rows = sqlx::query(
             "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms FROM nodes \
              WHERE expires_at_ms > $1 ORDER BY node",
@@ -576,7 +463,7 @@ impl Store {
     }
 
     /// A node's record, live or not.
-    pub async fn node(&self, node: &NodeId) -> Result<Option<NodeRecord>> {
+    pub async fn node(&self, node: &NodeId) -> Result<Option<NodeAnnouncement>> {
         let row = sqlx::query(
             "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms FROM nodes \
              WHERE node = $1",
@@ -592,7 +479,11 @@ impl Store {
     }
 
     /// Live nodes holding `content`, by id.
-    pub async fn peers_for(&self, content: &ContentId, now_ms: u64) -> Result<Vec<NodeRecord>> {
+    pub async fn peers_for(
+        &self,
+        content: &ContentId,
+        now_ms: u64,
+    ) -> Result<Vec<NodeAnnouncement>> {
         let rows = sqlx::query(
             "SELECT n.node, n.url, n.payout, n.issued_at_ms, n.expires_at_ms, n.first_seen_ms \
              FROM nodes n JOIN holdings h ON h.node = n.node \
@@ -759,7 +650,7 @@ impl Store {
     }
 
     /// A closed epoch.
-    pub async fn epoch(&self, epoch: Epoch) -> Result<Option<EpochRecord>> {
+    pub async fn epoch(&self, epoch: Epoch) -> Result<Option<ClosedEpoch>> {
         let row = sqlx::query(
             "SELECT epoch, status, root, total, seeders, receipts, batch_content_id, \
              batch_file, closed_at_ms, close_duration_ms FROM epochs WHERE epoch = $1",
@@ -771,9 +662,13 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let corrupt = |_| StoreError::Corrupt("epochs");
         let total: String = row.try_get(3).map_err(corrupt)?;
-        Ok(Some(EpochRecord {
+        Ok(Some(ClosedEpoch {
             epoch: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
-            status: row.try_get(1).map_err(corrupt)?,
+            status: row
+                .try_get::<String, _>(1)
+                .map_err(corrupt)?
+                .parse()
+                .map_err(|_| StoreError::Corrupt("epochs.status"))?,
             root: id_from(row.try_get(2).map_err(corrupt)?, "epochs.root")?,
             total: amount_from(&total, "epochs.total")?,
             seeders: u64_of(row.try_get(4).map_err(corrupt)?),
@@ -799,7 +694,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(i64_of(r.epoch.0))
-        .bind(r.status.clone())
+        .bind(r.status.as_str())
         .bind(r.root.to_vec())
         .bind(r.total.to_string())
         .bind(i64_of(r.seeders))
@@ -868,7 +763,7 @@ impl Store {
             .bind(i64_of(audit.epoch.0))
             .bind(audit.seeder.0.to_vec())
             .bind(audit.chunk.0.to_vec())
-            .bind(audit.outcome.clone())
+            .bind(audit.outcome.as_str())
             .bind(audit.detail.clone())
             .bind(i64_of(audit.at_ms))
             .execute(&mut *tx)
@@ -903,7 +798,7 @@ impl Store {
     }
 
     /// Closed epochs whose status is one of `statuses`, oldest first.
-    pub async fn epochs_with_status(&self, statuses: &[&str]) -> Result<Vec<EpochRecord>> {
+    pub async fn epochs_with_status(&self, statuses: &[EpochStatus]) -> Result<Vec<ClosedEpoch>> {
         let rows = sqlx::query("SELECT epoch, status FROM epochs ORDER BY epoch")
             .fetch_all(&self.pool)
             .await
@@ -911,7 +806,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let status: String = row.try_get(1).map_err(|_| StoreError::Corrupt("epochs"))?;
-            if statuses.contains(&status.as_str()) {
+            if statuses.iter().any(|s| s.as_str() == status) {
                 let epoch: i64 = row.try_get(0).map_err(|_| StoreError::Corrupt("epochs"))?;
                 if let Some(record) = self.epoch(Epoch(u64_of(epoch))).await? {
                     out.push(record);
@@ -922,7 +817,9 @@ impl Store {
     }
 
     /// Closed epochs per status.
-    pub async fn epoch_status_counts(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+    pub async fn epoch_status_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<EpochStatus, u64>> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM epochs GROUP BY status")
             .fetch_all(&self.pool)
             .await
@@ -931,17 +828,20 @@ impl Store {
             .map(|row| {
                 let corrupt = |_| StoreError::Corrupt("epochs");
                 Ok((
-                    row.try_get::<String, _>(0).map_err(corrupt)?,
+                    row.try_get::<String, _>(0)
+                        .map_err(corrupt)?
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("epochs.status"))?,
                     u64_of(row.try_get::<i64, _>(1).map_err(corrupt)?),
                 ))
             })
             .collect()
     }
 
-    /// Sets a closed epoch's status (`submitted`, `final`, ...).
-    pub async fn set_epoch_status(&self, epoch: Epoch, status: &str) -> Result<()> {
+    /// Sets a closed epoch's status.
+    pub async fn set_epoch_status(&self, epoch: Epoch, status: EpochStatus) -> Result<()> {
         sqlx::query("UPDATE epochs SET status = $1 WHERE epoch = $2")
-            .bind(status.to_string())
+            .bind(status.as_str())
             .bind(i64_of(epoch.0))
             .execute(&self.pool)
             .await
@@ -949,7 +849,7 @@ impl Store {
         Ok(())
     }
 
-    fn leaf_from_row(row: &AnyRow) -> Result<LeafRecord> {
+    fn leaf_from_row(row: &AnyRow) -> Result<Leaf> {
         let corrupt = |_| StoreError::Corrupt("leaves");
         let text = |i: usize, what| -> Result<u128> {
             let value: String = row.try_get(i).map_err(corrupt)?;
@@ -959,7 +859,7 @@ impl Store {
         if !proof.len().is_multiple_of(32) {
             return Err(StoreError::Corrupt("leaves.proof"));
         }
-        Ok(LeafRecord {
+        Ok(Leaf {
             epoch: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
             seeder: NodeId(id_from(row.try_get(1).map_err(corrupt)?, "leaves.seeder")?),
             payout: PayoutAccount(id_from(row.try_get(2).map_err(corrupt)?, "leaves.payout")?),
@@ -986,7 +886,7 @@ impl Store {
         bandwidth_amount, storage_amount, bytes_served, receipts, reputation, proof";
 
     /// A seeder's leaf in an epoch.
-    pub async fn leaf(&self, epoch: Epoch, seeder: &NodeId) -> Result<Option<LeafRecord>> {
+    pub async fn leaf(&self, epoch: Epoch, seeder: &NodeId) -> Result<Option<Leaf>> {
         let sql = format!(
             "SELECT {} FROM leaves WHERE epoch = $1 AND seeder = $2",
             Self::LEAF_COLUMNS
@@ -1003,7 +903,7 @@ impl Store {
     }
 
     /// All leaves of an epoch, by seeder.
-    pub async fn leaves(&self, epoch: Epoch) -> Result<Vec<LeafRecord>> {
+    pub async fn leaves(&self, epoch: Epoch) -> Result<Vec<Leaf>> {
         let sql = format!(
             "SELECT {} FROM leaves WHERE epoch = $1 ORDER BY seeder",
             Self::LEAF_COLUMNS
@@ -1017,7 +917,7 @@ impl Store {
     }
 
     /// A seeder's leaves, newest first.
-    pub async fn seeder_leaves(&self, seeder: &NodeId, limit: u32) -> Result<Vec<LeafRecord>> {
+    pub async fn seeder_leaves(&self, seeder: &NodeId, limit: u32) -> Result<Vec<Leaf>> {
         let sql = format!(
             "SELECT {} FROM leaves WHERE seeder = $1 ORDER BY epoch DESC LIMIT $2",
             Self::LEAF_COLUMNS
@@ -1055,7 +955,7 @@ impl Store {
     }
 
     /// A seeder's audits, newest first.
-    pub async fn audits(&self, seeder: &NodeId, limit: u32) -> Result<Vec<AuditRecord>> {
+    pub async fn audits(&self, seeder: &NodeId, limit: u32) -> Result<Vec<Audit>> {
         let rows = sqlx::query(
             "SELECT epoch, seeder, chunk, outcome, detail, at_ms FROM audits \
              WHERE seeder = $1 ORDER BY epoch DESC, at_ms DESC LIMIT $2",
@@ -1068,73 +968,18 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let corrupt = |_| StoreError::Corrupt("audits");
-                Ok(AuditRecord {
+                Ok(Audit {
                     epoch: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
                     seeder: NodeId(id_from(row.try_get(1).map_err(corrupt)?, "audits.seeder")?),
                     chunk: ChunkId(id_from(row.try_get(2).map_err(corrupt)?, "audits.chunk")?),
-                    outcome: row.try_get(3).map_err(corrupt)?,
+                    outcome: row
+                        .try_get::<String, _>(3)
+                        .map_err(corrupt)?
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("audits.outcome"))?,
                     detail: row.try_get(4).map_err(corrupt)?,
                     at_ms: u64_of(row.try_get(5).map_err(corrupt)?),
                 })
-            })
-            .collect()
-    }
-}
-
-/// serde: `u128` as a decimal string (JSON numbers lose precision above 2^53).
-pub mod decimal {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serializes.
-    pub fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(value)
-    }
-
-    /// Deserializes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// serde: a 32-byte hash as `0x` hex.
-pub mod hex_32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serializes.
-    pub fn serialize<S: Serializer>(value: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0x{}", hex::encode(value)))
-    }
-
-    /// Deserializes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let text = String::deserialize(d)?;
-        let mut out = [0; 32];
-        hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
-            .map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
-}
-
-/// serde: a list of 32-byte hashes as `0x` hex strings.
-pub mod hex_list {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serializes.
-    pub fn serialize<S: Serializer>(value: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(value.iter().map(|h| format!("0x{}", hex::encode(h))))
-    }
-
-    /// Deserializes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
-        let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|text| {
-                let mut out = [0; 32];
-                hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
-                    .map_err(serde::de::Error::custom)?;
-                Ok(out)
             })
             .collect()
     }

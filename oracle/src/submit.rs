@@ -6,22 +6,25 @@
 //! (the contracts refuse a repeated vote), so an oracle killed at any point resubmits only
 //! what the chain does not have and never submits twice.
 
+use dsi_api::oracle::EpochStatus;
 use dsi_protocol::Epoch;
 
 use crate::OracleState;
 use crate::chain::{Chain, ChainError, Written};
 
-/// Statuses that still need the chain's attention.
-const PENDING: [&str; 3] = ["closed", "submitted", "final"];
-
 /// One round over every pending epoch, oldest first.
 pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError> {
     let block = chain.current_block().await?;
-    for record in state.store.epochs_with_status(&PENDING).await? {
+    let pending: Vec<EpochStatus> = EpochStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.awaits_chain())
+        .collect();
+    for record in state.store.epochs_with_status(&pending).await? {
         let epoch = record.epoch;
         let on_chain = match chain.epoch(epoch.0).await? {
             Some(found) => Some(found),
-            None if record.status == "closed" => {
+            None if record.status == EpochStatus::Closed => {
                 let written = chain
                     .submit_root(
                         epoch.0,
@@ -38,7 +41,10 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
                         std::process::abort();
                     }
                 }
-                state.store.set_epoch_status(epoch, "submitted").await?;
+                state
+                    .store
+                    .set_epoch_status(epoch, EpochStatus::Submitted)
+                    .await?;
                 chain.epoch(epoch.0).await?
             }
             None => None,
@@ -46,19 +52,22 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
         let Some(on_chain) = on_chain else { continue };
         if on_chain.root != record.root || on_chain.total != record.total {
             tracing::error!(epoch = epoch.0, chain_root = %hex::encode(on_chain.root), our_root = %hex::encode(record.root), "the chain finalized another root");
-            state.store.set_epoch_status(epoch, "mismatch").await?;
+            state
+                .store
+                .set_epoch_status(epoch, EpochStatus::Mismatch)
+                .await?;
             continue;
         }
         let status = match on_chain.status.as_str() {
-            "Vetoed" => "vetoed",
-            _ if block >= on_chain.claimable_from => "claimable",
-            _ => "final",
+            "Vetoed" => EpochStatus::Vetoed,
+            _ if block >= on_chain.claimable_from => EpochStatus::Claimable,
+            _ => EpochStatus::Final,
         };
         if status != record.status {
-            tracing::info!(epoch = epoch.0, status, "epoch status");
+            tracing::info!(epoch = epoch.0, %status, "epoch status");
             state.store.set_epoch_status(epoch, status).await?;
         }
-        if status != "vetoed" {
+        if status != EpochStatus::Vetoed {
             submit_scores(state, chain, epoch).await?;
         }
     }

@@ -539,7 +539,7 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
         assert!(matches!(
             verify_batch(&forged),
             Err(oracle::batch::VerifyError::Rule {
-                rule: "bad_signature",
+                rule: oracle::rules::Rule::BadSignature,
                 ..
             })
         ));
@@ -562,5 +562,72 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
         assert!(metrics.contains("dsi_oracle_epochs{status=\"closed\"} 1"));
         assert!(metrics.contains("dsi_oracle_audits_total{outcome=\"wrong_bytes\"}"));
         let _ = Epoch(0);
+    }
+}
+
+/// Every error answer is JSON `{code, message}` with the code of `dsi_api::ErrorCode`,
+/// including an unknown route, a wrong method, a body over the limit and malformed JSON; the
+/// status is the one the code names.
+#[tokio::test]
+async fn every_error_is_json_with_a_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    config.ingest.max_batch = 10;
+    let state = oracle_at(
+        &format!("sqlite://{}", dir.path().join("o.db").display()),
+        dir.path(),
+        config,
+    )
+    .await;
+    // The body limit is the larger of the receipt batch's and a manifest's.
+    let limit = dsi_api::MAX_MANIFEST_BYTES;
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("GET", "/v1/nothing-here", Vec::new(), "not_found"),
+        ("DELETE", "/v1/info", Vec::new(), "method_not_allowed"),
+        ("GET", "/v1/receipts", Vec::new(), "method_not_allowed"),
+        (
+            "POST",
+            "/v1/receipts",
+            b"{\"receipts\": [".to_vec(),
+            "bad_json",
+        ),
+        ("POST", "/v1/receipts", b"[]".to_vec(), "bad_json"),
+        (
+            "POST",
+            "/v1/announce",
+            b"{\"node\": 1}".to_vec(),
+            "bad_json",
+        ),
+        (
+            "POST",
+            "/v1/manifests",
+            vec![0u8; limit + 1],
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/v1/manifests",
+            b"not a manifest".to_vec(),
+            "bad_manifest",
+        ),
+        ("GET", "/v1/epochs/x", Vec::new(), "bad_id"),
+        ("POST", "/v1/epochs/close", Vec::new(), "unauthorized"),
+    ];
+    for (method, uri, body, expected) in cases {
+        let reply = call(&state, method, uri, body, None).await;
+        let error: dsi_api::ErrorBody = serde_json::from_slice(&reply.body).unwrap_or_else(|e| {
+            panic!(
+                "{method} {uri}: not an error body ({e}): {}",
+                String::from_utf8_lossy(&reply.body)
+            )
+        });
+        assert_eq!(
+            error.code.as_str(),
+            expected,
+            "{method} {uri}: {}",
+            error.message
+        );
+        assert_eq!(reply.status.as_u16(), error.code.status(), "{method} {uri}");
+        assert!(!error.message.is_empty(), "{method} {uri}");
     }
 }

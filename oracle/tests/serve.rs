@@ -49,7 +49,7 @@ async fn due_epochs_close_on_the_timer() {
     // batch file.
     let records = state
         .store
-        .epochs_with_status(&["closed"])
+        .epochs_with_status(&[dsi_api::oracle::EpochStatus::Closed])
         .await
         .expect("db");
     assert!(records.len() >= 2, "{records:?}");

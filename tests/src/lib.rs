@@ -1,18 +1,18 @@
 //! Harness for end-to-end tests: real `node-lite` processes on loopback, each in its own
 //! temporary data directory, killed when the test ends.
 //!
-//! The binary is built by asking cargo (`cargo build -p node-lite --bin node-lite`, same
-//! profile as the test) and located from cargo's JSON messages, so a test never runs a
-//! stale binary and never guesses the target directory.
+//! The processes are `devnet::harness` services, the binaries are built by
+//! `devnet::harness::cargo_bin` (same profile as the test), and the oracle is spoken to with
+//! the typed `dsi_service::OracleClient`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use devnet::harness::{Service, cargo_bin};
 use dsi_protocol::{NetworkId, SignedReceipt};
+use dsi_service::OracleClient;
 
 /// The all-MiniLM-L6-v2 model directory (`DSI_MODEL_DIR`, else what `scripts/setup --model`
 /// unpacked into target/models/), or None after saying why when it is missing. With
@@ -56,51 +56,62 @@ pub fn build_text_index(dir: &Path, corpus: &Path, model: &str, lists: usize) ->
     serde_json::from_str(&node_lite_ok(dir, &args)).expect("build --json prints JSON")
 }
 
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the repository")
+        .to_path_buf()
+}
+
+/// Whether a test on a real chain can run. With `DSI_REQUIRE_CHAIN=1` (as `scripts/test`
+/// sets it) it must: the contracts have to be built (`scripts/deploy --build-only`) and
+/// `ink-node` on PATH. Without it the test says how to run it and is skipped.
+pub fn chain_ready(test: &str) -> bool {
+    let built = repo()
+        .join("contracts/target/ink/reward_pool/reward_pool.contract")
+        .exists();
+    let required = std::env::var("DSI_REQUIRE_CHAIN").as_deref() == Ok("1");
+    if required {
+        assert!(
+            built,
+            "DSI_REQUIRE_CHAIN=1 but the contracts are not built (scripts/deploy --build-only)"
+        );
+    } else {
+        eprintln!(
+            "skipped: {test} runs with DSI_REQUIRE_CHAIN=1 (scripts/test), ink-node on PATH and \
+             the contracts built"
+        );
+    }
+    required
+}
+
+/// What a `devnet::Network` runs: the freshly built binaries, `ink-node` from PATH, this
+/// repository's `scripts/deploy` and built contracts.
+pub fn network_tools() -> devnet::Tools {
+    devnet::Tools {
+        node_lite: node_lite_bin().to_path_buf(),
+        oracle: oracle_bin().to_path_buf(),
+        ink_node: "ink-node".into(),
+        repo: repo(),
+    }
+}
+
 /// Path of a freshly built `node-lite` binary.
 pub fn node_lite_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        build_bin("node-lite", "node-lite").unwrap_or_else(|e| panic!("building node-lite: {e:#}"))
+        cargo_bin("node-lite", "node-lite").unwrap_or_else(|e| panic!("building node-lite: {e:#}"))
     })
 }
 
-fn build_bin(package: &str, bin: &str) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let release = std::env::current_exe()?
-        .components()
-        .any(|c| c.as_os_str() == "release");
-    let mut command = Command::new(cargo);
-    command.args([
-        "build",
-        "--quiet",
-        "--message-format=json",
-        "-p",
-        package,
-        "--bin",
-        bin,
-    ]);
-    if release {
-        command.arg("--release");
-    }
-    let output = command
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo build")?;
-    if !output.status.success() {
-        bail!("cargo build -p {package} failed");
-    }
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if message["reason"] == "compiler-artifact"
-            && message["target"]["name"] == bin
-            && let Some(path) = message["executable"].as_str()
-        {
-            return Ok(PathBuf::from(path));
-        }
-    }
-    bail!("cargo did not report an executable for {bin}")
+/// `node-lite init` in `dir`, then `edit` on its configuration, saved as `config.toml`.
+pub fn init_node(dir: &Path, edit: impl FnOnce(&mut node_lite::Config)) {
+    node_lite_ok(dir, &["init"]);
+    let data_dir = node_lite::DataDir::new(dir);
+    let mut config = data_dir.config().expect("the configuration loads");
+    edit(&mut config);
+    config.save(dir).expect("the configuration saves");
 }
 
 /// Runs `node-lite --data-dir DIR ARGS...` to completion.
@@ -127,86 +138,50 @@ pub fn node_lite_ok(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// A `node-lite serve` process. Killed (SIGKILL) when dropped.
+/// A `node-lite serve` process (a [`Service`]). Killed (SIGKILL) when dropped.
 pub struct Seeder {
     /// Its data directory.
     pub data_dir: PathBuf,
     /// Its base URL (`http://127.0.0.1:PORT/`).
     pub url: String,
-    /// Extra `serve` flags it was started with.
-    args: Vec<String>,
-    child: Option<Child>,
+    service: Service,
 }
 
 impl Seeder {
-    /// Initializes `data_dir` if needed and starts serving on a free loopback port.
+    /// Initializes `data_dir` if needed and starts serving on a free loopback port with
+    /// the extra `serve` flags `args`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Result<Self> {
         node_lite_ok(data_dir, &["init"]);
-        let mut seeder = Self {
+        let mut command: Vec<String> = vec![
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        command.extend(args.iter().map(|a| a.to_string()));
+        let service = Service::spawn(
+            "node-lite",
+            node_lite_bin(),
+            &command,
+            &[],
+            &data_dir.join("serve.log"),
+        )?;
+        Ok(Self {
             data_dir: data_dir.to_path_buf(),
-            url: String::new(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            child: None,
-        };
-        seeder.spawn("127.0.0.1:0")?;
-        Ok(seeder)
-    }
-
-    fn spawn(&mut self, listen: &str) -> Result<()> {
-        let log = std::fs::File::create(self.data_dir.join("serve.log"))?;
-        let mut child = Command::new(node_lite_bin())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["serve", "--listen", listen])
-            .args(&self.args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("starting node-lite serve")?;
-        let stdout = child.stdout.take().context("serve stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .context("serve printed no address")?;
-        let address = line.trim().rsplit(' ').next().unwrap_or_default();
-        if !address.starts_with("http://") {
-            let _ = child.kill();
-            bail!("unexpected first line from serve: {line:?}");
-        }
-        self.url = format!("{address}/");
-        self.child = Some(child);
-        Ok(())
+            url: format!("{}/", service.url),
+            service,
+        })
     }
 
     /// Kills the process with SIGKILL (no chance to clean up).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.service.kill();
     }
 
     /// Starts the process again on the same port.
     pub fn restart(&mut self) -> Result<()> {
-        self.kill();
-        let listen = self
-            .url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn(&listen) {
-                Ok(()) => return Ok(()),
-                Err(e) if Instant::now() > deadline => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        self.service.restart()
     }
 
     /// One sample from its `/metrics`.
@@ -223,23 +198,16 @@ impl Seeder {
     /// a valid signature for the local network.
     pub fn receipts(&self) -> Vec<SignedReceipt> {
         let json = node_lite_ok(&self.data_dir, &["receipts", "--json"]);
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&json).expect("receipts --json is JSON");
-        rows.into_iter()
-            .map(|row| {
-                let receipt: SignedReceipt = serde_json::from_value(row).expect("a receipt");
-                receipt
+        let held: Vec<node_lite::receipts::HeldReceipt> =
+            serde_json::from_str(&json).expect("receipts --json lists held receipts");
+        held.into_iter()
+            .map(|held| {
+                held.receipt
                     .verify(&NetworkId::default())
                     .expect("every held receipt has a valid signature");
-                receipt
+                held.receipt
             })
             .collect()
-    }
-}
-
-impl Drop for Seeder {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -265,119 +233,75 @@ pub fn sha256_of(path: &Path) -> String {
 pub fn oracle_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        build_bin("oracle", "oracle").unwrap_or_else(|e| panic!("building oracle: {e:#}"))
+        cargo_bin("oracle", "oracle").unwrap_or_else(|e| panic!("building oracle: {e:#}"))
     })
 }
 
-/// An `oracle serve` process with its own data directory. Killed (SIGKILL) when dropped.
+/// An `oracle serve` process with its own data directory (a [`Service`]). Killed (SIGKILL)
+/// when dropped.
 pub struct OracleProcess {
     /// Its data directory.
     pub data_dir: PathBuf,
     /// Its base URL (`http://127.0.0.1:PORT`, no trailing slash).
     pub url: String,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
+    /// Its API.
+    pub client: OracleClient,
+    service: Service,
+}
+
+fn owned_env(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl OracleProcess {
     /// Initializes `data_dir` and starts serving on a free loopback port. `env` sets
     /// configuration (`DSI_ORACLE_CLOSE__AUTO=false`, ...).
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self> {
-        let init = Command::new(oracle_bin())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("init")
-            .output()
-            .context("oracle init")?;
-        if !init.status.success() {
-            bail!(
-                "oracle init failed: {}",
-                String::from_utf8_lossy(&init.stderr)
-            );
-        }
-        let mut oracle = Self {
+        let dir = data_dir.to_str().context("a UTF-8 path")?;
+        devnet::harness::run(
+            oracle_bin(),
+            &["--data-dir", dir, "init"],
+            &data_dir.with_extension("log"),
+        )?;
+        let args: Vec<String> = ["--data-dir", dir, "serve", "--listen", "127.0.0.1:0"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let service = Service::spawn(
+            "oracle",
+            oracle_bin(),
+            &args,
+            &owned_env(env),
+            &data_dir.join("serve.log"),
+        )?;
+        Ok(Self {
             data_dir: data_dir.to_path_buf(),
-            url: String::new(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            child: None,
-        };
-        oracle.spawn("127.0.0.1:0")?;
-        Ok(oracle)
-    }
-
-    fn spawn(&mut self, listen: &str) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.join("serve.log"))?;
-        let mut child = Command::new(oracle_bin())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["serve", "--listen", listen])
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("starting oracle serve")?;
-        let stdout = child.stdout.take().context("serve stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("oracle printed no address")?;
-        let address = line.trim().rsplit(' ').next().unwrap_or_default();
-        if !address.starts_with("http://") {
-            let _ = child.kill();
-            bail!("unexpected first line from oracle serve: {line:?}");
-        }
-        self.url = address.to_string();
-        self.child = Some(child);
-        Ok(())
+            url: service.url.clone(),
+            client: OracleClient::new(&service.url)?,
+            service,
+        })
     }
 
     /// Kills the process with SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.service.kill();
     }
 
     /// Starts the process again on the same port.
     pub fn restart(&mut self) -> Result<()> {
-        self.kill();
-        let listen = self.url.trim_start_matches("http://").to_string();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn(&listen) {
-                Ok(()) => return Ok(()),
-                Err(e) if Instant::now() > deadline => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        self.service.restart()
     }
 
     /// Whether the process has exited on its own.
     pub fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|child| child.try_wait().ok().flatten().is_some())
+        !self.service.running()
     }
 
     /// Starts the process again on the same port with other environment variables.
     pub fn restart_with_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
-        self.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.restart()
+        self.service.restart_with_env(&owned_env(env))
     }
 
     /// The admin token.
@@ -391,11 +315,5 @@ impl OracleProcess {
     /// The SQLite database URL.
     pub fn database_url(&self) -> String {
         format!("sqlite://{}", self.data_dir.join("oracle.db").display())
-    }
-}
-
-impl Drop for OracleProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -1,25 +1,21 @@
-//! The money path on a real ink-node: seeders announce and forward receipts, the oracle
-//! closes the epoch and submits its root, both seeders claim and their payout balances move
-//! by exactly their leaves; an oracle killed right after submitting does not submit again.
+//! The money path on a real ink-node, through the `oracle` command line: seeders announce
+//! and forward receipts, `oracle close-epoch` closes the epoch and the oracle submits its
+//! root, `oracle claim` pays both seeders exactly their leaves (a second claim pays 0), their
+//! reputation reaches the contract; an oracle killed right after submitting does not
+//! submit again after a restart.
 //!
-//! Needs a node with the four contracts deployed: `scripts/test` starts a throwaway
-//! ink-node, runs `scripts/deploy --challenge-blocks 2` and sets `DSI_TEST_DEPLOYMENT`.
-//! Without it the test says so and passes only if `DSI_REQUIRE_CHAIN` is not `1`.
+//! The chain is a throwaway ink-node with the four contracts deployed by `scripts/deploy`
+//! (started by `devnet::Network`, the same harness as the devnet test). Needs `ink-node` on
+//! PATH and the contracts built (`scripts/deploy --build-only`): `scripts/test` runs it with
+//! `DSI_REQUIRE_CHAIN=1`. Without that it says so and passes.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use dsi_protocol::{NodeId, PayoutAccount};
-use dsi_tests::{OracleProcess, Seeder, node_lite_ok, random_file, sha256_of};
-use oracle::chain::{Chain, Deployment};
-use serde_json::Value;
+use devnet::{Network, Options, random_file};
+use dsi_api::oracle::EpochStatus;
+use dsi_protocol::{Epoch, PayoutAccount};
 
 const EPOCH_MS: u64 = 30_000;
-
-fn now_ms() -> u64 {
-    oracle::now_ms()
-}
 
 fn oracle_cli(data_dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new(dsi_tests::oracle_bin())
@@ -38,280 +34,143 @@ fn oracle_cli(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn get_json(url: &str) -> Option<Value> {
-    reqwest::get(url).await.ok()?.json().await.ok()
-}
-
-async fn wait_for<T>(what: &str, secs: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Waits until the current epoch has at least `margin_ms` left.
-async fn fresh_epoch(margin_ms: u64) -> u64 {
-    loop {
-        let now = now_ms();
-        let left = EPOCH_MS - now % EPOCH_MS;
-        if left >= margin_ms {
-            return now / EPOCH_MS;
-        }
-        tokio::time::sleep(Duration::from_millis(left + 50)).await;
-    }
-}
-
-fn set_epochs(config: &Path) {
-    let text = std::fs::read_to_string(config).expect("config");
-    let text = text.replacen("length_ms = 3600000", &format!("length_ms = {EPOCH_MS}"), 1);
-    std::fs::write(config, text).expect("config");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
-    let Ok(deployment_path) = std::env::var("DSI_TEST_DEPLOYMENT") else {
-        assert_ne!(
-            std::env::var("DSI_REQUIRE_CHAIN").as_deref(),
-            Ok("1"),
-            "DSI_REQUIRE_CHAIN=1 but DSI_TEST_DEPLOYMENT is not set"
-        );
-        eprintln!("note: no deployment (DSI_TEST_DEPLOYMENT); the chain test needs scripts/test");
+    if !dsi_tests::chain_ready("the chain test") {
         return;
-    };
+    }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let suri = tmp.path().join("committee.suri");
-    std::fs::write(&suri, "//Alice\n").expect("suri");
-    std::fs::set_permissions(&suri, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut options = Options::new(tmp.path().join("run"));
+    options.epoch_ms = EPOCH_MS;
+    options.budget = 4_000_000_000_000;
+    options.fund = 20_000_000_000_000;
+    let mut net = Network::start(dsi_tests::network_tools(), options)
+        .await
+        .expect("network starts");
+    let oracle_dir = net.oracle_dir.clone();
+    let client = net.client.clone();
 
-    // The oracle: 30 s epochs, manual close, the chain from the deployment.
-    let oracle_dir = tmp.path().join("oracle");
-    oracle_cli(&oracle_dir, &["init"]);
-    let config = oracle_dir.join("config.toml");
-    set_epochs(&config);
-    let mut text = std::fs::read_to_string(&config).expect("config");
-    text = text
-        .replace("auto = true", "auto = false")
-        .replace("budget = 1000000000000", "budget = 4000000000000")
-        .replace(
-            "deployment = \"\"",
-            &format!("deployment = {deployment_path:?}"),
-        )
-        .replace(
-            "suri_file = \"\"",
-            &format!("suri_file = {:?}", suri.display().to_string()),
-        )
-        .replace("poll_ms = 2000", "poll_ms = 500");
-    std::fs::write(&config, text).expect("config");
-    oracle_cli(&oracle_dir, &["fund", "20000000000000"]);
-    let chain = Chain::new(
-        Deployment::load(Path::new(&deployment_path)).expect("deployment"),
-        None,
-        "//Alice".into(),
-    );
-    let mut oracle = OracleProcess::start(&oracle_dir, &[]).expect("oracle starts");
-
-    // Two seeders with fresh payout accounts, one downloader.
+    // Two seeders with fresh payout accounts, one downloader fetching through the tracker.
     let payouts = [PayoutAccount([0x51; 20]), PayoutAccount([0x52; 20])];
     let file = tmp.path().join("data.bin");
-    let sha = random_file(&file, 1 << 20);
-    let mut seeders = Vec::new();
+    random_file(&file, 1 << 20).expect("file");
     let mut content = String::new();
-    let epoch = fresh_epoch(20_000).await;
     for (i, payout) in payouts.iter().enumerate() {
-        let dir = tmp.path().join(format!("seeder{i}"));
-        node_lite_ok(&dir, &["init"]);
-        set_epochs(&dir.join("config.toml"));
-        let cfg = std::fs::read_to_string(dir.join("config.toml")).expect("config");
-        let cfg = cfg
-            .replace("announce_interval_secs = 60", "announce_interval_secs = 1")
-            .replace("forward_interval_secs = 5", "forward_interval_secs = 1");
-        std::fs::write(dir.join("config.toml"), cfg).expect("config");
-        content = node_lite_ok(&dir, &["add", file.to_str().expect("utf8")])
-            .trim()
-            .to_string();
-        let payout = payout.to_string();
-        seeders.push(
-            Seeder::start(&dir, &["--tracker", &oracle.url, "--payout", &payout]).expect("seeder"),
-        );
+        let name = format!("seeder-{i}");
+        net.add_peer(&name, *payout).expect("peer");
+        content = net.add_file(&name, &file).expect("add");
+        net.start_peer(&name, &[]).expect("serve");
     }
-    let url = oracle.url.clone();
-    wait_for("two peers", 30, async || {
-        let peers = get_json(&format!("{url}/v1/content/{content}/peers")).await?;
-        (peers["peers"].as_array()?.len() == 2).then_some(())
-    })
-    .await;
-    let downloader = tmp.path().join("downloader");
-    node_lite_ok(&downloader, &["init"]);
-    set_epochs(&downloader.join("config.toml"));
-    let out = tmp.path().join("out.bin");
-    node_lite_ok(
-        &downloader,
-        &[
-            "get",
-            &content,
-            "--tracker",
-            &oracle.url,
-            "--out",
-            out.to_str().expect("utf8"),
-        ],
+    net.wait_for_peers(&content, 2).await.expect("announced");
+    let epoch = net.fresh_epoch(20_000).await;
+    let downloader = net.add_downloader("downloader").expect("downloader");
+    let out = net.download(&downloader, &content, &[]).expect("download");
+    assert_eq!(
+        std::fs::read(&out).expect("read"),
+        std::fs::read(&file).expect("read")
     );
-    assert_eq!(sha256_of(&out), sha);
-    wait_for("receipts at the oracle", 30, async || {
-        let info = get_json(&format!("{url}/v1/epochs/{epoch}")).await?;
-        (info["receipts"].as_u64()? == 4).then_some(())
-    })
-    .await;
+    assert_eq!(net.wait_for_receipts(epoch, 4).await.expect("receipts"), 4);
 
-    // Close; the oracle submits the root; blocks advance (instant seal makes a block per
-    // transaction) until the challenge window passes.
-    oracle_cli(
+    // `oracle close-epoch`; the oracle submits the root; blocks advance past the challenge
+    // window.
+    let printed = oracle_cli(
         &oracle_dir,
         &[
             "close-epoch",
             "--url",
-            &oracle.url,
+            &net.oracle.url,
             "--through",
             &epoch.to_string(),
         ],
     );
-    let record = wait_for("the root on chain", 60, async || {
-        let info = get_json(&format!("{url}/v1/epochs/{epoch}")).await?;
-        matches!(info["status"].as_str()?, "final" | "claimable").then_some(info)
-    })
-    .await;
-    let on_chain = chain
+    assert!(
+        printed.contains(&format!("epoch {epoch}: 4 receipts")),
+        "{printed}"
+    );
+    let record = net.wait_claimable(epoch).await.expect("claimable");
+    let on_chain = net
+        .chain
         .epoch(epoch)
         .await
         .expect("chain")
         .expect("epoch on chain");
-    assert_eq!(format!("0x{}", hex::encode(on_chain.root)), record["root"]);
-    assert_eq!(on_chain.total.to_string(), record["total"]);
-    wait_for("claimable", 60, async || {
-        let info = get_json(&format!("{url}/v1/epochs/{epoch}")).await?;
-        if info["status"] == "claimable" {
-            return Some(());
-        }
-        oracle_cli(&oracle_dir, &["fund", "1000000"]);
-        None
-    })
-    .await;
+    assert_eq!(on_chain.root, record.root);
+    assert_eq!(on_chain.total, record.total);
 
-    // Both seeders claim; balances move by exactly their leaves; a second claim pays 0.
-    let leaves: Vec<Value> = get_json(&format!("{url}/v1/epochs/{epoch}/leaves"))
-        .await
-        .expect("leaves")
-        .as_array()
-        .expect("array")
-        .clone();
+    // `oracle claim` for both seeders: balances move by exactly their leaves; again pays 0.
+    let leaves = net.leaves(epoch).await.expect("leaves");
     assert_eq!(leaves.len(), 2);
     for leaf in &leaves {
-        let seeder: NodeId = leaf["seeder"].as_str().expect("id").parse().expect("id");
-        let payout: PayoutAccount = leaf["payout"]
-            .as_str()
-            .expect("payout")
-            .parse()
-            .expect("payout");
-        let amount: u128 = leaf["amount"]
-            .as_str()
-            .expect("amount")
-            .parse()
-            .expect("u128");
-        assert!(payouts.contains(&payout));
-        let before = chain.balance(&payout).await.expect("balance");
-        let printed = oracle_cli(
-            &oracle_dir,
-            &[
-                "claim",
-                "--seeder",
-                &seeder.to_string(),
-                "--url",
-                &oracle.url,
-            ],
+        assert!(payouts.contains(&leaf.payout));
+        let before = net.chain.balance(&leaf.payout).await.expect("balance");
+        let seeder = leaf.seeder.to_string();
+        let claim = ["claim", "--seeder", &seeder, "--url", &net.oracle.url];
+        let printed = oracle_cli(&oracle_dir, &claim);
+        assert!(
+            printed.contains(&format!("paid {}", leaf.amount)),
+            "{printed}"
         );
-        assert!(printed.contains(&format!("paid {amount}")), "{printed}");
-        let after = chain.balance(&payout).await.expect("balance");
+        let after = net.chain.balance(&leaf.payout).await.expect("balance");
         assert_eq!(
             after - before,
-            amount,
+            leaf.amount,
             "the payout account received exactly the leaf"
         );
-        assert_eq!(chain.claimed(&seeder).await.expect("claimed"), amount);
-        let again = oracle_cli(
-            &oracle_dir,
-            &[
-                "claim",
-                "--seeder",
-                &seeder.to_string(),
-                "--url",
-                &oracle.url,
-            ],
+        assert_eq!(
+            net.chain.claimed(&leaf.seeder).await.expect("claimed"),
+            leaf.amount
         );
+        let again = oracle_cli(&oracle_dir, &claim);
         assert!(again.contains("paid 0"), "{again}");
         // Reputation reached the contract.
-        let page = get_json(&format!("{url}/v1/seeders/{seeder}"))
-            .await
-            .expect("seeder");
-        let score = chain
-            .reputation_score(&seeder)
+        let page = client.seeder(&leaf.seeder).await.expect("seeder page");
+        let score = net
+            .chain
+            .reputation_score(&leaf.seeder)
             .await
             .expect("score")
             .expect("scored");
-        assert_eq!(
-            (u64::from(score.0), score.1),
-            (page["score"].as_u64().expect("score"), epoch)
-        );
+        assert_eq!((score.0, score.1), (page.score, epoch));
     }
 
     // The next epoch: the oracle dies right after sending the root (before recording it);
     // after a restart it finds the root on chain and does not send it again.
-    while now_ms() / EPOCH_MS == epoch {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let next = net.next_epoch(epoch).await;
+    net.oracle
+        .restart_with_env(&[(
+            "DSI_FAULT".to_string(),
+            "oracle-abort-after-submit".to_string(),
+        )])
+        .expect("oracle restarts with the fault");
+    let token = net.admin_token().expect("token");
+    let _ = client.close(&token, Some(Epoch(next))).await;
+    net.wait_for("the root on chain", 60, async || {
+        net.chain.epoch(next).await.ok().flatten()
+    })
+    .await
+    .expect("root on chain");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while net.oracle.running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the oracle did not die right after submitting"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    let next = now_ms() / EPOCH_MS;
-    oracle.kill();
-    let mut faulty =
-        OracleProcess::start(&oracle_dir, &[("DSI_FAULT", "oracle-abort-after-submit")])
-            .expect("oracle");
-    let url = faulty.url.clone();
-    let token = faulty.admin_token();
-    let _ = reqwest::Client::new()
-        .post(format!("{url}/v1/epochs/close"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "through": next }))
-        .send()
-        .await;
-    wait_for("the root on chain", 60, async || {
-        chain.epoch(next).await.ok().flatten()
-    })
-    .await;
-    wait_for("the oracle to die right after submitting", 30, async || {
-        faulty.exited().then_some(())
-    })
-    .await;
     assert!(
-        get_json(&format!("{url}/v1/epochs/{next}")).await.is_none(),
+        client.epoch(Epoch(next)).await.is_err(),
         "the faulty oracle is gone"
     );
-    faulty.restart_with_env(&[]).expect("restart");
-    let url = faulty.url.clone();
-    wait_for("the epoch final at the oracle", 60, async || {
-        let info = get_json(&format!("{url}/v1/epochs/{next}")).await?;
-        matches!(info["status"].as_str()?, "final" | "claimable").then_some(())
+    net.oracle.restart_with_env(&[]).expect("restart");
+    net.wait_for("the epoch final at the oracle", 60, async || {
+        let info = net.closed_epoch(next).await.ok()?;
+        matches!(info.status, EpochStatus::Final | EpochStatus::Claimable).then_some(())
     })
-    .await;
-    let metrics = reqwest::get(format!("{url}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    .await
+    .expect("final");
+    let metrics = client.metrics().await.expect("metrics");
     assert!(
         metrics.contains("dsi_oracle_chain_submissions_total 0"),
         "resubmitted after restart:\n{metrics}"
     );
-    drop(seeders);
 }

@@ -15,66 +15,28 @@
 //! Needs `ink-node` on PATH and the contracts built (`scripts/deploy --build-only`):
 //! `scripts/test` runs it with `DSI_REQUIRE_CHAIN=1`. Without that it says so and passes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use devnet::{Network, Options, Tools, raised_rarity, random_file};
+use devnet::{Network, Options, raised_rarity, random_file};
+use dsi_api::oracle::AuditOutcome;
 use dsi_protocol::{
     ChunkId, Manifest, NetworkId, NodeId, PayoutAccount, Receipt, SecretKey, SignedReceipt,
 };
+use dsi_service::OracleClient;
 use oracle::chain::ChainError;
-use serde_json::Value;
 
 const MIB: usize = 1 << 20;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-fn ready() -> bool {
-    let built = repo()
-        .join("contracts/target/ink/reward_pool/reward_pool.contract")
-        .exists();
-    let required = std::env::var("DSI_REQUIRE_CHAIN").as_deref() == Ok("1");
-    if required {
-        assert!(
-            built,
-            "DSI_REQUIRE_CHAIN=1 but the contracts are not built (scripts/deploy --build-only)"
-        );
-    } else {
-        eprintln!(
-            "note: the devnet test runs with DSI_REQUIRE_CHAIN=1 (scripts/test), ink-node on PATH \
-             and the contracts built"
-        );
-    }
-    required
-}
-
-async fn get_json(url: &str) -> Value {
-    reqwest::get(url)
-        .await
-        .expect("oracle reachable")
-        .json()
-        .await
-        .expect("JSON")
-}
-
-async fn manifest(oracle: &str, content: &str) -> Manifest {
-    let bytes = reqwest::get(format!("{oracle}/v1/content/{content}/manifest"))
-        .await
-        .expect("manifest")
-        .bytes()
-        .await
-        .expect("bytes");
+async fn manifest(oracle: &OracleClient, content: &str) -> Manifest {
+    let content = content.parse().expect("a content id");
+    let bytes = oracle.manifest(&content).await.expect("manifest");
     Manifest::from_bytes(&bytes).expect("a manifest")
 }
 
 /// Signs one receipt per (seeder, chunk) and posts them in one batch; returns the verdicts
 /// ("accepted" or the rule code) in order.
 async fn post_receipts(
-    oracle: &str,
+    oracle: &OracleClient,
     epoch: u64,
     downloader: &SecretKey,
     served: &[(NodeId, ChunkId, u32)],
@@ -90,31 +52,23 @@ async fn post_receipts(
                 downloader: downloader.node_id(),
                 chunk: *chunk,
                 bytes: *bytes,
-                issued_at_ms: oracle::now_ms(),
+                issued_at_ms: dsi_protocol::now_ms(),
                 nonce: 1000 + i as u64,
             };
             SignedReceipt::sign(receipt, &network, downloader)
         })
         .collect();
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{oracle}/v1/receipts"))
-        .json(&serde_json::json!({ "receipts": receipts }))
-        .send()
+    let answer = oracle
+        .submit_receipts(&receipts)
         .await
-        .expect("post receipts")
-        .json()
-        .await
-        .expect("verdicts");
-    answer["results"]
-        .as_array()
-        .expect("results")
+        .expect("post receipts");
+    answer
+        .results
         .iter()
         .map(|r| {
-            if r["status"] == "accepted" {
-                "accepted".to_string()
-            } else {
-                r["code"].as_str().unwrap_or("?").to_string()
-            }
+            r.rejection()
+                .map_or("accepted", |code| code.as_str())
+                .to_string()
         })
         .collect()
 }
@@ -147,23 +101,18 @@ fn corrupt_chunks(data_dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
-    if !ready() {
+    if !dsi_tests::chain_ready("the devnet test") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tools = Tools {
-        node_lite: dsi_tests::node_lite_bin().to_path_buf(),
-        oracle: dsi_tests::oracle_bin().to_path_buf(),
-        ink_node: "ink-node".into(),
-        repo: repo(),
-    };
+    let tools = dsi_tests::network_tools();
     let mut options = Options::new(tmp.path().join("run"));
     options.downloader_cap_bytes = 4 * MIB as u64;
     let budget = options.budget;
     let mut net = Network::start(tools, options)
         .await
         .expect("network starts");
-    let oracle_url = net.oracle.url.clone();
+    let oracle = net.client.clone();
 
     // Three seeders; the popular file (2 MiB, 8 chunks) on a and b, the rare one (1 MiB,
     // 4 chunks) on c.
@@ -319,10 +268,10 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         .key()
         .expect("key");
     let id_a = key_a.node_id();
-    let popular_chunks = chunks_of(&manifest(&oracle_url, &popular_id).await);
-    let rare_chunks = chunks_of(&manifest(&oracle_url, &rare_id).await);
+    let popular_chunks = chunks_of(&manifest(&oracle, &popular_id).await);
+    let rare_chunks = chunks_of(&manifest(&oracle, &rare_id).await);
     let selfish: Vec<_> = popular_chunks.iter().map(|(c, l)| (id_a, *c, *l)).collect();
-    let verdicts = post_receipts(&oracle_url, epoch, &key_a, &selfish).await;
+    let verdicts = post_receipts(&oracle, epoch, &key_a, &selfish).await;
     assert!(verdicts.iter().all(|v| v == "self_receipt"), "{verdicts:?}");
     // A downloader attesting 5 MiB against a 4 MiB cap: the last MiB is refused.
     let greedy = SecretKey::generate(&mut rand::rngs::OsRng);
@@ -331,7 +280,7 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     let mut claims: Vec<_> = popular_chunks.iter().map(|(c, l)| (id_a, *c, *l)).collect();
     claims.extend(popular_chunks.iter().map(|(c, l)| (id_b, *c, *l)));
     claims.extend(rare_chunks.iter().map(|(c, l)| (id_c, *c, *l)));
-    let verdicts = post_receipts(&oracle_url, epoch, &greedy, &claims).await;
+    let verdicts = post_receipts(&oracle, epoch, &greedy, &claims).await;
     assert_eq!(&verdicts[..16], &["accepted"; 16][..]);
     assert_eq!(&verdicts[16..], &["downloader_cap"; 4][..]);
     assert_eq!(net.receipts_held(epoch).await.expect("held"), 12 + 16);
@@ -342,17 +291,18 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     report.check().expect("claims match leaves and balances");
     // Mallory served nothing that verified and failed its audits: no pay, low reputation.
     assert!(report.rows.iter().all(|r| r.seeder != mallory), "{report}");
-    let page = get_json(&format!("{oracle_url}/v1/seeders/{mallory}")).await;
-    let audits = page["audits"].as_array().expect("audits");
-    assert!(!audits.is_empty(), "{page}");
+    let page = oracle.seeder(&mallory).await.expect("mallory's page");
+    assert!(!page.audits.is_empty(), "{page:?}");
     assert!(
-        audits.iter().all(|a| a["outcome"] == "wrong_bytes"),
-        "{page}"
+        page.audits
+            .iter()
+            .all(|a| a.outcome == AuditOutcome::WrongBytes),
+        "{page:?}"
     );
-    let honest = get_json(&format!("{oracle_url}/v1/seeders/{id_a}")).await;
+    let honest = oracle.seeder(&id_a).await.expect("a's page");
     assert!(
-        page["score"].as_u64() < honest["score"].as_u64(),
-        "mallory {page} vs honest {honest}"
+        page.score < honest.score,
+        "mallory {page:?} vs honest {honest:?}"
     );
     let on_chain_mallory = net
         .chain

@@ -4,7 +4,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use dsi_protocol::{ChunkId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt};
+use dsi_api::oracle::EpochInfo;
+use dsi_protocol::reputation::Standing;
+use dsi_protocol::{ChunkId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt, now_ms};
+use dsi_service::OracleClient;
 use dsi_tests::OracleProcess;
 
 const CHUNK: u32 = 16 * 1024;
@@ -14,13 +17,6 @@ fn manifest(chunks: usize) -> Manifest {
         .map(|i| ChunkId::of(&(i as u64).to_le_bytes()))
         .collect();
     Manifest::new("crash", CHUNK as u64 * chunks as u64, CHUNK, ids).expect("manifest")
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64
 }
 
 /// Batches of distinct receipts: downloader `d` signs one receipt per chunk for seeder 1.
@@ -56,20 +52,11 @@ fn batches(manifest: &Manifest, count: usize) -> Vec<Vec<SignedReceipt>> {
         .collect()
 }
 
-async fn send(client: &reqwest::Client, url: &str, batch: &[SignedReceipt]) -> anyhow::Result<()> {
-    let answer: serde_json::Value = client
-        .post(format!("{url}/v1/receipts"))
-        .json(&serde_json::json!({ "receipts": batch }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let results = answer["results"].as_array().cloned().unwrap_or_default();
-    anyhow::ensure!(results.len() == batch.len(), "short answer");
+async fn send(client: &OracleClient, batch: &[SignedReceipt]) -> anyhow::Result<()> {
+    let answer = client.submit_receipts(batch).await?;
     anyhow::ensure!(
-        results.iter().all(|r| r["status"] == "accepted"),
-        "rejections: {answer}"
+        answer.results.iter().all(|r| r.is_accepted()),
+        "rejections: {answer:?}"
     );
     Ok(())
 }
@@ -80,24 +67,20 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
     let mut oracle = OracleProcess::start(dir.path(), &[("DSI_ORACLE_CLOSE__AUTO", "false")])
         .expect("oracle starts");
     let manifest = manifest(500);
-    let client = reqwest::Client::new();
-    let reply = client
-        .post(format!("{}/v1/manifests", oracle.url))
-        .body(manifest.to_bytes())
-        .send()
+    let client = oracle.client.clone();
+    client
+        .register_manifest(manifest.to_bytes())
         .await
         .expect("register");
-    assert!(reply.status().is_success());
     let batches = batches(&manifest, 60);
 
     // Stream batches from a task; kill -9 the oracle while batches are in flight.
-    let url = oracle.url.clone();
     let stream = batches.clone();
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let sender_client = client.clone();
     let sender = tokio::spawn(async move {
-        let client = reqwest::Client::new();
         for (i, batch) in stream.iter().enumerate() {
-            if send(&client, &url, batch).await.is_err() {
+            if send(&sender_client, batch).await.is_err() {
                 return i;
             }
             let _ = acked_tx.send(i);
@@ -144,7 +127,7 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
         .flat_map(|&i| {
             batches[i]
                 .iter()
-                .map(|r| oracle::store::receipt_key(&r.receipt))
+                .map(|r| oracle::rules::receipt_key(&r.receipt))
         })
         .collect();
     let found = store.existing_receipts(&keys).await.expect("lookup");
@@ -158,29 +141,18 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
 
     // Retrying everything is harmless: all accepted, each stored once.
     for batch in &batches {
-        send(&client, &oracle.url, batch)
-            .await
-            .expect("retry accepted");
+        send(&client, batch).await.expect("retry accepted");
     }
     let held = store.count_receipts(epoch).await.expect("count") as usize;
     assert_eq!(held, batches.len() * per_batch);
 
     // Close, then verify the published batch with the CLI, bit for bit.
-    let closed: serde_json::Value = client
-        .post(format!("{}/v1/epochs/close", oracle.url))
-        .bearer_auth(oracle.admin_token())
-        .send()
+    let closed = client
+        .close(&oracle.admin_token(), None)
         .await
-        .expect("close")
-        .error_for_status()
         .expect("closed")
-        .json()
-        .await
-        .expect("json");
-    let file = dir
-        .path()
-        .join("batches")
-        .join(closed["closed"][0]["batch_file"].as_str().expect("file"));
+        .closed;
+    let file = dir.path().join("batches").join(&closed[0].batch_file);
     let output = std::process::Command::new(dsi_tests::oracle_bin())
         .arg("verify-epoch")
         .arg(&file)
@@ -193,7 +165,7 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("recomputed bit for bit"), "{stdout}");
-    assert!(stdout.contains(closed["closed"][0]["root"].as_str().expect("root")));
+    assert!(stdout.contains(&hex::encode(closed[0].root)), "{stdout}");
 
     // A tampered file fails with exit code 4; a missing one with 3.
     let mut bytes = std::fs::read(&file).expect("read");
@@ -253,12 +225,10 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
         ("b", "0x2222222222222222222222222222222222222222"),
     ] {
         let dir = tmp.path().join(name);
-        node_lite_ok(&dir, &["init"]);
-        let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
-        let config = config
-            .replace("announce_interval_secs = 60", "announce_interval_secs = 1")
-            .replace("forward_interval_secs = 5", "forward_interval_secs = 1");
-        std::fs::write(dir.join("config.toml"), config).expect("config");
+        dsi_tests::init_node(&dir, |config| {
+            config.tracker.announce_interval_secs = 1;
+            config.tracker.forward_interval_secs = 1;
+        });
         content = node_lite_ok(&dir, &["add", file.to_str().expect("utf8")])
             .trim()
             .to_string();
@@ -266,18 +236,11 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
             Seeder::start(&dir, &["--tracker", &oracle.url, "--payout", payout]).expect("seeder"),
         );
     }
-    let client = reqwest::Client::new();
-    let peers_url = format!("{}/v1/content/{content}/peers", oracle.url);
+    let client = oracle.client.clone();
+    let content_id = content.parse().expect("a content id");
     poll("both seeders announced", async || {
-        let answer: serde_json::Value = client
-            .get(&peers_url)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (answer["peers"].as_array()?.len() == 2).then_some(())
+        let answer = client.peers(&content_id).await.ok()?;
+        (answer.peers.len() == 2).then_some(())
     })
     .await;
 
@@ -299,26 +262,11 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     assert_eq!(sha256_of(&out), sha);
 
     // Seeders forward their receipts; the oracle holds one per chunk.
-    let current: serde_json::Value = client
-        .get(format!("{}/v1/epochs/current", oracle.url))
-        .send()
-        .await
-        .expect("current")
-        .json()
-        .await
-        .expect("json");
-    let epoch = current["epoch"].as_u64().expect("epoch");
+    let epoch = client.current_epoch().await.expect("current").epoch;
     let chunks = (1u64 << 20).div_ceil(256 * 1024);
     poll("receipts forwarded", async || {
-        let info: serde_json::Value = client
-            .get(format!("{}/v1/epochs/{epoch}", oracle.url))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (info["receipts"].as_u64()? == chunks).then_some(())
+        let info = client.epoch(epoch).await.ok()?;
+        (matches!(info, EpochInfo::Open(_)) && info.receipts() == chunks).then_some(())
     })
     .await;
     // Acknowledged receipts are deleted at the seeders.
@@ -332,46 +280,19 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
 
     // Close: both seeders are audited (they serve real chunks) and earn storage; the
     // bytes they served add up to the file.
-    let closed: serde_json::Value = client
-        .post(format!("{}/v1/epochs/close", oracle.url))
-        .bearer_auth(oracle.admin_token())
-        .send()
+    let closed = client
+        .close(&oracle.admin_token(), Some(epoch))
         .await
-        .expect("close")
-        .error_for_status()
         .expect("closed")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(closed["closed"][0]["receipts"], chunks);
-    let leaves: Vec<serde_json::Value> = client
-        .get(format!("{}/v1/epochs/{epoch}/leaves", oracle.url))
-        .send()
-        .await
-        .expect("leaves")
-        .json()
-        .await
-        .expect("json");
+        .closed;
+    assert_eq!(closed[0].receipts, chunks);
+    let leaves = client.leaves(epoch).await.expect("leaves");
     assert_eq!(leaves.len(), 2, "{leaves:?}");
-    let served: u64 = leaves
-        .iter()
-        .map(|l| l["bytes_served"].as_u64().expect("bytes"))
-        .sum();
+    let served: u64 = leaves.iter().map(|l| l.bytes_served).sum();
     assert_eq!(served, 1 << 20);
     for leaf in &leaves {
-        assert_ne!(leaf["storage_amount"], "0", "audits passed: {leaf}");
-        let page: serde_json::Value = client
-            .get(format!(
-                "{}/v1/seeders/{}",
-                oracle.url,
-                leaf["seeder"].as_str().expect("id")
-            ))
-            .send()
-            .await
-            .expect("seeder")
-            .json()
-            .await
-            .expect("json");
-        assert_eq!(page["standing"], "good", "{page}");
+        assert_ne!(leaf.storage_amount, 0, "audits passed: {leaf:?}");
+        let page = client.seeder(&leaf.seeder).await.expect("seeder");
+        assert_eq!(page.standing, Standing::Good, "{page:?}");
     }
 }

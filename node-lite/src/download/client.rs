@@ -7,8 +7,9 @@ use bytes::Bytes;
 use dsi_protocol::{ChunkId, ContentId, NodeId, SignedReceipt};
 use reqwest::{Client, Response, Url};
 
-use crate::server::{ErrorBody, NodeInfo, ReceiptBatch, ReceiptBatchResponse};
-use crate::store::BitfieldWire;
+use dsi_api::node::{Have, NodeInfo};
+use dsi_api::{ErrorBody, ErrorCode, ReceiptBatch, ReceiptBatchResponse};
+pub use dsi_service::oracle_client::error_chain;
 
 /// Why a request to a peer failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -21,8 +22,8 @@ pub enum FetchError {
     Status {
         /// HTTP status.
         status: u16,
-        /// The API error code (empty if the body was not an API error).
-        code: String,
+        /// The API error code (the code of the status if the body was not an API error).
+        code: ErrorCode,
         /// The API error message.
         message: String,
     },
@@ -133,7 +134,10 @@ impl PeerClient {
             .ok()
             .and_then(Result::ok);
         let error: Option<ErrorBody> = body.and_then(|b| serde_json::from_slice(&b).ok());
-        let (code, message) = error.map_or((String::new(), String::new()), |e| (e.code, e.message));
+        let (code, message) = error.map_or_else(
+            || (ErrorCode::for_status(status.as_u16()), String::new()),
+            |e| (e.code, e.message),
+        );
         Err(FetchError::Status {
             status: status.as_u16(),
             code,
@@ -213,11 +217,7 @@ impl PeerClient {
     }
 
     /// `GET /v1/content/{id}/have`.
-    pub async fn have(
-        &self,
-        content: &ContentId,
-        stall: Duration,
-    ) -> Result<BitfieldWire, FetchError> {
+    pub async fn have(&self, content: &ContentId, stall: Duration) -> Result<Have, FetchError> {
         self.json(&format!("v1/content/{content}/have"), stall)
             .await
     }
@@ -266,16 +266,4 @@ impl PeerClient {
         }
         Ok(answer)
     }
-}
-
-/// An error and its causes on one line (reqwest hides the useful part in the sources).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

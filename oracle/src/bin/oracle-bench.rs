@@ -68,7 +68,7 @@ fn receipt_plan(count: usize, chunks: &[ChunkId], epoch: dsi_protocol::Epoch) ->
     let seeders = 10usize;
     let per_pair = chunks.len();
     let downloaders = count.div_ceil(seeders * per_pair).max(1);
-    let now = oracle::now_ms();
+    let now = dsi_protocol::now_ms();
     let mut out = Vec::with_capacity(count);
     'outer: for d in 0..downloaders {
         for s in 0..seeders {
@@ -146,10 +146,10 @@ async fn main() -> anyhow::Result<()> {
     let manifest = manifest(chunks);
     state
         .store
-        .put_manifest(&manifest, oracle::now_ms())
+        .put_manifest(&manifest, dsi_protocol::now_ms())
         .await?;
     *state.chunk_lengths.write().await = state.store.chunk_lengths().await?;
-    let epoch = state.config.epochs.epoch_at(oracle::now_ms());
+    let epoch = state.config.epochs.epoch_at(dsi_protocol::now_ms());
     let network = state.config.network.clone();
     let plan = receipt_plan(args.receipts, &manifest.chunks, epoch);
     let started = Instant::now();
@@ -240,10 +240,10 @@ async fn main() -> anyhow::Result<()> {
         let state = oracle(dir.path()).await?;
         state
             .store
-            .put_manifest(&manifest, oracle::now_ms())
+            .put_manifest(&manifest, dsi_protocol::now_ms())
             .await?;
         *state.chunk_lengths.write().await = state.store.chunk_lengths().await?;
-        let now = oracle::now_ms();
+        let now = dsi_protocol::now_ms();
         for s in 0..10u8 {
             let key = SecretKey::from_seed(&[100 + s; 32]);
             let announcement = Announcement {

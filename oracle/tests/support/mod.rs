@@ -101,7 +101,7 @@ pub fn content(seed: u8, chunks: usize) -> (Manifest, HashMap<ChunkId, Vec<u8>>)
 }
 
 pub fn now_ms() -> u64 {
-    oracle::now_ms()
+    dsi_protocol::now_ms()
 }
 
 pub fn receipt(

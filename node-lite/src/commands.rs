@@ -1,0 +1,620 @@
+//! The work of every `node-lite` subcommand, as library functions that return a report.
+//! `main.rs` only parses the command line and prints what these return
+//! (`dsi_service::report::emit`): the report's [`Report::text`] on stdout (or the whole
+//! report as JSON with `--json`) and its [`Report::summary`] for a human on stderr.
+
+pub mod vectors;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsi_api::node::ContentEntry;
+use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::VerifyMode;
+use crate::download::{DownloadOptions, DownloadReport, Downloader};
+use crate::peers::{PeerSource, StaticPeers, parse_peer_url};
+use crate::receipts::{HeldReceipt, ReceiptStore};
+use crate::server::NodeState;
+use crate::size::human_bytes;
+use crate::size::{parse_duration, parse_size};
+use crate::store::ChunkStore;
+use crate::tracker::TrackerClient;
+use crate::{Config, DataDir, NodeError};
+pub use dsi_service::report::Report;
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+pub fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(len)
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Parses a content id given on the command line.
+pub fn parse_content(text: &str) -> Result<ContentId, NodeError> {
+    text.parse()
+        .map_err(|e| NodeError::Usage(format!("bad content id {text:?}: {e}")))
+}
+
+fn parse_peers(peers: &[String]) -> Result<Vec<reqwest::Url>, NodeError> {
+    peers.iter().map(|p| parse_peer_url(p)).collect()
+}
+
+/// `node-lite init`.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    /// The data directory.
+    pub path: PathBuf,
+    /// The node's id.
+    pub node_id: NodeId,
+    /// Whether a new key was made.
+    pub created: bool,
+}
+
+impl Report for InitReport {
+    fn text(&self) -> String {
+        let verb = if self.created {
+            "initialized"
+        } else {
+            "already initialized"
+        };
+        format!("{verb} {}\nnode id {}", self.path.display(), self.node_id)
+    }
+}
+
+/// Creates the data directory, key and config (keeps what exists).
+pub fn init(dir: &DataDir) -> Result<InitReport, NodeError> {
+    let outcome = dir.init()?;
+    Ok(InitReport {
+        path: dir.path().to_path_buf(),
+        node_id: outcome.key.node_id(),
+        created: outcome.created,
+    })
+}
+
+/// `node-lite id`.
+#[derive(Debug, Serialize)]
+pub struct IdReport {
+    /// The node's id.
+    pub node_id: NodeId,
+}
+
+impl Report for IdReport {
+    fn text(&self) -> String {
+        self.node_id.to_string()
+    }
+}
+
+/// The node's id.
+pub fn id(dir: &DataDir) -> Result<IdReport, NodeError> {
+    Ok(IdReport {
+        node_id: dir.key()?.node_id(),
+    })
+}
+
+/// `node-lite add`.
+#[derive(Debug, Serialize)]
+pub struct AddReport {
+    /// The content id.
+    pub content_id: ContentId,
+    /// The name recorded.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Chunks in all.
+    pub chunks: u64,
+    /// Chunks not stored before.
+    pub chunks_new: u64,
+    /// Bytes written now.
+    pub bytes_new: u64,
+}
+
+impl Report for AddReport {
+    fn text(&self) -> String {
+        self.content_id.to_string()
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some(format!(
+            "added {} ({}, {} chunks, {} new, {} written)",
+            self.name,
+            human_bytes(self.size),
+            self.chunks,
+            self.chunks_new,
+            human_bytes(self.bytes_new)
+        ))
+    }
+}
+
+/// Splits `file` into chunks of `chunk_size` and stores it as content named `name` (default:
+/// the file's name), with a progress bar on a terminal.
+pub fn add(
+    dir: &DataDir,
+    file: &Path,
+    chunk_size: u32,
+    name: Option<String>,
+) -> Result<AddReport, NodeError> {
+    dir.key()?;
+    let meta = std::fs::metadata(file).map_err(|e| NodeError::InputFile {
+        path: file.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(NodeError::InputFile {
+            path: file.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    let name = match name {
+        Some(name) => name,
+        None => file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                NodeError::Usage(format!(
+                    "{} has no usable file name; pass --name",
+                    file.display()
+                ))
+            })?,
+    };
+    let store = ChunkStore::open(dir.path())?;
+    let bar = progress_bar(meta.len());
+    let report = store.add_file(file, &name, chunk_size, &mut |done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    Ok(AddReport {
+        content_id: report.content_id,
+        name: report.manifest.name.clone(),
+        size: report.manifest.size,
+        chunks: report.manifest.chunk_count() as u64,
+        chunks_new: report.chunks_new as u64,
+        bytes_new: report.bytes_new,
+    })
+}
+
+/// `node-lite list`: the content held (the same entries as `GET /v1/content`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct ListReport(pub Vec<ContentEntry>);
+
+impl Report for ListReport {
+    fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}  {:>10}  {}/{} chunks  {}",
+                    e.content_id,
+                    human_bytes(e.size),
+                    e.held,
+                    e.chunks,
+                    e.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.0
+            .is_empty()
+            .then(|| "no content; add some with `node-lite add FILE`".to_string())
+    }
+}
+
+/// The content this node holds, with how many chunks of each.
+pub fn list(dir: &DataDir) -> Result<ListReport, NodeError> {
+    dir.check()?;
+    let store = ChunkStore::open(dir.path())?;
+    Ok(ListReport(store.entries()?))
+}
+
+/// What `serve` may override from the config (the `serve` command line).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeOverrides {
+    /// Address to listen on (default from config: 127.0.0.1:7070). Port 0 picks a free
+    /// port; the address is printed on the first line of output.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// How chunks are checked before serving.
+    #[arg(long, value_enum)]
+    pub verify: Option<VerifyMode>,
+    /// Refuse downloaders owing more receipts than this (0: never refuse).
+    #[arg(long, value_name = "N")]
+    pub max_owed_receipts: Option<u32>,
+    /// Upload cap, bytes per second across all downloaders (suffixes accepted: 8MiB).
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub max_upload_rate: Option<u64>,
+    /// The oracle to announce to and forward receipts to, e.g. http://127.0.0.1:7400
+    /// (default from config `[tracker] url`).
+    #[arg(long, value_name = "URL")]
+    pub tracker: Option<String>,
+    /// Where this node's rewards go: an H160 account, 0x + 40 hex digits (default from
+    /// config `[tracker] payout`). Required with a tracker.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub payout: Option<String>,
+    /// The URL other nodes reach this node at (default: http://<listen address>).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Serve the static files of DIR at / (the vector search page: `scripts/build-web`
+    /// writes it to target/vector-web/www).
+    #[arg(long, value_name = "DIR")]
+    pub web: Option<PathBuf>,
+}
+
+impl ServeOverrides {
+    /// The config with these overrides applied and checked.
+    pub fn apply(self, mut config: Config) -> Result<Config, NodeError> {
+        if let Some(web) = self.web {
+            if !web.join("index.html").is_file() {
+                return Err(NodeError::Usage(format!(
+                    "--web {}: no index.html there (build the page with scripts/build-web)",
+                    web.display()
+                )));
+            }
+            config.serve.web = web.to_string_lossy().into_owned();
+        }
+        if let Some(tracker) = self.tracker {
+            config.tracker.url = tracker;
+        }
+        if let Some(payout) = self.payout {
+            config.tracker.payout = payout;
+        }
+        if let Some(public_url) = self.public_url {
+            config.tracker.public_url = public_url;
+        }
+        if let Some(listen) = self.listen {
+            config.serve.listen = listen;
+        }
+        if let Some(verify) = self.verify {
+            config.serve.verify = verify;
+        }
+        if let Some(max) = self.max_owed_receipts {
+            config.serve.max_owed_receipts = max;
+        }
+        if let Some(rate) = self.max_upload_rate {
+            config.serve.max_upload_bytes_per_sec = rate;
+        }
+        crate::tracker::TrackerSettings::from_config(&config.tracker)?;
+        Ok(config)
+    }
+}
+
+/// Opens the node for serving and binds its listener; `crate::serve` then runs it.
+pub async fn prepare_serve(
+    dir: &DataDir,
+    overrides: ServeOverrides,
+) -> Result<(Arc<NodeState>, TcpListener), NodeError> {
+    let config = overrides.apply(dir.config()?)?;
+    let listen = config.serve.listen;
+    let state = NodeState::open(dir, config).await.map_err(|e| match e {
+        crate::server::OpenError::DataDir(e) => e,
+        other => NodeError::DataDir {
+            path: dir.path().to_path_buf(),
+            reason: other.to_string(),
+        },
+    })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| NodeError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    Ok((Arc::new(state), listener))
+}
+
+/// `--peer` URLs plus, when given, the tracker's answer.
+struct CliPeers {
+    fixed: StaticPeers,
+    tracker: Option<TrackerClient>,
+}
+
+impl PeerSource for CliPeers {
+    async fn peers(&self, content: &ContentId) -> Result<Vec<reqwest::Url>, NodeError> {
+        let mut urls = self.fixed.peers(content).await?;
+        if let Some(tracker) = &self.tracker {
+            for url in tracker.peers(content).await? {
+                if !urls.contains(&url) {
+                    urls.push(url);
+                }
+            }
+        }
+        Ok(urls)
+    }
+}
+
+/// What `get` was asked (its command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GetRequest {
+    /// The content id to fetch.
+    pub content_id: String,
+    /// A peer's base URL, e.g. http://127.0.0.1:7070 (repeat for more peers).
+    #[arg(long = "peer", value_name = "URL", required_unless_present = "tracker")]
+    pub peers: Vec<String>,
+    /// Ask the oracle's tracker at URL which peers hold the content (in addition to
+    /// any --peer).
+    #[arg(long, value_name = "URL")]
+    pub tracker: Option<String>,
+    /// Where to write the content.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Overwrite OUT if it exists and holds something else.
+    #[arg(long)]
+    pub force: bool,
+    /// Chunk requests in flight per peer (default from config: 8).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Drop a peer that sends nothing for this long (default from config: 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stall_timeout: Option<Duration>,
+    /// Skip the final SHA-256 of the output (every chunk is still BLAKE3-verified
+    /// against the manifest; the digest is only for comparing with a published checksum).
+    #[arg(long)]
+    pub no_sha256: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Report for DownloadReport {
+    fn text(&self) -> String {
+        let secs = (self.elapsed_ms as f64 / 1000.0).max(0.001);
+        let mut lines = vec![
+            format!(
+                "downloaded {} ({}) to {}",
+                self.name,
+                human_bytes(self.size),
+                self.out.display()
+            ),
+            format!("content  {}", self.content_id),
+            format!(
+                "chunks   {} fetched, {} resumed, of {}",
+                self.chunks_fetched, self.chunks_resumed, self.chunks_total
+            ),
+            format!(
+                "speed    {}/s over {secs:.2}s",
+                human_bytes((self.bytes_fetched as f64 / secs) as u64)
+            ),
+        ];
+        for peer in &self.peers {
+            let state = peer
+                .dropped
+                .as_deref()
+                .map_or(String::new(), |d| format!("  dropped: {d}"));
+            lines.push(format!(
+                "peer     {}  {} chunks, {}, receipts {}/{} accepted{state}",
+                peer.url,
+                peer.chunks,
+                human_bytes(peer.bytes),
+                peer.receipts_accepted,
+                peer.receipts_sent
+            ));
+        }
+        if let Some(sha256) = &self.sha256 {
+            lines.push(format!("{sha256}  {}", self.out.display()));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Downloads content from the swarm (peers given and/or the tracker's), paying receipts,
+/// until done or `token` fires (the partial file is kept for resuming).
+pub async fn get(
+    dir: &DataDir,
+    request: GetRequest,
+    token: &CancellationToken,
+) -> Result<DownloadReport, NodeError> {
+    let content = parse_content(&request.content_id)?;
+    let peers = parse_peers(&request.peers)?;
+    let key = dir.key()?;
+    let config = dir.config()?;
+    let tracker = request
+        .tracker
+        .or_else(|| Some(config.tracker.url.clone()).filter(|u| !u.is_empty()))
+        .map(|url| TrackerClient::new(&url))
+        .transpose()?;
+    let mut options = DownloadOptions::from_config(&config.download);
+    options.force = request.force;
+    options.sha256 = !request.no_sha256;
+    options.progress = !request.json && std::io::stderr().is_terminal();
+    if let Some(n) = request.concurrency {
+        options.per_peer_concurrency = n.max(1);
+    }
+    if let Some(stall) = request.stall_timeout {
+        options.stall_timeout = stall;
+    }
+    let downloader = Downloader::new(key, config.network, config.epochs, options);
+    let source = CliPeers {
+        fixed: StaticPeers(peers),
+        tracker,
+    };
+    downloader
+        .download(&content, &source, &request.out, token)
+        .await
+}
+
+/// `node-lite receipts`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct ReceiptsReport(pub Vec<HeldReceipt>);
+
+impl Report for ReceiptsReport {
+    fn text(&self) -> String {
+        let mut lines = Vec::with_capacity(self.0.len() + 1);
+        let mut total = 0u64;
+        for held in &self.0 {
+            let r = &held.receipt.receipt;
+            total += u64::from(r.bytes);
+            lines.push(format!(
+                "epoch {:>6}  downloader {}  chunk {}  {:>9} bytes  issued {}",
+                r.epoch,
+                r.downloader.short(),
+                r.chunk.short(),
+                r.bytes,
+                r.issued_at_ms
+            ));
+        }
+        lines.push(format!(
+            "{} receipt(s), {} served",
+            self.0.len(),
+            human_bytes(total)
+        ));
+        lines.join("\n")
+    }
+}
+
+/// The receipts this node holds as a seeder (optionally of one epoch).
+pub async fn receipts(dir: &DataDir, epoch: Option<Epoch>) -> Result<ReceiptsReport, NodeError> {
+    dir.key()?;
+    let database = |e: sqlx::Error| NodeError::Io {
+        action: "cannot read the receipt database",
+        path: dir.receipts_db(),
+        reason: e.to_string(),
+    };
+    let store = ReceiptStore::open(&dir.receipts_db())
+        .await
+        .map_err(database)?;
+    let held = store.list(epoch).await.map_err(database)?;
+    store.close().await;
+    Ok(ReceiptsReport(held))
+}
+
+/// Chunks still missing of one content after `verify`.
+#[derive(Debug, Serialize)]
+pub struct Missing {
+    /// The content.
+    pub content_id: ContentId,
+    /// Indexes of its missing chunks.
+    pub chunks: Vec<usize>,
+}
+
+/// `node-lite verify`.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// Chunk files hashed.
+    pub chunks_checked: usize,
+    /// Bytes hashed.
+    pub bytes_checked: u64,
+    /// Chunks whose bytes did not match (now in quarantine).
+    pub corrupt: Vec<ChunkId>,
+    /// What is still missing (after repairing, when asked to).
+    pub missing: Vec<Missing>,
+    /// Repairs: content, chunks fetched, or why it failed.
+    #[serde(skip)]
+    pub repairs: Vec<(ContentId, Result<usize, String>)>,
+    /// Whether repairing was asked for.
+    #[serde(skip)]
+    pub repair: bool,
+}
+
+impl VerifyReport {
+    /// The failure this report means for the exit code: missing chunks, or corrupt ones
+    /// that were not repaired.
+    pub fn failure(&self) -> Option<NodeError> {
+        if !self.missing.is_empty() {
+            return Some(NodeError::CorruptChunks {
+                count: self.missing.iter().map(|m| m.chunks.len()).sum(),
+            });
+        }
+        (!self.corrupt.is_empty() && !self.repair).then_some(NodeError::CorruptChunks {
+            count: self.corrupt.len(),
+        })
+    }
+}
+
+impl Report for VerifyReport {
+    fn text(&self) -> String {
+        let mut lines = vec![format!(
+            "checked {} chunks ({})",
+            self.chunks_checked,
+            human_bytes(self.bytes_checked)
+        )];
+        for id in &self.corrupt {
+            lines.push(format!("corrupt {id} (quarantined)"));
+        }
+        for missing in &self.missing {
+            lines.push(format!(
+                "missing {} chunk(s) of {}",
+                missing.chunks.len(),
+                missing.content_id
+            ));
+        }
+        lines.join("\n")
+    }
+
+    fn summary(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .repairs
+            .iter()
+            .map(|(content, outcome)| match outcome {
+                Ok(fetched) => format!("repaired {content}: fetched {fetched} chunk(s)"),
+                Err(why) => format!("could not repair {content}: {why}"),
+            })
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+}
+
+/// Hashes every stored chunk (quarantining corrupt ones) and, with `repair`, fetches what
+/// is missing from `peers`.
+pub async fn verify(
+    dir: &DataDir,
+    repair: bool,
+    peers: &[String],
+    token: &CancellationToken,
+) -> Result<VerifyReport, NodeError> {
+    let key = dir.key()?;
+    let store = ChunkStore::open(dir.path())?;
+    let peers = parse_peers(peers)?;
+    let scan_store = store.clone();
+    let scan = tokio::task::spawn_blocking(move || scan_store.verify_all(&mut |_| {}))
+        .await
+        .map_err(|e| NodeError::Usage(format!("verification task failed: {e}")))??;
+    let mut missing: BTreeMap<ContentId, Vec<usize>> = scan.missing.iter().cloned().collect();
+    let mut repairs = Vec::new();
+    if repair && !scan.missing.is_empty() {
+        let config = dir.config()?;
+        let downloader = Downloader::new(
+            key,
+            config.network,
+            config.epochs,
+            DownloadOptions::from_config(&config.download),
+        );
+        let source = StaticPeers(peers);
+        for (content, _) in &scan.missing {
+            match downloader.repair(&store, content, &source, token).await {
+                Ok((fetched, _)) => {
+                    missing.remove(content);
+                    repairs.push((*content, Ok(fetched)));
+                }
+                Err(e) => {
+                    repairs.push((*content, Err(e.to_string())));
+                    if let Some(m) = store.manifest(content)? {
+                        let held = store.held(&m);
+                        missing.insert(
+                            *content,
+                            (0..held.len()).filter(|i| !held.get(*i)).collect(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(VerifyReport {
+        chunks_checked: scan.chunks_checked,
+        bytes_checked: scan.bytes_checked,
+        corrupt: scan.corrupt,
+        missing: missing
+            .into_iter()
+            .map(|(content_id, chunks)| Missing { content_id, chunks })
+            .collect(),
+        repairs,
+        repair,
+    })
+}

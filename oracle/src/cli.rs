@@ -1,0 +1,143 @@
+//! The command line of `oracle`: every subcommand and flag with its help text. `main.rs`
+//! parses [`Cli`] and hands each command to [`crate::commands`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// The text after `--help`: exit codes, logging and configuration.
+pub fn after_help() -> String {
+    format!(
+        "{}\nLogging: DSI_LOG or RUST_LOG (default info). Config: DATA_DIR/config.toml and\n\
+         DSI_ORACLE_* environment variables (DSI_ORACLE_EPOCHS__LENGTH_MS, ...).",
+        dsi_api::exit::Exit::help()
+    )
+}
+
+/// The DSI oracle: tracker, receipt ingest, audits, epoch aggregation and Merkle proofs.
+#[derive(Parser, Debug)]
+#[command(name = "oracle", version, about, long_about = None, after_help = after_help())]
+pub struct Cli {
+    /// Data directory (key, admin token, config, SQLite database, published batches).
+    /// Default: ~/.local/share/dsi/oracle.
+    #[arg(long, global = true, env = "DSI_ORACLE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the data directory: oracle key and admin token (mode 0600) and config.toml.
+    Init,
+    /// Run the HTTP API and close epochs on a timer.
+    Serve {
+        /// Address to listen on (default from config: 127.0.0.1:7400).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// `postgres://user@host/db` to use PostgreSQL instead of the SQLite file in the
+        /// data directory.
+        #[arg(long, env = "DSI_ORACLE_DATABASE_URL", value_name = "URL")]
+        database_url: Option<String>,
+    },
+    /// Close epochs now, through the given one (default: the current epoch), on a running
+    /// oracle.
+    CloseEpoch {
+        /// Last epoch to close.
+        #[arg(long, value_name = "EPOCH")]
+        through: Option<u64>,
+        /// The oracle's URL (default: http://<listen address from config>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Claim a seeder's rewards on chain: fetch its newest leaf and proof from the oracle and
+    /// submit `reward_pool.claim` (anyone may; the money goes to the leaf's payout account).
+    /// Uses `[chain]` from the data directory's config.
+    Claim {
+        /// The seeder's node id.
+        #[arg(long, value_name = "NODE")]
+        seeder: String,
+        /// Claim with the leaf of this epoch (default: the seeder's newest).
+        #[arg(long, value_name = "EPOCH")]
+        epoch: Option<u64>,
+        /// The oracle's URL (default: http://<listen address from config>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Fund the reward pool with AMOUNT native units (12 decimals: 1000000000000 is one
+    /// token), signed by the `[chain] suri_file` account.
+    Fund {
+        /// Native units.
+        amount: u128,
+    },
+    /// Governance of the contracts by the council: propose a change, approve it, execute
+    /// it after the timelock. Uses `[chain]` from the config; `--suri-file` signs as another
+    /// council member.
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
+    /// Recompute an epoch's root from its published batch file, bit for bit: every receipt
+    /// is judged by the ingest rules and the rewards recomputed. Exit 0 if the root and
+    /// total match, 4 if they do not.
+    VerifyEpoch {
+        /// The batch file (`batches/epoch-NNNNNNNN.batch`, or downloaded from
+        /// `GET /v1/epochs/{n}/batch`).
+        batch_file: PathBuf,
+        /// Also list every seeder's amounts.
+        #[arg(long)]
+        seeders: bool,
+    },
+}
+
+/// `oracle governance` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum GovernanceCommand {
+    /// Propose a new rarity curve for `multipliers` (parts per million; 1000000 = 1x):
+    /// multiplier = clamp(base + slope x missing replicas, min, max). Prints the id.
+    ProposeRarity {
+        /// Multiplier of a chunk with `target_replication` holders or more.
+        #[arg(long, value_name = "PPM")]
+        base: u32,
+        /// Added per missing replica.
+        #[arg(long, value_name = "PPM")]
+        slope: u32,
+        /// Lower clamp.
+        #[arg(long, value_name = "PPM")]
+        min: u32,
+        /// Upper clamp.
+        #[arg(long, value_name = "PPM")]
+        max: u32,
+        /// Holders a chunk should have; fewer make it rare.
+        #[arg(long, value_name = "N")]
+        target_replication: u32,
+        /// File (0600) with the proposing member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Approve a proposal as a council member.
+    Approve {
+        /// Proposal id.
+        id: u32,
+        /// File (0600) with the member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Execute an approved proposal once its timelock has passed.
+    Execute {
+        /// Proposal id.
+        id: u32,
+        /// File (0600) with the member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Show a proposal's state and the current block.
+    Show {
+        /// Proposal id.
+        id: u32,
+    },
+    /// Show the reward parameters the multipliers contract holds now.
+    Params,
+}

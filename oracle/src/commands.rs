@@ -1,0 +1,598 @@
+//! The work of every `oracle` subcommand, as library functions that return a report
+//! (`dsi_service::report::Report`); `main.rs` parses the command line, prints the report and
+//! exits with [`CommandError::exit`]'s code from the table both DSI binaries share.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dsi_api::exit::Exit;
+use dsi_api::oracle::ClosedEpoch;
+use dsi_protocol::fixed::{LinearCurve, Ppm};
+use dsi_protocol::reward::RewardParams;
+use dsi_protocol::{Epoch, NodeId, PayoutAccount};
+use dsi_service::report::Report;
+use dsi_service::{ClientError, OracleClient};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::batch::{VerifyError, batch_content_id, decode_batch, verify_batch};
+use crate::chain::{Chain, ChainError, Deployment, Written};
+use crate::{DataDir, OracleState};
+
+/// Why a command failed; each maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad arguments or configuration.
+    #[error("{0}")]
+    Usage(String),
+    /// What was asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The data directory (key, token, config, database) cannot be used.
+    #[error("{0}")]
+    DataDir(String),
+    /// The oracle's API failed or refused.
+    #[error(transparent)]
+    Oracle(#[from] ClientError),
+    /// The chain failed or refused.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A batch file does not check out.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The server failed.
+    #[error("{0}")]
+    Serve(String),
+}
+
+impl CommandError {
+    /// The exit code.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Usage(_) => Exit::Usage,
+            Self::NotFound(_) => Exit::NotFound,
+            Self::DataDir(_) => Exit::DataDir,
+            Self::Oracle(e) => e.exit(),
+            Self::Chain(ChainError::Refused { .. }) => Exit::Refused,
+            Self::Chain(ChainError::Deployment(_)) => Exit::Usage,
+            Self::Chain(_) => Exit::Unavailable,
+            Self::Verify(VerifyError::Malformed(_)) => Exit::Usage,
+            Self::Verify(_) => Exit::Integrity,
+            Self::Serve(_) => Exit::Failure,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+fn data_dir_error(error: anyhow::Error) -> CommandError {
+    CommandError::DataDir(format!("{error:#}"))
+}
+
+/// `oracle init`.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    /// The data directory.
+    pub path: PathBuf,
+    /// The oracle's audit identity.
+    pub oracle: NodeId,
+    /// Whether anything was created.
+    pub created: bool,
+}
+
+impl Report for InitReport {
+    fn text(&self) -> String {
+        let what = if self.created {
+            "initialized"
+        } else {
+            "already initialized:"
+        };
+        format!("{what} {}\noracle id {}", self.path.display(), self.oracle)
+    }
+}
+
+/// Creates the data directory, key, admin token and config (keeps what exists).
+pub fn init(dir: &DataDir) -> Result<InitReport> {
+    let created = dir.init().map_err(data_dir_error)?;
+    Ok(InitReport {
+        path: dir.path().to_path_buf(),
+        oracle: dir.key().map_err(data_dir_error)?.node_id(),
+        created,
+    })
+}
+
+/// Opens the oracle's state and binds its listener (`listen`, else the config's);
+/// `crate::serve` then runs it.
+pub async fn prepare_serve(
+    dir: &DataDir,
+    listen: Option<std::net::SocketAddr>,
+    database_url: Option<String>,
+) -> Result<(Arc<OracleState>, TcpListener)> {
+    let state = OracleState::open(dir, database_url)
+        .await
+        .map_err(data_dir_error)?;
+    let addr = listen.unwrap_or(state.config.listen);
+    let (listener, _) = crate::bind(addr)
+        .await
+        .map_err(|e| CommandError::Usage(format!("cannot listen on {addr}: {e}")))?;
+    Ok((state, listener))
+}
+
+/// The client of the oracle at `url`, or at the configured listen address.
+fn oracle_client(dir: &DataDir, url: Option<String>) -> Result<OracleClient> {
+    let url = match url {
+        Some(url) => url,
+        None => format!("http://{}", dir.config().map_err(data_dir_error)?.listen),
+    };
+    Ok(OracleClient::new(&url)?)
+}
+
+/// `oracle close-epoch`: the epochs closed.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct CloseReport(pub Vec<ClosedEpoch>);
+
+impl Report for CloseReport {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "nothing to close".into();
+        }
+        self.0
+            .iter()
+            .map(|e| {
+                format!(
+                    "epoch {}: {} receipts, {} seeders, total {}, root 0x{}, batch {}",
+                    e.epoch,
+                    e.receipts,
+                    e.seeders,
+                    e.total,
+                    hex::encode(e.root),
+                    e.batch_content_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Asks a running oracle (with the admin token) to close epochs through `through`.
+pub async fn close_epoch(
+    dir: &DataDir,
+    through: Option<u64>,
+    url: Option<String>,
+) -> Result<CloseReport> {
+    let token = dir.admin_token().map_err(data_dir_error)?;
+    let client = oracle_client(dir, url)?;
+    let closed = client.close(&token, through.map(Epoch)).await?;
+    Ok(CloseReport(closed.closed))
+}
+
+/// The chain client of the data directory's `[chain]` settings.
+pub fn chain_client(dir: &DataDir) -> Result<Chain> {
+    let config = dir.config().map_err(data_dir_error)?;
+    if config.chain.deployment.is_empty() {
+        return Err(CommandError::Usage(format!(
+            "no chain configured: set [chain] deployment and suri_file in {}/config.toml",
+            dir.path().display()
+        )));
+    }
+    let deployment = Deployment::load(Path::new(&config.chain.deployment))?;
+    let suri = crate::data_dir::read_secret_file(Path::new(&config.chain.suri_file))
+        .map_err(|e| CommandError::DataDir(format!("reading [chain] suri_file: {e:#}")))?;
+    Ok(Chain::new(deployment, Some(config.chain.url), suri))
+}
+
+/// `oracle claim`.
+#[derive(Debug, Serialize)]
+pub struct ClaimReport {
+    /// The epoch whose leaf was used.
+    pub epoch: Epoch,
+    /// The seeder.
+    pub seeder: NodeId,
+    /// Where the money went.
+    pub payout: PayoutAccount,
+    /// What the claim paid.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub paid: u128,
+    /// The payout account's balance before.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub balance_before: u128,
+    /// And after.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub balance_after: u128,
+    /// What the leaf commits to.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub cumulative: u128,
+}
+
+impl Report for ClaimReport {
+    fn text(&self) -> String {
+        format!(
+            "claimed epoch {} for {}: paid {} to {} (balance {} -> {}); cumulative {}",
+            self.epoch,
+            self.seeder.short(),
+            self.paid,
+            self.payout,
+            self.balance_before,
+            self.balance_after,
+            self.cumulative
+        )
+    }
+}
+
+/// Fetches a seeder's leaf and proof from the oracle (of `epoch`, else its newest) and
+/// submits `reward_pool.claim`.
+pub async fn claim(
+    dir: &DataDir,
+    seeder: &str,
+    epoch: Option<u64>,
+    url: Option<String>,
+) -> Result<ClaimReport> {
+    let chain = chain_client(dir)?;
+    let seeder: NodeId = seeder
+        .parse()
+        .map_err(|e| CommandError::Usage(format!("bad seeder id {seeder:?}: {e}")))?;
+    let client = oracle_client(dir, url)?;
+    let leaf = match epoch {
+        Some(epoch) => client.leaf(Epoch(epoch), &seeder).await?,
+        None => client
+            .seeder(&seeder)
+            .await?
+            .epochs
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                CommandError::NotFound(format!(
+                    "seeder {seeder} has no leaf yet (no closed epoch paid it)"
+                ))
+            })?,
+    };
+    let balance_before = chain.balance(&leaf.payout).await?;
+    let paid = chain
+        .claim(
+            leaf.epoch.0,
+            &seeder,
+            &leaf.payout,
+            leaf.cumulative,
+            &leaf.proof,
+        )
+        .await?;
+    let balance_after = chain.balance(&leaf.payout).await?;
+    Ok(ClaimReport {
+        epoch: leaf.epoch,
+        seeder,
+        payout: leaf.payout,
+        paid,
+        balance_before,
+        balance_after,
+        cumulative: leaf.cumulative,
+    })
+}
+
+/// `oracle fund`.
+#[derive(Debug, Serialize)]
+pub struct FundReport {
+    /// Put into the pool.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub amount: u128,
+    /// The pool's free balance after.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub free_balance: u128,
+}
+
+impl Report for FundReport {
+    fn text(&self) -> String {
+        format!(
+            "funded the reward pool with {}; free balance {}",
+            self.amount, self.free_balance
+        )
+    }
+}
+
+/// Funds the reward pool from the `[chain] suri_file` account.
+pub async fn fund(dir: &DataDir, amount: u128) -> Result<FundReport> {
+    let chain = chain_client(dir)?;
+    chain.fund(amount).await?;
+    Ok(FundReport {
+        amount,
+        free_balance: chain.free_balance().await?,
+    })
+}
+
+/// A governance action's outcome, as one line.
+#[derive(Debug, Serialize)]
+pub struct GovernanceReport {
+    /// The proposal.
+    pub proposal: Option<u32>,
+    /// What happened.
+    pub message: String,
+}
+
+impl Report for GovernanceReport {
+    fn text(&self) -> String {
+        self.message.clone()
+    }
+}
+
+/// Who signs a governance action: the `[chain]` account, or the member whose secret URI is
+/// in `suri_file` (0600).
+pub fn signer(chain: Chain, suri_file: Option<PathBuf>) -> Result<Chain> {
+    Ok(match suri_file {
+        Some(path) => chain.signing_as(
+            crate::data_dir::read_secret_file(&path)
+                .map_err(|e| CommandError::DataDir(format!("{e:#}")))?,
+        ),
+        None => chain,
+    })
+}
+
+/// Proposes a new rarity curve (the proposer approves it too).
+pub async fn propose_rarity(
+    chain: &Chain,
+    curve: LinearCurve,
+    target_replication: u32,
+) -> Result<GovernanceReport> {
+    if curve.min > curve.max {
+        return Err(CommandError::Usage(format!(
+            "--min {} is above --max {}",
+            curve.min.0, curve.max.0
+        )));
+    }
+    let id = chain.propose_rarity(curve, target_replication).await?;
+    Ok(GovernanceReport {
+        proposal: Some(id),
+        message: format!("proposal {id}: set the rarity curve (approved by the proposer)"),
+    })
+}
+
+/// A rarity curve from ppm values.
+pub fn curve(base: u32, slope: u32, min: u32, max: u32) -> LinearCurve {
+    LinearCurve {
+        base: Ppm(base),
+        slope: Ppm(slope),
+        min: Ppm(min),
+        max: Ppm(max),
+    }
+}
+
+/// Approves a proposal as a council member.
+pub async fn approve(chain: &Chain, id: u32) -> Result<GovernanceReport> {
+    let written = chain.approve(id).await?;
+    let proposal = chain
+        .proposal(id)
+        .await?
+        .ok_or_else(|| CommandError::NotFound(format!("no proposal {id}")))?;
+    let note = match written {
+        Written::Sent => "approved",
+        Written::AlreadyThere => "already approved by this member",
+    };
+    let message = match proposal.approved_at {
+        Some(block) => format!(
+            "proposal {id}: {note}; {} approvals, timelock started at block {block}",
+            proposal.approvals
+        ),
+        None => format!("proposal {id}: {note}; {} approvals", proposal.approvals),
+    };
+    Ok(GovernanceReport {
+        proposal: Some(id),
+        message,
+    })
+}
+
+/// Executes an approved proposal after its timelock.
+pub async fn execute(chain: &Chain, id: u32) -> Result<GovernanceReport> {
+    let message = match chain.execute(id).await? {
+        Written::Sent => format!("proposal {id}: executed"),
+        Written::AlreadyThere => format!("proposal {id}: was already executed"),
+    };
+    Ok(GovernanceReport {
+        proposal: Some(id),
+        message,
+    })
+}
+
+/// A proposal's state and the current block.
+pub async fn show(chain: &Chain, id: u32) -> Result<GovernanceReport> {
+    let proposal = chain
+        .proposal(id)
+        .await?
+        .ok_or_else(|| CommandError::NotFound(format!("no proposal {id}")))?;
+    Ok(GovernanceReport {
+        proposal: Some(id),
+        message: format!(
+            "proposal {id}: proposer {}, {} approvals, approved at {}, executed {}; current block {}",
+            proposal.proposer,
+            proposal.approvals,
+            proposal
+                .approved_at
+                .map_or_else(|| "-".to_string(), |b| format!("block {b}")),
+            proposal.executed,
+            chain.current_block().await?
+        ),
+    })
+}
+
+/// `oracle governance params`: the reward parameters on chain.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct ParamsReport(pub RewardParams);
+
+impl Report for ParamsReport {
+    fn text(&self) -> String {
+        let p = &self.0;
+        format!(
+            "rarity: base {} slope {} min {} max {} (ppm), target replication {}\n\
+             demand: base {} slope {} min {} max {} (ppm); bandwidth share {} ppm",
+            p.rarity.base.0,
+            p.rarity.slope.0,
+            p.rarity.min.0,
+            p.rarity.max.0,
+            p.target_replication,
+            p.demand.base.0,
+            p.demand.slope.0,
+            p.demand.min.0,
+            p.demand.max.0,
+            p.bandwidth_share.0
+        )
+    }
+}
+
+/// The reward parameters the `multipliers` contract holds now.
+pub async fn params(chain: &Chain) -> Result<ParamsReport> {
+    Ok(ParamsReport(chain.params().await?))
+}
+
+/// One seeder's line of `verify-epoch --seeders`.
+#[derive(Debug, Serialize)]
+pub struct SeederAmount {
+    /// The seeder.
+    pub seeder: NodeId,
+    /// Its payout account.
+    pub payout: PayoutAccount,
+    /// Bytes it served.
+    pub bytes_served: u64,
+    /// Earned in the epoch.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub amount: u128,
+    /// Earned so far.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub cumulative: u128,
+}
+
+/// `oracle verify-epoch`.
+#[derive(Debug, Serialize)]
+pub struct VerifyEpochReport {
+    /// The file.
+    pub file: PathBuf,
+    /// Its content id.
+    pub batch_content_id: dsi_protocol::ContentId,
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Its network.
+    pub network: dsi_protocol::NetworkId,
+    /// Receipts in the batch.
+    pub receipts: usize,
+    /// Chunk facts.
+    pub chunks: usize,
+    /// Seeder facts.
+    pub seeders: usize,
+    /// The epoch's budget.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub budget: u128,
+    /// The recomputed root, when it matched.
+    pub root: Option<String>,
+    /// The recomputed total, when it matched.
+    pub total: Option<String>,
+    /// Per seeder, when asked for.
+    pub amounts: Vec<SeederAmount>,
+    /// Why verification failed.
+    pub failure: Option<String>,
+}
+
+impl Report for VerifyEpochReport {
+    fn text(&self) -> String {
+        let mut lines = vec![
+            format!(
+                "batch {} (content id {})",
+                self.file.display(),
+                self.batch_content_id
+            ),
+            format!(
+                "epoch {} on {}: {} receipts, {} chunks, {} seeders, budget {}",
+                self.epoch, self.network, self.receipts, self.chunks, self.seeders, self.budget
+            ),
+        ];
+        if !self.amounts.is_empty() {
+            lines.push(
+                "seeder            payout                                      bytes         amount     cumulative"
+                    .into(),
+            );
+            for s in &self.amounts {
+                lines.push(format!(
+                    "{:<17} {} {:>12} {:>14} {:>14}",
+                    s.seeder.short().to_string(),
+                    s.payout,
+                    s.bytes_served,
+                    s.amount,
+                    s.cumulative
+                ));
+            }
+        }
+        if let (Some(root), Some(total)) = (&self.root, &self.total) {
+            lines.push(format!(
+                "ok: root 0x{root} total {total} recomputed bit for bit"
+            ));
+        }
+        lines.join("\n")
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.failure
+            .as_ref()
+            .map(|why| format!("verification failed: {why}"))
+    }
+}
+
+impl VerifyEpochReport {
+    /// The exit code: [`Exit::Integrity`] when the batch does not check out.
+    pub fn exit(&self) -> Exit {
+        if self.failure.is_some() {
+            Exit::Integrity
+        } else {
+            Exit::Success
+        }
+    }
+}
+
+/// Recomputes an epoch from its batch file: every receipt judged by the ingest rules, the
+/// rewards and the root recomputed and compared bit for bit.
+pub async fn verify_epoch(file: &Path, seeders: bool) -> Result<VerifyEpochReport> {
+    let bytes = tokio::fs::read(file)
+        .await
+        .map_err(|e| CommandError::NotFound(format!("cannot read {}: {e}", file.display())))?;
+    let batch = decode_batch(&bytes).map_err(|e| match e {
+        VerifyError::Malformed(why) => {
+            CommandError::Usage(format!("{}: not a DSI epoch batch: {why}", file.display()))
+        }
+        other => CommandError::Verify(other),
+    })?;
+    let mut report = VerifyEpochReport {
+        file: file.to_path_buf(),
+        batch_content_id: batch_content_id(&bytes),
+        epoch: batch.inputs.epoch,
+        network: batch.network.clone(),
+        receipts: batch.receipts.len(),
+        chunks: batch.inputs.chunks.len(),
+        seeders: batch.inputs.seeders.len(),
+        budget: batch.inputs.budget,
+        root: None,
+        total: None,
+        amounts: Vec::new(),
+        failure: None,
+    };
+    let checked = tokio::task::spawn_blocking(move || verify_batch(&batch))
+        .await
+        .map_err(|e| CommandError::Serve(format!("verification task: {e}")))?;
+    match checked {
+        Ok(verified) => {
+            report.root = Some(hex::encode(verified.root));
+            report.total = Some(verified.rewards.total.to_string());
+            if seeders {
+                report.amounts = verified
+                    .rewards
+                    .seeders
+                    .iter()
+                    .map(|s| SeederAmount {
+                        seeder: s.seeder,
+                        payout: s.payout,
+                        bytes_served: s.bytes_served,
+                        amount: s.amount,
+                        cumulative: s.cumulative,
+                    })
+                    .collect();
+            }
+        }
+        Err(error) => report.failure = Some(error.to_string()),
+    }
+    Ok(report)
+}
