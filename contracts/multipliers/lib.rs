@@ -278,6 +278,85 @@ mod tests {
         }
     }
 
+    fn curve_of(c: &dsi_protocol::fixed::LinearCurve) -> Curve {
+        Curve {
+            base: c.base.0,
+            slope: c.slope.0,
+            min: c.min.0,
+            max: c.max.0,
+        }
+    }
+
+    fn params_of(p: &dsi_protocol::reward::RewardParams) -> Params {
+        Params {
+            rarity: curve_of(&p.rarity),
+            target_replication: p.target_replication,
+            demand: curve_of(&p.demand),
+            bandwidth_share: p.bandwidth_share.0,
+        }
+    }
+
+    /// The oracle decodes `params()` as `dsi_protocol::reward::RewardParams`: both encode
+    /// byte for byte alike, for the defaults `scripts/deploy` instantiates with and for
+    /// values that differ in every field (so a swapped field cannot hide).
+    #[test]
+    fn params_encode_like_the_protocols_reward_params() {
+        use dsi_protocol::fixed::{LinearCurve, Ppm};
+        use dsi_protocol::reward::RewardParams;
+        use ink::scale::{Decode, Encode};
+        let distinct = RewardParams {
+            rarity: LinearCurve {
+                base: Ppm(1_000_001),
+                slope: Ppm(2),
+                min: Ppm(3),
+                max: Ppm(4_000_004),
+            },
+            target_replication: 5,
+            demand: LinearCurve {
+                base: Ppm(1_000_006),
+                slope: Ppm(7),
+                min: Ppm(8),
+                max: Ppm(9_000_009),
+            },
+            bandwidth_share: Ppm(10),
+        };
+        for protocol in [RewardParams::default(), distinct] {
+            let ours = params_of(&protocol);
+            assert_eq!(ours.encode(), protocol.encode());
+            assert_eq!(
+                RewardParams::decode(&mut &ours.encode()[..]).expect("decodes"),
+                protocol
+            );
+            assert_eq!(
+                Params::decode(&mut &protocol.encode()[..]).expect("decodes"),
+                ours
+            );
+        }
+        assert_eq!(
+            Curve::decode(&mut &distinct.rarity.encode()[..]).expect("decodes"),
+            curve_of(&distinct.rarity)
+        );
+    }
+
+    /// The deployed defaults are within the bounds `scripts/deploy` instantiates with.
+    #[ink::test]
+    fn the_protocol_defaults_instantiate() {
+        let a = test::default_accounts();
+        test::set_caller(a.alice);
+        let deploy_bounds = Bounds {
+            multiplier_min: 500_000,
+            multiplier_max: 5_000_000,
+            max_slope: 1_000_000,
+            max_target_replication: 20,
+            bandwidth_share_min: 100_000,
+            bandwidth_share_max: 900_000,
+            max_boost: 3_000_000,
+        };
+        let defaults = params_of(&dsi_protocol::reward::RewardParams::default());
+        let registry = Multipliers::new(a.alice, deploy_bounds, defaults).expect("instantiates");
+        assert_eq!(registry.params(), defaults);
+    }
+
     fn registry() -> Multipliers {
         let a = test::default_accounts();
         test::set_caller(a.alice);
