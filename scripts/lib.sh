@@ -94,28 +94,3 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
-
-# Starts a throwaway ink-node on loopback; sets NODE_PID and NODE_URL.
-start_temp_node() {
-  local log=$1 rpc p2p
-  read -r rpc p2p <<<"$(free_ports)"
-  ink-node --tmp --rpc-port "$rpc" --listen-addr "/ip4/127.0.0.1/tcp/$p2p" \
-    --no-prometheus --no-telemetry >"$log" 2>&1 &
-  NODE_PID=$!
-  NODE_URL="ws://127.0.0.1:$rpc"
-  for _ in $(seq 150); do
-    if grep -q "Running JSON-RPC server" "$log" 2>/dev/null; then return 0; fi
-    if ! kill -0 "$NODE_PID" 2>/dev/null; then echo "ink-node exited; see $log" >&2; return 1; fi
-    sleep 0.2
-  done
-  echo "ink-node did not start within 30 s; see $log" >&2
-  return 1
-}
-
-# Stops the node started by start_temp_node and waits for it to exit.
-stop_temp_node() {
-  if [ -n "${NODE_PID:-}" ]; then
-    kill "$NODE_PID" 2>/dev/null || true
-    wait "$NODE_PID" 2>/dev/null || true
-  fi
-}
