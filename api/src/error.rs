@@ -58,7 +58,8 @@ error_codes! {
     // Both servers.
     /// The body is not the JSON this route takes (or not JSON at all).
     BadJson = "bad_json", 400;
-    /// A JSON body was sent without `content-type: application/json`.
+    /// Reserved for a body in a media type the route does not take (the servers do not
+    /// check `content-type` today; a 415 from a layer below gets this code).
     UnsupportedMediaType = "unsupported_media_type", 415;
     /// The body is larger than the route accepts.
     BodyTooLarge = "body_too_large", 413;

@@ -33,6 +33,10 @@ pub enum ReceiptVerdict {
         /// Human-readable detail.
         message: String,
     },
+    /// A status this version does not know (a newer server): neither accepted nor
+    /// refused by a known rule. Clients keep such a receipt as refused (`unknown`).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ReceiptVerdict {
@@ -41,6 +45,7 @@ impl ReceiptVerdict {
         match self {
             Self::Accepted => None,
             Self::Rejected { code, .. } => Some(*code),
+            Self::Unknown => Some(RejectionCode::Unknown),
         }
     }
 
@@ -106,5 +111,9 @@ mod tests {
             serde_json::from_str(r#"{"status":"rejected","code":"later_rule","message":""}"#)
                 .unwrap_or(ReceiptVerdict::Accepted);
         assert_eq!(newer.rejection(), Some(RejectionCode::Unknown));
+        let newer: ReceiptVerdict =
+            serde_json::from_str(r#"{"status":"deferred"}"#).unwrap_or(ReceiptVerdict::Accepted);
+        assert_eq!(newer, ReceiptVerdict::Unknown);
+        assert!(!newer.is_accepted());
     }
 }

@@ -263,18 +263,23 @@ pub struct Network {
 /// Starts a throwaway `ink-node` (in `run_dir`, log `ink-node.log`) and deploys the four
 /// contracts to it with `scripts/deploy --skip-build` and `extra` arguments (the contracts
 /// must be built: `scripts/deploy --build-only`). Returns the node, which stops when
-/// dropped, and the deployment file (`run_dir/deployment.json`).
+/// dropped, and the deployment file (`run_dir/deployment.json`, or `--out` in `extra`).
 pub fn deploy_chain(tools: &Tools, run_dir: &Path, extra: &[String]) -> Result<(InkNode, PathBuf)> {
     let node = InkNode::start(&tools.ink_node, &run_dir.join("ink-node.log"))?;
-    let deployment = run_dir.join("deployment.json");
+    let chosen = extra
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|at| extra.get(at + 1))
+        .map(PathBuf::from);
+    let deployment = chosen
+        .clone()
+        .unwrap_or_else(|| run_dir.join("deployment.json"));
     let deploy = tools.repo.join("scripts/deploy");
-    let mut args: Vec<&str> = vec![
-        "--skip-build",
-        "--url",
-        &node.url,
-        "--out",
-        deployment.to_str().context("utf-8 path")?,
-    ];
+    let out = deployment.to_str().context("utf-8 path")?;
+    let mut args: Vec<&str> = vec!["--skip-build", "--url", &node.url];
+    if chosen.is_none() {
+        args.extend(["--out", out]);
+    }
     args.extend(extra.iter().map(String::as_str));
     run(&deploy, &args, &run_dir.join("deploy.log"))
         .context("scripts/deploy failed (are the contracts built? scripts/deploy --build-only)")?;

@@ -93,7 +93,6 @@ impl std::ops::AddAssign for Paid {
 struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
-    undelivered: AtomicU64,
 }
 
 /// Delivers receipts to one seeder from a background task.
@@ -214,6 +213,10 @@ async fn deliver(
                                 tracing::warn!(peer = %client.url(), %code, %message, "receipt rejected");
                                 counters.rejected.fetch_add(1, Ordering::Relaxed)
                             }
+                            ReceiptVerdict::Unknown => {
+                                tracing::warn!(peer = %client.url(), "receipt answered with an unknown status");
+                                counters.rejected.fetch_add(1, Ordering::Relaxed)
+                            }
                         };
                     }
                     break;
@@ -224,10 +227,8 @@ async fn deliver(
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
                 Err(error) => {
+                    // Counted as undelivered: sent but neither accepted nor rejected.
                     tracing::warn!(peer = %client.url(), %error, receipts = batch.len(), "could not deliver receipts");
-                    counters
-                        .undelivered
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     break;
                 }
             }

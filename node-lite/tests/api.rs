@@ -123,6 +123,7 @@ fn rejected(verdict: &ReceiptVerdict) -> &str {
     match verdict {
         ReceiptVerdict::Rejected { code, .. } => code.as_str(),
         ReceiptVerdict::Accepted => "accepted",
+        ReceiptVerdict::Unknown => "unknown",
     }
 }
 

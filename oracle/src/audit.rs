@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use dsi_protocol::manifest::MAX_CHUNK_SIZE;
 use dsi_protocol::{ChunkId, Epoch, NodeId};
 use rand::seq::SliceRandom;
 
@@ -19,7 +20,26 @@ pub fn pick(chunks: &[ChunkId], count: usize) -> Vec<ChunkId> {
     chunks.choose_multiple(&mut rng, count).copied().collect()
 }
 
-/// Fetches one chunk from a node and classifies the result.
+/// Hashes a response body as it streams in, keeping no more than one piece in memory;
+/// `None` once it passes `limit` bytes (a node cannot make the oracle buffer a huge body).
+async fn hash_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<(ChunkId, usize)>, reqwest::Error> {
+    let mut hasher = blake3::Hasher::new();
+    let mut len = 0usize;
+    while let Some(piece) = response.chunk().await? {
+        len += piece.len();
+        if len > limit {
+            return Ok(None);
+        }
+        hasher.update(&piece);
+    }
+    Ok(Some((ChunkId(*hasher.finalize().as_bytes()), len)))
+}
+
+/// Fetches one chunk from a node and classifies the result. The body is hashed as it
+/// arrives and cut off past the largest chunk size.
 pub async fn audit_chunk(
     client: &reqwest::Client,
     auditor: &NodeId,
@@ -38,12 +58,16 @@ pub async fn audit_chunk(
         Ok(response) if !response.status().is_success() => {
             (AuditOutcome::Missing, format!("HTTP {}", response.status()))
         }
-        Ok(response) => match response.bytes().await {
+        Ok(response) => match hash_body(response, MAX_CHUNK_SIZE as usize).await {
             Err(error) => (AuditOutcome::Unreachable, error.to_string()),
-            Ok(bytes) if ChunkId::of(&bytes) == *chunk => (AuditOutcome::Passed, String::new()),
-            Ok(bytes) => (
+            Ok(None) => (
                 AuditOutcome::WrongBytes,
-                format!("{} bytes hashing to {}", bytes.len(), ChunkId::of(&bytes)),
+                format!("more than {MAX_CHUNK_SIZE} bytes, longer than any chunk"),
+            ),
+            Ok(Some((id, _))) if id == *chunk => (AuditOutcome::Passed, String::new()),
+            Ok(Some((id, len))) => (
+                AuditOutcome::WrongBytes,
+                format!("{len} bytes hashing to {id}"),
             ),
         },
     };

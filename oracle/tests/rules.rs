@@ -115,9 +115,10 @@ fn make(specs: &[Spec], chunks: &[(ChunkId, u32)], skew: u64) -> Vec<SignedRecei
 }
 
 /// Runs one case: a fresh oracle with epoch 0 closed and one content registered; the
-/// receipts ingested as one batch; their verdicts against the engine's; the open epoch
-/// closed and its batch verified.
-async fn case(specs: Vec<Spec>) -> Result<(), TestCaseError> {
+/// receipts ingested in up to three consecutive batches (so later batches meet receipts and
+/// byte counts already stored); their verdicts against the engine's over all of them at
+/// once; the open epoch closed and its batch verified.
+async fn case(specs: Vec<Spec>, cuts: (usize, usize)) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config();
     config.epochs = EpochSchedule {
@@ -138,12 +139,22 @@ async fn case(specs: Vec<Spec>) -> Result<(), TestCaseError> {
         .collect();
     let receipts = make(&specs, &chunks, state.config.ingest.issued_at_skew_ms);
 
-    let ingested: Vec<Option<RejectionCode>> = oracle::ingest::ingest(&state, receipts.clone())
-        .await
-        .expect("ingest")
-        .iter()
-        .map(|v| v.rejection())
-        .collect();
+    let first = cuts.0.min(receipts.len());
+    let second = cuts.1.clamp(first, receipts.len());
+    let mut ingested: Vec<Option<RejectionCode>> = Vec::with_capacity(receipts.len());
+    for batch in [
+        &receipts[..first],
+        &receipts[first..second],
+        &receipts[second..],
+    ] {
+        if batch.is_empty() {
+            continue;
+        }
+        let verdicts = oracle::ingest::ingest(&state, batch.to_vec())
+            .await
+            .expect("ingest");
+        ingested.extend(verdicts.iter().map(|v| v.rejection()));
+    }
     let lengths: HashMap<ChunkId, u32> = chunks.iter().copied().collect();
     let params = RuleParams::of(&state.config);
     let judged: Vec<Option<RejectionCode>> = judge(
@@ -205,11 +216,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
-    fn ingest_and_verify_epoch_give_the_same_verdicts(specs in prop::collection::vec(spec(), 1..40)) {
+    fn ingest_and_verify_epoch_give_the_same_verdicts(
+        specs in prop::collection::vec(spec(), 1..40),
+        cuts in (0..40usize, 0..40usize),
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(case(specs))?;
+        runtime.block_on(case(specs, cuts))?;
     }
 }

@@ -99,8 +99,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Middleware (`axum::middleware::from_fn(json_errors)`, outermost): an error answer that
 /// is not JSON yet becomes [`ErrorBody`] with the code of its status
-/// ([`ErrorCode::for_status`]) and a message naming the request; the answer's other
-/// headers (`allow`, CORS) are kept.
+/// ([`ErrorCode::for_status`]) and that code's status (a 416 from the static files becomes
+/// `bad_request`, 400), with a message naming the request; the answer's other headers
+/// (`allow`, CORS) are kept.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -144,6 +145,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.status = StatusCode::from_u16(code.status()).unwrap_or(status);
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 

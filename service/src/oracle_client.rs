@@ -65,7 +65,7 @@ impl ClientError {
             Self::Refused { status, .. } => match status {
                 404 => Exit::NotFound,
                 400 | 413 | 415 => Exit::Usage,
-                500..=599 => Exit::Unavailable,
+                408 | 429 | 500..=599 => Exit::Unavailable,
                 _ => Exit::Refused,
             },
         }
@@ -83,6 +83,9 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// How long [`OracleClient::close`] waits for the oracle to close the epochs asked for.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// A client of one oracle.
 #[derive(Clone, Debug)]
@@ -257,12 +260,14 @@ impl OracleClient {
     }
 
     /// `POST /v1/epochs/close` with the admin token: closes every epoch through `through`
-    /// (default: the current one).
+    /// (default: the current one). Closing runs audits and aggregates whole epochs, so this
+    /// call waits up to [`CLOSE_TIMEOUT`], not the client's usual timeout.
     pub async fn close(&self, admin_token: &str, through: Option<Epoch>) -> Result<CloseResponse> {
         let url = self.endpoint("v1/epochs/close")?;
         let request = self
             .http
             .post(url.clone())
+            .timeout(CLOSE_TIMEOUT)
             .bearer_auth(admin_token)
             .json(&CloseRequest { through });
         self.json(&url, request).await

@@ -260,10 +260,11 @@ impl OracleProcess {
     /// configuration (`DSI_ORACLE_CLOSE__AUTO=false`, ...).
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let dir = data_dir.to_str().context("a UTF-8 path")?;
+        std::fs::create_dir_all(data_dir)?;
         devnet::harness::run(
             oracle_bin(),
             &["--data-dir", dir, "init"],
-            &data_dir.with_extension("log"),
+            &data_dir.join("init.log"),
         )?;
         let args: Vec<String> = ["--data-dir", dir, "serve", "--listen", "127.0.0.1:0"]
             .iter()

@@ -129,10 +129,8 @@ impl PeerClient {
         if status.is_success() {
             return Ok(response);
         }
-        let body = tokio::time::timeout(stall, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok);
+        // An error body is a few hundred bytes; a peer cannot make us buffer more.
+        let body = Self::body(response, 16 << 10, stall).await.ok();
         let error: Option<ErrorBody> = body.and_then(|b| serde_json::from_slice(&b).ok());
         let (code, message) = error.map_or_else(
             || (ErrorCode::for_status(status.as_u16()), String::new()),

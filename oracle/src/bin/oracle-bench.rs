@@ -179,7 +179,12 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("http://{addr}/v1/receipts");
     let bodies: Vec<Vec<u8>> = signed
         .chunks(args.batch)
-        .map(|part| serde_json::to_vec(&serde_json::json!({ "receipts": part })).expect("json"))
+        .map(|part| {
+            serde_json::to_vec(&dsi_api::ReceiptBatch {
+                receipts: part.to_vec(),
+            })
+            .expect("a receipt batch serializes")
+        })
         .collect();
     let bodies = Arc::new(bodies);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -200,10 +205,8 @@ async fn main() -> anyhow::Result<()> {
                     .send()
                     .await?
                     .error_for_status()?;
-                let answer: serde_json::Value = response.json().await?;
-                accepted += answer["results"].as_array().map_or(0, |r| {
-                    r.iter().filter(|v| v["status"] == "accepted").count()
-                });
+                let answer: dsi_api::ReceiptBatchResponse = response.json().await?;
+                accepted += answer.results.iter().filter(|v| v.is_accepted()).count();
             }
             anyhow::Ok(accepted)
         });
