@@ -631,3 +631,22 @@ async fn every_error_is_json_with_a_code() {
         assert!(!error.message.is_empty(), "{method} {uri}");
     }
 }
+
+/// A manifest larger than `MAX_MANIFEST_BYTES` is refused even when the oracle's body limit
+/// (sized for its receipt batches) is larger.
+#[tokio::test]
+async fn oversized_manifests_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    config.ingest.max_batch = 20_000;
+    let state = oracle_at(
+        &format!("sqlite://{}", dir.path().join("o.db").display()),
+        dir.path(),
+        config,
+    )
+    .await;
+    let body = vec![1u8; dsi_api::MAX_MANIFEST_BYTES + 1];
+    let reply = call(&state, "POST", "/v1/manifests", body, None).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.code(), "body_too_large");
+}
