@@ -13,6 +13,22 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+impl ErrorBody {
+    /// The error in an answer with HTTP `status` and `body`: the body itself when it is an
+    /// `ErrorBody`, otherwise (an answer from something else, a proxy say) the code of the
+    /// status with the start of the body's text as the message.
+    pub fn from_answer(status: u16, body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_else(|_| Self {
+            code: ErrorCode::for_status(status),
+            message: String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect(),
+        })
+    }
+}
+
 impl std::fmt::Display for ErrorBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)

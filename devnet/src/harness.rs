@@ -242,6 +242,26 @@ pub fn run(program: &Path, args: &[&str], log: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// `node-lite init` in `dir` (with `program`, logging to `log`), then `edit` on the node's
+/// configuration, saved as its `config.toml`. Returns the node's id.
+pub fn init_node(
+    program: &Path,
+    dir: &Path,
+    log: &Path,
+    edit: impl FnOnce(&mut node_lite::Config),
+) -> Result<dsi_protocol::NodeId> {
+    run(
+        program,
+        &["--data-dir", dir.to_str().context("a UTF-8 path")?, "init"],
+        log,
+    )?;
+    let data_dir = node_lite::DataDir::new(dir);
+    let mut config = data_dir.config()?;
+    edit(&mut config);
+    config.save(dir)?;
+    Ok(data_dir.key()?.node_id())
+}
+
 /// A binary of this workspace, built now by `cargo build -p PACKAGE --bin BIN` in the
 /// calling test's profile (release when the caller was built for release) and located from
 /// cargo's JSON messages, so a test never runs a stale binary or guesses the target dir.

@@ -385,19 +385,17 @@ impl Network {
     }
 
     fn init_node(&self, dir: &Path) -> Result<NodeId> {
-        let log = dir.with_extension("log");
-        run(
+        let epoch_ms = self.options.epoch_ms;
+        harness::init_node(
             &self.tools.node_lite,
-            &["--data-dir", dir.to_str().context("utf-8")?, "init"],
-            &log,
-        )?;
-        let data_dir = node_lite::DataDir::new(dir);
-        let mut config = data_dir.config()?;
-        config.epochs.length_ms = self.options.epoch_ms;
-        config.tracker.announce_interval_secs = 1;
-        config.tracker.forward_interval_secs = 1;
-        config.save(dir)?;
-        Ok(node_lite::data_dir::DataDir::new(dir).key()?.node_id())
+            dir,
+            &dir.with_extension("log"),
+            |config| {
+                config.epochs.length_ms = epoch_ms;
+                config.tracker.announce_interval_secs = 1;
+                config.tracker.forward_interval_secs = 1;
+            },
+        )
     }
 
     /// The run directory.

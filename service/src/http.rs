@@ -10,7 +10,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dsi_api::{ErrorBody, ErrorCode};
@@ -104,7 +104,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// (`allow`, CORS) are kept.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let uri = request.uri().clone();
+    let path = uri.path();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -139,14 +140,21 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             .to_lowercase(),
         _ => text,
     };
-    let body = serde_json::to_vec(&ErrorBody { code, message }).unwrap_or_default();
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    // The same answer a handler's ApiError gives, with the original's other headers.
+    let mut answer = ApiError::new(code, message).into_response();
+    parts.headers.remove(header::CONTENT_TYPE);
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.status = StatusCode::from_u16(code.status()).unwrap_or(status);
-    Response::from_parts(parts, axum::body::Body::from(body))
+    let mut last = None;
+    for (name, value) in parts.headers.drain() {
+        // Further values of a repeated header come without their name.
+        if name.is_some() {
+            last = name;
+        }
+        if let Some(name) = &last {
+            answer.headers_mut().append(name.clone(), value);
+        }
+    }
+    answer
 }
 
 #[cfg(test)]

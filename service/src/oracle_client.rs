@@ -135,11 +135,8 @@ impl OracleClient {
         if status.is_success() {
             return Ok(response);
         }
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
-            code: ErrorCode::for_status(status.as_u16()),
-            message: text.trim().chars().take(500).collect(),
-        });
+        let text = response.bytes().await.unwrap_or_default();
+        let body = ErrorBody::from_answer(status.as_u16(), &text);
         Err(ClientError::Refused {
             url: url.to_string(),
             status: status.as_u16(),

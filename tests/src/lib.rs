@@ -107,11 +107,8 @@ pub fn node_lite_bin() -> &'static Path {
 
 /// `node-lite init` in `dir`, then `edit` on its configuration, saved as `config.toml`.
 pub fn init_node(dir: &Path, edit: impl FnOnce(&mut node_lite::Config)) {
-    node_lite_ok(dir, &["init"]);
-    let data_dir = node_lite::DataDir::new(dir);
-    let mut config = data_dir.config().expect("the configuration loads");
-    edit(&mut config);
-    config.save(dir).expect("the configuration saves");
+    devnet::harness::init_node(node_lite_bin(), dir, &dir.with_extension("log"), edit)
+        .expect("node-lite init and the configuration save");
 }
 
 /// Runs `node-lite --data-dir DIR ARGS...` to completion.

@@ -130,12 +130,10 @@ impl PeerClient {
             return Ok(response);
         }
         // An error body is a few hundred bytes; a peer cannot make us buffer more.
-        let body = Self::body(response, 16 << 10, stall).await.ok();
-        let error: Option<ErrorBody> = body.and_then(|b| serde_json::from_slice(&b).ok());
-        let (code, message) = error.map_or_else(
-            || (ErrorCode::for_status(status.as_u16()), String::new()),
-            |e| (e.code, e.message),
-        );
+        let body = Self::body(response, 16 << 10, stall)
+            .await
+            .unwrap_or_default();
+        let ErrorBody { code, message } = ErrorBody::from_answer(status.as_u16(), &body);
         Err(FetchError::Status {
             status: status.as_u16(),
             code,
