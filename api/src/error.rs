@@ -96,12 +96,19 @@ error_codes! {
     BadContentId = "bad_content_id", 400;
     /// A chunk id in the path does not parse.
     BadChunkId = "bad_chunk_id", 400;
-    /// A chunk request without the `x-dsi-downloader` header.
+    /// A chunk request to a receipt-gated seeder without the `x-dsi-downloader` header.
     MissingDownloader = "missing_downloader", 400;
-    /// The `x-dsi-downloader` header is not a node id.
+    /// The `x-dsi-downloader` header is not `<node id>.<issued_at_ms>.<signature>`.
     BadDownloader = "bad_downloader", 400;
+    /// The `x-dsi-downloader` header was issued too far from the seeder's clock, or is not
+    /// newer than the one the seeder already took for this chunk (a replay).
+    StaleDownloader = "stale_downloader", 401;
+    /// The `x-dsi-downloader` signature does not verify for this seeder, chunk and network.
+    BadDownloaderSignature = "bad_downloader_signature", 401;
     /// The downloader owes too many receipts; send them first.
     ReceiptsOwed = "receipts_owed", 429;
+    /// The downloaders at the requesting network address together owe too many receipts.
+    AddressOwesReceipts = "address_owes_receipts", 429;
     /// The seeder does not hold the chunk.
     UnknownChunk = "unknown_chunk", 404;
     /// The seeder's copy failed verification and was quarantined.
@@ -119,6 +126,11 @@ error_codes! {
     BadSignature = "bad_signature", 401;
     /// The body is not a canonical DSI manifest.
     BadManifest = "bad_manifest", 400;
+    /// A manifest gives a chunk another length than the one already registered for it.
+    ChunkLengthConflict = "chunk_length_conflict", 409;
+    /// A storage audit challenge the node will not answer: not signed by the auditor it
+    /// trusts, for another node, expired, replayed, or asking for too many chunks.
+    AuditRefused = "audit_refused", 403;
     /// An admin route without the admin token.
     Unauthorized = "unauthorized", 401;
     /// Closing an epoch out of order, or one that has not started.

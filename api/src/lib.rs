@@ -11,7 +11,8 @@
 //!   (one code per rule, the same at both);
 //! - [`node`]: the bodies of node-lite's API; [`oracle`]: the bodies of the oracle's API,
 //!   with [`EpochStatus`](oracle::EpochStatus) and [`AuditOutcome`](oracle::AuditOutcome);
-//! - the limits ([`MAX_RECEIPT_BATCH`], body sizes) and the [`DOWNLOADER_HEADER`];
+//! - the limits ([`MAX_RECEIPT_BATCH`], body sizes) and the [`DOWNLOADER_HEADER`] with
+//!   its signed value ([`downloader::DownloaderHeader`]);
 //! - [`exit`]: the process exit codes both binaries use;
 //! - [`serde_as`]: the JSON forms of 128-bit amounts and 32-byte hashes.
 //!
@@ -67,6 +68,7 @@ macro_rules! named_enum {
     };
 }
 
+pub mod downloader;
 pub mod error;
 pub mod exit;
 pub mod node;
@@ -77,9 +79,10 @@ pub mod serde_as;
 pub use error::{ErrorBody, ErrorCode};
 pub use receipts::{ReceiptBatch, ReceiptBatchResponse, ReceiptVerdict, RejectionCode};
 
-/// The HTTP header a downloader names itself with when it asks a seeder for a chunk
-/// (64 hex digits of its node id). Unauthenticated: it only decides whose receipt debt the
-/// chunk counts toward; payment is the signed receipt.
+/// The HTTP header a downloader proves itself with when it asks a seeder for a chunk:
+/// `<node id>.<issued_at_ms>.<signature>` over the chunk request
+/// ([`downloader::DownloaderHeader`]). It decides whose receipt debt the chunk counts
+/// toward; payment is the signed receipt.
 pub const DOWNLOADER_HEADER: &str = "x-dsi-downloader";
 
 /// Most receipts in one `POST /v1/receipts`. node-lite refuses larger batches

@@ -271,6 +271,9 @@ named_enum! {
         Missing = "missing",
         /// The node could not be reached or stopped sending.
         Unreachable = "unreachable",
+        /// The answer is not signed by the announced node key for this challenge (another
+        /// node answered for this URL, or the answer was forged or replayed).
+        BadSignature = "bad_signature",
     }
 }
 

@@ -39,6 +39,13 @@ impl EpochSchedule {
             .saturating_add(epoch.0.saturating_mul(length));
         (start, start.saturating_add(length))
     }
+
+    /// The receipt time rule: whether `issued_at_ms` lies in `epoch`'s window widened by
+    /// `skew_ms` on both sides (`start − skew ≤ issued_at_ms < end + skew`).
+    pub fn issued_in_window(&self, epoch: Epoch, issued_at_ms: u64, skew_ms: u64) -> bool {
+        let (start, end) = self.window(epoch);
+        issued_at_ms.saturating_add(skew_ms) >= start && issued_at_ms < end.saturating_add(skew_ms)
+    }
 }
 
 /// The current wall-clock time in Unix milliseconds (0 before 1970, `u64::MAX` after
@@ -64,6 +71,11 @@ mod tests {
         assert_eq!(s.epoch_at(1009), Epoch(0));
         assert_eq!(s.epoch_at(1010), Epoch(1));
         assert_eq!(s.window(Epoch(1)), (1010, 1020));
+        assert!(s.issued_in_window(Epoch(1), 1005, 5));
+        assert!(!s.issued_in_window(Epoch(1), 1004, 5));
+        assert!(s.issued_in_window(Epoch(1), 1024, 5));
+        assert!(!s.issued_in_window(Epoch(1), 1025, 5));
+        assert!(s.issued_in_window(Epoch(1), 1010, 0) && !s.issued_in_window(Epoch(1), 1020, 0));
         assert_eq!(s.epoch_at(u64::MAX), Epoch((u64::MAX - 1000) / 10));
         let zero = EpochSchedule {
             genesis_ms: 0,

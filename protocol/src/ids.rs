@@ -159,6 +159,10 @@ byte_id!(
     /// An ed25519 signature.
     Signature, 64, "signature"
 );
+byte_id!(
+    /// A fresh random value that makes one storage audit challenge unlike any other.
+    AuditNonce, 32, "audit nonce"
+);
 
 /// A 20-byte (H160) account that receives a seeder's rewards on chain. Displays as
 /// `0x`-prefixed hex; parses with or without the prefix.

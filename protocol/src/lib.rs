@@ -16,6 +16,8 @@
 //! - **epochs** ([`EpochSchedule`]): the mapping from wall-clock milliseconds to epochs;
 //! - **tracker announcements** ([`announce`]): a node's signed statement of its URL, payout
 //!   account and holdings;
+//! - **chunk requests** ([`request`]): a downloader's signed request for one chunk at one
+//!   seeder, which receipt-gated seeders key unpaid chunks on;
 //! - **rewards** ([`reward`]): the epoch aggregation rule (rarity, demand, boosts, storage
 //!   and bandwidth shares) that the oracle runs and anyone can rerun from a published batch;
 //! - **reputation** ([`reputation`]): the Beta-style update rule and its graded reward factor.
@@ -38,6 +40,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod announce;
+#[cfg(feature = "blake3")]
+pub mod audit;
 pub mod epoch;
 pub mod fixed;
 pub mod ids;
@@ -47,6 +51,7 @@ pub mod manifest;
 pub mod merkle;
 pub mod receipt;
 pub mod reputation;
+pub mod request;
 pub mod reward;
 
 pub use announce::{Announcement, SignedAnnouncement};
@@ -54,7 +59,8 @@ pub use epoch::EpochSchedule;
 #[cfg(feature = "std")]
 pub use epoch::now_ms;
 pub use ids::{
-    ChunkId, ContentId, Epoch, NetworkId, NodeId, ParseIdError, PayoutAccount, Signature,
+    AuditNonce, ChunkId, ContentId, Epoch, NetworkId, NodeId, ParseIdError, PayoutAccount,
+    Signature,
 };
 #[cfg(feature = "ed25519")]
 pub use keys::SecretKey;

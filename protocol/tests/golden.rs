@@ -1009,3 +1009,88 @@ fn epoch_vector() {
         }),
     );
 }
+
+/// The golden chunk request: downloader seed 0x42.. asks seeder seed 0x07.. for
+/// BLAKE3("dsi"), the parties and chunk of `receipt.json`. `header` is the text of the
+/// `x-dsi-downloader` header that carries it (`dsi_api::downloader`, whose tests read this
+/// file too).
+#[test]
+fn chunk_request_vector() {
+    use dsi_protocol::request::{CHUNK_REQUEST_DOMAIN, ChunkRequest};
+    let downloader = SecretKey::from_seed(&[0x42; 32]);
+    let network = NetworkId::new("dsi-local").unwrap();
+    let (request, signature) = ChunkRequest {
+        downloader: downloader.node_id(),
+        seeder: SecretKey::from_seed(&[0x07; 32]).node_id(),
+        chunk: ChunkId::of(b"dsi"),
+        issued_at_ms: 1_764_000_000_000,
+    }
+    .sign(&network, &downloader);
+    request.verify(&network, &signature).unwrap();
+    let signing_bytes = request.signing_bytes(&network);
+    assert!(signing_bytes.starts_with(CHUNK_REQUEST_DOMAIN));
+    check(
+        "chunk_request.json",
+        json!({
+            "description": "downloader seed = 32 bytes of 0x42, seeder seed = 32 bytes of 0x07, chunk = BLAKE3(\"dsi\"); header is the value of the x-dsi-downloader header of GET /v1/chunks/{chunk} at that seeder: <downloader>.<issued_at_ms>.<signature>",
+            "network": network.as_str(),
+            "downloader_seed": hex::encode([0x42u8; 32]),
+            "request": serde_json::to_value(request).unwrap(),
+            "scale": hex::encode(request.encode()),
+            "signing_bytes": hex::encode(&signing_bytes),
+            "signature": signature.to_string(),
+            "header": format!("{}.{}.{}", request.downloader, request.issued_at_ms, signature),
+        }),
+    );
+}
+
+/// `audit.json`: a storage audit challenge (oracle seed 32 × 0x42) for the node of seed
+/// 32 × 0x07, the possession proof over two chunks and the node's answer signature.
+#[test]
+fn audit_vector() {
+    use dsi_protocol::AuditNonce;
+    use dsi_protocol::audit::{
+        AuditChallenge, SignedAuditChallenge, answer_signing_bytes, possession_proof, sign_answer,
+        verify_answer,
+    };
+    let oracle = SecretKey::from_seed(&[0x42; 32]);
+    let node = SecretKey::from_seed(&[0x07; 32]);
+    let network = NetworkId::new("dsi-local").unwrap();
+    let bytes = content();
+    let chunks: [&[u8]; 2] = [&bytes[..16_384], &bytes[16_384..32_768]];
+    let signed = SignedAuditChallenge::sign(
+        AuditChallenge {
+            auditor: NodeId([0; 32]),
+            node: node.node_id(),
+            epoch: Epoch(17),
+            nonce: AuditNonce([0x5a; 32]),
+            chunks: chunks.iter().map(|c| ChunkId::of(c)).collect(),
+            issued_at_ms: 1_764_000_000_000,
+        },
+        &network,
+        &oracle,
+    );
+    signed.verify(&network).unwrap();
+    let proof = possession_proof(&signed.challenge.nonce, chunks);
+    let answer = sign_answer(&node, &network, &signed.challenge, &proof);
+    verify_answer(&network, &signed.challenge, &proof, &answer).unwrap();
+    let wire = serde_json::to_string(&signed).unwrap();
+    assert_eq!(
+        serde_json::from_str::<SignedAuditChallenge>(&wire).unwrap(),
+        signed
+    );
+    check(
+        "audit.json",
+        json!({
+            "description": "oracle seed = 32 bytes of 0x42, node seed = 32 bytes of 0x07, nonce = 32 bytes of 0x5a, chunks = bytes 0..16384 and 16384..32768 of the vector content (byte i = i mod 251)",
+            "network": network.as_str(),
+            "challenge_signing_bytes": hex::encode(signed.challenge.signing_bytes(&network)),
+            "challenge_signature": signed.signature.to_string(),
+            "challenge_digest": hex::encode(signed.challenge.digest(&network)),
+            "wire_json": wire,
+            "possession_proof": hex::encode(proof),
+            "answer_signing_bytes": hex::encode(answer_signing_bytes(&network, &signed.challenge, &proof)),
+            "answer_signature": answer.to_string(),
+        }),
+    );
+}
