@@ -9,7 +9,9 @@
 //!   A round (an epoch) is decided when `threshold` members voted for the same hash. A
 //!   member may change its vote (an oracle that recomputed an epoch corrects itself); its
 //!   earlier vote is withdrawn. Changing the members starts a new voting generation, so
-//!   stale votes never count.
+//!   stale votes never count. The threshold must be a strict majority of the members
+//!   (`2 × threshold > members`; 1 of 1 is allowed): two disjoint minorities can never both
+//!   decide, and a committee of several members is never decided by one stolen key.
 //!
 //! It owns no contract and no messages.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -57,17 +59,20 @@ pub fn evm_to_native(value: U256) -> Option<u128> {
 pub const MAX_MEMBERS: usize = 32;
 
 /// Whether `members` and `threshold` make a usable committee: 1 to [`MAX_MEMBERS`]
-/// distinct members and a threshold between 1 and their number.
+/// distinct members and a threshold that is a strict majority of them (more than half, at
+/// most all): `members < 2 × threshold`, `threshold <= members`. One of one is allowed; one
+/// of two, two of four... are not (half the members, or one stolen key, must not decide).
 pub fn valid_committee(members: &[Address], threshold: u32) -> bool {
     let distinct = members
         .iter()
         .enumerate()
         .all(|(i, a)| !members[..i].contains(a));
+    let threshold = threshold as usize;
     !members.is_empty()
         && members.len() <= MAX_MEMBERS
         && distinct
-        && threshold >= 1
-        && threshold as usize <= members.len()
+        && threshold <= members.len()
+        && threshold.saturating_mul(2) > members.len()
 }
 
 /// Why a committee vote was not counted.
@@ -156,5 +161,54 @@ impl Committee {
     /// Whether `count` votes reach the threshold.
     pub fn reached(&self, count: u32) -> bool {
         count >= self.threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(n: u8) -> Vec<Address> {
+        (1..=n).map(|i| Address::from([i; 20])).collect()
+    }
+
+    #[test]
+    fn a_committee_needs_a_strict_majority() {
+        // (members, threshold, valid)
+        let table = [
+            (1, 1, true),
+            (1, 0, false),
+            (1, 2, false),
+            (2, 1, false),
+            (2, 2, true),
+            (3, 1, false),
+            (3, 2, true),
+            (3, 3, true),
+            (4, 2, false),
+            (4, 3, true),
+            (5, 2, false),
+            (5, 3, true),
+            (32, 16, false),
+            (32, 17, true),
+        ];
+        for (n, threshold, valid) in table {
+            assert_eq!(
+                valid_committee(&members(n), threshold),
+                valid,
+                "{threshold} of {n}"
+            );
+        }
+        assert!(!valid_committee(&[], 0));
+        assert!(!valid_committee(&members(33), 33), "too many members");
+        let twice = [Address::from([1; 20]), Address::from([1; 20])];
+        assert!(!valid_committee(&twice, 2), "duplicates");
+    }
+
+    #[test]
+    fn set_refuses_a_minority_threshold_and_keeps_the_old_committee() {
+        let mut committee = Committee::default();
+        assert!(committee.set(members(3), 2));
+        assert!(!committee.set(members(3), 1));
+        assert_eq!((committee.members().len(), committee.threshold()), (3, 2));
     }
 }

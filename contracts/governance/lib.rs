@@ -2,7 +2,17 @@
 //!
 //! A council member `propose`s an [`Action`]; members `approve` it; once `threshold` current
 //! members approved, a timelock of `timelock` blocks starts; after it, any member may
-//! `execute` it. Actions are calls to another contract (`Action::Call`: callee, selector,
+//! `execute` it. The council's threshold must be a strict majority of its members
+//! ([`dsi_contracts_common::valid_committee`]).
+//!
+//! **The timelock restarts with every council.** Only approvals of current members count.
+//! `approved_at` records the block in which a proposal reached the threshold; when the
+//! council changes (`council_since`), a proposal approved before the change may have lost
+//! its approvals, so its timelock counts from the change at the earliest, and a proposal
+//! that reaches the threshold again under the new council starts a new timelock from that
+//! approval. A proposal that lost its approvals in a rotation therefore never executes right
+//! after one new member approves: every council gets a full timelock to look at what it
+//! lets through. Actions are calls to another contract (`Action::Call`: callee, selector,
 //! SCALE-encoded arguments: how governance changes multipliers, vetoes epochs, pauses the
 //! pool or rotates the oracle committee) or changes to the council itself.
 //!
@@ -84,7 +94,9 @@ pub mod governance {
         pub proposer: Address,
         /// Who approved it (the proposer included).
         pub approvals: Vec<Address>,
-        /// Block in which it first had enough approvals: the timelock starts there.
+        /// Block in which it last reached the threshold of current members (restarted by
+        /// an approval under a new council): the timelock starts there, and not before the
+        /// current council took office.
         pub approved_at: Option<u32>,
         /// Whether it was executed.
         pub executed: bool,
@@ -117,6 +129,8 @@ pub mod governance {
         council: Vec<Address>,
         threshold: u32,
         timelock: u32,
+        /// Block in which the current council took office (construction or `SetCouncil`).
+        council_since: u32,
         next_id: u32,
         proposals: Mapping<u32, Proposal>,
     }
@@ -145,6 +159,7 @@ pub mod governance {
                 council,
                 threshold,
                 timelock,
+                council_since: Self::env().block_number(),
                 next_id: 0,
                 proposals: Mapping::default(),
             })
@@ -199,11 +214,7 @@ pub mod governance {
             if self.current_approvals(&proposal) < self.threshold {
                 return Err(Error::NotApproved);
             }
-            let approved_at = proposal.approved_at.ok_or(Error::NotApproved)?;
-            let unlocked_at = approved_at
-                .checked_add(self.timelock)
-                .ok_or(Error::Overflow)?;
-            if self.env().block_number() < unlocked_at {
+            if self.env().block_number() < self.unlocks_at(&proposal)? {
                 return Err(Error::Timelocked);
             }
             // Marked before the call: a callee that calls back cannot execute it twice.
@@ -232,6 +243,7 @@ pub mod governance {
                     }
                     self.council = members;
                     self.threshold = threshold;
+                    self.council_since = self.env().block_number();
                 }
                 Action::SetTimelock { blocks } => self.timelock = blocks,
             }
@@ -255,6 +267,23 @@ pub mod governance {
         #[ink(message)]
         pub fn timelock(&self) -> u32 {
             self.timelock
+        }
+
+        /// Block in which the current council took office.
+        #[ink(message)]
+        pub fn council_since(&self) -> u32 {
+            self.council_since
+        }
+
+        /// First block in which proposal `id` may execute, if enough current members
+        /// approved it.
+        #[ink(message)]
+        pub fn executable_from(&self, id: u32) -> Option<u32> {
+            let proposal = self.proposals.get(id)?;
+            if proposal.executed || self.current_approvals(&proposal) < self.threshold {
+                return None;
+            }
+            self.unlocks_at(&proposal).ok()
         }
 
         /// The id the next proposal will get.
@@ -281,10 +310,25 @@ pub mod governance {
                 .count() as u32
         }
 
+        /// When an approved proposal's timelock ends: counted from its approval, and never
+        /// from before the current council took office.
+        fn unlocks_at(&self, proposal: &Proposal) -> Result<u32> {
+            let approved_at = proposal.approved_at.ok_or(Error::NotApproved)?;
+            approved_at
+                .max(self.council_since)
+                .checked_add(self.timelock)
+                .ok_or(Error::Overflow)
+        }
+
         fn add_approval(&self, id: u32, proposal: &mut Proposal, member: Address) {
             proposal.approvals.push(member);
             let approvals = self.current_approvals(proposal);
-            if approvals >= self.threshold && proposal.approved_at.is_none() {
+            // Reaching the threshold first, or again under a council that took office after
+            // the last approval, (re)starts the timelock.
+            let stale = proposal
+                .approved_at
+                .is_none_or(|at| at <= self.council_since);
+            if approvals >= self.threshold && stale {
                 proposal.approved_at = Some(self.env().block_number());
             }
             self.env().emit_event(Approved {
@@ -314,6 +358,17 @@ mod tests {
         }
     }
 
+    trait Block {
+        /// The current block number.
+        fn env_block(&self) -> u32;
+    }
+
+    impl Block for Governance {
+        fn env_block(&self) -> u32 {
+            ink::env::block_number::<DefaultEnvironment>()
+        }
+    }
+
     #[ink::test]
     fn constructor_rejects_bad_councils() {
         let a = test::default_accounts();
@@ -328,6 +383,19 @@ mod tests {
         assert_eq!(
             Governance::new(vec![a.alice, a.alice], 1, 0).err(),
             Some(Error::InvalidCouncil)
+        );
+        // Half the council or less never decides.
+        assert_eq!(
+            Governance::new(vec![a.alice, a.bob], 1, 0).err(),
+            Some(Error::InvalidCouncil)
+        );
+        assert_eq!(
+            Governance::new(vec![a.alice, a.bob, a.charlie, a.django], 2, 0).err(),
+            Some(Error::InvalidCouncil)
+        );
+        assert!(
+            Governance::new(vec![a.alice], 1, 0).is_ok(),
+            "1 of 1 stays allowed"
         );
         let g = council();
         assert_eq!(g.council(), (vec![a.alice, a.bob, a.charlie], 2));
@@ -408,5 +476,93 @@ mod tests {
         advance(9);
         assert_eq!(g.execute(bad), Err(Error::InvalidCouncil));
         assert_eq!(g.council(), (vec![a.django, a.eve], 2));
+    }
+
+    /// Issue 13 item 7: a proposal that lost its approvals in a council rotation does not
+    /// execute the moment one new member approves; its timelock restarts.
+    #[ink::test]
+    fn a_rotation_restarts_the_timelock() {
+        let a = test::default_accounts();
+        let mut g = council();
+        advance(1);
+        test::set_caller(a.alice);
+        let pending = g.propose(Action::SetTimelock { blocks: 9 }).unwrap();
+        test::set_caller(a.bob);
+        g.approve(pending).unwrap();
+        let approved_at = g.proposal(pending).unwrap().approved_at.unwrap();
+        assert_eq!(g.executable_from(pending), Some(approved_at + 5));
+        // The council is replaced by charlie, django, eve before it executes: the
+        // approvals of alice and bob no longer count.
+        test::set_caller(a.alice);
+        let rotate = g
+            .propose(Action::SetCouncil {
+                members: vec![a.charlie, a.django, a.eve],
+                threshold: 2,
+            })
+            .unwrap();
+        test::set_caller(a.bob);
+        g.approve(rotate).unwrap();
+        advance(5);
+        assert_eq!(g.execute(rotate), Ok(()));
+        assert_eq!(g.council_since(), g.env_block());
+        assert_eq!(g.executable_from(pending), None);
+        advance(20);
+        test::set_caller(a.django);
+        g.approve(pending).unwrap();
+        assert_eq!(g.execute(pending), Err(Error::NotApproved));
+        // When: one more new member approves, long after the old timelock ended.
+        test::set_caller(a.eve);
+        g.approve(pending).unwrap();
+        // Then: the timelock starts again from this approval.
+        let restarted = g.proposal(pending).unwrap().approved_at.unwrap();
+        assert_eq!(restarted, g.env_block());
+        assert!(restarted > approved_at);
+        assert_eq!(g.execute(pending), Err(Error::Timelocked), "no bypass");
+        advance(4);
+        assert_eq!(g.execute(pending), Err(Error::Timelocked));
+        advance(1);
+        assert_eq!(g.execute(pending), Ok(()));
+        assert_eq!(g.timelock(), 9);
+    }
+
+    /// A proposal that keeps its approvals through a rotation still waits a full timelock
+    /// from the rotation: the new council gets the time to look at it.
+    #[ink::test]
+    fn a_rotation_that_keeps_the_approvals_still_gives_the_new_council_a_timelock() {
+        let a = test::default_accounts();
+        let mut g = council();
+        advance(1);
+        test::set_caller(a.alice);
+        let pending = g.propose(Action::SetTimelock { blocks: 9 }).unwrap();
+        let rotate = g
+            .propose(Action::SetCouncil {
+                members: vec![a.alice, a.bob, a.django],
+                threshold: 2,
+            })
+            .unwrap();
+        test::set_caller(a.bob);
+        g.approve(pending).unwrap();
+        g.approve(rotate).unwrap();
+        advance(5);
+        // Without the rotation the pending proposal could execute now.
+        assert_eq!(g.executable_from(pending), Some(g.env_block()));
+        assert_eq!(g.execute(rotate), Ok(()));
+        let since = g.council_since();
+        assert_eq!(g.executable_from(pending), Some(since + 5));
+        advance(2);
+        assert_eq!(g.execute(pending), Err(Error::Timelocked));
+        advance(3);
+        assert_eq!(g.execute(pending), Ok(()));
+        // A council of one of two is refused at execution.
+        let bad = g
+            .propose(Action::SetCouncil {
+                members: vec![a.alice, a.bob],
+                threshold: 1,
+            })
+            .unwrap();
+        test::set_caller(a.alice);
+        g.approve(bad).unwrap();
+        advance(9);
+        assert_eq!(g.execute(bad), Err(Error::InvalidCouncil));
     }
 }

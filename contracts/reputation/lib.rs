@@ -1,13 +1,18 @@
 //! # reputation: seeder reliability scores, written by the oracle committee per epoch
 //!
 //! Scores are parts per million (0 to 1_000_000) keyed by node key (the seeder's ed25519
-//! public key: pseudonymous, no identity needed). The oracle committee submits one batch of
-//! updates per epoch; a batch is applied when `threshold` members submitted the same batch,
-//! and epochs must strictly increase. Anyone can read a score and the epoch it was last
-//! updated in. Governance (the governance contract) sets the committee.
+//! public key: pseudonymous, no identity needed). The oracle committee submits an epoch's
+//! updates in parts of at most [`MAX_BATCH`] (`submit(epoch, part, updates)`, parts
+//! numbered from 0); a part is applied when `threshold` members (a strict majority)
+//! submitted the same part, and parts are applied strictly in order: part 0 of an epoch
+//! newer than the last applied one, or the next part of the same epoch. Anyone can read a
+//! score and the epoch it was last updated in. Governance (the governance contract) sets the
+//! committee.
 //!
-//! A batch lists `(node key, score)` pairs sorted by node key without duplicates, so equal
-//! content always has the same hash and members can agree on it.
+//! A part lists `(node key, score)` pairs sorted by node key without duplicates, so equal
+//! content always has the same hash and members can agree on it. Votes are per epoch: a
+//! member's vote for the next part replaces its vote for the previous one, which is already
+//! applied by then (a part out of order is refused before any vote is counted).
 #![cfg_attr(not(feature = "std"), no_std, no_main)]
 
 #[ink::contract]
@@ -29,9 +34,9 @@ pub mod reputation {
         Unauthorized,
         /// Members and threshold do not make a committee.
         InvalidCommittee,
-        /// This member already submitted this same batch for this epoch.
+        /// This member already submitted this same part for this epoch.
         AlreadyVoted,
-        /// The epoch is not newer than the last applied epoch.
+        /// The epoch is older than the last applied one, or this part of it was applied.
         EpochTooOld,
         /// More than `MAX_BATCH` updates.
         BatchTooLarge,
@@ -39,6 +44,9 @@ pub mod reputation {
         ScoreOutOfRange,
         /// Updates are not sorted by node key, or a node appears twice.
         UnsortedBatch,
+        /// Not the next part: part 0 of a newer epoch, or the part after the last applied
+        /// one of the same epoch.
+        PartOutOfOrder,
     }
 
     /// Result of every message.
@@ -55,18 +63,20 @@ pub mod reputation {
         pub epoch: u64,
     }
 
-    /// A committee member submitted a batch.
+    /// A committee member submitted a part.
     #[ink(event, anonymous)]
     pub struct BatchSubmitted {
         epoch: u64,
+        part: u32,
         member: Address,
         votes: u32,
     }
 
-    /// A batch reached the threshold and was applied.
+    /// A part reached the threshold and was applied.
     #[ink(event, anonymous)]
     pub struct ScoresUpdated {
         epoch: u64,
+        part: u32,
         count: u32,
     }
 
@@ -83,7 +93,8 @@ pub mod reputation {
     pub struct Reputation {
         governance: Address,
         committee: Committee,
-        last_epoch: Option<u64>,
+        /// The last applied (epoch, part).
+        last_part: Option<(u64, u32)>,
         scores: Mapping<[u8; 32], Score>,
     }
 
@@ -98,17 +109,32 @@ pub mod reputation {
             Ok(Self {
                 governance,
                 committee: members,
-                last_epoch: None,
+                last_part: None,
                 scores: Mapping::default(),
             })
         }
 
-        /// A committee member's batch for `epoch`. Returns true when this submission
-        /// applied it.
+        /// A committee member's part `part` of `epoch`'s updates. Returns true when this
+        /// submission applied it.
         #[ink(message)]
-        pub fn submit(&mut self, epoch: u64, updates: Vec<([u8; 32], u32)>) -> Result<bool> {
-            if self.last_epoch.is_some_and(|last| epoch <= last) {
-                return Err(Error::EpochTooOld);
+        pub fn submit(
+            &mut self,
+            epoch: u64,
+            part: u32,
+            updates: Vec<([u8; 32], u32)>,
+        ) -> Result<bool> {
+            match self.last_part {
+                Some((last, done)) if epoch < last || (epoch == last && part <= done) => {
+                    return Err(Error::EpochTooOld);
+                }
+                Some((last, done)) if epoch == last && Some(part) != done.checked_add(1) => {
+                    return Err(Error::PartOutOfOrder);
+                }
+                Some((last, _)) if epoch > last && part != 0 => {
+                    return Err(Error::PartOutOfOrder);
+                }
+                None if part != 0 => return Err(Error::PartOutOfOrder),
+                _ => {}
             }
             if updates.len() > MAX_BATCH {
                 return Err(Error::BatchTooLarge);
@@ -122,13 +148,14 @@ pub mod reputation {
             let caller = self.env().caller();
             let votes = self
                 .committee
-                .vote(epoch, caller, hash_encoded(&(epoch, &updates)))
+                .vote(epoch, caller, hash_encoded(&(epoch, part, &updates)))
                 .map_err(|e| match e {
                     VoteError::NotMember => Error::Unauthorized,
                     VoteError::AlreadyVoted => Error::AlreadyVoted,
                 })?;
             self.env().emit_event(BatchSubmitted {
                 epoch,
+                part,
                 member: caller,
                 votes,
             });
@@ -138,9 +165,10 @@ pub mod reputation {
             for (node, ppm) in &updates {
                 self.scores.insert(node, &Score { ppm: *ppm, epoch });
             }
-            self.last_epoch = Some(epoch);
+            self.last_part = Some((epoch, part));
             self.env().emit_event(ScoresUpdated {
                 epoch,
+                part,
                 count: updates.len() as u32,
             });
             Ok(true)
@@ -172,10 +200,17 @@ pub mod reputation {
             self.scores.get(node)
         }
 
-        /// The last applied epoch.
+        /// The epoch of the last applied part.
         #[ink(message)]
         pub fn last_epoch(&self) -> Option<u64> {
-            self.last_epoch
+            self.last_part.map(|(epoch, _)| epoch)
+        }
+
+        /// The last applied (epoch, part): the next submission is its next part, or part 0
+        /// of a newer epoch.
+        #[ink(message)]
+        pub fn last_part(&self) -> Option<(u64, u32)> {
+            self.last_part
         }
 
         /// Committee members and threshold.
@@ -228,7 +263,29 @@ mod tests {
         updates: Vec<([u8; 32], u32)>,
     ) -> Result<bool> {
         test::set_caller(who);
-        r.submit(epoch, updates)
+        r.submit(epoch, 0, updates)
+    }
+
+    fn submit_part(
+        r: &mut Reputation,
+        who: ink::Address,
+        epoch: u64,
+        part: u32,
+        updates: Vec<([u8; 32], u32)>,
+    ) -> Result<bool> {
+        test::set_caller(who);
+        r.submit(epoch, part, updates)
+    }
+
+    /// `n` updates with node keys starting at `from` (sorted).
+    fn updates(from: u32, n: u32, ppm: u32) -> Vec<([u8; 32], u32)> {
+        (from..from + n)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[..4].copy_from_slice(&i.to_be_bytes());
+                (k, ppm)
+            })
+            .collect()
     }
 
     #[ink::test]
@@ -241,6 +298,11 @@ mod tests {
         assert_eq!(
             Reputation::new(a.alice, vec![a.bob], 3).err(),
             Some(Error::InvalidCommittee)
+        );
+        assert_eq!(
+            Reputation::new(a.alice, vec![a.bob, a.charlie], 1).err(),
+            Some(Error::InvalidCommittee),
+            "one of two is not a majority"
         );
         assert_eq!(registry().committee(), (vec![a.bob, a.charlie], 2));
         assert_eq!(registry().governance(), a.alice);
@@ -338,5 +400,73 @@ mod tests {
         );
         assert_eq!(r.set_governance(a.bob), Ok(()));
         assert_eq!(r.governance(), a.bob);
+    }
+
+    /// More nodes than one part holds: an epoch's scores go in several parts, applied in
+    /// order, each at the threshold.
+    #[ink::test]
+    fn an_epoch_takes_several_parts_in_order() {
+        let a = test::default_accounts();
+        let mut r = registry();
+        let first = updates(0, MAX_BATCH as u32, 500_000);
+        let second = updates(MAX_BATCH as u32, 44, 600_000);
+        assert_eq!(
+            submit_part(&mut r, a.bob, 1, 1, second.clone()),
+            Err(Error::PartOutOfOrder),
+            "part 1 before part 0"
+        );
+        assert_eq!(submit_part(&mut r, a.bob, 1, 0, first.clone()), Ok(false));
+        assert_eq!(
+            submit_part(&mut r, a.bob, 1, 1, second.clone()),
+            Err(Error::PartOutOfOrder),
+            "part 0 is not applied yet"
+        );
+        assert_eq!(
+            submit_part(&mut r, a.charlie, 1, 0, first.clone()),
+            Ok(true)
+        );
+        assert_eq!(r.last_part(), Some((1, 0)));
+        assert_eq!(
+            submit_part(&mut r, a.bob, 1, 0, first.clone()),
+            Err(Error::EpochTooOld)
+        );
+        assert_eq!(
+            submit_part(&mut r, a.bob, 1, 2, second.clone()),
+            Err(Error::PartOutOfOrder)
+        );
+        assert_eq!(
+            submit_part(&mut r, a.bob, 2, 1, second.clone()),
+            Err(Error::PartOutOfOrder),
+            "a newer epoch starts at part 0"
+        );
+        // The second part: a member's vote for it replaces its (applied) part-0 vote.
+        assert_eq!(submit_part(&mut r, a.bob, 1, 1, second.clone()), Ok(false));
+        assert_eq!(
+            submit_part(&mut r, a.bob, 1, 1, second.clone()),
+            Err(Error::AlreadyVoted)
+        );
+        assert_eq!(
+            submit_part(&mut r, a.charlie, 1, 1, second.clone()),
+            Ok(true)
+        );
+        assert_eq!(r.last_part(), Some((1, 1)));
+        assert_eq!(r.last_epoch(), Some(1));
+        for (node, ppm) in first.iter().chain(&second) {
+            assert_eq!(
+                r.score(*node),
+                Some(Score {
+                    ppm: *ppm,
+                    epoch: 1
+                })
+            );
+        }
+        // The next epoch starts at part 0.
+        assert_eq!(submit_part(&mut r, a.bob, 2, 0, first.clone()), Ok(false));
+        assert_eq!(submit_part(&mut r, a.charlie, 2, 0, first), Ok(true));
+        assert_eq!(r.last_part(), Some((2, 0)));
+        assert_eq!(
+            submit_part(&mut r, a.bob, 1, 2, second),
+            Err(Error::EpochTooOld)
+        );
     }
 }

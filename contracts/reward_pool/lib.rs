@@ -1,20 +1,45 @@
 //! # reward_pool: epoch roots from the oracle committee, claims with Merkle proofs
 //!
 //! - Anyone funds the pool (`fund`, payable).
-//! - Oracle committee members `submit(epoch, root, total, batch)`. An epoch becomes final
-//!   when `threshold` members submitted the same (root, total, batch); its `total` is then
-//!   reserved from the free balance (an epoch the pool cannot pay is refused). Epochs become
-//!   final in increasing order.
-//! - A challenge window of `challenge_blocks` follows, during which governance can `veto`
-//!   the epoch (its reservation is released).
+//! - Oracle committee members `submit(epoch, base, root, total, batch)`. An epoch becomes
+//!   final when `threshold` members (a strict majority, see
+//!   [`dsi_contracts_common::valid_committee`]) submitted the same (base, root, total,
+//!   batch); its `total` is then reserved from the free balance (an epoch the pool cannot
+//!   pay is refused), and a `total` above the governance-set `max_epoch_total` is refused at
+//!   every vote, so a stolen committee key risks one epoch's budget, never the pool.
+//! - **The good chain.** Reward leaves are cumulative: a seeder's leaf in epoch `e` carries
+//!   everything it earned up to `e`. `base` names the epoch whose cumulative leaves this
+//!   epoch builds on, and must be the pool's latest final, not vetoed epoch
+//!   ([`RewardPool::last_good_epoch`], `None` before the first) or the submission is refused
+//!   (`WrongBase`). So the final, not vetoed epochs form one chain, each built on the one
+//!   before; epoch numbers between `base` and `epoch` are skipped explicitly (vetoed, or
+//!   never final), and the record keeps `base`.
+//! - A challenge window of `challenge_blocks` follows finality, during which governance can
+//!   `veto` the epoch. A veto **cascades**: every final epoch after the vetoed one built on
+//!   it (directly or through others), so each is vetoed too and its reservation released;
+//!   the latest good epoch becomes the vetoed epoch's base. The honest amounts the cascaded
+//!   epochs added are lost with them: the oracle rolls its cumulative amounts back to the
+//!   base and those earnings must be earned again. A later epoch is never claimable before
+//!   an earlier one of its chain (`claimable_from` never decreases along the chain, even if
+//!   governance shortens the window), so a cascade never reaches an epoch that already paid.
+//! - The window must leave governance time to veto: it is refused shorter than the
+//!   governance timelock (which the pool is told: `governance_timelock`) plus
+//!   [`VETO_MARGIN_BLOCKS`], in the constructor and in both setters. Governance that raises
+//!   its own timelock first raises the pool's window, then `set_governance_timelock`.
 //! - After the window, anyone may `claim(epoch, seeder, payout, cumulative, proof)`: the
 //!   leaf `(epoch, seeder, payout, cumulative)` must be in the epoch's root
 //!   (`dsi_protocol::merkle`, keccak host function), and the pool pays `payout` the
-//!   difference between `cumulative` (everything the seeder earned up to that epoch) and
-//!   what the seeder already claimed. One claim covers any number of epochs; a repeated or
-//!   stale claim pays nothing.
-//! - Governance (one account: the governance contract) sets the committee, the window, and
-//!   can pause claims and submissions.
+//!   difference between `cumulative` and what the seeder already claimed. One claim covers
+//!   any number of epochs; a repeated or stale claim pays nothing.
+//! - **Accounting.** The pool keeps `good_total` (the sum of the totals of final, not vetoed
+//!   epochs) and `paid_total` (everything claimed). A claim that would make `paid_total`
+//!   exceed `good_total` is refused (`InsufficientFunds`), and a leaf above its epoch's
+//!   `chain_total` (the totals of the good chain up to that epoch) is refused
+//!   (`LeafTooLarge`). Vetoed money therefore never leaves the pool: with leaves built from
+//!   the base's cumulative amounts, everything claimable is reserved, and no honest claim
+//!   runs out of funds. `reserved = good_total − paid_total`.
+//! - Governance (one account: the governance contract) sets the committee, the window, the
+//!   per-epoch cap, and can pause claims and submissions.
 //!
 //! Amounts in messages and storage are native units (12 decimals); transfers are converted
 //! to EVM units in one place (`dsi_contracts_common::native_to_evm`).
@@ -30,19 +55,27 @@ pub mod reward_pool {
     use ink::prelude::vec::Vec;
     use ink::storage::Mapping;
 
+    /// Blocks a veto needs besides the governance timelock: one to propose, one for a
+    /// second approval (a 2-of-3 council), one to execute before the window closes, and one
+    /// of slack. The challenge window is at least the timelock plus this; a real deployment
+    /// gives far more (people must notice the bad epoch first).
+    pub const VETO_MARGIN_BLOCKS: u32 = 4;
+
     /// Everything that can go wrong.
     #[ink::scale_derive(Encode, Decode, TypeInfo)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Error {
         /// The caller may not do this (not governance, not a committee member).
         Unauthorized,
-        /// Members and threshold do not make a committee (empty, duplicates, bad threshold).
+        /// Members and threshold do not make a committee (empty, duplicates, a threshold
+        /// that is not a strict majority).
         InvalidCommittee,
         /// This member already submitted this same root for this epoch.
         AlreadyVoted,
         /// The epoch is not newer than the last final epoch.
         EpochTooOld,
-        /// The pool's free balance cannot cover the epoch's total.
+        /// The pool's free balance cannot cover the epoch's total, or a claim would pay out
+        /// more than the final, not vetoed epochs added.
         InsufficientFunds,
         /// A non-zero total with the empty (all-zero) root.
         InvalidRoot,
@@ -69,6 +102,15 @@ pub mod reward_pool {
         TransferFailed,
         /// Arithmetic overflow.
         Overflow,
+        /// The submission's base is not the latest final, not vetoed epoch.
+        WrongBase,
+        /// The epoch's total is above the per-epoch cap governance set.
+        EpochTotalTooLarge,
+        /// The challenge window would be shorter than the governance timelock plus
+        /// `VETO_MARGIN_BLOCKS`: governance could not veto in time.
+        WindowTooShort,
+        /// The leaf's cumulative amount is more than all good epochs up to this one added.
+        LeafTooLarge,
     }
 
     /// Result of every message.
@@ -81,7 +123,7 @@ pub mod reward_pool {
     pub enum EpochStatus {
         /// Final; claimable once the challenge window is over.
         Final,
-        /// Vetoed by governance during the challenge window.
+        /// Vetoed by governance during the challenge window (or built on a vetoed epoch).
         Vetoed,
     }
 
@@ -102,6 +144,12 @@ pub mod reward_pool {
         pub final_block: u32,
         /// First block in which claims are accepted.
         pub claimable_from: u32,
+        /// The epoch whose cumulative leaves this one builds on (the latest good epoch when
+        /// it became final); `None` for the first.
+        pub base: Option<u64>,
+        /// Totals of the good chain up to and including this epoch: the most all its leaves
+        /// may add up to.
+        pub chain_total: u128,
     }
 
     /// The pool was funded.
@@ -115,25 +163,30 @@ pub mod reward_pool {
     #[ink(event, anonymous)]
     pub struct RootSubmitted {
         epoch: u64,
+        base: Option<u64>,
         member: Address,
         root: [u8; 32],
         votes: u32,
     }
 
-    /// An epoch reached the threshold and is final.
+    /// An epoch reached the threshold and is final. Epoch numbers between `base` and
+    /// `epoch` are skipped: they never pay.
     #[ink(event, anonymous)]
     pub struct EpochFinalized {
         epoch: u64,
+        base: Option<u64>,
         root: [u8; 32],
         total: u128,
         batch: [u8; 32],
         claimable_from: u32,
     }
 
-    /// Governance vetoed an epoch.
+    /// An epoch was vetoed: by governance (`cause == epoch`) or because it built on the
+    /// vetoed epoch `cause`.
     #[ink(event, anonymous)]
     pub struct EpochVetoed {
         epoch: u64,
+        cause: u64,
     }
 
     /// A seeder's rewards were paid.
@@ -152,6 +205,8 @@ pub mod reward_pool {
         committee: Vec<Address>,
         threshold: u32,
         challenge_blocks: u32,
+        governance_timelock: u32,
+        max_epoch_total: u128,
         paused: bool,
         governance: Address,
     }
@@ -162,38 +217,55 @@ pub mod reward_pool {
         governance: Address,
         committee: Committee,
         challenge_blocks: u32,
+        /// The governance timelock (blocks), as governance told the pool.
+        governance_timelock: u32,
+        /// Most one epoch may add (native units).
+        max_epoch_total: u128,
         paused: bool,
         epochs: Mapping<u64, EpochRecord>,
+        /// The newest epoch that became final (vetoed or not): new epochs must be newer.
         last_final_epoch: Option<u64>,
+        /// The newest final, not vetoed epoch: the base of the next one.
+        last_good_epoch: Option<u64>,
         /// Seeder -> cumulative amount already paid.
         claimed: Mapping<[u8; 32], u128>,
-        /// Reserved for final epochs and not yet paid (native units).
-        reserved: u128,
+        /// Sum of the totals of final, not vetoed epochs (native units).
+        good_total: u128,
+        /// Everything claims paid (native units); never above `good_total`.
+        paid_total: u128,
     }
 
     impl RewardPool {
-        /// A pool administered by `governance`, with an oracle committee and a challenge
-        /// window in blocks.
+        /// A pool administered by `governance`, with an oracle committee, a challenge window
+        /// in blocks, the governance timelock in blocks (the window must exceed it by
+        /// [`VETO_MARGIN_BLOCKS`]) and the most one epoch may add (native units).
         #[ink(constructor)]
         pub fn new(
             governance: Address,
             committee: Vec<Address>,
             threshold: u32,
             challenge_blocks: u32,
+            governance_timelock: u32,
+            max_epoch_total: u128,
         ) -> Result<Self> {
             let mut members = Committee::default();
             if !members.set(committee, threshold) {
                 return Err(Error::InvalidCommittee);
             }
+            ensure_window(challenge_blocks, governance_timelock)?;
             Ok(Self {
                 governance,
                 committee: members,
                 challenge_blocks,
+                governance_timelock,
+                max_epoch_total,
                 paused: false,
                 epochs: Mapping::default(),
                 last_final_epoch: None,
+                last_good_epoch: None,
                 claimed: Mapping::default(),
-                reserved: 0,
+                good_total: 0,
+                paid_total: 0,
             })
         }
 
@@ -209,12 +281,14 @@ pub mod reward_pool {
             Ok(amount)
         }
 
-        /// A committee member's root for `epoch`. Returns true when this submission made
-        /// the epoch final.
+        /// A committee member's root for `epoch`, whose cumulative leaves build on those of
+        /// `base` (which must be [`Self::last_good_epoch`]). Returns true when this
+        /// submission made the epoch final.
         #[ink(message)]
         pub fn submit(
             &mut self,
             epoch: u64,
+            base: Option<u64>,
             root: [u8; 32],
             total: u128,
             batch: [u8; 32],
@@ -222,6 +296,12 @@ pub mod reward_pool {
             self.ensure_running()?;
             if self.last_final_epoch.is_some_and(|last| epoch <= last) {
                 return Err(Error::EpochTooOld);
+            }
+            if base != self.last_good_epoch {
+                return Err(Error::WrongBase);
+            }
+            if total > self.max_epoch_total {
+                return Err(Error::EpochTotalTooLarge);
             }
             if root == merkle::EMPTY_ROOT && total != 0 {
                 return Err(Error::InvalidRoot);
@@ -232,7 +312,7 @@ pub mod reward_pool {
             }
             // Returning an error reverts the whole message, this vote included: a refused
             // epoch records nothing.
-            let proposal = hash_encoded(&(root, total, batch));
+            let proposal = hash_encoded(&(base, root, total, batch));
             let votes = self
                 .committee
                 .vote(epoch, caller, proposal)
@@ -242,6 +322,7 @@ pub mod reward_pool {
                 })?;
             self.env().emit_event(RootSubmitted {
                 epoch,
+                base,
                 member: caller,
                 root,
                 votes,
@@ -252,11 +333,21 @@ pub mod reward_pool {
             if total > self.free_balance() {
                 return Err(Error::InsufficientFunds);
             }
+            let (base_total, base_claimable) = match base {
+                Some(b) => {
+                    let record = self.epochs.get(b).ok_or(Error::EpochNotFinal)?;
+                    (record.chain_total, record.claimable_from)
+                }
+                None => (0, 0),
+            };
             let now = self.env().block_number();
+            // Never claimable before its base: a veto of the base can still cascade here.
             let claimable_from = now
                 .checked_add(self.challenge_blocks)
-                .ok_or(Error::Overflow)?;
-            self.reserved = self.reserved.checked_add(total).ok_or(Error::Overflow)?;
+                .ok_or(Error::Overflow)?
+                .max(base_claimable);
+            let chain_total = base_total.checked_add(total).ok_or(Error::Overflow)?;
+            self.good_total = self.good_total.checked_add(total).ok_or(Error::Overflow)?;
             self.epochs.insert(
                 epoch,
                 &EpochRecord {
@@ -266,11 +357,15 @@ pub mod reward_pool {
                     status: EpochStatus::Final,
                     final_block: now,
                     claimable_from,
+                    base,
+                    chain_total,
                 },
             );
             self.last_final_epoch = Some(epoch);
+            self.last_good_epoch = Some(epoch);
             self.env().emit_event(EpochFinalized {
                 epoch,
+                base,
                 root,
                 total,
                 batch,
@@ -279,21 +374,41 @@ pub mod reward_pool {
             Ok(true)
         }
 
-        /// Governance vetoes a final epoch during its challenge window.
+        /// Governance vetoes a final epoch during its challenge window, and with it every
+        /// later final epoch (they all built on it); the latest good epoch becomes the
+        /// vetoed epoch's base. (It returns `Result<()>`: governance calls it.)
         #[ink(message)]
         pub fn veto(&mut self, epoch: u64) -> Result<()> {
             self.ensure_governance()?;
-            let mut record = self.epochs.get(epoch).ok_or(Error::EpochNotFinal)?;
+            let record = self.epochs.get(epoch).ok_or(Error::EpochNotFinal)?;
             if record.status == EpochStatus::Vetoed {
                 return Err(Error::EpochVetoed);
             }
-            if self.env().block_number() >= record.claimable_from {
+            let now = self.env().block_number();
+            if now >= record.claimable_from {
                 return Err(Error::ChallengeWindowOver);
             }
-            record.status = EpochStatus::Vetoed;
-            self.epochs.insert(epoch, &record);
-            self.reserved = self.reserved.saturating_sub(record.total);
-            self.env().emit_event(EpochVetoed { epoch });
+            // The good epochs form one chain, newest first through `base`; `epoch` is on
+            // it, and everything above it on the chain descends from it.
+            let mut cursor = self.last_good_epoch;
+            while let Some(current) = cursor {
+                if current < epoch {
+                    break;
+                }
+                let mut vetoed = self.epochs.get(current).ok_or(Error::EpochNotFinal)?;
+                // Claimable no earlier than `epoch` (`claimable_from` grows along the
+                // chain): nothing was paid from it.
+                debug_assert!(now < vetoed.claimable_from);
+                vetoed.status = EpochStatus::Vetoed;
+                self.epochs.insert(current, &vetoed);
+                self.good_total = self.good_total.saturating_sub(vetoed.total);
+                self.env().emit_event(EpochVetoed {
+                    epoch: current,
+                    cause: epoch,
+                });
+                cursor = vetoed.base;
+            }
+            self.last_good_epoch = record.base;
             Ok(())
         }
 
@@ -328,16 +443,20 @@ pub mod reward_pool {
             if !merkle::verify::<HostKeccak>(&record.root, &leaf.hash::<HostKeccak>(), &proof) {
                 return Err(Error::BadProof);
             }
+            if cumulative > record.chain_total {
+                return Err(Error::LeafTooLarge);
+            }
             let already = self.claimed.get(seeder).unwrap_or(0);
             if cumulative <= already {
                 return Err(Error::AlreadyClaimed);
             }
             let amount = cumulative - already;
-            if amount > self.reserved {
+            let paid_total = self.paid_total.checked_add(amount).ok_or(Error::Overflow)?;
+            if paid_total > self.good_total {
                 return Err(Error::InsufficientFunds);
             }
             self.claimed.insert(seeder, &cumulative);
-            self.reserved -= amount;
+            self.paid_total = paid_total;
             self.env()
                 .transfer(payout, native_to_evm(amount))
                 .map_err(|_| Error::TransferFailed)?;
@@ -351,7 +470,8 @@ pub mod reward_pool {
             Ok(amount)
         }
 
-        /// Governance replaces the oracle committee (pending votes are discarded).
+        /// Governance replaces the oracle committee (pending votes are discarded). The
+        /// threshold must be a strict majority of the members.
         #[ink(message)]
         pub fn set_committee(&mut self, members: Vec<Address>, threshold: u32) -> Result<()> {
             self.ensure_governance()?;
@@ -362,11 +482,33 @@ pub mod reward_pool {
             Ok(())
         }
 
-        /// Governance sets the challenge window for epochs that become final from now on.
+        /// Governance sets the challenge window for epochs that become final from now on
+        /// (at least the governance timelock plus [`VETO_MARGIN_BLOCKS`]).
         #[ink(message)]
         pub fn set_challenge_blocks(&mut self, blocks: u32) -> Result<()> {
             self.ensure_governance()?;
+            ensure_window(blocks, self.governance_timelock)?;
             self.challenge_blocks = blocks;
+            self.settings_changed();
+            Ok(())
+        }
+
+        /// Governance tells the pool its timelock (blocks); refused if the current window
+        /// would then be too short to veto in.
+        #[ink(message)]
+        pub fn set_governance_timelock(&mut self, blocks: u32) -> Result<()> {
+            self.ensure_governance()?;
+            ensure_window(self.challenge_blocks, blocks)?;
+            self.governance_timelock = blocks;
+            self.settings_changed();
+            Ok(())
+        }
+
+        /// Governance sets the most one epoch may add (native units).
+        #[ink(message)]
+        pub fn set_max_epoch_total(&mut self, total: u128) -> Result<()> {
+            self.ensure_governance()?;
+            self.max_epoch_total = total;
             self.settings_changed();
             Ok(())
         }
@@ -395,10 +537,16 @@ pub mod reward_pool {
             self.epochs.get(epoch)
         }
 
-        /// The newest final epoch.
+        /// The newest final epoch (vetoed or not): a new epoch must be newer.
         #[ink(message)]
         pub fn last_final_epoch(&self) -> Option<u64> {
             self.last_final_epoch
+        }
+
+        /// The newest final, not vetoed epoch: the `base` the next submission must name.
+        #[ink(message)]
+        pub fn last_good_epoch(&self) -> Option<u64> {
+            self.last_good_epoch
         }
 
         /// What `seeder` has been paid in total.
@@ -407,10 +555,17 @@ pub mod reward_pool {
             self.claimed.get(seeder).unwrap_or(0)
         }
 
-        /// Reserved for final epochs and not yet paid (native units).
+        /// Reserved for final, not vetoed epochs and not yet paid (native units).
         #[ink(message)]
         pub fn reserved(&self) -> u128 {
-            self.reserved
+            self.good_total.saturating_sub(self.paid_total)
+        }
+
+        /// (sum of the totals of final, not vetoed epochs, everything claims paid), native
+        /// units. The second never exceeds the first.
+        #[ink(message)]
+        pub fn totals(&self) -> (u128, u128) {
+            (self.good_total, self.paid_total)
         }
 
         /// Balance not reserved for any epoch (native units).
@@ -419,7 +574,7 @@ pub mod reward_pool {
             let whole_units = self.env().balance() / native_to_evm(1);
             u128::try_from(whole_units)
                 .unwrap_or(u128::MAX)
-                .saturating_sub(self.reserved)
+                .saturating_sub(self.reserved())
         }
 
         /// Committee members and threshold.
@@ -443,6 +598,13 @@ pub mod reward_pool {
             (self.governance, self.challenge_blocks, self.paused)
         }
 
+        /// The governance timelock the window is checked against (blocks), and the most one
+        /// epoch may add (native units).
+        #[ink(message)]
+        pub fn limits(&self) -> (u32, u128) {
+            (self.governance_timelock, self.max_epoch_total)
+        }
+
         fn ensure_governance(&self) -> Result<()> {
             if self.env().caller() == self.governance {
                 Ok(())
@@ -464,9 +626,20 @@ pub mod reward_pool {
                 committee: self.committee.members().to_vec(),
                 threshold: self.committee.threshold(),
                 challenge_blocks: self.challenge_blocks,
+                governance_timelock: self.governance_timelock,
+                max_epoch_total: self.max_epoch_total,
                 paused: self.paused,
                 governance: self.governance,
             });
+        }
+    }
+
+    /// A window of `challenge_blocks` leaves a governance with `timelock` time to veto.
+    fn ensure_window(challenge_blocks: u32, timelock: u32) -> Result<()> {
+        if u64::from(challenge_blocks) < u64::from(timelock) + u64::from(VETO_MARGIN_BLOCKS) {
+            Err(Error::WindowTooShort)
+        } else {
+            Ok(())
         }
     }
 }
@@ -479,6 +652,10 @@ mod tests {
     use ink::{Address, U256};
 
     const ONE_UNIT: u128 = 1_000_000_000_000; // one native token (12 decimals)
+    /// The challenge window of [`pool`] (governance timelock 0).
+    const WINDOW: u32 = VETO_MARGIN_BLOCKS;
+    /// The per-epoch cap of [`pool`].
+    const CAP: u128 = 1_000 * ONE_UNIT;
 
     fn accounts() -> DefaultAccounts {
         test::default_accounts()
@@ -488,11 +665,12 @@ mod tests {
         dsi_contracts_common::native_to_evm(native)
     }
 
-    /// governance = alice; committee = bob, charlie, django (threshold 2); window 3 blocks.
+    /// governance = alice (timelock 0); committee = bob, charlie, django (threshold 2);
+    /// window of `WINDOW` blocks; at most `CAP` per epoch.
     fn pool() -> RewardPool {
         let a = accounts();
         test::set_caller(a.alice);
-        RewardPool::new(a.alice, vec![a.bob, a.charlie, a.django], 2, 3).unwrap()
+        RewardPool::new(a.alice, vec![a.bob, a.charlie, a.django], 2, WINDOW, 0, CAP).unwrap()
     }
 
     fn contract() -> Address {
@@ -508,6 +686,7 @@ mod tests {
         test::set_value_transferred(U256::zero());
     }
 
+    /// Submits on the pool's latest good epoch (what an honest oracle does).
     fn submit_as(
         pool: &mut RewardPool,
         who: Address,
@@ -515,8 +694,20 @@ mod tests {
         root: [u8; 32],
         total: u128,
     ) -> Result<bool> {
+        let base = pool.last_good_epoch();
+        submit_on(pool, who, epoch, base, root, total)
+    }
+
+    fn submit_on(
+        pool: &mut RewardPool,
+        who: Address,
+        epoch: u64,
+        base: Option<u64>,
+        root: [u8; 32],
+        total: u128,
+    ) -> Result<bool> {
         test::set_caller(who);
-        pool.submit(epoch, root, total, [9; 32])
+        pool.submit(epoch, base, root, total, [9; 32])
     }
 
     fn finalize(pool: &mut RewardPool, epoch: u64, root: [u8; 32], total: u128) {
@@ -550,25 +741,28 @@ mod tests {
     #[ink::test]
     fn constructor_rejects_bad_committees() {
         let a = accounts();
+        let new = |members: Vec<Address>, threshold| {
+            RewardPool::new(a.alice, members, threshold, WINDOW, 0, CAP).err()
+        };
+        assert_eq!(new(vec![], 1), Some(Error::InvalidCommittee));
+        assert_eq!(new(vec![a.bob], 0), Some(Error::InvalidCommittee));
+        assert_eq!(new(vec![a.bob], 2), Some(Error::InvalidCommittee));
+        assert_eq!(new(vec![a.bob, a.bob], 1), Some(Error::InvalidCommittee));
+        // Half the committee or less never decides: one stolen key of two cannot.
         assert_eq!(
-            RewardPool::new(a.alice, vec![], 1, 0).err(),
+            new(vec![a.bob, a.charlie], 1),
             Some(Error::InvalidCommittee)
         );
         assert_eq!(
-            RewardPool::new(a.alice, vec![a.bob], 0, 0).err(),
+            new(vec![a.bob, a.charlie, a.django, a.eve], 2),
             Some(Error::InvalidCommittee)
         );
-        assert_eq!(
-            RewardPool::new(a.alice, vec![a.bob], 2, 0).err(),
-            Some(Error::InvalidCommittee)
-        );
-        assert_eq!(
-            RewardPool::new(a.alice, vec![a.bob, a.bob], 1, 0).err(),
-            Some(Error::InvalidCommittee)
-        );
+        assert_eq!(new(vec![a.bob], 1), None, "1 of 1 stays allowed");
+        assert_eq!(new(vec![a.bob, a.charlie], 2), None);
         let pool = pool();
         assert_eq!(pool.committee(), (vec![a.bob, a.charlie, a.django], 2));
-        assert_eq!(pool.settings(), (a.alice, 3, false));
+        assert_eq!(pool.settings(), (a.alice, WINDOW, false));
+        assert_eq!(pool.limits(), (0, CAP));
     }
 
     #[ink::test]
@@ -612,7 +806,8 @@ mod tests {
             (record.root, record.total, record.status),
             ([1; 32], ONE_UNIT, EpochStatus::Final)
         );
-        assert_eq!(record.claimable_from, record.final_block + 3);
+        assert_eq!(record.claimable_from, record.final_block + WINDOW);
+        assert_eq!((record.base, record.chain_total), (None, ONE_UNIT));
         assert_eq!(pool.reserved(), ONE_UNIT);
         assert_eq!(pool.free_balance(), start + 9 * ONE_UNIT);
         assert_eq!(pool.last_final_epoch(), Some(1));
@@ -683,8 +878,9 @@ mod tests {
         assert_eq!(pool.veto(1), Err(Error::EpochVetoed));
         assert_eq!(pool.reserved(), 0);
         assert_eq!(pool.epoch(1).unwrap().status, EpochStatus::Vetoed);
+        assert_eq!(pool.last_good_epoch(), None);
         finalize(&mut pool, 2, [1; 32], ONE_UNIT);
-        advance(3);
+        advance(WINDOW);
         test::set_caller(a.alice);
         assert_eq!(pool.veto(2), Err(Error::ChallengeWindowOver));
     }
@@ -707,7 +903,7 @@ mod tests {
             pool.claim(1, seeder, payout, 3 * ONE_UNIT, vec![]),
             Err(Error::InChallengeWindow)
         );
-        advance(3);
+        advance(WINDOW);
         let before = test::get_account_balance::<DefaultEnvironment>(payout).unwrap_or_default();
         assert_eq!(
             pool.claim(1, seeder, payout, 4 * ONE_UNIT, vec![]),
@@ -738,7 +934,7 @@ mod tests {
         // Epoch 2: cumulative 5 units; the claim pays only the 2 new ones.
         let root = single_leaf_root(2, seeder, payout, 5 * ONE_UNIT);
         finalize(&mut pool, 2, root, 2 * ONE_UNIT);
-        advance(3);
+        advance(WINDOW);
         assert_eq!(
             pool.claim(2, seeder, payout, 5 * ONE_UNIT, vec![]),
             Ok(2 * ONE_UNIT)
@@ -760,14 +956,41 @@ mod tests {
         let seeder = [8u8; 32];
         let root = single_leaf_root(1, seeder, a.frank, 5 * ONE_UNIT);
         finalize(&mut pool, 1, root, 2 * ONE_UNIT);
-        advance(3);
+        advance(WINDOW);
         test::set_caller(a.eve);
         assert_eq!(
             pool.claim(1, seeder, a.frank, 5 * ONE_UNIT, vec![]),
-            Err(Error::InsufficientFunds)
+            Err(Error::LeafTooLarge)
         );
         assert_eq!(pool.claimed(seeder), 0, "a refused claim records nothing");
         assert_eq!(pool.reserved(), 2 * ONE_UNIT);
+
+        // Two leaves of 2 units each under a total of 2: each alone fits the chain's
+        // totals, together they do not; the second is refused.
+        let leaf = |seeder: [u8; 32]| dsi_protocol::RewardLeaf {
+            epoch: dsi_protocol::Epoch(2),
+            seeder: dsi_protocol::NodeId(seeder),
+            payout: dsi_protocol::PayoutAccount(a.frank.0),
+            cumulative: 2 * ONE_UNIT,
+        };
+        let tree =
+            dsi_protocol::merkle::MerkleTree::from_leaves::<dsi_contracts_common::HostKeccak>(&[
+                leaf([1; 32]),
+                leaf([2; 32]),
+            ]);
+        finalize(&mut pool, 2, tree.root(), 0);
+        advance(WINDOW);
+        test::set_caller(a.eve);
+        let proof = |i| tree.proof(i).unwrap();
+        assert_eq!(
+            pool.claim(2, [1; 32], a.frank, 2 * ONE_UNIT, proof(0)),
+            Ok(2 * ONE_UNIT)
+        );
+        assert_eq!(
+            pool.claim(2, [2; 32], a.frank, 2 * ONE_UNIT, proof(1)),
+            Err(Error::InsufficientFunds)
+        );
+        assert_eq!(pool.totals(), (2 * ONE_UNIT, 2 * ONE_UNIT));
     }
 
     #[ink::test]
@@ -779,7 +1002,7 @@ mod tests {
         finalize(&mut pool, 1, root, ONE_UNIT);
         test::set_caller(a.alice);
         pool.veto(1).unwrap();
-        advance(3);
+        advance(WINDOW);
         assert_eq!(
             pool.claim(1, [7; 32], a.frank, ONE_UNIT, vec![]),
             Err(Error::EpochVetoed)
@@ -793,12 +1016,25 @@ mod tests {
         test::set_caller(a.bob);
         assert_eq!(pool.set_committee(vec![a.bob], 1), Err(Error::Unauthorized));
         assert_eq!(pool.set_challenge_blocks(0), Err(Error::Unauthorized));
+        assert_eq!(pool.set_governance_timelock(0), Err(Error::Unauthorized));
+        assert_eq!(pool.set_max_epoch_total(0), Err(Error::Unauthorized));
         assert_eq!(pool.set_paused(true), Err(Error::Unauthorized));
         assert_eq!(pool.set_governance(a.bob), Err(Error::Unauthorized));
         test::set_caller(a.alice);
         assert_eq!(pool.set_committee(vec![], 1), Err(Error::InvalidCommittee));
+        assert_eq!(
+            pool.set_committee(vec![a.eve, a.frank], 1),
+            Err(Error::InvalidCommittee),
+            "1 of 2 is not a majority"
+        );
         assert_eq!(pool.set_committee(vec![a.eve], 1), Ok(()));
-        assert_eq!(pool.set_challenge_blocks(0), Ok(()));
+        assert_eq!(
+            pool.set_challenge_blocks(VETO_MARGIN_BLOCKS - 1),
+            Err(Error::WindowTooShort)
+        );
+        assert_eq!(pool.set_challenge_blocks(VETO_MARGIN_BLOCKS), Ok(()));
+        assert_eq!(pool.set_max_epoch_total(7), Ok(()));
+        assert_eq!(pool.limits(), (0, 7));
         assert_eq!(pool.set_paused(true), Ok(()));
         assert_eq!(
             submit_as(&mut pool, a.eve, 1, [0; 32], 0),
@@ -816,7 +1052,7 @@ mod tests {
         test::set_caller(a.alice);
         assert_eq!(pool.set_governance(a.bob), Ok(()));
         assert_eq!(pool.set_paused(true), Err(Error::Unauthorized));
-        assert_eq!(pool.settings(), (a.bob, 0, false));
+        assert_eq!(pool.settings(), (a.bob, VETO_MARGIN_BLOCKS, false));
         assert!(
             test::recorded_events().count() >= 6,
             "every change emits an event"
@@ -852,7 +1088,7 @@ mod tests {
         fund(&mut pool, total);
         let epoch = leaves[0]["leaf"]["epoch"].as_u64().unwrap();
         finalize(&mut pool, epoch, root, total);
-        advance(3);
+        advance(WINDOW);
         for entry in leaves {
             let leaf = &entry["leaf"];
             let seeder = hex32(&leaf["seeder"]);
@@ -889,5 +1125,442 @@ mod tests {
             }
         }
         assert_eq!(pool.reserved(), 0);
+    }
+
+    /// A tree over `(seeder, payout, cumulative)` leaves of `epoch`.
+    fn tree(epoch: u64, leaves: &[([u8; 32], Address, u128)]) -> dsi_protocol::merkle::MerkleTree {
+        let leaves: Vec<dsi_protocol::RewardLeaf> = leaves
+            .iter()
+            .map(|(seeder, payout, cumulative)| dsi_protocol::RewardLeaf {
+                epoch: dsi_protocol::Epoch(epoch),
+                seeder: dsi_protocol::NodeId(*seeder),
+                payout: dsi_protocol::PayoutAccount(payout.0),
+                cumulative: *cumulative,
+            })
+            .collect();
+        dsi_protocol::merkle::MerkleTree::from_leaves::<dsi_contracts_common::HostKeccak>(&leaves)
+    }
+
+    #[ink::test]
+    fn the_window_leaves_governance_time_to_veto() {
+        let a = accounts();
+        let new = |window, timelock| {
+            RewardPool::new(a.alice, vec![a.bob], 1, window, timelock, CAP).err()
+        };
+        assert_eq!(new(10, 7), Some(Error::WindowTooShort));
+        assert_eq!(
+            new(10 + VETO_MARGIN_BLOCKS - 1, 10),
+            Some(Error::WindowTooShort)
+        );
+        assert_eq!(new(10 + VETO_MARGIN_BLOCKS, 10), None);
+        test::set_caller(a.alice);
+        let mut pool = RewardPool::new(a.alice, vec![a.bob], 1, 20, 10, CAP).unwrap();
+        assert_eq!(pool.set_challenge_blocks(13), Err(Error::WindowTooShort));
+        assert_eq!(pool.set_governance_timelock(17), Err(Error::WindowTooShort));
+        // Governance lengthening its timelock: first the window, then the timelock.
+        assert_eq!(pool.set_challenge_blocks(30), Ok(()));
+        assert_eq!(pool.set_governance_timelock(26), Ok(()));
+        assert_eq!(pool.limits(), (26, CAP));
+        assert_eq!(pool.settings().1, 30);
+        assert_eq!(pool.set_challenge_blocks(29), Err(Error::WindowTooShort));
+    }
+
+    #[ink::test]
+    fn epoch_totals_above_the_cap_are_refused() {
+        // A stolen committee key (here the whole 1-of-1 committee) risks one epoch's cap,
+        // not the pool.
+        let a = accounts();
+        test::set_caller(a.alice);
+        let mut pool = RewardPool::new(a.alice, vec![a.bob], 1, WINDOW, 0, 3 * ONE_UNIT).unwrap();
+        fund(&mut pool, 100 * ONE_UNIT);
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 1, [1; 32], 3 * ONE_UNIT + 1),
+            Err(Error::EpochTotalTooLarge)
+        );
+        assert_eq!(pool.epoch(1), None);
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 1, [1; 32], 3 * ONE_UNIT),
+            Ok(true)
+        );
+        test::set_caller(a.alice);
+        assert_eq!(pool.set_max_epoch_total(ONE_UNIT), Ok(()));
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 2, [1; 32], 2 * ONE_UNIT),
+            Err(Error::EpochTotalTooLarge)
+        );
+        assert_eq!(pool.reserved(), 3 * ONE_UNIT);
+    }
+
+    /// The attack of issue 13 item 4: epochs 1, 2, 3 final, governance vetoes 2; the
+    /// veto takes 3 with it, the oracle's next epoch builds on 1, and every honest claim is
+    /// paid from a pool funded with exactly what the epochs reserved.
+    #[ink::test]
+    fn a_veto_cascades_and_vetoed_money_never_comes_back() {
+        let a = accounts();
+        let mut pool = pool();
+        let (s1, s2) = (([1; 32], a.frank), ([2; 32], a.eve));
+        let leaves = |epoch, c1: u128, c2: u128| tree(epoch, &[(s1.0, s1.1, c1), (s2.0, s2.1, c2)]);
+        // Epoch 1: 1 + 1. Epoch 2 (bad): s1 gets 10. Epoch 3 (honest, built on 2): s2 gets 2.
+        fund(&mut pool, 14 * ONE_UNIT);
+        let free_at_start = pool.free_balance();
+        let one = leaves(1, ONE_UNIT, ONE_UNIT);
+        let two = leaves(2, 11 * ONE_UNIT, ONE_UNIT);
+        let three = leaves(3, 11 * ONE_UNIT, 3 * ONE_UNIT);
+        finalize(&mut pool, 1, one.root(), 2 * ONE_UNIT);
+        finalize(&mut pool, 2, two.root(), 10 * ONE_UNIT);
+        finalize(&mut pool, 3, three.root(), 2 * ONE_UNIT);
+        assert_eq!(pool.epoch(3).unwrap().base, Some(2));
+        assert_eq!(pool.epoch(3).unwrap().chain_total, 14 * ONE_UNIT);
+        assert_eq!(pool.reserved(), 14 * ONE_UNIT);
+
+        // When: governance vetoes epoch 2.
+        test::set_caller(a.alice);
+        let events = test::recorded_events().count();
+        assert_eq!(pool.veto(2), Ok(()));
+
+        // Then: 3 is vetoed with it, the reservations of both are released, and the
+        // latest good epoch is 1.
+        assert_eq!(pool.epoch(1).unwrap().status, EpochStatus::Final);
+        assert_eq!(pool.epoch(2).unwrap().status, EpochStatus::Vetoed);
+        assert_eq!(pool.epoch(3).unwrap().status, EpochStatus::Vetoed);
+        assert_eq!(
+            test::recorded_events().count(),
+            events + 2,
+            "two EpochVetoed"
+        );
+        assert_eq!(pool.veto(3), Err(Error::EpochVetoed));
+        assert_eq!(pool.last_good_epoch(), Some(1));
+        assert_eq!(pool.last_final_epoch(), Some(3));
+        assert_eq!(pool.reserved(), 2 * ONE_UNIT);
+        assert_eq!(pool.free_balance(), free_at_start - 2 * ONE_UNIT);
+
+        // The oracle's epoch 4 may not build on the vetoed epochs (or skip epoch 1): any
+        // root whose leaves carry the vetoed amounts is refused.
+        let carried = leaves(4, 12 * ONE_UNIT, 5 * ONE_UNIT);
+        for wrong in [Some(3), Some(2), None] {
+            assert_eq!(
+                submit_on(&mut pool, a.bob, 4, wrong, carried.root(), 3 * ONE_UNIT),
+                Err(Error::WrongBase),
+                "base {wrong:?}"
+            );
+        }
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 3, carried.root(), 3 * ONE_UNIT),
+            Err(Error::EpochTooOld),
+            "a vetoed epoch's number is spent"
+        );
+        // Epoch 4 built on 1 (cumulative amounts rolled back): s1 earns 1, s2 earns 2.
+        let four = leaves(4, 2 * ONE_UNIT, 3 * ONE_UNIT);
+        assert_eq!(
+            submit_on(&mut pool, a.bob, 4, Some(1), four.root(), 3 * ONE_UNIT),
+            Ok(false)
+        );
+        assert_eq!(
+            submit_on(&mut pool, a.charlie, 4, Some(1), four.root(), 3 * ONE_UNIT),
+            Ok(true)
+        );
+        assert_eq!(pool.epoch(4).unwrap().base, Some(1));
+        assert_eq!(pool.epoch(4).unwrap().chain_total, 5 * ONE_UNIT);
+        // A faulty epoch 5 on the right base whose leaf still carries the vetoed 10.
+        let faulty = leaves(5, 12 * ONE_UNIT, 3 * ONE_UNIT);
+        finalize(&mut pool, 5, faulty.root(), ONE_UNIT);
+        advance(WINDOW);
+
+        // Every honest claim is paid; the vetoed epochs pay nothing; the faulty leaf is
+        // refused.
+        test::set_caller(a.django);
+        assert_eq!(
+            pool.claim(2, s1.0, s1.1, 11 * ONE_UNIT, two.proof(0).unwrap()),
+            Err(Error::EpochVetoed)
+        );
+        assert_eq!(
+            pool.claim(3, s2.0, s2.1, 3 * ONE_UNIT, three.proof(1).unwrap()),
+            Err(Error::EpochVetoed)
+        );
+        assert_eq!(
+            pool.claim(5, s1.0, s1.1, 12 * ONE_UNIT, faulty.proof(0).unwrap()),
+            Err(Error::LeafTooLarge)
+        );
+        assert_eq!(
+            pool.claim(1, s1.0, s1.1, ONE_UNIT, one.proof(0).unwrap()),
+            Ok(ONE_UNIT)
+        );
+        assert_eq!(
+            pool.claim(4, s1.0, s1.1, 2 * ONE_UNIT, four.proof(0).unwrap()),
+            Ok(ONE_UNIT)
+        );
+        assert_eq!(
+            pool.claim(4, s2.0, s2.1, 3 * ONE_UNIT, four.proof(1).unwrap()),
+            Ok(3 * ONE_UNIT)
+        );
+        let (good, paid) = pool.totals();
+        assert_eq!((good, paid), (6 * ONE_UNIT, 5 * ONE_UNIT));
+        // The vetoed 12 units are still in the pool, free for later epochs.
+        assert_eq!(pool.free_balance(), free_at_start - 6 * ONE_UNIT);
+    }
+
+    #[ink::test]
+    fn claimable_from_never_decreases_along_the_chain() {
+        // Governance shortens the window between two epochs: the later one still cannot be
+        // claimed before the earlier one, so a veto of the earlier one (which cascades)
+        // never reaches an epoch that already paid.
+        let a = accounts();
+        test::set_caller(a.alice);
+        let mut pool = RewardPool::new(a.alice, vec![a.bob], 1, 10, 0, CAP).unwrap();
+        fund(&mut pool, 10 * ONE_UNIT);
+        let seeder = ([7; 32], a.frank);
+        let one = tree(1, &[(seeder.0, seeder.1, ONE_UNIT)]);
+        let two = tree(2, &[(seeder.0, seeder.1, 2 * ONE_UNIT)]);
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 1, one.root(), ONE_UNIT),
+            Ok(true)
+        );
+        test::set_caller(a.alice);
+        pool.set_challenge_blocks(WINDOW).unwrap();
+        advance(1);
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 2, two.root(), ONE_UNIT),
+            Ok(true)
+        );
+        let first = pool.epoch(1).unwrap().claimable_from;
+        assert_eq!(pool.epoch(2).unwrap().claimable_from, first);
+        advance(WINDOW + 1);
+        test::set_caller(a.eve);
+        assert_eq!(
+            pool.claim(2, seeder.0, seeder.1, 2 * ONE_UNIT, two.proof(0).unwrap()),
+            Err(Error::InChallengeWindow)
+        );
+        test::set_caller(a.alice);
+        assert_eq!(pool.veto(1), Ok(()));
+        assert_eq!(pool.epoch(2).unwrap().status, EpochStatus::Vetoed);
+        assert_eq!(pool.totals(), (0, 0));
+    }
+
+    /// A deterministic xorshift generator (no proptest in this workspace).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// What the model oracle knows of an epoch it got final.
+    struct ModelEpoch {
+        epoch: u64,
+        cumulative: Vec<u128>,
+        total: u128,
+        tree: dsi_protocol::merkle::MerkleTree,
+        claimable_from: u32,
+        vetoed: bool,
+    }
+
+    /// How often a random run did each interesting thing.
+    #[derive(Default)]
+    struct Coverage {
+        paid_claims: u32,
+        vetoes: u32,
+        cascades: u32,
+        wrong_bases: u32,
+        unfunded: u32,
+    }
+
+    /// One random run: submissions by a model oracle that builds each epoch's cumulative
+    /// leaves on its base's, vetoes, claims, fundings, blocks passing, and attempts to
+    /// submit on a wrong base.
+    fn random_run(seed: u64, coverage: &mut Coverage) {
+        let a = accounts();
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        test::set_caller(a.alice);
+        let mut pool = RewardPool::new(a.alice, vec![a.bob], 1, WINDOW, 0, CAP).unwrap();
+        let seeders: Vec<([u8; 32], Address)> = [a.charlie, a.django, a.eve, a.frank]
+            .into_iter()
+            .enumerate()
+            .map(|(i, payout)| ([i as u8 + 1; 32], payout))
+            .collect();
+        let mut epochs: Vec<ModelEpoch> = Vec::new();
+        let mut claimed = vec![0u128; seeders.len()];
+        let mut paid = 0u128;
+        let mut next_epoch = 1u64;
+        fund(&mut pool, u128::from(rng.below(30)) * ONE_UNIT);
+        for step in 0..60 {
+            let now = pool.current_block();
+            let good = || epochs.iter().filter(|e| !e.vetoed);
+            let base = good().next_back().map(|e| e.epoch);
+            assert_eq!(pool.last_good_epoch(), base, "seed {seed} step {step}");
+            match rng.below(100) {
+                0..=29 => {
+                    let epoch = next_epoch + rng.below(2);
+                    next_epoch = epoch + 1;
+                    let before = good()
+                        .next_back()
+                        .map(|e| e.cumulative.clone())
+                        .unwrap_or_else(|| vec![0; seeders.len()]);
+                    let earned: Vec<u128> = seeders
+                        .iter()
+                        .map(|_| u128::from(rng.below(4)) * ONE_UNIT)
+                        .collect();
+                    let cumulative: Vec<u128> =
+                        before.iter().zip(&earned).map(|(b, e)| b + e).collect();
+                    let total: u128 = earned.iter().sum();
+                    let entries: Vec<([u8; 32], Address, u128)> = seeders
+                        .iter()
+                        .zip(&cumulative)
+                        .map(|((seeder, payout), c)| (*seeder, *payout, *c))
+                        .collect();
+                    let tree = tree(epoch, &entries);
+                    // An attacker (or a stale oracle) names another base: refused.
+                    let wrong = match rng.below(3) {
+                        0 => epochs.iter().find(|e| e.vetoed).map(|e| Some(e.epoch)),
+                        1 => good().next().map(|e| Some(e.epoch)),
+                        _ => Some(None),
+                    };
+                    if let Some(wrong) = wrong.filter(|w| *w != base) {
+                        assert_eq!(
+                            submit_on(&mut pool, a.bob, epoch, wrong, tree.root(), total),
+                            Err(Error::WrongBase),
+                            "seed {seed} step {step}"
+                        );
+                        coverage.wrong_bases += 1;
+                    }
+                    let free = pool.free_balance();
+                    let result = submit_on(&mut pool, a.bob, epoch, base, tree.root(), total);
+                    if total > free {
+                        // Not fundable: the oracle abandons it (the next one builds on the
+                        // same base).
+                        assert_eq!(result, Err(Error::InsufficientFunds));
+                        coverage.unfunded += 1;
+                        continue;
+                    }
+                    assert_eq!(result, Ok(true), "seed {seed} step {step}");
+                    let record = pool.epoch(epoch).unwrap();
+                    assert_eq!(record.base, base);
+                    epochs.push(ModelEpoch {
+                        epoch,
+                        cumulative,
+                        total,
+                        tree,
+                        claimable_from: record.claimable_from,
+                        vetoed: false,
+                    });
+                }
+                30..=44 => advance(rng.below(4) as u32),
+                45..=51 if !epochs.is_empty() => {
+                    let i = rng.below(epochs.len() as u64) as usize;
+                    test::set_caller(a.alice);
+                    let result = pool.veto(epochs[i].epoch);
+                    if epochs[i].vetoed {
+                        assert_eq!(result, Err(Error::EpochVetoed));
+                    } else if now >= epochs[i].claimable_from {
+                        assert_eq!(result, Err(Error::ChallengeWindowOver));
+                    } else {
+                        assert_eq!(result, Ok(()), "seed {seed} step {step}");
+                        coverage.vetoes += 1;
+                        // Everything after it built on it.
+                        let mut count = 0;
+                        for later in epochs[i..].iter_mut().filter(|e| !e.vetoed) {
+                            assert!(now < later.claimable_from, "still in its window");
+                            later.vetoed = true;
+                            count += 1;
+                        }
+                        if count > 1 {
+                            coverage.cascades += 1;
+                        }
+                    }
+                }
+                52..=61 => fund(&mut pool, u128::from(rng.below(25)) * ONE_UNIT),
+                _ if !epochs.is_empty() => {
+                    let i = rng.below(epochs.len() as u64) as usize;
+                    let s = rng.below(seeders.len() as u64) as usize;
+                    let e = &epochs[i];
+                    let (seeder, payout) = seeders[s];
+                    test::set_caller(a.alice);
+                    let result = pool.claim(
+                        e.epoch,
+                        seeder,
+                        payout,
+                        e.cumulative[s],
+                        e.tree.proof(s).unwrap(),
+                    );
+                    if e.vetoed {
+                        assert_eq!(result, Err(Error::EpochVetoed));
+                    } else if now < e.claimable_from {
+                        assert_eq!(result, Err(Error::InChallengeWindow));
+                    } else if e.cumulative[s] <= claimed[s] {
+                        assert_eq!(result, Err(Error::AlreadyClaimed));
+                    } else {
+                        // No honest claim is refused for lack of funds.
+                        let amount = e.cumulative[s] - claimed[s];
+                        assert_eq!(result, Ok(amount), "seed {seed} step {step}");
+                        claimed[s] = e.cumulative[s];
+                        paid += amount;
+                        coverage.paid_claims += 1;
+                    }
+                }
+                _ => {}
+            }
+            // Invariants: the pool agrees with the model on every epoch's fate, and what
+            // was paid never exceeds what final, not vetoed epochs added.
+            for e in &epochs {
+                let status = pool.epoch(e.epoch).unwrap().status;
+                let expected = if e.vetoed {
+                    EpochStatus::Vetoed
+                } else {
+                    EpochStatus::Final
+                };
+                assert_eq!(
+                    status, expected,
+                    "seed {seed} step {step} epoch {}",
+                    e.epoch
+                );
+            }
+            let good_total: u128 = epochs.iter().filter(|e| !e.vetoed).map(|e| e.total).sum();
+            assert_eq!(pool.totals(), (good_total, paid), "seed {seed} step {step}");
+            assert!(paid <= good_total);
+            if let Some(last) = epochs.iter().rev().find(|e| !e.vetoed) {
+                for (c, latest) in claimed.iter().zip(&last.cumulative) {
+                    assert!(c <= latest, "a seeder was paid beyond the good chain");
+                }
+            }
+        }
+    }
+
+    /// Property: over random runs of submit / veto / claim / fund with an oracle that builds
+    /// its cumulative leaves on the base, the total claimed never exceeds the totals of the
+    /// final, not vetoed epochs, and no honest claim is refused for lack of funds.
+    #[test]
+    fn property_vetoed_money_never_pays_and_honest_claims_are_always_funded() {
+        let mut coverage = Coverage::default();
+        for seed in 1..=128u64 {
+            // A fresh off-chain environment (storage, balances, blocks) per run.
+            test::run_test::<DefaultEnvironment, _>(|_| {
+                random_run(seed, &mut coverage);
+                Ok(())
+            })
+            .unwrap();
+        }
+        // The runs did what they are meant to try.
+        eprintln!(
+            "paid {} vetoes {} cascades {} wrong bases {} unfunded {}",
+            coverage.paid_claims,
+            coverage.vetoes,
+            coverage.cascades,
+            coverage.wrong_bases,
+            coverage.unfunded
+        );
+        assert!(coverage.paid_claims > 200, "{}", coverage.paid_claims);
+        assert!(coverage.vetoes > 50, "{}", coverage.vetoes);
+        assert!(coverage.cascades > 20, "{}", coverage.cascades);
+        assert!(coverage.wrong_bases > 100, "{}", coverage.wrong_bases);
+        assert!(coverage.unfunded > 20, "{}", coverage.unfunded);
     }
 }

@@ -57,7 +57,15 @@ macro_rules! measure {
 async fn claim_and_submit_costs<Client: E2EBackend>(mut client: Client) -> E2EResult<()> {
     let (alice, bob) = (ink_e2e::alice(), ink_e2e::bob());
     let committee = vec![address(Sr25519Keyring::Alice), address(Sr25519Keyring::Bob)];
-    let mut constructor = RewardPoolRef::new(address(Sr25519Keyring::Alice), committee, 2, 0);
+    let window = reward_pool::reward_pool::VETO_MARGIN_BLOCKS;
+    let mut constructor = RewardPoolRef::new(
+        address(Sr25519Keyring::Alice),
+        committee,
+        2,
+        window,
+        0,
+        100 * dsi_contract_tests::UNIT,
+    );
     let mut pool = client
         .instantiate("reward_pool", &alice, &mut constructor)
         .submit()
@@ -79,24 +87,56 @@ async fn claim_and_submit_costs<Client: E2EBackend>(mut client: Client) -> E2ERe
     .expect("mapped");
 
     let mut rows = Vec::new();
-    for (epoch, exponent) in [(1u64, 4u32), (2, 10), (3, 16)] {
+    // An empty first epoch, so every measured epoch builds on a base (the first one reads
+    // no base record and would be cheaper).
+    for member in [&alice, &bob] {
+        client
+            .call(member, &pool.submit(1, None, [0; 32], 0, [0; 32]))
+            .storage_deposit_limit(DEPOSIT_LIMIT)
+            .submit()
+            .await
+            .expect("submitted");
+    }
+    let mut base = Some(1);
+    for (epoch, exponent) in [(2u64, 4u32), (3, 10), (4, 16)] {
         let leaves = 1usize << exponent;
         let tree = RewardTree::synthetic(epoch, leaves, address(Sr25519Keyring::Ferdie));
         let (root, total) = (tree.root(), tree.total());
-        let first_vote = measure!(client, &alice, pool.submit(epoch, root, total, [0; 32]));
+        let first_vote = measure!(
+            client,
+            &alice,
+            pool.submit(epoch, base, root, total, [0; 32])
+        );
         client
-            .call(&alice, &pool.submit(epoch, root, total, [0; 32]))
+            .call(&alice, &pool.submit(epoch, base, root, total, [0; 32]))
             .storage_deposit_limit(DEPOSIT_LIMIT)
             .submit()
             .await
             .expect("submitted");
-        let final_vote = measure!(client, &bob, pool.submit(epoch, root, total, [0; 32]));
+        let final_vote = measure!(client, &bob, pool.submit(epoch, base, root, total, [0; 32]));
         client
-            .call(&bob, &pool.submit(epoch, root, total, [0; 32]))
+            .call(&bob, &pool.submit(epoch, base, root, total, [0; 32]))
             .storage_deposit_limit(DEPOSIT_LIMIT)
             .submit()
             .await
             .expect("submitted");
+        base = Some(epoch);
+        // Claims wait for the challenge window (on the sandbox, instantiations build blocks).
+        for _ in 0..window {
+            let mut builder = RewardPoolRef::new(
+                address(Sr25519Keyring::Alice),
+                vec![address(Sr25519Keyring::Alice)],
+                1,
+                window,
+                0,
+                0,
+            );
+            client
+                .instantiate("reward_pool", &alice, &mut builder)
+                .submit()
+                .await
+                .expect("a block-building instantiation");
+        }
         // The last leaf has a proof as long as any in the tree.
         let index = leaves - 1;
         let leaf = tree.leaves[index];

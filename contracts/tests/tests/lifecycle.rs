@@ -17,10 +17,12 @@ use reward_pool::reward_pool::{EpochStatus, Error as PoolError, RewardPool, Rewa
 
 type E2EResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Challenge window of the pool, and the governance timelock (blocks). The timelock is
-/// shorter than the window so that governance can veto in time.
+/// Challenge window of the pool, and the governance timelock (blocks). The pool refuses a
+/// window shorter than the timelock plus `VETO_MARGIN_BLOCKS`, so governance can veto in time.
 const CHALLENGE_BLOCKS: u32 = 30;
 const TIMELOCK_BLOCKS: u32 = 2;
+/// The pool's per-epoch cap.
+const MAX_EPOCH_TOTAL: u128 = 100 * UNIT;
 /// Most a call may pay for storage: the e2e client's default limit (0) makes dry runs
 /// under-estimate the deposit of calls that create storage.
 const DEPOSIT_LIMIT: u128 = UNIT;
@@ -122,7 +124,14 @@ where
         .expect("submitted");
     let gov_address = gov.addr;
     let mut gov = gov.call_builder::<Governance>();
-    let mut constructor = RewardPoolRef::new(gov_address, committee.clone(), 2, CHALLENGE_BLOCKS);
+    let mut constructor = RewardPoolRef::new(
+        gov_address,
+        committee.clone(),
+        2,
+        CHALLENGE_BLOCKS,
+        TIMELOCK_BLOCKS,
+        MAX_EPOCH_TOTAL,
+    );
     let pool = client
         .instantiate("reward_pool", &alice, &mut constructor)
         .submit()
@@ -172,20 +181,20 @@ where
         dry!(
             client,
             &ferdie,
-            pool.submit(1, epoch1.root(), epoch1.total(), [7; 32])
+            pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
         ),
         Err(PoolError::Unauthorized)
     );
     assert!(!ok!(
         client,
         &dave,
-        pool.submit(1, epoch1.root(), epoch1.total(), [7; 32])
+        pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
     ));
     assert_eq!(
         dry!(
             client,
             &dave,
-            pool.submit(1, epoch1.root(), epoch1.total(), [7; 32])
+            pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
         ),
         Err(PoolError::AlreadyVoted)
     );
@@ -193,7 +202,7 @@ where
     assert!(ok!(
         client,
         &eve,
-        pool.submit(1, epoch1.root(), epoch1.total(), [7; 32])
+        pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
     ));
     let record = dry!(client, &alice, pool.epoch(1)).expect("epoch 1 is final");
     assert_eq!(
@@ -202,21 +211,40 @@ where
     );
     assert_eq!(dry!(client, &alice, pool.reserved()), 15 * UNIT);
 
-    // An epoch the pool cannot pay is refused, and leaves nothing behind.
+    // An epoch above the per-epoch cap is refused at the first vote.
     let greedy = RewardTree::new(
         2,
         &[(seeder_a, address(Sr25519Keyring::Ferdie), 1_000 * UNIT)],
     );
+    assert_eq!(
+        dry!(
+            client,
+            &dave,
+            pool.submit(2, Some(1), greedy.root(), greedy.total(), [8; 32])
+        ),
+        Err(PoolError::EpochTotalTooLarge)
+    );
+    // An epoch that does not build on the latest good epoch is refused.
+    assert_eq!(
+        dry!(
+            client,
+            &dave,
+            pool.submit(2, None, epoch1.root(), epoch1.total(), [8; 32])
+        ),
+        Err(PoolError::WrongBase)
+    );
+    // An epoch the pool cannot pay is refused, and leaves nothing behind.
+    let greedy = RewardTree::new(2, &[(seeder_a, address(Sr25519Keyring::Ferdie), 90 * UNIT)]);
     assert!(!ok!(
         client,
         &dave,
-        pool.submit(2, greedy.root(), greedy.total(), [8; 32])
+        pool.submit(2, Some(1), greedy.root(), greedy.total(), [8; 32])
     ));
     assert_eq!(
         dry!(
             client,
             &eve,
-            pool.submit(2, greedy.root(), greedy.total(), [8; 32])
+            pool.submit(2, Some(1), greedy.root(), greedy.total(), [8; 32])
         ),
         Err(PoolError::InsufficientFunds)
     );
@@ -226,12 +254,12 @@ where
     assert!(!ok!(
         client,
         &eve,
-        pool.submit(2, bad.root(), 50 * UNIT, [9; 32])
+        pool.submit(2, Some(1), bad.root(), 50 * UNIT, [9; 32])
     ));
     assert!(ok!(
         client,
         &dave,
-        pool.submit(2, bad.root(), 50 * UNIT, [9; 32])
+        pool.submit(2, Some(1), bad.root(), 50 * UNIT, [9; 32])
     ));
     assert_eq!(
         dry!(client, &alice, pool.veto(2)),
@@ -259,6 +287,12 @@ where
         dry!(client, &alice, pool.reserved()),
         15 * UNIT,
         "the veto released epoch 2's reservation"
+    );
+    // The next epoch builds on epoch 1 again; the vetoed epoch is no base.
+    assert_eq!(dry!(client, &alice, pool.last_good_epoch()), Some(1));
+    assert_eq!(
+        dry!(client, &dave, pool.submit(3, Some(2), [3; 32], 0, [3; 32])),
+        Err(PoolError::WrongBase)
     );
 
     // Claims wait for the window to close. (On a node every transaction is a block, on the
@@ -460,8 +494,8 @@ where
 
     // The committee writes reputation scores for epoch 1.
     let batch = vec![(seeder_a, 950_000u32), (seeder_b, 400_000u32)];
-    assert!(!ok!(client, &dave, reputation.submit(1, batch.clone())));
-    assert!(ok!(client, &eve, reputation.submit(1, batch)));
+    assert!(!ok!(client, &dave, reputation.submit(1, 0, batch.clone())));
+    assert!(ok!(client, &eve, reputation.submit(1, 0, batch)));
     assert_eq!(
         dry!(client, &ferdie, reputation.score(seeder_a)),
         Some(Score {
@@ -493,10 +527,14 @@ where
         (vec![address(Sr25519Keyring::Ferdie)], 1)
     );
     assert_eq!(
-        dry!(client, &dave, pool.submit(3, [3; 32], 0, [3; 32])),
+        dry!(client, &dave, pool.submit(3, Some(1), [3; 32], 0, [3; 32])),
         Err(PoolError::Unauthorized)
     );
-    assert!(ok!(client, &ferdie, pool.submit(3, [3; 32], 0, [3; 32])));
+    assert!(ok!(
+        client,
+        &ferdie,
+        pool.submit(3, Some(1), [3; 32], 0, [3; 32])
+    ));
     Ok(())
 }
 
@@ -534,7 +572,9 @@ where
         address(Sr25519Keyring::Alice),
         vec![address(Sr25519Keyring::Alice)],
         1,
+        reward_pool::reward_pool::VETO_MARGIN_BLOCKS,
         0,
+        total,
     );
     let mut pool = client
         .instantiate("reward_pool", &alice, &mut constructor)
@@ -551,8 +591,13 @@ where
     assert!(ok!(
         client,
         &alice,
-        pool.submit(epoch, hex32(&vectors["root"]), total, [0; 32])
+        pool.submit(epoch, None, hex32(&vectors["root"]), total, [0; 32])
     ));
+    let claimable_from = dry!(client, &alice, pool.epoch(epoch))
+        .expect("final")
+        .claimable_from;
+    let now = dry!(client, &alice, pool.current_block());
+    advance(&mut client, claimable_from.saturating_sub(now)).await;
     for entry in leaves {
         let leaf = &entry["leaf"];
         let payout: [u8; 20] = hex::decode(
