@@ -71,13 +71,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for `run_dir`: 20 s epochs, 2-block challenge window and timelock, one
-    /// token per epoch, 100 tokens in the pool.
+    /// Defaults for `run_dir`: 20 s epochs, a 2-block timelock and a 6-block challenge
+    /// window (the pool refuses a window shorter than the timelock plus its 4-block veto
+    /// margin), one token per epoch, 100 tokens in the pool.
     pub fn new(run_dir: PathBuf) -> Self {
         Self {
             run_dir,
             epoch_ms: 20_000,
-            challenge_blocks: 2,
+            challenge_blocks: 6,
             timelock_blocks: 2,
             budget: 1_000_000_000_000,
             fund: 100_000_000_000_000,
@@ -342,6 +343,8 @@ impl Network {
         config.chain.suri_file = keys.join("alice.suri").display().to_string();
         config.chain.poll_ms = 500;
         config.audit.timeout_ms = 2000;
+        // Every node of a devnet listens on loopback.
+        config.audit.allow_private_addresses = true;
         config.save(&oracle_dir.join("config.toml"))?;
         say(&format!(
             "funding the reward pool with {} tokens",

@@ -53,6 +53,10 @@ pub enum ChainError {
 
 type Result<T> = std::result::Result<T, ChainError>;
 
+/// Most scores in one `reputation.submit` call (the contract's `MAX_BATCH`): an epoch's
+/// scores go in as many parts as they need.
+pub const REPUTATION_PART: usize = 256;
+
 /// What `scripts/deploy` writes.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Deployment {
@@ -116,6 +120,8 @@ pub struct ChainEpoch {
     pub status: String,
     /// First block claims are accepted in.
     pub claimable_from: u32,
+    /// The epoch its cumulative leaves build on (`None` for the first).
+    pub base: Option<u64>,
 }
 
 /// Outcome of a write.
@@ -182,6 +188,38 @@ fn uint(value: &Value) -> Option<u128> {
         _ => None,
     }
     .or_else(|| value["UInt"].as_f64().map(|f| f as u128))
+}
+
+/// An `Option<u64>` answer: `Some(Some(n))`, `Some(None)`, or `None` if it is not one.
+fn option_u64(value: &Value) -> Option<Option<u64>> {
+    let tuple = &value["Tuple"];
+    match tuple["ident"].as_str()? {
+        "None" => Some(None),
+        "Some" => uint(&tuple["values"][0])
+            .and_then(|v| u64::try_from(v).ok())
+            .map(Some),
+        _ => None,
+    }
+}
+
+/// An `Option<(u64, u32)>` answer (a tuple is a `Tuple` without ident).
+fn option_epoch_part(value: &Value) -> Option<Option<(u64, u32)>> {
+    let tuple = &value["Tuple"];
+    match tuple["ident"].as_str()? {
+        "None" => Some(None),
+        "Some" => {
+            let pair = tuple["values"][0]["Tuple"]["values"].as_array()?;
+            let epoch = u64::try_from(uint(pair.first()?)?).ok()?;
+            let part = u32::try_from(uint(pair.get(1)?)?).ok()?;
+            Some(Some((epoch, part)))
+        }
+        _ => None,
+    }
+}
+
+/// An `Option<u64>` in cargo-contract's argument syntax (`Some(3)`, `None`).
+fn option_arg(value: Option<u64>) -> String {
+    value.map_or_else(|| "None".to_string(), |v| format!("Some({v})"))
 }
 
 fn bytes32(value: &Value) -> Option<[u8; 32]> {
@@ -508,6 +546,7 @@ impl Chain {
                 total: uint(&map["total"])?,
                 status: map["status"]["Tuple"]["ident"].as_str()?.to_string(),
                 claimable_from: u32::try_from(uint(&map["claimable_from"])?).ok()?,
+                base: option_u64(&map["base"])?,
             })
         };
         parse().map(Some).ok_or_else(|| ChainError::Tool {
@@ -558,17 +597,32 @@ impl Chain {
         Ok(())
     }
 
-    /// Submits an epoch's root unless the chain already has this member's vote or a final
-    /// record for it.
+    /// `reward_pool.last_good_epoch()`: the newest final, not vetoed epoch (the base the
+    /// next submission must name).
+    pub async fn last_good_epoch(&self) -> Result<Option<u64>> {
+        let value = self
+            .query(Contract::RewardPool, "last_good_epoch", &[])
+            .await?;
+        option_u64(&value).ok_or_else(|| ChainError::Tool {
+            message: "reward_pool.last_good_epoch".into(),
+            detail: format!("unexpected answer {value}"),
+        })
+    }
+
+    /// Submits an epoch's root, built on the cumulative leaves of `base`, unless the chain
+    /// already has this member's vote or a final record for it. `Refused` with `WrongBase`
+    /// when `base` is not the chain's latest good epoch (not final yet, or vetoed).
     pub async fn submit_root(
         &self,
         epoch: u64,
+        base: Option<u64>,
         root: &[u8; 32],
         total: u128,
         batch: &ContentId,
     ) -> Result<Written> {
         let args = [
             epoch.to_string(),
+            option_arg(base),
             hex32(root),
             total.to_string(),
             hex32(&batch.0),
@@ -593,6 +647,15 @@ impl Chain {
         Ok(uint(&tuple["values"][0]).and_then(|v| u64::try_from(v).ok()))
     }
 
+    /// `reputation.last_part()`: the last applied (epoch, part).
+    pub async fn reputation_last_part(&self) -> Result<Option<(u64, u32)>> {
+        let value = self.query(Contract::Reputation, "last_part", &[]).await?;
+        option_epoch_part(&value).ok_or_else(|| ChainError::Tool {
+            message: "reputation.last_part".into(),
+            detail: format!("unexpected answer {value}"),
+        })
+    }
+
     /// `reputation.score(node)`: (ppm, epoch).
     pub async fn reputation_score(&self, node: &NodeId) -> Result<Option<(u32, u64)>> {
         let value = self
@@ -608,20 +671,26 @@ impl Chain {
             .and_then(|(p, e)| Some((u32::try_from(p).ok()?, u64::try_from(e).ok()?))))
     }
 
-    /// Submits an epoch's scores (sorted by node, at most 256) unless already there.
-    pub async fn submit_scores(&self, epoch: u64, scores: &[(NodeId, u32)]) -> Result<Written> {
+    /// Submits part `part` of an epoch's scores (sorted by node, at most
+    /// [`REPUTATION_PART`]) unless already there.
+    pub async fn submit_scores(
+        &self,
+        epoch: u64,
+        part: u32,
+        scores: &[(NodeId, u32)],
+    ) -> Result<Written> {
         let list = scores
             .iter()
             .map(|(node, ppm)| format!("({}, {ppm})", hex32(&node.0)))
             .collect::<Vec<_>>()
             .join(", ");
-        let args = [epoch.to_string(), format!("[{list}]")];
+        let args = [epoch.to_string(), part.to_string(), format!("[{list}]")];
         self.write_once(
             Contract::Reputation,
             "submit",
             &args,
             &["AlreadyVoted", "EpochTooOld"],
-            format!("submit({epoch})"),
+            format!("submit({epoch}, part {part})"),
         )
         .await
     }
@@ -944,5 +1013,19 @@ mod tests {
         assert_eq!(result_of(&err), Err("AlreadyVoted".to_string()));
         let bytes = serde_json::json!({"Seq": {"elems": (0..32).map(|i| serde_json::json!({"UInt": i})).collect::<Vec<_>>()}});
         assert_eq!(bytes32(&bytes).map(|b| b[31]), Some(31));
+        let some = serde_json::json!({"Tuple": {"ident": "Some", "values": [{"UInt": 3}]}});
+        let none = serde_json::json!({"Tuple": {"ident": "None", "values": []}});
+        assert_eq!(option_u64(&some), Some(Some(3)));
+        assert_eq!(option_u64(&none), Some(None));
+        assert_eq!(option_u64(&serde_json::json!({"UInt": 3})), None);
+        let part = serde_json::json!({"Tuple": {"ident": "Some", "values": [
+            {"Tuple": {"ident": null, "values": [{"UInt": 7}, {"UInt": 2}]}}
+        ]}});
+        assert_eq!(option_epoch_part(&part), Some(Some((7, 2))));
+        assert_eq!(option_epoch_part(&none), Some(None));
+        assert_eq!(
+            (option_arg(Some(3)), option_arg(None)),
+            ("Some(3)".to_string(), "None".to_string())
+        );
     }
 }

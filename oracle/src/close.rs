@@ -7,7 +7,7 @@
 //! Ingest and close share a lock: a receipt lands before its epoch closes or is refused.
 //! A crash before the transaction commits leaves the epoch open; it closes again later.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use dsi_protocol::fixed::Ppm;
@@ -64,9 +64,15 @@ pub fn batch_file_name(epoch: Epoch) -> String {
     format!("epoch-{:08}.batch", epoch.0)
 }
 
-/// The next epoch to close (None: nothing closed yet, any epoch may be first).
+/// The next epoch to close: the one after the newest closed epoch; before the first close,
+/// the oldest epoch any accepted receipt names (so no accepted receipt is left behind in
+/// an epoch that never closes). None: nothing closed and no receipts, any epoch may be
+/// first.
 pub async fn next_to_close(state: &OracleState) -> Result<Option<Epoch>, CloseError> {
-    Ok(state.store.last_closed_epoch().await?.map(Epoch::next))
+    match state.store.last_closed_epoch().await? {
+        Some(last) => Ok(Some(last.next())),
+        None => Ok(state.store.first_receipt_epoch().await?),
+    }
 }
 
 /// Closes every epoch from the next one through `through` (inclusive), which may be the
@@ -83,7 +89,13 @@ pub async fn close_through(
         });
     }
     let mut closed = Vec::new();
-    let mut next = next_to_close(state).await?.unwrap_or(through);
+    let mut next = match next_to_close(state).await? {
+        // Before the first close, the oldest epoch with receipts closes first, and
+        // nothing earlier than the one asked for is skipped.
+        Some(first) if state.store.last_closed_epoch().await?.is_none() => first.min(through),
+        Some(next) => next,
+        None => through,
+    };
     while next <= through {
         closed.push(close_epoch(state, next).await?);
         next = next.next();
@@ -131,20 +143,19 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let live = state.store.live_nodes(now).await?;
     let audits = crate::audit::audit_nodes(state, &live, epoch).await?;
 
-    let _guard = state.ingest_lock.lock().await;
-    if let Some(next) = next_to_close(state).await?
-        && next != epoch
-    {
-        return Err(CloseError::OutOfOrder { asked: epoch, next });
-    }
-    let receipts = state.store.receipts_for_epoch(epoch).await?;
-
     // Chunks of every live node's contents: holders and storage.
+    // Read before taking the ingest lock, like the audits and the chain: receipts keep
+    // flowing while this runs. Only registered content (with chunks) can earn, so only
+    // its boost is read: a junk content id costs one lookup here and nothing on chain.
     let mut content_chunks: HashMap<_, Vec<ChunkId>> = HashMap::new();
+    let mut looked_up = HashSet::new();
     for node in &live {
         for content in &node.contents {
-            if !content_chunks.contains_key(content) {
-                content_chunks.insert(*content, state.store.chunks_of(content).await?);
+            if looked_up.insert(*content) {
+                let chunks = state.store.chunks_of(content).await?;
+                if !chunks.is_empty() {
+                    content_chunks.insert(*content, chunks);
+                }
             }
         }
     }
@@ -160,9 +171,50 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         }
         None => (config.rewards, None),
     };
+    let _guard = state.ingest_lock.lock().await;
+    match (
+        state.store.last_closed_epoch().await?,
+        next_to_close(state).await?,
+    ) {
+        // Epochs close in order.
+        (Some(_), Some(next)) if next != epoch => {
+            return Err(CloseError::OutOfOrder { asked: epoch, next });
+        }
+        // The first close may start early, never after receipts it would leave behind.
+        (None, Some(first)) if epoch > first => {
+            return Err(CloseError::OutOfOrder {
+                asked: epoch,
+                next: first,
+            });
+        }
+        _ => {}
+    }
+    let receipts = state.store.receipts_for_epoch(epoch).await?;
+
     let boost_of = |content: &dsi_protocol::ContentId| match &chain_boosts {
         Some(boosts) => boosts.get(content).copied().unwrap_or(Ppm::ONE),
         None => config.boost(content),
+    };
+    // Audit outcomes per node.
+    let mut outcomes: HashMap<NodeId, (u32, u32)> = HashMap::new();
+    for audit in &audits {
+        let entry = outcomes.entry(audit.seeder).or_insert((0, 0));
+        if audit.passed() {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+
+    // A holder is a node that proved it holds what it announced: announcements that fail
+    // their audits do not make content look common (which would move rarity pay away from
+    // it). Without audits (a test network with `audit.enabled = false`) every announcement
+    // counts.
+    let proven = |node: &NodeId| {
+        !config.audit.enabled
+            || outcomes
+                .get(node)
+                .is_some_and(|&(passed, failed)| passed > 0 && failed == 0)
     };
     let mut holders: BTreeMap<ChunkId, u32> = BTreeMap::new();
     let mut boosts: HashMap<ChunkId, Ppm> = HashMap::new();
@@ -177,19 +229,10 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                 *entry = (*entry).max(boost);
             }
         }
-        for chunk in held.iter() {
-            *holders.entry(*chunk).or_insert(0) += 1;
-        }
-    }
-
-    // Audit outcomes and new reputation per node.
-    let mut outcomes: HashMap<NodeId, (u32, u32)> = HashMap::new();
-    for audit in &audits {
-        let entry = outcomes.entry(audit.seeder).or_insert((0, 0));
-        if audit.passed() {
-            entry.0 += 1;
-        } else {
-            entry.1 += 1;
+        if proven(&node.node) {
+            for chunk in held.iter() {
+                *holders.entry(*chunk).or_insert(0) += 1;
+            }
         }
     }
 

@@ -120,8 +120,14 @@ pub struct AuditConfig {
     pub enabled: bool,
     /// Random announced chunks fetched from each node per epoch.
     pub chunks_per_node: usize,
-    /// Time allowed for one audit fetch.
+    /// Time allowed for one node's challenge (answer included), in milliseconds.
     pub timeout_ms: u64,
+    /// Nodes audited at once.
+    pub concurrency: usize,
+    /// Contact nodes at loopback, private and link-local addresses (test networks on one
+    /// machine). Off: only public addresses, so a node cannot point the auditor at the
+    /// oracle's own network or a cloud metadata service.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for Config {
@@ -181,6 +187,8 @@ impl Default for AuditConfig {
             enabled: true,
             chunks_per_node: 3,
             timeout_ms: 5_000,
+            concurrency: 8,
+            allow_private_addresses: false,
         }
     }
 }

@@ -102,10 +102,13 @@ pub struct OpenEpochs {
 
 impl OpenEpochs {
     /// What a live oracle accepts: every epoch after the newest closed one, up to the
-    /// current one.
+    /// current one. An oracle that has closed nothing yet accepts the current epoch and the
+    /// one before (whose close may be waiting for its delay), not every epoch since the
+    /// schedule's genesis: its first close starts at the oldest epoch it holds receipts
+    /// for, so every accepted receipt is published.
     pub fn live(current: Epoch, last_closed: Option<Epoch>) -> Self {
         Self {
-            first: last_closed.map_or(Epoch(0), Epoch::next),
+            first: last_closed.map_or(Epoch(current.0.saturating_sub(1)), Epoch::next),
             last: current,
         }
     }
@@ -178,20 +181,37 @@ pub fn check_stateless(
 /// batch (single checks only to find the bad ones).
 pub fn verify_signatures(receipts: &[SignedReceipt], network: &NetworkId) -> Vec<bool> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let check = |slice: &[SignedReceipt]| -> Vec<bool> {
+    verify_in_parts(receipts, threads, |slice| {
         SignedReceipt::verify_many(slice, network)
             .into_iter()
             .map(|r| r.is_ok())
             .collect()
+    })
+}
+
+/// Runs `check` over up to `threads` slices of `receipts` in parallel and returns one
+/// answer per receipt, in order. Fails closed: a slice whose check panics, or answers for
+/// fewer or more receipts than it was given, counts as all invalid, so no verdict can
+/// shift onto another receipt.
+pub fn verify_in_parts<F>(receipts: &[SignedReceipt], threads: usize, check: F) -> Vec<bool>
+where
+    F: Fn(&[SignedReceipt]) -> Vec<bool> + Sync,
+{
+    let checked = |slice: &[SignedReceipt]| -> Vec<bool> {
+        let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(slice)));
+        match answers {
+            Ok(answers) if answers.len() == slice.len() => answers,
+            _ => vec![false; slice.len()],
+        }
     };
-    if receipts.len() < 64 || threads == 1 {
-        return check(receipts);
+    if receipts.len() < 64 || threads <= 1 {
+        return checked(receipts);
     }
     let part = receipts.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = receipts
             .chunks(part)
-            .map(|slice| scope.spawn(move || check(slice)))
+            .map(|slice| scope.spawn(|| checked(slice)))
             .collect();
         handles
             .into_iter()

@@ -96,6 +96,15 @@ pub struct SeederState {
     pub updated_epoch: Option<Epoch>,
 }
 
+/// What [`Store::roll_back_veto`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VetoRollback {
+    /// The newest closed epoch still good: the cumulative amounts are back at its values.
+    pub base: Option<Epoch>,
+    /// The epochs it marked vetoed (the vetoed one and every later one), oldest first.
+    pub vetoed: Vec<Epoch>,
+}
+
 /// Everything an epoch close writes, in one transaction.
 #[derive(Clone, Debug)]
 pub struct EpochClose {
@@ -123,6 +132,66 @@ const RECEIPT_COLUMNS: &str =
 
 /// Rows per multi-row statement: 8 parameters each stays under SQLite's 32766.
 const ROWS_PER_STATEMENT: usize = 1000;
+
+/// What registering a manifest did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// Stored now.
+    New,
+    /// Already registered: nothing changed.
+    Known,
+    /// Refused, nothing stored: it gives `chunk` another length than the one known.
+    Conflict {
+        /// The chunk.
+        chunk: ChunkId,
+        /// Its length as first registered.
+        known: u32,
+        /// The length this manifest gives it.
+        claimed: u32,
+    },
+}
+
+/// A manifest's distinct chunks and their lengths, by chunk id. A manifest that names one
+/// chunk with two lengths keeps the first (such a manifest cannot match real bytes).
+pub fn manifest_lengths(manifest: &Manifest) -> Vec<(ChunkId, u32)> {
+    let mut distinct: Vec<(ChunkId, u32)> = (0..manifest.chunk_count())
+        .map(|i| (manifest.chunks[i], manifest.chunk_len(i)))
+        .collect();
+    distinct.sort_by_key(|(chunk, _)| *chunk);
+    distinct.dedup_by_key(|(chunk, _)| *chunk);
+    distinct
+}
+
+fn chunk_length_from_row(row: &AnyRow) -> Result<(ChunkId, u32)> {
+    let chunk: Vec<u8> = row
+        .try_get(0)
+        .map_err(|_| StoreError::Corrupt("chunk_lengths"))?;
+    let length: i64 = row
+        .try_get(1)
+        .map_err(|_| StoreError::Corrupt("chunk_lengths"))?;
+    Ok((
+        ChunkId(id_from(chunk, "chunk_lengths.chunk")?),
+        u32::try_from(length).map_err(|_| StoreError::Corrupt("chunk_lengths.length"))?,
+    ))
+}
+
+/// `count` parameters separated by commas, for an `IN (...)` list.
+fn placeholders(backend: Backend, count: usize) -> String {
+    let mut sql = String::with_capacity(count * 4);
+    for i in 0..count {
+        if i > 0 {
+            sql.push(',');
+        }
+        match backend {
+            Backend::Sqlite => sql.push('?'),
+            Backend::Postgres => {
+                sql.push('$');
+                sql.push_str(&(i + 1).to_string());
+            }
+        }
+    }
+    sql
+}
 
 /// A multi-row `VALUES` list of `rows` tuples of `columns` parameters. SQLite gets
 /// anonymous `?` parameters: looking up a numbered `$N` parameter is linear in the number
@@ -235,8 +304,10 @@ impl Store {
 
     // ---- manifests -------------------------------------------------------------------
 
-    /// Registers a manifest and its chunks. Returns false if it was already known.
-    pub async fn put_manifest(&self, manifest: &Manifest, now_ms: u64) -> Result<bool> {
+    /// Registers a manifest and its chunks. A chunk's length is fixed by the first manifest
+    /// that names it: a manifest that gives a known chunk another length changes nothing
+    /// and comes back as [`Registered::Conflict`].
+    pub async fn put_manifest(&self, manifest: &Manifest, now_ms: u64) -> Result<Registered> {
         let content = manifest.content_id();
         let mut tx = self
             .pool
@@ -257,14 +328,52 @@ impl Store {
         .map_err(query_error("registering a manifest"))?
         .rows_affected();
         if inserted == 0 {
-            return Ok(false);
+            return Ok(Registered::Known);
         }
-        let mut distinct: Vec<(ChunkId, u32)> = (0..manifest.chunk_count())
-            .map(|i| (manifest.chunks[i], manifest.chunk_len(i)))
-            .collect();
-        distinct.sort_unstable();
-        distinct.dedup_by_key(|(chunk, _)| *chunk);
+        let distinct = manifest_lengths(manifest);
         for rows in distinct.chunks(ROWS_PER_STATEMENT) {
+            // The first length of a chunk stays; a concurrent registration of the same
+            // chunk waits on the key, then sees the committed length below.
+            let sql = format!(
+                "INSERT INTO chunk_lengths (chunk, length) VALUES {} ON CONFLICT DO NOTHING",
+                values_list(self.backend, rows.len(), 2)
+            );
+            let mut query = sqlx::query(&sql);
+            for (chunk, length) in rows {
+                query = query.bind(chunk.0.to_vec()).bind(i64::from(*length));
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("registering chunk lengths"))?;
+            let sql = format!(
+                "SELECT chunk, length FROM chunk_lengths WHERE chunk IN ({})",
+                placeholders(self.backend, rows.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (chunk, _) in rows {
+                query = query.bind(chunk.0.to_vec());
+            }
+            let known = query
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error("reading chunk lengths"))?;
+            let claimed: HashMap<ChunkId, u32> = rows.iter().copied().collect();
+            for row in known {
+                let (chunk, length) = chunk_length_from_row(&row)?;
+                if let Some(&asked) = claimed.get(&chunk)
+                    && asked != length
+                {
+                    tx.rollback()
+                        .await
+                        .map_err(query_error("registering a manifest"))?;
+                    return Ok(Registered::Conflict {
+                        chunk,
+                        known: length,
+                        claimed: asked,
+                    });
+                }
+            }
             let sql = format!(
                 "INSERT INTO chunks (chunk, content_id, length) VALUES {} ON CONFLICT DO NOTHING",
                 values_list(self.backend, rows.len(), 3)
@@ -284,7 +393,7 @@ impl Store {
         tx.commit()
             .await
             .map_err(query_error("registering a manifest"))?;
-        Ok(true)
+        Ok(Registered::New)
     }
 
     /// The canonical bytes of a registered manifest.
@@ -314,18 +423,14 @@ impl Store {
 
     /// Every registered chunk and its length.
     pub async fn chunk_lengths(&self) -> Result<HashMap<ChunkId, u32>> {
-        let rows = sqlx::query("SELECT chunk, length FROM chunks")
+        let rows = sqlx::query("SELECT chunk, length FROM chunk_lengths")
             .fetch_all(&self.pool)
             .await
-            .map_err(query_error("reading chunks"))?;
+            .map_err(query_error("reading chunk lengths"))?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in rows {
-            let chunk: Vec<u8> = row.try_get(0).map_err(|_| StoreError::Corrupt("chunks"))?;
-            let length: i64 = row.try_get(1).map_err(|_| StoreError::Corrupt("chunks"))?;
-            out.insert(
-                ChunkId(id_from(chunk, "chunks.chunk")?),
-                u32::try_from(length).map_err(|_| StoreError::Corrupt("chunks.length"))?,
-            );
+            let (chunk, length) = chunk_length_from_row(&row)?;
+            out.insert(chunk, length);
         }
         Ok(out)
     }
@@ -649,6 +754,18 @@ impl Store {
             .map(|e| Epoch(u64_of(e))))
     }
 
+    /// The oldest epoch any held receipt names.
+    pub async fn first_receipt_epoch(&self) -> Result<Option<Epoch>> {
+        let row = sqlx::query("SELECT MIN(epoch) FROM receipts")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("reading receipts"))?;
+        Ok(row
+            .try_get::<Option<i64>, _>(0)
+            .map_err(|_| StoreError::Corrupt("receipts"))?
+            .map(|e| Epoch(u64_of(e))))
+    }
+
     /// A closed epoch.
     pub async fn epoch(&self, epoch: Epoch) -> Result<Option<ClosedEpoch>> {
         let row = sqlx::query(
@@ -847,6 +964,80 @@ impl Store {
             .await
             .map_err(query_error("updating an epoch"))?;
         Ok(())
+    }
+
+    /// The base of `epoch` on chain: the newest earlier closed epoch whose status is neither
+    /// `vetoed` nor `mismatch` (its cumulative leaves are the ones `epoch` builds on).
+    pub async fn base_epoch(&self, epoch: Epoch) -> Result<Option<Epoch>> {
+        let row = sqlx::query(
+            "SELECT MAX(epoch) FROM epochs WHERE epoch < $1 \
+             AND status <> 'vetoed' AND status <> 'mismatch'",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error("reading epochs"))?;
+        Ok(row
+            .try_get::<Option<i64>, _>(0)
+            .map_err(|_| StoreError::Corrupt("epochs"))?
+            .map(|e| Epoch(u64_of(e))))
+    }
+
+    /// Governance vetoed `epoch` on chain. As on chain, every later closed epoch built on it,
+    /// so it and all of them become `vetoed`; each seeder's cumulative earnings go back to
+    /// their value at the base (its newest leaf in an epoch that is neither vetoed nor
+    /// mismatched, 0 without one), so the next close builds on the last good cumulative
+    /// amounts. One transaction: all or nothing. Returns the base and the epochs it vetoed.
+    pub async fn roll_back_veto(&self, epoch: Epoch) -> Result<VetoRollback> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("rolling back"))?;
+        let rows = sqlx::query(
+            "SELECT epoch FROM epochs WHERE epoch >= $1 AND status <> 'vetoed' ORDER BY epoch",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error("reading epochs"))?;
+        let vetoed = rows
+            .iter()
+            .map(|row| {
+                row.try_get::<i64, _>(0)
+                    .map(|e| Epoch(u64_of(e)))
+                    .map_err(|_| StoreError::Corrupt("epochs"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        sqlx::query("UPDATE epochs SET status = 'vetoed' WHERE epoch >= $1")
+            .bind(i64_of(epoch.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("vetoing epochs"))?;
+        sqlx::query(
+            "UPDATE seeders SET cumulative = COALESCE((\
+               SELECT l.cumulative FROM leaves l JOIN epochs e ON e.epoch = l.epoch \
+               WHERE l.seeder = seeders.seeder \
+               AND e.status <> 'vetoed' AND e.status <> 'mismatch' \
+               ORDER BY l.epoch DESC LIMIT 1), '0')",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("rolling back seeders"))?;
+        let row = sqlx::query(
+            "SELECT MAX(epoch) FROM epochs WHERE epoch < $1 \
+             AND status <> 'vetoed' AND status <> 'mismatch'",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error("reading epochs"))?;
+        let base = row
+            .try_get::<Option<i64>, _>(0)
+            .map_err(|_| StoreError::Corrupt("epochs"))?
+            .map(|e| Epoch(u64_of(e)));
+        tx.commit().await.map_err(query_error("rolling back"))?;
+        Ok(VetoRollback { base, vetoed })
     }
 
     fn leaf_from_row(row: &AnyRow) -> Result<Leaf> {

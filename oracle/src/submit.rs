@@ -1,6 +1,14 @@
 //! Chain submission: every closed epoch's root and total go to `reward_pool`, then its
-//! reputation scores to `reputation`; the epoch's status follows the chain (`submitted`,
-//! `final`, `claimable`, `vetoed`).
+//! reputation scores to `reputation` (in parts of at most [`REPUTATION_PART`]); the epoch's
+//! status follows the chain (`submitted`, `final`, `claimable`, `vetoed`).
+//!
+//! Each root names its base: the newest earlier closed epoch that is neither vetoed nor
+//! mismatched, whose cumulative leaves it builds on; the pool refuses any other base
+//! (`WrongBase`), so a submission waits until its base is final on chain. When the chain
+//! shows an epoch vetoed, the oracle does what the pool did: every later closed epoch is
+//! vetoed with it, and each seeder's cumulative earnings go back to their value at the base
+//! ([`crate::store::Store::roll_back_veto`], one transaction), so the next close builds on
+//! the last good amounts.
 //!
 //! Idempotent and restart-safe: each round reads the chain first and dry-runs every write
 //! (the contracts refuse a repeated vote), so an oracle killed at any point resubmits only
@@ -10,7 +18,7 @@ use dsi_api::oracle::EpochStatus;
 use dsi_protocol::Epoch;
 
 use crate::OracleState;
-use crate::chain::{Chain, ChainError, Written};
+use crate::chain::{Chain, ChainError, REPUTATION_PART, Written};
 
 /// One round over every pending epoch, oldest first.
 pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError> {
@@ -25,14 +33,29 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
         let on_chain = match chain.epoch(epoch.0).await? {
             Some(found) => Some(found),
             None if record.status == EpochStatus::Closed => {
-                let written = chain
+                let base = state.store.base_epoch(epoch).await?;
+                let written = match chain
                     .submit_root(
                         epoch.0,
+                        base.map(|b| b.0),
                         &record.root,
                         record.total,
                         &record.batch_content_id,
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(written) => written,
+                    Err(ChainError::Refused { error, .. }) if error == "WrongBase" => {
+                        // The base is not final on chain yet; later epochs wait for it too.
+                        tracing::info!(
+                            epoch = epoch.0,
+                            base = ?base.map(|b| b.0),
+                            "waiting for the base epoch to become final on chain"
+                        );
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if written == Written::Sent {
                     state.metrics.submitted();
                     tracing::info!(epoch = epoch.0, root = %hex::encode(record.root), total = %record.total, "root submitted");
@@ -58,18 +81,48 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
                 .await?;
             continue;
         }
-        let status = match on_chain.status.as_str() {
-            "Vetoed" => EpochStatus::Vetoed,
-            _ if block >= on_chain.claimable_from => EpochStatus::Claimable,
-            _ => EpochStatus::Final,
+        if on_chain.status == "Vetoed" {
+            roll_back(state, chain, epoch).await?;
+            // Later records changed: the next round reads them again.
+            return Ok(());
+        }
+        let status = if block >= on_chain.claimable_from {
+            EpochStatus::Claimable
+        } else {
+            EpochStatus::Final
         };
         if status != record.status {
             tracing::info!(epoch = epoch.0, %status, "epoch status");
             state.store.set_epoch_status(epoch, status).await?;
         }
-        if status != EpochStatus::Vetoed {
-            submit_scores(state, chain, epoch).await?;
-        }
+        submit_scores(state, chain, epoch).await?;
+    }
+    Ok(())
+}
+
+/// The chain vetoed `epoch` (itself, or as built on a vetoed epoch): it and every later
+/// closed epoch are vetoed here too, and the cumulative earnings go back to the base.
+async fn roll_back(state: &OracleState, chain: &Chain, epoch: Epoch) -> Result<(), SubmitError> {
+    // Under the ingest lock that a close holds from reading the seeders' cumulative amounts
+    // to committing its own: a close cannot build on amounts this rollback takes back.
+    let rollback = {
+        let _guard = state.ingest_lock.lock().await;
+        state.store.roll_back_veto(epoch).await?
+    };
+    let vetoed: Vec<u64> = rollback.vetoed.iter().map(|e| e.0).collect();
+    tracing::warn!(
+        epoch = epoch.0,
+        base = ?rollback.base.map(|b| b.0),
+        ?vetoed,
+        "epoch vetoed on chain: later epochs vetoed with it, cumulative earnings back at the base"
+    );
+    let chain_base = chain.last_good_epoch().await?;
+    if chain_base != rollback.base.map(|b| b.0) {
+        tracing::error!(
+            ?chain_base,
+            base = ?rollback.base.map(|b| b.0),
+            "the chain's latest good epoch is not ours: the next submission will be refused"
+        );
     }
     Ok(())
 }
@@ -79,31 +132,26 @@ async fn submit_scores(
     chain: &Chain,
     epoch: Epoch,
 ) -> Result<(), SubmitError> {
-    if chain
-        .reputation_last_epoch()
-        .await?
-        .is_some_and(|last| last >= epoch.0)
-    {
-        return Ok(());
-    }
-    let mut scores = state.store.epoch_scores(epoch).await?;
-    if scores.is_empty() {
-        return Ok(());
-    }
-    if scores.len() > 256 {
-        tracing::warn!(
-            epoch = epoch.0,
-            nodes = scores.len(),
-            "more scores than one reputation batch holds; submitting the first 256"
-        );
-        scores.truncate(256);
-    }
-    if chain.submit_scores(epoch.0, &scores).await? == Written::Sent {
-        tracing::info!(
-            epoch = epoch.0,
-            nodes = scores.len(),
-            "reputation submitted"
-        );
+    let first = match chain.reputation_last_part().await? {
+        Some((last, _)) if last > epoch.0 => return Ok(()),
+        Some((last, part)) if last == epoch.0 => part as usize + 1,
+        _ => 0,
+    };
+    let scores = state.store.epoch_scores(epoch).await?;
+    for (index, part) in scores.chunks(REPUTATION_PART).enumerate().skip(first) {
+        let number = u32::try_from(index).unwrap_or(u32::MAX);
+        if chain.submit_scores(epoch.0, number, part).await? == Written::Sent {
+            tracing::info!(
+                epoch = epoch.0,
+                part = number,
+                nodes = part.len(),
+                "reputation submitted"
+            );
+        }
+        // A part is applied at the committee's threshold; the next one waits for it.
+        if chain.reputation_last_part().await? != Some((epoch.0, number)) {
+            break;
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ mod support;
 
 use axum::http::StatusCode;
 use dsi_protocol::merkle::{Keccak256, verify};
-use dsi_protocol::{Epoch, NetworkId, RewardLeaf, SignedReceipt};
+use dsi_protocol::{ContentId, Epoch, NetworkId, RewardLeaf, SignedReceipt};
 use oracle::batch::{decode_batch, verify_batch};
 use support::*;
 
@@ -298,8 +298,8 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
         data.extend(rare_data);
         register(&state, &common).await;
         register(&state, &rare).await;
-        let honest_server = chunk_server(data.clone()).await;
-        let corrupt_server = chunk_server(data.clone()).await;
+        let honest_server = chunk_server(key(11), data.clone()).await;
+        let corrupt_server = chunk_server(key(12), data.clone()).await;
         corrupt_server
             .corrupt
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -649,4 +649,69 @@ async fn oversized_manifests_are_refused() {
     let reply = call(&state, "POST", "/v1/manifests", body, None).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.code(), "body_too_large");
+}
+
+/// Hole 5: an announcement of 4,096 junk content ids used to stall a close (one chain read
+/// per content id, under the ingest lock). Junk ids cost one lookup each now, outside the
+/// lock, and receipts posted meanwhile are answered.
+#[tokio::test]
+async fn junk_content_ids_do_not_stall_a_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/o.db", dir.path().display());
+    let mut config = test_config();
+    config.epochs.length_ms = 1_000;
+    let state = oracle_at(&url, dir.path(), config).await;
+    let network = state.config.network.clone();
+    let (manifest, _) = content(14, 2);
+    register(&state, &manifest).await;
+    let baseline = {
+        let started = std::time::Instant::now();
+        close_current(&state).await;
+        started.elapsed()
+    };
+    let junk: Vec<ContentId> = (0..dsi_protocol::announce::MAX_ANNOUNCED_CONTENTS)
+        .map(|i| {
+            let mut id = [7u8; 32];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            ContentId(id)
+        })
+        .collect();
+    let reply = post_json(
+        &state,
+        "/v1/announce",
+        announcement(&key(50), "http://127.0.0.1:9", 50, junk, &network),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    // Wait for the next epoch, then close while receipts arrive.
+    let first = epoch_of(&state);
+    while epoch_of(&state) == first {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let closing = state.clone();
+    let started = std::time::Instant::now();
+    let close = tokio::spawn(async move { close_current(&closing).await });
+    let receipt = receipt(
+        &state,
+        &key(1),
+        &key(2),
+        manifest.chunks[0],
+        manifest.chunk_len(0),
+        1,
+    );
+    let verdicts = send_receipts(&state, &[receipt]).await;
+    assert_eq!(
+        verdicts.len(),
+        1,
+        "the receipt was answered during the close"
+    );
+    let closed = close.await.expect("close task");
+    let with_junk = started.elapsed();
+    assert!(closed["closed"].as_array().is_some_and(|c| !c.is_empty()));
+    println!("close without junk {baseline:?}, with 4096 junk content ids {with_junk:?}");
 }

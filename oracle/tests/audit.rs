@@ -1,33 +1,24 @@
-//! Audits cannot be turned against the oracle: a node that answers an audit with an endless
-//! body is cut off past the largest chunk size (and fails the audit) instead of making the
-//! oracle buffer it.
+//! Storage audits cannot be cheated or turned against the oracle, tried for real on
+//! loopback: an endless answer is cut off, a redirect is not followed, an answer signed by
+//! another key (a node announcing someone else's URL) fails, private addresses are not
+//! contacted unless configured, and a node that holds 2 of the 3 contents it announces
+//! earns less storage credit than one announcing only what it holds.
 
+mod support;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::routing::get;
+use axum::routing::{any, post};
 use dsi_api::oracle::{AuditOutcome, NodeAnnouncement};
-use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, PayoutAccount};
+use dsi_protocol::{ChunkId, ContentId, Epoch, NetworkId, NodeId, PayoutAccount, SecretKey};
+use oracle::audit::{Auditor, challenge_node, client, is_public};
+use support::*;
 
-/// Serves an endless stream of 64 KiB pieces at every chunk route; counts what it handed
-/// out.
-async fn endless_server(served: Arc<AtomicU64>) -> String {
-    let app = axum::Router::new().route(
-        "/v1/chunks/{id}",
-        get(move || {
-            let served = served.clone();
-            async move {
-                let piece = bytes::Bytes::from(vec![0u8; 64 * 1024]);
-                let pieces = futures_util::stream::repeat_with(move || {
-                    served.fetch_add(piece.len() as u64, Ordering::Relaxed);
-                    Ok::<_, std::io::Error>(piece.clone())
-                });
-                Body::from_stream(pieces)
-            }
-        }),
-    );
+async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -36,38 +27,267 @@ async fn endless_server(served: Arc<AtomicU64>) -> String {
     url
 }
 
-#[tokio::test]
-async fn an_endless_audit_answer_is_cut_off_and_fails() {
-    let served = Arc::new(AtomicU64::new(0));
-    let url = endless_server(served.clone()).await;
-    let node = NodeAnnouncement {
-        node: NodeId([1; 32]),
-        url,
+/// Counts requests at every path and answers with an endless stream of 64 KiB pieces.
+async fn endless_server(served: Arc<AtomicU64>, hits: Arc<AtomicU64>) -> String {
+    serve(axum::Router::new().fallback(any(move || {
+        let served = served.clone();
+        hits.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let piece = bytes::Bytes::from(vec![0u8; 64 * 1024]);
+            let pieces = futures_util::stream::repeat_with(move || {
+                served.fetch_add(piece.len() as u64, Ordering::Relaxed);
+                Ok::<_, std::io::Error>(piece.clone())
+            });
+            Body::from_stream(pieces)
+        }
+    })))
+    .await
+}
+
+fn node(key: &SecretKey, url: &str) -> NodeAnnouncement {
+    NodeAnnouncement {
+        node: key.node_id(),
+        url: url.to_string(),
         payout: PayoutAccount([2; 20]),
         issued_at_ms: 0,
         expires_at_ms: u64::MAX,
         first_seen_ms: 0,
         contents: vec![ContentId([3; 32])],
+    }
+}
+
+async fn challenge(
+    target: &NodeAnnouncement,
+    chunks: &[(ChunkId, u32)],
+    allow_private: bool,
+) -> Vec<dsi_api::oracle::Audit> {
+    let http = client(Duration::from_secs(10), allow_private);
+    let oracle_key = key(42);
+    let network = NetworkId::default();
+    let auditor = Auditor {
+        client: &http,
+        key: &oracle_key,
+        network: &network,
+        allow_private,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    let audit = oracle::audit::audit_chunk(
-        &client,
-        &NodeId([9; 32]),
-        &node,
-        &ChunkId([4; 32]),
-        Epoch(1),
-    )
-    .await;
-    assert_eq!(audit.outcome, AuditOutcome::WrongBytes, "{audit:?}");
+    challenge_node(&auditor, target, chunks, Epoch(1)).await
+}
+
+#[tokio::test]
+async fn an_endless_audit_answer_is_cut_off_and_fails() {
+    let (served, hits) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let url = endless_server(served.clone(), hits).await;
+    let audits = challenge(&node(&key(1), &url), &[(ChunkId([4; 32]), 1 << 20)], true).await;
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0].outcome, AuditOutcome::WrongBytes, "{audits:?}");
     assert!(
-        audit.detail.contains("more than 4194304 bytes"),
+        audits[0].detail.contains("longer than"),
         "{}",
-        audit.detail
+        audits[0].detail
     );
-    // Reading stopped at 4 MiB; what the server produced beyond is socket buffers.
+    // Reading stopped past the 1 MiB asked for; what the server produced beyond is socket
+    // buffers.
     let served = served.load(Ordering::Relaxed);
     assert!(served < 64 << 20, "the oracle pulled {served} bytes");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let (served, hits) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let honest = endless_server(served, hits.clone()).await;
+    let target = format!("{honest}/v1/audit");
+    let redirecting = serve(axum::Router::new().route(
+        "/v1/audit",
+        post(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    ))
+    .await;
+    let audits = challenge(
+        &node(&key(1), &redirecting),
+        &[(ChunkId([4; 32]), 10)],
+        true,
+    )
+    .await;
+    assert_eq!(audits[0].outcome, AuditOutcome::Missing, "{audits:?}");
+    assert!(audits[0].detail.contains("307"), "{}", audits[0].detail);
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+}
+
+#[tokio::test]
+async fn an_answer_from_another_key_fails() {
+    // The honest node (key 7) holds the chunk; a cheater (key 8) announces the honest
+    // node's URL. The answer is signed by the key that holds the bytes, not the announcer.
+    let (manifest, data) = content(3, 1);
+    let chunk = manifest.chunks[0];
+    let honest = chunk_server(key(7), data).await;
+    let chunks = [(chunk, manifest.chunk_len(0))];
+    let audits = challenge(&node(&key(8), &honest.url), &chunks, true).await;
+    assert_eq!(audits[0].outcome, AuditOutcome::BadSignature, "{audits:?}");
+    // The same server audited as itself passes.
+    let audits = challenge(&node(&key(7), &honest.url), &chunks, true).await;
+    assert_eq!(audits[0].outcome, AuditOutcome::Passed, "{audits:?}");
+}
+
+#[tokio::test]
+async fn private_addresses_are_not_contacted_unless_allowed() {
+    let (served, hits) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let url = endless_server(served, hits.clone()).await;
+    let port = url.rsplit(':').next().expect("port").to_string();
+    for target in [
+        url.clone(),
+        format!("http://localhost:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        "http://169.254.169.254".to_string(),
+        "http://10.0.0.1".to_string(),
+    ] {
+        let audits = challenge(&node(&key(1), &target), &[(ChunkId([4; 32]), 10)], false).await;
+        assert_eq!(
+            audits[0].outcome,
+            AuditOutcome::Unreachable,
+            "{target}: {audits:?}"
+        );
+        assert!(
+            audits[0].detail.contains("public address"),
+            "{target}: {}",
+            audits[0].detail
+        );
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a private address was contacted"
+    );
+    for ip in ["8.8.8.8", "2606:4700::1111", "1.1.1.1"] {
+        assert!(is_public(ip.parse().expect("ip")), "{ip}");
+    }
+    for ip in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:10.0.0.1",
+        "224.0.0.1",
+    ] {
+        assert!(!is_public(ip.parse().expect("ip")), "{ip}");
+    }
+}
+
+#[tokio::test]
+async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("o.db").display());
+    let state = oracle_at(&url, dir.path(), test_config()).await;
+    let network = state.config.network.clone();
+    let contents: Vec<_> = [40u8, 60, 80].map(|seed| content(seed, 4)).to_vec();
+    for (manifest, _) in &contents {
+        register(&state, manifest).await;
+    }
+    let held: HashMap<ChunkId, Vec<u8>> = contents[..2]
+        .iter()
+        .flat_map(|(_, data)| data.clone())
+        .collect();
+    let (cheater, honest) = (key(31), key(32));
+    let cheater_server = chunk_server(cheater.clone(), held.clone()).await;
+    let honest_server = chunk_server(honest.clone(), held).await;
+    let ids: Vec<ContentId> = contents.iter().map(|(m, _)| m.content_id()).collect();
+    for (node, server, contents) in [
+        (&cheater, &cheater_server, ids.clone()),
+        (&honest, &honest_server, ids[..2].to_vec()),
+    ] {
+        let reply = post_json(
+            &state,
+            "/v1/announce",
+            announcement(node, &server.url, 1, contents, &network),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let live = state.store.live_nodes(now_ms()).await.expect("live");
+    let rounds = 40u64;
+    let mut passes: HashMap<NodeId, u64> = HashMap::new();
+    for _ in 0..rounds {
+        let audits = oracle::audit::audit_nodes(&state, &live, Epoch(1))
+            .await
+            .expect("audits");
+        for node in [cheater.node_id(), honest.node_id()] {
+            let mine: Vec<_> = audits.iter().filter(|a| a.seeder == node).collect();
+            assert_eq!(mine.len(), 3, "three chunks per audit");
+            if mine.iter().all(|a| a.passed()) {
+                *passes.entry(node).or_default() += 1;
+            }
+        }
+    }
+    // Storage credit of an epoch: every announced chunk if all audited chunks passed
+    // (close.rs), else nothing.
+    let honest_credit = passes[&honest.node_id()] * 8;
+    let cheater_credit = passes.get(&cheater.node_id()).copied().unwrap_or(0) * 12;
+    assert_eq!(honest_credit, rounds * 8, "the honest node always passes");
+    // Expected: 12 * C(8,3)/C(12,3) = 3.05 chunks per epoch against the honest 8 (the chance that
+    // 40 rounds give the cheater 27 or more passes, i.e. parity, is below 1e-6).
+    assert!(
+        cheater_credit < honest_credit,
+        "cheater {cheater_credit} vs honest {honest_credit} over {rounds} epochs"
+    );
+    println!(
+        "summary: over {rounds} audits the node holding 2 of 3 contents passed {} times \
+         (storage credit {cheater_credit}), the honest node {} times (credit {honest_credit})",
+        passes.get(&cheater.node_id()).copied().unwrap_or(0),
+        passes[&honest.node_id()]
+    );
+}
+
+/// Announcements that fail their audits are not holders: fake keys announcing someone's
+/// content cannot make it look common and move rarity pay away from it.
+#[tokio::test]
+async fn nodes_that_fail_audits_do_not_count_as_holders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/o.db", dir.path().display());
+    let state = oracle_at(&url, dir.path(), test_config()).await;
+    let network = state.config.network.clone();
+    let (manifest, data) = content(90, 3);
+    register(&state, &manifest).await;
+    let honest = key(41);
+    let server = chunk_server(honest.clone(), data).await;
+    let announce = |node: &SecretKey, url: &str, payout: u8| {
+        announcement(node, url, payout, vec![manifest.content_id()], &network)
+    };
+    post_json(&state, "/v1/announce", announce(&honest, &server.url, 41)).await;
+    for n in 0..5u8 {
+        // Fake announcers: nothing listens at these URLs.
+        post_json(
+            &state,
+            "/v1/announce",
+            announce(&key(100 + n), "http://127.0.0.1:9", n),
+        )
+        .await;
+    }
+    close_current(&state).await;
+    let last = state
+        .store
+        .last_closed_epoch()
+        .await
+        .expect("store")
+        .expect("closed");
+    let file = state.batches_dir.join(oracle::close::batch_file_name(last));
+    let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
+    assert_eq!(batch.inputs.chunks.len(), manifest.chunks.len());
+    for facts in &batch.inputs.chunks {
+        assert_eq!(
+            facts.holders, 1,
+            "only the audited holder counts: {facts:?}"
+        );
+    }
 }

@@ -157,3 +157,155 @@ async fn two_oracles_fed_in_different_orders_publish_the_same_epoch() {
     let lb = get(&b, &format!("/v1/epochs/{epoch}/leaves")).await.json();
     assert_eq!(la, lb);
 }
+
+/// Hole 1 of the security review: one manifest that lists honest chunk ids with another
+/// chunk size used to rewrite their lengths (every honest receipt then failed
+/// `chunk_size_mismatch`), and lengths reloaded in no fixed order after a restart.
+#[tokio::test]
+async fn a_manifest_cannot_rewrite_known_chunk_lengths() {
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    config.audit.enabled = false;
+    let url_a = format!("sqlite://{}/a.db", dir_a.path().display());
+    let url_b = format!("sqlite://{}/b.db", dir_b.path().display());
+    let a = oracle_at(&url_a, dir_a.path(), config.clone()).await;
+    let mut b = oracle_at(&url_b, dir_b.path(), config.clone()).await;
+    let (honest, _) = content(9, 4);
+    // Another honest content sharing the chunks (same lengths), and the attack: the same
+    // chunk ids under a chunk size twice as large.
+    let copy = dsi_protocol::Manifest::new(
+        "copy",
+        honest.size,
+        honest.chunk_size,
+        honest.chunks.clone(),
+    )
+    .expect("manifest");
+    let chunk_size = honest.chunk_size * 2;
+    let evil = dsi_protocol::Manifest::new(
+        "evil",
+        u64::from(chunk_size) * 4,
+        chunk_size,
+        honest.chunks.clone(),
+    )
+    .expect("manifest");
+    let refuse = |state: std::sync::Arc<oracle::OracleState>| {
+        let evil = evil.clone();
+        async move {
+            let reply = call(&state, "POST", "/v1/manifests", evil.to_bytes(), None).await;
+            assert_eq!(
+                reply.status,
+                409,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            assert_eq!(reply.code(), "chunk_length_conflict");
+            let path = format!("/v1/content/{}/manifest", evil.content_id());
+            assert_eq!(get(&state, &path).await.status, 404, "nothing registered");
+        }
+    };
+    // A: honest, copy, attack. B: copy, attack, honest.
+    register(&a, &honest).await;
+    register(&a, &copy).await;
+    refuse(a.clone()).await;
+    register(&b, &copy).await;
+    refuse(b.clone()).await;
+    register(&b, &honest).await;
+    // B restarts: the lengths it reloads are the registered ones.
+    drop(b);
+    b = oracle_at(&url_b, dir_b.path(), config).await;
+    refuse(b.clone()).await;
+    for state in [&a, &b] {
+        let lengths = state.chunk_lengths.read().await;
+        for (i, chunk) in honest.chunks.iter().enumerate() {
+            assert_eq!(lengths.get(chunk), Some(&honest.chunk_len(i)));
+        }
+    }
+    let receipts: Vec<_> = honest
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| receipt(&a, &key(1), &key(10), *chunk, honest.chunk_len(i), 1))
+        .collect();
+    for state in [&a, &b] {
+        assert!(
+            send_receipts(state, &receipts)
+                .await
+                .iter()
+                .all(|v| v == "accepted"),
+            "honest receipts are accepted"
+        );
+    }
+    let ra = close_current(&a).await;
+    let rb = close_current(&b).await;
+    assert_eq!(ra["closed"][0]["root"], rb["closed"][0]["root"]);
+    assert_eq!(ra["closed"][0]["receipts"], 4);
+    for state in [&a, &b] {
+        let file = state.batches_dir.join(
+            state
+                .store
+                .last_closed_epoch()
+                .await
+                .expect("store")
+                .map(oracle::close::batch_file_name)
+                .expect("closed"),
+        );
+        let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch"))
+            .expect("batch decodes");
+        let verified = oracle::batch::verify_batch(&batch).expect("verify-epoch passes");
+        assert_eq!(verified.root, batch.root);
+    }
+}
+
+/// Hole 8: before the first close, receipts accepted for an earlier, still-open epoch were
+/// never published (the first close closed only the current epoch).
+#[tokio::test]
+async fn receipts_of_an_earlier_epoch_are_published_by_the_first_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    config.audit.enabled = false;
+    // One-second epochs starting now-ish: the receipt's epoch is over by the close.
+    config.epochs.length_ms = 1_000;
+    let state = oracle_at(
+        &format!("sqlite://{}/o.db", dir.path().display()),
+        dir.path(),
+        config,
+    )
+    .await;
+    let (manifest, _) = content(11, 2);
+    register(&state, &manifest).await;
+    let early = epoch_of(&state);
+    let receipt = receipt(
+        &state,
+        &key(1),
+        &key(10),
+        manifest.chunks[0],
+        manifest.chunk_len(0),
+        1,
+    );
+    assert_eq!(send_receipts(&state, &[receipt]).await, ["accepted"]);
+    // Wait for two later epochs, then close: the first close starts at the receipt's epoch.
+    while epoch_of(&state).0 < early.0 + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let closed = close_current(&state).await;
+    let closed = closed["closed"].as_array().expect("closed epochs");
+    assert_eq!(closed[0]["epoch"], early.0, "{closed:?}");
+    let published: u64 = closed
+        .iter()
+        .map(|e| e["receipts"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(
+        published, 1,
+        "the receipt is in exactly one published epoch"
+    );
+    let info = get(&state, &format!("/v1/epochs/{early}")).await;
+    assert_eq!(info.status, 200, "{}", String::from_utf8_lossy(&info.body));
+    // Epochs before the open window are refused when posted, not stranded.
+    let old = dsi_protocol::Receipt {
+        epoch: dsi_protocol::Epoch(early.0.saturating_sub(5)),
+        ..receipt.receipt
+    };
+    let old = dsi_protocol::SignedReceipt::sign(old, &state.config.network, &key(10));
+    assert_eq!(send_receipts(&state, &[old]).await, ["epoch_out_of_window"]);
+}

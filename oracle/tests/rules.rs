@@ -227,3 +227,53 @@ proptest! {
         runtime.block_on(case(specs, cuts))?;
     }
 }
+
+/// Hole 10: a panicking verification thread used to shift verdicts onto other receipts.
+/// A slice whose check panics (or answers for the wrong number of receipts) counts as all
+/// invalid; every other receipt keeps its own verdict.
+#[test]
+fn a_panicking_signature_check_fails_closed() {
+    let network = dsi_protocol::NetworkId::default();
+    let receipts: Vec<SignedReceipt> = (0..200u64)
+        .map(|i| {
+            SignedReceipt::sign(
+                Receipt {
+                    epoch: Epoch(1),
+                    seeder: key(1).node_id(),
+                    downloader: NodeId([0; 32]),
+                    chunk: ChunkId([i as u8; 32]),
+                    bytes: 1,
+                    issued_at_ms: i,
+                    nonce: i,
+                },
+                &network,
+                &key(2),
+            )
+        })
+        .collect();
+    let real = |slice: &[SignedReceipt]| -> Vec<bool> {
+        slice.iter().map(|r| r.verify(&network).is_ok()).collect()
+    };
+    assert!(
+        oracle::rules::verify_in_parts(&receipts, 4, real)
+            .iter()
+            .all(|v| *v)
+    );
+    // The slice holding receipt 60 panics; the one holding 120 answers one short.
+    let faulty = |slice: &[SignedReceipt]| -> Vec<bool> {
+        if slice.iter().any(|r| r.receipt.nonce == 60) {
+            panic!("injected");
+        }
+        let mut answers = real(slice);
+        if slice.iter().any(|r| r.receipt.nonce == 120) {
+            answers.pop();
+        }
+        answers
+    };
+    let verdicts = oracle::rules::verify_in_parts(&receipts, 4, faulty);
+    assert_eq!(verdicts.len(), receipts.len());
+    for (i, ok) in verdicts.iter().enumerate() {
+        let faulty_slice = (50..100).contains(&i) || (100..150).contains(&i);
+        assert_eq!(*ok, !faulty_slice, "receipt {i}");
+    }
+}

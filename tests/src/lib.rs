@@ -267,11 +267,19 @@ impl OracleProcess {
             .iter()
             .map(|a| a.to_string())
             .collect();
+        // The seeders of these tests listen on loopback: let the auditor reach them.
+        let mut env = env.to_vec();
+        if !env
+            .iter()
+            .any(|(k, _)| *k == "DSI_ORACLE_AUDIT__ALLOW_PRIVATE_ADDRESSES")
+        {
+            env.push(("DSI_ORACLE_AUDIT__ALLOW_PRIVATE_ADDRESSES", "true"));
+        }
         let service = Service::spawn(
             "oracle",
             oracle_bin(),
             &args,
-            &owned_env(env),
+            &owned_env(&env),
             &data_dir.join("serve.log"),
         )?;
         Ok(Self {

@@ -296,3 +296,162 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
         assert_eq!(page.standing, Standing::Good, "{page:?}");
     }
 }
+
+/// Issue 13, hole 2, on real processes: audits are challenges bound to the announcing key.
+/// A node that holds 2 of the 3 contents it announces passes only when the 3 audited chunks
+/// all fall in what it holds, so it earns less storage than an honest node announcing the 2
+/// it holds; a key that announces an honest node's URL never passes (the honest node will
+/// not answer a challenge for another key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
+    use dsi_protocol::{Announcement, ContentId, PayoutAccount, SignedAnnouncement};
+    use dsi_tests::{Seeder, node_lite_ok, random_file};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let oracle = OracleProcess::start(
+        &tmp.path().join("oracle"),
+        &[
+            ("DSI_ORACLE_CLOSE__AUTO", "false"),
+            ("DSI_ORACLE_EPOCHS__LENGTH_MS", "400"),
+        ],
+    )
+    .expect("oracle starts");
+    let client = oracle.client.clone();
+    let network = client.info().await.expect("info").network;
+    // Three contents of 4 chunks each (1 MiB, 256 KiB chunks).
+    let files: Vec<_> = (0..3)
+        .map(|i| {
+            let path = tmp.path().join(format!("content-{i}.bin"));
+            random_file(&path, 1 << 20);
+            path
+        })
+        .collect();
+    let start = |name: &str, contents: &[usize], payout: &str| {
+        let dir = tmp.path().join(name);
+        dsi_tests::init_node(&dir, |config| {
+            // Announce once at start: the test's own announcements stay the newest.
+            config.tracker.announce_interval_secs = 3600;
+        });
+        let ids: Vec<ContentId> = contents
+            .iter()
+            .map(|&i| {
+                node_lite_ok(&dir, &["add", files[i].to_str().expect("utf8")])
+                    .trim()
+                    .parse()
+                    .expect("content id")
+            })
+            .collect();
+        let seeder =
+            Seeder::start(&dir, &["--tracker", &oracle.url, "--payout", payout]).expect("seeder");
+        let key = node_lite::DataDir::new(dir).key().expect("node key");
+        (seeder, key, ids)
+    };
+    let (honest, honest_key, held) = start(
+        "honest",
+        &[0, 1],
+        "0x1111111111111111111111111111111111111111",
+    );
+    let (_third, _, third) = start("third", &[2], "0x3333333333333333333333333333333333333333");
+    let (cheat, cheat_key, _) = start(
+        "cheat",
+        &[0, 1],
+        "0x2222222222222222222222222222222222222222",
+    );
+    poll("the three nodes announced", async || {
+        let peers = client.peers(&third[0]).await.ok()?;
+        let a = client.peers(&held[0]).await.ok()?;
+        (peers.peers.len() == 1 && a.peers.len() == 2).then_some(())
+    })
+    .await;
+    let announce = |key: &SecretKey, url: &str, contents: Vec<ContentId>, payout: u8| {
+        SignedAnnouncement::sign(
+            Announcement {
+                node: key.node_id(),
+                url: url.trim_end_matches('/').to_string(),
+                payout: PayoutAccount([payout; 20]),
+                contents,
+                issued_at_ms: now_ms(),
+            },
+            &network,
+            key,
+        )
+    };
+    // The cheat announces all three contents; mallory announces the honest node's URL.
+    let all = vec![held[0], held[1], third[0]];
+    client
+        .announce(&announce(&cheat_key, &cheat.url, all, 0x22))
+        .await
+        .expect("cheat announces");
+    let mallory = SecretKey::from_seed(&[0x66; 32]);
+    client
+        .announce(&announce(&mallory, &honest.url, held.clone(), 0x66))
+        .await
+        .expect("mallory announces");
+
+    // 24 epochs, each audited at its close.
+    let first = client.current_epoch().await.expect("epoch").epoch;
+    let rounds = 24;
+    let last = dsi_protocol::Epoch(first.0 + rounds);
+    while client.current_epoch().await.expect("epoch").epoch <= last {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The first close (no receipts held) closes the epoch asked for; the second every
+    // epoch after it through `last`.
+    for through in [first, last] {
+        client
+            .close(&oracle.admin_token(), Some(through))
+            .await
+            .expect("closed");
+    }
+    let mut storage = std::collections::HashMap::<NodeId, u128>::new();
+    for epoch in first.0..=last.0 {
+        for leaf in client
+            .leaves(dsi_protocol::Epoch(epoch))
+            .await
+            .expect("leaves")
+        {
+            *storage.entry(leaf.seeder).or_default() += leaf.storage_amount;
+        }
+    }
+    let of = |key: &SecretKey| storage.get(&key.node_id()).copied().unwrap_or(0);
+    let (honest_pay, cheat_pay, mallory_pay) = (of(&honest_key), of(&cheat_key), of(&mallory));
+    println!(
+        "summary: storage paid over {} epochs: honest {honest_pay}, cheat (holds 2 of 3) {cheat_pay}, mallory (borrowed URL) {mallory_pay}",
+        rounds + 1
+    );
+    assert!(honest_pay > 0);
+    assert!(
+        cheat_pay < honest_pay,
+        "cheat {cheat_pay} vs honest {honest_pay}"
+    );
+    assert_eq!(mallory_pay, 0, "a borrowed URL earns nothing");
+    let page = client
+        .seeder(&mallory.node_id())
+        .await
+        .expect("mallory's page");
+    assert!(!page.audits.is_empty());
+    assert!(page.audits.iter().all(|a| !a.passed()), "{:?}", page.audits);
+    let page = client
+        .seeder(&cheat_key.node_id())
+        .await
+        .expect("cheat's page");
+    let mut by_epoch = std::collections::BTreeMap::<u64, (u32, u32)>::new();
+    for audit in &page.audits {
+        let entry = by_epoch.entry(audit.epoch.0).or_default();
+        if audit.passed() {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+    println!(
+        "cheat audits (passed, failed) by epoch: {by_epoch:?}, standing {:?}",
+        page.standing
+    );
+    assert!(
+        page.audits
+            .iter()
+            .any(|a| a.outcome == dsi_api::oracle::AuditOutcome::Missing),
+        "the cheat was caught at least once: {:?}",
+        page.audits
+    );
+}

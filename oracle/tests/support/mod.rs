@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::routing;
+use dsi_protocol::audit::{SignedAuditChallenge, possession_proof, sign_answer};
 use dsi_protocol::{
     Announcement, ChunkId, ContentId, Epoch, Manifest, NetworkId, NodeId, PayoutAccount, Receipt,
     SecretKey, SignedAnnouncement, SignedReceipt,
@@ -56,6 +57,7 @@ pub async fn fresh_postgres(base: &str) -> String {
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.audit.timeout_ms = 2_000;
+    config.audit.allow_private_addresses = true;
     config.close.auto = false;
     config
 }
@@ -252,47 +254,60 @@ pub async fn close_current(state: &Arc<OracleState>) -> serde_json::Value {
     reply.json()
 }
 
-/// A loopback HTTP server that serves chunks like node-lite (`GET /v1/chunks/{id}`);
-/// `corrupt` makes it flip a byte of everything it serves.
+/// A loopback HTTP server that answers storage audit challenges like node-lite
+/// (`POST /v1/audit`), signing as `key`; `corrupt` makes it flip a byte of every chunk.
 pub struct ChunkServer {
     pub url: String,
     pub corrupt: Arc<AtomicBool>,
     _cancel: tokio_util::sync::DropGuard,
 }
 
-pub async fn chunk_server(chunks: HashMap<ChunkId, Vec<u8>>) -> ChunkServer {
+pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> ChunkServer {
     #[derive(Clone)]
     struct Shared {
+        key: Arc<SecretKey>,
         chunks: Arc<HashMap<ChunkId, Vec<u8>>>,
         corrupt: Arc<AtomicBool>,
     }
     let corrupt = Arc::new(AtomicBool::new(false));
     let shared = Shared {
+        key: Arc::new(key),
         chunks: Arc::new(chunks),
         corrupt: corrupt.clone(),
     };
-    let app = axum::Router::new()
-        .route(
-            "/v1/chunks/{id}",
-            routing::get(
-                |State(s): State<Shared>, Path(id): Path<String>| async move {
-                    let Ok(id) = id.parse::<ChunkId>() else {
-                        return (StatusCode::BAD_REQUEST, Vec::new());
-                    };
-                    match s.chunks.get(&id) {
-                        None => (StatusCode::NOT_FOUND, Vec::new()),
-                        Some(bytes) => {
+    let app =
+        axum::Router::new()
+            .route(
+                "/v1/audit",
+                routing::post(
+                    |State(s): State<Shared>,
+                     axum::Json(signed): axum::Json<SignedAuditChallenge>| async move {
+                        let mut out = Vec::new();
+                        for id in &signed.challenge.chunks {
+                            let Some(bytes) = s.chunks.get(id) else {
+                                return (StatusCode::NOT_FOUND, Vec::new());
+                            };
                             let mut bytes = bytes.clone();
                             if s.corrupt.load(Ordering::SeqCst) {
                                 bytes[0] ^= 0xff;
                             }
-                            (StatusCode::OK, bytes)
+                            out.push(bytes);
                         }
-                    }
-                },
-            ),
-        )
-        .with_state(shared);
+                        let proof = possession_proof(
+                            &signed.challenge.nonce,
+                            out.iter().map(Vec::as_slice),
+                        );
+                        let signature =
+                            sign_answer(&s.key, &NetworkId::default(), &signed.challenge, &proof);
+                        let mut body = signature.0.to_vec();
+                        for bytes in out {
+                            body.extend_from_slice(&bytes);
+                        }
+                        (StatusCode::OK, body)
+                    },
+                ),
+            )
+            .with_state(shared);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("bind");
