@@ -85,8 +85,16 @@ pub struct ServeConfig {
     /// Address to listen on. Loopback by default: listening on other interfaces is an
     /// explicit choice.
     pub listen: SocketAddr,
-    /// A downloader that owes more receipts than this is refused until it pays.
+    /// A downloader that owes more receipts than this is refused until it pays; 0 turns
+    /// receipt-gated serving off (chunks are then served without the downloader header).
     pub max_owed_receipts: u32,
+    /// All downloaders at one network address (an IPv4 address or an IPv6 /64) together
+    /// may owe at most this many receipts (fresh keys are free, addresses are not); 0: no
+    /// bound. Downloaders behind one NAT share it.
+    pub max_owed_receipts_per_address: u32,
+    /// Most unpaid (downloader, chunk) debts remembered; past it the oldest is forgiven
+    /// early, so the ledger's memory is bounded whatever the traffic.
+    pub max_tracked_debts: usize,
     /// Unpaid chunks older than this many seconds are forgiven (a downloader that crashed
     /// or cancelled an endgame request is not locked out forever).
     pub owed_forgive_after_secs: u64,
@@ -96,6 +104,9 @@ pub struct ServeConfig {
     pub max_upload_bytes_per_sec: u64,
     /// Receipts for epochs more than this many epochs before the current one are refused.
     pub receipt_epoch_grace: u64,
+    /// A receipt's `issued_at_ms` must lie in its epoch's window widened by this many
+    /// milliseconds on both sides (the oracle's `issued_at_skew_ms`, default 60000).
+    pub receipt_issued_at_skew_ms: u64,
     /// A directory of static files served at `/` (the vector search page built by
     /// `scripts/build-web`); empty: no web page.
     pub web: String,
@@ -112,6 +123,9 @@ pub struct DownloadConfig {
     /// A peer with this many failed requests in a row (connection errors, server errors)
     /// is dropped.
     pub max_peer_failures: u32,
+    /// A peer that refuses this many times in a row for owed receipts (HTTP 429), with
+    /// growing pauses in between, is dropped.
+    pub max_peer_refusals: u32,
 }
 
 impl Default for ServeConfig {
@@ -119,10 +133,13 @@ impl Default for ServeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             max_owed_receipts: 64,
+            max_owed_receipts_per_address: 256,
+            max_tracked_debts: 65_536,
             owed_forgive_after_secs: 600,
             verify: VerifyMode::Cached,
             max_upload_bytes_per_sec: 0,
             receipt_epoch_grace: 1,
+            receipt_issued_at_skew_ms: 60_000,
             web: String::new(),
         }
     }
@@ -134,6 +151,7 @@ impl Default for DownloadConfig {
             per_peer_concurrency: 8,
             stall_timeout_ms: 10_000,
             max_peer_failures: 3,
+            max_peer_refusals: 6,
         }
     }
 }

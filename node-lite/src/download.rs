@@ -56,6 +56,8 @@ pub struct DownloadOptions {
     pub stall_timeout: Duration,
     /// A peer with this many failed requests in a row is dropped.
     pub max_peer_failures: u32,
+    /// A peer that refuses this many times in a row for owed receipts (429) is dropped.
+    pub max_peer_refusals: u32,
     /// Show a progress bar on stderr.
     pub progress: bool,
     /// Replace an existing output file that is not this content.
@@ -72,6 +74,7 @@ impl DownloadOptions {
             per_peer_concurrency: config.per_peer_concurrency.max(1),
             stall_timeout: Duration::from_millis(config.stall_timeout_ms.max(1)),
             max_peer_failures: config.max_peer_failures.max(1),
+            max_peer_refusals: config.max_peer_refusals.max(1),
             progress: false,
             force: false,
             sha256: true,
@@ -170,6 +173,8 @@ struct Peer {
     client: PeerClient,
     node_id: NodeId,
     failures: u32,
+    /// Refusals for owed receipts (429) in a row, counting one per pause.
+    refusals: u32,
     paused_until: Option<tokio::time::Instant>,
     report: PeerReport,
     payer: Option<Payer>,
@@ -276,6 +281,7 @@ impl Downloader {
                         client,
                         node_id: info.node_id,
                         failures: 0,
+                        refusals: 0,
                         paused_until: None,
                         report,
                         payer: None,
@@ -660,7 +666,6 @@ impl Downloader {
                 peer.payer = Some(Payer::start(peer.client.clone(), stall));
             }
         }
-        let me = self.signer.node_id();
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, (usize, usize, Instant)> = HashMap::new();
         let mut chunk_time: Option<Duration> = None;
@@ -708,20 +713,29 @@ impl Downloader {
                     Duration::from_millis(20),
                     (stall / 2).max(Duration::from_millis(20)),
                 );
-            for (p, peer) in peers.iter().enumerate() {
+            for (p, peer) in peers.iter_mut().enumerate() {
                 if peer.paused_until.is_some_and(|until| until > now) {
                     continue;
                 }
+                // A peer that refused for owed receipts is asked again only once the
+                // receipts it is owed have been answered, and one request at a time until
+                // it serves again.
+                if peer.refusals > 0 && peer.payer.as_ref().is_some_and(|p| p.unanswered() > 0) {
+                    peer.paused_until = Some(now + Duration::from_millis(20));
+                    continue;
+                }
+                let concurrency = if peer.refusals > 0 { 1 } else { concurrency };
                 while scheduler.is_active(p) && scheduler.inflight(p) < concurrency {
                     let Some(index) = scheduler.next_for(p, clock, delay) else {
                         break;
                     };
                     let client = peer.client.clone();
                     let id = manifest.chunks[index];
+                    let header = self.signer.request_header(peer.node_id, id);
                     let len = manifest.chunk_len(index) as usize;
                     let sink = sink.clone();
                     let handle = tasks.spawn(async move {
-                        let bytes = match client.chunk(&id, &me, len, stall).await {
+                        let bytes = match client.chunk(&id, &header, len, stall).await {
                             Ok(bytes) => bytes,
                             Err(e) => return Outcome::Fetch(e),
                         };
@@ -824,6 +838,7 @@ impl Downloader {
                     let took = issued.elapsed();
                     chunk_time = Some(chunk_time.map_or(took, |t| (t * 4 + took) / 5));
                     peers[p].failures = 0;
+                    peers[p].refusals = 0;
                     let first = scheduler.complete(index, p);
                     if first {
                         advance_prefix(&scheduler);
@@ -872,10 +887,35 @@ impl Downloader {
                     );
                 }
                 Outcome::Fetch(FetchError::Status { status: 404, .. }) => scheduler.lacks(index, p),
-                Outcome::Fetch(FetchError::Status { status: 429, .. }) => {
+                Outcome::Fetch(FetchError::Status {
+                    status: 429,
+                    code,
+                    message,
+                }) => {
                     scheduler.failed(index, p);
-                    peers[p].paused_until =
-                        Some(tokio::time::Instant::now() + Duration::from_millis(20));
+                    let now = tokio::time::Instant::now();
+                    let peer = &mut peers[p];
+                    // Requests already in flight when the pause began are refused too;
+                    // they do not count again.
+                    if peer.paused_until.is_none_or(|until| until <= now) {
+                        peer.refusals += 1;
+                        if peer.refusals >= self.options.max_peer_refusals {
+                            drop_peer(
+                                p,
+                                format!(
+                                    "refused {} times in a row for owed receipts, last: {code}: {message}",
+                                    peer.refusals
+                                ),
+                                &mut scheduler,
+                                &mut handles,
+                                peers,
+                            );
+                        } else {
+                            let pause = refusal_pause(peer.refusals);
+                            tracing::debug!(peer = %peer.client.url(), refusals = peer.refusals, ?pause, %code, "refused for owed receipts; paying and pausing");
+                            peer.paused_until = Some(now + pause);
+                        }
+                    }
                 }
                 Outcome::Fetch(error) => {
                     scheduler.failed(index, p);
@@ -910,6 +950,16 @@ impl Downloader {
         bar.finish_and_clear();
         Ok((fetched, fetched_bytes))
     }
+}
+
+/// How long to leave a peer alone after its `refusals`-th refusal in a row for owed
+/// receipts: 100 ms doubling up to 5 s, each with ±25 % jitter so that many downloaders
+/// refused together do not come back together.
+fn refusal_pause(refusals: u32) -> Duration {
+    let base = Duration::from_millis(100)
+        .saturating_mul(1 << refusals.saturating_sub(1).min(6))
+        .min(Duration::from_secs(5));
+    base.mul_f64(0.75 + rand::random::<f64>() / 2.0)
 }
 
 /// Which chunk slots of `path` already hold the manifest's chunks.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dsi_api::downloader::DownloaderHeader;
 use dsi_api::{MAX_RECEIPT_BATCH, ReceiptVerdict};
 use dsi_protocol::{ChunkId, EpochSchedule, NetworkId, NodeId, Receipt, SecretKey, SignedReceipt};
 use serde::Serialize;
@@ -23,12 +24,15 @@ use crate::download::client::PeerClient;
 const RETRIES: u32 = 4;
 
 /// Signs receipts as this node: stamped with the current epoch and time, a random nonce,
-/// for this node's network.
+/// for this node's network; and the downloader header of each chunk request.
 #[derive(Debug)]
 pub struct Signer {
     key: SecretKey,
     network: NetworkId,
     epochs: EpochSchedule,
+    /// Issue time of the last chunk request signed: none is earlier than the last, even
+    /// if the clock steps back, so a seeder never takes a fresh request for a replay.
+    last_request_ms: AtomicU64,
 }
 
 impl Signer {
@@ -38,7 +42,19 @@ impl Signer {
             key,
             network,
             epochs,
+            last_request_ms: AtomicU64::new(0),
         }
+    }
+
+    /// The signed `x-dsi-downloader` header asking `seeder` for `chunk`, issued now (and
+    /// not before any header signed earlier).
+    pub fn request_header(&self, seeder: NodeId, chunk: ChunkId) -> DownloaderHeader {
+        let now = dsi_protocol::now_ms();
+        let issued_at_ms = self
+            .last_request_ms
+            .fetch_max(now, Ordering::Relaxed)
+            .max(now);
+        DownloaderHeader::sign(&self.key, &self.network, seeder, chunk, issued_at_ms)
     }
 
     /// This node's id (the receipts' downloader).
@@ -147,6 +163,11 @@ impl Payer {
         tokio::time::timeout(limit, self.answered.wait_for(|n| *n >= sent))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Receipts queued and not yet answered (nor given up on).
+    pub fn unanswered(&self) -> u64 {
+        self.sent.saturating_sub(*self.answered.borrow())
     }
 
     /// What has been answered so far.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dsi_api::RejectionCode;
-use dsi_protocol::{ChunkId, Epoch, NodeId, SignedReceipt};
+use dsi_protocol::{ChunkId, Epoch, EpochSchedule, NodeId, SignedReceipt};
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -56,6 +56,22 @@ pub enum Rejection {
         /// The seeder's current epoch.
         current: Epoch,
     },
+    /// `issued_at_ms` lies outside the receipt's epoch (widened by the allowed skew).
+    #[error(
+        "issued at {issued_at_ms} ms, outside epoch {epoch} ({start}..{end} ms, give or take {skew_ms} ms)"
+    )]
+    IssuedOutOfWindow {
+        /// The receipt's epoch.
+        epoch: Epoch,
+        /// The receipt's issue time.
+        issued_at_ms: u64,
+        /// The epoch's start.
+        start: u64,
+        /// The epoch's end.
+        end: u64,
+        /// The allowed skew.
+        skew_ms: u64,
+    },
     /// A different receipt for the same downloader, chunk and epoch is already held.
     #[error("a different receipt for this downloader, chunk and epoch is already held")]
     Duplicate,
@@ -70,7 +86,9 @@ impl Rejection {
             Self::BadSignature(_) => RejectionCode::BadSignature,
             Self::UnknownChunk { .. } => RejectionCode::UnknownChunk,
             Self::ChunkSizeMismatch { .. } => RejectionCode::ChunkSizeMismatch,
-            Self::EpochOutOfWindow { .. } => RejectionCode::EpochOutOfWindow,
+            Self::EpochOutOfWindow { .. } | Self::IssuedOutOfWindow { .. } => {
+                RejectionCode::EpochOutOfWindow
+            }
             Self::Duplicate => RejectionCode::Duplicate,
         }
     }
@@ -84,11 +102,17 @@ pub struct CheckContext<'a> {
     pub current: Epoch,
     /// How many epochs back are still accepted.
     pub grace: u64,
+    /// The epoch schedule (for the issue-time window).
+    pub epochs: EpochSchedule,
+    /// How far `issued_at_ms` may lie outside its epoch, either way.
+    pub issued_at_skew_ms: u64,
     /// Length of a held chunk, `None` if not held.
     pub chunk_len: &'a dyn Fn(&ChunkId) -> Option<u64>,
 }
 
-/// The seeder's rules for one receipt whose signature already verified.
+/// The seeder's stateless rules for one receipt, cheapest first and before its signature
+/// is checked: the seeder, self receipts, the epoch window and the issue time within the
+/// epoch (the oracle's rule), the chunk held and its length.
 pub fn check(receipt: &SignedReceipt, context: &CheckContext<'_>) -> Result<(), Rejection> {
     let r = &receipt.receipt;
     if r.seeder != context.me {
@@ -101,6 +125,19 @@ pub fn check(receipt: &SignedReceipt, context: &CheckContext<'_>) -> Result<(), 
         return Err(Rejection::EpochOutOfWindow {
             epoch: r.epoch,
             current: context.current,
+        });
+    }
+    if !context
+        .epochs
+        .issued_in_window(r.epoch, r.issued_at_ms, context.issued_at_skew_ms)
+    {
+        let (start, end) = context.epochs.window(r.epoch);
+        return Err(Rejection::IssuedOutOfWindow {
+            epoch: r.epoch,
+            issued_at_ms: r.issued_at_ms,
+            start,
+            end,
+            skew_ms: context.issued_at_skew_ms,
         });
     }
     let Some(expected) = (context.chunk_len)(&r.chunk) else {
@@ -299,6 +336,12 @@ mod tests {
     use super::*;
     use dsi_protocol::{NetworkId, Receipt, SecretKey};
 
+    /// Ten-second epochs from 0 in the rule tests.
+    const EPOCHS: EpochSchedule = EpochSchedule {
+        genesis_ms: 0,
+        length_ms: 10_000,
+    };
+
     fn signed(seeder: NodeId, key: &SecretKey, chunk: u8, epoch: u64, nonce: u64) -> SignedReceipt {
         let receipt = Receipt {
             epoch: Epoch(epoch),
@@ -306,7 +349,7 @@ mod tests {
             downloader: key.node_id(),
             chunk: ChunkId([chunk; 32]),
             bytes: 100,
-            issued_at_ms: 1,
+            issued_at_ms: epoch * 10_000 + 5_000,
             nonce,
         };
         SignedReceipt::sign(receipt, &NetworkId::default(), key)
@@ -321,6 +364,8 @@ mod tests {
             me,
             current: Epoch(10),
             grace: 1,
+            epochs: EPOCHS,
+            issued_at_skew_ms: 1_000,
             chunk_len: &len,
         };
         assert_eq!(check(&signed(me, &key, 7, 10, 0), &context), Ok(()));
@@ -349,6 +394,22 @@ mod tests {
                 .code(),
             RejectionCode::WrongSeeder
         );
+        // The issue time must lie in the epoch, give or take the skew.
+        for (issued_at_ms, verdict) in [
+            (99_000, Ok(())),
+            (98_999, Err(RejectionCode::EpochOutOfWindow)),
+            (110_999, Ok(())),
+            (111_000, Err(RejectionCode::EpochOutOfWindow)),
+        ] {
+            let mut receipt = signed(me, &key, 7, 10, 0).receipt;
+            receipt.issued_at_ms = issued_at_ms;
+            let receipt = SignedReceipt::sign(receipt, &NetworkId::default(), &key);
+            assert_eq!(
+                check(&receipt, &context).map_err(|r| r.code()),
+                verdict,
+                "{issued_at_ms}"
+            );
+        }
         let mut wrong_bytes = signed(me, &key, 7, 10, 0);
         wrong_bytes.receipt.bytes = 99;
         assert_eq!(

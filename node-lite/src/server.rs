@@ -8,8 +8,9 @@
 //! | `GET /v1/content` | content held: id, name, size, chunks held |
 //! | `GET /v1/content/{id}/manifest` | canonical manifest bytes (`application/octet-stream`) |
 //! | `GET /v1/content/{id}/have` | which chunks of it are held (hex bitfield) |
-//! | `GET /v1/chunks/{id}` | chunk bytes; needs header `x-dsi-downloader: <node id>` |
+//! | `GET /v1/chunks/{id}` | chunk bytes; a gated node needs `x-dsi-downloader: <id>.<ms>.<signature>` |
 //! | `POST /v1/receipts` | a batch of signed receipts; per-receipt accepted/rejected |
+//! | `POST /v1/audit` | the oracle's signed storage challenge; signed answer + chunk bytes |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /health` | `ok` |
 //!
@@ -17,18 +18,21 @@
 //! unknown route (404), a wrong method (405), an oversized (413) or malformed body, is JSON
 //! `dsi_api::ErrorBody` `{"code": "...", "message": "..."}` with a stable `code`.
 
+pub mod audit;
 pub mod ledger;
 pub mod metrics;
 
 use std::collections::HashMap;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,7 +51,9 @@ use crate::config::VerifyMode;
 use crate::receipts::{self, CheckContext, ReceiptStore, Rejection, Stored};
 use crate::store::{ChunkStore, StoreError};
 use crate::{Config, DataDir, NodeError};
-pub use ledger::Ledger;
+use dsi_api::downloader::{DownloaderHeader, DownloaderHeaderError};
+use ledger::Refusal;
+pub use ledger::{Ledger, LedgerLimits};
 pub use metrics::Metrics;
 
 /// Identity of a chunk file on disk: if it changes, the chunk is hashed again.
@@ -117,6 +123,8 @@ pub struct NodeState {
     pub ledger: Ledger,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// The trusted auditor and the audit challenges already answered.
+    pub audits: audit::AuditGate,
     verified: Mutex<HashMap<ChunkId, FileStamp>>,
     throttle: Option<Arc<Throttle>>,
 }
@@ -152,14 +160,17 @@ impl NodeState {
         Ok(Self {
             node_id: key.node_id(),
             key,
-            ledger: Ledger::new(
-                config.serve.max_owed_receipts,
-                Duration::from_secs(config.serve.owed_forgive_after_secs),
-            ),
+            ledger: Ledger::new(LedgerLimits {
+                max_owed: config.serve.max_owed_receipts as usize,
+                max_owed_per_address: config.serve.max_owed_receipts_per_address as usize,
+                forgive_after: Duration::from_secs(config.serve.owed_forgive_after_secs),
+                max_debts: config.serve.max_tracked_debts,
+            }),
             config,
             store,
             receipts,
             metrics,
+            audits: audit::AuditGate::default(),
             verified: Mutex::new(HashMap::new()),
             throttle,
         })
@@ -243,6 +254,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/chunks/{chunk}", get(get_chunk))
         .route("/v1/receipts", post(post_receipts))
         .layer(swarm_cors());
+    // Audits are for the oracle only: no CORS.
+    let swarm = swarm.route("/v1/audit", post(audit::post_audit));
     let web = state.config.serve.web.clone();
     let router = Router::new()
         .merge(swarm)
@@ -260,14 +273,18 @@ pub fn router(state: Arc<NodeState>) -> Router {
 }
 
 /// Serves `state` on `listener` until `token` is cancelled, then finishes open requests.
+/// Handlers see each connection's peer address (unpaid chunks are bounded per address).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<NodeState>,
     token: CancellationToken,
 ) -> io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(token.cancelled_owned())
+    .await
 }
 
 fn parse_content(text: &str) -> Result<ContentId, ApiError> {
@@ -344,9 +361,54 @@ async fn get_have(
     }))
 }
 
+/// Who asks for a chunk, checked: the downloader header parses, is fresh and is signed for
+/// this node and `chunk`. `None` on a node that does not gate serving (it keeps no ledger,
+/// so the header does not matter).
+fn authenticated_downloader(
+    state: &NodeState,
+    headers: &HeaderMap,
+    chunk: ChunkId,
+) -> Result<Option<DownloaderHeader>, ApiError> {
+    if !state.ledger.is_gating() {
+        return Ok(None);
+    }
+    let value = headers.get(crate::DOWNLOADER_HEADER).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingDownloader,
+            format!(
+                "this seeder serves against receipts: sign the request in the {} header \
+                 (<node id>.<issued_at_ms>.<signature>)",
+                crate::DOWNLOADER_HEADER
+            ),
+        )
+    })?;
+    let header: DownloaderHeader = value
+        .to_str()
+        .map_err(|_| DownloaderHeaderError::Format("not ASCII".into()))
+        .and_then(str::parse)
+        .map_err(|e| ApiError::new(ErrorCode::BadDownloader, e.to_string()))?;
+    header
+        .check(
+            &state.config.network,
+            state.node_id,
+            chunk,
+            dsi_protocol::now_ms(),
+        )
+        .map_err(|e| {
+            let code = match e {
+                DownloaderHeaderError::Stale { .. } => ErrorCode::StaleDownloader,
+                DownloaderHeaderError::Format(_) => ErrorCode::BadDownloader,
+                DownloaderHeaderError::Signature(_) => ErrorCode::BadDownloaderSignature,
+            };
+            ApiError::new(code, e.to_string())
+        })?;
+    Ok(Some(header))
+}
+
 async fn get_chunk(
     State(state): State<Arc<NodeState>>,
     Path(chunk): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let chunk: ChunkId = chunk.parse().map_err(|e| {
@@ -355,47 +417,68 @@ async fn get_chunk(
             format!("{chunk:?} is not a chunk id: {e}"),
         )
     })?;
-    let downloader: NodeId = headers
-        .get(crate::DOWNLOADER_HEADER)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::MissingDownloader,
-                format!(
-                    "chunk requests must name the downloader in the {} header",
-                    crate::DOWNLOADER_HEADER
+    // Without a socket (`router(state).oneshot(..)` in tests) every request counts under
+    // one unspecified address.
+    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(info)| {
+        info.0.ip()
+    });
+    let downloader = authenticated_downloader(&state, &headers, chunk)?;
+    if let Some(header) = &downloader {
+        let refused =
+            state
+                .ledger
+                .try_serve(header.downloader, chunk, address, header.issued_at_ms);
+        if let Err(refusal) = refused {
+            Metrics::add(&state.metrics.requests_refused, 1);
+            let who = header.downloader.short();
+            return Err(match refusal {
+                Refusal::Downloader { owed } => {
+                    tracing::debug!(downloader = %who, owed, "refusing downloader that owes receipts");
+                    ApiError::new(
+                        ErrorCode::ReceiptsOwed,
+                        format!(
+                            "downloader owes {owed} receipts; send them to POST /v1/receipts first"
+                        ),
+                    )
+                }
+                Refusal::Address { owed } => {
+                    tracing::debug!(downloader = %who, %address, owed, "refusing address that owes receipts");
+                    ApiError::new(
+                        ErrorCode::AddressOwesReceipts,
+                        format!(
+                            "downloaders at this address owe {owed} receipts together; \
+                             send them to POST /v1/receipts first"
+                        ),
+                    )
+                }
+                Refusal::Replayed { last_issued_at_ms } => ApiError::new(
+                    ErrorCode::StaleDownloader,
+                    format!(
+                        "this chunk was already served on a request issued at \
+                         {last_issued_at_ms} ms; sign a newer one"
+                    ),
                 ),
-            )
-        })?
-        .to_str()
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::BadDownloader,
-                "downloader header is not a node id",
-            )
-        })?;
-    if let Err(owed) = state.ledger.try_serve(downloader, chunk) {
-        Metrics::add(&state.metrics.requests_refused, 1);
-        tracing::debug!(downloader = %downloader.short(), owed, "refusing downloader that owes receipts");
-        return Err(ApiError::new(
-            ErrorCode::ReceiptsOwed,
-            format!("downloader owes {owed} receipts; send them to POST /v1/receipts first"),
-        ));
+            });
+        }
     }
+    let unserve = |state: &NodeState| {
+        if let Some(header) = &downloader {
+            state.ledger.unserve(&header.downloader, &chunk);
+        }
+    };
     let reader = state.clone();
     let read = blocking(move || reader.read_for_serving(&chunk)).await?;
     let bytes = match read {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            state.ledger.settle(&downloader, &chunk);
+            unserve(&state);
             return Err(ApiError::new(
                 ErrorCode::UnknownChunk,
                 format!("this node has no chunk {chunk}"),
             ));
         }
         Err(StoreError::Corrupt { id, actual }) => {
-            state.ledger.settle(&downloader, &chunk);
+            unserve(&state);
             Metrics::add(&state.metrics.chunks_corrupt, 1);
             tracing::warn!(chunk = %id, %actual, "chunk corrupt on disk; quarantined");
             return Err(ApiError::new(
@@ -404,7 +487,7 @@ async fn get_chunk(
             ));
         }
         Err(e) => {
-            state.ledger.settle(&downloader, &chunk);
+            unserve(&state);
             return Err(ApiError::internal(e));
         }
     };
@@ -432,10 +515,9 @@ async fn post_receipts(
     }
     let checker = state.clone();
     let receipts = batch.receipts;
-    // Signatures (batch-verified) and rules, off the async threads.
+    // The cheap stateless rules first, then signatures only for the receipts that passed
+    // them (batch-verified, an identical copy once), off the async threads.
     let (receipts, mut verdicts) = blocking(move || {
-        let network = &checker.config.network;
-        let signatures = SignedReceipt::verify_many(&receipts, network);
         let chunk_len = |chunk: &ChunkId| {
             std::fs::metadata(checker.store.chunk_path(chunk))
                 .ok()
@@ -446,16 +528,40 @@ async fn post_receipts(
             me: checker.node_id,
             current: checker.current_epoch(),
             grace: checker.config.serve.receipt_epoch_grace,
+            epochs: checker.config.epochs,
+            issued_at_skew_ms: checker.config.serve.receipt_issued_at_skew_ms,
             chunk_len: &chunk_len,
         };
-        let verdicts: Vec<Result<(), Rejection>> = receipts
+        let mut verdicts: Vec<Result<(), Rejection>> = receipts
             .iter()
-            .zip(signatures)
-            .map(|(receipt, signature)| {
-                signature.map_err(|e| Rejection::BadSignature(e.to_string()))?;
-                receipts::check(receipt, &context)
-            })
+            .map(|receipt| receipts::check(receipt, &context))
             .collect();
+        let mut first_copy: HashMap<&SignedReceipt, usize> = HashMap::new();
+        let mut to_verify = Vec::new();
+        let mut copies = Vec::new();
+        for (i, receipt) in receipts.iter().enumerate() {
+            if verdicts[i].is_ok() {
+                match first_copy.entry(receipt) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        copies.push((i, *first.get()));
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        to_verify.push(i);
+                    }
+                }
+            }
+        }
+        let unverified: Vec<SignedReceipt> = to_verify.iter().map(|i| receipts[*i]).collect();
+        let signatures = SignedReceipt::verify_many(&unverified, &checker.config.network);
+        for (i, signature) in to_verify.iter().zip(signatures) {
+            if let Err(e) = signature {
+                verdicts[*i] = Err(Rejection::BadSignature(e.to_string()));
+            }
+        }
+        for (i, first) in copies {
+            verdicts[i] = verdicts[first].clone();
+        }
         (receipts, verdicts)
     })
     .await?;
@@ -465,27 +571,26 @@ async fn post_receipts(
         .filter(|(_, v)| v.is_ok())
         .map(|(r, _)| *r)
         .collect();
-    // The ledger is policy, not data: settle debts as soon as valid receipts are in hand,
-    // so the commit's fsync does not hold the downloader back. The downloader's
-    // acknowledgement still waits for the commit.
-    for receipt in &accepted {
-        state
-            .ledger
-            .settle(&receipt.receipt.downloader, &receipt.receipt.chunk);
-    }
     let stored = state
         .receipts
         .insert(&accepted)
         .await
         .map_err(ApiError::internal)?;
+    // A debt is settled once its receipt is durably held, and only by a receipt that is
+    // new: a resubmission or a duplicate pays nothing more.
     let mut stored = stored.into_iter();
     let mut new = 0u64;
-    for verdict in verdicts.iter_mut() {
+    for (verdict, receipt) in verdicts.iter_mut().zip(&receipts) {
         if verdict.is_err() {
             continue;
         }
         match stored.next() {
-            Some(Stored::New) => new += 1,
+            Some(Stored::New) => {
+                new += 1;
+                state
+                    .ledger
+                    .settle(&receipt.receipt.downloader, &receipt.receipt.chunk);
+            }
             Some(Stored::AlreadyHeld) => {}
             Some(Stored::Conflict) | None => *verdict = Err(Rejection::Duplicate),
         }

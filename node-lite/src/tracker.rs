@@ -70,6 +70,11 @@ impl TrackerClient {
         Ok(())
     }
 
+    /// The oracle's `GET /v1/info`.
+    pub async fn info(&self) -> Result<dsi_api::oracle::Info, NodeError> {
+        self.oracle.info().await.map_err(tracker_error)
+    }
+
     /// Sends receipts; returns per receipt `None` (accepted) or the rule that refused it.
     pub async fn forward(
         &self,
@@ -157,6 +162,17 @@ pub async fn announce_once(
     public_url: &str,
     payout: PayoutAccount,
 ) -> Result<(), NodeError> {
+    // The tracker's oracle audits this node: learn its key (and check the network) before
+    // every announcement, so the first challenge is answered and a new oracle key is
+    // followed.
+    let info = tracker.info().await?;
+    if info.network != state.config.network {
+        return Err(NodeError::Tracker(format!(
+            "the tracker runs network {}, this node {}",
+            info.network, state.config.network
+        )));
+    }
+    state.audits.trust(info.oracle);
     let state_contents = complete_contents(state);
     let announcement = Announcement {
         node: state.node_id,

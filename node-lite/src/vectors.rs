@@ -238,23 +238,25 @@ impl PagePeers {
         Ok(info.node_id)
     }
 
-    /// Asks peer `i` for a chunk; a seeder that is owed too many receipts gets them (the
-    /// payer settles) and is asked once more.
+    /// Asks peer `i` (node `seeder`) for a chunk; a seeder that is owed too many receipts
+    /// gets them (the payer settles) and is asked once more.
     async fn fetch(
         &mut self,
         i: usize,
+        seeder: NodeId,
         id: &ChunkId,
         max_len: usize,
     ) -> Result<Vec<u8>, FetchError> {
-        let me = self.signer.node_id();
+        let header = self.signer.request_header(seeder, *id);
         let peer = &mut self.peers[i];
-        match peer.client.chunk(id, &me, max_len, self.stall).await {
+        match peer.client.chunk(id, &header, max_len, self.stall).await {
             Err(FetchError::Status { status: 429, .. }) => {
                 if let Some(payer) = &mut peer.payer {
                     payer.settled(self.stall).await;
                 }
+                let header = self.signer.request_header(seeder, *id);
                 peer.client
-                    .chunk(id, &me, max_len, self.stall)
+                    .chunk(id, &header, max_len, self.stall)
                     .await
                     .map(|pieces| pieces.to_vec())
             }
@@ -274,7 +276,7 @@ impl PagePeers {
                     continue;
                 }
             };
-            match self.fetch(i, id, max_len).await {
+            match self.fetch(i, seeder, id, max_len).await {
                 Ok(bytes) if ChunkId::of(&bytes) == *id => {
                     let receipt = self.signer.sign(seeder, *id, bytes.len() as u32);
                     let peer = &mut self.peers[i];

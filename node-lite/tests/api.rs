@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
+use dsi_api::downloader::DownloaderHeader;
 use dsi_api::{ReceiptBatchResponse, ReceiptVerdict};
 use dsi_protocol::manifest::{MIN_CHUNK_SIZE, content_id_of_bytes};
 use dsi_protocol::{
@@ -71,8 +72,15 @@ async fn get_chunk(
     chunk: &ChunkId,
     downloader: &SecretKey,
 ) -> (StatusCode, Vec<u8>) {
+    let header = DownloaderHeader::sign(
+        downloader,
+        &state.config.network,
+        state.node_id,
+        *chunk,
+        dsi_protocol::now_ms(),
+    );
     let request = Request::get(format!("/v1/chunks/{chunk}"))
-        .header(DOWNLOADER_HEADER, downloader.node_id().to_string())
+        .header(DOWNLOADER_HEADER, header.to_string())
         .body(Body::empty())
         .unwrap();
     call(state, request).await
@@ -197,8 +205,58 @@ async fn chunks_need_a_downloader_and_exist() {
         (status, code(&body).as_str()),
         (StatusCode::BAD_REQUEST, "bad_chunk_id")
     );
-
+    // A bare node id (the old header) is not a signed request; neither is a header signed
+    // for another chunk, another seeder, another network, or too long ago.
     let downloader = SecretKey::from_seed(&[4; 32]);
+    let now = dsi_protocol::now_ms();
+    let network = &f.state.config.network;
+    let me = f.state.node_id;
+    let other_network = NetworkId::new("elsewhere").unwrap();
+    let cases = [
+        (downloader.node_id().to_string(), "bad_downloader"),
+        (
+            DownloaderHeader::sign(&downloader, network, me, f.manifest.chunks[1], now).to_string(),
+            "bad_downloader_signature",
+        ),
+        (
+            DownloaderHeader::sign(&downloader, network, downloader.node_id(), chunk, now)
+                .to_string(),
+            "bad_downloader_signature",
+        ),
+        (
+            DownloaderHeader::sign(&downloader, &other_network, me, chunk, now).to_string(),
+            "bad_downloader_signature",
+        ),
+        (
+            DownloaderHeader::sign(&downloader, network, me, chunk, now - 200_000).to_string(),
+            "stale_downloader",
+        ),
+        (
+            DownloaderHeader::sign(&downloader, network, me, chunk, now + 200_000).to_string(),
+            "stale_downloader",
+        ),
+    ];
+    for (value, expected) in cases {
+        let request = Request::get(format!("/v1/chunks/{chunk}"))
+            .header(DOWNLOADER_HEADER, value.as_str())
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(&f.state, request).await;
+        assert_eq!(code(&body), expected, "{value}");
+        assert!(status.is_client_error());
+    }
+    // The same signed request twice: the second is a replay.
+    let header = DownloaderHeader::sign(&downloader, network, me, chunk, now).to_string();
+    for expected in [StatusCode::OK, StatusCode::UNAUTHORIZED] {
+        let request = Request::get(format!("/v1/chunks/{chunk}"))
+            .header(DOWNLOADER_HEADER, header.as_str())
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&f.state, request).await.0, expected);
+    }
+    assert_eq!(f.state.ledger.owed(&downloader.node_id()), 1);
+    assert!(f.state.ledger.settle(&downloader.node_id(), &chunk));
+
     let (status, body) = get_chunk(&f.state, &chunk, &downloader).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ChunkId::of(&body), chunk);
@@ -210,11 +268,17 @@ async fn chunks_need_a_downloader_and_exist() {
 
     let (_, metrics) = get(&f.state, "/metrics").await;
     let text = String::from_utf8(metrics).unwrap();
-    assert_eq!(sample(&text, "dsi_node_chunks_served_total"), Some(1));
+    assert_eq!(sample(&text, "dsi_node_chunks_served_total"), Some(2));
     assert_eq!(
         sample(&text, "dsi_node_bytes_served_total"),
-        Some(u64::from(MIN_CHUNK_SIZE))
+        Some(2 * u64::from(MIN_CHUNK_SIZE))
     );
+
+    // A node that does not gate serving keeps no ledger and needs no header.
+    let open = fixture(|c| c.serve.max_owed_receipts = 0).await;
+    let (status, body) = get(&open.state, &format!("/v1/chunks/{chunk}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ChunkId::of(&body), chunk);
 }
 
 #[tokio::test]
@@ -334,6 +398,52 @@ async fn every_receipt_rule_is_named() {
         .unwrap();
     let (status, _) = call(&f.state, request).await;
     assert!(status.is_client_error());
+}
+
+/// The cheap rules run before signatures (a forged receipt for a chunk the seeder lacks is
+/// `unknown_chunk`, its signature never checked), identical copies in a batch are judged
+/// once, verdicts keep the batch order, and a debt is settled only by a receipt that is
+/// new: a duplicate or a resubmission pays nothing more.
+#[tokio::test]
+async fn debts_are_settled_only_by_new_receipts() {
+    let f = fixture(|c| c.serve.max_owed_receipts = 2).await;
+    let downloader = SecretKey::from_seed(&[11; 32]);
+    let d = downloader.node_id();
+    let [a, b, ..] = f.manifest.chunks[..] else {
+        panic!()
+    };
+    assert_eq!(get_chunk(&f.state, &a, &downloader).await.0, StatusCode::OK);
+    assert_eq!(f.state.ledger.owed(&d), 1);
+    let mut forged_unknown = receipt_for(&f.state, &downloader, ChunkId([5; 32]), MIN_CHUNK_SIZE);
+    forged_unknown.signature.0[0] ^= 1;
+    let mut forged = receipt_for(&f.state, &downloader, b, MIN_CHUNK_SIZE);
+    forged.signature.0[0] ^= 1;
+    let mut late = receipt_for(&f.state, &downloader, b, MIN_CHUNK_SIZE);
+    late.receipt.issued_at_ms += 3 * 3_600_000;
+    let late = SignedReceipt::sign(late.receipt, &NetworkId::default(), &downloader);
+    let paid = receipt_for(&f.state, &downloader, a, MIN_CHUNK_SIZE);
+    let verdicts = post_receipts(&f.state, &[forged_unknown, forged, late, paid, paid]).await;
+    assert_eq!(
+        verdicts.iter().map(rejected).collect::<Vec<_>>(),
+        vec![
+            "unknown_chunk",
+            "bad_signature",
+            "epoch_out_of_window",
+            "accepted",
+            "accepted"
+        ]
+    );
+    assert_eq!(f.state.ledger.owed(&d), 0, "the new receipt paid");
+    // Served again in the same epoch: the held receipt cannot pay twice, nor can another
+    // one for the same chunk and epoch (a duplicate).
+    assert_eq!(get_chunk(&f.state, &a, &downloader).await.0, StatusCode::OK);
+    let again = receipt_for(&f.state, &downloader, a, MIN_CHUNK_SIZE);
+    let verdicts = post_receipts(&f.state, &[paid, again]).await;
+    assert_eq!(
+        verdicts.iter().map(rejected).collect::<Vec<_>>(),
+        vec!["accepted", "duplicate"]
+    );
+    assert_eq!(f.state.ledger.owed(&d), 1, "nothing new was paid");
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@
 //! - [`TextEmbedder`]: a text model (`model.dsiemb` content from the swarm, every chunk
 //!   checked) that turns the query text into a vector in wasm, with the `text-embed` code
 //!   `node-lite vectors` uses; [`content_text`] reads a verified text content (the lines).
-//! - [`Downloader`]: the browser's ed25519 key; signs a seeding receipt for every chunk a
-//!   seeder served it, exactly as `node-lite get` does.
+//! - [`Downloader`]: the browser's ed25519 key; signs each chunk request (the
+//!   `x-dsi-downloader` header) and a seeding receipt for every chunk a seeder served it,
+//!   exactly as `node-lite get` does.
 //!
 //! Fetching, the IndexedDB cache and the UI live in `www/app.js`. Everything here also builds
 //! natively, so it is unit-tested by `cargo test`.
@@ -275,10 +276,35 @@ impl Downloader {
         })
     }
 
-    /// The node id (hex public key) sent in the `x-dsi-downloader` header.
+    /// The node id (hex public key): the downloader of its receipts and chunk requests.
     #[wasm_bindgen(js_name = nodeId)]
     pub fn node_id(&self) -> String {
         self.key.node_id().to_string()
+    }
+
+    /// The `x-dsi-downloader` header of a request for `chunk` to `seeder` on `network`,
+    /// signed now (`<node id>.<issued_at_ms>.<signature>`, `dsi_api::downloader`).
+    /// Seeders that serve against receipts refuse chunk requests without it.
+    #[wasm_bindgen(js_name = chunkHeader)]
+    pub fn chunk_header(
+        &self,
+        network: &str,
+        seeder: &str,
+        chunk: &str,
+        now_ms: f64,
+    ) -> Result<String, JsError> {
+        let network = NetworkId::new(network).map_err(err)?;
+        let seeder: NodeId = seeder
+            .parse()
+            .map_err(|e| err(format!("bad seeder id {seeder:?}: {e}")))?;
+        let header = dsi_api::downloader::DownloaderHeader::sign(
+            &self.key,
+            &network,
+            seeder,
+            parse_chunk(chunk)?,
+            now_ms as u64,
+        );
+        Ok(header.to_string())
     }
 
     /// A signed receipt (JSON, as `POST /v1/receipts` takes it) for `bytes` of `chunk`
@@ -379,6 +405,21 @@ mod tests {
             .unwrap();
         assert_eq!(signed.receipt.downloader.to_string(), d.node_id());
         assert_eq!(signed.receipt.nonce, (1 << 32) | 2);
+        // The chunk request header a gated seeder checks.
+        let header: dsi_api::downloader::DownloaderHeader = d
+            .chunk_header("dsi-local", &seeder, &chunk, 1_700_000_000_000.0)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(header.downloader.to_string(), d.node_id());
+        header
+            .check(
+                &NetworkId::new("dsi-local").unwrap(),
+                seeder.parse().unwrap(),
+                ChunkId::of(b"x"),
+                1_700_000_000_000,
+            )
+            .unwrap();
         // (JsError needs a JavaScript host; the check behind it is tested natively.)
         assert_eq!(
             seed_of(&[1, 2, 3]).unwrap_err(),

@@ -18,6 +18,7 @@ const state = {
 const owed = new Map(); // peer -> signed receipts (JSON text) not yet sent
 const seeders = new Map(); // peer -> GET /v1/node answer
 let downloader = null;
+let lastRequestMs = 0; // issue time of the last chunk request signed
 
 // ---- IndexedDB: verified chunks by id --------------------------------------------------
 let dbPromise = null;
@@ -117,7 +118,14 @@ async function fromSwarm(id) {
     try {
       const info = await seeder(peer);
       stats.requested.push(id);
-      const get = () => fetch(`${peer}/v1/chunks/${id}`, { headers: { 'x-dsi-downloader': downloader.nodeId() } });
+      // Each request is signed for this seeder and chunk, never issued before the last one
+      // (a seeder refuses a request for an unpaid chunk that is not newer than the one it
+      // served it on).
+      const get = () => {
+        lastRequestMs = Math.max(Date.now(), lastRequestMs);
+        const header = downloader.chunkHeader(info.network, info.node_id, id, lastRequestMs);
+        return fetch(`${peer}/v1/chunks/${id}`, { headers: { 'x-dsi-downloader': header } });
+      };
       let r = await get();
       if (r.status === 429) {
         // The seeder serves a downloader only so far ahead of its receipts: pay, then ask again.

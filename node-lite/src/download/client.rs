@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use dsi_protocol::{ChunkId, ContentId, NodeId, SignedReceipt};
+use dsi_api::downloader::DownloaderHeader;
+use dsi_protocol::{ChunkId, ContentId, SignedReceipt};
 use reqwest::{Client, Response, Url};
 
 use dsi_api::node::{Have, NodeInfo};
@@ -218,11 +219,12 @@ impl PeerClient {
             .await
     }
 
-    /// `GET /v1/chunks/{id}` as `downloader`; at most `max_len` bytes.
+    /// `GET /v1/chunks/{id}` with the downloader's signed request (`header`, signed for
+    /// this peer and this chunk); at most `max_len` bytes.
     pub async fn chunk(
         &self,
         chunk: &ChunkId,
-        downloader: &NodeId,
+        header: &DownloaderHeader,
         max_len: usize,
         stall: Duration,
     ) -> Result<Pieces, FetchError> {
@@ -230,7 +232,7 @@ impl PeerClient {
         let request = self
             .http
             .get(url)
-            .header(crate::DOWNLOADER_HEADER, downloader.to_string());
+            .header(crate::DOWNLOADER_HEADER, header.to_string());
         let response = self.send(request, stall).await?;
         Self::pieces(response, max_len, stall).await
     }
