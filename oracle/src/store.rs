@@ -742,28 +742,28 @@ impl Store {
 
     // ---- epochs ----------------------------------------------------------------------
 
-    /// The newest closed epoch.
-    pub async fn last_closed_epoch(&self) -> Result<Option<Epoch>> {
-        let row = sqlx::query("SELECT MAX(epoch) FROM epochs")
+    /// One optional epoch from an aggregate query over `table` (`MAX(epoch)`, ...).
+    async fn epoch_aggregate(&self, sql: &str, table: &'static str) -> Result<Option<Epoch>> {
+        let row = sqlx::query(sql)
             .fetch_one(&self.pool)
             .await
             .map_err(query_error("reading epochs"))?;
         Ok(row
             .try_get::<Option<i64>, _>(0)
-            .map_err(|_| StoreError::Corrupt("epochs"))?
+            .map_err(|_| StoreError::Corrupt(table))?
             .map(|e| Epoch(u64_of(e))))
+    }
+
+    /// The newest closed epoch.
+    pub async fn last_closed_epoch(&self) -> Result<Option<Epoch>> {
+        self.epoch_aggregate("SELECT MAX(epoch) FROM epochs", "epochs")
+            .await
     }
 
     /// The oldest epoch any held receipt names.
     pub async fn first_receipt_epoch(&self) -> Result<Option<Epoch>> {
-        let row = sqlx::query("SELECT MIN(epoch) FROM receipts")
-            .fetch_one(&self.pool)
+        self.epoch_aggregate("SELECT MIN(epoch) FROM receipts", "receipts")
             .await
-            .map_err(query_error("reading receipts"))?;
-        Ok(row
-            .try_get::<Option<i64>, _>(0)
-            .map_err(|_| StoreError::Corrupt("receipts"))?
-            .map(|e| Epoch(u64_of(e))))
     }
 
     /// A closed epoch.

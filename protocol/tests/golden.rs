@@ -7,7 +7,7 @@
 //!
 //! `docs/PROTOCOL.md` explains every field of these files. Besides the formats themselves
 //! (`manifest.json`, `manifest_long.json`, `receipt.json`, `announce.json`, `merkle.json`,
-//! `epoch.json`), `compact.json` pins SCALE's compact length prefix in all its modes and
+//! `epoch.json`, `chunk_request.json`, `audit.json`), `compact.json` pins SCALE's compact length prefix in all its modes and
 //! `refused.json` lists byte strings and names that decoders must refuse (and edge cases
 //! they must accept), each checked here against the crate's strict decoders.
 
