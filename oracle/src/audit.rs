@@ -23,6 +23,7 @@
 //! whole announcement, less than the `f` it would earn announcing only what it holds
 //! (`docs/ECONOMICS.md`).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,9 @@ use dsi_api::oracle::{Audit, AuditOutcome, NodeAnnouncement};
 use dsi_protocol::audit::{
     AuditChallenge, MAX_AUDIT_CHUNKS, PossessionHasher, SignedAuditChallenge, verify_answer,
 };
-use dsi_protocol::{AuditNonce, ChunkId, Epoch, NetworkId, SecretKey, Signature, now_ms};
+use dsi_protocol::{
+    AuditNonce, ChunkId, ContentId, Epoch, NetworkId, SecretKey, Signature, now_ms,
+};
 use futures_util::StreamExt;
 use rand::RngCore;
 use rand::seq::SliceRandom;
@@ -331,10 +334,12 @@ async fn check_answer(
 }
 
 /// Audits every given node for `epoch`, at most `audit.concurrency` at once. Only chunks
-/// of registered contents (whose lengths are known) are drawn.
+/// of registered contents (`content_chunks`, from [`crate::close::content_chunks`]) whose
+/// lengths are known are drawn.
 pub async fn audit_nodes(
     state: &OracleState,
     nodes: &[NodeAnnouncement],
+    content_chunks: &HashMap<ContentId, Vec<ChunkId>>,
     epoch: Epoch,
 ) -> Result<Vec<Audit>, crate::store::StoreError> {
     let config = &state.config.audit;
@@ -345,26 +350,22 @@ pub async fn audit_nodes(
         Duration::from_millis(config.timeout_ms),
         config.allow_private_addresses,
     );
-    let mut plans = Vec::new();
+    let count = config.chunks_per_node.min(MAX_AUDIT_CHUNKS);
+    let mut plans = Vec::with_capacity(nodes.len());
     {
-        let mut chunks_of = std::collections::HashMap::new();
+        let lengths = state.chunk_lengths.read().await;
         for node in nodes {
-            let mut chunks = Vec::new();
-            for content in &node.contents {
-                if !chunks_of.contains_key(content) {
-                    chunks_of.insert(*content, state.store.chunks_of(content).await?);
-                }
-                chunks.extend(chunks_of.get(content).into_iter().flatten().copied());
-            }
+            let mut chunks: Vec<ChunkId> = node
+                .contents
+                .iter()
+                .flat_map(|content| content_chunks.get(content).into_iter().flatten().copied())
+                .collect();
             chunks.sort_unstable();
             chunks.dedup();
-            let lengths = state.chunk_lengths.read().await;
             let with_lengths: Vec<(ChunkId, u32)> = chunks
                 .into_iter()
                 .filter_map(|c| lengths.get(&c).map(|len| (c, *len)))
                 .collect();
-            drop(lengths);
-            let count = config.chunks_per_node.min(MAX_AUDIT_CHUNKS);
             plans.push((node, pick(&with_lengths, count)));
         }
     }

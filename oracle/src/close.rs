@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use dsi_protocol::fixed::Ppm;
 use dsi_protocol::reward::{ChunkFacts, EpochInputs, SeederFacts};
-use dsi_protocol::{ChunkId, Epoch, NodeId, PayoutAccount};
+use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, PayoutAccount};
 use parity_scale_codec::Encode;
 
 use crate::OracleState;
@@ -126,6 +126,28 @@ pub async fn close_due(state: &OracleState) -> Result<Vec<ClosedEpoch>, CloseErr
     Ok(closed)
 }
 
+/// The chunks of every registered content the `nodes` announce (each content looked up
+/// once). Only registered content (with chunks) can earn, so only its boost is read from
+/// the chain: a junk content id costs one lookup and nothing on chain.
+pub async fn content_chunks(
+    state: &OracleState,
+    nodes: &[NodeAnnouncement],
+) -> Result<HashMap<ContentId, Vec<ChunkId>>, crate::store::StoreError> {
+    let mut content_chunks = HashMap::new();
+    let mut looked_up = HashSet::new();
+    for node in nodes {
+        for content in &node.contents {
+            if looked_up.insert(*content) {
+                let chunks = state.store.chunks_of(content).await?;
+                if !chunks.is_empty() {
+                    content_chunks.insert(*content, chunks);
+                }
+            }
+        }
+    }
+    Ok(content_chunks)
+}
+
 /// Closes one epoch (which must be the next one).
 pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoch, CloseError> {
     let started = Instant::now();
@@ -139,26 +161,12 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         });
     }
 
-    // Audits take network time: run them before taking the ingest lock.
+    // Audits, content lookups and chain reads take time: all run before the ingest lock is
+    // taken, so receipts keep flowing meanwhile.
     let live = state.store.live_nodes(now).await?;
-    let audits = crate::audit::audit_nodes(state, &live, epoch).await?;
+    let content_chunks = content_chunks(state, &live).await?;
+    let audits = crate::audit::audit_nodes(state, &live, &content_chunks, epoch).await?;
 
-    // Chunks of every live node's contents: holders and storage.
-    // Read before taking the ingest lock, like the audits and the chain: receipts keep
-    // flowing while this runs. Only registered content (with chunks) can earn, so only
-    // its boost is read: a junk content id costs one lookup here and nothing on chain.
-    let mut content_chunks: HashMap<_, Vec<ChunkId>> = HashMap::new();
-    let mut looked_up = HashSet::new();
-    for node in &live {
-        for content in &node.contents {
-            if looked_up.insert(*content) {
-                let chunks = state.store.chunks_of(content).await?;
-                if !chunks.is_empty() {
-                    content_chunks.insert(*content, chunks);
-                }
-            }
-        }
-    }
     // Reward parameters: from the multipliers contract when a chain is configured.
     let (params, chain_boosts) = match &state.chain {
         Some(chain) => {
@@ -191,7 +199,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
     let receipts = state.store.receipts_for_epoch(epoch).await?;
 
-    let boost_of = |content: &dsi_protocol::ContentId| match &chain_boosts {
+    let boost_of = |content: &ContentId| match &chain_boosts {
         Some(boosts) => boosts.get(content).copied().unwrap_or(Ppm::ONE),
         None => config.boost(content),
     };

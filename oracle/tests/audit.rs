@@ -216,10 +216,13 @@ async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two(
         );
     }
     let live = state.store.live_nodes(now_ms()).await.expect("live");
+    let content_chunks = oracle::close::content_chunks(&state, &live)
+        .await
+        .expect("content chunks");
     let rounds = 40u64;
     let mut passes: HashMap<NodeId, u64> = HashMap::new();
     for _ in 0..rounds {
-        let audits = oracle::audit::audit_nodes(&state, &live, Epoch(1))
+        let audits = oracle::audit::audit_nodes(&state, &live, &content_chunks, Epoch(1))
             .await
             .expect("audits");
         for node in [cheater.node_id(), honest.node_id()] {
