@@ -180,7 +180,7 @@ impl EpochInfo {
 /// One seeder's leaf in a closed epoch, with its Merkle proof
 /// (`GET /v1/epochs/{n}/seeders/{node}`, `GET /v1/epochs/{n}/leaves`).
 ///
-/// The leaf that the root commits to is `RewardLeaf { epoch, seeder, payout, cumulative }`;
+/// The leaf that the root commits to is `RewardLeaf { epoch, seeder, payout, amount }`;
 /// `proof` verifies it (`dsi_protocol::merkle::verify`), as `reward_pool.claim` does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leaf {
@@ -190,10 +190,10 @@ pub struct Leaf {
     pub seeder: NodeId,
     /// Where its rewards go.
     pub payout: PayoutAccount,
-    /// Earned in this epoch, native units.
+    /// Earned in this epoch, native units (what the leaf commits to and the claim pays).
     #[serde(with = "decimal")]
     pub amount: u128,
-    /// Earned up to and including this epoch (what the leaf commits to).
+    /// Earned up to and including this epoch (the oracle's record; not in the leaf).
     #[serde(with = "decimal")]
     pub cumulative: u128,
     /// Of `amount`, paid for bandwidth.
@@ -220,7 +220,7 @@ impl Leaf {
             epoch: self.epoch,
             seeder: self.seeder,
             payout: self.payout,
-            cumulative: self.cumulative,
+            amount: self.amount,
         }
     }
 }

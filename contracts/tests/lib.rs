@@ -24,15 +24,15 @@ pub struct RewardTree {
 }
 
 impl RewardTree {
-    /// A tree over `(seeder, payout, cumulative)` for `epoch`.
+    /// A tree over `(seeder, payout, amount)` for `epoch`.
     pub fn new(epoch: u64, entries: &[([u8; 32], Address, u128)]) -> Self {
         let leaves: Vec<RewardLeaf> = entries
             .iter()
-            .map(|(seeder, payout, cumulative)| RewardLeaf {
+            .map(|(seeder, payout, amount)| RewardLeaf {
                 epoch: Epoch(epoch),
                 seeder: NodeId(*seeder),
                 payout: PayoutAccount(payout.0),
-                cumulative: *cumulative,
+                amount: *amount,
             })
             .collect();
         let tree = MerkleTree::from_leaves::<Keccak256>(&leaves);
@@ -56,9 +56,9 @@ impl RewardTree {
         self.tree.root()
     }
 
-    /// Sum of the cumulative amounts (the epoch total when nothing was earned before).
+    /// Sum of the amounts (the epoch total).
     pub fn total(&self) -> u128 {
-        self.leaves.iter().map(|l| l.cumulative).sum()
+        self.leaves.iter().map(|l| l.amount).sum()
     }
 
     /// The proof of leaf `i`.

@@ -129,7 +129,7 @@ pub struct Row {
     pub reputation: u32,
     /// The leaf: earned this epoch.
     pub leaf_amount: u128,
-    /// The leaf: earned so far (what the Merkle leaf commits to).
+    /// Earned so far (the oracle's record; the Merkle leaf commits to `leaf_amount`).
     pub cumulative: u128,
     /// Paid by the claim.
     pub claimed: u128,
@@ -692,13 +692,7 @@ impl Network {
             let before = self.chain.balance(&leaf.payout).await?;
             let claimed = self
                 .chain
-                .claim(
-                    epoch,
-                    &leaf.seeder,
-                    &leaf.payout,
-                    leaf.cumulative,
-                    &leaf.proof,
-                )
+                .claim(epoch, &leaf.seeder, &leaf.payout, leaf.amount, &leaf.proof)
                 .await?;
             let after = self.chain.balance(&leaf.payout).await?;
             let (rarity, demand) = multipliers.get(&leaf.seeder).copied().unwrap_or((0, 0));

@@ -120,7 +120,7 @@ pub struct ChainEpoch {
     pub status: String,
     /// First block claims are accepted in.
     pub claimable_from: u32,
-    /// The epoch its cumulative leaves build on (`None` for the first).
+    /// The epoch it follows on the good chain (`None` for the first).
     pub base: Option<u64>,
 }
 
@@ -192,12 +192,17 @@ fn uint(value: &Value) -> Option<u128> {
 
 /// An `Option<u64>` answer: `Some(Some(n))`, `Some(None)`, or `None` if it is not one.
 fn option_u64(value: &Value) -> Option<Option<u64>> {
+    option_uint(value)?
+        .map(|v| u64::try_from(v).ok())
+        .map_or(Some(None), |v| v.map(Some))
+}
+
+/// An `Option<u128>` answer: `Some(Some(n))`, `Some(None)`, or `None` if it is not one.
+fn option_uint(value: &Value) -> Option<Option<u128>> {
     let tuple = &value["Tuple"];
     match tuple["ident"].as_str()? {
         "None" => Some(None),
-        "Some" => uint(&tuple["values"][0])
-            .and_then(|v| u64::try_from(v).ok())
-            .map(Some),
+        "Some" => uint(&tuple["values"][0]).map(Some),
         _ => None,
     }
 }
@@ -609,7 +614,7 @@ impl Chain {
         })
     }
 
-    /// Submits an epoch's root, built on the cumulative leaves of `base`, unless the chain
+    /// Submits an epoch's root, following `base` on the good chain, unless the chain
     /// already has this member's vote or a final record for it. `Refused` with `WrongBase`
     /// when `base` is not the chain's latest good epoch (not final yet, or vetoed).
     pub async fn submit_root(
@@ -724,14 +729,14 @@ impl Chain {
             .ok_or_else(|| ChainError::Rpc(format!("bad boost {value}")))
     }
 
-    /// Claims a leaf: pays `payout` the seeder's unclaimed earnings up to `cumulative`.
-    /// Returns what was paid (0 when nothing was left to claim).
+    /// Claims a leaf: pays `payout` what the seeder earned in `epoch` (`amount`). Returns
+    /// what was paid (0 when the leaf was already paid).
     pub async fn claim(
         &self,
         epoch: u64,
         seeder: &NodeId,
         payout: &PayoutAccount,
-        cumulative: u128,
+        amount: u128,
         proof: &[[u8; 32]],
     ) -> Result<u128> {
         let proof = proof
@@ -743,10 +748,9 @@ impl Chain {
             epoch.to_string(),
             hex32(&seeder.0),
             hex32(&payout.0),
-            cumulative.to_string(),
+            amount.to_string(),
             format!("[{proof}]"),
         ];
-        let before = self.claimed(seeder).await?;
         match self.dry_run(Contract::RewardPool, "claim", &args).await? {
             Ok(()) => {}
             Err(error) if error == "AlreadyClaimed" => return Ok(0),
@@ -760,15 +764,27 @@ impl Chain {
         }
         self.call(Contract::RewardPool, "claim", &args, true, None)
             .await?;
-        let after = self.claimed(seeder).await?;
-        if after != cumulative {
+        let paid = self.claimed_in(epoch, seeder).await?;
+        if paid != Some(amount) {
             return Err(ChainError::Refused {
                 contract: "reward_pool",
                 message: format!("claim({epoch})"),
-                error: format!("claimed is {after} after the claim, expected {cumulative}"),
+                error: format!("the leaf paid {paid:?} after the claim, expected {amount}"),
             });
         }
-        Ok(after - before)
+        Ok(amount)
+    }
+
+    /// `reward_pool.claimed_in(epoch, seeder)`: what that leaf paid, `None` while unclaimed.
+    pub async fn claimed_in(&self, epoch: u64, seeder: &NodeId) -> Result<Option<u128>> {
+        let value = self
+            .query(
+                Contract::RewardPool,
+                "claimed_in",
+                &[epoch.to_string(), hex32(&seeder.0)],
+            )
+            .await?;
+        option_uint(&value).ok_or_else(|| ChainError::Rpc(format!("bad amount {value}")))
     }
 
     /// The same client signing as another account (a council member, say).

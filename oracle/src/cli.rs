@@ -54,14 +54,17 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
-    /// Claim a seeder's rewards on chain: fetch its newest leaf and proof from the oracle and
-    /// submit `reward_pool.claim` (anyone may; the money goes to the leaf's payout account).
-    /// Uses `[chain]` from the data directory's config.
+    /// Claim a seeder's rewards on chain: fetch its leaves and proofs from the oracle and
+    /// submit `reward_pool.claim` for each one not paid yet (anyone may; the money goes to
+    /// each leaf's payout account). Leaves are per epoch; leaves still in their challenge
+    /// window, vetoed or not final are listed and skipped. Uses `[chain]` from the data
+    /// directory's config.
     Claim {
         /// The seeder's node id.
         #[arg(long, value_name = "NODE")]
         seeder: String,
-        /// Claim with the leaf of this epoch (default: the seeder's newest).
+        /// Claim only the leaf of this epoch (default: every leaf the oracle lists, at
+        /// most the 50 newest).
         #[arg(long, value_name = "EPOCH")]
         epoch: Option<u64>,
         /// The oracle's URL (default: http://<listen address from config>).

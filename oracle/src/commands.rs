@@ -182,46 +182,80 @@ pub fn chain_client(dir: &DataDir) -> Result<Chain> {
     Ok(Chain::new(deployment, Some(config.chain.url), suri))
 }
 
+/// What happened to one leaf in `oracle claim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimOutcome {
+    /// Paid now.
+    Paid,
+    /// Paid before (by anyone): nothing more to pay.
+    AlreadyClaimed,
+    /// The epoch's challenge window is still open: claim again later.
+    InChallengeWindow,
+    /// The epoch is not final on chain (yet).
+    NotFinal,
+    /// Governance vetoed the epoch: the leaf never pays.
+    Vetoed,
+}
+
+/// One leaf of `oracle claim`.
+#[derive(Debug, Serialize)]
+pub struct ClaimLine {
+    /// The leaf's epoch.
+    pub epoch: Epoch,
+    /// Where the money goes.
+    pub payout: PayoutAccount,
+    /// What the leaf is worth.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub amount: u128,
+    /// What this claim paid.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub paid: u128,
+    /// What happened.
+    pub outcome: ClaimOutcome,
+}
+
 /// `oracle claim`.
 #[derive(Debug, Serialize)]
 pub struct ClaimReport {
-    /// The epoch whose leaf was used.
-    pub epoch: Epoch,
     /// The seeder.
     pub seeder: NodeId,
-    /// Where the money went.
-    pub payout: PayoutAccount,
-    /// What the claim paid.
+    /// What this run paid in total.
     #[serde(with = "dsi_api::serde_as::decimal")]
     pub paid: u128,
-    /// The payout account's balance before.
-    #[serde(with = "dsi_api::serde_as::decimal")]
-    pub balance_before: u128,
-    /// And after.
-    #[serde(with = "dsi_api::serde_as::decimal")]
-    pub balance_after: u128,
-    /// What the leaf commits to.
-    #[serde(with = "dsi_api::serde_as::decimal")]
-    pub cumulative: u128,
+    /// Every leaf tried, oldest epoch first.
+    pub claims: Vec<ClaimLine>,
 }
 
 impl Report for ClaimReport {
     fn text(&self) -> String {
-        format!(
-            "claimed epoch {} for {}: paid {} to {} (balance {} -> {}); cumulative {}",
-            self.epoch,
+        let mut text = format!(
+            "seeder {}: paid {} for {} leaves",
             self.seeder.short(),
             self.paid,
-            self.payout,
-            self.balance_before,
-            self.balance_after,
-            self.cumulative
-        )
+            self.claims.len()
+        );
+        for line in &self.claims {
+            let what = match line.outcome {
+                ClaimOutcome::Paid => format!("paid {} to {}", line.paid, line.payout),
+                ClaimOutcome::AlreadyClaimed => "already claimed".into(),
+                ClaimOutcome::InChallengeWindow => "in its challenge window: later".into(),
+                ClaimOutcome::NotFinal => "not final on chain yet".into(),
+                ClaimOutcome::Vetoed => "vetoed: never pays".into(),
+            };
+            text.push_str(&format!(
+                "\n  epoch {}: leaf {}, {what}",
+                line.epoch, line.amount
+            ));
+        }
+        text
     }
 }
 
-/// Fetches a seeder's leaf and proof from the oracle (of `epoch`, else its newest) and
-/// submits `reward_pool.claim`.
+/// Fetches a seeder's leaves and proofs from the oracle (of `epoch`, else every leaf the
+/// oracle lists for it, at most the 50 newest) and submits `reward_pool.claim` for each one
+/// not paid yet. Leaves that cannot pay now (challenge window, vetoed, not final) are
+/// reported, not errors.
 pub async fn claim(
     dir: &DataDir,
     seeder: &str,
@@ -233,39 +267,55 @@ pub async fn claim(
         .parse()
         .map_err(|e| CommandError::Usage(format!("bad seeder id {seeder:?}: {e}")))?;
     let client = oracle_client(dir, url)?;
-    let leaf = match epoch {
-        Some(epoch) => client.leaf(Epoch(epoch), &seeder).await?,
-        None => client
-            .seeder(&seeder)
-            .await?
-            .epochs
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                CommandError::NotFound(format!(
-                    "seeder {seeder} has no leaf yet (no closed epoch paid it)"
-                ))
-            })?,
+    let mut leaves = match epoch {
+        Some(epoch) => vec![client.leaf(Epoch(epoch), &seeder).await?],
+        None => client.seeder(&seeder).await?.epochs,
     };
-    let balance_before = chain.balance(&leaf.payout).await?;
-    let paid = chain
-        .claim(
-            leaf.epoch.0,
-            &seeder,
-            &leaf.payout,
-            leaf.cumulative,
-            &leaf.proof,
-        )
-        .await?;
-    let balance_after = chain.balance(&leaf.payout).await?;
+    if leaves.is_empty() {
+        return Err(CommandError::NotFound(format!(
+            "seeder {seeder} has no leaf yet (no closed epoch paid it)"
+        )));
+    }
+    leaves.sort_by_key(|l| l.epoch);
+    let mut claims = Vec::with_capacity(leaves.len());
+    let mut total = 0u128;
+    for leaf in leaves {
+        let result = chain
+            .claim(
+                leaf.epoch.0,
+                &seeder,
+                &leaf.payout,
+                leaf.amount,
+                &leaf.proof,
+            )
+            .await;
+        let (paid, outcome) = match result {
+            Ok(0) => (0, ClaimOutcome::AlreadyClaimed),
+            Ok(paid) => (paid, ClaimOutcome::Paid),
+            Err(ChainError::Refused { ref error, .. }) if error == "InChallengeWindow" => {
+                (0, ClaimOutcome::InChallengeWindow)
+            }
+            Err(ChainError::Refused { ref error, .. }) if error == "EpochNotFinal" => {
+                (0, ClaimOutcome::NotFinal)
+            }
+            Err(ChainError::Refused { ref error, .. }) if error == "EpochVetoed" => {
+                (0, ClaimOutcome::Vetoed)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        total = total.saturating_add(paid);
+        claims.push(ClaimLine {
+            epoch: leaf.epoch,
+            payout: leaf.payout,
+            amount: leaf.amount,
+            paid,
+            outcome,
+        });
+    }
     Ok(ClaimReport {
-        epoch: leaf.epoch,
         seeder,
-        payout: leaf.payout,
-        paid,
-        balance_before,
-        balance_after,
-        cumulative: leaf.cumulative,
+        paid: total,
+        claims,
     })
 }
 

@@ -3,12 +3,12 @@
 //! status follows the chain (`submitted`, `final`, `claimable`, `vetoed`).
 //!
 //! Each root names its base: the newest earlier closed epoch that is neither vetoed nor
-//! mismatched, whose cumulative leaves it builds on; the pool refuses any other base
-//! (`WrongBase`), so a submission waits until its base is final on chain. When the chain
-//! shows an epoch vetoed, the oracle does what the pool did: every later closed epoch is
-//! vetoed with it, and each seeder's cumulative earnings go back to their value at the base
-//! ([`crate::store::Store::roll_back_veto`], one transaction), so the next close builds on
-//! the last good amounts.
+//! mismatched (leaves are per epoch; the base orders the good chain); the pool refuses any
+//! other base (`WrongBase`), so a submission waits until its base is final on chain. When
+//! the chain shows an epoch vetoed, the oracle does what the pool did: every later closed
+//! epoch is vetoed with it, and each seeder's recorded cumulative earnings go back to their
+//! value at the base ([`crate::store::Store::roll_back_veto`], one transaction), so the
+//! records match what the chain can still pay.
 //!
 //! Idempotent and restart-safe: each round reads the chain first and dry-runs every write
 //! (the contracts refuse a repeated vote), so an oracle killed at any point resubmits only

@@ -419,9 +419,9 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
                     .expect("payout")
                     .parse()
                     .expect("payout"),
-                cumulative: leaf["cumulative"]
+                amount: leaf["amount"]
                     .as_str()
-                    .expect("cumulative")
+                    .expect("amount")
                     .parse()
                     .expect("u128"),
             };

@@ -1,4 +1,4 @@
-//! The reward Merkle tree: one root per epoch commits to every seeder's cumulative earnings.
+//! The reward Merkle tree: one root per epoch commits to what each seeder earned in that epoch.
 //!
 //! # Construction (decided once, here)
 //!
@@ -53,10 +53,12 @@ impl MerkleHasher for Keccak256 {
     }
 }
 
-/// What a seeder can claim: everything it earned up to and including `epoch`.
+/// What a seeder can claim from one epoch: what it earned in `epoch`.
 ///
-/// A claim pays the difference between `cumulative` and what the seeder already claimed, so
-/// one claim covers any number of epochs and a stale proof pays nothing.
+/// Leaves are per epoch, not cumulative: the pool pays each (epoch, seeder) leaf once and
+/// never more from an epoch than that epoch's total, so a root from a stolen committee key
+/// can only spend its own epoch's total (at most the per-epoch cap), never money that
+/// earlier epochs reserved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode, MaxEncodedLen)]
 #[cfg_attr(feature = "scale-info", derive(scale_info::TypeInfo))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -67,9 +69,9 @@ pub struct RewardLeaf {
     pub seeder: NodeId,
     /// The on-chain account paid on claim.
     pub payout: PayoutAccount,
-    /// Total earned by the seeder up to and including `epoch`, in native token units.
+    /// What the seeder earned in `epoch`, in native token units.
     #[cfg_attr(feature = "serde", serde(with = "u128_string"))]
-    pub cumulative: u128,
+    pub amount: u128,
 }
 
 impl RewardLeaf {

@@ -14,8 +14,10 @@
 //! - The epoch budget splits into `bandwidth_share × budget` (rounded down) and the rest;
 //!   each part is split pro rata over the points ([`crate::fixed::split_pro_rata`], every
 //!   unit handed out). A part with no points at all is not paid (it stays in the pool).
-//! - A seeder's leaf carries `previous cumulative + amount`. Seeders that earned nothing
-//!   get no leaf (their last leaf still proves their cumulative earnings).
+//! - A seeder's leaf carries its `amount` for the epoch (leaves are per epoch; the pool pays
+//!   each leaf once and never more from an epoch than its total). Seeders that earned
+//!   nothing get no leaf. The oracle still tracks `previous cumulative + amount` for its
+//!   records; the chain never sees it.
 //!
 //! Receipts for seeders without an entry in [`EpochInputs::seeders`] (the oracle knows no
 //! payout account for them) earn nothing but still count as demand.
@@ -348,7 +350,7 @@ impl EpochRewards {
                 epoch: self.epoch,
                 seeder: s.seeder,
                 payout: s.payout,
-                cumulative: s.cumulative,
+                amount: s.amount,
             })
             .collect()
     }

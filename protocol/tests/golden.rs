@@ -148,7 +148,7 @@ pub fn merkle_leaves() -> Vec<RewardLeaf> {
             epoch: Epoch(3),
             seeder: NodeId([i; 32]),
             payout: PayoutAccount([0x10 + i; 20]),
-            cumulative: u128::from(i) * 1_000_000_000_000,
+            amount: u128::from(i) * 1_000_000_000_000,
         })
         .collect()
 }

@@ -42,11 +42,11 @@ fn arb_leaf() -> impl Strategy<Value = RewardLeaf> {
         any::<[u8; 20]>(),
         any::<u128>(),
     )
-        .prop_map(|(epoch, seeder, payout, cumulative)| RewardLeaf {
+        .prop_map(|(epoch, seeder, payout, amount)| RewardLeaf {
             epoch: Epoch(epoch),
             seeder: NodeId(seeder),
             payout: PayoutAccount(payout),
-            cumulative,
+            amount,
         })
 }
 

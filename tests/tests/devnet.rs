@@ -193,17 +193,19 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         for leaf in net.leaves(epoch).await.expect("leaves") {
             assert_eq!(
                 net.chain.claimed(&leaf.seeder).await.expect("claimed"),
-                leaf.cumulative
+                leaf.cumulative,
+                "every epoch of the seeder claimed: its total paid is the oracle's cumulative"
+            );
+            assert_eq!(
+                net.chain
+                    .claimed_in(epoch, &leaf.seeder)
+                    .await
+                    .expect("claimed_in"),
+                Some(leaf.amount)
             );
             let again = net
                 .chain
-                .claim(
-                    epoch,
-                    &leaf.seeder,
-                    &leaf.payout,
-                    leaf.cumulative,
-                    &leaf.proof,
-                )
+                .claim(epoch, &leaf.seeder, &leaf.payout, leaf.amount, &leaf.proof)
                 .await
                 .expect("a second claim");
             assert_eq!(again, 0, "a second claim paid");
@@ -341,7 +343,7 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
             epoch,
             &id_a,
             &leaf_a.payout,
-            leaf_a.cumulative + 1,
+            leaf_a.amount + 1,
             &leaf_a.proof,
         )
         .await;

@@ -149,7 +149,7 @@ async fn claim_and_submit_costs<Client: E2EBackend>(mut client: Client) -> E2ERe
                 epoch,
                 leaf.seeder.0,
                 address(Sr25519Keyring::Ferdie),
-                leaf.cumulative,
+                leaf.amount,
                 proof
             )
         );

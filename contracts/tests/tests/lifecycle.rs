@@ -13,7 +13,7 @@ use ink::Address;
 use ink_e2e::{ChainBackend, ContractsBackend, E2EBackend, Keypair, Sr25519Keyring};
 use multipliers::multipliers::{Curve, Multipliers, MultipliersRef};
 use reputation::reputation::{Reputation, ReputationRef, Score};
-use reward_pool::reward_pool::{EpochStatus, Error as PoolError, RewardPool, RewardPoolRef};
+use reward_pool::reward_pool::{Claim, EpochStatus, Error as PoolError, RewardPool, RewardPoolRef};
 
 type E2EResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -539,7 +539,8 @@ where
 }
 
 /// The protocol's golden Merkle vectors verify on chain: their root is submitted as an
-/// epoch and every leaf's claim pays its amount.
+/// epoch and every leaf's claim pays its amount: the first leaf through `claim`, the others
+/// in one `claim_many`.
 async fn golden_vectors<Client: E2EBackend>(mut client: Client) -> E2EResult<()>
 where
     Client::AccountId: From<[u8; 32]>,
@@ -559,7 +560,7 @@ where
     let total: u128 = leaves
         .iter()
         .map(|l| {
-            l["leaf"]["cumulative"]
+            l["leaf"]["amount"]
                 .as_str()
                 .expect("amount")
                 .parse::<u128>()
@@ -598,35 +599,62 @@ where
         .claimable_from;
     let now = dry!(client, &alice, pool.current_block());
     advance(&mut client, claimable_from.saturating_sub(now)).await;
-    for entry in leaves {
-        let leaf = &entry["leaf"];
-        let payout: [u8; 20] = hex::decode(
-            leaf["payout"]
-                .as_str()
-                .expect("payout")
-                .trim_start_matches("0x"),
-        )?
-        .try_into()
-        .expect("20 bytes");
-        let cumulative: u128 = leaf["cumulative"].as_str().expect("amount").parse()?;
-        let proof: Vec<[u8; 32]> = entry["proof"]
-            .as_array()
-            .expect("proof")
-            .iter()
-            .map(hex32)
-            .collect();
-        let paid = ok!(
-            client,
-            &alice,
-            pool.claim(
-                epoch,
-                hex32(&leaf["seeder"]),
-                Address::from(payout),
-                cumulative,
-                proof
+    let claims: Vec<Claim> = leaves
+        .iter()
+        .map(|entry| {
+            let leaf = &entry["leaf"];
+            let payout: [u8; 20] = hex::decode(
+                leaf["payout"]
+                    .as_str()
+                    .expect("payout")
+                    .trim_start_matches("0x"),
             )
+            .expect("hex")
+            .try_into()
+            .expect("20 bytes");
+            Claim {
+                epoch,
+                seeder: hex32(&leaf["seeder"]),
+                payout: Address::from(payout),
+                amount: leaf["amount"]
+                    .as_str()
+                    .expect("amount")
+                    .parse()
+                    .expect("u128"),
+                proof: entry["proof"]
+                    .as_array()
+                    .expect("proof")
+                    .iter()
+                    .map(hex32)
+                    .collect(),
+            }
+        })
+        .collect();
+    let (first, rest) = claims.split_first().expect("leaves");
+    let paid = ok!(
+        client,
+        &alice,
+        pool.claim(
+            first.epoch,
+            first.seeder,
+            first.payout,
+            first.amount,
+            first.proof.clone()
+        )
+    );
+    assert_eq!(paid, first.amount);
+    assert_eq!(
+        dry!(client, &alice, pool.claim_many(claims.clone())),
+        Err(PoolError::AlreadyClaimed),
+        "the first leaf is paid already"
+    );
+    let paid = ok!(client, &alice, pool.claim_many(rest.to_vec()));
+    assert_eq!(paid, rest.iter().map(|c| c.amount).sum::<u128>());
+    for c in &claims {
+        assert_eq!(
+            dry!(client, &alice, pool.claimed_in(epoch, c.seeder)),
+            Some(c.amount)
         );
-        assert_eq!(paid, cumulative);
     }
     assert_eq!(dry!(client, &alice, pool.reserved()), 0);
     Ok(())
