@@ -144,35 +144,38 @@ impl FromStr for DownloaderHeader {
     type Err = DownloaderHeaderError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let format = |why: String| DownloaderHeaderError::Format(why);
-        let mut parts = text.split('.');
-        let (Some(downloader), Some(issued), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(format(format!(
-                "{} dot-separated part(s), not 3",
-                text.split('.').count()
-            )));
-        };
-        let downloader: NodeId = downloader
-            .parse()
-            .map_err(|e| format(format!("node id: {e}")))?;
-        // Digits only: no sign, no spaces (`u64::from_str` would take a leading `+`).
-        if issued.is_empty() || issued.len() > 20 || !issued.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format(format!("{issued:?} is not a decimal issue time")));
-        }
-        let issued_at_ms: u64 = issued
-            .parse()
-            .map_err(|e| format(format!("issue time {issued:?}: {e}")))?;
-        let signature: Signature = signature
-            .parse()
-            .map_err(|e| format(format!("signature: {e}")))?;
+        let (downloader, issued_at_ms, signature) =
+            parse_signed_text(text).map_err(DownloaderHeaderError::Format)?;
         Ok(Self {
             downloader,
             issued_at_ms,
             signature,
         })
     }
+}
+
+/// Parses the text form shared by the signed headers (`x-dsi-downloader`,
+/// `x-dsi-registrant`): `<node id>.<issued_at_ms>.<signature>`.
+pub(crate) fn parse_signed_text(text: &str) -> Result<(NodeId, u64, Signature), String> {
+    let mut parts = text.split('.');
+    let (Some(node), Some(issued), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!(
+            "{} dot-separated part(s), not 3",
+            text.split('.').count()
+        ));
+    };
+    let node: NodeId = node.parse().map_err(|e| format!("node id: {e}"))?;
+    // Digits only: no sign, no spaces (`u64::from_str` would take a leading `+`).
+    if issued.is_empty() || issued.len() > 20 || !issued.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{issued:?} is not a decimal issue time"));
+    }
+    let issued_at_ms: u64 = issued
+        .parse()
+        .map_err(|e| format!("issue time {issued:?}: {e}"))?;
+    let signature: Signature = signature.parse().map_err(|e| format!("signature: {e}"))?;
+    Ok((node, issued_at_ms, signature))
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type", 415;
     /// The body is larger than the route accepts.
     BodyTooLarge = "body_too_large", 413;
-    /// More receipts in one batch than the server takes.
+    /// More items (receipts, chunk ids) in one request than the server takes.
     BatchTooLarge = "batch_too_large", 413;
     /// No such route.
     NotFound = "not_found", 404;
@@ -109,7 +109,8 @@ error_codes! {
     ReceiptsOwed = "receipts_owed", 429;
     /// The downloaders at the requesting network address together owe too many receipts.
     AddressOwesReceipts = "address_owes_receipts", 429;
-    /// The seeder does not hold the chunk.
+    /// The seeder does not hold the chunk (node-lite), or no registered manifest names it
+    /// (oracle).
     UnknownChunk = "unknown_chunk", 404;
     /// The seeder's copy failed verification and was quarantined.
     ChunkCorrupt = "chunk_corrupt", 404;
@@ -126,8 +127,17 @@ error_codes! {
     BadSignature = "bad_signature", 401;
     /// The body is not a canonical DSI manifest.
     BadManifest = "bad_manifest", 400;
-    /// A manifest gives a chunk another length than the one already registered for it.
+    /// A manifest gives a chunk another length than the one already registered for it
+    /// (if the registered one is false, prove the true one: `POST /v1/chunks/{id}`).
     ChunkLengthConflict = "chunk_length_conflict", 409;
+    /// The body of `POST /v1/chunks/{id}` does not hash to the chunk id in the path.
+    ChunkBytesMismatch = "chunk_bytes_mismatch", 400;
+    /// A manifest registration without a usable `x-dsi-registrant` header (missing, or not
+    /// `<node id>.<issued_at_ms>.<signature>`).
+    BadRegistrant = "bad_registrant", 400;
+    /// The registrant already registered its quota of manifest bytes
+    /// (`tracker.max_manifest_bytes_per_node`).
+    ManifestQuota = "manifest_quota", 403;
     /// A storage audit challenge the node will not answer: not signed by the auditor it
     /// trusts, for another node, expired, replayed, or asking for too many chunks.
     AuditRefused = "audit_refused", 403;

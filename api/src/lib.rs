@@ -74,6 +74,7 @@ pub mod exit;
 pub mod node;
 pub mod oracle;
 pub mod receipts;
+pub mod registrant;
 pub mod serde_as;
 
 pub use error::{ErrorBody, ErrorCode};
@@ -84,6 +85,11 @@ pub use receipts::{ReceiptBatch, ReceiptBatchResponse, ReceiptVerdict, Rejection
 /// ([`downloader::DownloaderHeader`]). It decides whose receipt debt the chunk counts
 /// toward; payment is the signed receipt.
 pub const DOWNLOADER_HEADER: &str = "x-dsi-downloader";
+
+/// The HTTP header a node registers a manifest with (`POST /v1/manifests`):
+/// `<node id>.<issued_at_ms>.<signature>` over the manifest registration
+/// ([`registrant::RegistrantHeader`]). The oracle charges the manifest to that node's quota.
+pub const REGISTRANT_HEADER: &str = "x-dsi-registrant";
 
 /// Most receipts in one `POST /v1/receipts`. node-lite refuses larger batches
 /// (`batch_too_large`, 413); DSI clients never send more (seeders forward at most this many

@@ -45,6 +45,39 @@ pub struct ManifestResponse {
     pub new: bool,
 }
 
+/// Most chunk ids in one `POST /v1/chunk-lengths` (else `batch_too_large`).
+pub const MAX_CHUNK_LENGTH_QUERY: usize = 4096;
+
+/// Body of `POST /v1/chunk-lengths`: the chunks whose registered lengths are asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkLengthsRequest {
+    /// At most [`MAX_CHUNK_LENGTH_QUERY`] chunk ids.
+    pub chunks: Vec<ChunkId>,
+}
+
+/// Answer to `POST /v1/chunk-lengths`: one entry per asked chunk, in order, `null` for a
+/// chunk no registered manifest names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkLengthsResponse {
+    /// The registered lengths.
+    pub lengths: Vec<Option<u32>>,
+}
+
+/// Answer to `POST /v1/chunks/{id}` (the chunk's bytes, which prove its length).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkProofResponse {
+    /// The chunk.
+    pub chunk: ChunkId,
+    /// Its length, proven by its bytes; registered now.
+    pub length: u32,
+    /// The length registered before (equal to `length` when it was right).
+    pub previous: u32,
+    /// Manifests dropped because they gave the chunk a false length. (Receipts judged
+    /// against the false length are left out of their epoch's batch at close.)
+    pub dropped_manifests: Vec<ContentId>,
+}
+
 /// One peer of `GET /v1/content/{id}/peers`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dsi_api::{MAX_RECEIPT_BATCH, RejectionCode};
-use dsi_protocol::{Announcement, ContentId, PayoutAccount, SignedAnnouncement, SignedReceipt};
+use dsi_api::{ErrorCode, MAX_RECEIPT_BATCH, RejectionCode};
+use dsi_protocol::{
+    Announcement, ChunkId, ContentId, Manifest, PayoutAccount, SignedAnnouncement, SignedReceipt,
+};
 use dsi_service::{ClientError, OracleClient};
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
@@ -51,23 +53,93 @@ impl TrackerClient {
         self.oracle.url()
     }
 
-    /// Announces; registers any manifest the tracker lacks from `manifest_bytes`.
+    /// Announces `signed` (made by `state`'s node) and registers every manifest the tracker
+    /// lacks, signed with the node key. A manifest refused `chunk_length_conflict` (another
+    /// manifest registered one of its chunks first with a false length) is registered again
+    /// after proving the true lengths of the chunks this node holds ([`Self::settle_lengths`]).
+    /// A manifest that is still refused is logged and skipped; the others are registered.
     pub async fn announce(
         &self,
         signed: &SignedAnnouncement,
-        manifest_bytes: impl Fn(&ContentId) -> Option<Vec<u8>>,
+        state: &NodeState,
     ) -> Result<(), NodeError> {
         let answer = self.oracle.announce(signed).await.map_err(tracker_error)?;
         for content in answer.unknown_contents {
-            let Some(bytes) = manifest_bytes(&content) else {
+            let Some(bytes) = state.store.manifest_bytes(&content).ok().flatten() else {
+                continue;
+            };
+            // One manifest the tracker refuses (a quota, a conflicting chunk this node does
+            // not hold) must not keep the others from being registered.
+            if let Err(e) = self.register(state, &bytes).await {
+                tracing::warn!(%content, error = %e, "the tracker refused a manifest");
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers one manifest; on `chunk_length_conflict` proves the chunks this node holds
+    /// whose registered lengths differ, then registers again.
+    async fn register(&self, state: &NodeState, bytes: &[u8]) -> Result<(), NodeError> {
+        let network = &state.config.network;
+        match self
+            .oracle
+            .register_manifest(bytes.to_vec(), state.key(), network)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(ErrorCode::ChunkLengthConflict) => {
+                let proven = self.settle_lengths(state, bytes).await?;
+                tracing::warn!(
+                    proven,
+                    "the tracker held false chunk lengths for a manifest; proved them with \
+                     the chunks' bytes"
+                );
+                self.oracle
+                    .register_manifest(bytes.to_vec(), state.key(), network)
+                    .await
+                    .map(|_| ())
+                    .map_err(tracker_error)
+            }
+            Err(e) => Err(tracker_error(e)),
+        }
+    }
+
+    /// Compares the lengths the tracker registered for the chunks of a manifest with the
+    /// manifest's, and proves each that differs with the chunk's bytes (verified from this
+    /// node's store; chunks it lacks are skipped). Returns how many were proven.
+    pub async fn settle_lengths(
+        &self,
+        state: &NodeState,
+        manifest_bytes: &[u8],
+    ) -> Result<usize, NodeError> {
+        let manifest = Manifest::from_bytes(manifest_bytes)
+            .map_err(|e| NodeError::Tracker(format!("a stored manifest does not parse: {e}")))?;
+        let mut ours: Vec<(ChunkId, u32)> = (0..manifest.chunk_count())
+            .map(|i| (manifest.chunks[i], manifest.chunk_len(i)))
+            .collect();
+        ours.sort_unstable();
+        ours.dedup_by_key(|(chunk, _)| *chunk);
+        let ids: Vec<ChunkId> = ours.iter().map(|(c, _)| *c).collect();
+        let theirs = self
+            .oracle
+            .chunk_lengths(&ids)
+            .await
+            .map_err(tracker_error)?;
+        let mut proven = 0;
+        for ((chunk, length), known) in ours.iter().zip(theirs) {
+            if known.is_none_or(|k| k == *length) {
+                continue;
+            }
+            let Some(bytes) = state.store.read_chunk_verified(chunk).ok().flatten() else {
                 continue;
             };
             self.oracle
-                .register_manifest(bytes)
+                .prove_chunk(chunk, bytes)
                 .await
                 .map_err(tracker_error)?;
+            proven += 1;
         }
-        Ok(())
+        Ok(proven)
     }
 
     /// The oracle's `GET /v1/info`.
@@ -182,11 +254,7 @@ pub async fn announce_once(
         issued_at_ms: dsi_protocol::now_ms(),
     };
     let signed = SignedAnnouncement::sign(announcement, &state.config.network, state.key());
-    tracker
-        .announce(&signed, |content| {
-            state.store.manifest_bytes(content).ok().flatten()
-        })
-        .await
+    tracker.announce(&signed, state).await
 }
 
 /// Forwards every pending receipt, in batches, until none is left or the tracker fails.

@@ -13,13 +13,17 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dsi_api::oracle::{
-    AnnounceResponse, CloseRequest, CloseResponse, ClosedEpoch, CurrentEpoch, EpochInfo,
-    EpochStatus, Info, Leaf, ManifestResponse, OpenEpoch, Peer, PeersResponse, SeederResponse,
+    AnnounceResponse, ChunkLengthsRequest, ChunkLengthsResponse, ChunkProofResponse, CloseRequest,
+    CloseResponse, ClosedEpoch, CurrentEpoch, EpochInfo, EpochStatus, Info, Leaf,
+    MAX_CHUNK_LENGTH_QUERY, ManifestResponse, OpenEpoch, Peer, PeersResponse, SeederResponse,
 };
+use dsi_api::registrant::{RegistrantHeader, RegistrantHeaderError};
 use dsi_api::{
-    ErrorCode, MAX_MANIFEST_BYTES, MAX_RECEIPT_JSON_BYTES, ReceiptBatch, ReceiptBatchResponse,
+    ErrorCode, MAX_MANIFEST_BYTES, MAX_RECEIPT_JSON_BYTES, REGISTRANT_HEADER, ReceiptBatch,
+    ReceiptBatchResponse,
 };
 use dsi_protocol::announce::{MAX_ANNOUNCED_CONTENTS, MAX_URL_LEN};
+use dsi_protocol::manifest::MAX_CHUNK_SIZE;
 use dsi_protocol::{ChunkId, ContentId, Epoch, Manifest, NodeId, SignedAnnouncement, now_ms};
 use dsi_service::http::{ApiError, JsonBody, json_errors, parse_json};
 
@@ -56,6 +60,8 @@ pub fn router(state: Arc<OracleState>) -> Router {
         .route("/v1/info", get(info))
         .route("/v1/announce", post(announce))
         .route("/v1/manifests", post(register_manifest))
+        .route("/v1/chunk-lengths", post(chunk_lengths))
+        .route("/v1/chunks/{id}", post(prove_chunk))
         .route("/v1/content/{id}/manifest", get(manifest))
         .route("/v1/content/{id}/peers", get(peers))
         .route("/v1/receipts", post(receipts))
@@ -158,6 +164,7 @@ async fn announce(
 
 async fn register_manifest(
     State(state): State<Arc<OracleState>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ManifestResponse>> {
     if body.len() > MAX_MANIFEST_BYTES {
@@ -169,8 +176,42 @@ async fn register_manifest(
             ),
         ));
     }
+    // Cheap checks first: the header's form and time, then the manifest, then the signature.
+    let registrant: RegistrantHeader = headers
+        .get(REGISTRANT_HEADER)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRegistrant,
+                format!("a manifest registration needs the {REGISTRANT_HEADER} header"),
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::new(ErrorCode::BadRegistrant, "the header is not ASCII"))?
+        .parse()
+        .map_err(|e: RegistrantHeaderError| {
+            ApiError::new(ErrorCode::BadRegistrant, e.to_string())
+        })?;
+    let now = now_ms();
+    let max_skew_ms = state.config.tracker.max_clock_skew_ms;
+    if registrant.issued_at_ms.abs_diff(now) > max_skew_ms {
+        return Err(ApiError::new(
+            ErrorCode::ClockSkew,
+            format!(
+                "registration issued at {} ms, oracle time is {now} ms (at most {max_skew_ms} ms apart)",
+                registrant.issued_at_ms
+            ),
+        ));
+    }
     let manifest = Manifest::from_bytes(&body)
         .map_err(|e| ApiError::new(ErrorCode::BadManifest, format!("invalid manifest: {e}")))?;
+    registrant
+        .check(
+            &state.config.network,
+            manifest.content_id(),
+            now,
+            max_skew_ms,
+        )
+        .map_err(|e| ApiError::new(ErrorCode::BadSignature, e.to_string()))?;
     // The write lock orders registrations: the lengths in memory are the stored ones.
     let mut lengths = state.chunk_lengths.write().await;
     let conflict = |chunk: ChunkId, known: u32, claimed: u32| {
@@ -190,9 +231,25 @@ async fn register_manifest(
             return Err(conflict(*chunk, known, *claimed));
         }
     }
-    let new = match state.store.put_manifest(&manifest, now_ms()).await? {
+    let quota = state.config.tracker.max_manifest_bytes_per_node;
+    let new = match state
+        .store
+        .put_manifest(&manifest, &registrant.registrant, quota, now)
+        .await?
+    {
         Registered::New => true,
         Registered::Known => false,
+        Registered::OverQuota { used, quota } => {
+            return Err(ApiError::new(
+                ErrorCode::ManifestQuota,
+                format!(
+                    "node {} registered {used} manifest bytes; this manifest's {} would pass \
+                     its quota of {quota}: nothing was registered",
+                    registrant.registrant,
+                    body.len()
+                ),
+            ));
+        }
         Registered::Conflict {
             chunk,
             known,
@@ -205,6 +262,102 @@ async fn register_manifest(
     Ok(Json(ManifestResponse {
         content_id: manifest.content_id(),
         new,
+    }))
+}
+
+/// The registered lengths of up to [`MAX_CHUNK_LENGTH_QUERY`] chunks (a node whose
+/// manifest met `chunk_length_conflict` finds the chunk to prove with it).
+async fn chunk_lengths(
+    State(state): State<Arc<OracleState>>,
+    JsonBody(request): JsonBody<ChunkLengthsRequest>,
+) -> ApiResult<Json<ChunkLengthsResponse>> {
+    if request.chunks.len() > MAX_CHUNK_LENGTH_QUERY {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "at most {MAX_CHUNK_LENGTH_QUERY} chunk ids per request, got {}",
+                request.chunks.len()
+            ),
+        ));
+    }
+    let lengths = state.chunk_lengths.read().await;
+    Ok(Json(ChunkLengthsResponse {
+        lengths: request
+            .chunks
+            .iter()
+            .map(|c| lengths.get(c).copied())
+            .collect(),
+    }))
+}
+
+/// A chunk's bytes prove its length: if the registered length was false (a manifest
+/// registered it first with a wrong length, which blocks every honest manifest naming the
+/// chunk), the proven length replaces it and the manifests that gave the false one are
+/// dropped ([`crate::store::Store::settle_chunk_length`]); the close leaves receipts
+/// judged against the false length out of their epoch's batch. A proof that changes
+/// nothing (or names a chunk no manifest named) is answered from memory without a lock or
+/// a database write.
+async fn prove_chunk(
+    State(state): State<Arc<OracleState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<ChunkProofResponse>> {
+    let chunk: ChunkId = parse(&id, "chunk id")?;
+    if body.len() > MAX_CHUNK_SIZE as usize {
+        return Err(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!(
+                "a chunk is at most {MAX_CHUNK_SIZE} bytes, got {}",
+                body.len()
+            ),
+        ));
+    }
+    if ChunkId::of(&body) != chunk {
+        return Err(ApiError::new(
+            ErrorCode::ChunkBytesMismatch,
+            format!("the {} bytes sent do not hash to chunk {chunk}", body.len()),
+        ));
+    }
+    let length = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::UnknownChunk,
+            format!("no registered manifest names chunk {chunk}"),
+        )
+    };
+    let unchanged = |previous| ChunkProofResponse {
+        chunk,
+        length,
+        previous,
+        dropped_manifests: Vec::new(),
+    };
+    match state.chunk_lengths.read().await.get(&chunk) {
+        None => return Err(unknown()),
+        Some(&known) if known == length => return Ok(Json(unchanged(known))),
+        Some(_) => {}
+    }
+    // The write lock orders this with manifest registrations (the lengths in memory are
+    // the stored ones) and with the close, which reads the lengths once for its batch.
+    let mut lengths = state.chunk_lengths.write().await;
+    let settled = state
+        .store
+        .settle_chunk_length(&chunk, length)
+        .await?
+        .ok_or_else(unknown)?;
+    lengths.insert(chunk, length);
+    drop(lengths);
+    if settled.previous != length {
+        tracing::warn!(
+            %chunk,
+            false_length = settled.previous,
+            length,
+            dropped_manifests = settled.dropped_manifests.len(),
+            "a false chunk length was corrected with the chunk's bytes"
+        );
+    }
+    Ok(Json(ChunkProofResponse {
+        dropped_manifests: settled.dropped_manifests,
+        ..unchanged(settled.previous)
     }))
 }
 

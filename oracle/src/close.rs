@@ -198,6 +198,22 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         _ => {}
     }
     let receipts = state.store.receipts_for_epoch(epoch).await?;
+    // One view of the chunk lengths for the whole batch. A receipt judged against a length
+    // that the chunk's bytes disproved since (`POST /v1/chunks/{id}`) is left out: it claims
+    // bytes the chunk does not have, and `verify-epoch` would refuse the batch.
+    let lengths = state.chunk_lengths.read().await;
+    let loaded = receipts.len();
+    let receipts: Vec<_> = receipts
+        .into_iter()
+        .filter(|r| lengths.get(&r.receipt.chunk) == Some(&r.receipt.bytes))
+        .collect();
+    if receipts.len() < loaded {
+        tracing::warn!(
+            epoch = epoch.0,
+            left_out = loaded - receipts.len(),
+            "receipts judged against a disproven chunk length are left out of the batch"
+        );
+    }
 
     let boost_of = |content: &ContentId| match &chain_boosts {
         Some(boosts) => boosts.get(content).copied().unwrap_or(Ppm::ONE),
@@ -287,7 +303,6 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
 
     // Chunk facts for every chunk a receipt or a holding names.
-    let lengths = state.chunk_lengths.read().await;
     let mut all_chunks: BTreeSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
     all_chunks.extend(holders.keys().copied());
     let chunks: Vec<ChunkFacts> = all_chunks

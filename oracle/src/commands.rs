@@ -196,6 +196,9 @@ pub enum ClaimOutcome {
     NotFinal,
     /// Governance vetoed the epoch: the leaf never pays.
     Vetoed,
+    /// The pool refused this leaf for another reason (`error`), for example an epoch this
+    /// oracle marked `mismatch` whose leaves are not the chain's.
+    Refused,
 }
 
 /// One leaf of `oracle claim`.
@@ -213,6 +216,9 @@ pub struct ClaimLine {
     pub paid: u128,
     /// What happened.
     pub outcome: ClaimOutcome,
+    /// The pool's error, for `refused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `oracle claim`.
@@ -242,6 +248,10 @@ impl Report for ClaimReport {
                 ClaimOutcome::InChallengeWindow => "in its challenge window: later".into(),
                 ClaimOutcome::NotFinal => "not final on chain yet".into(),
                 ClaimOutcome::Vetoed => "vetoed: never pays".into(),
+                ClaimOutcome::Refused => format!(
+                    "refused by the pool: {}",
+                    line.error.as_deref().unwrap_or("?")
+                ),
             };
             text.push_str(&format!(
                 "\n  epoch {}: leaf {}, {what}",
@@ -289,18 +299,29 @@ pub async fn claim(
                 &leaf.proof,
             )
             .await;
-        let (paid, outcome) = match result {
-            Ok(0) => (0, ClaimOutcome::AlreadyClaimed),
-            Ok(paid) => (paid, ClaimOutcome::Paid),
-            Err(ChainError::Refused { ref error, .. }) if error == "InChallengeWindow" => {
-                (0, ClaimOutcome::InChallengeWindow)
-            }
-            Err(ChainError::Refused { ref error, .. }) if error == "EpochNotFinal" => {
-                (0, ClaimOutcome::NotFinal)
-            }
-            Err(ChainError::Refused { ref error, .. }) if error == "EpochVetoed" => {
-                (0, ClaimOutcome::Vetoed)
-            }
+        let (paid, outcome, error) = match result {
+            Ok(0) => (0, ClaimOutcome::AlreadyClaimed, None),
+            Ok(paid) => (paid, ClaimOutcome::Paid, None),
+            Err(ChainError::Refused {
+                contract,
+                message,
+                error,
+            }) => match error.as_str() {
+                "InChallengeWindow" => (0, ClaimOutcome::InChallengeWindow, None),
+                "EpochNotFinal" => (0, ClaimOutcome::NotFinal, None),
+                "EpochVetoed" => (0, ClaimOutcome::Vetoed, None),
+                // The one leaf asked for: its refusal is the command's.
+                _ if epoch.is_some() => {
+                    return Err(ChainError::Refused {
+                        contract,
+                        message,
+                        error,
+                    }
+                    .into());
+                }
+                // One bad leaf (a `mismatch` epoch, say) must not keep the others unpaid.
+                _ => (0, ClaimOutcome::Refused, Some(error)),
+            },
             Err(e) => return Err(e.into()),
         };
         total = total.saturating_add(paid);
@@ -310,6 +331,7 @@ pub async fn claim(
             amount: leaf.amount,
             paid,
             outcome,
+            error,
         });
     }
     Ok(ClaimReport {

@@ -95,8 +95,13 @@ pub struct IngestConfig {
 pub struct TrackerConfig {
     /// An announcement expires this long after it arrives unless renewed.
     pub announce_ttl_secs: u64,
-    /// Announcements issued further than this from the oracle's clock are refused.
+    /// Announcements and manifest registrations issued further than this from the
+    /// oracle's clock are refused.
     pub max_clock_skew_ms: u64,
+    /// Manifest bytes one node key may register in total (`manifest_quota` after). Each
+    /// manifest is charged once, to the key that registered it first; 64 MiB describe
+    /// about two million chunks.
+    pub max_manifest_bytes_per_node: u64,
 }
 
 /// `[close]`.
@@ -167,6 +172,7 @@ impl Default for TrackerConfig {
         Self {
             announce_ttl_secs: 300,
             max_clock_skew_ms: 300_000,
+            max_manifest_bytes_per_node: 64 << 20,
         }
     }
 }

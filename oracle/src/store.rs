@@ -140,6 +140,13 @@ pub enum Registered {
     New,
     /// Already registered: nothing changed.
     Known,
+    /// Refused, nothing stored: the registrant's manifests would exceed its quota.
+    OverQuota {
+        /// Manifest bytes the registrant registered so far.
+        used: u64,
+        /// Its quota.
+        quota: u64,
+    },
     /// Refused, nothing stored: it gives `chunk` another length than the one known.
     Conflict {
         /// The chunk.
@@ -149,6 +156,15 @@ pub enum Registered {
         /// The length this manifest gives it.
         claimed: u32,
     },
+}
+
+/// What [`Store::settle_chunk_length`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The length registered before (equal to the proven one when nothing changed).
+    pub previous: u32,
+    /// Manifests dropped because they gave the chunk a false length.
+    pub dropped_manifests: Vec<ContentId>,
 }
 
 /// A manifest's distinct chunks and their lengths, by chunk id. A manifest that names one
@@ -304,22 +320,52 @@ impl Store {
 
     // ---- manifests -------------------------------------------------------------------
 
-    /// Registers a manifest and its chunks. A chunk's length is fixed by the first manifest
-    /// that names it: a manifest that gives a known chunk another length changes nothing
-    /// and comes back as [`Registered::Conflict`].
-    pub async fn put_manifest(&self, manifest: &Manifest, now_ms: u64) -> Result<Registered> {
+    /// Registers a manifest and its chunks, charged to `registrant` for good (the
+    /// `registrants` table). A manifest already registered is [`Registered::Known`]
+    /// (charged to nobody again). A new one whose bytes would take the registrant's
+    /// charged manifest bytes above `quota` changes nothing
+    /// and comes back as [`Registered::OverQuota`]. A chunk's length is fixed by the first
+    /// manifest that names it: a manifest that gives a known chunk another length changes
+    /// nothing and comes back as [`Registered::Conflict`].
+    pub async fn put_manifest(
+        &self,
+        manifest: &Manifest,
+        registrant: &NodeId,
+        quota: u64,
+        now_ms: u64,
+    ) -> Result<Registered> {
         let content = manifest.content_id();
+        let bytes = manifest.to_bytes();
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(query_error("registering"))?;
+        let known = sqlx::query("SELECT 1 FROM manifests WHERE content_id = $1")
+            .bind(content.0.to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error("registering a manifest"))?;
+        if known.is_some() {
+            return Ok(Registered::Known);
+        }
+        let used: Option<i64> =
+            sqlx::query_scalar("SELECT manifest_bytes FROM registrants WHERE node = $1")
+                .bind(registrant.0.to_vec())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error("reading a registrant's usage"))?;
+        let used = used.map_or(0, u64_of);
+        let charge = bytes.len() as u64;
+        if used.saturating_add(charge) > quota {
+            return Ok(Registered::OverQuota { used, quota });
+        }
         let inserted = sqlx::query(
             "INSERT INTO manifests (content_id, bytes, name, size, registered_ms) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_id) DO NOTHING",
         )
         .bind(content.0.to_vec())
-        .bind(manifest.to_bytes())
+        .bind(bytes)
         .bind(manifest.name.clone())
         .bind(i64_of(manifest.size))
         .bind(i64_of(now_ms))
@@ -390,6 +436,18 @@ impl Store {
                 .await
                 .map_err(query_error("registering chunks"))?;
         }
+        // Charged for good: a manifest dropped later (its false length disproven) does not
+        // give its bytes back.
+        sqlx::query(
+            "INSERT INTO registrants (node, manifest_bytes) VALUES ($1, $2) \
+             ON CONFLICT (node) DO UPDATE \
+             SET manifest_bytes = registrants.manifest_bytes + excluded.manifest_bytes",
+        )
+        .bind(registrant.0.to_vec())
+        .bind(i64_of(charge))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("charging a registrant"))?;
         tx.commit()
             .await
             .map_err(query_error("registering a manifest"))?;
@@ -433,6 +491,83 @@ impl Store {
             out.insert(chunk, length);
         }
         Ok(out)
+    }
+
+    /// Settles a chunk's length with its bytes' length `length` (the caller hashed the bytes
+    /// to the chunk id). When the registered length differs, it was false: in one
+    /// transaction the length becomes `length` and every manifest that gives the chunk
+    /// another length is dropped with its chunk rows (such a manifest cannot match real
+    /// bytes). The other chunks' lengths stay (a dropped manifest may have fixed them too;
+    /// each is settled the same way if it is false). Receipts judged against the false length
+    /// stay stored, and the close leaves them out of their epoch's batch. `None` if no
+    /// manifest ever named the chunk.
+    pub async fn settle_chunk_length(
+        &self,
+        chunk: &ChunkId,
+        length: u32,
+    ) -> Result<Option<Settled>> {
+        let id = chunk.0.to_vec();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("settling a chunk length"))?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT length FROM chunk_lengths WHERE chunk = $1")
+                .bind(id.clone())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error("reading a chunk length"))?;
+        let Some(known) = known else {
+            return Ok(None);
+        };
+        let previous =
+            u32::try_from(known).map_err(|_| StoreError::Corrupt("chunk_lengths.length"))?;
+        if previous == length {
+            return Ok(Some(Settled {
+                previous,
+                dropped_manifests: Vec::new(),
+            }));
+        }
+        sqlx::query("UPDATE chunk_lengths SET length = $1 WHERE chunk = $2")
+            .bind(i64::from(length))
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("settling a chunk length"))?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT content_id FROM chunks WHERE chunk = $1 AND length <> $2 \
+             ORDER BY content_id",
+        )
+        .bind(id)
+        .bind(i64::from(length))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error("finding false manifests"))?;
+        let mut dropped_manifests = Vec::with_capacity(rows.len());
+        for row in rows {
+            let content: Vec<u8> = row
+                .try_get(0)
+                .map_err(|_| StoreError::Corrupt("chunks.content_id"))?;
+            for sql in [
+                "DELETE FROM chunks WHERE content_id = $1",
+                "DELETE FROM manifests WHERE content_id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(content.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("dropping a false manifest"))?;
+            }
+            dropped_manifests.push(ContentId(id_from(content, "chunks.content_id")?));
+        }
+        tx.commit()
+            .await
+            .map_err(query_error("settling a chunk length"))?;
+        Ok(Some(Settled {
+            previous,
+            dropped_manifests,
+        }))
     }
 
     /// The chunks of a content (from its registered manifest).

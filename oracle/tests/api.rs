@@ -36,7 +36,7 @@ async fn tracker_announce_manifests_and_peers() {
         );
 
         register(&state, &manifest).await;
-        let again = call(&state, "POST", "/v1/manifests", manifest.to_bytes(), None).await;
+        let again = post_manifest(&state, manifest.to_bytes(), &registrant()).await;
         assert_eq!(
             again.json()["new"],
             false,
@@ -44,14 +44,7 @@ async fn tracker_announce_manifests_and_peers() {
         );
         let bytes = get(&state, &format!("/v1/content/{cid}/manifest")).await;
         assert_eq!(bytes.body, manifest.to_bytes());
-        let bad = call(
-            &state,
-            "POST",
-            "/v1/manifests",
-            b"not a manifest".to_vec(),
-            None,
-        )
-        .await;
+        let bad = post_manifest(&state, b"not a manifest".to_vec(), &registrant()).await;
         assert_eq!(
             (bad.status, bad.code().as_str()),
             (StatusCode::BAD_REQUEST, "bad_manifest")
@@ -608,7 +601,7 @@ async fn every_error_is_json_with_a_code() {
             "POST",
             "/v1/manifests",
             b"not a manifest".to_vec(),
-            "bad_manifest",
+            "bad_registrant",
         ),
         ("GET", "/v1/epochs/x", Vec::new(), "bad_id"),
         ("POST", "/v1/epochs/close", Vec::new(), "unauthorized"),
@@ -714,4 +707,115 @@ async fn junk_content_ids_do_not_stall_a_close() {
     let with_junk = started.elapsed();
     assert!(closed["closed"].as_array().is_some_and(|c| !c.is_empty()));
     println!("close without junk {baseline:?}, with 4096 junk content ids {with_junk:?}");
+}
+
+/// Issue 13 item 5: manifests are registered only under a node key's signature, and the
+/// manifest bytes each key registers are bounded (`tracker.max_manifest_bytes_per_node`),
+/// also after a restart. Refused registrations store nothing.
+#[tokio::test]
+async fn manifests_need_a_signed_registrant_and_each_key_has_a_quota() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests: Vec<_> = (1..=3u8).map(|seed| content(seed, 3).0).collect();
+    let one = manifests[0].to_bytes().len() as u64;
+    let mut config = test_config();
+    // Room for two of these manifests per key, not three.
+    config.tracker.max_manifest_bytes_per_node = 2 * one + one / 2;
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), config.clone()).await;
+        let network = state.config.network.clone();
+        let registered = |state: std::sync::Arc<oracle::OracleState>, m: dsi_protocol::Manifest| async move {
+            get(&state, &format!("/v1/content/{}/manifest", m.content_id()))
+                .await
+                .status
+                == StatusCode::OK
+        };
+        let bytes = manifests[0].to_bytes();
+        let header =
+            |key: &dsi_protocol::SecretKey, content: ContentId, at: u64, net: &NetworkId| {
+                dsi_api::registrant::RegistrantHeader::sign(key, net, content, at).to_string()
+            };
+        let post = |headers: Vec<(&'static str, String)>| {
+            let state = state.clone();
+            let bytes = bytes.clone();
+            async move { call_with_headers(&state, "POST", "/v1/manifests", bytes, &headers).await }
+        };
+        let name = dsi_api::REGISTRANT_HEADER;
+        let cid = manifests[0].content_id();
+        let mallory = key(66);
+        for (headers, status, code) in [
+            (vec![], 400, "bad_registrant"),
+            (
+                vec![(name, "not-a-header".to_string())],
+                400,
+                "bad_registrant",
+            ),
+            (
+                vec![(name, header(&mallory, cid, now_ms() - 3_600_000, &network))],
+                400,
+                "clock_skew",
+            ),
+            (
+                vec![(
+                    name,
+                    header(&mallory, manifests[1].content_id(), now_ms(), &network),
+                )],
+                401,
+                "bad_signature",
+            ),
+            (
+                vec![(
+                    name,
+                    header(
+                        &mallory,
+                        cid,
+                        now_ms(),
+                        &NetworkId::new("dsi-other").expect("net"),
+                    ),
+                )],
+                401,
+                "bad_signature",
+            ),
+        ] {
+            let reply = post(headers.clone()).await;
+            assert_eq!(
+                (reply.status.as_u16(), reply.code().as_str()),
+                (status, code),
+                "{url} {headers:?}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        assert!(
+            !registered(state.clone(), manifests[0].clone()).await,
+            "nothing stored"
+        );
+
+        // Mallory registers two; the third passes her quota and stores nothing.
+        for m in &manifests[..2] {
+            let reply = post_manifest(&state, m.to_bytes(), &mallory).await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}");
+        }
+        let over = post_manifest(&state, manifests[2].to_bytes(), &mallory).await;
+        assert_eq!(
+            (over.status.as_u16(), over.code().as_str()),
+            (403, "manifest_quota"),
+            "{url}: {}",
+            String::from_utf8_lossy(&over.body)
+        );
+        assert!(!registered(state.clone(), manifests[2].clone()).await);
+        // A manifest already registered is answered without charging anyone.
+        let again = post_manifest(&state, manifests[0].to_bytes(), &mallory).await;
+        assert_eq!(
+            (again.status, again.json()["new"].clone()),
+            (StatusCode::OK, false.into())
+        );
+
+        // After a restart the quota still holds; another key registers the third.
+        drop(state);
+        let state = oracle_at(&url, dir.path(), config.clone()).await;
+        let over = post_manifest(&state, manifests[2].to_bytes(), &mallory).await;
+        assert_eq!(over.code(), "manifest_quota", "{url}");
+        let honest = post_manifest(&state, manifests[2].to_bytes(), &key(7)).await;
+        assert_eq!(honest.status, StatusCode::OK, "{url}");
+        assert!(registered(state.clone(), manifests[2].clone()).await);
+    }
 }

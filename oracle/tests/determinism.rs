@@ -192,7 +192,7 @@ async fn a_manifest_cannot_rewrite_known_chunk_lengths() {
     let refuse = |state: std::sync::Arc<oracle::OracleState>| {
         let evil = evil.clone();
         async move {
-            let reply = call(&state, "POST", "/v1/manifests", evil.to_bytes(), None).await;
+            let reply = post_manifest(&state, evil.to_bytes(), &key(66)).await;
             assert_eq!(
                 reply.status,
                 409,
@@ -255,6 +255,187 @@ async fn a_manifest_cannot_rewrite_known_chunk_lengths() {
         let verified = oracle::batch::verify_batch(&batch).expect("verify-epoch passes");
         assert_eq!(verified.root, batch.root);
     }
+}
+
+/// The other side of the first-manifest rule: an attacker registers honest chunk ids
+/// first with false lengths (for common chunks, such as an all-zero block, before anyone
+/// else), and sends receipts under them. The honest manifest is refused
+/// `chunk_length_conflict` until a chunk's bytes prove its length: then the false manifest
+/// is dropped, its other chunks forgotten, the receipts judged against false lengths
+/// dropped, and the honest manifest registers. The epoch verifies, and its root equals
+/// that of an oracle that was never attacked.
+#[tokio::test]
+async fn a_false_length_registered_first_is_settled_with_the_chunks_bytes() {
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let (honest, data) = content(12, 4);
+    let chunk_size = honest.chunk_size * 2;
+    let evil = dsi_protocol::Manifest::new(
+        "evil",
+        u64::from(chunk_size) * 4,
+        chunk_size,
+        honest.chunks.clone(),
+    )
+    .expect("manifest");
+    let mut config = test_config();
+    config.audit.enabled = false;
+    // Room for one manifest and a half per key.
+    config.tracker.max_manifest_bytes_per_node = evil.to_bytes().len() as u64 * 3 / 2;
+    let url_a = format!("sqlite://{}/a.db", dir_a.path().display());
+    let url_b = format!("sqlite://{}/b.db", dir_b.path().display());
+    let mut a = oracle_at(&url_a, dir_a.path(), config.clone()).await;
+    let b = oracle_at(&url_b, dir_b.path(), config.clone()).await;
+
+    let mallory = key(66);
+    assert_eq!(
+        post_manifest(&a, evil.to_bytes(), &mallory).await.status,
+        200,
+        "first: registered"
+    );
+    // Receipts under the false lengths are accepted while they stand.
+    let false_receipts: Vec<_> = evil
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| receipt(&a, &key(67), &key(68), *chunk, evil.chunk_len(i), 1))
+        .collect();
+    assert!(
+        send_receipts(&a, &false_receipts)
+            .await
+            .iter()
+            .all(|v| v == "accepted")
+    );
+    let honest_reply = post_manifest(&a, honest.to_bytes(), &registrant()).await;
+    assert_eq!(honest_reply.code(), "chunk_length_conflict");
+
+    // Proofs that prove nothing change nothing.
+    let prove = |state: std::sync::Arc<oracle::OracleState>, chunk: ChunkId, bytes: Vec<u8>| async move {
+        call(&state, "POST", &format!("/v1/chunks/{chunk}"), bytes, None).await
+    };
+    let c0 = honest.chunks[0];
+    let wrong = prove(a.clone(), c0, vec![7u8; 100]).await;
+    assert_eq!(
+        (wrong.status.as_u16(), wrong.code().as_str()),
+        (400, "chunk_bytes_mismatch")
+    );
+    let stranger = vec![9u8; 1000];
+    let unknown = prove(a.clone(), ChunkId::of(&stranger), stranger).await;
+    assert_eq!(
+        (unknown.status.as_u16(), unknown.code().as_str()),
+        (404, "unknown_chunk")
+    );
+    let huge = prove(
+        a.clone(),
+        c0,
+        vec![0u8; dsi_protocol::manifest::MAX_CHUNK_SIZE as usize + 1],
+    )
+    .await;
+    assert_eq!(
+        (huge.status.as_u16(), huge.code().as_str()),
+        (413, "body_too_large")
+    );
+    assert_eq!(
+        a.chunk_lengths.read().await.get(&c0),
+        Some(&evil.chunk_len(0)),
+        "still the false length"
+    );
+
+    // The first chunk's bytes settle it.
+    let settled = prove(a.clone(), c0, data[&c0].clone()).await;
+    assert_eq!(
+        settled.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&settled.body)
+    );
+    let answer: dsi_api::oracle::ChunkProofResponse = settled.parse();
+    assert_eq!(
+        (answer.length, answer.previous),
+        (honest.chunk_len(0), evil.chunk_len(0))
+    );
+    assert_eq!(answer.dropped_manifests, vec![evil.content_id()]);
+    let path = format!("/v1/content/{}/manifest", evil.content_id());
+    assert_eq!(
+        get(&a, &path).await.status,
+        404,
+        "the false manifest is gone"
+    );
+    // The other chunks still carry the lengths the false manifest gave them: the honest
+    // manifest is refused until they are proven too (node-lite proves every chunk it holds
+    // whose length differs).
+    assert_eq!(
+        post_manifest(&a, honest.to_bytes(), &registrant())
+            .await
+            .code(),
+        "chunk_length_conflict"
+    );
+    for (i, chunk) in honest.chunks.iter().enumerate().skip(1) {
+        let proof: dsi_api::oracle::ChunkProofResponse =
+            prove(a.clone(), *chunk, data[chunk].clone()).await.parse();
+        assert_eq!(
+            (proof.previous, proof.length),
+            (evil.chunk_len(i), honest.chunk_len(i))
+        );
+        assert!(proof.dropped_manifests.is_empty());
+    }
+    // Proving it again changes nothing; the attack cannot come back, and a receipt under
+    // the false length is refused now.
+    let again: dsi_api::oracle::ChunkProofResponse =
+        prove(a.clone(), c0, data[&c0].clone()).await.parse();
+    assert_eq!(again.previous, again.length);
+    assert_eq!(
+        post_manifest(&a, evil.to_bytes(), &mallory).await.code(),
+        "chunk_length_conflict"
+    );
+    let late = receipt(&a, &key(67), &key(69), c0, evil.chunk_len(0), 1);
+    assert_eq!(send_receipts(&a, &[late]).await, ["chunk_size_mismatch"]);
+    // Dropping her manifest gave mallory no quota back.
+    let (other, _) = content(13, 4);
+    assert_eq!(
+        post_manifest(&a, other.to_bytes(), &mallory).await.code(),
+        "manifest_quota"
+    );
+
+    register(&a, &honest).await;
+    register(&b, &honest).await;
+    // A restart reloads the settled lengths.
+    drop(a);
+    a = oracle_at(&url_a, dir_a.path(), config).await;
+    for (i, chunk) in honest.chunks.iter().enumerate() {
+        assert_eq!(
+            a.chunk_lengths.read().await.get(chunk),
+            Some(&honest.chunk_len(i))
+        );
+    }
+    let receipts: Vec<_> = honest
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| receipt(&a, &key(1), &key(10), *chunk, honest.chunk_len(i), 1))
+        .collect();
+    for state in [&a, &b] {
+        assert!(
+            send_receipts(state, &receipts)
+                .await
+                .iter()
+                .all(|v| v == "accepted")
+        );
+    }
+    let ra = close_current(&a).await;
+    let rb = close_current(&b).await;
+    assert_eq!(ra["closed"][0]["root"], rb["closed"][0]["root"]);
+    assert_eq!(ra["closed"][0]["receipts"], 4);
+    let file = a.batches_dir.join(
+        a.store
+            .last_closed_epoch()
+            .await
+            .expect("store")
+            .map(oracle::close::batch_file_name)
+            .expect("closed"),
+    );
+    let batch =
+        oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("batch decodes");
+    oracle::batch::verify_batch(&batch).expect("verify-epoch passes");
 }
 
 /// Hole 8: before the first close, receipts accepted for an earlier, still-open epoch were

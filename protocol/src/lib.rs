@@ -18,6 +18,8 @@
 //!   account and holdings;
 //! - **chunk requests** ([`request`]): a downloader's signed request for one chunk at one
 //!   seeder, which receipt-gated seeders key unpaid chunks on;
+//! - **manifest registrations** ([`registration`]): a node's signed registration of one
+//!   manifest at the oracle, which bounds the manifests per key;
 //! - **rewards** ([`reward`]): the epoch aggregation rule (rarity, demand, boosts, storage
 //!   and bandwidth shares) that the oracle runs and anyone can rerun from a published batch;
 //! - **reputation** ([`reputation`]): the Beta-style update rule and its graded reward factor.
@@ -50,6 +52,7 @@ pub mod keys;
 pub mod manifest;
 pub mod merkle;
 pub mod receipt;
+pub mod registration;
 pub mod reputation;
 pub mod request;
 pub mod reward;

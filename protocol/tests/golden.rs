@@ -1044,6 +1044,37 @@ fn chunk_request_vector() {
     );
 }
 
+/// `manifest_registration.json`: the registration of `manifest.json`'s content by the node
+/// of seed 32 × 0x07, and the `x-dsi-registrant` header that carries it.
+#[test]
+fn manifest_registration_vector() {
+    use dsi_protocol::registration::{MANIFEST_REGISTRATION_DOMAIN, ManifestRegistration};
+    let node = SecretKey::from_seed(&[0x07; 32]);
+    let network = NetworkId::new("dsi-local").unwrap();
+    let (registration, signature) = ManifestRegistration {
+        registrant: node.node_id(),
+        content: vector_manifest().content_id(),
+        issued_at_ms: 1_764_000_000_000,
+    }
+    .sign(&network, &node);
+    registration.verify(&network, &signature).unwrap();
+    let signing_bytes = registration.signing_bytes(&network);
+    assert!(signing_bytes.starts_with(MANIFEST_REGISTRATION_DOMAIN));
+    check(
+        "manifest_registration.json",
+        json!({
+            "description": "registrant seed = 32 bytes of 0x07, content = manifest.json's content id; header is the value of the x-dsi-registrant header of POST /v1/manifests: <registrant>.<issued_at_ms>.<signature>",
+            "network": network.as_str(),
+            "registrant_seed": hex::encode([0x07u8; 32]),
+            "registration": serde_json::to_value(registration).unwrap(),
+            "scale": hex::encode(registration.encode()),
+            "signing_bytes": hex::encode(&signing_bytes),
+            "signature": signature.to_string(),
+            "header": format!("{}.{}.{}", registration.registrant, registration.issued_at_ms, signature),
+        }),
+    );
+}
+
 /// `audit.json`: a storage audit challenge (oracle seed 32 × 0x42) for the node of seed
 /// 32 × 0x07, the possession proof over two chunks and the node's answer signature.
 #[test]

@@ -9,7 +9,7 @@ use dsi_api::oracle::{
     ManifestResponse, PeersResponse, SeederResponse,
 };
 use dsi_api::{ErrorBody, ErrorCode, ReceiptBatch, ReceiptBatchResponse};
-use dsi_protocol::{ContentId, Epoch, NodeId, SignedAnnouncement, SignedReceipt};
+use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, SignedAnnouncement, SignedReceipt};
 use reqwest::{RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 
@@ -181,9 +181,63 @@ impl OracleClient {
             .await
     }
 
-    /// `POST /v1/manifests`: registers a manifest's canonical bytes.
-    pub async fn register_manifest(&self, bytes: Vec<u8>) -> Result<ManifestResponse> {
+    /// `POST /v1/manifests`: registers a manifest's canonical bytes as the node of `key`
+    /// (signed `x-dsi-registrant` header for `network`; the oracle charges the bytes to
+    /// that key's quota).
+    pub async fn register_manifest(
+        &self,
+        bytes: Vec<u8>,
+        key: &dsi_protocol::SecretKey,
+        network: &dsi_protocol::NetworkId,
+    ) -> Result<ManifestResponse> {
         let url = self.endpoint("v1/manifests")?;
+        let header = dsi_api::registrant::RegistrantHeader::sign(
+            key,
+            network,
+            dsi_protocol::manifest::content_id_of_bytes(&bytes),
+            dsi_protocol::now_ms(),
+        );
+        let request = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(dsi_api::REGISTRANT_HEADER, header.to_string())
+            .body(bytes);
+        self.json(&url, request).await
+    }
+
+    /// `POST /v1/chunk-lengths`: the registered length of each chunk (`None` if no manifest
+    /// names it), in order; any number of chunks, asked in parts of
+    /// [`dsi_api::oracle::MAX_CHUNK_LENGTH_QUERY`].
+    pub async fn chunk_lengths(&self, chunks: &[ChunkId]) -> Result<Vec<Option<u32>>> {
+        let url = self.endpoint("v1/chunk-lengths")?;
+        let mut out = Vec::with_capacity(chunks.len());
+        for part in chunks.chunks(dsi_api::oracle::MAX_CHUNK_LENGTH_QUERY) {
+            let body = dsi_api::oracle::ChunkLengthsRequest {
+                chunks: part.to_vec(),
+            };
+            let answer: dsi_api::oracle::ChunkLengthsResponse = self
+                .json(&url, self.http.post(url.clone()).json(&body))
+                .await?;
+            if answer.lengths.len() != part.len() {
+                return Err(ClientError::Decode {
+                    url: url.to_string(),
+                    detail: format!("{} lengths for {} chunks", answer.lengths.len(), part.len()),
+                });
+            }
+            out.extend(answer.lengths);
+        }
+        Ok(out)
+    }
+
+    /// `POST /v1/chunks/{id}`: proves a chunk's length with its bytes (the oracle replaces
+    /// a false registered length).
+    pub async fn prove_chunk(
+        &self,
+        chunk: &ChunkId,
+        bytes: Vec<u8>,
+    ) -> Result<dsi_api::oracle::ChunkProofResponse> {
+        let url = self.endpoint(&format!("v1/chunks/{chunk}"))?;
         let request = self
             .http
             .post(url.clone())

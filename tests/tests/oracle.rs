@@ -69,7 +69,11 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
     let manifest = manifest(500);
     let client = oracle.client.clone();
     client
-        .register_manifest(manifest.to_bytes())
+        .register_manifest(
+            manifest.to_bytes(),
+            &SecretKey::from_seed(&[1; 32]),
+            &dsi_protocol::NetworkId::default(),
+        )
         .await
         .expect("register");
     let batches = batches(&manifest, 60);
@@ -453,5 +457,89 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
             .any(|a| a.outcome == dsi_api::oracle::AuditOutcome::Missing),
         "the cheat was caught at least once: {:?}",
         page.audits
+    );
+}
+
+/// Issue 13, on real processes: an attacker registers the all-zero 256 KiB chunk (common
+/// to many files) first, with a false length. An honest node-lite that holds a file
+/// starting with zeros is refused `chunk_length_conflict`, proves the chunk's length with
+/// its bytes, and registers its manifest; the false manifest is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_length_for_a_common_chunk_does_not_block_honest_content() {
+    use dsi_tests::{Seeder, node_lite_ok};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let oracle = OracleProcess::start(
+        &tmp.path().join("oracle"),
+        &[("DSI_ORACLE_CLOSE__AUTO", "false")],
+    )
+    .expect("oracle starts");
+    let client = oracle.client.clone();
+    let network = client.info().await.expect("info").network;
+    let chunk_size = 256 * 1024;
+    let zeros = ChunkId::of(&vec![0u8; chunk_size]);
+    // The attack: the zero chunk as a 16 KiB chunk.
+    let evil = Manifest::new("zeros", 16 * 1024, 16 * 1024, vec![zeros]).expect("manifest");
+    client
+        .register_manifest(
+            evil.to_bytes(),
+            &SecretKey::from_seed(&[0x66; 32]),
+            &network,
+        )
+        .await
+        .expect("the attacker registers first");
+    assert_eq!(
+        client.chunk_lengths(&[zeros]).await.expect("lengths"),
+        [Some(16 * 1024)]
+    );
+
+    // An honest file: a block of zeros, then other bytes.
+    let path = tmp.path().join("honest.bin");
+    let mut bytes = vec![0u8; chunk_size];
+    bytes.extend((0..chunk_size).map(|i| (i % 251) as u8));
+    std::fs::write(&path, &bytes).expect("write");
+    let dir = tmp.path().join("honest");
+    dsi_tests::init_node(&dir, |_| {});
+    let content: dsi_protocol::ContentId = node_lite_ok(
+        &dir,
+        &[
+            "add",
+            path.to_str().expect("utf8"),
+            "--chunk-size",
+            "256KiB",
+        ],
+    )
+    .trim()
+    .parse()
+    .expect("content id");
+    let _seeder = Seeder::start(
+        &dir,
+        &[
+            "--tracker",
+            &oracle.url,
+            "--payout",
+            "0x1111111111111111111111111111111111111111",
+        ],
+    )
+    .expect("seeder");
+    poll("the honest content registered and listed", async || {
+        let peers = client.peers(&content).await.ok()?;
+        (peers.peers.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        client.chunk_lengths(&[zeros]).await.expect("lengths"),
+        [Some(chunk_size as u32)],
+        "the proven length"
+    );
+    let gone = client.manifest(&evil.content_id()).await;
+    assert_eq!(
+        gone.err().and_then(|e| e.code()),
+        Some(dsi_api::ErrorCode::UnknownContent),
+        "the false manifest was dropped"
+    );
+    let registered = client.manifest(&content).await.expect("honest manifest");
+    assert_eq!(
+        dsi_protocol::manifest::content_id_of_bytes(&registered),
+        content
     );
 }

@@ -146,7 +146,12 @@ async fn main() -> anyhow::Result<()> {
     let manifest = manifest(chunks);
     state
         .store
-        .put_manifest(&manifest, dsi_protocol::now_ms())
+        .put_manifest(
+            &manifest,
+            &dsi_protocol::NodeId([0; 32]),
+            u64::MAX,
+            dsi_protocol::now_ms(),
+        )
         .await?;
     *state.chunk_lengths.write().await = state.store.chunk_lengths().await?;
     let epoch = state.config.epochs.epoch_at(dsi_protocol::now_ms());
@@ -243,7 +248,12 @@ async fn main() -> anyhow::Result<()> {
         let state = oracle(dir.path()).await?;
         state
             .store
-            .put_manifest(&manifest, dsi_protocol::now_ms())
+            .put_manifest(
+                &manifest,
+                &dsi_protocol::NodeId([0; 32]),
+                u64::MAX,
+                dsi_protocol::now_ms(),
+            )
             .await?;
         *state.chunk_lengths.write().await = state.store.chunk_lengths().await?;
         let now = dsi_protocol::now_ms();

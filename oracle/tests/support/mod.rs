@@ -178,9 +178,23 @@ pub async fn call(
     body: Vec<u8>,
     token: Option<&str>,
 ) -> Reply {
+    let headers: Vec<(&str, String)> = token
+        .map(|t| ("authorization", format!("Bearer {t}")))
+        .into_iter()
+        .collect();
+    call_with_headers(state, method, uri, body, &headers).await
+}
+
+pub async fn call_with_headers(
+    state: &Arc<OracleState>,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Reply {
     let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
     }
     let response = api::router(state.clone())
         .oneshot(request.body(Body::from(body)).expect("request"))
@@ -209,8 +223,31 @@ pub async fn post_json(state: &Arc<OracleState>, uri: &str, value: impl serde::S
     .await
 }
 
+/// The key the tests register manifests with.
+pub fn registrant() -> SecretKey {
+    key(250)
+}
+
+/// `POST /v1/manifests` of `bytes`, registered by `key` (signed header, issued now).
+pub async fn post_manifest(state: &Arc<OracleState>, bytes: Vec<u8>, key: &SecretKey) -> Reply {
+    let header = dsi_api::registrant::RegistrantHeader::sign(
+        key,
+        &state.config.network,
+        dsi_protocol::manifest::content_id_of_bytes(&bytes),
+        now_ms(),
+    );
+    call_with_headers(
+        state,
+        "POST",
+        "/v1/manifests",
+        bytes,
+        &[(dsi_api::REGISTRANT_HEADER, header.to_string())],
+    )
+    .await
+}
+
 pub async fn register(state: &Arc<OracleState>, manifest: &Manifest) {
-    let reply = call(state, "POST", "/v1/manifests", manifest.to_bytes(), None).await;
+    let reply = post_manifest(state, manifest.to_bytes(), &registrant()).await;
     assert_eq!(
         reply.status,
         StatusCode::OK,
