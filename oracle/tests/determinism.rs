@@ -221,40 +221,7 @@ async fn a_manifest_cannot_rewrite_known_chunk_lengths() {
             assert_eq!(lengths.get(chunk), Some(&honest.chunk_len(i)));
         }
     }
-    let receipts: Vec<_> = honest
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, chunk)| receipt(&a, &key(1), &key(10), *chunk, honest.chunk_len(i), 1))
-        .collect();
-    for state in [&a, &b] {
-        assert!(
-            send_receipts(state, &receipts)
-                .await
-                .iter()
-                .all(|v| v == "accepted"),
-            "honest receipts are accepted"
-        );
-    }
-    let ra = close_current(&a).await;
-    let rb = close_current(&b).await;
-    assert_eq!(ra["closed"][0]["root"], rb["closed"][0]["root"]);
-    assert_eq!(ra["closed"][0]["receipts"], 4);
-    for state in [&a, &b] {
-        let file = state.batches_dir.join(
-            state
-                .store
-                .last_closed_epoch()
-                .await
-                .expect("store")
-                .map(oracle::close::batch_file_name)
-                .expect("closed"),
-        );
-        let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch"))
-            .expect("batch decodes");
-        let verified = oracle::batch::verify_batch(&batch).expect("verify-epoch passes");
-        assert_eq!(verified.root, batch.root);
-    }
+    honest_epoch_agrees(&a, &b, &honest).await;
 }
 
 /// The other side of the first-manifest rule: an attacker registers honest chunk ids
@@ -407,35 +374,50 @@ async fn a_false_length_registered_first_is_settled_with_the_chunks_bytes() {
             Some(&honest.chunk_len(i))
         );
     }
+    honest_epoch_agrees(&a, &b, &honest).await;
+}
+
+/// Both oracles accept one honest receipt per chunk of `honest`, close the epoch to the
+/// same root with exactly those receipts, and publish batches that `verify-epoch` passes.
+async fn honest_epoch_agrees(
+    a: &std::sync::Arc<oracle::OracleState>,
+    b: &std::sync::Arc<oracle::OracleState>,
+    honest: &dsi_protocol::Manifest,
+) {
     let receipts: Vec<_> = honest
         .chunks
         .iter()
         .enumerate()
-        .map(|(i, chunk)| receipt(&a, &key(1), &key(10), *chunk, honest.chunk_len(i), 1))
+        .map(|(i, chunk)| receipt(a, &key(1), &key(10), *chunk, honest.chunk_len(i), 1))
         .collect();
-    for state in [&a, &b] {
+    for state in [a, b] {
         assert!(
             send_receipts(state, &receipts)
                 .await
                 .iter()
-                .all(|v| v == "accepted")
+                .all(|v| v == "accepted"),
+            "honest receipts are accepted"
         );
     }
-    let ra = close_current(&a).await;
-    let rb = close_current(&b).await;
+    let ra = close_current(a).await;
+    let rb = close_current(b).await;
     assert_eq!(ra["closed"][0]["root"], rb["closed"][0]["root"]);
-    assert_eq!(ra["closed"][0]["receipts"], 4);
-    let file = a.batches_dir.join(
-        a.store
-            .last_closed_epoch()
-            .await
-            .expect("store")
-            .map(oracle::close::batch_file_name)
-            .expect("closed"),
-    );
-    let batch =
-        oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("batch decodes");
-    oracle::batch::verify_batch(&batch).expect("verify-epoch passes");
+    assert_eq!(ra["closed"][0]["receipts"], honest.chunks.len());
+    for state in [a, b] {
+        let file = state.batches_dir.join(
+            state
+                .store
+                .last_closed_epoch()
+                .await
+                .expect("store")
+                .map(oracle::close::batch_file_name)
+                .expect("closed"),
+        );
+        let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch"))
+            .expect("batch decodes");
+        let verified = oracle::batch::verify_batch(&batch).expect("verify-epoch passes");
+        assert_eq!(verified.root, batch.root);
+    }
 }
 
 /// Hole 8: before the first close, receipts accepted for an earlier, still-open epoch were

@@ -63,18 +63,14 @@ pub enum AnnounceError {
 impl Announcement {
     /// The exact bytes a node signs: [`ANNOUNCE_DOMAIN`] ‖ SCALE(network) ‖ SCALE(self).
     pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ANNOUNCE_DOMAIN.len() + 64 + self.size_hint());
-        out.extend_from_slice(ANNOUNCE_DOMAIN);
-        network.encode_to(&mut out);
-        self.encode_to(&mut out);
-        out
+        crate::signing_bytes(ANNOUNCE_DOMAIN, network, self)
     }
 }
 
 #[cfg(feature = "ed25519")]
 mod signing {
     use super::*;
-    use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
+    use crate::keys::StrictFailure;
 
     impl SignedAnnouncement {
         /// Signs `announcement` for `network`; its `node` is set to the key's node id.
@@ -93,14 +89,15 @@ mod signing {
 
         /// Verifies the signature (strict ed25519, weak keys refused).
         pub fn verify(&self, network: &NetworkId) -> Result<(), AnnounceError> {
-            let key = VerifyingKey::from_bytes(self.announcement.node.as_bytes())
-                .map_err(|_| AnnounceError::BadKey)?;
-            if key.is_weak() {
-                return Err(AnnounceError::BadKey);
-            }
-            let signature = DalekSignature::from_bytes(&self.signature.0);
-            key.verify_strict(&self.announcement.signing_bytes(network), &signature)
-                .map_err(|_| AnnounceError::BadSignature)
+            crate::keys::verify_strict(
+                &self.announcement.node,
+                &self.announcement.signing_bytes(network),
+                &self.signature,
+            )
+            .map_err(|e| match e {
+                StrictFailure::BadKey => AnnounceError::BadKey,
+                StrictFailure::BadSignature => AnnounceError::BadSignature,
+            })
         }
     }
 

@@ -162,15 +162,12 @@ pub fn answer_signing_bytes(
 #[cfg(feature = "ed25519")]
 mod signing {
     use super::*;
-    use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
 
     fn verify(key: &NodeId, message: &[u8], signature: &Signature) -> Result<(), AuditError> {
-        let key = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| AuditError::BadKey)?;
-        if key.is_weak() {
-            return Err(AuditError::BadKey);
-        }
-        key.verify_strict(message, &DalekSignature::from_bytes(&signature.0))
-            .map_err(|_| AuditError::BadSignature)
+        crate::keys::verify_strict(key, message, signature).map_err(|e| match e {
+            crate::keys::StrictFailure::BadKey => AuditError::BadKey,
+            crate::keys::StrictFailure::BadSignature => AuditError::BadSignature,
+        })
     }
 
     impl SignedAuditChallenge {

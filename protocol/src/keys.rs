@@ -44,6 +44,32 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// Why a strict signature check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictFailure {
+    /// The node id is not a usable ed25519 public key (not a point, or of small order).
+    BadKey,
+    /// The signature does not verify for this key and message.
+    BadSignature,
+}
+
+/// Strict ed25519 verification, as every DSI signature is checked: the key must decode to a
+/// curve point that is not of small order ("weak"), and the signature must pass
+/// `verify_strict` (canonical `S`, `R` not of small order, cofactorless equation).
+pub fn verify_strict(
+    node: &NodeId,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), StrictFailure> {
+    let key = ed25519_dalek::VerifyingKey::from_bytes(node.as_bytes())
+        .map_err(|_| StrictFailure::BadKey)?;
+    if key.is_weak() {
+        return Err(StrictFailure::BadKey);
+    }
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature.0))
+        .map_err(|_| StrictFailure::BadSignature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,3 +75,20 @@ pub use receipt::{Receipt, ReceiptError, SignedReceipt};
 pub const MANIFEST_DOMAIN: &[u8] = b"dsi/manifest/v1";
 /// Domain tag that starts the signing bytes of a seeding receipt.
 pub const RECEIPT_DOMAIN: &[u8] = b"dsi/receipt/v1";
+
+/// The bytes every DSI signature covers: `domain ‖ SCALE(network) ‖ SCALE(message)`. Each
+/// kind of signed message has its own domain tag, so none can be replayed as another, and
+/// the network id keeps signatures from crossing networks.
+pub fn signing_bytes<T: parity_scale_codec::Encode>(
+    domain: &[u8],
+    network: &NetworkId,
+    message: &T,
+) -> alloc::vec::Vec<u8> {
+    use parity_scale_codec::Encode;
+    let mut out =
+        alloc::vec::Vec::with_capacity(domain.len() + network.encoded_size() + message.size_hint());
+    out.extend_from_slice(domain);
+    network.encode_to(&mut out);
+    message.encode_to(&mut out);
+    out
+}

@@ -66,13 +66,7 @@ impl Receipt {
     /// The exact bytes a downloader signs:
     /// [`crate::RECEIPT_DOMAIN`] ‖ SCALE(network) ‖ SCALE(receipt).
     pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            crate::RECEIPT_DOMAIN.len() + network.encoded_size() + Self::max_encoded_len(),
-        );
-        out.extend_from_slice(crate::RECEIPT_DOMAIN);
-        network.encode_to(&mut out);
-        self.encode_to(&mut out);
-        out
+        crate::signing_bytes(crate::RECEIPT_DOMAIN, network, self)
     }
 }
 

@@ -53,13 +53,7 @@ impl ManifestRegistration {
     /// The exact bytes a registrant signs:
     /// [`MANIFEST_REGISTRATION_DOMAIN`] ‖ SCALE(network) ‖ SCALE(registration).
     pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            MANIFEST_REGISTRATION_DOMAIN.len() + network.encoded_size() + Self::max_encoded_len(),
-        );
-        out.extend_from_slice(MANIFEST_REGISTRATION_DOMAIN);
-        network.encode_to(&mut out);
-        self.encode_to(&mut out);
-        out
+        crate::signing_bytes(MANIFEST_REGISTRATION_DOMAIN, network, self)
     }
 }
 
@@ -67,7 +61,7 @@ impl ManifestRegistration {
 mod signing {
     use super::*;
     use crate::Signature;
-    use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
+    use crate::keys::{StrictFailure, verify_strict};
 
     impl ManifestRegistration {
         /// Signs the registration for `network` with the node's key; `registrant` is set to
@@ -86,16 +80,11 @@ mod signing {
             signature: &Signature,
         ) -> Result<(), RegistrationError> {
             let registrant = self.registrant;
-            let key = VerifyingKey::from_bytes(registrant.as_bytes())
-                .map_err(|_| RegistrationError::BadKey { registrant })?;
-            if key.is_weak() {
-                return Err(RegistrationError::BadKey { registrant });
-            }
-            key.verify_strict(
-                &self.signing_bytes(network),
-                &DalekSignature::from_bytes(&signature.0),
-            )
-            .map_err(|_| RegistrationError::BadSignature { registrant })
+            verify_strict(&registrant, &self.signing_bytes(network), signature).map_err(|e| match e
+            {
+                StrictFailure::BadKey => RegistrationError::BadKey { registrant },
+                StrictFailure::BadSignature => RegistrationError::BadSignature { registrant },
+            })
         }
     }
 

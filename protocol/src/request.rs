@@ -54,13 +54,7 @@ impl ChunkRequest {
     /// The exact bytes a downloader signs:
     /// [`CHUNK_REQUEST_DOMAIN`] ‖ SCALE(network) ‖ SCALE(request).
     pub fn signing_bytes(&self, network: &NetworkId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            CHUNK_REQUEST_DOMAIN.len() + network.encoded_size() + Self::max_encoded_len(),
-        );
-        out.extend_from_slice(CHUNK_REQUEST_DOMAIN);
-        network.encode_to(&mut out);
-        self.encode_to(&mut out);
-        out
+        crate::signing_bytes(CHUNK_REQUEST_DOMAIN, network, self)
     }
 }
 
@@ -68,7 +62,7 @@ impl ChunkRequest {
 mod signing {
     use super::*;
     use crate::Signature;
-    use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
+    use crate::keys::{StrictFailure, verify_strict};
 
     impl ChunkRequest {
         /// Signs the request for `network` with the downloader's key; the request's
@@ -87,16 +81,11 @@ mod signing {
             signature: &Signature,
         ) -> Result<(), ChunkRequestError> {
             let downloader = self.downloader;
-            let key = VerifyingKey::from_bytes(downloader.as_bytes())
-                .map_err(|_| ChunkRequestError::BadKey { downloader })?;
-            if key.is_weak() {
-                return Err(ChunkRequestError::BadKey { downloader });
-            }
-            key.verify_strict(
-                &self.signing_bytes(network),
-                &DalekSignature::from_bytes(&signature.0),
-            )
-            .map_err(|_| ChunkRequestError::BadSignature { downloader })
+            verify_strict(&downloader, &self.signing_bytes(network), signature).map_err(|e| match e
+            {
+                StrictFailure::BadKey => ChunkRequestError::BadKey { downloader },
+                StrictFailure::BadSignature => ChunkRequestError::BadSignature { downloader },
+            })
         }
     }
 
