@@ -17,7 +17,9 @@
 //!   ([`RewardPool::last_good_epoch`], `None` before the first) or the submission is refused
 //!   (`WrongBase`). So the final, not vetoed epochs form one chain, each built on the one
 //!   before; epoch numbers between `base` and `epoch` are skipped explicitly (vetoed, or
-//!   never final), and the record keeps `base`.
+//!   never final), and the record keeps `base`. An epoch must be newer than the latest good
+//!   one (`EpochTooOld`); since a veto moves that back, a vetoed epoch number, even
+//!   `u64::MAX` from a stolen key, never stops later submissions.
 //! - A challenge window of `challenge_blocks` follows finality, during which governance can
 //!   `veto` the epoch. A veto **cascades**: every final epoch after the vetoed one built on
 //!   it (directly or through others), so each is vetoed too and its reservation released;
@@ -69,6 +71,9 @@ pub mod reward_pool {
     /// Most leaves one `claim_many` call pays (each costs a proof check and a transfer).
     pub const MAX_CLAIMS_PER_CALL: u32 = 64;
 
+    /// A leaf's key in the claimed map: (epoch, seeder).
+    pub type LeafKey = (u64, [u8; 32]);
+
     /// Everything that can go wrong.
     #[ink::scale_derive(Encode, Decode, TypeInfo)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +85,7 @@ pub mod reward_pool {
         InvalidCommittee,
         /// This member already submitted this same root for this epoch.
         AlreadyVoted,
-        /// The epoch is not newer than the last final epoch.
+        /// The epoch is not newer than the latest final, not vetoed epoch.
         EpochTooOld,
         /// The pool's free balance cannot cover the epoch's total, or a claim would pay out
         /// more than the final, not vetoed epochs added.
@@ -250,12 +255,12 @@ pub mod reward_pool {
         max_epoch_total: u128,
         paused: bool,
         epochs: Mapping<u64, EpochRecord>,
-        /// The newest epoch that became final (vetoed or not): new epochs must be newer.
-        last_final_epoch: Option<u64>,
-        /// The newest final, not vetoed epoch: the base of the next one.
+        /// The newest final, not vetoed epoch: the base of the next one, which must be
+        /// newer. A veto moves it back, so a vetoed epoch number (even `u64::MAX`, from a
+        /// stolen key) never stops later submissions.
         last_good_epoch: Option<u64>,
         /// (epoch, seeder) -> what that leaf paid (present once claimed).
-        claimed: Mapping<(u64, [u8; 32]), u128>,
+        claimed: Mapping<LeafKey, u128>,
         /// Seeder -> everything paid to it (for display; claims check `claimed`).
         paid_to: Mapping<[u8; 32], u128>,
         /// Sum of the totals of final, not vetoed epochs (native units).
@@ -290,7 +295,6 @@ pub mod reward_pool {
                 max_epoch_total,
                 paused: false,
                 epochs: Mapping::default(),
-                last_final_epoch: None,
                 last_good_epoch: None,
                 claimed: Mapping::default(),
                 paid_to: Mapping::default(),
@@ -324,7 +328,7 @@ pub mod reward_pool {
             batch: [u8; 32],
         ) -> Result<bool> {
             self.ensure_running()?;
-            if self.last_final_epoch.is_some_and(|last| epoch <= last) {
+            if self.last_good_epoch.is_some_and(|last| epoch <= last) {
                 return Err(Error::EpochTooOld);
             }
             if base != self.last_good_epoch {
@@ -392,7 +396,6 @@ pub mod reward_pool {
                     paid: 0,
                 },
             );
-            self.last_final_epoch = Some(epoch);
             self.last_good_epoch = Some(epoch);
             self.env().emit_event(EpochFinalized {
                 epoch,
@@ -601,12 +604,6 @@ pub mod reward_pool {
         #[ink(message)]
         pub fn epoch(&self, epoch: u64) -> Option<EpochRecord> {
             self.epochs.get(epoch)
-        }
-
-        /// The newest final epoch (vetoed or not): a new epoch must be newer.
-        #[ink(message)]
-        pub fn last_final_epoch(&self) -> Option<u64> {
-            self.last_final_epoch
         }
 
         /// The newest final, not vetoed epoch: the `base` the next submission must name.
@@ -877,7 +874,7 @@ mod tests {
         assert_eq!((record.base, record.paid), (None, 0));
         assert_eq!(pool.reserved(), ONE_UNIT);
         assert_eq!(pool.free_balance(), start + 9 * ONE_UNIT);
-        assert_eq!(pool.last_final_epoch(), Some(1));
+        assert_eq!(pool.last_good_epoch(), Some(1));
         assert_eq!(
             submit_as(&mut pool, a.bob, 1, [1; 32], ONE_UNIT),
             Err(Error::EpochTooOld)
@@ -1044,6 +1041,28 @@ mod tests {
             pool.claim(3, seeder, payout, ONE_UNIT, vec![]),
             Err(Error::AlreadyClaimed)
         );
+    }
+
+    /// A stolen key of a 1-of-1 committee finalizes epoch `u64::MAX`, after which every
+    /// honest epoch is older: vetoed in its window, it stops nothing.
+    #[ink::test]
+    fn a_vetoed_far_future_epoch_does_not_stop_the_pool() {
+        let a = accounts();
+        test::set_caller(a.alice);
+        let mut pool = RewardPool::new(a.alice, vec![a.bob], 1, WINDOW, 0, CAP).unwrap();
+        fund(&mut pool, 10 * ONE_UNIT);
+        assert_eq!(submit_as(&mut pool, a.bob, 1, [1; 32], ONE_UNIT), Ok(true));
+        assert_eq!(submit_as(&mut pool, a.bob, u64::MAX, [0; 32], 0), Ok(true));
+        assert_eq!(
+            submit_as(&mut pool, a.bob, 2, [2; 32], ONE_UNIT),
+            Err(Error::EpochTooOld)
+        );
+        test::set_caller(a.alice);
+        assert_eq!(pool.veto(u64::MAX), Ok(()));
+        assert_eq!(pool.last_good_epoch(), Some(1));
+        assert_eq!(submit_as(&mut pool, a.bob, 2, [2; 32], ONE_UNIT), Ok(true));
+        assert_eq!(pool.epoch(2).unwrap().base, Some(1));
+        assert_eq!(pool.reserved(), 2 * ONE_UNIT);
     }
 
     /// The attack left open by cumulative leaves: a stolen key of a 1-of-1 committee
@@ -1377,7 +1396,6 @@ mod tests {
         );
         assert_eq!(pool.veto(3), Err(Error::EpochVetoed));
         assert_eq!(pool.last_good_epoch(), Some(1));
-        assert_eq!(pool.last_final_epoch(), Some(3));
         assert_eq!(pool.reserved(), 2 * ONE_UNIT);
         assert_eq!(pool.free_balance(), free_at_start - 2 * ONE_UNIT);
 
@@ -1390,11 +1408,6 @@ mod tests {
                 "base {wrong:?}"
             );
         }
-        assert_eq!(
-            submit_as(&mut pool, a.bob, 3, four.root(), 3 * ONE_UNIT),
-            Err(Error::EpochTooOld),
-            "a vetoed epoch's number is spent"
-        );
         // Epoch 4 after 1: s1 earns 1, s2 earns 2.
         assert_eq!(
             submit_on(&mut pool, a.bob, 4, Some(1), four.root(), 3 * ONE_UNIT),
