@@ -114,11 +114,7 @@ impl TrackerClient {
     ) -> Result<usize, NodeError> {
         let manifest = Manifest::from_bytes(manifest_bytes)
             .map_err(|e| NodeError::Tracker(format!("a stored manifest does not parse: {e}")))?;
-        let mut ours: Vec<(ChunkId, u32)> = (0..manifest.chunk_count())
-            .map(|i| (manifest.chunks[i], manifest.chunk_len(i)))
-            .collect();
-        ours.sort_unstable();
-        ours.dedup_by_key(|(chunk, _)| *chunk);
+        let ours = manifest.distinct_chunk_lengths();
         let ids: Vec<ChunkId> = ours.iter().map(|(c, _)| *c).collect();
         let theirs = self
             .oracle

@@ -30,7 +30,7 @@ use dsi_service::http::{ApiError, JsonBody, json_errors, parse_json};
 use crate::OracleState;
 use crate::close::{CloseError, close_through};
 use crate::ingest::ingest;
-use crate::store::{AnnounceOutcome, Registered, StoreError, manifest_lengths};
+use crate::store::{AnnounceOutcome, Registered, StoreError};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -176,7 +176,8 @@ async fn register_manifest(
             ),
         ));
     }
-    // Cheap checks first: the header's form and time, then the manifest, then the signature.
+    // Cheap checks first: the header's form, the manifest, then the header's time and
+    // signature (one check, which needs the manifest's content id).
     let registrant: RegistrantHeader = headers
         .get(REGISTRANT_HEADER)
         .ok_or_else(|| {
@@ -191,27 +192,23 @@ async fn register_manifest(
         .map_err(|e: RegistrantHeaderError| {
             ApiError::new(ErrorCode::BadRegistrant, e.to_string())
         })?;
-    let now = now_ms();
-    let max_skew_ms = state.config.tracker.max_clock_skew_ms;
-    if registrant.issued_at_ms.abs_diff(now) > max_skew_ms {
-        return Err(ApiError::new(
-            ErrorCode::ClockSkew,
-            format!(
-                "registration issued at {} ms, oracle time is {now} ms (at most {max_skew_ms} ms apart)",
-                registrant.issued_at_ms
-            ),
-        ));
-    }
     let manifest = Manifest::from_bytes(&body)
         .map_err(|e| ApiError::new(ErrorCode::BadManifest, format!("invalid manifest: {e}")))?;
+    let now = now_ms();
     registrant
         .check(
             &state.config.network,
             manifest.content_id(),
             now,
-            max_skew_ms,
+            state.config.tracker.max_clock_skew_ms,
         )
-        .map_err(|e| ApiError::new(ErrorCode::BadSignature, e.to_string()))?;
+        .map_err(|e| {
+            let code = match e {
+                RegistrantHeaderError::Stale { .. } => ErrorCode::ClockSkew,
+                _ => ErrorCode::BadSignature,
+            };
+            ApiError::new(code, e.to_string())
+        })?;
     // The write lock orders registrations: the lengths in memory are the stored ones.
     let mut lengths = state.chunk_lengths.write().await;
     let conflict = |chunk: ChunkId, known: u32, claimed: u32| {
@@ -223,7 +220,7 @@ async fn register_manifest(
             ),
         )
     };
-    let distinct = manifest_lengths(&manifest);
+    let distinct = manifest.distinct_chunk_lengths();
     for (chunk, claimed) in &distinct {
         if let Some(&known) = lengths.get(chunk)
             && known != *claimed

@@ -167,17 +167,6 @@ pub struct Settled {
     pub dropped_manifests: Vec<ContentId>,
 }
 
-/// A manifest's distinct chunks and their lengths, by chunk id. A manifest that names one
-/// chunk with two lengths keeps the first (such a manifest cannot match real bytes).
-pub fn manifest_lengths(manifest: &Manifest) -> Vec<(ChunkId, u32)> {
-    let mut distinct: Vec<(ChunkId, u32)> = (0..manifest.chunk_count())
-        .map(|i| (manifest.chunks[i], manifest.chunk_len(i)))
-        .collect();
-    distinct.sort_by_key(|(chunk, _)| *chunk);
-    distinct.dedup_by_key(|(chunk, _)| *chunk);
-    distinct
-}
-
 fn chunk_length_from_row(row: &AnyRow) -> Result<(ChunkId, u32)> {
     let chunk: Vec<u8> = row
         .try_get(0)
@@ -376,7 +365,7 @@ impl Store {
         if inserted == 0 {
             return Ok(Registered::Known);
         }
-        let distinct = manifest_lengths(manifest);
+        let distinct = manifest.distinct_chunk_lengths();
         for rows in distinct.chunks(ROWS_PER_STATEMENT) {
             // The first length of a chunk stays; a concurrent registration of the same
             // chunk waits on the key, then sees the committed length below.

@@ -181,14 +181,7 @@ async fn a_manifest_cannot_rewrite_known_chunk_lengths() {
         honest.chunks.clone(),
     )
     .expect("manifest");
-    let chunk_size = honest.chunk_size * 2;
-    let evil = dsi_protocol::Manifest::new(
-        "evil",
-        u64::from(chunk_size) * 4,
-        chunk_size,
-        honest.chunks.clone(),
-    )
-    .expect("manifest");
+    let evil = doubled(&honest);
     let refuse = |state: std::sync::Arc<oracle::OracleState>| {
         let evil = evil.clone();
         async move {
@@ -236,14 +229,7 @@ async fn a_false_length_registered_first_is_settled_with_the_chunks_bytes() {
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
     let (honest, data) = content(12, 4);
-    let chunk_size = honest.chunk_size * 2;
-    let evil = dsi_protocol::Manifest::new(
-        "evil",
-        u64::from(chunk_size) * 4,
-        chunk_size,
-        honest.chunks.clone(),
-    )
-    .expect("manifest");
+    let evil = doubled(&honest);
     let mut config = test_config();
     config.audit.enabled = false;
     // Room for one manifest and a half per key.
@@ -375,6 +361,18 @@ async fn a_false_length_registered_first_is_settled_with_the_chunks_bytes() {
         );
     }
     honest_epoch_agrees(&a, &b, &honest).await;
+}
+
+/// The attack on lengths: `honest`'s chunk ids under a chunk size twice as large.
+fn doubled(honest: &dsi_protocol::Manifest) -> dsi_protocol::Manifest {
+    let chunk_size = honest.chunk_size * 2;
+    dsi_protocol::Manifest::new(
+        "evil",
+        u64::from(chunk_size) * honest.chunks.len() as u64,
+        chunk_size,
+        honest.chunks.clone(),
+    )
+    .expect("manifest")
 }
 
 /// Both oracles accept one honest receipt per chunk of `honest`, close the epoch to the

@@ -207,6 +207,17 @@ impl Manifest {
         u32::try_from(range.end - range.start).unwrap_or(u32::MAX)
     }
 
+    /// The manifest's distinct chunks and their lengths, by chunk id. A manifest that names
+    /// one chunk with two lengths keeps the first (such a manifest cannot match real bytes).
+    pub fn distinct_chunk_lengths(&self) -> Vec<(ChunkId, u32)> {
+        let mut distinct: Vec<(ChunkId, u32)> = (0..self.chunk_count())
+            .map(|i| (self.chunks[i], self.chunk_len(i)))
+            .collect();
+        distinct.sort_by_key(|(chunk, _)| *chunk);
+        distinct.dedup_by_key(|(chunk, _)| *chunk);
+        distinct
+    }
+
     /// The content id of this manifest.
     #[cfg(feature = "blake3")]
     pub fn content_id(&self) -> ContentId {
