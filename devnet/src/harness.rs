@@ -163,11 +163,34 @@ impl InkNode {
     /// Starts `ink-node` with a temporary base path, RPC and p2p on loopback, and waits
     /// (60 s at most) until its RPC server runs.
     pub fn start(program: &Path, log: &Path) -> Result<Self> {
-        let rpc = free_port()?;
+        Self::start_with(program, log, None, None)
+    }
+
+    /// Starts `ink-node` keeping its chain in `base` (`None`: a temporary one) with RPC on
+    /// `rpc_port` (`None`: a free one). A node restarted on the same base and port goes on
+    /// with the same chain at the same URL.
+    pub fn start_with(
+        program: &Path,
+        log: &Path,
+        base: Option<&Path>,
+        rpc_port: Option<u16>,
+    ) -> Result<Self> {
+        let rpc = match rpc_port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let p2p = free_port()?;
-        let file = std::fs::File::create(log)?;
-        let child = Command::new(program)
-            .args(["--tmp", "--rpc-port", &rpc.to_string()])
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut command = Command::new(program);
+        match base {
+            Some(base) => command.arg("--base-path").arg(base),
+            None => command.arg("--tmp"),
+        };
+        let child = command
+            .args(["--rpc-port", &rpc.to_string()])
             .args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
             .args(["--no-prometheus", "--no-telemetry"])
             .stdout(Stdio::null())
@@ -185,9 +208,12 @@ impl InkNode {
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
+        let seen = std::fs::read_to_string(log)
+            .map(|t| t.matches("Running JSON-RPC server").count())
+            .unwrap_or(0);
         loop {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            if text.contains("Running JSON-RPC server") {
+            if text.matches("Running JSON-RPC server").count() > seen {
                 return Ok(node);
             }
             if let Ok(Some(status)) = node.child.try_wait() {
@@ -200,6 +226,19 @@ impl InkNode {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+impl InkNode {
+    /// Kills the node at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The RPC port.
+    pub fn rpc_port(&self) -> Option<u16> {
+        self.url.rsplit(':').next()?.parse().ok()
     }
 }
 

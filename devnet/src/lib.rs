@@ -1,7 +1,7 @@
 //! # devnet: a whole DSI network on one machine
 //!
 //! [`Network::start`] starts a throwaway `ink-node` on loopback, deploys the four contracts
-//! with `scripts/deploy`, funds the reward pool, starts the oracle (SQLite, short epochs,
+//! in-process (`dsi_chain::deploy`, what `oracle deploy` runs), funds the reward pool, starts the oracle (SQLite, short epochs,
 //! chain configured); seeders and downloaders are `node-lite` data directories, every process
 //! with its data and log in one run directory. The methods then drive what a user does:
 //! add files, download through the tracker, close an epoch, wait for the root to become
@@ -31,7 +31,8 @@ use dsi_protocol::fixed::{LinearCurve, Ppm};
 use dsi_protocol::reward::RewardParams;
 use dsi_protocol::{ContentId, Epoch, NodeId, PayoutAccount};
 use dsi_service::OracleClient;
-use oracle::chain::{Chain, Deployment};
+use oracle::chain::{Chain, Deployment, Signer};
+use oracle::cli::DeployArgs;
 
 use harness::run;
 pub use harness::{InkNode, Service};
@@ -45,7 +46,7 @@ pub struct Tools {
     pub oracle: PathBuf,
     /// `ink-node` (a name on `PATH` or a path).
     pub ink_node: PathBuf,
-    /// The repository root (for `scripts/deploy` and the built contracts).
+    /// The repository root (for the built contracts).
     pub repo: PathBuf,
 }
 
@@ -261,30 +262,63 @@ pub struct Network {
     pub client: OracleClient,
 }
 
-/// Starts a throwaway `ink-node` (in `run_dir`, log `ink-node.log`) and deploys the four
-/// contracts to it with `scripts/deploy --skip-build` and `extra` arguments (the contracts
-/// must be built: `scripts/deploy --build-only`). Returns the node, which stops when
-/// dropped, and the deployment file (`run_dir/deployment.json`, or `--out` in `extra`).
-pub fn deploy_chain(tools: &Tools, run_dir: &Path, extra: &[String]) -> Result<(InkNode, PathBuf)> {
-    let node = InkNode::start(&tools.ink_node, &run_dir.join("ink-node.log"))?;
-    let chosen = extra
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|at| extra.get(at + 1))
-        .map(PathBuf::from);
-    let deployment = chosen
-        .clone()
-        .unwrap_or_else(|| run_dir.join("deployment.json"));
-    let deploy = tools.repo.join("scripts/deploy");
-    let out = deployment.to_str().context("utf-8 path")?;
-    let mut args: Vec<&str> = vec!["--skip-build", "--url", &node.url];
-    if chosen.is_none() {
-        args.extend(["--out", out]);
+/// Deploy arguments with the defaults of `oracle deploy` (and `scripts/deploy`).
+pub fn deploy_args(extra: &[String]) -> Result<DeployArgs> {
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: DeployArgs,
     }
-    args.extend(extra.iter().map(String::as_str));
-    run(&deploy, &args, &run_dir.join("deploy.log"))
-        .context("scripts/deploy failed (are the contracts built? scripts/deploy --build-only)")?;
+    let argv = std::iter::once("deploy".to_string()).chain(extra.iter().cloned());
+    Ok(<Wrapper as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!("deploy arguments: {e}"))?
+        .args)
+}
+
+/// Starts a throwaway `ink-node` (in `run_dir`, log `ink-node.log`) and deploys the four
+/// contracts to it in this process with `args` (node URL replaced by the node's; relative
+/// bundle paths are under the repository; the deployment goes to `run_dir/deployment.json`).
+/// The contracts must be built (`scripts/deploy --build-only`). Returns the node, which
+/// stops when dropped, and the deployment file.
+pub async fn deploy_chain(
+    tools: &Tools,
+    run_dir: &Path,
+    args: &DeployArgs,
+) -> Result<(InkNode, PathBuf)> {
+    let node = InkNode::start(&tools.ink_node, &run_dir.join("ink-node.log"))?;
+    let deployment = deploy_to(tools, &node.url, run_dir, args).await?;
     Ok((node, deployment))
+}
+
+/// Deploys to the node at `url`; see [`deploy_chain`].
+pub async fn deploy_to(
+    tools: &Tools,
+    url: &str,
+    run_dir: &Path,
+    args: &DeployArgs,
+) -> Result<PathBuf> {
+    let mut args = args.clone();
+    args.url = url.to_string();
+    if args.bundles.is_relative() {
+        args.bundles = tools.repo.join(&args.bundles);
+    }
+    args.out = run_dir.join("deployment.json");
+    let options = args.options()?;
+    let log = run_dir.join("deploy.log");
+    let deployment = dsi_chain::deploy::deploy(&options, |line| {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    })
+    .await
+    .context("deploying the contracts (are they built? scripts/deploy --build-only)")?;
+    dsi_chain::deploy::write_deployment(&deployment, &args.out)?;
+    Ok(args.out)
 }
 
 /// A secret URI file (0600) for a dev account.
@@ -310,15 +344,16 @@ impl Network {
         let (node, deployment) = deploy_chain(
             &tools,
             &run_dir,
-            &[
+            &deploy_args(&[
                 "--timelock".into(),
                 options.timelock_blocks.to_string(),
                 "--challenge-blocks".into(),
                 options.challenge_blocks.to_string(),
-            ],
-        )?;
+            ])?,
+        )
+        .await?;
         say(&format!("deployed to {}", node.url));
-        let chain = Chain::new(Deployment::load(&deployment)?, None, "//Alice".into());
+        let chain = Chain::new(Deployment::load(&deployment)?, None, Signer::dev("alice")?)?;
 
         let keys = run_dir.join("keys");
         std::fs::create_dir_all(&keys)?;
@@ -726,11 +761,9 @@ impl Network {
     pub async fn raise_rarity(&self, curve: LinearCurve, target_replication: u32) -> Result<u32> {
         let keys = self.options.run_dir.join("keys");
         let member = |name: &str| -> Result<Chain> {
-            Ok(self.chain.signing_as(
-                std::fs::read_to_string(keys.join(format!("{name}.suri")))?
-                    .trim()
-                    .to_string(),
-            ))
+            Ok(self
+                .chain
+                .signing_as(Signer::from_file(&keys.join(format!("{name}.suri")))?))
         };
         let id = member("alice")?
             .propose_rarity(curve, target_replication)

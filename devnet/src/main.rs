@@ -19,7 +19,7 @@ struct Cli {
     /// Where data directories, logs and the deployment file go.
     #[arg(long, value_name = "DIR")]
     run_dir: PathBuf,
-    /// The repository (for scripts/deploy and the built contracts).
+    /// The repository (for the built contracts).
     #[arg(long, value_name = "DIR", default_value = ".")]
     repo: PathBuf,
     /// The node-lite binary.
@@ -40,12 +40,12 @@ struct Cli {
     /// Leave everything running after the story and print the URLs; Ctrl-C stops it all.
     #[arg(long)]
     keep: bool,
-    /// Only start a throwaway ink-node, deploy the contracts to it with `scripts/deploy
-    /// --skip-build` (plus any DEPLOY_ARGS), print the deployment and stop (what
+    /// Only start a throwaway ink-node, deploy the contracts to it (the options of
+    /// `oracle deploy` as DEPLOY_ARGS), print the deployment and stop (what
     /// `scripts/deploy --temp-node` runs).
     #[arg(long)]
     deploy_only: bool,
-    /// Arguments for `scripts/deploy` with --deploy-only (after `--`).
+    /// Arguments for the deploy with --deploy-only (after `--`).
     #[arg(last = true, value_name = "DEPLOY_ARGS")]
     deploy_args: Vec<String>,
 }
@@ -107,7 +107,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .with_context(|| format!("cannot create {}", cli.run_dir.display()))?;
         let run_dir = absolute(cli.run_dir)?;
         println!("== starting a throwaway ink-node and deploying the contracts");
-        let (node, deployment) = devnet::deploy_chain(&tools, &run_dir, &cli.deploy_args)?;
+        let args = devnet::deploy_args(&cli.deploy_args)?;
+        let (node, deployment) = devnet::deploy_chain(&tools, &run_dir, &args).await?;
         println!("   node {} (log {})", node.url, node.log.display());
         println!("{}", std::fs::read_to_string(&deployment)?);
         println!("== ok: deployed and the wiring read back; stopping the node");

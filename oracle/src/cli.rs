@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// The text after `--help`: exit codes, logging and configuration.
 pub fn after_help() -> String {
@@ -82,6 +82,11 @@ pub enum Command {
     /// council member.
     #[command(subcommand)]
     Governance(GovernanceCommand),
+    /// Deploy the four contracts to a node with the built bundles, wire them (governance
+    /// administers the other three), read the wiring back and write the deployment file
+    /// the oracle's `[chain] deployment` names. Signs in this process: the deployer's
+    /// secret comes from a 0600 file, or is a public dev account's.
+    Deploy(DeployArgs),
     /// Recompute an epoch's root from its published batch file, bit for bit: every receipt
     /// is judged by the ingest rules and the rewards recomputed. Exit 0 if the root and
     /// total match, 4 if they do not.
@@ -143,4 +148,87 @@ pub enum GovernanceCommand {
     },
     /// Show the reward parameters the multipliers contract holds now.
     Params,
+}
+
+/// `oracle deploy` options (also what `scripts/deploy` and `devnet --deploy-only` take).
+#[derive(Args, Debug, Clone)]
+pub struct DeployArgs {
+    /// Node RPC URL.
+    #[arg(long, default_value = "ws://127.0.0.1:9944", value_name = "URL")]
+    pub url: String,
+    /// File (0600) with the deployer's secret URI.
+    #[arg(long, value_name = "FILE", conflicts_with = "deployer")]
+    pub deployer_file: Option<PathBuf>,
+    /// A dev account as the deployer (alice..ferdie; their keys are public: dev chains
+    /// only). Default: alice, unless --deployer-file is given.
+    #[arg(long, value_name = "NAME")]
+    pub deployer: Option<String>,
+    /// Governance council: dev names (alice..ferdie) or 0x H160 addresses.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "alice,bob,charlie",
+        value_name = "A,B,..."
+    )]
+    pub council: Vec<String>,
+    /// Approvals a proposal needs (a strict majority of the council).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub council_threshold: u32,
+    /// Blocks between a proposal's approval and its execution.
+    #[arg(long, default_value_t = 5, value_name = "BLOCKS")]
+    pub timelock: u32,
+    /// Oracle committee: dev names or 0x H160 addresses.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "alice",
+        value_name = "A,B,..."
+    )]
+    pub committee: Vec<String>,
+    /// Identical submissions that make an epoch final (a strict majority of the
+    /// committee).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub committee_threshold: u32,
+    /// Blocks after finality during which governance can veto (at least the timelock +
+    /// 4; the pool refuses less).
+    #[arg(long = "challenge-blocks", default_value_t = 20, value_name = "N")]
+    pub challenge_blocks: u32,
+    /// Most one epoch may add, native units of 10^-12 token (default: 1000 tokens).
+    #[arg(long, default_value_t = 1_000_000_000_000_000, value_name = "N")]
+    pub max_epoch_total: u128,
+    /// Directory of the four `<name>.contract` bundles (`<name>.contract` or
+    /// `<name>/<name>.contract`; default: what `scripts/deploy --build-only` built, run
+    /// from the repository).
+    #[arg(long, default_value = "contracts/target/ink", value_name = "DIR")]
+    pub bundles: PathBuf,
+    /// Where to write the deployment.
+    #[arg(long, default_value = "contracts/deployment.json", value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+impl DeployArgs {
+    /// The deploy options these arguments give.
+    pub fn options(&self) -> Result<dsi_chain::deploy::DeployOptions, dsi_chain::ChainError> {
+        use dsi_chain::accounts::{Signer, parse_address};
+        let deployer = match (&self.deployer_file, &self.deployer) {
+            (Some(file), _) => Signer::from_file(file)?,
+            (None, Some(name)) => Signer::dev(name)?,
+            (None, None) => Signer::dev("alice")?,
+        };
+        let list = |names: &[String]| -> Result<Vec<[u8; 20]>, dsi_chain::ChainError> {
+            names.iter().map(|n| parse_address(n.trim())).collect()
+        };
+        Ok(dsi_chain::deploy::DeployOptions {
+            url: self.url.clone(),
+            deployer,
+            council: list(&self.council)?,
+            council_threshold: self.council_threshold,
+            timelock: self.timelock,
+            committee: list(&self.committee)?,
+            committee_threshold: self.committee_threshold,
+            challenge_blocks: self.challenge_blocks,
+            max_epoch_total: self.max_epoch_total,
+            bundles: self.bundles.clone(),
+        })
+    }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::batch::{VerifyError, batch_content_id, decode_batch, verify_batch};
-use crate::chain::{Chain, ChainError, Deployment, Written};
+use crate::chain::{Chain, ChainError, Deployment, Signer, Written};
 use crate::{DataDir, OracleState};
 
 /// Why a command failed; each maps to an exit code.
@@ -54,7 +54,9 @@ impl CommandError {
             Self::DataDir(_) => Exit::DataDir,
             Self::Oracle(e) => e.exit(),
             Self::Chain(ChainError::Refused { .. }) => Exit::Refused,
-            Self::Chain(ChainError::Deployment(_)) => Exit::Usage,
+            Self::Chain(ChainError::Deployment(_) | ChainError::Key(_) | ChainError::Bundle(_)) => {
+                Exit::Usage
+            }
             Self::Chain(_) => Exit::Unavailable,
             Self::Verify(VerifyError::Malformed(_)) => Exit::Usage,
             Self::Verify(_) => Exit::Integrity,
@@ -177,9 +179,9 @@ pub fn chain_client(dir: &DataDir) -> Result<Chain> {
         )));
     }
     let deployment = Deployment::load(Path::new(&config.chain.deployment))?;
-    let suri = crate::data_dir::read_secret_file(Path::new(&config.chain.suri_file))
-        .map_err(|e| CommandError::DataDir(format!("reading [chain] suri_file: {e:#}")))?;
-    Ok(Chain::new(deployment, Some(config.chain.url), suri))
+    let signer = Signer::from_file(Path::new(&config.chain.suri_file))
+        .map_err(|e| CommandError::DataDir(format!("[chain] suri_file: {e}")))?;
+    Ok(Chain::new(deployment, Some(config.chain.url), signer)?)
 }
 
 /// What happened to one leaf in `oracle claim`.
@@ -371,6 +373,33 @@ pub async fn fund(dir: &DataDir, amount: u128) -> Result<FundReport> {
     })
 }
 
+/// What `oracle deploy` did.
+#[derive(Debug, Serialize)]
+pub struct DeployReport {
+    /// The file written.
+    pub out: PathBuf,
+    /// The deployment.
+    pub deployment: serde_json::Value,
+}
+
+impl Report for DeployReport {
+    fn text(&self) -> String {
+        format!("== wrote {}", self.out.display())
+    }
+}
+
+/// Deploys the four contracts (progress on stdout) and writes the deployment file.
+pub async fn deploy(args: &crate::cli::DeployArgs) -> Result<DeployReport> {
+    let options = args.options()?;
+    let deployment = dsi_chain::deploy::deploy(&options, |line| println!("   {line}")).await?;
+    dsi_chain::deploy::write_deployment(&deployment, &args.out)?;
+    Ok(DeployReport {
+        out: args.out.clone(),
+        deployment: serde_json::to_value(&deployment)
+            .map_err(|e| CommandError::Serve(e.to_string()))?,
+    })
+}
+
 /// A governance action's outcome, as one line.
 #[derive(Debug, Serialize)]
 pub struct GovernanceReport {
@@ -391,8 +420,7 @@ impl Report for GovernanceReport {
 pub fn signer(chain: Chain, suri_file: Option<PathBuf>) -> Result<Chain> {
     Ok(match suri_file {
         Some(path) => chain.signing_as(
-            crate::data_dir::read_secret_file(&path)
-                .map_err(|e| CommandError::DataDir(format!("{e:#}")))?,
+            Signer::from_file(&path).map_err(|e| CommandError::DataDir(e.to_string()))?,
         ),
         None => chain,
     })

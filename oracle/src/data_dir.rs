@@ -130,24 +130,6 @@ impl DataDir {
     }
 }
 
-/// Reads a secret from a file that only its owner may read.
-pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
-    if path.as_os_str().is_empty() {
-        bail!("no file given");
-    }
-    let metadata = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if metadata.permissions().mode() & 0o077 != 0 {
-        bail!(
-            "{} is readable by other users; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        );
-    }
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text.trim().to_string())
-}
-
 fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)

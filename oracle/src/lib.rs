@@ -127,13 +127,13 @@ impl OracleState {
         } else {
             let deployment =
                 chain::Deployment::load(std::path::Path::new(&config.chain.deployment))?;
-            let suri = data_dir::read_secret_file(std::path::Path::new(&config.chain.suri_file))
-                .context("reading [chain] suri_file")?;
+            let signer = chain::Signer::from_file(std::path::Path::new(&config.chain.suri_file))
+                .context("[chain] suri_file")?;
             Some(chain::Chain::new(
                 deployment,
                 Some(config.chain.url.clone()),
-                suri,
-            ))
+                signer,
+            )?)
         };
         Ok(Self::new(config, store, key, token, data_dir.batches())
             .await?

@@ -94,6 +94,7 @@ async fn run(command: Command, data_dir: DataDir) -> Result<Exit, CommandError> 
                 GovernanceCommand::Params => print(&commands::params(&chain).await?),
             }
         }
+        Command::Deploy(args) => print(&commands::deploy(&args).await?),
         Command::VerifyEpoch {
             batch_file,
             seeders,

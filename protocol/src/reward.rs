@@ -47,9 +47,9 @@ pub struct RewardParams {
 }
 
 impl Default for RewardParams {
-    /// The one source of the starting parameters: `scripts/deploy` instantiates the
-    /// `multipliers` contract with these (printed by `cargo run -p dsi-protocol --example
-    /// reward-params`), and an oracle without a chain uses them. Rarity +0.25× per missing
+    /// The one source of the starting parameters: `oracle deploy` (`dsi_chain::deploy`)
+    /// instantiates the `multipliers` contract with these, and an oracle without a chain
+    /// uses them. Rarity +0.25× per missing
     /// replica below 3 (up to 2×), demand +0.01× per request (up to 1.5×), 70 % of the
     /// budget for bandwidth.
     fn default() -> Self {

@@ -4,16 +4,66 @@
 //! reputation reaches the contract; an oracle killed right after submitting does not
 //! submit again after a restart.
 //!
-//! The chain is a throwaway ink-node with the four contracts deployed by `scripts/deploy`
-//! (started by `devnet::Network`, the same harness as the devnet test). Needs `ink-node` on
+//! Keys stay in the processes that use them: while the oracle submits, no process's
+//! command line or environment and no log holds the committee's secret. A node killed
+//! and restarted in the middle of a submission neither loses nor repeats it.
+//!
+//! The chain is a throwaway ink-node with the four contracts deployed in-process by
+//! `dsi_chain::deploy` (started by `devnet::Network`, the same harness as the devnet test). Needs `ink-node` on
 //! PATH and the contracts built (`scripts/deploy --build-only`): `scripts/test` runs it with
 //! `DSI_REQUIRE_CHAIN=1`. Without that it says so and passes.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use devnet::{Network, Options, random_file};
+use devnet::{InkNode, Network, Options, random_file};
 use dsi_api::oracle::EpochStatus;
-use dsi_protocol::{Epoch, PayoutAccount};
+use dsi_protocol::{ContentId, Epoch, PayoutAccount};
+use oracle::chain::{Chain, Deployment, Signer, Written};
+
+/// Every process's command line and environment that holds `secret`: `pid: where`.
+fn processes_showing(secret: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        for file in ["cmdline", "environ"] {
+            // Processes come and go; unreadable ones (other users') cannot be ours.
+            if let Ok(bytes) = std::fs::read(entry.path().join(file))
+                && bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+            {
+                let cmd = String::from_utf8_lossy(&bytes).replace('\0', " ");
+                found.push(format!("{name} {file}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+/// Watches every process until `stop`, collecting those that show `secret`.
+fn watch_processes(
+    secret: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            for hit in processes_showing(secret) {
+                if !seen.contains(&hit) {
+                    seen.push(hit);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        seen
+    })
+}
 
 const EPOCH_MS: u64 = 30_000;
 
@@ -72,7 +122,10 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     assert_eq!(net.wait_for_receipts(epoch, 4).await.expect("receipts"), 4);
 
     // `oracle close-epoch`; the oracle submits the root; blocks advance past the challenge
-    // window.
+    // window. Meanwhile no process shows the committee's secret (the devnet committee is
+    // //Alice, read by the oracle from its 0600 file).
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_processes("//Alice", stop.clone());
     let printed = oracle_cli(
         &oracle_dir,
         &[
@@ -88,6 +141,15 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         "{printed}"
     );
     let record = net.wait_claimable(epoch).await.expect("claimable");
+    stop.store(true, Ordering::Relaxed);
+    let shown = watcher.join().expect("watcher");
+    assert!(shown.is_empty(), "the secret showed in: {shown:#?}");
+    let log = std::fs::read_to_string(net.run_dir().join("oracle.log")).expect("oracle log");
+    assert!(
+        log.contains("root submitted"),
+        "the oracle submitted:\n{log}"
+    );
+    assert!(!log.contains("//Alice"), "the oracle logged its secret");
     let on_chain = net
         .chain
         .epoch(epoch)
@@ -173,4 +235,111 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         metrics.contains("dsi_oracle_chain_submissions_total 0"),
         "resubmitted after restart:\n{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
+    if !dsi_tests::chain_ready("the node restart test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tools = dsi_tests::network_tools();
+    let base = tmp.path().join("chain");
+    let log = tmp.path().join("ink-node.log");
+    let mut node = InkNode::start_with(&tools.ink_node, &log, Some(&base), None).expect("node");
+    let port = node.rpc_port().expect("port");
+    // Deployed with the `oracle deploy` command, the deployer's key in a 0600 file.
+    let key = tmp.path().join("deployer.suri");
+    oracle::chain::accounts::write_secret_file(&key, "//Alice").expect("key file");
+    let deployment = tmp.path().join("deployment.json");
+    let bundles = tools.repo.join("contracts/target/ink");
+    let printed = oracle_cli(
+        tmp.path(),
+        &[
+            "deploy",
+            "--url",
+            &node.url,
+            "--deployer-file",
+            key.to_str().expect("utf-8"),
+            "--timelock",
+            "1",
+            "--challenge-blocks",
+            "5",
+            "--bundles",
+            bundles.to_str().expect("utf-8"),
+            "--out",
+            deployment.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        printed.contains("governance administers the other three"),
+        "{printed}"
+    );
+    let alice = Signer::dev("alice").expect("alice");
+    let chain = Chain::new(
+        Deployment::load(&deployment).expect("deployment"),
+        None,
+        alice.clone(),
+    )
+    .expect("client");
+    // The committee (alice) is mapped and funds the pool; its nonce is read before.
+    chain.fund(1_000_000_000_000).await.expect("fund");
+    let nonce = || async {
+        let account = alice.account();
+        let url = chain.url().replacen("ws://", "http://", 1);
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "system_accountNextIndex", "params": [account.to_string()]});
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("rpc")
+            .json()
+            .await
+            .expect("json");
+        answer["result"].as_u64().expect("nonce")
+    };
+    let before = nonce().await;
+
+    // Submit, and kill the node while the submission is on its way.
+    let epoch = 7;
+    let root = [0x77; 32];
+    let submitting = {
+        let chain = chain.clone();
+        tokio::spawn(async move {
+            chain
+                .submit_root(epoch, None, &root, 1_000, &ContentId([0x42; 32]))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    node.kill();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let node =
+        InkNode::start_with(&tools.ink_node, &log, Some(&base), Some(port)).expect("restart");
+    let written = tokio::time::timeout(std::time::Duration::from_secs(120), submitting)
+        .await
+        .expect("the submission finished after the restart")
+        .expect("task")
+        .expect("the submission succeeded after the restart");
+    assert_eq!(written, Written::Sent);
+    let record = chain
+        .epoch(epoch)
+        .await
+        .expect("read")
+        .expect("the epoch is on chain");
+    assert_eq!((record.root, record.total), (root, 1_000));
+    assert_eq!(
+        nonce().await,
+        before + 1,
+        "the submission went in exactly once"
+    );
+    // Sent again, the chain already has it: nothing is sent.
+    let again = chain
+        .submit_root(epoch, None, &root, 1_000, &ContentId([0x42; 32]))
+        .await
+        .expect("again");
+    assert_eq!(again, Written::AlreadyThere);
+    assert_eq!(nonce().await, before + 1);
+    drop(node);
 }

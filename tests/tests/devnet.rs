@@ -137,7 +137,9 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     for round in 1..=2u64 {
         if round == 2 {
             // A non-member cannot propose; the council can (timelock checked inside).
-            let dave = net.chain.signing_as("//Dave".into());
+            let dave = net
+                .chain
+                .signing_as(oracle::chain::Signer::dev("dave").unwrap());
             match dave.propose_rarity(raised_rarity(), 3).await {
                 Err(ChainError::Refused { error, .. }) => assert_eq!(error, "Unauthorized"),
                 other => panic!("a non-member proposed: {other:?}"),

@@ -1,0 +1,743 @@
+//! The node connection: dry-runs through the runtime API (`ReviveApi_call`,
+//! `ReviveApi_instantiate`), `Revive::call` / `instantiate_with_code` / `map_account`
+//! extrinsics signed in this process and followed to inclusion, and balance reads.
+//!
+//! **Reconnecting.** Every read goes through [`Node::read`], which reconnects (with backoff,
+//! up to [`Node::reconnect_for`]) when the connection dropped, for example because the node
+//! restarted.
+//!
+//! **A write is never sent twice.** Each extrinsic is signed once with an explicit nonce
+//! (the account's next index, pool included). If the answer is lost (the connection drops
+//! after sending), the client reconnects and compares the account's nonce on chain: moved
+//! past ours means the extrinsic is in a block, which the client then finds by hash to read
+//! its outcome; not moved means it is resent, byte for byte: the same nonce can be included
+//! at most once, whatever happens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parity_scale_codec::{Decode, Encode};
+use subxt::backend::legacy::LegacyRpcMethods;
+use subxt::backend::rpc::RpcClient;
+use subxt::config::DefaultExtrinsicParamsBuilder;
+use subxt::tx::{Payload, TxStatus};
+use subxt::utils::AccountId32;
+use subxt::{OnlineClient, PolkadotConfig};
+use tokio::sync::RwLock;
+
+use crate::ChainError;
+use crate::accounts::Signer;
+
+type Config = PolkadotConfig;
+type Hash = <Config as subxt::Config>::Hash;
+
+/// Computation and proof size (pallet-revive's `Weight`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode, scale_encode::EncodeAsType,
+)]
+pub struct Weight {
+    /// Computation.
+    #[codec(compact)]
+    pub ref_time: u64,
+    /// Proof size.
+    #[codec(compact)]
+    pub proof_size: u64,
+}
+
+impl Weight {
+    /// This weight plus `percent` per cent, saturating.
+    fn with_margin(self, percent: u64) -> Self {
+        Self {
+            ref_time: self
+                .ref_time
+                .saturating_add(self.ref_time.saturating_mul(percent) / 100),
+            proof_size: self
+                .proof_size
+                .saturating_add(self.proof_size.saturating_mul(percent) / 100),
+        }
+    }
+}
+
+#[derive(Encode)]
+struct CallRequest {
+    origin: [u8; 32],
+    dest: [u8; 20],
+    value: u128,
+    gas_limit: Option<Weight>,
+    storage_deposit_limit: Option<u128>,
+    input: Vec<u8>,
+}
+
+#[derive(Encode)]
+enum Code {
+    Upload(Vec<u8>),
+}
+
+#[derive(Encode)]
+struct InstantiateRequest {
+    origin: [u8; 32],
+    value: u128,
+    gas_limit: Option<Weight>,
+    storage_deposit_limit: Option<u128>,
+    code: Code,
+    data: Vec<u8>,
+    salt: Option<[u8; 32]>,
+}
+
+#[derive(Decode)]
+enum StorageDeposit {
+    Refund(#[allow(dead_code)] u128),
+    Charge(u128),
+}
+
+#[derive(Decode)]
+struct ExecReturnValue {
+    flags: u32,
+    data: Vec<u8>,
+}
+
+/// What a dry-run of a call or instantiation found.
+#[derive(Clone, Debug)]
+pub struct DryRun {
+    /// Whether the contract reverted (`data` is then its error).
+    pub reverted: bool,
+    /// What the contract returned.
+    pub data: Vec<u8>,
+    /// The address of the new contract (instantiation only).
+    pub address: Option<[u8; 20]>,
+    /// The gas the extrinsic needs.
+    pub gas_required: Weight,
+    /// The storage deposit it charges (0 when it refunds).
+    pub deposit: u128,
+}
+
+/// `Revive::call`.
+#[derive(scale_encode::EncodeAsType)]
+struct CallArgs {
+    dest: [u8; 20],
+    value: u128,
+    gas_limit: Weight,
+    storage_deposit_limit: u128,
+    data: Vec<u8>,
+}
+
+/// `Revive::instantiate_with_code`.
+#[derive(scale_encode::EncodeAsType)]
+struct InstantiateArgs {
+    value: u128,
+    gas_limit: Weight,
+    storage_deposit_limit: u128,
+    code: Vec<u8>,
+    data: Vec<u8>,
+    salt: Option<[u8; 32]>,
+}
+
+/// `Revive::map_account`.
+#[derive(scale_encode::EncodeAsType)]
+struct MapAccount {}
+
+/// `Balances::transfer_keep_alive`.
+#[derive(scale_encode::EncodeAsType)]
+struct Transfer {
+    dest: subxt::utils::MultiAddress<AccountId32, ()>,
+    value: u128,
+}
+
+/// `Revive::ContractEmitted`.
+#[derive(Debug, scale_decode::DecodeAsType)]
+struct ContractEmitted {
+    contract: [u8; 20],
+    data: Vec<u8>,
+    topics: Vec<[u8; 32]>,
+}
+
+impl subxt::events::StaticEvent for ContractEmitted {
+    const PALLET: &'static str = "Revive";
+    const EVENT: &'static str = "ContractEmitted";
+}
+
+/// An event a contract emitted in an extrinsic: the contract, its data and topics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    /// The emitting contract.
+    pub contract: [u8; 20],
+    /// SCALE-encoded fields.
+    pub data: Vec<u8>,
+    /// Topics.
+    pub topics: Vec<[u8; 32]>,
+}
+
+/// An extrinsic in a block.
+#[derive(Clone, Debug)]
+pub struct Included {
+    /// The block.
+    pub block: Hash,
+    /// The contract events it emitted.
+    pub emitted: Vec<Emitted>,
+    /// A contract instantiated by it (`Revive::Instantiated`).
+    pub instantiated: Option<[u8; 20]>,
+}
+
+struct Conn {
+    api: OnlineClient<Config>,
+    rpc: LegacyRpcMethods<Config>,
+}
+
+/// A connection to a node, shared by every clone.
+#[derive(Clone)]
+pub struct Node {
+    url: String,
+    conn: Arc<RwLock<Option<Arc<Conn>>>>,
+    /// How long to keep trying to reconnect before giving up.
+    pub reconnect_for: Duration,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.url)
+    }
+}
+
+fn rpc_error(e: impl std::fmt::Display) -> ChainError {
+    ChainError::Rpc(e.to_string())
+}
+
+/// Whether an error means the connection is gone (reconnecting may help), as opposed to
+/// an answer of the node.
+fn is_disconnect(error: &subxt::Error) -> bool {
+    match error {
+        subxt::Error::Io(_) => true,
+        subxt::Error::Rpc(subxt::error::RpcError::SubscriptionDropped) => true,
+        other => {
+            let text = other.to_string().to_lowercase();
+            [
+                "restart",
+                "closed",
+                "connect",
+                "networking",
+                "transport",
+                "timed out",
+                "timeout",
+                "broken pipe",
+                "reset",
+            ]
+            .iter()
+            .any(|needle| text.contains(needle))
+        }
+    }
+}
+
+impl Node {
+    /// A node at `url` (`ws://` or `wss://`); connects on first use.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            conn: Arc::new(RwLock::new(None)),
+            reconnect_for: Duration::from_secs(60),
+        }
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn connect_once(&self) -> Result<Arc<Conn>, subxt::Error> {
+        let rpc = RpcClient::from_insecure_url(&self.url).await?;
+        let api = OnlineClient::<Config>::from_rpc_client(rpc.clone()).await?;
+        Ok(Arc::new(Conn {
+            api,
+            rpc: LegacyRpcMethods::new(rpc),
+        }))
+    }
+
+    /// The current connection, connecting (with retries) if there is none.
+    async fn conn(&self) -> Result<Arc<Conn>, ChainError> {
+        if let Some(conn) = self.conn.read().await.as_ref() {
+            return Ok(conn.clone());
+        }
+        self.reconnect(None).await
+    }
+
+    /// Drops `stale` (if it is still the current connection) and connects again, trying
+    /// for up to [`Self::reconnect_for`].
+    async fn reconnect(&self, stale: Option<&Arc<Conn>>) -> Result<Arc<Conn>, ChainError> {
+        let mut slot = self.conn.write().await;
+        match (slot.as_ref(), stale) {
+            (Some(current), Some(stale)) if !Arc::ptr_eq(current, stale) => {
+                return Ok(current.clone());
+            }
+            (Some(current), None) => return Ok(current.clone()),
+            _ => {}
+        }
+        *slot = None;
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.connect_once().await {
+                Ok(conn) => {
+                    if stale.is_some() {
+                        tracing::info!(url = %self.url, "reconnected to the node");
+                    }
+                    *slot = Some(conn.clone());
+                    return Ok(conn);
+                }
+                Err(e) if started.elapsed() < self.reconnect_for => {
+                    tracing::warn!(url = %self.url, "cannot reach the node, trying again: {e}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(ChainError::Rpc(format!(
+                        "cannot reach the node at {} for {} s: {e}",
+                        self.url,
+                        started.elapsed().as_secs()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Runs a read, reconnecting and trying again while the connection is what failed.
+    async fn read<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ChainError>
+    where
+        F: Fn(Arc<Conn>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, subxt::Error>>,
+    {
+        let mut conn = self.conn().await?;
+        let started = std::time::Instant::now();
+        loop {
+            match f(conn.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) if is_disconnect(&e) && started.elapsed() < self.reconnect_for => {
+                    tracing::warn!(read = what, "connection lost, reconnecting: {e}");
+                    conn = self.reconnect(Some(&conn)).await?;
+                }
+                Err(e) => return Err(ChainError::Rpc(format!("{what}: {e}"))),
+            }
+        }
+    }
+
+    async fn state_call(
+        &self,
+        method: &'static str,
+        params: Vec<u8>,
+    ) -> Result<Vec<u8>, ChainError> {
+        self.read(method, |conn| {
+            let params = params.clone();
+            async move { conn.rpc.state_call(method, Some(&params), None).await }
+        })
+        .await
+    }
+
+    /// The best block's number.
+    pub async fn best_number(&self) -> Result<u32, ChainError> {
+        self.read("chain_getHeader", |conn| async move {
+            let header = conn.rpc.chain_get_header(None).await?;
+            Ok(header.map(|h| h.number).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Dry-runs a call of `dest` by `origin` through `ReviveApi_call`. `Err` is a
+    /// dispatch error of the runtime (the contract did not run to completion), decoded.
+    pub async fn dry_run_call(
+        &self,
+        origin: &Signer,
+        dest: [u8; 20],
+        value: u128,
+        input: Vec<u8>,
+    ) -> Result<Result<DryRun, String>, ChainError> {
+        let request = CallRequest {
+            origin: origin.account().0,
+            dest,
+            value,
+            gas_limit: None,
+            storage_deposit_limit: None,
+            input,
+        };
+        let bytes = self.state_call("ReviveApi_call", request.encode()).await?;
+        self.contract_result(&bytes, false).await
+    }
+
+    /// Dry-runs an instantiation through `ReviveApi_instantiate`.
+    pub async fn dry_run_instantiate(
+        &self,
+        origin: &Signer,
+        code: Vec<u8>,
+        data: Vec<u8>,
+        salt: Option<[u8; 32]>,
+    ) -> Result<Result<DryRun, String>, ChainError> {
+        let request = InstantiateRequest {
+            origin: origin.account().0,
+            value: 0,
+            gas_limit: None,
+            storage_deposit_limit: None,
+            code: Code::Upload(code),
+            data,
+            salt,
+        };
+        let bytes = self
+            .state_call("ReviveApi_instantiate", request.encode())
+            .await?;
+        self.contract_result(&bytes, true).await
+    }
+
+    async fn contract_result(
+        &self,
+        bytes: &[u8],
+        instantiate: bool,
+    ) -> Result<Result<DryRun, String>, ChainError> {
+        let bad = |e: parity_scale_codec::Error| {
+            ChainError::Rpc(format!("unreadable dry-run result: {e}"))
+        };
+        let mut cursor = bytes;
+        let _consumed = Weight::decode(&mut cursor).map_err(bad)?;
+        let gas_required = Weight::decode(&mut cursor).map_err(bad)?;
+        let deposit = match StorageDeposit::decode(&mut cursor).map_err(bad)? {
+            StorageDeposit::Charge(amount) => amount,
+            StorageDeposit::Refund(_) => 0,
+        };
+        match u8::decode(&mut cursor).map_err(bad)? {
+            0 => {
+                let value = ExecReturnValue::decode(&mut cursor).map_err(bad)?;
+                let address = if instantiate {
+                    Some(<[u8; 20]>::decode(&mut cursor).map_err(bad)?)
+                } else {
+                    None
+                };
+                Ok(Ok(DryRun {
+                    reverted: value.flags & 1 != 0,
+                    data: value.data,
+                    address,
+                    gas_required,
+                    deposit,
+                }))
+            }
+            _ => {
+                let conn = self.conn().await?;
+                let error = subxt::error::DispatchError::decode_from(cursor, conn.api.metadata())
+                    .map(|e| dispatch_name(&e))
+                    .unwrap_or_else(|e| format!("undecodable dispatch error: {e}"));
+                Ok(Err(error))
+            }
+        }
+    }
+
+    /// An account's free balance in native units, read with `ReviveApi_balance` (EVM
+    /// units of 10^-18; native = value / 10^6).
+    pub async fn balance(&self, address: [u8; 20]) -> Result<u128, ChainError> {
+        let bytes = self
+            .state_call("ReviveApi_balance", address.encode())
+            .await?;
+        if bytes.len() != 32 {
+            return Err(ChainError::Rpc(format!("U256 of {} bytes", bytes.len())));
+        }
+        if bytes[16..].iter().any(|b| *b != 0) {
+            return Err(ChainError::Rpc("balance beyond u128".into()));
+        }
+        let mut low = [0u8; 16];
+        low.copy_from_slice(&bytes[..16]);
+        Ok(u128::from_le_bytes(low) / 1_000_000)
+    }
+
+    /// The account's nonce in the best block (not counting the transaction pool, nor
+    /// waiting for finality), through the runtime API.
+    async fn nonce_on_chain(&self, account: &AccountId32) -> Result<u64, ChainError> {
+        let bytes = self
+            .state_call("AccountNonceApi_account_nonce", account.0.encode())
+            .await?;
+        u32::decode(&mut bytes.as_slice())
+            .map(u64::from)
+            .map_err(|e| ChainError::Rpc(format!("unreadable account nonce: {e}")))
+    }
+
+    /// Submits `Revive::call` to `dest` with `input`, after the dry-run `dry` (its gas and
+    /// deposit, with a margin), and waits until it is in a block. `Err` names the
+    /// runtime's dispatch error.
+    pub async fn call(
+        &self,
+        signer: &Signer,
+        dest: [u8; 20],
+        value: u128,
+        input: Vec<u8>,
+        dry: &DryRun,
+    ) -> Result<Result<Included, String>, ChainError> {
+        let payload = subxt::tx::DefaultPayload::new(
+            "Revive",
+            "call",
+            CallArgs {
+                dest,
+                value,
+                gas_limit: dry.gas_required.with_margin(20),
+                storage_deposit_limit: deposit_limit(dry.deposit),
+                data: input,
+            },
+        )
+        .unvalidated();
+        self.submit(signer, &payload).await
+    }
+
+    /// Submits `Revive::instantiate_with_code`.
+    pub async fn instantiate(
+        &self,
+        signer: &Signer,
+        code: Vec<u8>,
+        data: Vec<u8>,
+        salt: Option<[u8; 32]>,
+        dry: &DryRun,
+    ) -> Result<Result<Included, String>, ChainError> {
+        let payload = subxt::tx::DefaultPayload::new(
+            "Revive",
+            "instantiate_with_code",
+            InstantiateArgs {
+                value: 0,
+                gas_limit: dry.gas_required.with_margin(20),
+                storage_deposit_limit: deposit_limit(dry.deposit),
+                code,
+                data,
+                salt,
+            },
+        )
+        .unvalidated();
+        self.submit(signer, &payload).await
+    }
+
+    /// Maps the signer's account to its H160 (`Revive::map_account`), which pallet-revive
+    /// requires of every caller; a no-op answer (`AccountAlreadyMapped`) is fine.
+    pub async fn map_account(&self, signer: &Signer) -> Result<(), ChainError> {
+        let payload =
+            subxt::tx::DefaultPayload::new("Revive", "map_account", MapAccount {}).unvalidated();
+        match self.submit(signer, &payload).await? {
+            Ok(_) => Ok(()),
+            Err(e) if e.contains("AccountAlreadyMapped") => Ok(()),
+            Err(e) => Err(ChainError::Dispatch {
+                contract: "Revive".into(),
+                message: "map_account".into(),
+                error: e,
+            }),
+        }
+    }
+
+    /// Transfers `value` native units to `dest` (keeping the sender alive).
+    pub async fn transfer(
+        &self,
+        signer: &Signer,
+        dest: &AccountId32,
+        value: u128,
+    ) -> Result<(), ChainError> {
+        let payload = subxt::tx::DefaultPayload::new(
+            "Balances",
+            "transfer_keep_alive",
+            Transfer {
+                dest: subxt::utils::MultiAddress::Id(dest.clone()),
+                value,
+            },
+        )
+        .unvalidated();
+        match self.submit(signer, &payload).await? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ChainError::Dispatch {
+                contract: "Balances".into(),
+                message: "transfer_keep_alive".into(),
+                error: e,
+            }),
+        }
+    }
+
+    /// Signs `payload` once with the account's next nonce, submits it and follows it into a
+    /// block; see the module docs for what happens when the answer is lost.
+    async fn submit<P: Payload>(
+        &self,
+        signer: &Signer,
+        payload: &P,
+    ) -> Result<Result<Included, String>, ChainError> {
+        let account = signer.account();
+        let conn = self.conn().await?;
+        let nonce = self
+            .read("system_accountNextIndex", |conn| {
+                let account = account.clone();
+                async move { conn.rpc.system_account_next_index(&account).await }
+            })
+            .await?;
+        let from_block = self.best_number().await?;
+        let params = DefaultExtrinsicParamsBuilder::<Config>::new()
+            .nonce(nonce)
+            .build();
+        let signed = conn
+            .api
+            .tx()
+            .create_signed_offline(payload, signer.pair(), params)
+            .map_err(|e| ChainError::Rpc(format!("cannot build the extrinsic: {e}")))?;
+        let bytes = signed.encoded().to_vec();
+        let hash = signed.hash();
+        let started = std::time::Instant::now();
+        let mut conn = conn;
+        loop {
+            match watch(&conn, &bytes).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(Watch::Refused(message)) => {
+                    // A resend of an extrinsic that made it into a block is refused as
+                    // outdated: the nonce tells.
+                    if self.nonce_on_chain(&account).await? > nonce {
+                        return self.find(&conn, hash, from_block).await;
+                    }
+                    return Err(ChainError::Rpc(format!(
+                        "the node refused the extrinsic: {message}"
+                    )));
+                }
+                Err(Watch::Lost(detail)) => {
+                    if started.elapsed() > self.reconnect_for {
+                        return Err(ChainError::Rpc(format!(
+                            "lost the node while sending (nonce {nonce}): {detail}"
+                        )));
+                    }
+                    tracing::warn!(
+                        nonce,
+                        "answer lost while sending an extrinsic ({detail}); checking the chain"
+                    );
+                    conn = self.reconnect(Some(&conn)).await?;
+                    if self.nonce_on_chain(&account).await? > nonce {
+                        // In a block already: find it and read its outcome.
+                        return self.find(&conn, hash, from_block).await;
+                    }
+                    // Not in a block: send the very same bytes again (same nonce).
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+    }
+
+    /// Finds the extrinsic `hash` in the blocks after `from_block` and reads its outcome.
+    async fn find(
+        &self,
+        conn: &Arc<Conn>,
+        hash: Hash,
+        from_block: u32,
+    ) -> Result<Result<Included, String>, ChainError> {
+        let best = self.best_number().await?;
+        for number in from_block..=best {
+            let Some(block_hash) = conn
+                .rpc
+                .chain_get_block_hash(Some(number.into()))
+                .await
+                .map_err(rpc_error)?
+            else {
+                continue;
+            };
+            let block = conn.api.blocks().at(block_hash).await.map_err(rpc_error)?;
+            let extrinsics = block.extrinsics().await.map_err(rpc_error)?;
+            for extrinsic in extrinsics.iter() {
+                if extrinsic.hash() == hash {
+                    let events = extrinsic.events().await.map_err(rpc_error)?;
+                    return Ok(outcome(&conn.api, block_hash, &events));
+                }
+            }
+        }
+        Err(ChainError::Rpc(format!(
+            "the account's nonce moved but extrinsic {hash:?} is in none of blocks {from_block}..={best}"
+        )))
+    }
+}
+
+/// A storage deposit limit with a margin over what the dry-run charged.
+fn deposit_limit(charged: u128) -> u128 {
+    charged
+        .saturating_add(charged / 5)
+        .saturating_add(1_000_000_000)
+}
+
+fn dispatch_name(error: &subxt::error::DispatchError) -> String {
+    match error {
+        subxt::error::DispatchError::Module(module) => match module.details() {
+            Ok(details) => format!("{}::{}", details.pallet.name(), details.variant.name),
+            Err(_) => module.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+enum Watch {
+    /// The connection went away: the extrinsic may or may not be in a block.
+    Lost(String),
+    /// The node refused it (invalid, dropped): it is in no block.
+    Refused(String),
+}
+
+fn outcome(
+    api: &OnlineClient<Config>,
+    block: Hash,
+    events: &subxt::blocks::ExtrinsicEvents<Config>,
+) -> Result<Included, String> {
+    let mut emitted = Vec::new();
+    let mut instantiated = None;
+    for event in events.iter() {
+        let Ok(event) = event else { continue };
+        if event.pallet_name() == "System" && event.variant_name() == "ExtrinsicFailed" {
+            let field = event.field_bytes();
+            // `ExtrinsicFailed { dispatch_error, dispatch_info }`: the error comes first.
+            return Err(
+                subxt::error::DispatchError::decode_from(field, api.metadata())
+                    .map(|e| dispatch_name(&e))
+                    .unwrap_or_else(|e| format!("extrinsic failed (undecodable error: {e})")),
+            );
+        }
+        if let Ok(Some(e)) = event.as_event::<ContractEmitted>() {
+            emitted.push(Emitted {
+                contract: e.contract,
+                data: e.data,
+                topics: e.topics,
+            });
+        }
+        if event.pallet_name() == "Revive" && event.variant_name() == "Instantiated" {
+            // `Instantiated { deployer: H160, contract: H160 }`.
+            let bytes = event.field_bytes();
+            if bytes.len() >= 40 {
+                let mut address = [0u8; 20];
+                address.copy_from_slice(&bytes[20..40]);
+                instantiated = Some(address);
+            }
+        }
+    }
+    Ok(Included {
+        block,
+        emitted,
+        instantiated,
+    })
+}
+
+/// Submits `bytes` and follows them into a block.
+async fn watch(conn: &Conn, bytes: &[u8]) -> Result<Result<Included, String>, Watch> {
+    let tx = subxt::tx::SubmittableExtrinsic::from_bytes(conn.api.clone(), bytes.to_vec());
+    let mut progress = match tx.submit_and_watch().await {
+        Ok(progress) => progress,
+        Err(e) if is_disconnect(&e) => return Err(Watch::Lost(e.to_string())),
+        Err(e) => {
+            let text = e.to_string();
+            // Already in the pool (sent before the connection dropped): the nonce check
+            // after reconnecting decides.
+            if text.contains("already imported") || text.contains("Already Imported") {
+                return Err(Watch::Lost(text));
+            }
+            return Err(Watch::Refused(text));
+        }
+    };
+    while let Some(status) = progress.next().await {
+        match status {
+            Ok(TxStatus::InBestBlock(in_block) | TxStatus::InFinalizedBlock(in_block)) => {
+                let events = in_block
+                    .fetch_events()
+                    .await
+                    .map_err(|e| Watch::Lost(e.to_string()))?;
+                return Ok(outcome(&conn.api, in_block.block_hash(), &events));
+            }
+            Ok(TxStatus::Invalid { message } | TxStatus::Dropped { message }) => {
+                return Err(Watch::Refused(message));
+            }
+            Ok(TxStatus::Error { message }) => return Err(Watch::Lost(message)),
+            Ok(_) => continue,
+            Err(e) => return Err(Watch::Lost(e.to_string())),
+        }
+    }
+    Err(Watch::Lost("the node closed the subscription".into()))
+}

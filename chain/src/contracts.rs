@@ -1,0 +1,960 @@
+//! DSI's four contracts as typed Rust calls: what the oracle submits and reads at close,
+//! governance, funding, claims, and what deploy, devnet and the tests check.
+//!
+//! Every write is dry-run first with the same input: the contracts refuse a second
+//! identical vote (`AlreadyVoted`) or an epoch that is already final (`EpochTooOld`), so
+//! the dry-run tells whether the write is still needed, and a restarted oracle never
+//! submits twice. Contract errors come back as the name of the contract's `Error` variant
+//! ([`ChainError::Refused`]); the runtime's errors as `Pallet::Error`
+//! ([`ChainError::Dispatch`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dsi_protocol::fixed::{LinearCurve, Ppm};
+use dsi_protocol::reward::RewardParams;
+use dsi_protocol::{ContentId, NodeId, PayoutAccount};
+use scale_decode::DecodeAsType;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::accounts::Signer;
+use crate::bundle::{Arg, Bundle, Event, arg};
+use crate::client::{DryRun, Node};
+use crate::{ChainError, Result as ChainResult};
+
+/// Most scores in one `reputation.submit` call (the contract's `MAX_BATCH`): an epoch's
+/// scores go in as many parts as they need.
+pub const REPUTATION_PART: usize = 256;
+
+/// Boost reads in flight at once over the one connection ([`Chain::boosts`]).
+pub const BOOST_READS: usize = 32;
+
+/// A contract of the deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Contract {
+    /// reward_pool.
+    RewardPool,
+    /// reputation.
+    Reputation,
+    /// multipliers.
+    Multipliers,
+    /// governance.
+    Governance,
+}
+
+impl Contract {
+    /// The four, in deploy order.
+    pub const ALL: [Contract; 4] = [
+        Self::Governance,
+        Self::RewardPool,
+        Self::Reputation,
+        Self::Multipliers,
+    ];
+
+    /// The contract's crate name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RewardPool => "reward_pool",
+            Self::Reputation => "reputation",
+            Self::Multipliers => "multipliers",
+            Self::Governance => "governance",
+        }
+    }
+}
+
+/// What deploy writes (`deployment.json`) and every chain user reads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Node RPC URL (ws://).
+    pub url: String,
+    /// `reward_pool` address.
+    pub reward_pool: String,
+    /// `reputation` address.
+    pub reputation: String,
+    /// `multipliers` address.
+    pub multipliers: String,
+    /// `governance` address.
+    pub governance: String,
+    /// Contract bundles by name (absolute paths).
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, PathBuf>,
+    /// Everything else deploy recorded (council, committee, thresholds, windows...).
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl Deployment {
+    /// Reads a deployment file.
+    pub fn load(path: &Path) -> ChainResult<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ChainError::Deployment(format!("cannot read {}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| ChainError::Deployment(format!("{}: {e}", path.display())))
+    }
+
+    /// A contract's address.
+    pub fn address(&self, contract: Contract) -> ChainResult<[u8; 20]> {
+        let text = match contract {
+            Contract::RewardPool => &self.reward_pool,
+            Contract::Reputation => &self.reputation,
+            Contract::Multipliers => &self.multipliers,
+            Contract::Governance => &self.governance,
+        };
+        hex::decode(text.trim_start_matches("0x"))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                ChainError::Deployment(format!(
+                    "{} address {text} is not 20 bytes",
+                    contract.name()
+                ))
+            })
+    }
+}
+
+/// An H160 as the contracts' `Address` (one field of 20 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType, scale_encode::EncodeAsType)]
+pub struct Address(pub [u8; 20]);
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+/// `reward_pool::EpochStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType)]
+pub enum EpochStatus {
+    /// Final.
+    Final,
+    /// Vetoed.
+    Vetoed,
+}
+
+/// `reward_pool::EpochRecord`: a final epoch as the pool records it.
+#[derive(Clone, Debug, PartialEq, Eq, DecodeAsType)]
+pub struct EpochRecord {
+    /// Its root.
+    pub root: [u8; 32],
+    /// Its total.
+    pub total: u128,
+    /// Content id of its published batch.
+    pub batch: [u8; 32],
+    /// Final or vetoed.
+    pub status: EpochStatus,
+    /// Block in which it became final.
+    pub final_block: u32,
+    /// First block claims are accepted in.
+    pub claimable_from: u32,
+    /// The epoch it follows on the good chain (`None` for the first).
+    pub base: Option<u64>,
+    /// What its leaves paid so far.
+    pub paid: u128,
+}
+
+/// An epoch as `reward_pool` records it (the oracle's view).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainEpoch {
+    /// Its root.
+    pub root: [u8; 32],
+    /// Its total.
+    pub total: u128,
+    /// `Final` or `Vetoed`.
+    pub status: String,
+    /// First block claims are accepted in.
+    pub claimable_from: u32,
+    /// The epoch it follows on the good chain (`None` for the first).
+    pub base: Option<u64>,
+}
+
+/// `reputation::Score`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType)]
+struct Score {
+    ppm: u32,
+    epoch: u64,
+}
+
+/// `multipliers::Curve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType, scale_encode::EncodeAsType)]
+pub struct Curve {
+    /// Value at x = 0.
+    pub base: u32,
+    /// Increase per unit of x.
+    pub slope: u32,
+    /// Lower clamp.
+    pub min: u32,
+    /// Upper clamp.
+    pub max: u32,
+}
+
+impl From<LinearCurve> for Curve {
+    fn from(c: LinearCurve) -> Self {
+        Self {
+            base: c.base.0,
+            slope: c.slope.0,
+            min: c.min.0,
+            max: c.max.0,
+        }
+    }
+}
+
+impl From<Curve> for LinearCurve {
+    fn from(c: Curve) -> Self {
+        Self {
+            base: Ppm(c.base),
+            slope: Ppm(c.slope),
+            min: Ppm(c.min),
+            max: Ppm(c.max),
+        }
+    }
+}
+
+/// `multipliers::Params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType, scale_encode::EncodeAsType)]
+pub struct Params {
+    /// Rarity curve.
+    pub rarity: Curve,
+    /// Target replication.
+    pub target_replication: u32,
+    /// Demand curve.
+    pub demand: Curve,
+    /// Bandwidth share (ppm).
+    pub bandwidth_share: u32,
+}
+
+impl From<RewardParams> for Params {
+    fn from(p: RewardParams) -> Self {
+        Self {
+            rarity: p.rarity.into(),
+            target_replication: p.target_replication,
+            demand: p.demand.into(),
+            bandwidth_share: p.bandwidth_share.0,
+        }
+    }
+}
+
+impl From<Params> for RewardParams {
+    fn from(p: Params) -> Self {
+        Self {
+            rarity: p.rarity.into(),
+            target_replication: p.target_replication,
+            demand: p.demand.into(),
+            bandwidth_share: Ppm(p.bandwidth_share),
+        }
+    }
+}
+
+/// `multipliers::Bounds`: limits fixed at instantiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType, scale_encode::EncodeAsType)]
+pub struct Bounds {
+    /// Lowest multiplier (ppm).
+    pub multiplier_min: u32,
+    /// Highest multiplier (ppm).
+    pub multiplier_max: u32,
+    /// Steepest slope (ppm).
+    pub max_slope: u32,
+    /// Highest target replication.
+    pub max_target_replication: u32,
+    /// Lowest bandwidth share (ppm).
+    pub bandwidth_share_min: u32,
+    /// Highest bandwidth share (ppm).
+    pub bandwidth_share_max: u32,
+    /// Highest boost (ppm).
+    pub max_boost: u32,
+}
+
+impl Default for Bounds {
+    /// The bounds deploy instantiates `multipliers` with.
+    fn default() -> Self {
+        Self {
+            multiplier_min: 500_000,
+            multiplier_max: 5_000_000,
+            max_slope: 1_000_000,
+            max_target_replication: 20,
+            bandwidth_share_min: 100_000,
+            bandwidth_share_max: 900_000,
+            max_boost: 3_000_000,
+        }
+    }
+}
+
+/// `reward_pool::Claim`.
+#[derive(Clone, Debug, scale_encode::EncodeAsType)]
+struct ClaimArg {
+    epoch: u64,
+    seeder: [u8; 32],
+    payout: Address,
+    amount: u128,
+    proof: Vec<[u8; 32]>,
+}
+
+/// `governance::Action`.
+#[derive(Clone, Debug, scale_encode::EncodeAsType)]
+enum Action {
+    Call {
+        callee: Address,
+        selector: [u8; 4],
+        input: Vec<u8>,
+    },
+}
+
+/// `governance::Action` as read back (any variant).
+#[derive(Clone, Debug, DecodeAsType)]
+#[allow(dead_code)]
+enum ActionRead {
+    Call {
+        callee: Address,
+        selector: [u8; 4],
+        input: Vec<u8>,
+    },
+    SetCouncil {
+        members: Vec<Address>,
+        threshold: u32,
+    },
+    SetTimelock {
+        blocks: u32,
+    },
+}
+
+/// `governance::Proposal`.
+#[derive(Clone, Debug, DecodeAsType)]
+struct ProposalRecord {
+    #[allow(dead_code)]
+    action: ActionRead,
+    proposer: Address,
+    approvals: Vec<Address>,
+    approved_at: Option<u32>,
+    executed: bool,
+}
+
+/// One leaf to pay with [`Chain::claim_many`]: epoch, seeder, payout, amount, proof.
+pub type LeafClaim = (u64, NodeId, PayoutAccount, u128, Vec<[u8; 32]>);
+
+/// Outcome of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Sent now.
+    Sent,
+    /// Nothing to send: the chain already has it.
+    AlreadyThere,
+}
+
+/// A governance proposal as the contract records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its id.
+    pub id: u32,
+    /// Who proposed it (0x H160).
+    pub proposer: String,
+    /// How many members approved it.
+    pub approvals: usize,
+    /// Block in which it reached the threshold (the timelock starts there).
+    pub approved_at: Option<u32>,
+    /// Whether it was executed.
+    pub executed: bool,
+}
+
+/// The client of a deployment, signing as one account.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// The deployment.
+    pub deployment: Deployment,
+    node: Node,
+    signer: Signer,
+    bundles: std::sync::Arc<BTreeMap<Contract, Bundle>>,
+    mapped: std::sync::Arc<OnceCell<()>>,
+}
+
+impl Chain {
+    /// A client for `deployment` (at `url` if given, else the deployment's), signing as
+    /// `signer`. Reads the four bundles.
+    pub fn new(deployment: Deployment, url: Option<String>, signer: Signer) -> ChainResult<Self> {
+        let url = url
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| deployment.url.clone());
+        let mut bundles = BTreeMap::new();
+        for contract in Contract::ALL {
+            let path = deployment.artifacts.get(contract.name()).ok_or_else(|| {
+                ChainError::Deployment(format!(
+                    "no bundle for {} in the deployment (redeploy with scripts/deploy)",
+                    contract.name()
+                ))
+            })?;
+            bundles.insert(contract, Bundle::load(path)?);
+        }
+        Ok(Self {
+            deployment,
+            node: Node::new(&url),
+            signer,
+            bundles: std::sync::Arc::new(bundles),
+            mapped: std::sync::Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The node's RPC URL.
+    pub fn url(&self) -> &str {
+        self.node.url()
+    }
+
+    /// The node connection.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The signing account.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// The same client signing as another account (a council member, say).
+    pub fn signing_as(&self, signer: Signer) -> Self {
+        Self {
+            signer,
+            mapped: std::sync::Arc::new(OnceCell::new()),
+            ..self.clone()
+        }
+    }
+
+    /// A contract's bundle.
+    pub fn bundle(&self, contract: Contract) -> ChainResult<&Bundle> {
+        self.bundles
+            .get(&contract)
+            .ok_or_else(|| ChainError::Deployment(format!("no bundle for {}", contract.name())))
+    }
+
+    /// The selector of `message` in `contract`'s ABI.
+    pub fn selector(&self, contract: Contract, message: &str) -> ChainResult<[u8; 4]> {
+        self.bundle(contract)?.selector(message)
+    }
+
+    /// Decodes the events of an extrinsic that the deployment's contracts emitted.
+    pub fn decode_events(&self, emitted: &[crate::client::Emitted]) -> Vec<Event> {
+        emitted
+            .iter()
+            .filter_map(|e| {
+                let contract = Contract::ALL
+                    .into_iter()
+                    .find(|c| self.deployment.address(*c).ok() == Some(e.contract))?;
+                self.bundle(contract).ok()?.decode_event(&e.data, &e.topics)
+            })
+            .collect()
+    }
+
+    /// Maps the signer's account once (pallet-revive refuses unmapped callers, dry-runs
+    /// included).
+    async fn ensure_mapped(&self) -> ChainResult<()> {
+        self.mapped
+            .get_or_try_init(|| async { self.node.map_account(&self.signer).await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn dry_run(
+        &self,
+        contract: Contract,
+        message: &str,
+        value: u128,
+        input: Vec<u8>,
+    ) -> ChainResult<DryRun> {
+        self.ensure_mapped().await?;
+        let dest = self.deployment.address(contract)?;
+        match self
+            .node
+            .dry_run_call(&self.signer, dest, value, input)
+            .await?
+        {
+            Ok(dry) => Ok(dry),
+            Err(error) => Err(ChainError::Dispatch {
+                contract: contract.name().into(),
+                message: message.into(),
+                error,
+            }),
+        }
+    }
+
+    /// Reads `message` (a dry-run) and decodes its answer as `T`.
+    pub async fn query<T: DecodeAsType>(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[Arg<'_>],
+    ) -> ChainResult<T> {
+        match self.try_query(contract, message, args, 0).await? {
+            Ok(value) => Ok(value),
+            Err(error) => Err(ChainError::Refused {
+                contract: contract.name(),
+                message: message.into(),
+                error,
+            }),
+        }
+    }
+
+    /// Dry-runs `message`; `Ok(Err(name))` is the contract's error.
+    async fn try_query<T: DecodeAsType>(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[Arg<'_>],
+        value: u128,
+    ) -> ChainResult<std::result::Result<T, String>> {
+        let bundle = self.bundle(contract)?;
+        let input = bundle.call_data(message, args)?;
+        let dry = self.dry_run(contract, message, value, input).await?;
+        bundle.decode_answer(message, &dry.data)
+    }
+
+    /// Dry-runs a write, then sends it unless the contract answers with one of the
+    /// `already` errors ([`Written::AlreadyThere`]); any other error is `Refused` with
+    /// `label`. Returns the decoded `Ok` value of the dry-run with the outcome.
+    async fn write<T: DecodeAsType>(
+        &self,
+        contract: Contract,
+        message: &str,
+        args: &[Arg<'_>],
+        value: u128,
+        already: &[&str],
+        label: String,
+    ) -> ChainResult<(Written, Option<T>)> {
+        let bundle = self.bundle(contract)?;
+        let input = bundle.call_data(message, args)?;
+        let dry = self
+            .dry_run(contract, message, value, input.clone())
+            .await?;
+        let answer = bundle.decode_answer::<T>(message, &dry.data)?;
+        let ok = match answer {
+            Ok(ok) if !dry.reverted => ok,
+            Ok(_) => {
+                return Err(ChainError::Refused {
+                    contract: contract.name(),
+                    message: label,
+                    error: "reverted".into(),
+                });
+            }
+            Err(error) if already.contains(&error.as_str()) => {
+                return Ok((Written::AlreadyThere, None));
+            }
+            Err(error) => {
+                return Err(ChainError::Refused {
+                    contract: contract.name(),
+                    message: label,
+                    error,
+                });
+            }
+        };
+        let dest = self.deployment.address(contract)?;
+        let started = std::time::Instant::now();
+        match self
+            .node
+            .call(&self.signer, dest, value, input, &dry)
+            .await?
+        {
+            Ok(included) => {
+                for event in self.decode_events(&included.emitted) {
+                    tracing::debug!(%event, "contract event");
+                }
+                tracing::debug!(
+                    call = %format!("{}.{label}", contract.name()),
+                    ms = started.elapsed().as_millis() as u64,
+                    "included"
+                );
+                Ok((Written::Sent, Some(ok)))
+            }
+            Err(error) => Err(ChainError::Dispatch {
+                contract: contract.name().into(),
+                message: label,
+                error,
+            }),
+        }
+    }
+
+    /// `reward_pool.epoch(n)`.
+    pub async fn epoch(&self, epoch: u64) -> ChainResult<Option<ChainEpoch>> {
+        let record: Option<EpochRecord> = self
+            .query(Contract::RewardPool, "epoch", &[arg(&epoch)])
+            .await?;
+        Ok(record.map(|r| ChainEpoch {
+            root: r.root,
+            total: r.total,
+            status: match r.status {
+                EpochStatus::Final => "Final".into(),
+                EpochStatus::Vetoed => "Vetoed".into(),
+            },
+            claimable_from: r.claimable_from,
+            base: r.base,
+        }))
+    }
+
+    /// `reward_pool.epoch(n)` as the pool stores it.
+    pub async fn epoch_record(&self, epoch: u64) -> ChainResult<Option<EpochRecord>> {
+        self.query(Contract::RewardPool, "epoch", &[arg(&epoch)])
+            .await
+    }
+
+    /// `reward_pool.current_block()`.
+    pub async fn current_block(&self) -> ChainResult<u32> {
+        self.query(Contract::RewardPool, "current_block", &[]).await
+    }
+
+    /// `reward_pool.claimed(seeder)`.
+    pub async fn claimed(&self, seeder: &NodeId) -> ChainResult<u128> {
+        self.query(Contract::RewardPool, "claimed", &[arg(&seeder.0)])
+            .await
+    }
+
+    /// `reward_pool.free_balance()`.
+    pub async fn free_balance(&self) -> ChainResult<u128> {
+        self.query(Contract::RewardPool, "free_balance", &[]).await
+    }
+
+    /// Funds the pool with `amount` native units (12 decimals).
+    pub async fn fund(&self, amount: u128) -> ChainResult<()> {
+        self.write::<u128>(
+            Contract::RewardPool,
+            "fund",
+            &[],
+            amount,
+            &[],
+            format!("fund({amount})"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `reward_pool.last_good_epoch()`: the newest final, not vetoed epoch (the base the
+    /// next submission must name).
+    pub async fn last_good_epoch(&self) -> ChainResult<Option<u64>> {
+        self.query(Contract::RewardPool, "last_good_epoch", &[])
+            .await
+    }
+
+    /// Submits an epoch's root, following `base` on the good chain, unless the chain
+    /// already has this member's vote or a final record for it. `Refused` with `WrongBase`
+    /// when `base` is not the chain's latest good epoch (not final yet, or vetoed).
+    pub async fn submit_root(
+        &self,
+        epoch: u64,
+        base: Option<u64>,
+        root: &[u8; 32],
+        total: u128,
+        batch: &ContentId,
+    ) -> ChainResult<Written> {
+        let (written, _) = self
+            .write::<bool>(
+                Contract::RewardPool,
+                "submit",
+                &[
+                    arg(&epoch),
+                    arg(&base),
+                    arg(root),
+                    arg(&total),
+                    arg(&batch.0),
+                ],
+                0,
+                &["AlreadyVoted", "EpochTooOld"],
+                format!("submit({epoch})"),
+            )
+            .await?;
+        Ok(written)
+    }
+
+    /// `reward_pool.veto(epoch)`: only governance may (the test of a council's veto goes
+    /// through a proposal); refused otherwise.
+    pub async fn veto(&self, epoch: u64) -> ChainResult<Written> {
+        let (written, _) = self
+            .write::<()>(
+                Contract::RewardPool,
+                "veto",
+                &[arg(&epoch)],
+                0,
+                &[],
+                format!("veto({epoch})"),
+            )
+            .await?;
+        Ok(written)
+    }
+
+    /// `reputation.last_epoch()`.
+    pub async fn reputation_last_epoch(&self) -> ChainResult<Option<u64>> {
+        self.query(Contract::Reputation, "last_epoch", &[]).await
+    }
+
+    /// `reputation.last_part()`: the last applied (epoch, part).
+    pub async fn reputation_last_part(&self) -> ChainResult<Option<(u64, u32)>> {
+        self.query(Contract::Reputation, "last_part", &[]).await
+    }
+
+    /// `reputation.score(node)`: (ppm, epoch).
+    pub async fn reputation_score(&self, node: &NodeId) -> ChainResult<Option<(u32, u64)>> {
+        let score: Option<Score> = self
+            .query(Contract::Reputation, "score", &[arg(&node.0)])
+            .await?;
+        Ok(score.map(|s| (s.ppm, s.epoch)))
+    }
+
+    /// Submits part `part` of an epoch's scores (sorted by node, at most
+    /// [`REPUTATION_PART`]) unless already there.
+    pub async fn submit_scores(
+        &self,
+        epoch: u64,
+        part: u32,
+        scores: &[(NodeId, u32)],
+    ) -> ChainResult<Written> {
+        let list: Vec<([u8; 32], u32)> = scores.iter().map(|(n, p)| (n.0, *p)).collect();
+        let (written, _) = self
+            .write::<bool>(
+                Contract::Reputation,
+                "submit",
+                &[arg(&epoch), arg(&part), arg(&list)],
+                0,
+                &["AlreadyVoted", "EpochTooOld"],
+                format!("submit({epoch}, part {part})"),
+            )
+            .await?;
+        Ok(written)
+    }
+
+    /// `multipliers.params()` as the protocol's reward parameters.
+    pub async fn params(&self) -> ChainResult<RewardParams> {
+        let params: Params = self.query(Contract::Multipliers, "params", &[]).await?;
+        Ok(params.into())
+    }
+
+    /// `multipliers.boost(content)`.
+    pub async fn boost(&self, content: &ContentId) -> ChainResult<Ppm> {
+        let boost: u32 = self
+            .query(Contract::Multipliers, "boost", &[arg(&content.0)])
+            .await?;
+        Ok(Ppm(boost))
+    }
+
+    /// The boosts of many contents, [`BOOST_READS`] dry-runs in flight at once over the
+    /// one connection (no process, no connection per id): `n` ids cost about
+    /// `n / BOOST_READS` round trips of latency.
+    pub async fn boosts(&self, contents: &[ContentId]) -> ChainResult<Vec<Ppm>> {
+        use subxt::ext::futures::{StreamExt, TryStreamExt};
+        subxt::ext::futures::stream::iter(contents.iter().copied())
+            .map(|content| async move { self.boost(&content).await })
+            .buffered(BOOST_READS)
+            .try_collect()
+            .await
+    }
+
+    /// Claims a leaf: pays `payout` what the seeder earned in `epoch` (`amount`). Returns
+    /// what was paid (0 when the leaf was already paid).
+    pub async fn claim(
+        &self,
+        epoch: u64,
+        seeder: &NodeId,
+        payout: &PayoutAccount,
+        amount: u128,
+        proof: &[[u8; 32]],
+    ) -> ChainResult<u128> {
+        let proof = proof.to_vec();
+        let (written, _) = self
+            .write::<u128>(
+                Contract::RewardPool,
+                "claim",
+                &[
+                    arg(&epoch),
+                    arg(&seeder.0),
+                    arg(&Address(payout.0)),
+                    arg(&amount),
+                    arg(&proof),
+                ],
+                0,
+                &["AlreadyClaimed"],
+                format!("claim({epoch})"),
+            )
+            .await?;
+        if written == Written::AlreadyThere {
+            return Ok(0);
+        }
+        let paid = self.claimed_in(epoch, seeder).await?;
+        if paid != Some(amount) {
+            return Err(ChainError::Refused {
+                contract: "reward_pool",
+                message: format!("claim({epoch})"),
+                error: format!("the leaf paid {paid:?} after the claim, expected {amount}"),
+            });
+        }
+        Ok(amount)
+    }
+
+    /// `reward_pool.claim_many`: pays several leaves in one extrinsic, all or none.
+    /// Returns what was paid.
+    pub async fn claim_many(&self, claims: &[LeafClaim]) -> ChainResult<u128> {
+        let list: Vec<ClaimArg> = claims
+            .iter()
+            .map(|(epoch, seeder, payout, amount, proof)| ClaimArg {
+                epoch: *epoch,
+                seeder: seeder.0,
+                payout: Address(payout.0),
+                amount: *amount,
+                proof: proof.clone(),
+            })
+            .collect();
+        let (_, paid) = self
+            .write::<u128>(
+                Contract::RewardPool,
+                "claim_many",
+                &[arg(&list)],
+                0,
+                &[],
+                format!("claim_many({} leaves)", list.len()),
+            )
+            .await?;
+        Ok(paid.unwrap_or(0))
+    }
+
+    /// `reward_pool.claimed_in(epoch, seeder)`: what that leaf paid, `None` while unclaimed.
+    pub async fn claimed_in(&self, epoch: u64, seeder: &NodeId) -> ChainResult<Option<u128>> {
+        self.query(
+            Contract::RewardPool,
+            "claimed_in",
+            &[arg(&epoch), arg(&seeder.0)],
+        )
+        .await
+    }
+
+    /// `governance.next_id()`: the id the next proposal gets.
+    pub async fn next_proposal_id(&self) -> ChainResult<u32> {
+        self.query(Contract::Governance, "next_id", &[]).await
+    }
+
+    /// `governance.proposal(id)`.
+    pub async fn proposal(&self, id: u32) -> ChainResult<Option<Proposal>> {
+        let record: Option<ProposalRecord> = self
+            .query(Contract::Governance, "proposal", &[arg(&id)])
+            .await?;
+        Ok(record.map(|r| Proposal {
+            id,
+            proposer: r.proposer.to_string(),
+            approvals: r.approvals.len(),
+            approved_at: r.approved_at,
+            executed: r.executed,
+        }))
+    }
+
+    /// Proposes (and approves, as the proposer) a governance call of `message` on
+    /// `contract` with SCALE-encoded `input`. Returns the proposal id.
+    pub async fn propose_call(
+        &self,
+        contract: Contract,
+        message: &str,
+        input: &[u8],
+    ) -> ChainResult<u32> {
+        let action = Action::Call {
+            callee: Address(self.deployment.address(contract)?),
+            selector: self.selector(contract, message)?,
+            input: input.to_vec(),
+        };
+        let (_, id) = self
+            .write::<u32>(
+                Contract::Governance,
+                "propose",
+                &[arg(&action)],
+                0,
+                &[],
+                format!("propose({}.{message})", contract.name()),
+            )
+            .await?;
+        let id = id.ok_or_else(|| ChainError::Refused {
+            contract: "governance",
+            message: "propose".into(),
+            error: "no proposal id".into(),
+        })?;
+        if self.proposal(id).await?.is_none() {
+            return Err(ChainError::Refused {
+                contract: "governance",
+                message: "propose".into(),
+                error: format!("proposal {id} is not on chain after the call"),
+            });
+        }
+        Ok(id)
+    }
+
+    /// Proposes `multipliers.set_rarity(curve, target_replication)`.
+    pub async fn propose_rarity(
+        &self,
+        curve: LinearCurve,
+        target_replication: u32,
+    ) -> ChainResult<u32> {
+        let input = self.bundle(Contract::Multipliers)?.call_data(
+            "set_rarity",
+            &[arg(&Curve::from(curve)), arg(&target_replication)],
+        )?;
+        // The action carries the arguments only: the selector is its own field.
+        self.propose_call(Contract::Multipliers, "set_rarity", &input[4..])
+            .await
+    }
+
+    /// Proposes `reward_pool.veto(epoch)`.
+    pub async fn propose_veto(&self, epoch: u64) -> ChainResult<u32> {
+        let input = self
+            .bundle(Contract::RewardPool)?
+            .call_data("veto", &[arg(&epoch)])?;
+        self.propose_call(Contract::RewardPool, "veto", &input[4..])
+            .await
+    }
+
+    /// Approves proposal `id` as this client's account (a council member).
+    pub async fn approve(&self, id: u32) -> ChainResult<Written> {
+        let (written, _) = self
+            .write::<()>(
+                Contract::Governance,
+                "approve",
+                &[arg(&id)],
+                0,
+                &["AlreadyApproved"],
+                format!("approve({id})"),
+            )
+            .await?;
+        Ok(written)
+    }
+
+    /// Executes proposal `id` (approved, timelock passed). `Refused` with `Timelocked`,
+    /// `NotApproved`, `ExecutionFailed`... when the contract would refuse.
+    pub async fn execute(&self, id: u32) -> ChainResult<Written> {
+        let (written, _) = self
+            .write::<()>(
+                Contract::Governance,
+                "execute",
+                &[arg(&id)],
+                0,
+                &["AlreadyExecuted"],
+                format!("execute({id})"),
+            )
+            .await?;
+        if written == Written::AlreadyThere {
+            return Ok(written);
+        }
+        match self.proposal(id).await? {
+            Some(proposal) if proposal.executed => Ok(Written::Sent),
+            _ => Err(ChainError::Refused {
+                contract: "governance",
+                message: format!("execute({id})"),
+                error: "not executed after the call".into(),
+            }),
+        }
+    }
+
+    /// Makes the node seal `blocks` blocks. ink-node's instant seal makes a block only for
+    /// a transaction, so each block carries a transfer of one plank (10^-12 of a token) into
+    /// the reward pool. Returns the new block number.
+    pub async fn advance_blocks(&self, blocks: u32) -> ChainResult<u32> {
+        let target = self.current_block().await?.saturating_add(blocks);
+        loop {
+            self.fund(1).await?;
+            let now = self.current_block().await?;
+            if now >= target {
+                return Ok(now);
+            }
+        }
+    }
+
+    /// An account's balance in native units.
+    pub async fn balance(&self, account: &PayoutAccount) -> ChainResult<u128> {
+        self.node.balance(account.0).await
+    }
+}
