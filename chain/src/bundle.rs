@@ -439,3 +439,120 @@ impl Bundle {
             .find_map(decode)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use parity_scale_codec::Encode;
+
+    use super::*;
+    use crate::contracts::{Address, Params};
+
+    fn bundle(name: &str) -> Bundle {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../contracts/bundles")
+            .join(format!("{name}.contract"));
+        Bundle::load(&path).expect("the committed bundle loads")
+    }
+
+    #[test]
+    fn calls_are_encoded_as_the_abi_types_say() {
+        let pool = bundle("reward_pool");
+        let (epoch, base, root, total, batch) = (7u64, Some(6u64), [1u8; 32], 5u128, [2u8; 32]);
+        let data = pool
+            .call_data(
+                "submit",
+                &[
+                    arg(&epoch),
+                    arg(&base),
+                    arg(&root),
+                    arg(&total),
+                    arg(&batch),
+                ],
+            )
+            .unwrap();
+        let mut expected = pool.selector("submit").unwrap().to_vec();
+        (epoch, base, root, total, batch).encode_to(&mut expected);
+        assert_eq!(data, expected);
+        // The H160 of a claim is one field of 20 bytes.
+        let claim = pool
+            .call_data(
+                "claim",
+                &[
+                    arg(&1u64),
+                    arg(&[3u8; 32]),
+                    arg(&Address([4; 20])),
+                    arg(&9u128),
+                    arg(&vec![[5u8; 32]]),
+                ],
+            )
+            .unwrap();
+        let mut expected = pool.selector("claim").unwrap().to_vec();
+        (1u64, [3u8; 32], [4u8; 20], 9u128, vec![[5u8; 32]]).encode_to(&mut expected);
+        assert_eq!(claim, expected);
+    }
+
+    #[test]
+    fn arguments_of_the_wrong_shape_are_refused_by_name() {
+        let pool = bundle("reward_pool");
+        let error = pool
+            .call_data("claimed", &[arg(&7u32)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("argument seeder"), "{error}");
+        let error = pool.call_data("claimed", &[]).unwrap_err().to_string();
+        assert!(error.contains("takes 1 arguments, given 0"), "{error}");
+        let error = pool.call_data("drain", &[]).unwrap_err().to_string();
+        assert!(error.contains("no message drain"), "{error}");
+    }
+
+    #[test]
+    fn answers_and_errors_decode_by_name() {
+        let pool = bundle("reward_pool");
+        // Ok(Err(AlreadyVoted)): the third variant of reward_pool's Error.
+        let refused = pool.decode_answer::<bool>("submit", &[0, 1, 2]).unwrap();
+        assert_eq!(refused, Err("AlreadyVoted".to_string()));
+        let accepted = pool.decode_answer::<bool>("submit", &[0, 0, 1]).unwrap();
+        assert_eq!(accepted, Ok(true));
+        // A wrong shape is an error, not a value.
+        assert!(pool.decode_answer::<u128>("submit", &[0, 0, 1]).is_err());
+        assert!(pool.decode_answer::<bool>("submit", &[0, 0, 1, 9]).is_err());
+        let multipliers = bundle("multipliers");
+        let params = Params::from(dsi_protocol::reward::RewardParams::default());
+        let mut answer = vec![0u8];
+        (
+            (
+                params.rarity.base,
+                params.rarity.slope,
+                params.rarity.min,
+                params.rarity.max,
+            ),
+            params.target_replication,
+            (
+                params.demand.base,
+                params.demand.slope,
+                params.demand.min,
+                params.demand.max,
+            ),
+            params.bandwidth_share,
+        )
+            .encode_to(&mut answer);
+        let decoded: Params = multipliers
+            .decode_answer("params", &answer)
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoded, params);
+    }
+
+    #[test]
+    fn anonymous_events_decode_with_the_emitting_contracts_bundle() {
+        let pool = bundle("reward_pool");
+        let data = ([9u8; 20], 1_000u128).encode();
+        let event = pool.decode_event(&data, &[]).expect("an event of the pool");
+        assert_eq!(event.name, "Funded");
+        assert!(
+            event.to_string().starts_with("reward_pool.Funded { from:"),
+            "{event}"
+        );
+        assert!(pool.decode_event(&[1, 2, 3], &[]).is_none());
+    }
+}

@@ -190,6 +190,7 @@ pub struct Node {
     conn: Arc<RwLock<Option<Arc<Conn>>>>,
     /// How long to keep trying to reconnect before giving up.
     pub reconnect_for: Duration,
+    calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Node {
@@ -234,6 +235,7 @@ impl Node {
             url: url.to_string(),
             conn: Arc::new(RwLock::new(None)),
             reconnect_for: Duration::from_secs(60),
+            calls: Arc::default(),
         }
     }
 
@@ -271,6 +273,13 @@ impl Node {
             _ => {}
         }
         *slot = None;
+        // A node never reached (a wrong URL, say) fails soon; a dropped connection gets the
+        // full `reconnect_for` (a node restarting).
+        let limit = if stale.is_some() {
+            self.reconnect_for
+        } else {
+            self.reconnect_for.min(Duration::from_secs(10))
+        };
         let started = std::time::Instant::now();
         let mut wait = Duration::from_millis(200);
         loop {
@@ -282,7 +291,7 @@ impl Node {
                     *slot = Some(conn.clone());
                     return Ok(conn);
                 }
-                Err(e) if started.elapsed() < self.reconnect_for => {
+                Err(e) if started.elapsed() < limit => {
                     tracing::warn!(url = %self.url, "cannot reach the node, trying again: {e}");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
@@ -318,11 +327,19 @@ impl Node {
         }
     }
 
+    /// Runtime API calls (dry-runs, balance and nonce reads) made so far by this node
+    /// handle and its clones: what a bounded number of round trips is measured in.
+    pub fn runtime_calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn state_call(
         &self,
         method: &'static str,
         params: Vec<u8>,
     ) -> Result<Vec<u8>, ChainError> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.read(method, |conn| {
             let params = params.clone();
             async move { conn.rpc.state_call(method, Some(&params), None).await }

@@ -27,8 +27,8 @@ use crate::{ChainError, Result as ChainResult};
 /// scores go in as many parts as they need.
 pub const REPUTATION_PART: usize = 256;
 
-/// Boost reads in flight at once over the one connection ([`Chain::boosts`]).
-pub const BOOST_READS: usize = 32;
+/// Most content ids in one `multipliers.boosts` read (the contract's `MAX_BOOSTS`).
+pub const BOOSTS_PART: usize = 256;
 
 /// A contract of the deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -457,12 +457,19 @@ impl Chain {
         value: u128,
         input: Vec<u8>,
     ) -> ChainResult<DryRun> {
-        self.ensure_mapped().await?;
+        let named = |e: ChainError| match e {
+            ChainError::Rpc(detail) => {
+                ChainError::Rpc(format!("{}.{message}: {detail}", contract.name()))
+            }
+            other => other,
+        };
+        self.ensure_mapped().await.map_err(named)?;
         let dest = self.deployment.address(contract)?;
         match self
             .node
             .dry_run_call(&self.signer, dest, value, input)
-            .await?
+            .await
+            .map_err(named)?
         {
             Ok(dry) => Ok(dry),
             Err(error) => Err(ChainError::Dispatch {
@@ -547,8 +554,13 @@ impl Chain {
         match self
             .node
             .call(&self.signer, dest, value, input, &dry)
-            .await?
-        {
+            .await
+            .map_err(|e| match e {
+                ChainError::Rpc(detail) => {
+                    ChainError::Rpc(format!("{}.{label}: {detail}", contract.name()))
+                }
+                other => other,
+            })? {
             Ok(included) => {
                 for event in self.decode_events(&included.emitted) {
                     tracing::debug!(%event, "contract event");
@@ -728,16 +740,25 @@ impl Chain {
         Ok(Ppm(boost))
     }
 
-    /// The boosts of many contents, [`BOOST_READS`] dry-runs in flight at once over the
-    /// one connection (no process, no connection per id): `n` ids cost about
-    /// `n / BOOST_READS` round trips of latency.
+    /// `multipliers.boosts(contents)`, [`BOOSTS_PART`] ids per read: the boosts of `n`
+    /// contents in `⌈n / BOOSTS_PART⌉` round trips.
     pub async fn boosts(&self, contents: &[ContentId]) -> ChainResult<Vec<Ppm>> {
-        use subxt::ext::futures::{StreamExt, TryStreamExt};
-        subxt::ext::futures::stream::iter(contents.iter().copied())
-            .map(|content| async move { self.boost(&content).await })
-            .buffered(BOOST_READS)
-            .try_collect()
-            .await
+        let mut out = Vec::with_capacity(contents.len());
+        for part in contents.chunks(BOOSTS_PART) {
+            let ids: Vec<[u8; 32]> = part.iter().map(|c| c.0).collect();
+            let boosts: Vec<u32> = self
+                .query(Contract::Multipliers, "boosts", &[arg(&ids)])
+                .await?;
+            if boosts.len() != ids.len() {
+                return Err(ChainError::Decode {
+                    contract: "multipliers".into(),
+                    message: "boosts".into(),
+                    detail: format!("{} boosts for {} ids", boosts.len(), ids.len()),
+                });
+            }
+            out.extend(boosts.into_iter().map(Ppm));
+        }
+        Ok(out)
     }
 
     /// Claims a leaf: pays `payout` what the seeder earned in `epoch` (`amount`). Returns

@@ -23,7 +23,7 @@ pub mod deploy;
 
 pub use accounts::Signer;
 pub use contracts::{
-    BOOST_READS, Chain, ChainEpoch, Contract, Deployment, Proposal, REPUTATION_PART, Written,
+    BOOSTS_PART, Chain, ChainEpoch, Contract, Deployment, Proposal, REPUTATION_PART, Written,
 };
 
 /// A chain failure. Each names what failed: the contract, the message and the decoded

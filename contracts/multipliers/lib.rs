@@ -15,10 +15,15 @@
 
 #[ink::contract]
 pub mod multipliers {
+    use ink::prelude::vec::Vec;
     use ink::storage::Mapping;
 
     /// 1× in parts per million.
     pub const ONE: u32 = 1_000_000;
+
+    /// Most content ids one [`Multipliers::boosts`] call answers for (the rest of a longer
+    /// list is ignored): a bounded read, whoever calls it.
+    pub const MAX_BOOSTS: usize = 256;
 
     /// Everything that can go wrong.
     #[ink::scale_derive(Encode, Decode, TypeInfo)]
@@ -211,6 +216,18 @@ pub mod multipliers {
         #[ink(message)]
         pub fn boost(&self, content: [u8; 32]) -> u32 {
             self.boosts.get(content).unwrap_or(ONE)
+        }
+
+        /// The boosts of up to [`MAX_BOOSTS`] content ids, in order: what the oracle reads
+        /// at every close, in one call per [`MAX_BOOSTS`] held contents instead of one per
+        /// content.
+        #[ink(message)]
+        pub fn boosts(&self, contents: Vec<[u8; 32]>) -> Vec<u32> {
+            contents
+                .into_iter()
+                .take(MAX_BOOSTS)
+                .map(|content| self.boost(content))
+                .collect()
         }
 
         /// The governance account.
@@ -472,6 +489,11 @@ mod tests {
         assert_eq!(m.boost([1; 32]), ONE);
         assert_eq!(m.set_boost([1; 32], 2_000_000), Ok(()));
         assert_eq!(m.boost([1; 32]), 2_000_000);
+        assert_eq!(
+            m.boosts(vec![[2; 32], [1; 32], [2; 32]]),
+            vec![ONE, 2_000_000, ONE]
+        );
+        assert_eq!(m.boosts(vec![[1; 32]; MAX_BOOSTS + 5]).len(), MAX_BOOSTS);
         assert_eq!(m.set_boost([1; 32], 3_000_001), Err(Error::OutOfBounds));
         assert_eq!(m.set_boost([1; 32], 999_999), Err(Error::OutOfBounds));
         assert_eq!(m.set_boost([1; 32], ONE), Ok(()));

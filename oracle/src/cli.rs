@@ -197,9 +197,9 @@ pub struct DeployArgs {
     #[arg(long, default_value_t = 1_000_000_000_000_000, value_name = "N")]
     pub max_epoch_total: u128,
     /// Directory of the four `<name>.contract` bundles (`<name>.contract` or
-    /// `<name>/<name>.contract`; default: what `scripts/deploy --build-only` built, run
-    /// from the repository).
-    #[arg(long, default_value = "contracts/target/ink", value_name = "DIR")]
+    /// `<name>/<name>.contract`; default: the repository's committed bundles, run from
+    /// the repository).
+    #[arg(long, default_value = "contracts/bundles", value_name = "DIR")]
     pub bundles: PathBuf,
     /// Where to write the deployment.
     #[arg(long, default_value = "contracts/deployment.json", value_name = "FILE")]

@@ -171,7 +171,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let (params, chain_boosts) = match &state.chain {
         Some(chain) => {
             let params = chain.params().await?;
-            // One connection, reads pipelined (`dsi_chain::BOOST_READS` in flight).
+            // One read per `dsi_chain::BOOSTS_PART` contents.
             let contents: Vec<ContentId> = content_chunks.keys().copied().collect();
             let boosts: HashMap<ContentId, Ppm> = contents
                 .iter()

@@ -69,13 +69,13 @@ pub fn repo() -> PathBuf {
 /// `ink-node` on PATH. Without it the test says how to run it and is skipped.
 pub fn chain_ready(test: &str) -> bool {
     let built = repo()
-        .join("contracts/target/ink/reward_pool/reward_pool.contract")
+        .join("contracts/bundles/reward_pool.contract")
         .exists();
     let required = std::env::var("DSI_REQUIRE_CHAIN").as_deref() == Ok("1");
     if required {
         assert!(
             built,
-            "DSI_REQUIRE_CHAIN=1 but the contracts are not built (scripts/deploy --build-only)"
+            "DSI_REQUIRE_CHAIN=1 but contracts/bundles is missing (scripts/deploy --build-only)"
         );
     } else {
         eprintln!(

@@ -237,24 +237,19 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
-    if !dsi_tests::chain_ready("the node restart test") {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// A persistent ink-node (in `tmp/chain`) with the contracts deployed by the `oracle deploy`
+/// command, the deployer's key in a 0600 file; the node, its log and the deployment file.
+async fn deployed_node(tmp: &Path) -> (InkNode, std::path::PathBuf, std::path::PathBuf) {
     let tools = dsi_tests::network_tools();
-    let base = tmp.path().join("chain");
-    let log = tmp.path().join("ink-node.log");
-    let mut node = InkNode::start_with(&tools.ink_node, &log, Some(&base), None).expect("node");
-    let port = node.rpc_port().expect("port");
-    // Deployed with the `oracle deploy` command, the deployer's key in a 0600 file.
-    let key = tmp.path().join("deployer.suri");
+    let base = tmp.join("chain");
+    let log = tmp.join("ink-node.log");
+    let node = InkNode::start_with(&tools.ink_node, &log, Some(&base), None).expect("node");
+    let key = tmp.join("deployer.suri");
     oracle::chain::accounts::write_secret_file(&key, "//Alice").expect("key file");
-    let deployment = tmp.path().join("deployment.json");
-    let bundles = tools.repo.join("contracts/target/ink");
+    let deployment = tmp.join("deployment.json");
+    let bundles = tools.repo.join("contracts/bundles");
     let printed = oracle_cli(
-        tmp.path(),
+        tmp,
         &[
             "deploy",
             "--url",
@@ -264,7 +259,7 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
             "--timelock",
             "1",
             "--challenge-blocks",
-            "5",
+            "8",
             "--bundles",
             bundles.to_str().expect("utf-8"),
             "--out",
@@ -275,6 +270,19 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
         printed.contains("governance administers the other three"),
         "{printed}"
     );
+    (node, log, deployment)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
+    if !dsi_tests::chain_ready("the node restart test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tools = dsi_tests::network_tools();
+    let (mut node, log, deployment) = deployed_node(tmp.path()).await;
+    let base = tmp.path().join("chain");
+    let port = node.rpc_port().expect("port");
     let alice = Signer::dev("alice").expect("alice");
     let chain = Chain::new(
         Deployment::load(&deployment).expect("deployment"),
@@ -341,5 +349,99 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
         .expect("again");
     assert_eq!(again, Written::AlreadyThere);
     assert_eq!(nonce().await, before + 1);
+
     drop(node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_boosts_of_600_contents_take_three_reads() {
+    if !dsi_tests::chain_ready("the boost read test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, _log, deployment) = deployed_node(tmp.path()).await;
+    let chain = Chain::new(
+        Deployment::load(&deployment).expect("deployment"),
+        None,
+        Signer::dev("alice").expect("alice"),
+    )
+    .expect("client");
+    chain
+        .current_block()
+        .await
+        .expect("a first read maps the account");
+    // What a close reads: three reads for 600 contents, not 600.
+    let contents: Vec<ContentId> = (0..600u32)
+        .map(|i| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            ContentId(id)
+        })
+        .collect();
+    let calls = chain.node().runtime_calls();
+    let boosts = chain.boosts(&contents).await.expect("boosts");
+    assert_eq!(chain.node().runtime_calls() - calls, 3);
+    assert_eq!(boosts.len(), 600);
+    assert!(boosts.iter().all(|b| *b == dsi_protocol::fixed::Ppm::ONE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_council_vetoes_a_final_epoch_on_ink_node_and_its_leaf_never_pays() {
+    if !dsi_tests::chain_ready("the veto test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, _log, deployment) = deployed_node(tmp.path()).await;
+    let deployment = Deployment::load(&deployment).expect("deployment");
+    let alice = Chain::new(deployment, None, Signer::dev("alice").expect("alice")).expect("client");
+    let bob = alice.signing_as(Signer::dev("bob").expect("bob"));
+    let charlie = alice.signing_as(Signer::dev("charlie").expect("charlie"));
+    alice.fund(10_000_000_000_000).await.expect("fund");
+
+    // A one-leaf epoch (the leaf is the root) becomes final with the committee's (alice's)
+    // submission.
+    let seeder = dsi_protocol::NodeId([0x61; 32]);
+    let payout = PayoutAccount([0x62; 20]);
+    let amount = 1_000_000_000_000u128;
+    let leaf = dsi_protocol::merkle::RewardLeaf {
+        epoch: Epoch(1),
+        seeder,
+        payout,
+        amount,
+    };
+    let root = leaf.hash::<dsi_protocol::merkle::Keccak256>();
+    let written = alice
+        .submit_root(1, None, &root, amount, &ContentId([0x63; 32]))
+        .await
+        .expect("submit");
+    assert_eq!(written, Written::Sent);
+    let record = alice.epoch(1).await.expect("read").expect("final");
+    assert_eq!(record.status, "Final");
+
+    // Within the challenge window: alice proposes the veto, bob approves (2 of 3), the
+    // timelock passes, charlie executes.
+    let id = alice.propose_veto(1).await.expect("propose");
+    assert_eq!(bob.approve(id).await.expect("approve"), Written::Sent);
+    assert_eq!(
+        bob.approve(id).await.expect("approve again"),
+        Written::AlreadyThere
+    );
+    let proposal = alice.proposal(id).await.expect("read").expect("proposal");
+    let unlock = proposal.approved_at.expect("approved") + 1;
+    let now = alice.current_block().await.expect("block");
+    if now < unlock {
+        alice.advance_blocks(unlock - now).await.expect("blocks");
+    }
+    assert_eq!(charlie.execute(id).await.expect("execute"), Written::Sent);
+    let record = alice.epoch(1).await.expect("read").expect("record");
+    assert_eq!(record.status, "Vetoed");
+    assert_eq!(alice.last_good_epoch().await.expect("read"), None);
+
+    // The leaf never pays, even after the window.
+    alice.advance_blocks(9).await.expect("blocks");
+    match alice.claim(1, &seeder, &payout, amount, &[]).await {
+        Err(oracle::chain::ChainError::Refused { error, .. }) => assert_eq!(error, "EpochVetoed"),
+        other => panic!("a vetoed leaf was not refused: {other:?}"),
+    }
+    assert_eq!(alice.balance(&payout).await.expect("balance"), 0);
 }
