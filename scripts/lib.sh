@@ -33,21 +33,23 @@ CONTRACT_BUILD_SRC=/tmp/dsi-contracts-src
 
 # The repository's files (tracked, or new and not ignored), one per line, sorted.
 repo_files() {
+  local f
   if git -C "$DSI_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-    git -C "$DSI_ROOT" ls-files -co --exclude-standard | LC_ALL=C sort | while IFS= read -r f; do
-      [ -f "$DSI_ROOT/$f" ] && printf '%s\n' "$f"
-    done
+    git -C "$DSI_ROOT" ls-files -z -co --exclude-standard
   else
     (cd "$DSI_ROOT" && find . -type f -not -path '*/target/*' -not -path './run/*' \
-      -not -path './.git/*' -not -path '*/node_modules/*' | sed 's|^\./||' | LC_ALL=C sort)
-  fi
+      -not -path './.git/*' -not -path '*/node_modules/*' -print0 | sed -z 's|^\./||')
+  fi | while IFS= read -r -d '' f; do
+    [ -f "$DSI_ROOT/$f" ] && printf '%s\n' "$f"
+  done | LC_ALL=C sort
 }
 
-# What the bundles are built from: the protocol crate's manifest and sources, the contracts
-# (sources, Cargo.lock, toolchain file), minus their tests, docs and the bundles themselves.
+# What the bundles are built from: the protocol crate's manifest and sources, the contracts'
+# sources, manifests, Cargo.lock, toolchain and cargo config (Rust and TOML files only, so
+# a git checkout and an unpacked archive list the same files), minus the contracts' tests.
 contract_inputs() {
   repo_files | grep -E '^(protocol/(Cargo\.toml|src/)|contracts/)' \
-    | grep -vE '^contracts/(bundles|tests)/|(^|/)README\.md$'
+    | grep -E '\.(rs|toml|lock)$' | grep -vE '^contracts/(bundles|tests)/'
 }
 
 # The hash of the bundles' inputs, of the [workspace.package] the protocol crate inherits
@@ -76,21 +78,32 @@ b.get("source", {}).pop("build_info", None)
 print(json.dumps(b, sort_keys=True))' "$1"
 }
 
-# Builds the four contracts from a copy of the repository at CONTRACT_BUILD_SRC (one build
-# at a time on this machine) into contracts/target/ink/<name>/.
+# Builds the four contracts from a copy of the repository at CONTRACT_BUILD_SRC into
+# contracts/target/ink/<name>/. The copy is a fresh directory of ours (mode 0700, created by
+# this build, never a link or another user's: the bundles built there get committed) and is
+# removed afterwards; builds by this user run one at a time.
 build_contracts() {
-  local lock=/tmp/dsi-contracts-src.lock contract
+  local lock_dir="${XDG_RUNTIME_DIR:-$HOME/.cache}"
+  mkdir -p "$lock_dir"
   (
     flock 9
-    rm -rf "$CONTRACT_BUILD_SRC"
-    mkdir -p "$CONTRACT_BUILD_SRC"
+    if [ -e "$CONTRACT_BUILD_SRC" ] || [ -L "$CONTRACT_BUILD_SRC" ]; then
+      if [ -L "$CONTRACT_BUILD_SRC" ] || [ ! -O "$CONTRACT_BUILD_SRC" ]; then
+        echo "build: $CONTRACT_BUILD_SRC is a link or another user's; the contracts build only in a directory of their own (remove it, or wait for the other build)" >&2
+        exit 1
+      fi
+      rm -rf "$CONTRACT_BUILD_SRC"
+    fi
+    mkdir -m 700 "$CONTRACT_BUILD_SRC" \
+      || { echo "build: cannot create $CONTRACT_BUILD_SRC (someone else created it?)" >&2; exit 1; }
+    trap 'rm -rf "$CONTRACT_BUILD_SRC"' EXIT
     (cd "$DSI_ROOT" && repo_files | tar -cf - -T -) | tar -xf - -C "$CONTRACT_BUILD_SRC"
     for contract in "${CONTRACTS[@]}"; do
       echo "== building $contract"
       (cd "$CONTRACT_BUILD_SRC/contracts/$contract" \
         && CARGO_TARGET_DIR="$DSI_ROOT/contracts/target" cargo contract build --release --quiet)
     done
-  ) 9>"$lock"
+  ) 9>"$lock_dir/dsi-contracts-build.lock"
 }
 
 # The contracts' toolchain, from contracts/rust-toolchain.toml.

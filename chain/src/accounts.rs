@@ -91,9 +91,10 @@ impl Signer {
             "dave" => subxt_signer::sr25519::dev::dave(),
             "eve" => subxt_signer::sr25519::dev::eve(),
             "ferdie" => subxt_signer::sr25519::dev::ferdie(),
+            // The name is not repeated: it could be a secret given by mistake.
             _ => {
                 return Err(ChainError::Key(format!(
-                    "unknown dev account {name} (one of {})",
+                    "not a dev account name (one of {})",
                     DEV_ACCOUNTS.join(", ")
                 )));
             }

@@ -367,9 +367,16 @@ impl Bundle {
         let (first, rest) = data
             .split_first()
             .ok_or_else(|| bad("empty answer".into()))?;
-        if *first != 0 {
-            // `Err(LangError)`: the selector was not recognised.
-            return Ok(Err(format!("LangError #{}", rest.first().unwrap_or(&0))));
+        match first {
+            0 => {}
+            // `Err(LangError::CouldNotReadInput)`: the selector or input was not understood.
+            1 => {
+                return Ok(Err(format!(
+                    "LangError #{}",
+                    rest.first().copied().unwrap_or(0)
+                )));
+            }
+            other => return Err(bad(format!("answer starts with {other}, not a Result"))),
         }
         let inner = self
             .variant_field(outer, "Ok")
@@ -397,13 +404,18 @@ impl Bundle {
                 let ty = self
                     .variant_field(inner, "Err")
                     .ok_or_else(|| bad("no Err type".into()))?;
-                let index = err.first().copied().unwrap_or(0);
-                let name = self
+                // Our errors are field-less enums: exactly one byte, a known variant.
+                let [index] = err else {
+                    return Err(bad(format!(
+                        "an error of {} bytes, expected one",
+                        err.len()
+                    )));
+                };
+                let variant = self
                     .variants(ty)
-                    .and_then(|vs| vs.iter().find(|v| v.index == index))
-                    .map(|v| v.name.clone())
-                    .unwrap_or_else(|| format!("error #{index}"));
-                Ok(Err(name))
+                    .and_then(|vs| vs.iter().find(|v| v.index == *index))
+                    .ok_or_else(|| bad(format!("unknown error variant #{index}")))?;
+                Ok(Err(variant.name.clone()))
             }
             _ => Err(bad(format!("unexpected answer 0x{}", hex::encode(data)))),
         }
@@ -412,6 +424,16 @@ impl Bundle {
     /// Decodes an event this contract emitted: the spec with `topics[0]` as signature, or
     /// for anonymous events the one whose fields decode `data` exactly.
     pub fn decode_event(&self, data: &[u8], topics: &[[u8; 32]]) -> Option<Event> {
+        // Dynamic decoding trusts length prefixes; a hostile node's odd bytes must not take
+        // the process down (events are only logged).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decode_event_inner(data, topics)
+        }))
+        .ok()
+        .flatten()
+    }
+
+    fn decode_event_inner(&self, data: &[u8], topics: &[[u8; 32]]) -> Option<Event> {
         let decode = |spec: &EventSpec| -> Option<Event> {
             let mut cursor = data;
             let mut fields = Vec::with_capacity(spec.args.len());
@@ -513,7 +535,12 @@ mod tests {
         assert_eq!(refused, Err("AlreadyVoted".to_string()));
         let accepted = pool.decode_answer::<bool>("submit", &[0, 0, 1]).unwrap();
         assert_eq!(accepted, Ok(true));
-        // A wrong shape is an error, not a value.
+        // A wrong shape is an error, not a value: truncated or padded errors, unknown
+        // variants, a first byte that is no Result.
+        assert!(pool.decode_answer::<bool>("submit", &[0, 1]).is_err());
+        assert!(pool.decode_answer::<bool>("submit", &[0, 1, 2, 0]).is_err());
+        assert!(pool.decode_answer::<bool>("submit", &[0, 1, 200]).is_err());
+        assert!(pool.decode_answer::<bool>("submit", &[2, 0, 1]).is_err());
         assert!(pool.decode_answer::<u128>("submit", &[0, 0, 1]).is_err());
         assert!(pool.decode_answer::<bool>("submit", &[0, 0, 1, 9]).is_err());
         let multipliers = bundle("multipliers");

@@ -174,8 +174,6 @@ pub struct Included {
     pub block: Hash,
     /// The contract events it emitted.
     pub emitted: Vec<Emitted>,
-    /// A contract instantiated by it (`Revive::Instantiated`).
-    pub instantiated: Option<[u8; 20]>,
 }
 
 struct Conn {
@@ -191,6 +189,8 @@ pub struct Node {
     /// How long to keep trying to reconnect before giving up.
     pub reconnect_for: Duration,
     calls: Arc<std::sync::atomic::AtomicU64>,
+    lost_answers: Arc<std::sync::atomic::AtomicU64>,
+    lose_next_answer: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Node {
@@ -199,9 +199,18 @@ impl std::fmt::Debug for Node {
     }
 }
 
-fn rpc_error(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc(e.to_string())
-}
+/// Words of the errors a lost connection gives (jsonrpsee, subxt, the OS).
+const DISCONNECT_WORDS: [&str; 9] = [
+    "restart",
+    "closed",
+    "connect",
+    "networking",
+    "transport",
+    "timed out",
+    "timeout",
+    "broken pipe",
+    "reset",
+];
 
 /// Whether an error means the connection is gone (reconnecting may help), as opposed to
 /// an answer of the node.
@@ -209,22 +218,7 @@ fn is_disconnect(error: &subxt::Error) -> bool {
     match error {
         subxt::Error::Io(_) => true,
         subxt::Error::Rpc(subxt::error::RpcError::SubscriptionDropped) => true,
-        other => {
-            let text = other.to_string().to_lowercase();
-            [
-                "restart",
-                "closed",
-                "connect",
-                "networking",
-                "transport",
-                "timed out",
-                "timeout",
-                "broken pipe",
-                "reset",
-            ]
-            .iter()
-            .any(|needle| text.contains(needle))
-        }
+        other => is_connection_loss(&other.to_string()),
     }
 }
 
@@ -236,6 +230,8 @@ impl Node {
             conn: Arc::new(RwLock::new(None)),
             reconnect_for: Duration::from_secs(60),
             calls: Arc::default(),
+            lost_answers: Arc::default(),
+            lose_next_answer: Arc::default(),
         }
     }
 
@@ -325,6 +321,19 @@ impl Node {
                 Err(e) => return Err(ChainError::Rpc(format!("{what}: {e}"))),
             }
         }
+    }
+
+    /// Extrinsics whose answer was lost (or late) and that were then looked for on chain.
+    pub fn lost_answers(&self) -> u64 {
+        self.lost_answers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Test hook: the next extrinsic is sent, but its answer is thrown away as if the
+    /// connection had dropped, so the lost-answer path runs for sure.
+    #[doc(hidden)]
+    pub fn lose_next_answer(&self) {
+        self.lose_next_answer
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runtime API calls (dry-runs, balance and nonce reads) made so far by this node
@@ -562,24 +571,56 @@ impl Node {
         }
     }
 
-    /// Signs `payload` once with the account's next nonce, submits it and follows it into a
-    /// block; see the module docs for what happens when the answer is lost.
+    /// Signs `payload` with the account's next nonce, submits it and follows it into a
+    /// block; see the module docs for what happens when the answer is lost. Writes of one
+    /// account from this process go one at a time (one nonce each).
     async fn submit<P: Payload>(
         &self,
         signer: &Signer,
         payload: &P,
     ) -> Result<Result<Included, String>, ChainError> {
         let account = signer.account();
-        let conn = self.conn().await?;
-        let nonce = self
-            .read("system_accountNextIndex", |conn| {
-                let account = account.clone();
-                async move { conn.rpc.system_account_next_index(&account).await }
-            })
-            .await?;
+        let lock = account_lock(&account.0);
+        let _turn = lock.lock().await;
+        // Another process with the same key may take our nonce first; our extrinsic can
+        // then never be included, so signing again with the next nonce is safe.
+        for _ in 0..4 {
+            match self.submit_once(signer, payload).await? {
+                Submitted::Done(outcome) => return Ok(outcome),
+                Submitted::Superseded(nonce) => {
+                    tracing::warn!(
+                        nonce,
+                        "another extrinsic of this account took our nonce; signing again"
+                    );
+                }
+            }
+        }
+        Err(ChainError::Rpc(
+            "another sender with the same key keeps taking this account's nonces".into(),
+        ))
+    }
+
+    async fn submit_once<P: Payload>(
+        &self,
+        signer: &Signer,
+        payload: &P,
+    ) -> Result<Submitted, ChainError> {
+        let account = signer.account();
+        let mut conn = self.conn().await?;
+        // The nonce in the best block: what the runtime accepts next from this account
+        // (an extrinsic of ours still in the pool would have been waited for, above).
+        let nonce = self.nonce_on_chain(&account).await?;
         let from_block = self.best_number().await?;
+        let header = self
+            .read("chain_getHeader", |conn| async move {
+                conn.rpc.chain_get_header(None).await
+            })
+            .await?
+            .ok_or_else(|| ChainError::Rpc("the node has no best block".into()))?;
+        // Mortal: an extrinsic that was lost for good stops being valid after these blocks.
         let params = DefaultExtrinsicParamsBuilder::<Config>::new()
             .nonce(nonce)
+            .mortal(&header, MORTAL_BLOCKS)
             .build();
         let signed = conn
             .api
@@ -589,72 +630,121 @@ impl Node {
         let bytes = signed.encoded().to_vec();
         let hash = signed.hash();
         let started = std::time::Instant::now();
-        let mut conn = conn;
+        let mut drop_answer = self
+            .lose_next_answer
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         loop {
-            match watch(&conn, &bytes).await {
-                Ok(outcome) => return Ok(outcome),
+            let watched = watch(&conn, &bytes, WATCH_FOR).await;
+            let watched = match watched {
+                Ok(outcome) if drop_answer => {
+                    // Test hook: the extrinsic went in, its answer is dropped.
+                    drop_answer = false;
+                    let _ = outcome;
+                    Err(Watch::Lost("answer dropped (test hook)".into()))
+                }
+                other => other,
+            };
+            let detail = match watched {
+                Ok(outcome) => return Ok(Submitted::Done(outcome)),
                 Err(Watch::Refused(message)) => {
-                    // A resend of an extrinsic that made it into a block is refused as
-                    // outdated: the nonce tells.
+                    // Refused now (outdated, priority too low) may still mean ours is in:
+                    // the nonce and the blocks tell.
                     if self.nonce_on_chain(&account).await? > nonce {
-                        return self.find(&conn, hash, from_block).await;
+                        return self.find(hash, from_block, nonce).await;
                     }
                     return Err(ChainError::Rpc(format!(
                         "the node refused the extrinsic: {message}"
                     )));
                 }
-                Err(Watch::Lost(detail)) => {
-                    if started.elapsed() > self.reconnect_for {
-                        return Err(ChainError::Rpc(format!(
-                            "lost the node while sending (nonce {nonce}): {detail}"
-                        )));
-                    }
-                    tracing::warn!(
-                        nonce,
-                        "answer lost while sending an extrinsic ({detail}); checking the chain"
-                    );
-                    conn = self.reconnect(Some(&conn)).await?;
-                    if self.nonce_on_chain(&account).await? > nonce {
-                        // In a block already: find it and read its outcome.
-                        return self.find(&conn, hash, from_block).await;
-                    }
-                    // Not in a block: send the very same bytes again (same nonce).
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
+                Err(Watch::Pending(detail)) | Err(Watch::Lost(detail)) => detail,
+            };
+            self.lost_answers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                nonce,
+                "no answer for an extrinsic ({detail}); checking the chain"
+            );
+            if started.elapsed() > self.reconnect_for.saturating_mul(5) {
+                return Err(ChainError::Rpc(format!(
+                    "extrinsic with nonce {nonce} not seen in a block after {} s ({detail}); it stays valid for {MORTAL_BLOCKS} blocks",
+                    started.elapsed().as_secs()
+                )));
             }
+            if is_connection_loss(&detail) {
+                conn = self.reconnect(Some(&conn)).await?;
+            }
+            if self.nonce_on_chain(&account).await? > nonce {
+                // In a block (ours, or another sender's with this nonce): find it.
+                return self.find(hash, from_block, nonce).await;
+            }
+            // Not in a block: send the very same bytes again (same nonce: at most once).
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 
-    /// Finds the extrinsic `hash` in the blocks after `from_block` and reads its outcome.
-    async fn find(
-        &self,
-        conn: &Arc<Conn>,
-        hash: Hash,
-        from_block: u32,
-    ) -> Result<Result<Included, String>, ChainError> {
+    /// Finds the extrinsic `hash` in the blocks after `from_block` and reads its outcome;
+    /// [`Submitted::Superseded`] when the account's nonce `nonce` went to another extrinsic.
+    async fn find(&self, hash: Hash, from_block: u32, nonce: u64) -> Result<Submitted, ChainError> {
         let best = self.best_number().await?;
         for number in from_block..=best {
-            let Some(block_hash) = conn
-                .rpc
-                .chain_get_block_hash(Some(number.into()))
-                .await
-                .map_err(rpc_error)?
-            else {
-                continue;
-            };
-            let block = conn.api.blocks().at(block_hash).await.map_err(rpc_error)?;
-            let extrinsics = block.extrinsics().await.map_err(rpc_error)?;
-            for extrinsic in extrinsics.iter() {
-                if extrinsic.hash() == hash {
-                    let events = extrinsic.events().await.map_err(rpc_error)?;
-                    return Ok(outcome(&conn.api, block_hash, &events));
-                }
+            let found = self
+                .read("find the extrinsic", |conn| async move {
+                    let Some(block_hash) =
+                        conn.rpc.chain_get_block_hash(Some(number.into())).await?
+                    else {
+                        return Ok(None);
+                    };
+                    let block = conn.api.blocks().at(block_hash).await?;
+                    let extrinsics = block.extrinsics().await?;
+                    for extrinsic in extrinsics.iter() {
+                        if extrinsic.hash() == hash {
+                            let events = extrinsic.events().await?;
+                            return Ok(Some(outcome(&conn.api, block_hash, &events)));
+                        }
+                    }
+                    Ok(None)
+                })
+                .await?;
+            if let Some(outcome) = found {
+                return Ok(Submitted::Done(outcome));
             }
         }
-        Err(ChainError::Rpc(format!(
-            "the account's nonce moved but extrinsic {hash:?} is in none of blocks {from_block}..={best}"
-        )))
+        Ok(Submitted::Superseded(nonce))
     }
+}
+
+/// Blocks a signed extrinsic stays valid for.
+const MORTAL_BLOCKS: u64 = 64;
+
+/// How long to follow one submission before checking the chain.
+const WATCH_FOR: Duration = Duration::from_secs(60);
+
+/// What one signed extrinsic came to.
+enum Submitted {
+    /// In a block, with its outcome.
+    Done(Result<Included, String>),
+    /// Its nonce went to another extrinsic of the account: it can never be included.
+    Superseded(u64),
+}
+
+/// The write lock of each account of this process.
+type AccountLocks =
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>;
+
+/// One lock per account in this process: its writes take nonces one at a time.
+fn account_lock(account: &[u8; 32]) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<AccountLocks> = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(Default::default);
+    let mut map = match locks.lock() {
+        Ok(map) => map,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(*account).or_default().clone()
+}
+
+fn is_connection_loss(detail: &str) -> bool {
+    let text = detail.to_lowercase();
+    DISCONNECT_WORDS.iter().any(|needle| text.contains(needle))
 }
 
 /// A storage deposit limit with a margin over what the dry-run charged.
@@ -677,6 +767,8 @@ fn dispatch_name(error: &subxt::error::DispatchError) -> String {
 enum Watch {
     /// The connection went away: the extrinsic may or may not be in a block.
     Lost(String),
+    /// The node has it (in its pool) but no block yet within the time allowed.
+    Pending(String),
     /// The node refused it (invalid, dropped): it is in no block.
     Refused(String),
 }
@@ -687,17 +779,22 @@ fn outcome(
     events: &subxt::blocks::ExtrinsicEvents<Config>,
 ) -> Result<Included, String> {
     let mut emitted = Vec::new();
-    let mut instantiated = None;
+    let mut success = false;
     for event in events.iter() {
-        let Ok(event) = event else { continue };
-        if event.pallet_name() == "System" && event.variant_name() == "ExtrinsicFailed" {
-            let field = event.field_bytes();
-            // `ExtrinsicFailed { dispatch_error, dispatch_info }`: the error comes first.
-            return Err(
-                subxt::error::DispatchError::decode_from(field, api.metadata())
-                    .map(|e| dispatch_name(&e))
-                    .unwrap_or_else(|e| format!("extrinsic failed (undecodable error: {e})")),
-            );
+        // An event that does not decode could hide the failure after it.
+        let event = event.map_err(|e| format!("undecodable event of the extrinsic: {e}"))?;
+        match (event.pallet_name(), event.variant_name()) {
+            ("System", "ExtrinsicFailed") => {
+                // `ExtrinsicFailed { dispatch_error, dispatch_info }`: the error first.
+                return Err(subxt::error::DispatchError::decode_from(
+                    event.field_bytes(),
+                    api.metadata(),
+                )
+                .map(|e| dispatch_name(&e))
+                .unwrap_or_else(|e| format!("extrinsic failed (undecodable error: {e})")));
+            }
+            ("System", "ExtrinsicSuccess") => success = true,
+            _ => {}
         }
         if let Ok(Some(e)) = event.as_event::<ContractEmitted>() {
             emitted.push(Emitted {
@@ -706,55 +803,60 @@ fn outcome(
                 topics: e.topics,
             });
         }
-        if event.pallet_name() == "Revive" && event.variant_name() == "Instantiated" {
-            // `Instantiated { deployer: H160, contract: H160 }`.
-            let bytes = event.field_bytes();
-            if bytes.len() >= 40 {
-                let mut address = [0u8; 20];
-                address.copy_from_slice(&bytes[20..40]);
-                instantiated = Some(address);
-            }
-        }
     }
-    Ok(Included {
-        block,
-        emitted,
-        instantiated,
-    })
+    if !success {
+        return Err("no ExtrinsicSuccess event for the extrinsic".into());
+    }
+    Ok(Included { block, emitted })
 }
 
-/// Submits `bytes` and follows them into a block.
-async fn watch(conn: &Conn, bytes: &[u8]) -> Result<Result<Included, String>, Watch> {
+/// Submits `bytes` and follows them into a block, for at most `limit`.
+async fn watch(
+    conn: &Conn,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<Result<Included, String>, Watch> {
     let tx = subxt::tx::SubmittableExtrinsic::from_bytes(conn.api.clone(), bytes.to_vec());
     let mut progress = match tx.submit_and_watch().await {
         Ok(progress) => progress,
         Err(e) if is_disconnect(&e) => return Err(Watch::Lost(e.to_string())),
         Err(e) => {
             let text = e.to_string();
-            // Already in the pool (sent before the connection dropped): the nonce check
-            // after reconnecting decides.
-            if text.contains("already imported") || text.contains("Already Imported") {
-                return Err(Watch::Lost(text));
+            // Already in the pool (sent before the answer was lost): pending.
+            // Or another sender's extrinsic with this nonce is (priority too low): pending
+            // until the nonce moves.
+            let lower = text.to_lowercase();
+            if lower.contains("already imported") || lower.contains("priority is too low") {
+                return Err(Watch::Pending(text));
             }
             return Err(Watch::Refused(text));
         }
     };
-    while let Some(status) = progress.next().await {
-        match status {
-            Ok(TxStatus::InBestBlock(in_block) | TxStatus::InFinalizedBlock(in_block)) => {
-                let events = in_block
-                    .fetch_events()
-                    .await
-                    .map_err(|e| Watch::Lost(e.to_string()))?;
-                return Ok(outcome(&conn.api, in_block.block_hash(), &events));
+    let follow = async {
+        while let Some(status) = progress.next().await {
+            match status {
+                Ok(TxStatus::InBestBlock(in_block) | TxStatus::InFinalizedBlock(in_block)) => {
+                    let events = in_block
+                        .fetch_events()
+                        .await
+                        .map_err(|e| Watch::Lost(e.to_string()))?;
+                    return Ok(outcome(&conn.api, in_block.block_hash(), &events));
+                }
+                Ok(TxStatus::Invalid { message } | TxStatus::Dropped { message }) => {
+                    return Err(Watch::Refused(message));
+                }
+                Ok(TxStatus::Error { message }) => return Err(Watch::Lost(message)),
+                Ok(_) => continue,
+                Err(e) => return Err(Watch::Lost(e.to_string())),
             }
-            Ok(TxStatus::Invalid { message } | TxStatus::Dropped { message }) => {
-                return Err(Watch::Refused(message));
-            }
-            Ok(TxStatus::Error { message }) => return Err(Watch::Lost(message)),
-            Ok(_) => continue,
-            Err(e) => return Err(Watch::Lost(e.to_string())),
         }
+        Err(Watch::Lost("the node closed the subscription".into()))
+    };
+    match tokio::time::timeout(limit, follow).await {
+        Ok(result) => result,
+        Err(_) => Err(Watch::Pending(format!(
+            "not in a block after {} s",
+            limit.as_secs()
+        ))),
     }
-    Err(Watch::Lost("the node closed the subscription".into()))
 }

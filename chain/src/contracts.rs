@@ -16,7 +16,6 @@ use dsi_protocol::reward::RewardParams;
 use dsi_protocol::{ContentId, NodeId, PayoutAccount};
 use scale_decode::DecodeAsType;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 use crate::accounts::Signer;
 use crate::bundle::{Arg, Bundle, Event, arg};
@@ -363,7 +362,6 @@ pub struct Chain {
     node: Node,
     signer: Signer,
     bundles: std::sync::Arc<BTreeMap<Contract, Bundle>>,
-    mapped: std::sync::Arc<OnceCell<()>>,
 }
 
 impl Chain {
@@ -388,7 +386,6 @@ impl Chain {
             node: Node::new(&url),
             signer,
             bundles: std::sync::Arc::new(bundles),
-            mapped: std::sync::Arc::new(OnceCell::new()),
         })
     }
 
@@ -411,7 +408,6 @@ impl Chain {
     pub fn signing_as(&self, signer: Signer) -> Self {
         Self {
             signer,
-            mapped: std::sync::Arc::new(OnceCell::new()),
             ..self.clone()
         }
     }
@@ -441,15 +437,6 @@ impl Chain {
             .collect()
     }
 
-    /// Maps the signer's account once (pallet-revive refuses unmapped callers, dry-runs
-    /// included).
-    async fn ensure_mapped(&self) -> ChainResult<()> {
-        self.mapped
-            .get_or_try_init(|| async { self.node.map_account(&self.signer).await })
-            .await
-            .map(|_| ())
-    }
-
     async fn dry_run(
         &self,
         contract: Contract,
@@ -463,20 +450,31 @@ impl Chain {
             }
             other => other,
         };
-        self.ensure_mapped().await.map_err(named)?;
         let dest = self.deployment.address(contract)?;
-        match self
-            .node
-            .dry_run_call(&self.signer, dest, value, input)
-            .await
-            .map_err(named)?
-        {
-            Ok(dry) => Ok(dry),
-            Err(error) => Err(ChainError::Dispatch {
-                contract: contract.name().into(),
-                message: message.into(),
-                error,
-            }),
+        let mut mapped = false;
+        loop {
+            match self
+                .node
+                .dry_run_call(&self.signer, dest, value, input.clone())
+                .await
+                .map_err(named)?
+            {
+                Ok(dry) => return Ok(dry),
+                // pallet-revive runs nothing for an account not mapped to its H160, reads
+                // included: map it (one extrinsic, once per account) and try again.
+                Err(error) if error == "Revive::AccountUnmapped" && !mapped => {
+                    tracing::info!(account = %self.signer.account(), "mapping the account to its H160 (Revive::map_account)");
+                    self.node.map_account(&self.signer).await.map_err(named)?;
+                    mapped = true;
+                }
+                Err(error) => {
+                    return Err(ChainError::Dispatch {
+                        contract: contract.name().into(),
+                        message: message.into(),
+                        error,
+                    });
+                }
+            }
         }
     }
 
@@ -522,7 +520,7 @@ impl Chain {
         value: u128,
         already: &[&str],
         label: String,
-    ) -> ChainResult<(Written, Option<T>)> {
+    ) -> ChainResult<(Written, Option<T>, Vec<Event>)> {
         let bundle = self.bundle(contract)?;
         let input = bundle.call_data(message, args)?;
         let dry = self
@@ -539,7 +537,7 @@ impl Chain {
                 });
             }
             Err(error) if already.contains(&error.as_str()) => {
-                return Ok((Written::AlreadyThere, None));
+                return Ok((Written::AlreadyThere, None, Vec::new()));
             }
             Err(error) => {
                 return Err(ChainError::Refused {
@@ -562,7 +560,8 @@ impl Chain {
                 other => other,
             })? {
             Ok(included) => {
-                for event in self.decode_events(&included.emitted) {
+                let events = self.decode_events(&included.emitted);
+                for event in &events {
                     tracing::debug!(%event, "contract event");
                 }
                 tracing::debug!(
@@ -570,7 +569,7 @@ impl Chain {
                     ms = started.elapsed().as_millis() as u64,
                     "included"
                 );
-                Ok((Written::Sent, Some(ok)))
+                Ok((Written::Sent, Some(ok), events))
             }
             Err(error) => Err(ChainError::Dispatch {
                 contract: contract.name().into(),
@@ -651,7 +650,7 @@ impl Chain {
         total: u128,
         batch: &ContentId,
     ) -> ChainResult<Written> {
-        let (written, _) = self
+        let (written, _, _) = self
             .write::<bool>(
                 Contract::RewardPool,
                 "submit",
@@ -673,7 +672,7 @@ impl Chain {
     /// `reward_pool.veto(epoch)`: only governance may (the test of a council's veto goes
     /// through a proposal); refused otherwise.
     pub async fn veto(&self, epoch: u64) -> ChainResult<Written> {
-        let (written, _) = self
+        let (written, _, _) = self
             .write::<()>(
                 Contract::RewardPool,
                 "veto",
@@ -713,7 +712,7 @@ impl Chain {
         scores: &[(NodeId, u32)],
     ) -> ChainResult<Written> {
         let list: Vec<([u8; 32], u32)> = scores.iter().map(|(n, p)| (n.0, *p)).collect();
-        let (written, _) = self
+        let (written, _, _) = self
             .write::<bool>(
                 Contract::Reputation,
                 "submit",
@@ -772,7 +771,7 @@ impl Chain {
         proof: &[[u8; 32]],
     ) -> ChainResult<u128> {
         let proof = proof.to_vec();
-        let (written, _) = self
+        let (written, _, _) = self
             .write::<u128>(
                 Contract::RewardPool,
                 "claim",
@@ -815,17 +814,25 @@ impl Chain {
                 proof: proof.clone(),
             })
             .collect();
-        let (_, paid) = self
-            .write::<u128>(
-                Contract::RewardPool,
-                "claim_many",
-                &[arg(&list)],
-                0,
-                &[],
-                format!("claim_many({} leaves)", list.len()),
-            )
-            .await?;
-        Ok(paid.unwrap_or(0))
+        let total = list
+            .iter()
+            .try_fold(0u128, |sum, c| sum.checked_add(c.amount))
+            .ok_or_else(|| ChainError::Refused {
+                contract: "reward_pool",
+                message: "claim_many".into(),
+                error: "the amounts overflow".into(),
+            })?;
+        self.write::<u128>(
+            Contract::RewardPool,
+            "claim_many",
+            &[arg(&list)],
+            0,
+            &[],
+            format!("claim_many({} leaves)", list.len()),
+        )
+        .await?;
+        // All or none: included without an error, it paid every leaf.
+        Ok(total)
     }
 
     /// `reward_pool.claimed_in(epoch, seeder)`: what that leaf paid, `None` while unclaimed.
@@ -870,7 +877,7 @@ impl Chain {
             selector: self.selector(contract, message)?,
             input: input.to_vec(),
         };
-        let (_, id) = self
+        let (_, _, events) = self
             .write::<u32>(
                 Contract::Governance,
                 "propose",
@@ -880,19 +887,28 @@ impl Chain {
                 format!("propose({}.{message})", contract.name()),
             )
             .await?;
-        let id = id.ok_or_else(|| ChainError::Refused {
-            contract: "governance",
-            message: "propose".into(),
-            error: "no proposal id".into(),
-        })?;
-        if self.proposal(id).await?.is_none() {
-            return Err(ChainError::Refused {
+        // The id the chain gave this proposal, from the `Proposed { id, proposer }` event of
+        // this extrinsic (the dry-run's id is another member's if two proposals race).
+        let id = events
+            .iter()
+            .filter(|e| e.contract == "governance" && e.name == "Proposed")
+            .find_map(|e| {
+                let (_, id) = e.fields.iter().find(|(name, _)| name == "id")?;
+                u32::try_from(id.as_u128()?).ok()
+            })
+            .ok_or_else(|| ChainError::Refused {
                 contract: "governance",
                 message: "propose".into(),
-                error: format!("proposal {id} is not on chain after the call"),
-            });
+                error: "no Proposed event in the extrinsic".into(),
+            })?;
+        match self.proposal(id).await? {
+            Some(p) if p.proposer == Address(self.signer.address()).to_string() => Ok(id),
+            other => Err(ChainError::Refused {
+                contract: "governance",
+                message: "propose".into(),
+                error: format!("proposal {id} on chain is not this account's: {other:?}"),
+            }),
         }
-        Ok(id)
     }
 
     /// Proposes `multipliers.set_rarity(curve, target_replication)`.
@@ -910,6 +926,15 @@ impl Chain {
             .await
     }
 
+    /// Proposes `multipliers.set_boost(content, boost)` (ppm).
+    pub async fn propose_boost(&self, content: &ContentId, boost: Ppm) -> ChainResult<u32> {
+        let input = self
+            .bundle(Contract::Multipliers)?
+            .call_data("set_boost", &[arg(&content.0), arg(&boost.0)])?;
+        self.propose_call(Contract::Multipliers, "set_boost", &input[4..])
+            .await
+    }
+
     /// Proposes `reward_pool.veto(epoch)`.
     pub async fn propose_veto(&self, epoch: u64) -> ChainResult<u32> {
         let input = self
@@ -921,7 +946,7 @@ impl Chain {
 
     /// Approves proposal `id` as this client's account (a council member).
     pub async fn approve(&self, id: u32) -> ChainResult<Written> {
-        let (written, _) = self
+        let (written, _, _) = self
             .write::<()>(
                 Contract::Governance,
                 "approve",
@@ -937,7 +962,7 @@ impl Chain {
     /// Executes proposal `id` (approved, timelock passed). `Refused` with `Timelocked`,
     /// `NotApproved`, `ExecutionFailed`... when the contract would refuse.
     pub async fn execute(&self, id: u32) -> ChainResult<Written> {
-        let (written, _) = self
+        let (written, _, _) = self
             .write::<()>(
                 Contract::Governance,
                 "execute",

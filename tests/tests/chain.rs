@@ -350,6 +350,28 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
     assert_eq!(again, Written::AlreadyThere);
     assert_eq!(nonce().await, before + 1);
 
+    // The answer of the next submission is lost for sure (the client's test hook drops it
+    // after the extrinsic went out): the client finds it on chain and sends nothing again.
+    let lost = chain.node().lost_answers();
+    chain.node().lose_next_answer();
+    let written = chain
+        .submit_root(8, Some(epoch), &[0x88; 32], 2_000, &ContentId([0x43; 32]))
+        .await
+        .expect("the submission whose answer was lost");
+    assert_eq!(written, Written::Sent);
+    assert_eq!(
+        chain.node().lost_answers(),
+        lost + 1,
+        "the lost-answer path ran"
+    );
+    assert_eq!(nonce().await, before + 2, "sent exactly once");
+    let record = chain
+        .epoch(8)
+        .await
+        .expect("read")
+        .expect("epoch 8 on chain");
+    assert_eq!((record.root, record.total), ([0x88; 32], 2_000));
+
     drop(node);
 }
 
@@ -366,23 +388,35 @@ async fn the_boosts_of_600_contents_take_three_reads() {
         Signer::dev("alice").expect("alice"),
     )
     .expect("client");
-    chain
-        .current_block()
+    // One content past the first read's 256 gets a boost (through governance), so the
+    // order and the parts both show.
+    let boosted = 300usize;
+    let content = |i: u32| {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_le_bytes());
+        ContentId(id)
+    };
+    let id = chain
+        .propose_boost(
+            &content(boosted as u32),
+            dsi_protocol::fixed::Ppm(2_000_000),
+        )
         .await
-        .expect("a first read maps the account");
+        .expect("propose");
+    let bob = chain.signing_as(Signer::dev("bob").expect("bob"));
+    bob.approve(id).await.expect("approve");
+    chain.advance_blocks(1).await.expect("timelock");
+    bob.execute(id).await.expect("execute");
     // What a close reads: three reads for 600 contents, not 600.
-    let contents: Vec<ContentId> = (0..600u32)
-        .map(|i| {
-            let mut id = [0u8; 32];
-            id[..4].copy_from_slice(&i.to_le_bytes());
-            ContentId(id)
-        })
-        .collect();
+    let contents: Vec<ContentId> = (0..600u32).map(content).collect();
     let calls = chain.node().runtime_calls();
     let boosts = chain.boosts(&contents).await.expect("boosts");
     assert_eq!(chain.node().runtime_calls() - calls, 3);
     assert_eq!(boosts.len(), 600);
-    assert!(boosts.iter().all(|b| *b == dsi_protocol::fixed::Ppm::ONE));
+    for (i, boost) in boosts.iter().enumerate() {
+        let expected = if i == boosted { 2_000_000 } else { 1_000_000 };
+        assert_eq!(boost.0, expected, "boost of content {i}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
