@@ -5,16 +5,24 @@ mod support;
 
 use dsi_protocol::fixed::Ppm;
 use dsi_protocol::merkle::{Keccak256, MerkleTree};
-use dsi_protocol::reward::{ChunkFacts, EpochInputs, RewardParams, SeederFacts, aggregate};
-use dsi_protocol::{ChunkId, Epoch, NodeId, PayoutAccount, Receipt};
+use dsi_protocol::reward::{
+    ChunkFacts, ContentFacts, CreditFacts, EpochInputs, Funding, Holder, Location, MarketParams,
+    RewardParams, SeederFacts, aggregate,
+};
+use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, PayoutAccount, Receipt};
 use proptest::prelude::*;
 use support::*;
 
 fn inputs(seeders: u8, chunks: u8, budget: u128) -> EpochInputs {
+    let location = |n: u8| Location::of(std::net::IpAddr::from([10, 0, n % 3, n]));
     EpochInputs {
         epoch: Epoch(3),
         budget,
         params: RewardParams::default(),
+        market: MarketParams {
+            vetting_audits: 2,
+            ..MarketParams::default()
+        },
         chunks: (0..chunks)
             .map(|c| ChunkFacts {
                 chunk: ChunkId([c; 32]),
@@ -23,16 +31,44 @@ fn inputs(seeders: u8, chunks: u8, budget: u128) -> EpochInputs {
                 boost: Ppm(1_000_000 + u32::from(c) * 1000),
             })
             .collect(),
+        contents: (0..4u8)
+            .map(|c| ContentFacts {
+                content: ContentId([c; 32]),
+                length: 10_000 * u64::from(c + 1),
+                replicas: 1 + u32::from(c),
+                funding: if c % 2 == 0 {
+                    Funding::Sponsored {
+                        per_epoch: 1_000_000 * u128::from(c + 1),
+                    }
+                } else {
+                    Funding::Subsidized {
+                        boost: Ppm(1_000_000 + u32::from(c) * 100_000),
+                    }
+                },
+                holders: (0..seeders)
+                    .filter(|s| (s + c) % 2 == 0)
+                    .map(|s| Holder {
+                        node: NodeId([s; 32]),
+                        location: location(s),
+                        since: Epoch(u64::from(s % 3)),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        credits: (0..40u8)
+            .filter(|d| d % 4 != 0)
+            .map(|d| CreditFacts {
+                downloader: NodeId([100 + d; 32]),
+                available: 1_000 * u128::from(d) * 1_000,
+            })
+            .collect(),
         seeders: (0..seeders)
             .map(|s| SeederFacts {
                 seeder: NodeId([s; 32]),
                 payout: PayoutAccount([s; 20]),
                 previous_cumulative: u128::from(s) * 7,
                 reputation: Ppm(500_000 + u32::from(s) * 50_000),
-                stored: (0..chunks)
-                    .filter(|c| (c + s) % 3 == 0)
-                    .map(|c| ChunkId([c; 32]))
-                    .collect(),
+                audits_passed: u64::from(s % 4),
             })
             .collect(),
     }
@@ -71,8 +107,20 @@ proptest! {
         let second = aggregate(&inputs, &receipts).expect("aggregates");
         prop_assert_eq!(&first, &second);
         prop_assert_eq!(root, MerkleTree::from_leaves::<Keccak256>(&second.leaves()).root());
-        // Every unit of a paid part is handed out.
-        prop_assert!(first.total <= budget);
+        // Never more than the funding the epoch draws on, and never more than it offers:
+        // the subsidy, the sponsorships and the downloaders' credit.
+        prop_assert!(first.total <= first.funding_drawn());
+        prop_assert!(first.bonuses <= first.fees);
+        let sponsored: u128 = inputs.contents.iter().map(|c| match c.funding {
+            Funding::Sponsored { per_epoch } => per_epoch,
+            Funding::Subsidized { .. } => 0,
+        }).sum();
+        let credit: u128 = inputs.credits.iter().map(|c| c.available).sum();
+        prop_assert!(first.total <= budget + sponsored + credit);
+        for debit in &first.debits {
+            let available = inputs.credits.iter().find(|c| c.downloader == debit.downloader).map_or(0, |c| c.available);
+            prop_assert!(debit.debited <= available.min(debit.cost));
+        }
     }
 }
 
@@ -114,6 +162,7 @@ async fn two_oracles_fed_in_different_orders_publish_the_same_epoch() {
     }
     for state in [&a, &b] {
         register(state, &manifest).await;
+        fund(state, &manifest.content_id(), (10..=14).map(key)).await;
         for s in 1..=3u8 {
             let signed = announcement(
                 &key(s),
@@ -149,6 +198,7 @@ async fn two_oracles_fed_in_different_orders_publish_the_same_epoch() {
     }
     let ra = close_current(&a).await;
     let rb = close_current(&b).await;
+    assert_ne!(ra["closed"][0]["total"], "0", "{ra}");
     for field in ["root", "total", "seeders", "receipts", "batch_content_id"] {
         assert_eq!(ra["closed"][0][field], rb["closed"][0][field], "{field}");
     }

@@ -1,35 +1,56 @@
 //! Epoch reward aggregation: from an epoch's accepted receipts and the facts the oracle
-//! recorded at close (holders per chunk, audited holdings, reputation factors, payout
-//! accounts, previous cumulative earnings) to per-seeder amounts and reward leaves.
+//! recorded at close (funded contents and their proven holders, downloaders' credit,
+//! reputation factors, payout accounts, previous cumulative earnings) to per-seeder amounts
+//! and reward leaves.
 //!
-//! The rule (all integer, deterministic, independent of receipt order):
+//! The principle: the pool pays only for **service someone paid for** (a downloader's
+//! credit) and for **storage of content the network chose to fund** (a sponsor's deposit or
+//! governance's subsidy), one replica per network location. Whatever an attacker pays
+//! itself, it gets back at most what it paid. The rule (all integer, deterministic,
+//! independent of receipt order):
 //!
-//! - **Multiplier of a chunk** `m(c) = rarity(holders(c)) ⊗ demand(requests(c)) ⊗ boost(c)`
-//!   (ppm products, saturating), where `requests(c)` is the number of receipts for `c` in
-//!   the epoch and `rarity` uses the replicas missing below the target replication.
-//! - **Bandwidth points** of a seeder `= Σ over its receipts of bytes × m(chunk)`, then ×
-//!   its reputation factor.
-//! - **Storage points** of a seeder `= Σ over the chunks it holds that passed the audits of
-//!   length × rarity(chunk)`, then × its reputation factor.
-//! - The epoch budget splits into `bandwidth_share × budget` (rounded down) and the rest;
-//!   each part is split pro rata over the points ([`crate::fixed::split_pro_rata`], every
-//!   unit handed out). A part with no points at all is not paid (it stays in the pool).
+//! - **Counted replicas of a funded content** ([`counted_replicas`]): its proven holders
+//!   grouped by [`Location`] (a /24 IPv4 or /48 IPv6 network); in each network the holder
+//!   proven longest (smallest `since`, then smallest node id) stands for it; networks are
+//!   taken longest-proven first, at most the content's target `replicas`. Holders without a
+//!   payout account (not in [`EpochInputs::seeders`]) are skipped.
+//! - **Sponsored storage.** A sponsored content's `per_epoch` amount is split equally among
+//!   its counted replicas (fewer replicas, more each: rarity that pays for itself). With no
+//!   counted replica nothing is drawn.
+//! - **Subsidized storage.** The epoch's `budget` (governance's subsidy) is split pro rata
+//!   over every (subsidized content, counted replica) pair with weight `length ×
+//!   rarity(target − counted) ⊗ boost`. With no pair nothing is paid.
+//! - **Paid bandwidth.** A downloader's receipts to known seeders cost `bytes ×
+//!   price_per_byte`; the debit is that cost, at most the downloader's available credit
+//!   (when credit runs out, its seeders share what is left pro rata by bytes). Each
+//!   (seeder, chunk) portion `x` of a debit pays the seeder `x − fee(x)` plus a **bonus**
+//!   `min(fee(x), (x − fee(x)) × (rarity(holders) ⊗ boost − 1))` from the pool. The bonus
+//!   never exceeds the fee, so a seeder paid by its own downloader gets back at most what
+//!   the downloader spent. Receipts of downloaders without credit pay nothing (they remain
+//!   evidence and demand statistics).
+//! - **Factors.** A seeder's storage and bandwidth amounts are scaled by its reputation
+//!   factor, and by `unvetted_share` until it has passed `vetting_audits` audits. What a
+//!   factor withholds is not drawn from the sponsor and stays in the pool; a debit is
+//!   charged in full (the downloader was served).
 //! - A seeder's leaf carries its `amount` for the epoch (leaves are per epoch; the pool pays
 //!   each leaf once and never more from an epoch than its total). Seeders that earned
-//!   nothing get no leaf. The oracle still tracks `previous cumulative + amount` for its
-//!   records; the chain never sees it.
+//!   nothing get no leaf. The oracle still tracks `previous cumulative + amount`.
 //!
-//! Receipts for seeders without an entry in [`EpochInputs::seeders`] (the oracle knows no
-//! payout account for them) earn nothing but still count as demand.
+//! **Bound:** `total ≤ sponsorship drawn + subsidy paid + Σ debits`, because every bonus is
+//! at most the fee of its own portion ([`EpochRewards::funding_drawn`]). Demand (receipts
+//! per chunk) no longer multiplies pay: it pays through the debits themselves, which a
+//! downloader cannot inflate without paying for them. `RewardParams::demand` and
+//! `bandwidth_share` stay in the encoding the `multipliers` contract shares and are not used
+//! by this rule.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use parity_scale_codec::{Decode, Encode};
 
-use crate::fixed::{LinearCurve, Ppm, SplitError, mul_div, split_pro_rata};
+use crate::fixed::{LinearCurve, Ppm, SplitError, split_pro_rata};
 use crate::merkle::RewardLeaf;
-use crate::{ChunkId, Epoch, NodeId, PayoutAccount, Receipt};
+use crate::{ChunkId, ContentId, Epoch, NodeId, PayoutAccount, Receipt};
 
 /// The reward parameters governance sets in the `multipliers` contract. Encodes exactly
 /// like that contract's `Params`, so the oracle decodes the contract's answer directly.
@@ -40,9 +61,11 @@ pub struct RewardParams {
     pub rarity: LinearCurve,
     /// Replicas a chunk should have.
     pub target_replication: u32,
-    /// Demand curve over receipts per chunk in the epoch.
+    /// Demand curve over receipts per chunk. Not used by the pay rule (demand pays through
+    /// downloaders' debits); kept in the encoding the `multipliers` contract shares.
     pub demand: LinearCurve,
-    /// Part of the budget paid for bandwidth; the rest pays storage.
+    /// Not used by the pay rule (bandwidth is paid by credit, storage by funding); kept in
+    /// the encoding the `multipliers` contract shares.
     pub bandwidth_share: Ppm,
 }
 
@@ -85,6 +108,83 @@ impl RewardParams {
     }
 }
 
+/// Paid bandwidth and vetting: set by governance (the oracle's `[market]` config until the
+/// contracts hold them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct MarketParams {
+    /// Native units a downloader's credit pays per byte it is served.
+    pub price_per_byte: u64,
+    /// Part of each debit the pool keeps (the protocol fee). The rarity bonus never
+    /// exceeds it.
+    pub fee: Ppm,
+    /// Audits a node key must pass before it earns its full share.
+    pub vetting_audits: u32,
+    /// The share a key earns before it is vetted.
+    pub unvetted_share: Ppm,
+}
+
+impl Default for MarketParams {
+    /// 1,000 units per byte (about 1.07 tokens per GiB at 12 decimals), a 10 % fee, full
+    /// share after 9 passed audits (three epochs of three-chunk challenges), half before.
+    fn default() -> Self {
+        Self {
+            price_per_byte: 1_000,
+            fee: Ppm(100_000),
+            vetting_audits: 9,
+            unvetted_share: Ppm(500_000),
+        }
+    }
+}
+
+/// A network location: the /24 of an IPv4 address or the /48 of an IPv6 address. Replicas
+/// of a funded content count once per location.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Location(pub [u8; 8]);
+
+impl Location {
+    /// The location of an address: `[4, a, b, c, 0…]` for IPv4 `a.b.c.d`, `[6, first six
+    /// bytes, 0]` for IPv6 (an IPv4-mapped IPv6 address is its IPv4 address).
+    pub fn of(ip: core::net::IpAddr) -> Self {
+        let mut key = [0u8; 8];
+        let v4 = match ip {
+            core::net::IpAddr::V4(v4) => Some(v4),
+            core::net::IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        };
+        match (v4, ip) {
+            (Some(v4), _) => {
+                key[0] = 4;
+                key[1..4].copy_from_slice(&v4.octets()[..3]);
+            }
+            (None, core::net::IpAddr::V6(v6)) => {
+                key[0] = 6;
+                key[1..7].copy_from_slice(&v6.octets()[..6]);
+            }
+            (None, core::net::IpAddr::V4(_)) => {}
+        }
+        Self(key)
+    }
+}
+
+impl core::fmt::Display for Location {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let k = &self.0;
+        match k[0] {
+            4 => write!(f, "{}.{}.{}.0/24", k[1], k[2], k[3]),
+            6 => write!(
+                f,
+                "{:x}:{:x}:{:x}::/48",
+                u16::from_be_bytes([k[1], k[2]]),
+                u16::from_be_bytes([k[3], k[4]]),
+                u16::from_be_bytes([k[5], k[6]])
+            ),
+            _ => write!(f, "unknown"),
+        }
+    }
+}
+
 /// What the oracle knew about one chunk at epoch close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -93,10 +193,65 @@ pub struct ChunkFacts {
     pub chunk: ChunkId,
     /// Its length in bytes.
     pub length: u32,
-    /// Nodes announcing content that contains it.
+    /// Network locations with a proven holder of content that contains it.
     pub holders: u32,
     /// Governance boost of its content (the largest, if several contents contain it).
     pub boost: Ppm,
+}
+
+/// How a content is funded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Funding {
+    /// A sponsor's deposit pays this much per epoch, split among the counted replicas.
+    Sponsored {
+        /// Native units per epoch.
+        per_epoch: u128,
+    },
+    /// On governance's public-goods list: shares the epoch's subsidy by rarity and boost.
+    Subsidized {
+        /// Governance's weight for it (1× = `Ppm::ONE`).
+        boost: Ppm,
+    },
+}
+
+/// One proven holder of a funded content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Holder {
+    /// The node.
+    pub node: NodeId,
+    /// Where its announced URL resolves.
+    pub location: Location,
+    /// The first epoch of its current run of proven epochs holding the content.
+    pub since: Epoch,
+}
+
+/// A funded content at epoch close.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ContentFacts {
+    /// The content.
+    pub content: ContentId,
+    /// Its length in bytes (the sum of its chunks).
+    pub length: u64,
+    /// Target replication: at most this many replicas count.
+    pub replicas: u32,
+    /// Who pays for it.
+    pub funding: Funding,
+    /// Its holders that passed this epoch's audits, sorted by node id, no duplicates.
+    pub holders: Vec<Holder>,
+}
+
+/// A downloader's credit at epoch close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct CreditFacts {
+    /// The downloader's node key.
+    pub downloader: NodeId,
+    /// Credit not yet spent (funded minus debited by earlier epochs).
+    pub available: u128,
 }
 
 /// What the oracle knew about one seeder at epoch close.
@@ -111,9 +266,8 @@ pub struct SeederFacts {
     pub previous_cumulative: u128,
     /// Its reputation factor for this epoch.
     pub reputation: Ppm,
-    /// Chunks it holds that count for storage (empty unless it passed this epoch's
-    /// audits). Sorted, no duplicates.
-    pub stored: Vec<ChunkId>,
+    /// Audits it has passed, this epoch's included (vetting).
+    pub audits_passed: u64,
 }
 
 /// Everything besides the receipts that decides an epoch's rewards.
@@ -122,12 +276,18 @@ pub struct SeederFacts {
 pub struct EpochInputs {
     /// The epoch.
     pub epoch: Epoch,
-    /// Native units to distribute.
+    /// Governance's subsidy for the epoch: split over the subsidized contents' replicas.
     pub budget: u128,
-    /// Multiplier parameters in force.
+    /// Multiplier parameters in force (the rarity curve and target replication).
     pub params: RewardParams,
-    /// Every chunk a receipt or a holding refers to, sorted by id, no duplicates.
+    /// Price, fee and vetting in force.
+    pub market: MarketParams,
+    /// Every chunk a receipt refers to, sorted by id, no duplicates.
     pub chunks: Vec<ChunkFacts>,
+    /// Every funded content, sorted by id, no duplicates.
+    pub contents: Vec<ContentFacts>,
+    /// Every downloader with credit, sorted by node id, no duplicates.
+    pub credits: Vec<CreditFacts>,
     /// Every seeder that can earn, sorted by node id, no duplicates.
     pub seeders: Vec<SeederFacts>,
 }
@@ -144,18 +304,44 @@ pub struct SeederReward {
     pub receipts: u64,
     /// Bytes served (sum of the receipts' bytes).
     pub bytes_served: u64,
-    /// Bandwidth points after the reputation factor (bytes × ppm).
-    pub bandwidth_points: u128,
-    /// Storage points after the reputation factor (bytes × ppm).
-    pub storage_points: u128,
-    /// Paid for bandwidth.
+    /// Bytes served to downloaders with credit.
+    pub paid_bytes: u64,
+    /// Paid for bandwidth (downloaders' debits less the fee, plus the bonus), after factors.
     pub bandwidth_amount: u128,
-    /// Paid for storage.
+    /// The part of `bandwidth_amount` that is rarity bonus from the pool (before factors).
+    pub bonus_amount: u128,
+    /// Paid for storage (sponsorships and subsidy), after factors.
     pub storage_amount: u128,
     /// This epoch's amount (bandwidth + storage).
     pub amount: u128,
     /// Cumulative earnings including this epoch.
     pub cumulative: u128,
+}
+
+/// What one downloader's credit paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Debit {
+    /// The downloader.
+    pub downloader: NodeId,
+    /// Bytes it was served by known seeders.
+    pub bytes: u64,
+    /// What those bytes cost at the price.
+    pub cost: u128,
+    /// What its credit paid (the cost, at most the credit available).
+    pub debited: u128,
+}
+
+/// What one funded content paid.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ContentPay {
+    /// The content.
+    pub content: ContentId,
+    /// Its counted replicas, in the order chosen.
+    pub counted: Vec<NodeId>,
+    /// Paid to them (after factors): drawn from the sponsorship, or from the subsidy.
+    pub paid: u128,
 }
 
 /// An epoch's result.
@@ -166,8 +352,51 @@ pub struct EpochRewards {
     pub epoch: Epoch,
     /// One entry per seeder in the inputs, in the same order.
     pub seeders: Vec<SeederReward>,
+    /// One entry per downloader with receipts to known seeders, by node id.
+    pub debits: Vec<Debit>,
+    /// One entry per funded content, in input order.
+    pub contents: Vec<ContentPay>,
+    /// Fees kept by the pool (before bonuses).
+    pub fees: u128,
+    /// Bonuses paid by the pool (before factors).
+    pub bonuses: u128,
     /// Sum of the amounts (what the epoch reserves on chain).
     pub total: u128,
+}
+
+impl EpochRewards {
+    /// What the epoch draws on: sponsorship drawn + subsidy paid + credit debited. The
+    /// total never exceeds it.
+    pub fn funding_drawn(&self) -> u128 {
+        let contents = self
+            .contents
+            .iter()
+            .fold(0u128, |acc, c| acc.saturating_add(c.paid));
+        self.debits
+            .iter()
+            .fold(contents, |acc, d| acc.saturating_add(d.debited))
+    }
+
+    /// What `downloader`'s credit paid this epoch.
+    pub fn debited(&self, downloader: &NodeId) -> u128 {
+        self.debits
+            .binary_search_by(|d| d.downloader.cmp(downloader))
+            .map_or(0, |i| self.debits[i].debited)
+    }
+
+    /// The reward leaves: one per seeder that earned something this epoch, in seeder order.
+    pub fn leaves(&self) -> Vec<RewardLeaf> {
+        self.seeders
+            .iter()
+            .filter(|s| s.amount > 0)
+            .map(|s| RewardLeaf {
+                epoch: self.epoch,
+                seeder: s.seeder,
+                payout: s.payout,
+                amount: s.amount,
+            })
+            .collect()
+    }
 }
 
 /// Why inputs cannot be aggregated.
@@ -176,10 +405,16 @@ pub enum AggregateError {
     /// The chunk facts are not sorted by id or repeat one.
     #[error("chunk facts are not strictly sorted by chunk id")]
     UnsortedChunks,
+    /// The content facts (or one content's holders) are not sorted or repeat one.
+    #[error("content facts or their holders are not strictly sorted")]
+    UnsortedContents,
+    /// The credit facts are not sorted by node id or repeat one.
+    #[error("credit facts are not strictly sorted by downloader")]
+    UnsortedCredits,
     /// The seeder facts are not sorted by node id or repeat one.
     #[error("seeder facts are not strictly sorted by node id")]
     UnsortedSeeders,
-    /// A receipt or holding refers to a chunk without facts.
+    /// A receipt refers to a chunk without facts.
     #[error("chunk {chunk} has no facts")]
     MissingChunk {
         /// The chunk.
@@ -208,6 +443,41 @@ fn strictly_sorted<T, K: Ord>(items: &[T], key: impl Fn(&T) -> K) -> bool {
     items.windows(2).all(|w| key(&w[0]) < key(&w[1]))
 }
 
+fn add(a: u128, b: u128) -> Result<u128, AggregateError> {
+    a.checked_add(b).ok_or(AggregateError::Overflow)
+}
+
+/// The replicas of `content` that count, in the order chosen: one holder per location (the
+/// one proven longest, then the smallest node id), locations longest-proven first, at most
+/// `content.replicas`, only holders `can_earn` accepts.
+pub fn counted_replicas(content: &ContentFacts, can_earn: impl Fn(&NodeId) -> bool) -> Vec<NodeId> {
+    let mut best: BTreeMap<Location, (Epoch, NodeId)> = BTreeMap::new();
+    for holder in content.holders.iter().filter(|h| can_earn(&h.node)) {
+        let candidate = (holder.since, holder.node);
+        best.entry(holder.location)
+            .and_modify(|current| {
+                if candidate < *current {
+                    *current = candidate;
+                }
+            })
+            .or_insert(candidate);
+    }
+    let mut chosen: Vec<(Epoch, NodeId)> = best.into_values().collect();
+    chosen.sort_unstable();
+    chosen
+        .into_iter()
+        .take(usize::try_from(content.replicas).unwrap_or(usize::MAX))
+        .map(|(_, node)| node)
+        .collect()
+}
+
+/// The bonus on a seeder's part `base` of a paid portion whose fee was `fee`:
+/// `min(fee, base × (weight − 1))`.
+pub fn bonus(base: u128, fee: u128, weight: Ppm) -> u128 {
+    let extra = weight.saturating_sub(Ppm::ONE).apply(base);
+    extra.min(fee)
+}
+
 /// Computes an epoch's rewards. See the module docs for the rule.
 pub fn aggregate<'a>(
     inputs: &EpochInputs,
@@ -216,19 +486,37 @@ pub fn aggregate<'a>(
     if !strictly_sorted(&inputs.chunks, |c| c.chunk) {
         return Err(AggregateError::UnsortedChunks);
     }
+    if !strictly_sorted(&inputs.contents, |c| c.content)
+        || inputs
+            .contents
+            .iter()
+            .any(|c| !strictly_sorted(&c.holders, |h| h.node))
+    {
+        return Err(AggregateError::UnsortedContents);
+    }
+    if !strictly_sorted(&inputs.credits, |c| c.downloader) {
+        return Err(AggregateError::UnsortedCredits);
+    }
     if !strictly_sorted(&inputs.seeders, |s| s.seeder) {
         return Err(AggregateError::UnsortedSeeders);
     }
+    let seeder_index = |node: &NodeId| inputs.seeders.binary_search_by(|s| s.seeder.cmp(node)).ok();
     let chunk_index = |chunk: &ChunkId| {
         inputs
             .chunks
             .binary_search_by(|c| c.chunk.cmp(chunk))
             .map_err(|_| AggregateError::MissingChunk { chunk: *chunk })
     };
+    let n = inputs.seeders.len();
+    let mut bandwidth = alloc::vec![0u128; n];
+    let mut bonuses_of = alloc::vec![0u128; n];
+    let mut storage = alloc::vec![0u128; n];
+    let mut receipts_of = alloc::vec![0u64; n];
+    let mut bytes_of = alloc::vec![0u64; n];
+    let mut paid_bytes_of = alloc::vec![0u64; n];
 
-    // Pass 1: requests per chunk, bytes per (seeder, chunk).
-    let mut requests = alloc::vec![0u64; inputs.chunks.len()];
-    let mut served: BTreeMap<(NodeId, usize), (u64, u64)> = BTreeMap::new();
+    // Receipts: bytes per (downloader, seeder, chunk), counts per seeder.
+    let mut served: BTreeMap<(NodeId, usize, usize), u64> = BTreeMap::new();
     for receipt in receipts {
         if receipt.epoch != inputs.epoch {
             return Err(AggregateError::WrongEpoch {
@@ -236,136 +524,173 @@ pub fn aggregate<'a>(
                 found: receipt.epoch,
             });
         }
-        let index = chunk_index(&receipt.chunk)?;
-        requests[index] = requests[index].saturating_add(1);
-        let entry = served.entry((receipt.seeder, index)).or_insert((0, 0));
-        entry.0 = entry.0.saturating_add(u64::from(receipt.bytes));
-        entry.1 = entry.1.saturating_add(1);
+        let chunk = chunk_index(&receipt.chunk)?;
+        let Some(seeder) = seeder_index(&receipt.seeder) else {
+            continue;
+        };
+        receipts_of[seeder] = receipts_of[seeder].saturating_add(1);
+        bytes_of[seeder] = bytes_of[seeder].saturating_add(u64::from(receipt.bytes));
+        let entry = served
+            .entry((receipt.downloader, seeder, chunk))
+            .or_insert(0);
+        *entry = entry.saturating_add(u64::from(receipt.bytes));
     }
-    let rarity: Vec<Ppm> = inputs
-        .chunks
-        .iter()
-        .map(|c| inputs.params.rarity(c.holders))
-        .collect();
-    let multiplier: Vec<Ppm> = inputs
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            rarity[i]
-                .saturating_mul(inputs.params.demand(requests[i]))
-                .saturating_mul(c.boost)
-        })
-        .collect();
 
-    // Pass 2: points per seeder.
-    let mut results = Vec::with_capacity(inputs.seeders.len());
-    let mut bandwidth_weights = Vec::with_capacity(inputs.seeders.len());
-    let mut storage_weights = Vec::with_capacity(inputs.seeders.len());
-    for facts in &inputs.seeders {
-        let mut bandwidth = 0u128;
-        let mut bytes_served = 0u64;
-        let mut receipts = 0u64;
-        for (&(_, index), &(bytes, count)) in
-            served.range((facts.seeder, 0)..=(facts.seeder, usize::MAX))
-        {
-            bytes_served = bytes_served.saturating_add(bytes);
-            receipts = receipts.saturating_add(count);
-            let points = u128::from(bytes)
-                .checked_mul(u128::from(multiplier[index].0))
-                .ok_or(AggregateError::Overflow)?;
-            bandwidth = bandwidth
-                .checked_add(points)
-                .ok_or(AggregateError::Overflow)?;
+    // Paid bandwidth, downloader by downloader.
+    let fee_rate = inputs.market.fee.clamp_to(Ppm::ZERO, Ppm::ONE);
+    let price = u128::from(inputs.market.price_per_byte);
+    let mut debits = Vec::new();
+    let (mut fees, mut bonuses) = (0u128, 0u128);
+    let served: Vec<((NodeId, usize, usize), u64)> = served.into_iter().collect();
+    for group in served.chunk_by(|a, b| a.0.0 == b.0.0) {
+        let downloader = group[0].0.0;
+        let portions: Vec<(usize, usize, u64)> = group
+            .iter()
+            .map(|&((_, seeder, chunk), bytes)| (seeder, chunk, bytes))
+            .collect();
+        let bytes: u64 = portions.iter().fold(0u64, |acc, p| acc.saturating_add(p.2));
+        let cost = u128::from(bytes)
+            .checked_mul(price)
+            .ok_or(AggregateError::Overflow)?;
+        let available = inputs
+            .credits
+            .binary_search_by(|c| c.downloader.cmp(&downloader))
+            .map_or(0, |i| inputs.credits[i].available);
+        let debited = cost.min(available);
+        debits.push(Debit {
+            downloader,
+            bytes,
+            cost,
+            debited,
+        });
+        if debited == 0 {
+            continue;
         }
-        if !strictly_sorted(&facts.stored, |c| *c) {
-            return Err(AggregateError::UnsortedChunks);
+        let weights: Vec<u128> = portions.iter().map(|p| u128::from(p.2)).collect();
+        let shares = split_pro_rata(debited, &weights)?;
+        for (&(seeder, chunk, bytes), share) in portions.iter().zip(shares) {
+            let fee = fee_rate.apply(share);
+            let base = share.saturating_sub(fee);
+            let facts = &inputs.chunks[chunk];
+            let weight = inputs
+                .params
+                .rarity(facts.holders)
+                .saturating_mul(facts.boost);
+            let extra = bonus(base, fee, weight);
+            fees = add(fees, fee)?;
+            bonuses = add(bonuses, extra)?;
+            bandwidth[seeder] = add(bandwidth[seeder], add(base, extra)?)?;
+            bonuses_of[seeder] = add(bonuses_of[seeder], extra)?;
+            paid_bytes_of[seeder] = paid_bytes_of[seeder].saturating_add(bytes);
         }
-        let mut storage = 0u128;
-        for chunk in &facts.stored {
-            let index = chunk_index(chunk)?;
-            let points = u128::from(inputs.chunks[index].length) * u128::from(rarity[index].0);
-            storage = storage
-                .checked_add(points)
-                .ok_or(AggregateError::Overflow)?;
+    }
+
+    // Storage: counted replicas of each funded content.
+    let factor_of = |index: usize| {
+        let facts = &inputs.seeders[index];
+        let vetting = if facts.audits_passed < u64::from(inputs.market.vetting_audits) {
+            inputs.market.unvetted_share.clamp_to(Ppm::ZERO, Ppm::ONE)
+        } else {
+            Ppm::ONE
+        };
+        facts
+            .reputation
+            .clamp_to(Ppm::ZERO, Ppm::ONE)
+            .saturating_mul(vetting)
+    };
+    let mut contents = Vec::with_capacity(inputs.contents.len());
+    let mut subsidized: Vec<(usize, usize, u128)> = Vec::new();
+    for (content_index, content) in inputs.contents.iter().enumerate() {
+        let counted = counted_replicas(content, |node| seeder_index(node).is_some());
+        let indices: Vec<usize> = counted.iter().filter_map(seeder_index).collect();
+        let mut paid = 0u128;
+        match content.funding {
+            Funding::Sponsored { per_epoch } => {
+                let shares = split_pro_rata(per_epoch, &alloc::vec![1u128; indices.len()])?;
+                for (&seeder, share) in indices.iter().zip(shares) {
+                    let share = factor_of(seeder).apply(share);
+                    storage[seeder] = add(storage[seeder], share)?;
+                    paid = add(paid, share)?;
+                }
+            }
+            Funding::Subsidized { boost } => {
+                let missing = content.replicas.saturating_sub(counted.len() as u32);
+                let weight = inputs
+                    .params
+                    .rarity
+                    .eval(u64::from(missing))
+                    .saturating_mul(boost);
+                let points = u128::from(content.length)
+                    .checked_mul(u128::from(weight.0))
+                    .ok_or(AggregateError::Overflow)?;
+                for &seeder in &indices {
+                    subsidized.push((content_index, seeder, points));
+                }
+            }
         }
-        let factor = u128::from(facts.reputation.0);
-        let scale = u128::from(crate::fixed::PPM_SCALE);
-        let bandwidth = mul_div(bandwidth, factor, scale).ok_or(AggregateError::Overflow)?;
-        let storage = mul_div(storage, factor, scale).ok_or(AggregateError::Overflow)?;
-        bandwidth_weights.push(bandwidth);
-        storage_weights.push(storage);
+        contents.push(ContentPay {
+            content: content.content,
+            counted,
+            paid,
+        });
+    }
+    let weights: Vec<u128> = subsidized.iter().map(|s| s.2).collect();
+    let shares = split_pro_rata(inputs.budget, &weights)?;
+    for (&(content_index, seeder, _), share) in subsidized.iter().zip(shares) {
+        let share = factor_of(seeder).apply(share);
+        storage[seeder] = add(storage[seeder], share)?;
+        contents[content_index].paid = add(contents[content_index].paid, share)?;
+    }
+
+    // Per seeder.
+    let mut results = Vec::with_capacity(n);
+    let mut total = 0u128;
+    for (index, facts) in inputs.seeders.iter().enumerate() {
+        let bandwidth_amount = factor_of(index).apply(bandwidth[index]);
+        let storage_amount = storage[index];
+        let amount = add(bandwidth_amount, storage_amount)?;
+        total = add(total, amount)?;
         results.push(SeederReward {
             seeder: facts.seeder,
             payout: facts.payout,
-            receipts,
-            bytes_served,
-            bandwidth_points: bandwidth,
-            storage_points: storage,
-            bandwidth_amount: 0,
-            storage_amount: 0,
-            amount: 0,
-            cumulative: facts.previous_cumulative,
+            receipts: receipts_of[index],
+            bytes_served: bytes_of[index],
+            paid_bytes: paid_bytes_of[index],
+            bandwidth_amount,
+            bonus_amount: bonuses_of[index],
+            storage_amount,
+            amount,
+            cumulative: add(facts.previous_cumulative, amount)?,
         });
-    }
-
-    // Pass 3: split the budget.
-    let bandwidth_budget = inputs
-        .params
-        .bandwidth_share
-        .clamp_to(Ppm::ZERO, Ppm::ONE)
-        .apply(inputs.budget);
-    let storage_budget = inputs.budget.saturating_sub(bandwidth_budget);
-    let bandwidth_shares = split_pro_rata(bandwidth_budget, &bandwidth_weights)?;
-    let storage_shares = split_pro_rata(storage_budget, &storage_weights)?;
-    let mut total = 0u128;
-    for (i, result) in results.iter_mut().enumerate() {
-        result.bandwidth_amount = bandwidth_shares[i];
-        result.storage_amount = storage_shares[i];
-        result.amount = bandwidth_shares[i]
-            .checked_add(storage_shares[i])
-            .ok_or(AggregateError::Overflow)?;
-        result.cumulative = result
-            .cumulative
-            .checked_add(result.amount)
-            .ok_or(AggregateError::Overflow)?;
-        total = total
-            .checked_add(result.amount)
-            .ok_or(AggregateError::Overflow)?;
     }
     Ok(EpochRewards {
         epoch: inputs.epoch,
         seeders: results,
+        debits,
+        contents,
+        fees,
+        bonuses,
         total,
     })
-}
-
-impl EpochRewards {
-    /// The reward leaves: one per seeder that earned something this epoch, in seeder order.
-    pub fn leaves(&self) -> Vec<RewardLeaf> {
-        self.seeders
-            .iter()
-            .filter(|s| s.amount > 0)
-            .map(|s| RewardLeaf {
-                epoch: self.epoch,
-                seeder: s.seeder,
-                payout: s.payout,
-                amount: s.amount,
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
     use alloc::vec;
 
-    fn receipt(seeder: u8, chunk: u8, bytes: u32, nonce: u64) -> Receipt {
+    const PRICE: u64 = 10;
+
+    fn node(n: u8) -> NodeId {
+        NodeId([n; 32])
+    }
+
+    fn receipt(seeder: u8, downloader: u8, chunk: u8, bytes: u32, nonce: u64) -> Receipt {
         Receipt {
             epoch: Epoch(1),
-            seeder: NodeId([seeder; 32]),
-            downloader: NodeId([200; 32]),
+            seeder: node(seeder),
+            downloader: node(downloader),
             chunk: ChunkId([chunk; 32]),
             bytes,
             issued_at_ms: 0,
@@ -373,9 +698,8 @@ mod tests {
         }
     }
 
-    /// Rarity +0.5× per missing replica below 3 (up to 3×), demand +0.01× per request (up
-    /// to 2×), 70 % bandwidth: fixed here, not the deploy defaults, so the expectations
-    /// below stay put.
+    /// Rarity +0.5× per missing replica below 3 (up to 3×); fixed here, not the deploy
+    /// defaults, so the expectations below stay put.
     fn params() -> RewardParams {
         RewardParams {
             rarity: LinearCurve {
@@ -385,21 +709,42 @@ mod tests {
                 max: Ppm(3_000_000),
             },
             target_replication: 3,
-            demand: LinearCurve {
-                base: Ppm::ONE,
-                slope: Ppm(10_000),
-                min: Ppm::ONE,
-                max: Ppm(2_000_000),
-            },
+            demand: LinearCurve::FLAT,
             bandwidth_share: Ppm(700_000),
         }
     }
 
-    fn inputs(budget: u128) -> EpochInputs {
+    fn seeder(n: u8, audits_passed: u64) -> SeederFacts {
+        SeederFacts {
+            seeder: node(n),
+            payout: PayoutAccount([n; 20]),
+            previous_cumulative: 5,
+            reputation: Ppm::ONE,
+            audits_passed,
+        }
+    }
+
+    fn holder(n: u8, network: u8, since: u64) -> Holder {
+        Holder {
+            node: node(n),
+            location: Location::of(core::net::IpAddr::V4(core::net::Ipv4Addr::new(
+                127, network, 0, n,
+            ))),
+            since: Epoch(since),
+        }
+    }
+
+    fn inputs() -> EpochInputs {
         EpochInputs {
             epoch: Epoch(1),
-            budget,
+            budget: 0,
             params: params(),
+            market: MarketParams {
+                price_per_byte: PRICE,
+                fee: Ppm(100_000),
+                vetting_audits: 0,
+                unvetted_share: Ppm(500_000),
+            },
             chunks: vec![
                 ChunkFacts {
                     chunk: ChunkId([1; 32]),
@@ -414,74 +759,167 @@ mod tests {
                     boost: Ppm::ONE,
                 },
             ],
-            seeders: vec![
-                SeederFacts {
-                    seeder: NodeId([10; 32]),
-                    payout: PayoutAccount([10; 20]),
-                    previous_cumulative: 5,
-                    reputation: Ppm::ONE,
-                    stored: vec![ChunkId([1; 32])],
-                },
-                SeederFacts {
-                    seeder: NodeId([11; 32]),
-                    payout: PayoutAccount([11; 20]),
-                    previous_cumulative: 0,
-                    reputation: Ppm::ONE,
-                    stored: vec![ChunkId([1; 32]), ChunkId([2; 32])],
-                },
-            ],
+            contents: vec![],
+            credits: vec![CreditFacts {
+                downloader: node(200),
+                available: 1_000_000,
+            }],
+            seeders: vec![seeder(10, 0), seeder(11, 0), seeder(12, 0)],
         }
     }
 
     #[test]
-    fn rare_chunks_pay_more_and_everything_is_handed_out() {
-        let inputs = inputs(1_000_000);
-        // Both serve 100 bytes once: seeder 10 a common chunk, 11 a rare one (2 missing).
-        let receipts = [receipt(10, 1, 100, 0), receipt(11, 2, 100, 0)];
+    fn paid_bytes_pay_the_debit_less_the_fee_plus_a_bonus_never_above_the_fee() {
+        let inputs = inputs();
+        // 100 bytes of a common chunk (no bonus) and 100 of a rare one (2× rarity).
+        let receipts = [receipt(10, 200, 1, 100, 0), receipt(11, 200, 2, 100, 1)];
         let out = aggregate(&inputs, &receipts).expect("aggregates");
+        assert_eq!(out.debited(&node(200)), 2_000);
+        assert_eq!(out.fees, 200);
         let (a, b) = (&out.seeders[0], &out.seeders[1]);
-        // rarity 1× vs 2×, demand 1.01× each.
-        assert_eq!(a.bandwidth_points, 100 * 1_010_000);
-        assert_eq!(b.bandwidth_points, 100 * 2_020_000);
-        assert_eq!(a.bandwidth_amount + b.bandwidth_amount, 700_000);
-        assert_eq!(b.bandwidth_amount, 2 * a.bandwidth_amount + 1, "1/3 vs 2/3");
-        // Storage: 100×1 vs 100×1 + 100×2.
-        assert_eq!(a.storage_amount + b.storage_amount, 300_000);
-        assert_eq!(a.storage_amount, 75_000);
-        assert_eq!(out.total, 1_000_000);
-        assert_eq!(a.cumulative, 5 + a.amount);
-        assert_eq!(out.leaves().len(), 2);
+        assert_eq!(a.bandwidth_amount, 900, "1 000 less the 10 % fee");
+        assert_eq!(a.bonus_amount, 0);
+        // Rarity 2× would be a 900 bonus; it is capped at the 100 fee.
+        assert_eq!(b.bonus_amount, 100);
+        assert_eq!(b.bandwidth_amount, 1_000);
+        assert_eq!(out.total, 1_900);
+        assert!(out.total <= out.funding_drawn());
+        assert_eq!(a.cumulative, 5 + 900);
+        assert_eq!(
+            out.leaves().len(),
+            2,
+            "the seeder that earned nothing has no leaf"
+        );
     }
 
     #[test]
-    fn order_does_not_matter_and_reputation_scales() {
-        let mut inputs = inputs(999_999);
-        let receipts: Vec<Receipt> = (0..50)
-            .map(|i| receipt(10 + (i % 2) as u8, 1 + (i % 3 == 0) as u8, 100, i))
+    fn receipts_without_credit_pay_nothing_and_short_credit_is_shared_pro_rata() {
+        let mut inputs = inputs();
+        let out = aggregate(&inputs, &[receipt(10, 99, 1, 100, 0)]).expect("aggregates");
+        assert_eq!(out.total, 0, "no credit, no pay");
+        assert_eq!(out.seeders[0].receipts, 1, "still evidence");
+        assert_eq!(out.debits[0].cost, 1_000);
+        assert_eq!(out.debits[0].debited, 0);
+        inputs.credits[0].available = 1_001;
+        let receipts = [receipt(10, 200, 1, 100, 0), receipt(12, 200, 1, 100, 1)];
+        let out = aggregate(&inputs, &receipts).expect("aggregates");
+        assert_eq!(out.debited(&node(200)), 1_001, "what is left, not more");
+        // 501 and 500 (remainder to the lower index), less 10 % each.
+        assert_eq!(out.seeders[0].bandwidth_amount, 501 - 50);
+        assert_eq!(out.seeders[2].bandwidth_amount, 500 - 50);
+    }
+
+    #[test]
+    fn sponsored_content_pays_one_replica_per_network_longest_proven_first() {
+        let mut inputs = inputs();
+        inputs.credits.clear();
+        inputs.seeders = (10..16).map(|n| seeder(n, 100)).collect();
+        inputs.contents = vec![ContentFacts {
+            content: ContentId([7; 32]),
+            length: 200,
+            replicas: 2,
+            funding: Funding::Sponsored { per_epoch: 1_000 },
+            holders: vec![
+                // 10, 11 and 12 share network 1: only 12 (proven since epoch 0) counts.
+                holder(10, 1, 1),
+                holder(11, 1, 1),
+                holder(12, 1, 0),
+                // 13 on network 2 since epoch 1, 14 on network 3 since epoch 1: the tie
+                // goes to the smaller node id; the target is 2.
+                holder(13, 2, 1),
+                holder(14, 3, 1),
+            ],
+        }];
+        let out = aggregate(&inputs, &[]).expect("aggregates");
+        assert_eq!(out.contents[0].counted, vec![node(12), node(13)]);
+        let amounts: Vec<u128> = out.seeders.iter().map(|s| s.storage_amount).collect();
+        assert_eq!(amounts, vec![0, 0, 500, 500, 0, 0]);
+        assert_eq!(out.contents[0].paid, 1_000);
+        // One replica left: it takes the whole amount (rarity that pays for itself).
+        inputs.contents[0].holders = vec![holder(15, 9, 1)];
+        let out = aggregate(&inputs, &[]).expect("aggregates");
+        assert_eq!(out.seeders[5].storage_amount, 1_000);
+        // Nobody proven: nothing is drawn.
+        inputs.contents[0].holders.clear();
+        let out = aggregate(&inputs, &[]).expect("aggregates");
+        assert_eq!((out.total, out.funding_drawn()), (0, 0));
+    }
+
+    #[test]
+    fn the_subsidy_weights_rare_contents_and_factors_withhold() {
+        let mut inputs = inputs();
+        inputs.budget = 1_200;
+        inputs.credits.clear();
+        inputs.contents = vec![
+            ContentFacts {
+                content: ContentId([1; 32]),
+                length: 100,
+                replicas: 3,
+                funding: Funding::Subsidized { boost: Ppm::ONE },
+                holders: vec![holder(10, 1, 0), holder(11, 2, 0), holder(12, 3, 0)],
+            },
+            ContentFacts {
+                content: ContentId([2; 32]),
+                length: 100,
+                replicas: 3,
+                funding: Funding::Subsidized { boost: Ppm::ONE },
+                holders: vec![holder(12, 3, 0)],
+            },
+        ];
+        let out = aggregate(&inputs, &[]).expect("aggregates");
+        // Weights: 100 × 1× for each of the three replicas of content 1, 100 × 2× for
+        // content 2's one replica (two missing): 1 200 in fifths.
+        let amounts: Vec<u128> = out.seeders.iter().map(|s| s.storage_amount).collect();
+        assert_eq!(amounts, vec![240, 240, 720]);
+        assert_eq!(out.total, 1_200);
+        // Unvetted seeders earn half; reputation scales; the rest stays in the pool.
+        inputs.market.vetting_audits = 1;
+        inputs.seeders[2].audits_passed = 1;
+        inputs.seeders[1].reputation = Ppm(500_000);
+        let out = aggregate(&inputs, &[]).expect("aggregates");
+        let amounts: Vec<u128> = out.seeders.iter().map(|s| s.storage_amount).collect();
+        assert_eq!(amounts, vec![120, 60, 720]);
+        assert_eq!(out.funding_drawn(), 900);
+    }
+
+    #[test]
+    fn order_does_not_matter_and_a_self_paid_ring_gets_back_at_most_its_spend() {
+        let mut inputs = inputs();
+        inputs.credits = (200..=210)
+            .map(|d| CreditFacts {
+                downloader: node(d),
+                available: 700 + u128::from(d),
+            })
+            .collect();
+        let receipts: Vec<Receipt> = (0..60u64)
+            .map(|i| {
+                receipt(
+                    10 + (i % 3) as u8,
+                    200 + (i % 11) as u8,
+                    1 + (i % 2) as u8,
+                    100,
+                    i,
+                )
+            })
             .collect();
         let forward = aggregate(&inputs, &receipts).expect("aggregates");
         let backward = aggregate(&inputs, receipts.iter().rev()).expect("aggregates");
         assert_eq!(forward, backward);
-        inputs.seeders[1].reputation = Ppm::ZERO;
-        let out = aggregate(&inputs, &receipts).expect("aggregates");
-        assert_eq!(out.seeders[1].amount, 0);
-        assert_eq!(out.seeders[0].amount, 999_999);
-        assert_eq!(out.leaves().len(), 1, "no leaf without earnings");
+        let spent: u128 = forward.debits.iter().map(|d| d.debited).sum();
+        assert!(forward.total <= spent, "{} > {spent}", forward.total);
+        assert!(forward.bonuses <= forward.fees);
     }
 
     #[test]
-    fn unknown_seeders_earn_nothing_and_bad_inputs_are_named() {
-        let inputs = inputs(1_000);
-        let out = aggregate(&inputs, &[receipt(99, 1, 100, 0)]).expect("aggregates");
-        assert_eq!(out.seeders[0].bandwidth_amount, 0);
-        assert_eq!(out.total, 300, "only storage is paid");
+    fn bad_inputs_are_named() {
+        let inputs = inputs();
         assert_eq!(
-            aggregate(&inputs, &[receipt(10, 7, 100, 0)]),
+            aggregate(&inputs, &[receipt(10, 200, 7, 100, 0)]),
             Err(AggregateError::MissingChunk {
                 chunk: ChunkId([7; 32])
             })
         );
-        let mut wrong = receipt(10, 1, 100, 0);
+        let mut wrong = receipt(10, 200, 1, 100, 0);
         wrong.epoch = Epoch(2);
         assert!(matches!(
             aggregate(&inputs, &[wrong]),
@@ -493,5 +931,34 @@ mod tests {
             aggregate(&unsorted, &[]),
             Err(AggregateError::UnsortedSeeders)
         );
+        let mut unsorted = inputs;
+        unsorted.contents = vec![ContentFacts {
+            content: ContentId([1; 32]),
+            length: 1,
+            replicas: 1,
+            funding: Funding::Sponsored { per_epoch: 1 },
+            holders: vec![holder(11, 1, 0), holder(10, 1, 0)],
+        }];
+        assert_eq!(
+            aggregate(&unsorted, &[]),
+            Err(AggregateError::UnsortedContents)
+        );
+    }
+
+    #[test]
+    fn locations_are_the_network_prefix() {
+        use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let a = Location::of(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)));
+        let b = Location::of(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 250)));
+        let c = Location::of(IpAddr::V4(Ipv4Addr::new(10, 1, 3, 3)));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.to_string(), "10.1.2.0/24");
+        let mapped = Location::of(IpAddr::V6(Ipv4Addr::new(10, 1, 2, 9).to_ipv6_mapped()));
+        assert_eq!(mapped, a);
+        let v6: Ipv6Addr = "2001:db8:7:1::1".parse().expect("address");
+        let v6b: Ipv6Addr = "2001:db8:7:ffff::2".parse().expect("address");
+        assert_eq!(Location::of(IpAddr::V6(v6)), Location::of(IpAddr::V6(v6b)));
+        assert_eq!(Location::of(IpAddr::V6(v6)).to_string(), "2001:db8:7::/48");
     }
 }

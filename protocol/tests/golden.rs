@@ -16,7 +16,10 @@
 use dsi_protocol::fixed::{LinearCurve, Ppm};
 use dsi_protocol::manifest::MAX_NAME_LEN;
 use dsi_protocol::merkle::{self, Keccak256, MerkleTree};
-use dsi_protocol::reward::{ChunkFacts, EpochInputs, RewardParams, SeederFacts, aggregate};
+use dsi_protocol::reward::{
+    ChunkFacts, ContentFacts, CreditFacts, EpochInputs, Funding, Holder, Location, MarketParams,
+    RewardParams, SeederFacts, aggregate,
+};
 use dsi_protocol::{
     Announcement, ChunkId, ContentId, Epoch, EpochSchedule, Manifest, ManifestError, NetworkId,
     NodeId, PayoutAccount, Receipt, RewardLeaf, SecretKey, SignedAnnouncement, SignedReceipt,
@@ -714,7 +717,7 @@ fn refused_vector() {
     );
 }
 
-/// The layout of `EpochBatch` in `oracle/src/batch.rs` (`BATCH_VERSION` 1), mirrored so
+/// The layout of `EpochBatch` in `oracle/src/batch.rs` (`BATCH_VERSION` 2), mirrored so
 /// that this crate can pin a batch without depending on the oracle. SCALE of a struct is
 /// the concatenation of its fields' encodings in declaration order.
 #[derive(Encode)]
@@ -809,35 +812,76 @@ fn epoch_vector() {
         },
     ];
     chunks.sort_by_key(|f| f.chunk);
-    let mut stored_a = vec![dsi, c0, c1, c2];
-    stored_a.sort();
+    let at = |a: u8, b: u8, c: u8, d: u8| Location::of(std::net::IpAddr::from([a, b, c, d]));
     let mut seeders = vec![
         SeederFacts {
             seeder: seeder_a,
             payout: PayoutAccount([0x07; 20]),
             previous_cumulative: 5_000_000,
             reputation: Ppm::ONE,
-            stored: stored_a,
+            audits_passed: 12,
         },
         SeederFacts {
             seeder: seeder_b,
             payout: PayoutAccount([0x08; 20]),
             previous_cumulative: 0,
             reputation: Ppm(800_000),
-            stored: vec![],
+            audits_passed: 3,
         },
         SeederFacts {
             seeder: seeder_c,
             payout: PayoutAccount([0x09; 20]),
             previous_cumulative: 123,
             reputation: Ppm::ONE,
-            stored: vec![],
+            audits_passed: 9,
         },
     ];
     seeders.sort_by_key(|s| s.seeder);
+    let mut holders = vec![
+        Holder {
+            node: seeder_a,
+            location: at(10, 0, 1, 7),
+            since: Epoch(10),
+        },
+        Holder {
+            node: seeder_b,
+            location: at(10, 0, 2, 8),
+            since: Epoch(17),
+        },
+        // Same /24 as A and proven for less long: not counted.
+        Holder {
+            node: seeder_c,
+            location: at(10, 0, 1, 9),
+            since: Epoch(12),
+        },
+    ];
+    holders.sort_by_key(|h| h.node);
+    let mut contents = vec![
+        ContentFacts {
+            content: manifest.content_id(),
+            length: manifest.size,
+            replicas: 3,
+            funding: Funding::Sponsored {
+                per_epoch: 600_000_000,
+            },
+            holders,
+        },
+        ContentFacts {
+            content: ContentId(*blake3::hash(b"dsi public good").as_bytes()),
+            length: 262_144,
+            replicas: 3,
+            funding: Funding::Subsidized { boost: Ppm::ONE },
+            holders: vec![Holder {
+                node: seeder_a,
+                location: at(10, 0, 1, 7),
+                since: Epoch(3),
+            }],
+        },
+    ];
+    contents.sort_by_key(|c| c.content);
     let inputs = EpochInputs {
         epoch,
-        budget: 1_000_000_000_000,
+        budget: 1_000_000_000,
         // Written out, not `RewardParams::default()`: the vector must not move with the
         // deploy defaults.
         params: RewardParams {
@@ -856,11 +900,25 @@ fn epoch_vector() {
             },
             bandwidth_share: Ppm(700_000),
         },
+        market: MarketParams {
+            price_per_byte: 1_000,
+            fee: Ppm(100_000),
+            vetting_audits: 9,
+            unvetted_share: Ppm(500_000),
+        },
         chunks,
+        contents,
+        // Downloader 0x42 has less credit than its bytes cost; 0x43 has none.
+        credits: vec![CreditFacts {
+            downloader: downloader_1.node_id(),
+            available: 200_000_000,
+        }],
         seeders,
     };
     let rewards = aggregate(&inputs, receipts.iter().map(|r| &r.receipt)).unwrap();
-    assert_eq!(rewards.total, inputs.budget, "every unit handed out");
+    assert!(rewards.total <= rewards.funding_drawn());
+    assert_eq!(rewards.debited(&downloader_1.node_id()), 200_000_000);
+    assert_eq!(rewards.debited(&downloader_2.node_id()), 0);
     let leaves = rewards.leaves();
     assert_eq!(
         leaves.len(),
@@ -870,7 +928,7 @@ fn epoch_vector() {
     let tree = MerkleTree::from_leaves::<Keccak256>(&leaves);
     let root = tree.root();
     let batch = EpochBatch {
-        version: 1,
+        version: 2,
         network: network.clone(),
         schedule,
         issued_at_skew_ms: 60_000,
@@ -900,7 +958,10 @@ fn epoch_vector() {
             ("epoch", inputs.epoch.encode()),
             ("budget", inputs.budget.encode()),
             ("params", inputs.params.encode()),
+            ("market", inputs.market.encode()),
             ("chunks", inputs.chunks.encode()),
+            ("contents", inputs.contents.encode()),
+            ("credits", inputs.credits.encode()),
             ("seeders", inputs.seeders.encode()),
         ],
         &inputs.encode(),
@@ -931,7 +992,7 @@ fn epoch_vector() {
                 "payout": s.payout.to_string(),
                 "previous_cumulative": s.previous_cumulative.to_string(),
                 "reputation": s.reputation.0,
-                "stored": s.stored.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "audits_passed": s.audits_passed,
             })
         })
         .collect();
@@ -944,8 +1005,8 @@ fn epoch_vector() {
                 "payout": s.payout.to_string(),
                 "receipts": s.receipts,
                 "bytes_served": s.bytes_served,
-                "bandwidth_points": s.bandwidth_points.to_string(),
-                "storage_points": s.storage_points.to_string(),
+                "paid_bytes": s.paid_bytes,
+                "bonus_amount": s.bonus_amount.to_string(),
                 "bandwidth_amount": s.bandwidth_amount.to_string(),
                 "storage_amount": s.storage_amount.to_string(),
                 "amount": s.amount.to_string(),
@@ -975,14 +1036,19 @@ fn epoch_vector() {
         "epoch.json",
         json!({
             "description": "one epoch end to end: seeders A, B, C = seeds 0x07.., 0x08.., 0x09.. \
-                            (payouts 20 bytes of 0x07, 0x08, 0x09); downloaders seeds 0x42.. and \
-                            0x43..; chunks: BLAKE3(\"dsi\") (262144 bytes, held by A) and the 3 \
-                            chunks of manifest.json (held by A and B, content boost 1.5x); the 4 \
-                            receipts include receipt.json's. A passed its audits (stored = its \
-                            chunks), B did not and has reputation 0.8x; C earned nothing, so it \
-                            has no leaf. batch is SCALE(EpochBatch) of oracle/src/batch.rs \
-                            (version 1); batch_parts and inputs_parts split it field by field; \
-                            batch_content_id = BLAKE3(\"dsi/batch/v1\" || batch)",
+                            (payouts 20 bytes of 0x07, 0x08, 0x09); downloaders seeds 0x42.. \
+                            (credit 200000000, less than its 285760 bytes cost at 1000 per \
+                            byte: its seeders share it pro rata) and 0x43.. (no credit: its \
+                            receipt pays nothing); chunks: BLAKE3(\"dsi\") and the 3 chunks of \
+                            manifest.json (boost 1.5x). manifest.json's content is sponsored \
+                            (600000000 per epoch, 3 replicas) and held by A (10.0.1.0/24 since \
+                            epoch 10), B (10.0.2.0/24 since 17) and C (A's /24 since 12, so not \
+                            counted); a subsidized content (BLAKE3(\"dsi public good\")) held by \
+                            A takes the budget. B is not vetted (3 of 9 audits: half share) and \
+                            has reputation 0.8x; C earned nothing, so it has no leaf. batch is \
+                            SCALE(EpochBatch) of oracle/src/batch.rs (version 2); batch_parts and \
+                            inputs_parts split it field by field; batch_content_id = \
+                            BLAKE3(\"dsi/batch/v1\" || batch)",
             "network": network.as_str(),
             "schedule": {"genesis_ms": schedule.genesis_ms, "length_ms": schedule.length_ms},
             "issued_at_skew_ms": batch.issued_at_skew_ms,
@@ -991,9 +1057,28 @@ fn epoch_vector() {
                 "epoch": inputs.epoch.0,
                 "budget": inputs.budget.to_string(),
                 "params": serde_json::to_value(inputs.params).unwrap(),
+                "market": serde_json::to_value(inputs.market).unwrap(),
                 "chunks": chunks_json,
+                "contents": serde_json::to_value(&inputs.contents).unwrap(),
+                "credits": inputs.credits.iter().map(|c| json!({
+                    "downloader": c.downloader.to_string(),
+                    "available": c.available.to_string(),
+                })).collect::<Vec<_>>(),
                 "seeders": seeders_json,
             },
+            "debits": rewards.debits.iter().map(|d| json!({
+                "downloader": d.downloader.to_string(),
+                "bytes": d.bytes,
+                "cost": d.cost.to_string(),
+                "debited": d.debited.to_string(),
+            })).collect::<Vec<_>>(),
+            "contents_paid": rewards.contents.iter().map(|c| json!({
+                "content": c.content.to_string(),
+                "counted": c.counted.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                "paid": c.paid.to_string(),
+            })).collect::<Vec<_>>(),
+            "fees": rewards.fees.to_string(),
+            "bonuses": rewards.bonuses.to_string(),
             "receipts": receipts
                 .iter()
                 .map(|r| serde_json::to_value(r).unwrap())
