@@ -153,6 +153,9 @@ error_codes! {
     NoLeaf = "no_leaf", 404;
     /// The oracle has never seen this node.
     UnknownSeeder = "unknown_seeder", 404;
+    /// A sponsorship or credit the ledger refuses (zero amount, epochs or replicas out of
+    /// range, an epoch already closed, a total that overflows).
+    BadFunding = "bad_funding", 400;
     /// Closing the epoch failed inside the oracle (logged there).
     CloseFailed = "close_failed", 500;
     /// The published batch file cannot be read.

@@ -399,3 +399,101 @@ mod tests {
         assert_eq!(back, EpochInfo::Closed(closed));
     }
 }
+
+/// `POST /v1/sponsors` (admin token): fund a content's storage in the oracle's off-chain
+/// ledger, `per_epoch` native units for `epochs` epochs from `first_epoch` (default: the
+/// current epoch), paid to at most `replicas` replicas, one per network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SponsorRequest {
+    /// The content.
+    pub content: ContentId,
+    /// Native units per epoch.
+    #[serde(with = "decimal")]
+    pub per_epoch: u128,
+    /// Number of epochs (1 to [`MAX_SPONSORED_EPOCHS`]).
+    pub epochs: u64,
+    /// Target replication (1 to [`MAX_SPONSORED_REPLICAS`]).
+    pub replicas: u32,
+    /// First epoch funded (default: the current one).
+    #[serde(default)]
+    pub first_epoch: Option<Epoch>,
+}
+
+/// Most epochs one sponsorship may cover.
+pub const MAX_SPONSORED_EPOCHS: u64 = 100_000;
+/// Highest target replication of a sponsorship.
+pub const MAX_SPONSORED_REPLICAS: u32 = 64;
+
+/// One sponsorship of a content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sponsorship {
+    /// The content.
+    pub content: ContentId,
+    /// Native units per epoch.
+    #[serde(with = "decimal")]
+    pub per_epoch: u128,
+    /// Target replication.
+    pub replicas: u32,
+    /// First epoch funded.
+    pub first_epoch: Epoch,
+    /// Last epoch funded (inclusive).
+    pub last_epoch: Epoch,
+    /// When it was recorded, Unix ms.
+    pub funded_at_ms: u64,
+}
+
+/// `GET /v1/content/{id}/funding`: a content's sponsorships and subsidy, and its replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentFunding {
+    /// The content.
+    pub content: ContentId,
+    /// Every sponsorship recorded for it.
+    pub sponsorships: Vec<Sponsorship>,
+    /// Governance's boost if it is on the subsidized list.
+    pub subsidy_boost: Option<u32>,
+    /// Funding in force in the current epoch (sum of the active sponsorships).
+    #[serde(with = "decimal")]
+    pub per_epoch_now: u128,
+    /// Nodes proven to hold it, with the epoch their current run started.
+    pub holders: Vec<FundedHolder>,
+}
+
+/// A proven holder of a funded content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundedHolder {
+    /// The node.
+    pub node: NodeId,
+    /// First epoch of its current run of proven epochs.
+    pub since: Epoch,
+}
+
+/// `POST /v1/credits` (admin token): add to a downloader key's credit in the oracle's
+/// off-chain ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditRequest {
+    /// The downloader's node key.
+    pub downloader: NodeId,
+    /// Native units to add.
+    #[serde(with = "decimal")]
+    pub amount: u128,
+}
+
+/// `GET /v1/credits/{node}`: a downloader key's credit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    /// The downloader.
+    pub downloader: NodeId,
+    /// Everything funded.
+    #[serde(with = "decimal")]
+    pub funded: u128,
+    /// Debited by closed epochs that were not vetoed.
+    #[serde(with = "decimal")]
+    pub spent: u128,
+    /// `funded − spent`.
+    #[serde(with = "decimal")]
+    pub available: u128,
+    /// Native units per byte served at the price in force.
+    pub price_per_byte: u64,
+}

@@ -187,7 +187,13 @@ fn ppm(value: u32) -> String {
     format!("{}.{:02}x", value / 1_000_000, (value % 1_000_000) / 10_000)
 }
 
-fn tokens(units: u128) -> String {
+/// What the devnet's sponsor pays per epoch for each file (one token).
+pub const SPONSOR_PER_EPOCH: u128 = 1_000_000_000_000;
+/// Credit the devnet gives each downloader key (100 tokens).
+pub const DOWNLOADER_CREDIT: u128 = 100_000_000_000_000;
+
+/// Native units as tokens with six decimals.
+pub fn tokens(units: u128) -> String {
     format!(
         "{}.{:06}",
         units / 1_000_000_000_000,
@@ -487,16 +493,24 @@ impl Network {
     }
 
     /// Starts `node-lite serve` on a peer, announcing to the oracle. `extra` adds flags.
+    /// Each peer listens on its own loopback /24 (`127.0.N.1`, N = its place + 1), which
+    /// stands for its own network: replicas of funded content count once per network.
     pub fn start_peer(&mut self, name: &str, extra: &[&str]) -> Result<()> {
         let oracle = self.oracle.url.clone();
         let node_lite = self.tools.node_lite.clone();
+        let place = self
+            .peers
+            .iter()
+            .position(|p| p.name == name)
+            .with_context(|| format!("no peer {name}"))?;
+        let listen = format!("127.0.{}.1:0", (place % 250) + 1);
         let peer = self.peer_mut(name)?;
         let mut args: Vec<String> = vec![
             "--data-dir".into(),
             peer.dir.display().to_string(),
             "serve".into(),
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen,
             "--tracker".into(),
             oracle,
             "--payout".into(),
@@ -566,6 +580,40 @@ impl Network {
         let dir = self.options.run_dir.join(name);
         self.init_node(&dir)?;
         Ok(dir)
+    }
+
+    /// A sponsor funds `content`'s storage in the oracle's ledger: `per_epoch` units for
+    /// `epochs` epochs from the current one, at most `replicas` replicas.
+    pub async fn sponsor(
+        &self,
+        content: &str,
+        per_epoch: u128,
+        epochs: u64,
+        replicas: u32,
+    ) -> Result<dsi_api::oracle::Sponsorship> {
+        let request = dsi_api::oracle::SponsorRequest {
+            content: content.parse().context("content id")?,
+            per_epoch,
+            epochs,
+            replicas,
+            first_epoch: None,
+        };
+        Ok(self.client.sponsor(&self.admin_token()?, &request).await?)
+    }
+
+    /// Funds the credit of the downloader whose data directory is `downloader`.
+    pub async fn credit(&self, downloader: &Path, amount: u128) -> Result<dsi_api::oracle::Credit> {
+        let key = node_lite::data_dir::DataDir::new(downloader)
+            .key()
+            .context("downloader key")?;
+        let request = dsi_api::oracle::CreditRequest {
+            downloader: key.node_id(),
+            amount,
+        };
+        Ok(self
+            .client
+            .add_credit(&self.admin_token()?, &request)
+            .await?)
     }
 
     /// A downloader fetches `content` (peers from the tracker, or `peers` if given) into

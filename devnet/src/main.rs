@@ -146,6 +146,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let rare_id = net.add_file("seeder-c", &rare)?;
     println!("   popular {popular_id} ({} MiB)", cli.size_mib);
     println!("   rare    {rare_id} (1 MiB)");
+    println!(
+        "== a sponsor funds both files' storage: {} tokens per epoch each, 3 replicas, one per network",
+        devnet::tokens(devnet::SPONSOR_PER_EPOCH)
+    );
+    for id in [&popular_id, &rare_id] {
+        net.sponsor(id, devnet::SPONSOR_PER_EPOCH, 1_000, 3).await?;
+    }
     for (name, _) in seeders {
         net.start_peer(name, &[])?;
         println!(
@@ -172,6 +179,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         println!("== epoch {epoch}: a new downloader fetches both files through the tracker");
         let downloader = net.add_downloader(&format!("downloader-{round}"))?;
+        let credit = net.credit(&downloader, devnet::DOWNLOADER_CREDIT).await?;
+        println!(
+            "   its key has {} tokens of credit: its seeders are paid {} units per byte, less the fee",
+            devnet::tokens(credit.available),
+            credit.price_per_byte
+        );
         let chunks = ((cli.size_mib << 20) + (1 << 20)).div_ceil(256 << 10) as u64;
         for (id, original) in [(&popular_id, &popular), (&rare_id, &rare)] {
             let got = net.download(&downloader, id, &[])?;

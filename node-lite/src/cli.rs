@@ -64,6 +64,17 @@ pub enum Command {
     /// Download content from peers, verifying every chunk and signing receipts for the
     /// seeders. An interrupted download resumes when run again.
     Get(crate::commands::GetRequest),
+    /// Show this node key's credit as a downloader (funded, spent, available) from the
+    /// oracle's funding ledger. Seeders are paid for what they serve it from this credit;
+    /// without credit its receipts are still signed and counted, and pay nothing.
+    Credit {
+        /// The oracle's URL (default: `[tracker] url` of the config).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the seeding receipts this node holds (as a seeder).
     Receipts {
         /// Only this epoch.

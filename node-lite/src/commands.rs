@@ -101,6 +101,44 @@ pub fn id(dir: &DataDir) -> Result<IdReport, NodeError> {
     })
 }
 
+/// `node-lite credit`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct CreditReport(pub dsi_api::oracle::Credit);
+
+impl Report for CreditReport {
+    fn text(&self) -> String {
+        let c = &self.0;
+        format!(
+            "credit of {}: funded {}, spent {}, available {} (price {} per byte)",
+            c.downloader, c.funded, c.spent, c.available, c.price_per_byte
+        )
+    }
+
+    fn summary(&self) -> Option<String> {
+        (self.0.available == 0).then(|| {
+            "no credit left: receipts this node signs are counted but pay its seeders nothing"
+                .to_string()
+        })
+    }
+}
+
+/// This node key's credit at the oracle (`tracker`, or `[tracker] url`).
+pub async fn credit(dir: &DataDir, tracker: Option<String>) -> Result<CreditReport, NodeError> {
+    let key = dir.key()?;
+    let url = match tracker {
+        Some(url) => url,
+        None => dir.config()?.tracker.url,
+    };
+    if url.is_empty() {
+        return Err(NodeError::Usage(
+            "no oracle: pass --tracker URL or set [tracker] url in the config".into(),
+        ));
+    }
+    let client = crate::tracker::TrackerClient::new(&url)?;
+    Ok(CreditReport(client.credit(&key.node_id()).await?))
+}
+
 /// `node-lite add`.
 #[derive(Debug, Serialize)]
 pub struct AddReport {

@@ -72,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 json,
             )?;
         }
+        Command::Credit { tracker, json } => emit(&commands::credit(&dir, tracker).await?, json)?,
         Command::Receipts { epoch, json } => emit(&commands::receipts(&dir, epoch).await?, json)?,
         Command::Verify {
             repair,

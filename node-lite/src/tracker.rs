@@ -8,9 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dsi_api::oracle::Credit;
 use dsi_api::{ErrorCode, MAX_RECEIPT_BATCH, RejectionCode};
 use dsi_protocol::{
-    Announcement, ChunkId, ContentId, Manifest, PayoutAccount, SignedAnnouncement, SignedReceipt,
+    Announcement, ChunkId, ContentId, Manifest, NodeId, PayoutAccount, SignedAnnouncement,
+    SignedReceipt,
 };
 use dsi_service::{ClientError, OracleClient};
 use reqwest::Url;
@@ -46,6 +48,11 @@ impl TrackerClient {
         dsi_service::parse_base_url(url, "tracker URL").map_err(NodeError::Usage)?;
         let oracle = OracleClient::new(url).map_err(tracker_error)?;
         Ok(Self { oracle })
+    }
+
+    /// The credit of `downloader` in the oracle's funding ledger.
+    pub async fn credit(&self, downloader: &NodeId) -> Result<Credit, NodeError> {
+        self.oracle.credit(downloader).await.map_err(tracker_error)
     }
 
     /// The oracle's base URL.
@@ -314,7 +321,13 @@ pub async fn run(
             _ = announce.tick() => {
                 match announce_once(&state, &tracker, &public_url, payout).await {
                     Ok(()) => tracing::debug!("announced"),
-                    Err(error) => tracing::warn!(%error, "announce failed; will retry"),
+                    Err(error) => {
+                        // Retried soon, not a whole interval later: a node the tracker
+                        // does not list is neither found nor paid.
+                        let soon = announce_every.min(Duration::from_secs(5));
+                        tracing::warn!(%error, retry_in_secs = soon.as_secs(), "announce failed; will retry");
+                        announce.reset_after(soon);
+                    }
                 }
             }
             _ = forward.tick() => {

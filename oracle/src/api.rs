@@ -14,8 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dsi_api::oracle::{
     AnnounceResponse, ChunkLengthsRequest, ChunkLengthsResponse, ChunkProofResponse, CloseRequest,
-    CloseResponse, ClosedEpoch, CurrentEpoch, EpochInfo, EpochStatus, Info, Leaf,
-    MAX_CHUNK_LENGTH_QUERY, ManifestResponse, OpenEpoch, Peer, PeersResponse, SeederResponse,
+    CloseResponse, ClosedEpoch, ContentFunding, Credit, CreditRequest, CurrentEpoch, EpochInfo,
+    EpochStatus, FundedHolder, Info, Leaf, MAX_CHUNK_LENGTH_QUERY, MAX_SPONSORED_EPOCHS,
+    MAX_SPONSORED_REPLICAS, ManifestResponse, OpenEpoch, Peer, PeersResponse, SeederResponse,
+    SponsorRequest, Sponsorship,
 };
 use dsi_api::registrant::{RegistrantHeader, RegistrantHeaderError};
 use dsi_api::{
@@ -72,6 +74,10 @@ pub fn router(state: Arc<OracleState>) -> Router {
         .route("/v1/epochs/{epoch}/batch", get(epoch_batch))
         .route("/v1/epochs/{epoch}/seeders/{node}", get(epoch_leaf))
         .route("/v1/seeders/{node}", get(seeder))
+        .route("/v1/sponsors", post(sponsor))
+        .route("/v1/credits", post(add_credit))
+        .route("/v1/credits/{node}", get(credit))
+        .route("/v1/content/{id}/funding", get(funding))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         .layer(axum::middleware::from_fn(json_errors))
@@ -502,11 +508,8 @@ async fn epoch_leaf(
         })
 }
 
-async fn close(
-    State(state): State<Arc<OracleState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<CloseResponse>> {
+/// Refuses a request without the admin token; `what` names the action in the error.
+fn require_admin(state: &OracleState, headers: &HeaderMap, what: &str) -> ApiResult<()> {
     let expected = format!("Bearer {}", state.admin_token);
     let given = headers
         .get(header::AUTHORIZATION)
@@ -519,9 +522,18 @@ async fn close(
     {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
-            "closing an epoch needs the admin token (Authorization: Bearer <admin.token>)",
+            format!("{what} needs the admin token (Authorization: Bearer <admin.token>)"),
         ));
     }
+    Ok(())
+}
+
+async fn close(
+    State(state): State<Arc<OracleState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<CloseResponse>> {
+    require_admin(&state, &headers, "closing an epoch")?;
     let request: CloseRequest = if body.is_empty() {
         CloseRequest::default()
     } else {
@@ -566,5 +578,148 @@ async fn seeder(
         announcement,
         audits: state.store.audits(&node, 50).await?,
         epochs: state.store.seeder_leaves(&node, 50).await?,
+    }))
+}
+
+fn bad_funding(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BadFunding, message.into())
+}
+
+/// The first epoch the ledger may still fund (the next one to close) and the default
+/// first epoch of a sponsorship (the current one, or that if later).
+async fn fundable_epochs(state: &OracleState) -> ApiResult<(Epoch, Epoch)> {
+    let current = state.config.epochs.epoch_at(now_ms());
+    let open = match state.store.last_closed_epoch().await? {
+        Some(last) => last.next(),
+        None => Epoch(0),
+    };
+    Ok((open, current.max(open)))
+}
+
+async fn sponsor(
+    State(state): State<Arc<OracleState>>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<SponsorRequest>,
+) -> ApiResult<Json<Sponsorship>> {
+    require_admin(&state, &headers, "recording a sponsorship")?;
+    if request.per_epoch == 0 {
+        return Err(bad_funding("per_epoch must be above zero"));
+    }
+    if !(1..=MAX_SPONSORED_EPOCHS).contains(&request.epochs) {
+        return Err(bad_funding(format!(
+            "epochs must be 1 to {MAX_SPONSORED_EPOCHS}, got {}",
+            request.epochs
+        )));
+    }
+    if !(1..=MAX_SPONSORED_REPLICAS).contains(&request.replicas) {
+        return Err(bad_funding(format!(
+            "replicas must be 1 to {MAX_SPONSORED_REPLICAS}, got {}",
+            request.replicas
+        )));
+    }
+    let (open, default) = fundable_epochs(&state).await?;
+    let first = request.first_epoch.unwrap_or(default);
+    if first < open {
+        return Err(bad_funding(format!(
+            "epoch {first} is closed already; the first epoch that can be funded is {open}"
+        )));
+    }
+    let last = Epoch(
+        first
+            .0
+            .checked_add(request.epochs - 1)
+            .ok_or_else(|| bad_funding("the last epoch overflows"))?,
+    );
+    if request
+        .per_epoch
+        .checked_mul(u128::from(request.epochs))
+        .is_none()
+    {
+        return Err(bad_funding("per_epoch × epochs overflows"));
+    }
+    let sponsorship = Sponsorship {
+        content: request.content,
+        per_epoch: request.per_epoch,
+        replicas: request.replicas,
+        first_epoch: first,
+        last_epoch: last,
+        funded_at_ms: now_ms(),
+    };
+    state.store.add_sponsorship(&sponsorship).await?;
+    tracing::info!(content = %request.content.short(), per_epoch = %request.per_epoch, first = first.0, last = last.0, replicas = request.replicas, "sponsorship recorded");
+    Ok(Json(sponsorship))
+}
+
+async fn credit_of(state: &OracleState, downloader: NodeId) -> ApiResult<Credit> {
+    let (funded, spent) = state.store.credit(&downloader).await?;
+    Ok(Credit {
+        downloader,
+        funded,
+        spent,
+        available: funded.saturating_sub(spent),
+        price_per_byte: state.config.market.price_per_byte,
+    })
+}
+
+async fn add_credit(
+    State(state): State<Arc<OracleState>>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<CreditRequest>,
+) -> ApiResult<Json<Credit>> {
+    require_admin(&state, &headers, "adding credit")?;
+    if request.amount == 0 {
+        return Err(bad_funding("amount must be above zero"));
+    }
+    let (funded, _) = state.store.credit(&request.downloader).await?;
+    if funded.checked_add(request.amount).is_none() {
+        return Err(bad_funding("the downloader's total credit would overflow"));
+    }
+    state
+        .store
+        .add_credit(&request.downloader, request.amount, now_ms())
+        .await?;
+    tracing::info!(downloader = %request.downloader.short(), amount = %request.amount, "credit added");
+    Ok(Json(credit_of(&state, request.downloader).await?))
+}
+
+async fn credit(
+    State(state): State<Arc<OracleState>>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<Credit>> {
+    let node: NodeId = parse(&node, "node id")?;
+    Ok(Json(credit_of(&state, node).await?))
+}
+
+async fn funding(
+    State(state): State<Arc<OracleState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContentFunding>> {
+    let content: ContentId = parse(&id, "content id")?;
+    let sponsorships = state.store.sponsorships(Some(&content), None).await?;
+    let current = state.config.epochs.epoch_at(now_ms());
+    let per_epoch_now = sponsorships
+        .iter()
+        .filter(|s| s.first_epoch <= current && current <= s.last_epoch)
+        .fold(0u128, |acc, s| acc.saturating_add(s.per_epoch));
+    let mut holders: Vec<FundedHolder> = state
+        .store
+        .held_since()
+        .await?
+        .into_iter()
+        .filter(|((_, c), _)| *c == content)
+        .map(|((node, _), since)| FundedHolder { node, since })
+        .collect();
+    holders.sort_by_key(|h| (h.since, h.node));
+    Ok(Json(ContentFunding {
+        content,
+        sponsorships,
+        subsidy_boost: state
+            .config
+            .subsidized
+            .iter()
+            .find(|s| s.content == content)
+            .map(|s| s.boost.0),
+        per_epoch_now,
+        holders,
     }))
 }

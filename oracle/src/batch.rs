@@ -23,7 +23,7 @@ use crate::rules::{Admitted, OpenEpochs, Rule, RuleParams, Tally, judge};
 pub const BATCH_DOMAIN: &[u8] = b"dsi/batch/v1";
 
 /// Current batch format version.
-pub const BATCH_VERSION: u8 = 1;
+pub const BATCH_VERSION: u8 = 2;
 
 /// One published epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -71,6 +71,41 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Sponsor a content's storage in a running oracle's funding ledger (admin token):
+    /// AMOUNT native units per epoch for EPOCHS epochs, split among at most REPLICAS
+    /// replicas, one per /24 (IPv6 /48) network, each proven by audits. Fewer replicas
+    /// means more for each.
+    Sponsor {
+        /// The content id.
+        content: String,
+        /// Native units per epoch (12 decimals: 1000000000000 is one token).
+        #[arg(long, value_name = "UNITS")]
+        amount: u128,
+        /// Epochs funded.
+        #[arg(long, value_name = "N")]
+        epochs: u64,
+        /// Target replication.
+        #[arg(long, value_name = "R", default_value_t = 3)]
+        replicas: u32,
+        /// First epoch funded (default: the current one).
+        #[arg(long, value_name = "EPOCH")]
+        first_epoch: Option<u64>,
+        /// The oracle's URL (default: http://<listen address from config>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Show a downloader key's credit, or add to it with --amount (admin token). Seeders
+    /// are paid for bytes they serve it at `[market] price_per_byte`, less the fee.
+    Credit {
+        /// The downloader's node id.
+        node: String,
+        /// Native units to add.
+        #[arg(long, value_name = "UNITS")]
+        amount: Option<u128>,
+        /// The oracle's URL (default: http://<listen address from config>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Fund the reward pool with AMOUNT native units (12 decimals: 1000000000000 is one
     /// token), signed by the `[chain] suri_file` account.
     Fund {

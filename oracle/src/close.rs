@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use dsi_protocol::fixed::Ppm;
-use dsi_protocol::reward::{ChunkFacts, EpochInputs, SeederFacts};
+use dsi_protocol::reward::{
+    ChunkFacts, ContentFacts, CreditFacts, EpochInputs, Funding, Holder, Location, SeederFacts,
+};
 use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, PayoutAccount};
 use parity_scale_codec::Encode;
 
@@ -148,6 +150,60 @@ pub async fn content_chunks(
     Ok(content_chunks)
 }
 
+/// The network location of a node's announced URL: its IP if the host is one, else the
+/// first address the name resolves to (2 s at most). None: no usable address, so the node
+/// counts as no funded replica.
+/// Unless `allow_private`, only public addresses count (a private address says nothing
+/// about where a node is, and 10/8 alone holds 65,536 /24s).
+pub async fn locate(url: &str, allow_private: bool) -> Option<Location> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let usable = |ip: std::net::IpAddr| allow_private || crate::audit::is_public(ip);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return usable(ip).then(|| Location::of(ip));
+    }
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let lookup = tokio::net::lookup_host((bare.to_string(), port));
+    let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup)
+        .await
+        .ok()?
+        .ok()?;
+    // Every address of the name must be usable: a name cannot pick its own location.
+    let addresses: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
+    if addresses.is_empty() || !addresses.iter().all(|ip| usable(*ip)) {
+        return None;
+    }
+    let first = Location::of(addresses[0]);
+    addresses
+        .iter()
+        .all(|ip| Location::of(*ip) == first)
+        .then_some(first)
+}
+
+/// The locations of `nodes`, resolved 16 at a time.
+pub async fn locate_all(
+    nodes: &[NodeAnnouncement],
+    allow_private: bool,
+) -> HashMap<NodeId, Location> {
+    use futures_util::StreamExt;
+    let lookups: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let (node, url) = (n.node, n.url.clone());
+            async move { (node, locate(&url, allow_private).await) }
+        })
+        .collect();
+    let found: Vec<(NodeId, Option<Location>)> = futures_util::stream::iter(lookups)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    found
+        .into_iter()
+        .filter_map(|(node, location)| location.map(|l| (node, l)))
+        .collect()
+}
+
 /// Closes one epoch (which must be the next one).
 pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoch, CloseError> {
     let started = Instant::now();
@@ -166,6 +222,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let live = state.store.live_nodes(now).await?;
     let content_chunks = content_chunks(state, &live).await?;
     let audits = crate::audit::audit_nodes(state, &live, &content_chunks, epoch).await?;
+    let locations = locate_all(&live, config.audit.allow_private_addresses).await;
+    let sponsorships = state.store.sponsorships(None, Some(epoch)).await?;
+    let held_before = state.store.held_since().await?;
 
     // Reward parameters: from the multipliers contract when a chain is configured.
     let (params, chain_boosts) = match &state.chain {
@@ -243,24 +302,81 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                 .get(node)
                 .is_some_and(|&(passed, failed)| passed > 0 && failed == 0)
     };
-    let mut holders: BTreeMap<ChunkId, u32> = BTreeMap::new();
+    // Funded contents: active sponsorships (summed; the largest target wins), then the
+    // subsidized list. Only registered, announced contents can have holders.
+    let mut funded: BTreeMap<ContentId, (Funding, u32)> = BTreeMap::new();
+    for sponsorship in &sponsorships {
+        let entry = funded
+            .entry(sponsorship.content)
+            .or_insert((Funding::Sponsored { per_epoch: 0 }, 0));
+        if let Funding::Sponsored { per_epoch } = &mut entry.0 {
+            *per_epoch = per_epoch.saturating_add(sponsorship.per_epoch);
+        }
+        entry.1 = entry.1.max(sponsorship.replicas);
+    }
+    for subsidy in &config.subsidized {
+        funded.entry(subsidy.content).or_insert((
+            Funding::Subsidized {
+                boost: subsidy.boost,
+            },
+            params.target_replication,
+        ));
+    }
+    let receipt_chunks: BTreeSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
+    let mut chunk_locations: BTreeMap<ChunkId, BTreeSet<Location>> = BTreeMap::new();
     let mut boosts: HashMap<ChunkId, Ppm> = HashMap::new();
-    let mut node_chunks: HashMap<NodeId, BTreeSet<ChunkId>> = HashMap::new();
+    let mut content_holders: BTreeMap<ContentId, Vec<Holder>> = BTreeMap::new();
+    let mut held = Vec::new();
     for node in &live {
-        let held = node_chunks.entry(node.node).or_default();
+        let location = locations.get(&node.node).copied();
+        let is_proven = proven(&node.node);
         for content in &node.contents {
             let boost = boost_of(content);
             for chunk in content_chunks.get(content).into_iter().flatten() {
-                held.insert(*chunk);
+                if !receipt_chunks.contains(chunk) {
+                    continue;
+                }
                 let entry = boosts.entry(*chunk).or_insert(Ppm::ONE);
                 *entry = (*entry).max(boost);
+                if let (true, Some(location)) = (is_proven, location) {
+                    chunk_locations.entry(*chunk).or_default().insert(location);
+                }
+            }
+            if is_proven && funded.contains_key(content) && content_chunks.contains_key(content) {
+                let since = held_before
+                    .get(&(node.node, *content))
+                    .copied()
+                    .unwrap_or(epoch);
+                held.push((node.node, *content, since));
+                if let Some(location) = location {
+                    content_holders.entry(*content).or_default().push(Holder {
+                        node: node.node,
+                        location,
+                        since,
+                    });
+                }
             }
         }
-        if proven(&node.node) {
-            for chunk in held.iter() {
-                *holders.entry(*chunk).or_insert(0) += 1;
-            }
-        }
+    }
+    let mut contents = Vec::new();
+    for (content, (funding, replicas)) in &funded {
+        let Some(chunks) = content_chunks.get(content) else {
+            continue;
+        };
+        let mut holders = content_holders.remove(content).unwrap_or_default();
+        holders.sort_by_key(|h| h.node);
+        holders.dedup_by_key(|h| h.node);
+        let length = chunks
+            .iter()
+            .map(|c| u64::from(lengths.get(c).copied().unwrap_or(0)))
+            .sum();
+        contents.push(ContentFacts {
+            content: *content,
+            length,
+            replicas: *replicas,
+            funding: *funding,
+            holders,
+        });
     }
 
     // Who can earn: live nodes, plus seeders with receipts whose (expired) record names a
@@ -284,20 +400,22 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         let reputation = previous
             .reputation
             .update(&config.reputation, passed, failed);
-        let stored = if passed > 0 && failed == 0 {
-            node_chunks
-                .get(seeder)
-                .map(|set| set.iter().copied().collect())
-                .unwrap_or_default()
+        // A network without audits cannot vet anyone: every key counts as vetted there.
+        let audits_passed = if config.audit.enabled {
+            state
+                .store
+                .audits_passed(seeder)
+                .await?
+                .saturating_add(u64::from(passed))
         } else {
-            Vec::new()
+            u64::MAX
         };
         seeder_facts.push(SeederFacts {
             seeder: *seeder,
             payout: *payout,
             previous_cumulative: previous.cumulative,
             reputation: reputation.factor(&config.reputation),
-            stored,
+            audits_passed,
         });
         if passed + failed > 0 {
             scores.push((*seeder, reputation.score().0));
@@ -305,16 +423,28 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         new_states.push((*seeder, previous, reputation));
     }
 
-    // Chunk facts for every chunk a receipt or a holding names.
-    let mut all_chunks: BTreeSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
-    all_chunks.extend(holders.keys().copied());
-    let chunks: Vec<ChunkFacts> = all_chunks
+    // Credit of every downloader with receipts.
+    let downloaders: BTreeSet<NodeId> = receipts.iter().map(|r| r.receipt.downloader).collect();
+    let mut credits = Vec::new();
+    for downloader in downloaders {
+        let (funded, spent) = state.store.credit(&downloader).await?;
+        let available = funded.saturating_sub(spent);
+        if available > 0 {
+            credits.push(CreditFacts {
+                downloader,
+                available,
+            });
+        }
+    }
+
+    // Chunk facts for every chunk a receipt names.
+    let chunks: Vec<ChunkFacts> = receipt_chunks
         .into_iter()
         .filter_map(|chunk| {
             lengths.get(&chunk).map(|&length| ChunkFacts {
                 chunk,
                 length,
-                holders: holders.get(&chunk).copied().unwrap_or(0),
+                holders: chunk_locations.get(&chunk).map_or(0, |l| l.len() as u32),
                 boost: boosts.get(&chunk).copied().unwrap_or(Ppm::ONE),
             })
         })
@@ -325,7 +455,10 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         epoch,
         budget: u128::from(config.close.budget),
         params,
+        market: config.market,
         chunks,
+        contents,
+        credits,
         seeders: seeder_facts,
     };
     let (rewards, tree) = compute(&inputs, &receipts)?;
@@ -422,6 +555,12 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             seeders,
             scores,
             audits,
+            debits: rewards
+                .debits
+                .iter()
+                .map(|d| (d.downloader, d.debited))
+                .collect(),
+            held,
         })
         .await?;
     state.metrics.epoch_closed(started.elapsed());

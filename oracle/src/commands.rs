@@ -169,6 +169,83 @@ pub async fn close_epoch(
     Ok(CloseReport(closed.closed))
 }
 
+/// `oracle sponsor`: the sponsorship recorded.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct SponsorReport(pub dsi_api::oracle::Sponsorship);
+
+impl Report for SponsorReport {
+    fn text(&self) -> String {
+        let s = &self.0;
+        format!(
+            "sponsored {}: {} per epoch, epochs {} to {}, up to {} replicas",
+            s.content, s.per_epoch, s.first_epoch, s.last_epoch, s.replicas
+        )
+    }
+}
+
+/// Records a sponsorship in a running oracle's ledger.
+pub async fn sponsor(
+    dir: &DataDir,
+    content: &str,
+    amount: u128,
+    epochs: u64,
+    replicas: u32,
+    first_epoch: Option<u64>,
+    url: Option<String>,
+) -> Result<SponsorReport> {
+    let content = content
+        .parse()
+        .map_err(|e| CommandError::Usage(format!("content {content:?}: {e}")))?;
+    let token = dir.admin_token().map_err(data_dir_error)?;
+    let client = oracle_client(dir, url)?;
+    let request = dsi_api::oracle::SponsorRequest {
+        content,
+        per_epoch: amount,
+        epochs,
+        replicas,
+        first_epoch: first_epoch.map(Epoch),
+    };
+    Ok(SponsorReport(client.sponsor(&token, &request).await?))
+}
+
+/// `oracle credit`: a downloader's credit.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct CreditReport(pub dsi_api::oracle::Credit);
+
+impl Report for CreditReport {
+    fn text(&self) -> String {
+        let c = &self.0;
+        format!(
+            "credit of {}: funded {}, spent {}, available {} (price {} per byte)",
+            c.downloader, c.funded, c.spent, c.available, c.price_per_byte
+        )
+    }
+}
+
+/// Shows a downloader's credit, or adds `amount` to it first.
+pub async fn credit(
+    dir: &DataDir,
+    node: &str,
+    amount: Option<u128>,
+    url: Option<String>,
+) -> Result<CreditReport> {
+    let downloader = node
+        .parse()
+        .map_err(|e| CommandError::Usage(format!("node {node:?}: {e}")))?;
+    let client = oracle_client(dir, url)?;
+    let credit = match amount {
+        Some(amount) => {
+            let token = dir.admin_token().map_err(data_dir_error)?;
+            let request = dsi_api::oracle::CreditRequest { downloader, amount };
+            client.add_credit(&token, &request).await?
+        }
+        None => client.credit(&downloader).await?,
+    };
+    Ok(CreditReport(credit))
+}
+
 /// The chain client of the data directory's `[chain]` settings.
 pub fn chain_client(dir: &DataDir) -> Result<Chain> {
     let config = dir.config().map_err(data_dir_error)?;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use dsi_protocol::fixed::Ppm;
 use dsi_protocol::reputation::ReputationParams;
-use dsi_protocol::reward::RewardParams;
+use dsi_protocol::reward::{MarketParams, RewardParams};
 use dsi_protocol::{ContentId, EpochSchedule, NetworkId};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -40,8 +40,14 @@ pub struct Config {
     /// Reward parameters used when no chain is configured (with a chain they are read
     /// from the `multipliers` contract at every close).
     pub rewards: RewardParams,
-    /// Per-content boosts used when no chain is configured.
+    /// Per-content boosts used when no chain is configured (they weight the rarity bonus
+    /// of paid bandwidth and the subsidy).
     pub boosts: Vec<Boost>,
+    /// Governance's subsidized (public-goods) list: these contents share `close.budget`
+    /// each epoch by rarity and boost, one replica per network.
+    pub subsidized: Vec<Boost>,
+    /// Paid bandwidth (price per byte, fee) and vetting of new keys.
+    pub market: MarketParams,
     /// The reputation rule.
     pub reputation: ReputationParams,
     /// Storage audits.
@@ -113,7 +119,9 @@ pub struct CloseConfig {
     pub auto: bool,
     /// Grace after an epoch's end before it closes automatically.
     pub delay_ms: u64,
-    /// Native units each epoch distributes (12 decimals: 1_000_000_000_000 is one token).
+    /// Governance's subsidy per epoch in native units (12 decimals: 1_000_000_000_000 is
+    /// one token), split over the `subsidized` contents' replicas. Sponsorships and
+    /// downloaders' credit pay on top of it.
     pub budget: u64,
 }
 
@@ -147,6 +155,8 @@ impl Default for Config {
             close: CloseConfig::default(),
             rewards: RewardParams::default(),
             boosts: Vec::new(),
+            subsidized: Vec::new(),
+            market: MarketParams::default(),
             reputation: ReputationParams::default(),
             audit: AuditConfig::default(),
             chain: ChainConfig {

@@ -66,6 +66,28 @@ async fn run(command: Command, data_dir: DataDir) -> Result<Exit, CommandError> 
         Command::Claim { seeder, epoch, url } => {
             print(&commands::claim(&data_dir, &seeder, epoch, url).await?)
         }
+        Command::Sponsor {
+            content,
+            amount,
+            epochs,
+            replicas,
+            first_epoch,
+            url,
+        } => print(
+            &commands::sponsor(
+                &data_dir,
+                &content,
+                amount,
+                epochs,
+                replicas,
+                first_epoch,
+                url,
+            )
+            .await?,
+        ),
+        Command::Credit { node, amount, url } => {
+            print(&commands::credit(&data_dir, &node, amount, url).await?)
+        }
         Command::Fund { amount } => print(&commands::fund(&data_dir, amount).await?),
         Command::Governance(command) => {
             let chain = commands::chain_client(&data_dir)?;

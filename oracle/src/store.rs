@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
-use dsi_api::oracle::{Audit, ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement};
+use dsi_api::oracle::{Audit, ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement, Sponsorship};
 use dsi_protocol::reputation::ReputationState;
 use dsi_protocol::{
     Announcement, ChunkId, ContentId, Epoch, Manifest, NodeId, PayoutAccount, Receipt, Signature,
@@ -118,6 +118,11 @@ pub struct EpochClose {
     pub scores: Vec<(NodeId, u32)>,
     /// Audits made for it.
     pub audits: Vec<Audit>,
+    /// What each downloader's credit paid.
+    pub debits: Vec<(NodeId, u128)>,
+    /// Every (node, funded content) proven this epoch with the start of its run; replaces
+    /// the previous set.
+    pub held: Vec<(NodeId, ContentId, Epoch)>,
 }
 
 /// The oracle's database.
@@ -1011,8 +1016,165 @@ impl Store {
             .await
             .map_err(query_error("recording audits"))?;
         }
+        for (downloader, amount) in close.debits.iter().filter(|(_, a)| *a > 0) {
+            sqlx::query("INSERT INTO debits (epoch, downloader, amount) VALUES ($1, $2, $3)")
+                .bind(i64_of(r.epoch.0))
+                .bind(downloader.0.to_vec())
+                .bind(amount.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording debits"))?;
+        }
+        sqlx::query("DELETE FROM held_since")
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording holdings"))?;
+        for (node, content, since) in &close.held {
+            sqlx::query("INSERT INTO held_since (node, content, since) VALUES ($1, $2, $3)")
+                .bind(node.0.to_vec())
+                .bind(content.0.to_vec())
+                .bind(i64_of(since.0))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording holdings"))?;
+        }
         tx.commit().await.map_err(query_error("closing"))?;
         Ok(())
+    }
+
+    // ---- funding ledger --------------------------------------------------------------
+
+    /// Records a sponsorship.
+    pub async fn add_sponsorship(&self, sponsorship: &Sponsorship) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sponsorships (content, per_epoch, replicas, first_epoch, last_epoch, \
+             funded_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(sponsorship.content.0.to_vec())
+        .bind(sponsorship.per_epoch.to_string())
+        .bind(i64::from(sponsorship.replicas))
+        .bind(i64_of(sponsorship.first_epoch.0))
+        .bind(i64_of(sponsorship.last_epoch.0))
+        .bind(i64_of(sponsorship.funded_at_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("recording a sponsorship"))?;
+        Ok(())
+    }
+
+    /// Sponsorships of `content`, or those active in `epoch`, oldest first.
+    pub async fn sponsorships(
+        &self,
+        content: Option<&ContentId>,
+        epoch: Option<Epoch>,
+    ) -> Result<Vec<Sponsorship>> {
+        let rows = sqlx::query(
+            "SELECT content, per_epoch, replicas, first_epoch, last_epoch, funded_at_ms \
+             FROM sponsorships WHERE ($1 = 0 OR content = $2) \
+             AND ($3 = 0 OR (first_epoch <= $4 AND last_epoch >= $4)) \
+             ORDER BY funded_at_ms, content",
+        )
+        .bind(i64::from(content.is_some()))
+        .bind(content.map_or_else(Vec::new, |c| c.0.to_vec()))
+        .bind(i64::from(epoch.is_some()))
+        .bind(i64_of(epoch.map_or(0, |e| e.0)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading sponsorships"))?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("sponsorships");
+                let per_epoch: String = row.try_get(1).map_err(corrupt)?;
+                Ok(Sponsorship {
+                    content: ContentId(id_from(
+                        row.try_get(0).map_err(corrupt)?,
+                        "sponsorships.content",
+                    )?),
+                    per_epoch: amount_from(&per_epoch, "sponsorships.per_epoch")?,
+                    replicas: u32::try_from(row.try_get::<i64, _>(2).map_err(corrupt)?)
+                        .map_err(|_| StoreError::Corrupt("sponsorships.replicas"))?,
+                    first_epoch: Epoch(u64_of(row.try_get(3).map_err(corrupt)?)),
+                    last_epoch: Epoch(u64_of(row.try_get(4).map_err(corrupt)?)),
+                    funded_at_ms: u64_of(row.try_get(5).map_err(corrupt)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds to a downloader's credit.
+    pub async fn add_credit(&self, downloader: &NodeId, amount: u128, at_ms: u64) -> Result<()> {
+        sqlx::query("INSERT INTO credits (downloader, amount, funded_at_ms) VALUES ($1, $2, $3)")
+            .bind(downloader.0.to_vec())
+            .bind(amount.to_string())
+            .bind(i64_of(at_ms))
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("recording credit"))?;
+        Ok(())
+    }
+
+    /// A downloader's credit: (funded, spent by closed epochs that were not vetoed).
+    pub async fn credit(&self, downloader: &NodeId) -> Result<(u128, u128)> {
+        let sum = |rows: Vec<AnyRow>, what: &'static str| -> Result<u128> {
+            rows.iter().try_fold(0u128, |acc, row| {
+                let text: String = row.try_get(0).map_err(|_| StoreError::Corrupt(what))?;
+                Ok(acc.saturating_add(amount_from(&text, what)?))
+            })
+        };
+        let funded = sqlx::query("SELECT amount FROM credits WHERE downloader = $1")
+            .bind(downloader.0.to_vec())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading credit"))?;
+        let spent = sqlx::query(
+            "SELECT d.amount FROM debits d JOIN epochs e ON e.epoch = d.epoch \
+             WHERE d.downloader = $1 AND e.status <> 'vetoed' AND e.status <> 'mismatch'",
+        )
+        .bind(downloader.0.to_vec())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading debits"))?;
+        Ok((sum(funded, "credits.amount")?, sum(spent, "debits.amount")?))
+    }
+
+    /// Audits a node has passed so far.
+    pub async fn audits_passed(&self, seeder: &NodeId) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM audits WHERE seeder = $1 AND outcome = 'passed'",
+        )
+        .bind(seeder.0.to_vec())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error("counting audits"))?;
+        Ok(u64_of(
+            row.try_get(0).map_err(|_| StoreError::Corrupt("audits"))?,
+        ))
+    }
+
+    /// Where each (node, funded content) run of proven epochs started.
+    pub async fn held_since(&self) -> Result<HashMap<(NodeId, ContentId), Epoch>> {
+        let rows = sqlx::query("SELECT node, content, since FROM held_since")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading holdings"))?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("held_since");
+                Ok((
+                    (
+                        NodeId(id_from(
+                            row.try_get(0).map_err(corrupt)?,
+                            "held_since.node",
+                        )?),
+                        ContentId(id_from(
+                            row.try_get(1).map_err(corrupt)?,
+                            "held_since.content",
+                        )?),
+                    ),
+                    Epoch(u64_of(row.try_get(2).map_err(corrupt)?)),
+                ))
+            })
+            .collect()
     }
 
     /// An epoch's reputation scores, by node.

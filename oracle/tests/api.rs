@@ -297,6 +297,9 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
             .corrupt
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let (honest, corrupt, downloader) = (key(11), key(12), key(13));
+        // Both contents are sponsored (one token per epoch each); the downloader has credit.
+        fund(&state, &common.content_id(), [key(13)]).await;
+        fund(&state, &rare.content_id(), []).await;
         for (node, server, payout, contents) in [
             (
                 &honest,
@@ -363,11 +366,21 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
         assert_eq!(record["epoch"], epoch.0);
         assert_eq!(record["status"], "closed");
         assert_eq!(record["receipts"], receipts.len());
-        assert_eq!(
-            record["total"],
-            state.config.close.budget.to_string(),
-            "budget fully handed out"
-        );
+        // Paid: the downloader's debit (every byte served, at the price) less the fee plus
+        // the bonus, and the two sponsorships; nobody earns the subsidy (nothing is on the
+        // subsidized list). Both seeders are new keys: half shares.
+        let total: u128 = record["total"]
+            .as_str()
+            .expect("total")
+            .parse()
+            .expect("u128");
+        let bytes: u64 = common.size * 2 + rare.size;
+        let debited = u128::from(bytes) * u128::from(state.config.market.price_per_byte);
+        let credit = get(&state, &format!("/v1/credits/{}", downloader.node_id()))
+            .await
+            .json();
+        assert_eq!(credit["spent"], debited.to_string(), "{credit}");
+        assert!(total > 0 && total <= debited + 2_000_000_000_000, "{total}");
         let info = get(&state, &format!("/v1/epochs/{epoch}")).await.json();
         assert_eq!(info, *record);
         let current = get(&state, "/v1/epochs/current").await.json();
@@ -516,7 +529,7 @@ async fn an_epoch_closes_into_leaves_proofs_and_a_verifiable_batch() {
             Err(oracle::batch::VerifyError::Mismatch { .. })
         ));
         let mut forged = decoded.clone();
-        forged.inputs.budget += 1;
+        forged.inputs.market.price_per_byte += 1;
         assert!(matches!(
             verify_batch(&forged),
             Err(oracle::batch::VerifyError::Mismatch { .. })

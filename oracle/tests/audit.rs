@@ -253,7 +253,8 @@ async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two(
 }
 
 /// Announcements that fail their audits are not holders: fake keys announcing someone's
-/// content cannot make it look common and move rarity pay away from it.
+/// funded content cannot make it look common, take a replica's share or move rarity pay
+/// away from it.
 #[tokio::test]
 async fn nodes_that_fail_audits_do_not_count_as_holders() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -262,6 +263,7 @@ async fn nodes_that_fail_audits_do_not_count_as_holders() {
     let network = state.config.network.clone();
     let (manifest, data) = content(90, 3);
     register(&state, &manifest).await;
+    fund(&state, &manifest.content_id(), []).await;
     let honest = key(41);
     let server = chunk_server(honest.clone(), data).await;
     let announce = |node: &SecretKey, url: &str, payout: u8| {
@@ -286,11 +288,13 @@ async fn nodes_that_fail_audits_do_not_count_as_holders() {
         .expect("closed");
     let file = state.batches_dir.join(oracle::close::batch_file_name(last));
     let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
-    assert_eq!(batch.inputs.chunks.len(), manifest.chunks.len());
-    for facts in &batch.inputs.chunks {
-        assert_eq!(
-            facts.holders, 1,
-            "only the audited holder counts: {facts:?}"
-        );
-    }
+    let [funded] = &batch.inputs.contents[..] else {
+        panic!("one funded content: {:?}", batch.inputs.contents);
+    };
+    let holders: Vec<NodeId> = funded.holders.iter().map(|h| h.node).collect();
+    assert_eq!(
+        holders,
+        vec![honest.node_id()],
+        "only the audited holder counts"
+    );
 }

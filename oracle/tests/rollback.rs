@@ -64,7 +64,14 @@ fn close(epoch: u64, status: EpochStatus, cumulative: &[(u8, u128)]) -> EpochClo
         leaves,
         scores: Vec::new(),
         audits: Vec::new(),
+        // The downloader's credit paid `epoch` units in every epoch.
+        debits: vec![(downloader(), u128::from(epoch))],
+        held: Vec::new(),
     }
+}
+
+fn downloader() -> NodeId {
+    NodeId([0xdd; 32])
 }
 
 async fn cumulative(store: &Store, n: u8) -> u128 {
@@ -125,6 +132,12 @@ async fn a_veto_rolls_back_later_epochs_and_cumulative_earnings() {
         assert_eq!(cumulative(&store, 1).await, UNIT);
         assert_eq!(cumulative(&store, 2).await, UNIT);
         assert_eq!(cumulative(&store, 3).await, 0);
+        // What the vetoed epochs debited is the downloader's again.
+        store
+            .add_credit(&downloader(), 100, 0)
+            .await
+            .expect("credit");
+        assert_eq!(store.credit(&downloader()).await.expect("credit"), (100, 1));
         // The next epoch builds on epoch 1, as the chain requires.
         assert_eq!(
             store.base_epoch(Epoch(5)).await.expect("base"),

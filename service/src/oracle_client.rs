@@ -324,6 +324,46 @@ impl OracleClient {
         self.json(&url, request).await
     }
 
+    /// `POST /v1/sponsors` with the admin token: records a sponsorship.
+    pub async fn sponsor(
+        &self,
+        admin_token: &str,
+        request: &dsi_api::oracle::SponsorRequest,
+    ) -> Result<dsi_api::oracle::Sponsorship> {
+        let url = self.endpoint("v1/sponsors")?;
+        let request = self
+            .http
+            .post(url.clone())
+            .bearer_auth(admin_token)
+            .json(request);
+        self.json(&url, request).await
+    }
+
+    /// `POST /v1/credits` with the admin token: adds to a downloader's credit.
+    pub async fn add_credit(
+        &self,
+        admin_token: &str,
+        request: &dsi_api::oracle::CreditRequest,
+    ) -> Result<dsi_api::oracle::Credit> {
+        let url = self.endpoint("v1/credits")?;
+        let request = self
+            .http
+            .post(url.clone())
+            .bearer_auth(admin_token)
+            .json(request);
+        self.json(&url, request).await
+    }
+
+    /// `GET /v1/credits/{node}`.
+    pub async fn credit(&self, downloader: &NodeId) -> Result<dsi_api::oracle::Credit> {
+        self.get(&format!("v1/credits/{downloader}")).await
+    }
+
+    /// `GET /v1/content/{id}/funding`.
+    pub async fn funding(&self, content: &ContentId) -> Result<dsi_api::oracle::ContentFunding> {
+        self.get(&format!("v1/content/{content}/funding")).await
+    }
+
     /// `GET /v1/seeders/{node}`.
     pub async fn seeder(&self, seeder: &NodeId) -> Result<SeederResponse> {
         self.get(&format!("v1/seeders/{seeder}")).await

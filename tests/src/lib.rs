@@ -139,23 +139,24 @@ pub fn node_lite_ok(data_dir: &Path, args: &[&str]) -> String {
 pub struct Seeder {
     /// Its data directory.
     pub data_dir: PathBuf,
-    /// Its base URL (`http://127.0.0.1:PORT/`).
+    /// Its base URL (`http://127.0.0.1:PORT/`, or the address given with `--listen`).
     pub url: String,
     service: Service,
 }
 
 impl Seeder {
-    /// Initializes `data_dir` if needed and starts serving on a free loopback port with
-    /// the extra `serve` flags `args`.
+    /// Initializes `data_dir` if needed and starts serving on a free loopback port (on
+    /// 127.0.0.1 unless `args` has its own `--listen`) with the extra `serve` flags `args`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Result<Self> {
         node_lite_ok(data_dir, &["init"]);
         let mut command: Vec<String> = vec![
             "--data-dir".into(),
             data_dir.display().to_string(),
             "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
         ];
+        if !args.contains(&"--listen") {
+            command.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        }
         command.extend(args.iter().map(|a| a.to_string()));
         let service = Service::spawn(
             "node-lite",

@@ -114,6 +114,44 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     net.wait_for_peers(&content, 2).await.expect("announced");
     let epoch = net.fresh_epoch(20_000).await;
     let downloader = net.add_downloader("downloader").expect("downloader");
+    // Funding through the CLI: the file's storage (2 replicas, one per network) and the
+    // downloader's credit.
+    let printed = oracle_cli(
+        &oracle_dir,
+        &[
+            "sponsor",
+            &content,
+            "--amount",
+            "1000000000000",
+            "--epochs",
+            "100",
+            "--replicas",
+            "2",
+            "--url",
+            &net.oracle.url,
+        ],
+    );
+    assert!(
+        printed.starts_with(&format!("sponsored {content}")),
+        "{printed}"
+    );
+    let downloader_id = node_lite::data_dir::DataDir::new(&downloader)
+        .key()
+        .expect("key")
+        .node_id()
+        .to_string();
+    let printed = oracle_cli(
+        &oracle_dir,
+        &[
+            "credit",
+            &downloader_id,
+            "--amount",
+            "5000000000000",
+            "--url",
+            &net.oracle.url,
+        ],
+    );
+    assert!(printed.contains("available 5000000000000"), "{printed}");
     let out = net.download(&downloader, &content, &[]).expect("download");
     assert_eq!(
         std::fs::read(&out).expect("read"),

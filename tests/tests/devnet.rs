@@ -108,7 +108,6 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     let tools = dsi_tests::network_tools();
     let mut options = Options::new(tmp.path().join("run"));
     options.downloader_cap_bytes = 4 * MIB as u64;
-    let budget = options.budget;
     let mut net = Network::start(tools, options)
         .await
         .expect("network starts");
@@ -131,6 +130,12 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     }
     net.wait_for_peers(&popular_id, 2).await.expect("announced");
     net.wait_for_peers(&rare_id, 1).await.expect("announced");
+    // A sponsor funds both files' storage.
+    for id in [&popular_id, &rare_id] {
+        net.sponsor(id, devnet::SPONSOR_PER_EPOCH, 1_000, 3)
+            .await
+            .expect("sponsor");
+    }
 
     // Epoch 1.
     let mut reports = Vec::new();
@@ -156,6 +161,10 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         let downloader = net
             .add_downloader(&format!("downloader-{round}"))
             .expect("downloader");
+        let credit = net
+            .credit(&downloader, devnet::DOWNLOADER_CREDIT)
+            .await
+            .expect("credit");
         for (id, original) in [(&popular_id, &popular), (&rare_id, &rare)] {
             let got = net.download(&downloader, id, &[]).expect("download");
             assert_eq!(
@@ -191,7 +200,16 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         assert_eq!(c.rarity, rare_rarity);
         let sum: u128 = report.rows.iter().map(|r| r.leaf_amount).sum();
         assert_eq!(sum, report.total);
-        assert!(report.total <= budget && report.total + 10 >= budget);
+        // Paid: the downloader's debit for the 3 MiB (less the fee, plus a bonus never above
+        // it) and the sponsorships; nobody is on the subsidized list.
+        let spent = oracle
+            .credit(&credit.downloader)
+            .await
+            .expect("credit")
+            .spent;
+        assert_eq!(spent, 3 * MIB as u128 * u128::from(credit.price_per_byte));
+        assert!(report.total > 0);
+        assert!(report.total <= spent + 2 * devnet::SPONSOR_PER_EPOCH);
         for leaf in net.leaves(epoch).await.expect("leaves") {
             assert_eq!(
                 net.chain.claimed(&leaf.seeder).await.expect("claimed"),
@@ -214,15 +232,14 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         }
         reports.push(report);
     }
-    // Same bytes served, higher rarity: the rare file's seeder earns a bigger share.
-    let share =
-        |r: &devnet::EpochReport| r.row("seeder-c").expect("c").leaf_amount * 1_000_000 / r.total;
-    assert!(
-        share(&reports[1]) > share(&reports[0]),
-        "rarity change had no effect: {} -> {}",
-        share(&reports[0]),
-        share(&reports[1])
-    );
+    // Seeder c is the rare file's only replica: it takes that file's whole sponsorship
+    // (rarity that pays for itself), more than a or b, who share the popular one.
+    for report in &reports {
+        let c = report.row("seeder-c").expect("c").leaf_amount;
+        for other in ["seeder-a", "seeder-b"] {
+            assert!(c > report.row(other).expect("paid").leaf_amount, "{report}");
+        }
+    }
 
     // Epoch 3: failure cases. Mallory holds the popular file with every chunk corrupted and
     // serves without checking.
@@ -238,6 +255,10 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     net.next_epoch(reports[1].epoch).await;
     let epoch = net.fresh_epoch(14_000).await;
     let downloader = net.add_downloader("downloader-3").expect("downloader");
+    let credit = net
+        .credit(&downloader, devnet::DOWNLOADER_CREDIT)
+        .await
+        .expect("credit");
     let got = net
         .download(&downloader, &popular_id, &[])
         .expect("download despite a corrupt peer");
@@ -321,13 +342,32 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         .expect("score")
         .expect("a scored");
     assert!(on_chain_mallory.0 < on_chain_honest.0);
-    // Seeder c was paid for its 4 real receipts only (the greedy downloader's were refused);
-    // a and b for the real 8 plus the greedy downloader's 16 accepted ones.
+    // Seeder c counted its 4 real receipts only (the greedy downloader's were refused); a
+    // and b the real 8 plus the greedy downloader's 16 accepted ones. The greedy key has no
+    // credit: its receipts are evidence and pay nothing, so the seeders' bandwidth pay is
+    // exactly what the funded downloader's credit paid (less the fee, plus a bonus never
+    // above it). Before issue 15 these fabricated receipts were paid from the budget.
     let c = report.row("seeder-c").expect("c");
     assert_eq!(c.receipts, 4);
     let ab =
         report.row("seeder-a").expect("a").receipts + report.row("seeder-b").expect("b").receipts;
     assert_eq!(ab, 8 + 16);
+    let spent = oracle
+        .credit(&credit.downloader)
+        .await
+        .expect("credit")
+        .spent;
+    assert_eq!(spent, 3 * MIB as u128 * u128::from(credit.price_per_byte));
+    let greedy_credit = oracle.credit(&greedy.node_id()).await.expect("credit");
+    assert_eq!((greedy_credit.funded, greedy_credit.spent), (0, 0));
+    let bandwidth: u128 = net
+        .leaves(epoch)
+        .await
+        .expect("leaves")
+        .iter()
+        .map(|l| l.bandwidth_amount)
+        .sum();
+    assert!(bandwidth <= spent, "{bandwidth} > {spent}");
 
     // A claim for more than the leaf: the chain refuses, nothing moves.
     let leaf_a = net

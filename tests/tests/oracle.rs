@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use dsi_api::oracle::EpochInfo;
 use dsi_protocol::reputation::Standing;
-use dsi_protocol::{ChunkId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt, now_ms};
+use dsi_protocol::{
+    ChunkId, ContentId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt, now_ms,
+};
 use dsi_service::OracleClient;
 use dsi_tests::OracleProcess;
 
@@ -211,6 +213,23 @@ async fn poll<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     }
 }
 
+/// Sponsors `content`'s storage (one token per epoch for 1000 epochs, 3 replicas) through
+/// the oracle's admin API.
+async fn sponsor(oracle: &OracleProcess, content: &ContentId) {
+    let request = dsi_api::oracle::SponsorRequest {
+        content: *content,
+        per_epoch: 1_000_000_000_000,
+        epochs: 1_000,
+        replicas: 3,
+        first_epoch: None,
+    };
+    oracle
+        .client
+        .sponsor(&oracle.admin_token(), &request)
+        .await
+        .expect("sponsor");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     use dsi_tests::{Seeder, node_lite_ok, random_file, sha256_of};
@@ -224,9 +243,18 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     let sha = random_file(&file, 1 << 20);
     let mut seeders = Vec::new();
     let mut content = String::new();
-    for (name, payout) in [
-        ("a", "0x1111111111111111111111111111111111111111"),
-        ("b", "0x2222222222222222222222222222222222222222"),
+    // Each seeder on its own loopback /24: two networks, two counted replicas.
+    for (name, payout, listen) in [
+        (
+            "a",
+            "0x1111111111111111111111111111111111111111",
+            "127.0.1.1:0",
+        ),
+        (
+            "b",
+            "0x2222222222222222222222222222222222222222",
+            "127.0.2.1:0",
+        ),
     ] {
         let dir = tmp.path().join(name);
         dsi_tests::init_node(&dir, |config| {
@@ -237,7 +265,18 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
             .trim()
             .to_string();
         seeders.push(
-            Seeder::start(&dir, &["--tracker", &oracle.url, "--payout", payout]).expect("seeder"),
+            Seeder::start(
+                &dir,
+                &[
+                    "--tracker",
+                    &oracle.url,
+                    "--payout",
+                    payout,
+                    "--listen",
+                    listen,
+                ],
+            )
+            .expect("seeder"),
         );
     }
     let client = oracle.client.clone();
@@ -248,9 +287,25 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     })
     .await;
 
-    // The downloader finds the seeders through the tracker alone.
+    // The downloader finds the seeders through the tracker alone. The content's storage
+    // is sponsored and the downloader's key has credit.
     let downloader = tmp.path().join("downloader");
     node_lite_ok(&downloader, &["init"]);
+    sponsor(&oracle, &content_id).await;
+    let key = node_lite::DataDir::new(&downloader).key().expect("key");
+    let request = dsi_api::oracle::CreditRequest {
+        downloader: key.node_id(),
+        amount: 1_000_000_000_000,
+    };
+    client
+        .add_credit(&oracle.admin_token(), &request)
+        .await
+        .expect("credit");
+    let shown = node_lite_ok(&downloader, &["credit", "--tracker", &oracle.url]);
+    assert!(
+        shown.contains("funded 1000000000000, spent 0, available 1000000000000"),
+        "{shown}"
+    );
     let out = tmp.path().join("out.bin");
     node_lite_ok(
         &downloader,
@@ -292,6 +347,17 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     assert_eq!(closed[0].receipts, chunks);
     let leaves = client.leaves(epoch).await.expect("leaves");
     assert_eq!(leaves.len(), 2, "{leaves:?}");
+    // The download was paid from the downloader's credit: 1 MiB at the price.
+    let shown: serde_json::Value = serde_json::from_str(&node_lite_ok(
+        &downloader,
+        &["credit", "--tracker", &oracle.url, "--json"],
+    ))
+    .expect("credit as JSON");
+    assert_eq!(
+        shown["spent"],
+        ((1u64 << 20) * 1_000).to_string(),
+        "{shown}"
+    );
     let served: u64 = leaves.iter().map(|l| l.bytes_served).sum();
     assert_eq!(served, 1 << 20);
     for leaf in &leaves {
@@ -329,7 +395,7 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
             path
         })
         .collect();
-    let start = |name: &str, contents: &[usize], payout: &str| {
+    let start = |name: &str, contents: &[usize], payout: &str, listen: &str| {
         let dir = tmp.path().join(name);
         dsi_tests::init_node(&dir, |config| {
             // Announce once at start: the test's own announcements stay the newest.
@@ -344,8 +410,18 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
                     .expect("content id")
             })
             .collect();
-        let seeder =
-            Seeder::start(&dir, &["--tracker", &oracle.url, "--payout", payout]).expect("seeder");
+        let seeder = Seeder::start(
+            &dir,
+            &[
+                "--tracker",
+                &oracle.url,
+                "--payout",
+                payout,
+                "--listen",
+                listen,
+            ],
+        )
+        .expect("seeder");
         let key = node_lite::DataDir::new(dir).key().expect("node key");
         (seeder, key, ids)
     };
@@ -353,13 +429,24 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
         "honest",
         &[0, 1],
         "0x1111111111111111111111111111111111111111",
+        "127.0.1.1:0",
     );
-    let (_third, _, third) = start("third", &[2], "0x3333333333333333333333333333333333333333");
+    let (_third, _, third) = start(
+        "third",
+        &[2],
+        "0x3333333333333333333333333333333333333333",
+        "127.0.3.1:0",
+    );
     let (cheat, cheat_key, _) = start(
         "cheat",
         &[0, 1],
         "0x2222222222222222222222222222222222222222",
+        "127.0.2.1:0",
     );
+    // All three contents are sponsored: storage pays only for funded content.
+    for content in held.iter().chain(&third) {
+        sponsor(&oracle, content).await;
+    }
     poll("the three nodes announced", async || {
         let peers = client.peers(&third[0]).await.ok()?;
         let a = client.peers(&held[0]).await.ok()?;

@@ -256,6 +256,51 @@ pub async fn register(state: &Arc<OracleState>, manifest: &Manifest) {
     );
 }
 
+/// Funds the ledger through its admin API: `content` sponsored with one token per epoch
+/// for 1000 epochs at 3 replicas, and 1000 tokens of credit for each downloader key.
+#[allow(dead_code)] // not every test binary funds
+pub async fn fund(
+    state: &Arc<OracleState>,
+    content: &dsi_protocol::ContentId,
+    downloaders: impl IntoIterator<Item = SecretKey>,
+) {
+    let admin = |path: &str, body: serde_json::Value| {
+        Request::post(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", state.admin_token))
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    let epoch = state.config.epochs.epoch_at(dsi_protocol::now_ms());
+    let answer = api::router(state.clone())
+        .oneshot(admin(
+            "/v1/sponsors",
+            serde_json::json!({
+                "content": content.to_string(),
+                "per_epoch": "1000000000000",
+                "epochs": 1000,
+                "replicas": 3,
+                "first_epoch": epoch.0.saturating_sub(5),
+            }),
+        ))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK, "sponsor");
+    for downloader in downloaders {
+        let answer = api::router(state.clone())
+            .oneshot(admin(
+                "/v1/credits",
+                serde_json::json!({
+                    "downloader": downloader.node_id().to_string(),
+                    "amount": "1000000000000000",
+                }),
+            ))
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), StatusCode::OK, "credit");
+    }
+}
+
 pub async fn send_receipts(state: &Arc<OracleState>, receipts: &[SignedReceipt]) -> Vec<String> {
     let reply = post_json(
         state,
