@@ -1,0 +1,502 @@
+//! The DSI economics simulator: evidence that no strategy using only one's own keys,
+//! content and traffic earns more than it spends.
+//!
+//! Every scenario runs on a fresh [`world::World`]: the real oracle in-process on SQLite,
+//! real manifests, announcements and ed25519-signed receipts through the oracle's ingest
+//! rules, audits over loopback HTTP at every close (each simulated network is a loopback
+//! /24, `127.0.L.1`), and `protocol::reward` at close. The same honest population (four
+//! seeders on four networks, three funded downloaders, a popular and a rare sponsored
+//! content and one on governance's subsidized list) runs in every scenario, joined one
+//! epoch later by the attacker. The honest seeders' pay is compared with the baseline run
+//! without an attacker.
+//!
+//! [`dynamics`] is the second table: whether the incentives move seeders to bring every
+//! funded content to its target replication.
+
+pub mod dynamics;
+pub mod world;
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use dsi_protocol::{ContentId, NodeId};
+
+use world::{Content, World, key};
+
+/// One token in native units (12 decimals).
+pub const TOKEN: u128 = 1_000_000_000_000;
+
+/// What a run is asked to do.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Attacker key counts to try where keys matter.
+    pub keys: Vec<u64>,
+    /// Measured epochs after the honest warm-up epoch.
+    pub epochs: u32,
+    /// Epoch length in milliseconds.
+    pub epoch_ms: u64,
+}
+
+/// The attacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attack {
+    /// No attacker: the baseline.
+    Baseline,
+    /// K downloader keys sign receipts for the attacker's seeder on its own unfunded
+    /// content.
+    RingUnfunded,
+    /// The same on content the attacker sponsors, with credit on all K keys.
+    RingSponsored,
+    /// The same on a content on governance's subsidized list, with credit.
+    RingSubsidized,
+    /// K funded keys download a funded popular content from the attacker's seeder.
+    DemandInflation,
+    /// K keys on one network announce a funded content already at its target.
+    ReplicaFarm,
+    /// K keys on one network announce a funded content below its target (they do hold
+    /// it): worth at most one replica.
+    ReplicaFarmBelowTarget,
+    /// A node announces a funded content holding half of its chunks.
+    HoldingHalf,
+    /// A seeder that failed its audits starts again under a fresh key each epoch.
+    KeyChurn,
+}
+
+impl Attack {
+    /// Every attack, baseline first.
+    pub const ALL: [Attack; 9] = [
+        Attack::Baseline,
+        Attack::RingUnfunded,
+        Attack::RingSponsored,
+        Attack::RingSubsidized,
+        Attack::DemandInflation,
+        Attack::ReplicaFarm,
+        Attack::ReplicaFarmBelowTarget,
+        Attack::HoldingHalf,
+        Attack::KeyChurn,
+    ];
+
+    /// Its name in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attack::Baseline => "baseline",
+            Attack::RingUnfunded => "ring, own unfunded content",
+            Attack::RingSponsored => "ring, own sponsored content",
+            Attack::RingSubsidized => "ring, subsidized content",
+            Attack::DemandInflation => "demand inflation",
+            Attack::ReplicaFarm => "replica farm, at target",
+            Attack::ReplicaFarmBelowTarget => "replica farm, below target",
+            Attack::HoldingHalf => "announce more than held",
+            Attack::KeyChurn => "key churn",
+        }
+    }
+
+    /// Whether the number of attacker keys matters.
+    pub fn keyed(self) -> bool {
+        !matches!(
+            self,
+            Attack::Baseline | Attack::HoldingHalf | Attack::KeyChurn
+        )
+    }
+
+    /// Whether the attack uses only the attacker's own keys, content and traffic (its net
+    /// must be ≤ 0). The farm below target and the half holder do store funded content
+    /// (really, or half of it): they are judged against the honest alternative instead.
+    pub fn own_resources_only(self) -> bool {
+        matches!(
+            self,
+            Attack::RingUnfunded
+                | Attack::RingSponsored
+                | Attack::RingSubsidized
+                | Attack::DemandInflation
+                | Attack::ReplicaFarm
+        )
+    }
+}
+
+/// One scenario's figures, summed over the measured epochs.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The attack.
+    pub attack: Attack,
+    /// Attacker keys.
+    pub keys: u64,
+    /// What the attacker's seeders were paid.
+    pub reward: u128,
+    /// What the attacker spent: credit debited from its keys and sponsorship drawn for
+    /// its content.
+    pub cost: u128,
+    /// The honest seeders' pay.
+    pub honest: u128,
+    /// The most the attack may take without counting as a gain (one replica's share for
+    /// the farm below target, 0 otherwise).
+    pub allowance: u128,
+    /// Funding offered per epoch (subsidy + sponsorships + honest debits): the ppm base.
+    pub budget: u128,
+}
+
+impl Outcome {
+    /// Reward minus cost (negative: the attack loses money).
+    pub fn net(&self) -> i128 {
+        self.reward as i128 - self.cost as i128
+    }
+
+    /// `value` in parts per million of the epoch budget.
+    pub fn ppm(&self, value: i128) -> i128 {
+        if self.budget == 0 {
+            return 0;
+        }
+        value * 1_000_000 / self.budget as i128
+    }
+}
+
+/// The honest population.
+struct Honest {
+    popular: Content,
+    rare: Content,
+    public: Content,
+    seeders: Vec<(dsi_protocol::SecretKey, NodeId)>,
+    downloaders: Vec<dsi_protocol::SecretKey>,
+}
+
+const SPONSOR: u128 = TOKEN;
+const SUBSIDY: u64 = 1_000_000_000_000;
+const CREDIT: u128 = 10 * TOKEN;
+
+async fn honest(world: &mut World, contents: (Content, Content, Content)) -> Result<Honest> {
+    let (popular, rare, public) = contents;
+    world.sponsor(popular.id(), SPONSOR, 3).await?;
+    world.sponsor(rare.id(), SPONSOR, 3).await?;
+    // h1..h3 hold the popular content (its target), h4 the rare one; h2..h4 the
+    // subsidized one (its target).
+    let holdings: [(u8, Vec<&Content>); 4] = [
+        (1, vec![&popular]),
+        (2, vec![&popular, &public]),
+        (3, vec![&popular, &public]),
+        (4, vec![&rare, &public]),
+    ];
+    let mut seeders = Vec::new();
+    for (location, contents) in holdings {
+        let node = key(0x11, u64::from(location));
+        let mut chunks = std::collections::HashMap::new();
+        for c in &contents {
+            chunks.extend(c.chunks.iter().map(|(k, v)| (*k, v.clone())));
+        }
+        let ids = contents.iter().map(|c| c.id()).collect();
+        let id = world
+            .node(location, &node, std::sync::Arc::new(chunks), ids)
+            .await?;
+        seeders.push((node, id));
+    }
+    let mut downloaders = Vec::new();
+    for d in 0..3u64 {
+        let downloader = key(0x22, d);
+        world.credit(downloader.node_id(), CREDIT).await?;
+        downloaders.push(downloader);
+    }
+    Ok(Honest {
+        popular,
+        rare,
+        public,
+        seeders,
+        downloaders,
+    })
+}
+
+/// An epoch of honest traffic: downloader i fetches the popular content from h(i+1), the
+/// rare one from h4 and the subsidized one from h2.
+async fn honest_traffic(world: &mut World, honest: &Honest) -> Result<()> {
+    let mut receipts = Vec::new();
+    for (i, d) in honest.downloaders.iter().enumerate() {
+        receipts.extend(world.receipts(d, honest.seeders[i].1, &honest.popular));
+        receipts.extend(world.receipts(d, honest.seeders[3].1, &honest.rare));
+        receipts.extend(world.receipts(d, honest.seeders[1].1, &honest.public));
+    }
+    let expected = receipts.len();
+    let accepted = world.ingest(receipts).await?;
+    anyhow::ensure!(
+        accepted == expected,
+        "honest receipts refused: {accepted} of {expected}"
+    );
+    Ok(())
+}
+
+/// Runs one scenario.
+pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outcome> {
+    // Contents are registered on the world; the subsidized one must be known before the
+    // oracle starts (its list is configuration), so its id is computed from a scratch
+    // world first.
+    let public_id = world::make_content(3, 4)?.id();
+    let mut world = World::new(settings.epoch_ms, SUBSIDY, &[public_id]).await?;
+    let popular = world.content(1, 8).await?;
+    let rare = world.content(2, 4).await?;
+    let public = world.content(3, 4).await?;
+    anyhow::ensure!(public.id() == public_id, "the subsidized content moved");
+    let honest = honest(&mut world, (popular, rare, public)).await?;
+    let honest_ids: BTreeSet<NodeId> = honest.seeders.iter().map(|s| s.1).collect();
+
+    // Warm-up epoch: the honest holders are proven before anyone else arrives.
+    honest_traffic(&mut world, &honest).await?;
+    world.close().await?;
+
+    let mut outcome = Outcome {
+        attack,
+        keys,
+        reward: 0,
+        cost: 0,
+        honest: 0,
+        allowance: 0,
+        budget: 0,
+    };
+    let mut attackers: BTreeSet<NodeId> = BTreeSet::new();
+    let mut payers: Vec<NodeId> = Vec::new();
+    let mut sponsored: Vec<ContentId> = Vec::new();
+    let mut ring: Vec<dsi_protocol::SecretKey> = Vec::new();
+    let mut ring_content: Option<Content> = None;
+    let seeder = key(0x66, 0);
+    let seeder_id = seeder.node_id();
+    let attacker_location = 200;
+    match attack {
+        Attack::Baseline | Attack::KeyChurn => {}
+        Attack::RingUnfunded | Attack::RingSponsored => {
+            let junk = world.content(100, 4).await?;
+            world
+                .node(
+                    attacker_location,
+                    &seeder,
+                    junk.chunks.clone(),
+                    vec![junk.id()],
+                )
+                .await?;
+            attackers.insert(seeder_id);
+            if attack == Attack::RingSponsored {
+                world.sponsor(junk.id(), SPONSOR, 3).await?;
+                sponsored.push(junk.id());
+            }
+            ring_content = Some(junk);
+        }
+        Attack::RingSubsidized | Attack::DemandInflation => {
+            let content = if attack == Attack::RingSubsidized {
+                honest.public.clone()
+            } else {
+                honest.popular.clone()
+            };
+            world
+                .node(
+                    attacker_location,
+                    &seeder,
+                    content.chunks.clone(),
+                    vec![content.id()],
+                )
+                .await?;
+            attackers.insert(seeder_id);
+            ring_content = Some(content);
+        }
+        Attack::ReplicaFarm | Attack::ReplicaFarmBelowTarget => {
+            let content = if attack == Attack::ReplicaFarm {
+                honest.popular.clone()
+            } else {
+                honest.rare.clone()
+            };
+            for k in 0..keys {
+                let node = key(0x77, k);
+                let id = world
+                    .node(
+                        attacker_location,
+                        &node,
+                        content.chunks.clone(),
+                        vec![content.id()],
+                    )
+                    .await?;
+                attackers.insert(id);
+            }
+            if attack == Attack::ReplicaFarmBelowTarget {
+                // One more replica of the rare content: the honest holder and the farm's
+                // one network share the sponsorship, half each, before factors.
+                outcome.allowance = SPONSOR / 2 * u128::from(settings.epochs);
+            }
+        }
+        Attack::HoldingHalf => {
+            let rare = honest.rare.clone();
+            world
+                .node(attacker_location, &seeder, rare.part(2), vec![rare.id()])
+                .await?;
+            attackers.insert(seeder_id);
+        }
+    }
+    if matches!(
+        attack,
+        Attack::RingUnfunded
+            | Attack::RingSponsored
+            | Attack::RingSubsidized
+            | Attack::DemandInflation
+    ) {
+        for k in 0..keys {
+            let downloader = key(0x88, k);
+            if attack != Attack::RingUnfunded {
+                // Enough credit for every epoch's downloads.
+                let content = ring_content.as_ref().map_or(0, |c| c.manifest.size);
+                let need = u128::from(content)
+                    * u128::from(world.state.config.market.price_per_byte)
+                    * u128::from(settings.epochs);
+                world.credit(downloader.node_id(), need).await?;
+                payers.push(downloader.node_id());
+            }
+            ring.push(downloader);
+        }
+    }
+
+    for round in 0..settings.epochs {
+        if attack == Attack::KeyChurn {
+            // Each epoch a fresh key announces the rare content holding half of it (it
+            // fails its audits, so its reputation would sink: it starts over instead).
+            let node = key(0x99, u64::from(round));
+            let id = world
+                .node(
+                    attacker_location,
+                    &node,
+                    honest.rare.part(2),
+                    vec![honest.rare.id()],
+                )
+                .await?;
+            attackers.insert(id);
+        }
+        honest_traffic(&mut world, &honest).await?;
+        if let Some(content) = &ring_content {
+            let mut receipts = Vec::new();
+            for downloader in &ring {
+                receipts.extend(world.receipts(downloader, seeder_id, content));
+            }
+            world.ingest(receipts).await?;
+        }
+        let (leaves, rewards) = world.close().await?;
+        for leaf in &leaves {
+            if attackers.contains(&leaf.seeder) {
+                outcome.reward += leaf.amount;
+            } else if honest_ids.contains(&leaf.seeder) {
+                outcome.honest += leaf.amount;
+            }
+        }
+        for pay in &rewards.contents {
+            if sponsored.contains(&pay.content) {
+                outcome.cost += pay.paid;
+            }
+        }
+        let honest_debits: u128 = honest
+            .downloaders
+            .iter()
+            .map(|d| rewards.debited(&d.node_id()))
+            .sum();
+        outcome.budget = u128::from(SUBSIDY) + 2 * SPONSOR + honest_debits;
+    }
+    for payer in &payers {
+        outcome.cost += world.spent(*payer).await?;
+    }
+    // The ppm base is one epoch's funding; the figures are per epoch too.
+    let epochs = u128::from(settings.epochs.max(1));
+    outcome.reward /= epochs;
+    outcome.cost /= epochs;
+    outcome.honest /= epochs;
+    outcome.allowance /= epochs;
+    Ok(outcome)
+}
+
+/// Every scenario's outcome and the verdict.
+pub struct Report {
+    /// One row per scenario and key count.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    fn baseline(&self) -> u128 {
+        self.outcomes
+            .iter()
+            .find(|o| o.attack == Attack::Baseline)
+            .map_or(0, |o| o.honest)
+    }
+
+    /// The worst net of the attacks that use only the attacker's own resources, in ppm of
+    /// the epoch budget.
+    pub fn worst_attacker_net_ppm(&self) -> i128 {
+        self.outcomes
+            .iter()
+            .filter(|o| o.attack.own_resources_only())
+            .map(|o| o.ppm(o.net()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The most the honest seeders lost to an attack against the baseline, in ppm (attacks
+    /// that add a real replica of an under-replicated content are not counted).
+    pub fn honest_loss_ppm(&self) -> i128 {
+        let baseline = self.baseline() as i128;
+        self.outcomes
+            .iter()
+            .filter(|o| o.attack != Attack::ReplicaFarmBelowTarget)
+            .map(|o| o.ppm(baseline - o.honest as i128))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Scenarios whose attacker took more than its allowance without paying for it.
+    pub fn over_allowance(&self) -> Vec<&Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| o.net() > o.allowance as i128)
+            .collect()
+    }
+
+    /// The summary line.
+    pub fn summary(&self) -> String {
+        format!(
+            "sim: worst_attacker_net_ppm={} honest_loss_ppm={} scenarios={}",
+            self.worst_attacker_net_ppm(),
+            self.honest_loss_ppm(),
+            self.outcomes.len()
+        )
+    }
+
+    /// The table.
+    pub fn table(&self) -> String {
+        let baseline = self.baseline() as i128;
+        let mut out = format!(
+            "{:<28} {:>6} {:>16} {:>16} {:>12} {:>12}\n",
+            "scenario", "keys", "reward (units)", "cost (units)", "net ppm", "honest ppm"
+        );
+        for o in &self.outcomes {
+            out.push_str(&format!(
+                "{:<28} {:>6} {:>16} {:>16} {:>12} {:>12}\n",
+                o.attack.name(),
+                if o.attack.keyed() {
+                    o.keys.to_string()
+                } else {
+                    "-".into()
+                },
+                o.reward,
+                o.cost,
+                o.ppm(o.net()),
+                o.ppm(o.honest as i128 - baseline),
+            ));
+        }
+        out
+    }
+}
+
+/// Runs every scenario (each keyed one for every key count), printing progress with
+/// `progress`.
+pub async fn run_all(settings: &Settings, mut progress: impl FnMut(&Outcome)) -> Result<Report> {
+    let mut outcomes = Vec::new();
+    for attack in Attack::ALL {
+        let counts: Vec<u64> = if attack.keyed() {
+            settings.keys.clone()
+        } else {
+            vec![1]
+        };
+        for keys in counts {
+            let outcome = run(attack, keys, settings).await?;
+            progress(&outcome);
+            outcomes.push(outcome);
+        }
+    }
+    Ok(Report { outcomes })
+}

@@ -1,0 +1,54 @@
+//! The simulator's scaled-down run (CI): 1 and 10 attacker keys, one measured epoch. Every
+//! attack that uses only the attacker's own keys, content and traffic nets at most zero, the
+//! honest seeders lose nothing against the baseline, the farm below target takes at most one
+//! replica's share, and the rarity rule brings every content to its target while a flat
+//! rule does not.
+
+use sim::{Attack, Settings, dynamics};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_attack_pays_and_honest_seeders_lose_nothing() {
+    let settings = Settings {
+        keys: vec![1, 10],
+        epochs: 1,
+        epoch_ms: 1_500,
+    };
+    let report = sim::run_all(&settings, |o| eprintln!("{o:?}"))
+        .await
+        .expect("the simulation runs");
+    println!("{}", report.table());
+    println!("{}", report.summary());
+    let baseline = report
+        .outcomes
+        .iter()
+        .find(|o| o.attack == Attack::Baseline)
+        .expect("baseline");
+    assert!(baseline.honest > 0, "the honest population is paid");
+    for outcome in &report.outcomes {
+        if outcome.attack.own_resources_only() {
+            assert!(outcome.net() <= 0, "{outcome:?}");
+        }
+        assert!(outcome.net() <= outcome.allowance as i128, "{outcome:?}");
+    }
+    // The unfunded ring is paid nothing at all; the farm at target neither.
+    for outcome in &report.outcomes {
+        if matches!(outcome.attack, Attack::RingUnfunded | Attack::ReplicaFarm) {
+            assert_eq!(outcome.reward, 0, "{outcome:?}");
+        }
+        if outcome.attack == Attack::HoldingHalf {
+            assert_eq!(outcome.reward, 0, "it fails every audit: {outcome:?}");
+        }
+        if outcome.attack == Attack::ReplicaFarmBelowTarget {
+            assert!(outcome.reward > 0, "one real replica is paid: {outcome:?}");
+        }
+    }
+    assert!(report.worst_attacker_net_ppm() <= 0, "{}", report.summary());
+    assert!(report.honest_loss_ppm() <= 1, "{}", report.table());
+    let rarity = dynamics::run(dynamics::Rule::Rarity);
+    let flat = dynamics::run(dynamics::Rule::Flat);
+    assert!(rarity.epochs_to_target.is_some(), "{rarity:?}");
+    assert!(
+        flat.epochs_to_target.is_none() && flat.under_replicated > 0,
+        "{flat:?}"
+    );
+}
