@@ -497,3 +497,14 @@ pub struct Credit {
     /// Native units per byte served at the price in force.
     pub price_per_byte: u64,
 }
+
+impl std::fmt::Display for Credit {
+    /// One line: `credit of NODE: funded F, spent S, available A (price P per byte)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "credit of {}: funded {}, spent {}, available {} (price {} per byte)",
+            self.downloader, self.funded, self.spent, self.available, self.price_per_byte
+        )
+    }
+}

@@ -216,11 +216,7 @@ pub struct CreditReport(pub dsi_api::oracle::Credit);
 
 impl Report for CreditReport {
     fn text(&self) -> String {
-        let c = &self.0;
-        format!(
-            "credit of {}: funded {}, spent {}, available {} (price {} per byte)",
-            c.downloader, c.funded, c.spent, c.available, c.price_per_byte
-        )
+        self.0.to_string()
     }
 }
 
