@@ -17,6 +17,7 @@
 //! spoken to with the typed `dsi_service::OracleClient`. Every process is killed when the
 //! [`Network`] is dropped. Nothing listens beyond loopback.
 
+pub mod cheat;
 pub mod harness;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use dsi_api::oracle::{ClosedEpoch, EpochStatus, Leaf};
 use dsi_protocol::fixed::{LinearCurve, Ppm};
-use dsi_protocol::reward::RewardParams;
+use dsi_protocol::reward::{EpochInputs, EpochRewards, Funding, RewardParams};
 use dsi_protocol::{ContentId, Epoch, NodeId, PayoutAccount};
 use dsi_service::OracleClient;
 use oracle::chain::{Chain, Deployment, Signer};
@@ -122,10 +123,14 @@ pub struct Row {
     pub bytes_served: u64,
     /// Receipts counted.
     pub receipts: u64,
-    /// Byte-weighted rarity multiplier of what it served, ppm.
+    /// Byte-weighted rarity multiplier of what it served, ppm (it weighs the bonus).
     pub rarity: u32,
-    /// Byte-weighted demand multiplier of what it served, ppm.
-    pub demand: u32,
+    /// Of the leaf, paid for storage (sponsorships and subsidy).
+    pub storage: u128,
+    /// Of the leaf, paid for bandwidth (downloaders' credit less the fee, plus the bonus).
+    pub bandwidth: u128,
+    /// Of the bandwidth pay, the rarity bonus from the pool (before factors).
+    pub bonus: u128,
     /// Reputation factor applied, ppm.
     pub reputation: u32,
     /// The leaf: earned this epoch.
@@ -149,8 +154,44 @@ pub struct EpochReport {
     pub total: u128,
     /// The reward parameters the oracle used (read from `multipliers` at close).
     pub params: RewardParams,
+    /// Where the money came from.
+    pub money: Money,
     /// One row per paid seeder.
     pub rows: Vec<Row>,
+}
+
+/// Where an epoch's money came from (recomputed from the published batch).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Money {
+    /// Drawn from sponsors' deposits (storage of sponsored content).
+    pub sponsored: u128,
+    /// Drawn from governance's subsidy (storage of subsidized content).
+    pub subsidy: u128,
+    /// Debited from downloaders' credit (bandwidth).
+    pub debited: u128,
+    /// Of the debits, the fee the pool keeps.
+    pub fees: u128,
+    /// Rarity bonuses the pool paid on top (each portion's at most its fee).
+    pub bonuses: u128,
+}
+
+impl Money {
+    /// What an epoch's rewards drew on, by source.
+    pub fn of(inputs: &EpochInputs, rewards: &EpochRewards) -> Self {
+        let mut money = Money {
+            fees: rewards.fees,
+            bonuses: rewards.bonuses,
+            debited: rewards.debits.iter().map(|d| d.debited).sum(),
+            ..Money::default()
+        };
+        for (facts, pay) in inputs.contents.iter().zip(&rewards.contents) {
+            match facts.funding {
+                Funding::Sponsored { .. } => money.sponsored += pay.paid,
+                Funding::Subsidized { .. } => money.subsidy += pay.paid,
+            }
+        }
+        money
+    }
 }
 
 impl EpochReport {
@@ -214,14 +255,25 @@ impl fmt::Display for EpochReport {
             ppm(self.params.rarity.max.0),
             self.params.target_replication
         )?;
+        let m = &self.money;
         writeln!(
             f,
-            "  {:<10} {:>10} {:>8} {:>7} {:>7} {:>10} {:>14} {:>14} {:>14}",
+            "  money from: sponsors {}, subsidy {}, downloaders' credit {} (the pool kept a fee of {} and paid a rarity bonus of {})",
+            tokens(m.sponsored),
+            tokens(m.subsidy),
+            tokens(m.debited),
+            tokens(m.fees),
+            tokens(m.bonuses)
+        )?;
+        writeln!(
+            f,
+            "  {:<10} {:>10} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "seeder",
             "served",
             "receipts",
             "rarity",
-            "demand",
+            "storage",
+            "bandwidth",
             "reputation",
             "leaf",
             "claimed",
@@ -230,12 +282,13 @@ impl fmt::Display for EpochReport {
         for row in &self.rows {
             writeln!(
                 f,
-                "  {:<10} {:>8.2}Mi {:>8} {:>7} {:>7} {:>10} {:>14} {:>14} {:>14}",
+                "  {:<10} {:>8.2}Mi {:>8} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 row.name,
                 row.bytes_served as f64 / f64::from(1 << 20),
                 row.receipts,
                 ppm(row.rarity),
-                ppm(row.demand),
+                tokens(row.storage),
+                tokens(row.bandwidth),
                 ppm(row.reputation),
                 tokens(row.leaf_amount),
                 tokens(row.claimed),
@@ -496,14 +549,26 @@ impl Network {
     /// Each peer listens on its own loopback /24 (`127.0.N.1`, N = its place + 1), which
     /// stands for its own network: replicas of funded content count once per network.
     pub fn start_peer(&mut self, name: &str, extra: &[&str]) -> Result<()> {
-        let oracle = self.oracle.url.clone();
-        let node_lite = self.tools.node_lite.clone();
         let place = self
             .peers
             .iter()
             .position(|p| p.name == name)
             .with_context(|| format!("no peer {name}"))?;
-        let listen = format!("127.0.{}.1:0", (place % 250) + 1);
+        self.start_peer_on(name, (place % 250) as u8 + 1, 1, extra)
+    }
+
+    /// Starts `node-lite serve` on a peer listening on `127.0.{network}.{host}` (so several
+    /// peers can share one /24, as a replica farm does). `extra` adds flags.
+    pub fn start_peer_on(
+        &mut self,
+        name: &str,
+        network: u8,
+        host: u8,
+        extra: &[&str],
+    ) -> Result<()> {
+        let oracle = self.oracle.url.clone();
+        let node_lite = self.tools.node_lite.clone();
+        let listen = format!("127.0.{network}.{host}:0");
         let peer = self.peer_mut(name)?;
         let mut args: Vec<String> = vec![
             "--data-dir".into(),
@@ -606,8 +671,17 @@ impl Network {
         let key = node_lite::data_dir::DataDir::new(downloader)
             .key()
             .context("downloader key")?;
+        self.credit_key(&key.node_id(), amount).await
+    }
+
+    /// Funds the credit of the downloader key `downloader`.
+    pub async fn credit_key(
+        &self,
+        downloader: &NodeId,
+        amount: u128,
+    ) -> Result<dsi_api::oracle::Credit> {
         let request = dsi_api::oracle::CreditRequest {
-            downloader: key.node_id(),
+            downloader: *downloader,
             amount,
         };
         Ok(self
@@ -715,44 +789,40 @@ impl Network {
         .await
     }
 
-    /// Byte-weighted rarity and demand multipliers per seeder, from the published batch.
-    async fn multipliers(
-        &self,
-        epoch: u64,
-    ) -> Result<(RewardParams, BTreeMap<NodeId, (u32, u32)>)> {
+    /// The published batch of a closed `epoch`, verified (every receipt judged again, the
+    /// root and total recomputed) and its rewards.
+    pub async fn rewards(&self, epoch: u64) -> Result<(oracle::batch::EpochBatch, EpochRewards)> {
         let bytes = self.client.batch(Epoch(epoch)).await?;
         let batch = oracle::batch::decode_batch(&bytes)
             .map_err(|e| anyhow::anyhow!("batch of epoch {epoch}: {e}"))?;
+        let verified = oracle::batch::verify_batch(&batch)
+            .map_err(|e| anyhow::anyhow!("batch of epoch {epoch} does not verify: {e}"))?;
+        Ok((batch, verified.rewards))
+    }
+
+    /// Byte-weighted rarity multiplier per seeder of what it served, from a batch.
+    fn rarities(batch: &oracle::batch::EpochBatch) -> BTreeMap<NodeId, u32> {
         let params = batch.inputs.params;
-        let mut requests: BTreeMap<_, u64> = BTreeMap::new();
-        for r in &batch.receipts {
-            *requests.entry(r.receipt.chunk).or_default() += 1;
-        }
         let holders: BTreeMap<_, u32> = batch
             .inputs
             .chunks
             .iter()
             .map(|c| (c.chunk, c.holders))
             .collect();
-        let mut sums: BTreeMap<NodeId, (u128, u128, u128)> = BTreeMap::new();
+        let mut sums: BTreeMap<NodeId, (u128, u128)> = BTreeMap::new();
         for r in &batch.receipts {
             let bytes = u128::from(r.receipt.bytes);
             let rarity = params.rarity(holders.get(&r.receipt.chunk).copied().unwrap_or(0));
-            let demand = params.demand(requests[&r.receipt.chunk]);
             let entry = sums.entry(r.receipt.seeder).or_default();
             entry.0 += bytes;
             entry.1 += bytes * u128::from(rarity.0);
-            entry.2 += bytes * u128::from(demand.0);
         }
-        let averages = sums
-            .into_iter()
-            .filter(|(_, (bytes, _, _))| *bytes > 0)
-            .map(|(seeder, (bytes, rarity, demand))| {
-                let avg = |sum: u128| u32::try_from(sum / bytes).unwrap_or(u32::MAX);
-                (seeder, (avg(rarity), avg(demand)))
+        sums.into_iter()
+            .filter(|(_, (bytes, _))| *bytes > 0)
+            .map(|(seeder, (bytes, rarity))| {
+                (seeder, u32::try_from(rarity / bytes).unwrap_or(u32::MAX))
             })
-            .collect();
-        Ok((params, averages))
+            .collect()
     }
 
     /// The oracle's leaves for `epoch`.
@@ -764,28 +834,37 @@ impl Network {
     /// each payout account is read before and after its claim.
     pub async fn claim_epoch(&self, epoch: u64) -> Result<EpochReport> {
         let info = self.wait_claimable(epoch).await?;
-        let (params, multipliers) = self.multipliers(epoch).await?;
+        let (batch, rewards) = self.rewards(epoch).await?;
+        let rarities = Self::rarities(&batch);
+        ensure!(
+            rewards.total == info.total,
+            "epoch {epoch}: the batch recomputes to {} but the oracle recorded {}",
+            rewards.total,
+            info.total
+        );
         let mut rows = Vec::new();
         for leaf in self.leaves(epoch).await? {
-            let name = self
-                .peers
-                .iter()
-                .find(|p| p.id == leaf.seeder)
-                .map_or_else(|| leaf.seeder.short().to_string(), |p| p.name.clone());
+            let name = self.name_of(&leaf.seeder);
             let before = self.chain.balance(&leaf.payout).await?;
             let claimed = self
                 .chain
                 .claim(epoch, &leaf.seeder, &leaf.payout, leaf.amount, &leaf.proof)
                 .await?;
             let after = self.chain.balance(&leaf.payout).await?;
-            let (rarity, demand) = multipliers.get(&leaf.seeder).copied().unwrap_or((0, 0));
+            let reward = rewards
+                .seeders
+                .iter()
+                .find(|s| s.seeder == leaf.seeder)
+                .with_context(|| format!("the batch has no reward for {}", leaf.seeder))?;
             rows.push(Row {
                 name,
                 seeder: leaf.seeder,
                 bytes_served: leaf.bytes_served,
                 receipts: leaf.receipts,
-                rarity,
-                demand,
+                rarity: rarities.get(&leaf.seeder).copied().unwrap_or(0),
+                storage: reward.storage_amount,
+                bandwidth: reward.bandwidth_amount,
+                bonus: reward.bonus_amount,
                 reputation: leaf.reputation,
                 leaf_amount: leaf.amount,
                 cumulative: leaf.cumulative,
@@ -798,7 +877,8 @@ impl Network {
             epoch,
             root: format!("0x{}", hex::encode(info.root)),
             total: info.total,
-            params,
+            params: batch.inputs.params,
+            money: Money::of(&batch.inputs, &rewards),
             rows,
         })
     }

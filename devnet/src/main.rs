@@ -10,9 +10,10 @@ use devnet::{EpochReport, Network, Options, Tools, raised_rarity, random_file};
 use dsi_protocol::PayoutAccount;
 
 /// A local DSI network: ink-node, the four contracts, the oracle, three node-lite seeders
-/// and downloaders. Runs two rewarded epochs (governance raises the rarity multiplier in
-/// between), prints a table per epoch, and exits 0 only if every claim paid exactly the
-/// oracle's leaf and moved the payout balance by exactly that.
+/// and downloaders. Runs three rewarded epochs (governance raises the rarity multiplier
+/// after the first; two cheaters try their luck in the third), prints a table per epoch,
+/// and exits 0 only if every claim paid exactly the oracle's leaf and moved the payout
+/// balance by exactly that, and the cheaters gained nothing from anyone.
 #[derive(Parser, Debug)]
 #[command(name = "devnet", version, about, long_about = None)]
 struct Cli {
@@ -147,11 +148,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     println!("   popular {popular_id} ({} MiB)", cli.size_mib);
     println!("   rare    {rare_id} (1 MiB)");
     println!(
-        "== a sponsor funds both files' storage: {} tokens per epoch each, 3 replicas, one per network",
+        "== a sponsor funds both files' storage: {} tokens per epoch each, the popular file at 2 replicas, the rare one at 3, one per network",
         devnet::tokens(devnet::SPONSOR_PER_EPOCH)
     );
-    for id in [&popular_id, &rare_id] {
-        net.sponsor(id, devnet::SPONSOR_PER_EPOCH, 1_000, 3).await?;
+    for (id, replicas) in [(&popular_id, 2), (&rare_id, 3)] {
+        net.sponsor(id, devnet::SPONSOR_PER_EPOCH, 1_000, replicas)
+            .await?;
     }
     for (name, _) in seeders {
         net.start_peer(name, &[])?;
@@ -164,12 +166,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     net.wait_for_peers(&rare_id, 1).await?;
 
     let mut reports = Vec::new();
-    for round in 1..=2 {
+    let mut cheaters = None;
+    for round in 1..=3 {
         if round == 2 {
             println!(
                 "== governance raises the rarity multiplier (propose, approve, timelock, execute)"
             );
             net.raise_rarity(raised_rarity(), 3).await?;
+        }
+        if round == 3 {
+            println!(
+                "== two cheaters join. A ring: its own seeder on its own network with 1 MiB of its own junk, sponsored by itself, and 20 fresh keys (10 with credit the ring paid for) that sign receipts without downloading"
+            );
+            let ring = net
+                .start_ring(
+                    "ring",
+                    &run_dir.join("ring.bin"),
+                    1 << 20,
+                    20,
+                    10,
+                    devnet::DOWNLOADER_CREDIT / 100,
+                )
+                .await?;
+            println!(
+                "   and a replica farm: 4 keys on one network (127.0.200.0/24), each holding the popular file"
+            );
+            let farm = net.start_farm("farm", 4, &popular, 200, 2).await?;
+            cheaters = Some((ring, farm));
         }
         let after = reports.last().map_or(0, |r: &EpochReport| r.epoch);
         let mut epoch = net.fresh_epoch(12_000).await;
@@ -194,8 +217,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         println!("   both files byte-identical; {chunks} receipts signed");
-        let held = net.wait_for_receipts(epoch, chunks).await?;
-        println!("   the seeders forwarded {held} receipts to the oracle");
+        let mut expected = chunks;
+        if let Some((ring, _)) = &cheaters {
+            let verdicts = net.ring_receipts(ring, epoch).await?;
+            let accepted = verdicts.iter().filter(|v| *v == "accepted").count();
+            println!(
+                "   the ring's keys signed {} receipts for the ring's seeder; the oracle accepted {accepted} (valid evidence)",
+                verdicts.len()
+            );
+            expected += accepted as u64;
+        }
+        let held = net.wait_for_receipts(epoch, expected).await?;
+        println!("   the oracle holds {held} receipts");
         println!(
             "== closing epoch {epoch}; the committee submits its root; the challenge window passes; everyone claims"
         );
@@ -203,6 +236,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let report = net.claim_epoch(epoch).await?;
         println!("{report}");
         reports.push(report);
+    }
+    let mut ok = true;
+    if let Some((ring, farm)) = &cheaters {
+        let epoch = reports[2].epoch;
+        let cheat = net.cheat_report(epoch, ring, farm, &popular_id).await?;
+        println!("== what cheating paid in epoch {epoch}");
+        print!("{cheat}");
+        match cheat.check() {
+            Ok(()) => println!(
+                "   the ring lost money, the farm earned no storage, the honest seeders were paid exactly as without the cheaters"
+            ),
+            Err(error) => {
+                eprintln!("devnet: CHEATING PAID: {error:#}");
+                ok = false;
+            }
+        }
     }
     let (first, second) = (&reports[0], &reports[1]);
     println!(
@@ -212,7 +261,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         share(second, "seeder-c"),
         second.epoch
     );
-    let mut ok = true;
     for report in &reports {
         if let Err(error) = report.check() {
             eprintln!("devnet: MISMATCH: {error:#}");

@@ -9,78 +9,25 @@
 //!    before the timelock is refused); the next epoch pays the rare file's seeder more;
 //! 3. failure cases in a third epoch: a seeder serving corrupted bytes earns nothing and
 //!    fails its audits (lower reputation, on chain too); receipts a seeder signs for itself
-//!    and receipts beyond a downloader's cap are refused and earn nothing; the oracle killed
-//!    mid-epoch loses no receipt; a claim with a wrong amount is rejected by the chain.
+//!    and receipts beyond a downloader's cap are refused and earn nothing; receipts from a key
+//!    without credit pay nothing; a ring (its own seeder and content, sponsored by itself,
+//!    fresh keys signing receipts, some funded by the ring) loses money; a replica farm (3
+//!    keys on one /24) earns no storage; the honest seeders are paid exactly what the same
+//!    epoch recomputed without the ring and the farm pays them; the oracle killed mid-epoch
+//!    loses no receipt; a claim with a wrong amount is rejected by the chain.
 //!
 //! Needs `ink-node` on PATH and the contracts built (`scripts/deploy --build-only`):
 //! `scripts/test` runs it with `DSI_REQUIRE_CHAIN=1`. Without that it says so and passes.
 
 use std::path::Path;
 
+use devnet::cheat::{chunks_of, manifest, post_receipts};
 use devnet::{Network, Options, raised_rarity, random_file};
 use dsi_api::oracle::AuditOutcome;
-use dsi_protocol::{
-    ChunkId, Manifest, NetworkId, NodeId, PayoutAccount, Receipt, SecretKey, SignedReceipt,
-};
-use dsi_service::OracleClient;
+use dsi_protocol::{PayoutAccount, SecretKey};
 use oracle::chain::ChainError;
 
 const MIB: usize = 1 << 20;
-
-async fn manifest(oracle: &OracleClient, content: &str) -> Manifest {
-    let content = content.parse().expect("a content id");
-    let bytes = oracle.manifest(&content).await.expect("manifest");
-    Manifest::from_bytes(&bytes).expect("a manifest")
-}
-
-/// Signs one receipt per (seeder, chunk) and posts them in one batch; returns the verdicts
-/// ("accepted" or the rule code) in order.
-async fn post_receipts(
-    oracle: &OracleClient,
-    epoch: u64,
-    downloader: &SecretKey,
-    served: &[(NodeId, ChunkId, u32)],
-) -> Vec<String> {
-    let network = NetworkId::default();
-    let receipts: Vec<SignedReceipt> = served
-        .iter()
-        .enumerate()
-        .map(|(i, (seeder, chunk, bytes))| {
-            let receipt = Receipt {
-                epoch: dsi_protocol::Epoch(epoch),
-                seeder: *seeder,
-                downloader: downloader.node_id(),
-                chunk: *chunk,
-                bytes: *bytes,
-                issued_at_ms: dsi_protocol::now_ms(),
-                nonce: 1000 + i as u64,
-            };
-            SignedReceipt::sign(receipt, &network, downloader)
-        })
-        .collect();
-    let answer = oracle
-        .submit_receipts(&receipts)
-        .await
-        .expect("post receipts");
-    answer
-        .results
-        .iter()
-        .map(|r| {
-            r.rejection()
-                .map_or("accepted", |code| code.as_str())
-                .to_string()
-        })
-        .collect()
-}
-
-fn chunks_of(manifest: &Manifest) -> Vec<(ChunkId, u32)> {
-    manifest
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (*c, manifest.chunk_len(i)))
-        .collect()
-}
 
 /// Flips bytes in every stored chunk of a node (lengths unchanged).
 fn corrupt_chunks(data_dir: &Path) -> usize {
@@ -130,9 +77,10 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     }
     net.wait_for_peers(&popular_id, 2).await.expect("announced");
     net.wait_for_peers(&rare_id, 1).await.expect("announced");
-    // A sponsor funds both files' storage.
-    for id in [&popular_id, &rare_id] {
-        net.sponsor(id, devnet::SPONSOR_PER_EPOCH, 1_000, 3)
+    // A sponsor funds both files' storage: the popular file at two replicas (a and b), the
+    // rare one at three.
+    for (id, replicas) in [(&popular_id, 2), (&rare_id, 3)] {
+        net.sponsor(id, devnet::SPONSOR_PER_EPOCH, 1_000, replicas)
             .await
             .expect("sponsor");
     }
@@ -252,8 +200,37 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     net.wait_for_peers(&popular_id, 3).await.expect("announced");
     let mallory = net.peer("mallory").expect("m").id;
 
+    // Two cheaters. A ring: its own seeder on its own network with its own 1 MiB of junk,
+    // which it sponsors itself, and 6 fresh keys (3 with credit the ring paid for) that sign
+    // receipts for it without downloading anything. A replica farm: 3 keys on one /24
+    // (127.0.200.0/24) holding the popular file, which has its 2 replicas already.
+    let ring = net
+        .start_ring(
+            "ring",
+            &tmp.path().join("ring.bin"),
+            MIB,
+            6,
+            3,
+            devnet::DOWNLOADER_CREDIT / 100,
+        )
+        .await
+        .expect("ring");
+    let farm = net
+        .start_farm("farm", 3, &popular, 200, 3)
+        .await
+        .expect("farm");
+
     net.next_epoch(reports[1].epoch).await;
     let epoch = net.fresh_epoch(14_000).await;
+    let verdicts = net
+        .ring_receipts(&ring, epoch)
+        .await
+        .expect("ring receipts");
+    assert_eq!(
+        verdicts,
+        vec!["accepted"; 6 * 4],
+        "the ring's receipts are valid evidence"
+    );
     let downloader = net.add_downloader("downloader-3").expect("downloader");
     let credit = net
         .credit(&downloader, devnet::DOWNLOADER_CREDIT)
@@ -266,7 +243,13 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         std::fs::read(got).expect("read"),
         std::fs::read(&popular).expect("read")
     );
-    assert_eq!(net.wait_for_receipts(epoch, 8).await.expect("receipts"), 8);
+    // The popular file's 8 receipts, besides the ring's 24.
+    assert_eq!(
+        net.wait_for_receipts(epoch, 24 + 8)
+            .await
+            .expect("receipts"),
+        24 + 8
+    );
 
     // The oracle dies (SIGKILL) mid-epoch; a download happens meanwhile (peers given
     // directly); after the restart the held receipts arrive and the acknowledged ones are
@@ -283,8 +266,10 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     net.oracle.restart().expect("oracle restarts");
     assert_eq!(
-        net.wait_for_receipts(epoch, 12).await.expect("receipts"),
-        12,
+        net.wait_for_receipts(epoch, 24 + 12)
+            .await
+            .expect("receipts"),
+        24 + 12,
         "receipts lost across the oracle restart"
     );
 
@@ -293,10 +278,12 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         .key()
         .expect("key");
     let id_a = key_a.node_id();
-    let popular_chunks = chunks_of(&manifest(&oracle, &popular_id).await);
-    let rare_chunks = chunks_of(&manifest(&oracle, &rare_id).await);
+    let popular_chunks = chunks_of(&manifest(&oracle, &popular_id).await.expect("manifest"));
+    let rare_chunks = chunks_of(&manifest(&oracle, &rare_id).await.expect("manifest"));
     let selfish: Vec<_> = popular_chunks.iter().map(|(c, l)| (id_a, *c, *l)).collect();
-    let verdicts = post_receipts(&oracle, epoch, &key_a, &selfish).await;
+    let verdicts = post_receipts(&oracle, epoch, &key_a, &selfish)
+        .await
+        .expect("post");
     assert!(verdicts.iter().all(|v| v == "self_receipt"), "{verdicts:?}");
     // A downloader attesting 5 MiB against a 4 MiB cap: the last MiB is refused.
     let greedy = SecretKey::generate(&mut rand::rngs::OsRng);
@@ -305,10 +292,16 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     let mut claims: Vec<_> = popular_chunks.iter().map(|(c, l)| (id_a, *c, *l)).collect();
     claims.extend(popular_chunks.iter().map(|(c, l)| (id_b, *c, *l)));
     claims.extend(rare_chunks.iter().map(|(c, l)| (id_c, *c, *l)));
-    let verdicts = post_receipts(&oracle, epoch, &greedy, &claims).await;
+    let verdicts = post_receipts(&oracle, epoch, &greedy, &claims)
+        .await
+        .expect("post");
     assert_eq!(&verdicts[..16], &["accepted"; 16][..]);
     assert_eq!(&verdicts[16..], &["downloader_cap"; 4][..]);
-    assert_eq!(net.receipts_held(epoch).await.expect("held"), 12 + 16);
+    assert_eq!(
+        net.receipts_held(epoch).await.expect("held"),
+        12 + 16 + 24,
+        "the real downloads', the greedy downloader's and the ring's receipts"
+    );
 
     net.close(epoch).await.expect("close");
     let report = net.claim_epoch(epoch).await.expect("claims");
@@ -349,9 +342,14 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
     // above it). Before issue 15 these fabricated receipts were paid from the budget.
     let c = report.row("seeder-c").expect("c");
     assert_eq!(c.receipts, 4);
-    let ab =
-        report.row("seeder-a").expect("a").receipts + report.row("seeder-b").expect("b").receipts;
-    assert_eq!(ab, 8 + 16);
+    // The farm may have served some of the popular file's chunks (it holds them); those
+    // receipts are its own.
+    let receipts_of = |name: &str| report.row(name).map_or(0, |r| r.receipts);
+    let served_popular: u64 = ["seeder-a", "seeder-b", "farm-1", "farm-2", "farm-3"]
+        .iter()
+        .map(|name| receipts_of(name))
+        .sum();
+    assert_eq!(served_popular, 8 + 16);
     let spent = oracle
         .credit(&credit.downloader)
         .await
@@ -367,7 +365,41 @@ async fn the_devnet_story_pays_exactly_the_leaves_and_fraud_earns_nothing() {
         .iter()
         .map(|l| l.bandwidth_amount)
         .sum();
-    assert!(bandwidth <= spent, "{bandwidth} > {spent}");
+    let cheat = net
+        .cheat_report(epoch, &ring, &farm, &popular_id)
+        .await
+        .expect("cheat report");
+    eprintln!("{cheat}");
+    assert!(
+        bandwidth <= spent + cheat.ring_debited,
+        "{bandwidth} > {spent} + {}",
+        cheat.ring_debited
+    );
+
+    // The ring: its receipts counted, its credited keys paid it, and yet it lost money (its
+    // seeder is new: half its share until vetted; the fee stays in the pool; the bonus is
+    // never above the fee).
+    assert_eq!(cheat.ring_receipts, 24);
+    assert_eq!(
+        cheat.ring_debited,
+        3 * MIB as u128 * u128::from(credit.price_per_byte)
+    );
+    assert!(cheat.ring_paid > 0, "{cheat}");
+    assert!(cheat.ring_net() < 0, "{cheat}");
+    // The farm: the popular file has its two replicas on older networks, so its three keys
+    // earn no storage; the honest seeders are paid exactly what the same epoch without the
+    // ring and the farm pays them.
+    assert_eq!(cheat.farm_storage, 0, "{report}");
+    assert!(
+        cheat
+            .honest
+            .iter()
+            .any(|p| p.name == "seeder-a" && p.paid > 0),
+        "{cheat}"
+    );
+    cheat
+        .check()
+        .expect("the ring loses, the farm gains nothing, honest pay unchanged");
 
     // A claim for more than the leaf: the chain refuses, nothing moves.
     let leaf_a = net
