@@ -76,11 +76,27 @@ pub fn router(state: Arc<OracleState>) -> Router {
         .route("/v1/seeders/{node}", get(seeder))
         .route("/v1/sponsors", post(sponsor))
         .route("/v1/credits", post(add_credit))
-        .route("/v1/credits/{node}", get(credit))
-        .route("/v1/content/{id}/funding", get(funding))
+        .merge(
+            // Public facts a browser page reads (a downloader's credit, a content's
+            // funding): any origin may read them; no route uses cookies or ambient
+            // credentials, and these answer GET only.
+            Router::new()
+                .route("/v1/credits/{node}", get(credit))
+                .route("/v1/content/{id}/funding", get(funding))
+                .layer(axum::middleware::map_response(readable_anywhere)),
+        )
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// Lets any web page read the answer (`Access-Control-Allow-Origin: *`).
+async fn readable_anywhere(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
 }
 
 async fn metrics(State(state): State<Arc<OracleState>>) -> ApiResult<Response> {
@@ -617,6 +633,9 @@ async fn sponsor(
             request.replicas
         )));
     }
+    // Under the ingest lock, which a close holds from reading the sponsorships to
+    // recording the epoch: a sponsorship lands before its first epoch closes or is refused.
+    let _guard = state.ingest_lock.lock().await;
     let (open, default) = fundable_epochs(&state).await?;
     let first = request.first_epoch.unwrap_or(default);
     if first < open {

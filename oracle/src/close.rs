@@ -223,7 +223,6 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let content_chunks = content_chunks(state, &live).await?;
     let audits = crate::audit::audit_nodes(state, &live, &content_chunks, epoch).await?;
     let locations = locate_all(&live, config.audit.allow_private_addresses).await;
-    let sponsorships = state.store.sponsorships(None, Some(epoch)).await?;
     let held_before = state.store.held_since().await?;
 
     // Reward parameters: from the multipliers contract when a chain is configured.
@@ -259,6 +258,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         }
         _ => {}
     }
+    // Read under the lock, as `POST /v1/sponsors` writes: a sponsorship of this epoch
+    // recorded while the audits ran is paid.
+    let sponsorships = state.store.sponsorships(None, Some(epoch)).await?;
     let receipts = state.store.receipts_for_epoch(epoch).await?;
     // One view of the chunk lengths for the whole batch. A receipt judged against a length
     // that the chunk's bytes disproved since (`POST /v1/chunks/{id}`) is left out: it claims

@@ -2,7 +2,8 @@
 //! loopback: an endless answer is cut off, a redirect is not followed, an answer signed by
 //! another key (a node announcing someone else's URL) fails, private addresses are not
 //! contacted unless configured, and a node that holds 2 of the 3 contents it announces
-//! earns less storage credit than one announcing only what it holds.
+//! earns less storage credit than one announcing only what it holds. A sponsorship recorded
+//! while a close audits is paid by that close.
 
 mod support;
 
@@ -297,4 +298,86 @@ async fn nodes_that_fail_audits_do_not_count_as_holders() {
         vec![honest.node_id()],
         "only the audited holder counts"
     );
+}
+
+/// A sponsorship of the epoch being closed, recorded while the close audits (before it
+/// takes the ingest lock), is paid by that close: the close reads sponsorships under the
+/// lock that `POST /v1/sponsors` takes, so a deposit is never recorded for an epoch that
+/// closed without it.
+#[tokio::test]
+async fn a_sponsorship_recorded_during_a_close_is_paid_by_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/o.db", dir.path().display());
+    let state = oracle_at(&url, dir.path(), test_config()).await;
+    let network = state.config.network.clone();
+    let (manifest, data) = content(91, 3);
+    register(&state, &manifest).await;
+    let holder = key(42);
+    let server = chunk_server(holder.clone(), data).await;
+    post_json(
+        &state,
+        "/v1/announce",
+        announcement(
+            &holder,
+            &server.url,
+            42,
+            vec![manifest.content_id()],
+            &network,
+        ),
+    )
+    .await;
+
+    // Pause the holder's audit answers, start the close, wait until it audits.
+    let paused = server.hold.write().await;
+    let epoch = epoch_of(&state);
+    let closing = tokio::spawn({
+        let state = state.clone();
+        async move { close_current(&state).await }
+    });
+    server.audited.notified().await;
+    let reply = call_with_headers(
+        &state,
+        "POST",
+        "/v1/sponsors",
+        serde_json::json!({
+            "content": manifest.content_id().to_string(),
+            "per_epoch": "777000000",
+            "epochs": 2,
+            "replicas": 1,
+            "first_epoch": epoch.0,
+        })
+        .to_string()
+        .into_bytes(),
+        &[
+            ("content-type", "application/json".to_string()),
+            ("authorization", format!("Bearer {TOKEN}")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        axum::http::StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    drop(paused);
+    closing.await.expect("close");
+
+    let file = state
+        .batches_dir
+        .join(oracle::close::batch_file_name(epoch));
+    let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
+    let [funded] = &batch.inputs.contents[..] else {
+        panic!(
+            "the sponsored content is funded: {:?}",
+            batch.inputs.contents
+        );
+    };
+    assert_eq!(
+        funded.funding,
+        dsi_protocol::reward::Funding::Sponsored {
+            per_epoch: 777_000_000
+        }
+    );
+    assert_eq!(funded.holders.len(), 1);
 }

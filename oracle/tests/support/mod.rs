@@ -338,9 +338,15 @@ pub async fn close_current(state: &Arc<OracleState>) -> serde_json::Value {
 
 /// A loopback HTTP server that answers storage audit challenges like node-lite
 /// (`POST /v1/audit`), signing as `key`; `corrupt` makes it flip a byte of every chunk.
+/// Each challenge notifies `audited`, then waits for a read lock of `hold` (a test that
+/// holds the write lock pauses a close in its audits).
 pub struct ChunkServer {
     pub url: String,
     pub corrupt: Arc<AtomicBool>,
+    #[allow(dead_code)] // not every test binary pauses audits
+    pub audited: Arc<tokio::sync::Notify>,
+    #[allow(dead_code)]
+    pub hold: Arc<tokio::sync::RwLock<()>>,
     _cancel: tokio_util::sync::DropGuard,
 }
 
@@ -350,12 +356,18 @@ pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> 
         key: Arc<SecretKey>,
         chunks: Arc<HashMap<ChunkId, Vec<u8>>>,
         corrupt: Arc<AtomicBool>,
+        audited: Arc<tokio::sync::Notify>,
+        hold: Arc<tokio::sync::RwLock<()>>,
     }
     let corrupt = Arc::new(AtomicBool::new(false));
+    let audited = Arc::new(tokio::sync::Notify::new());
+    let hold = Arc::new(tokio::sync::RwLock::new(()));
     let shared = Shared {
         key: Arc::new(key),
         chunks: Arc::new(chunks),
         corrupt: corrupt.clone(),
+        audited: audited.clone(),
+        hold: hold.clone(),
     };
     let app =
         axum::Router::new()
@@ -364,6 +376,8 @@ pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> 
                 routing::post(
                     |State(s): State<Shared>,
                      axum::Json(signed): axum::Json<SignedAuditChallenge>| async move {
+                        s.audited.notify_one();
+                        let _held = s.hold.read().await;
                         let mut out = Vec::new();
                         for id in &signed.challenge.chunks {
                             let Some(bytes) = s.chunks.get(id) else {
@@ -404,6 +418,8 @@ pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> 
     ChunkServer {
         url: format!("http://{addr}"),
         corrupt,
+        audited,
+        hold,
         _cancel: cancel.drop_guard(),
     }
 }
