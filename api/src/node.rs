@@ -16,6 +16,10 @@ pub struct NodeInfo {
     pub epoch: Epoch,
     /// node-lite version.
     pub version: String,
+    /// The oracle this node announces to (its tracker), if it has one: where a downloader,
+    /// a browser page for one, looks up its key's credit (`GET /v1/credits/{node}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<String>,
 }
 
 /// One entry of `GET /v1/content` (and of `node-lite list --json`).

@@ -310,6 +310,8 @@ async fn node_info(State(state): State<Arc<NodeState>>) -> Json<NodeInfo> {
         network: state.config.network.clone(),
         epoch: state.current_epoch(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        tracker: Some(state.config.tracker.url.trim_end_matches('/').to_string())
+            .filter(|url| !url.is_empty()),
     })
 }
 

@@ -250,6 +250,7 @@ async fn refusing_peer(manifest: &Manifest) -> (Url, Arc<AtomicUsize>, Cancellat
         network: NetworkId::default(),
         epoch: Default::default(),
         version: "refusing".into(),
+        tracker: None,
     };
     let mut full = node_lite::store::Bitfield::new(count);
     for i in 0..count {

@@ -103,6 +103,7 @@ async fn fake_peer(
         network: NetworkId::default(),
         epoch: Default::default(),
         version: "fake".into(),
+        tracker: None,
     };
     let mut full = node_lite::store::Bitfield::new(count);
     for i in 0..count {

@@ -1,6 +1,7 @@
 //! The vector search page in real headless Chromium: a seeder built an index and serves it
 //! with the page (`node-lite serve --web`); the page loads the index by content id, queries,
-//! pages through results, reloads, and must fetch no page twice.
+//! pages through results, reloads, and must fetch no page twice. The page says whether its
+//! key's receipts pay (its credit at the seeder's tracker, funded between sessions).
 //!
 //! Needs `scripts/build-web` (the page), Debian's `chromium` and `playwright-core` in
 //! vector-web/test (`scripts/setup --browser`). Without them the test says so and passes,
@@ -81,11 +82,12 @@ fn web_dir() -> Option<PathBuf> {
     None
 }
 
-/// Runs vector-web/test/drive.mjs and returns its report.
-fn drive(args: &[&str]) -> Value {
+/// Runs vector-web/test/drive.mjs (with `env`) and returns its report.
+fn drive(args: &[&str], env: &[(&str, &str)]) -> Value {
     let output = Command::new("node")
         .arg(root().join("vector-web/test/drive.mjs"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -144,8 +146,13 @@ async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
     let Some(web) = web_dir() else { return };
 
     let tmp = tempfile::tempdir().unwrap();
+    // The seeder announces to an oracle (its tracker, which the page asks for its key's
+    // credit) and keeps its receipts here (forwarding once a day) for the counts below.
+    let oracle = dsi_tests::OracleProcess::start(&tmp.path().join("oracle"), &[]).unwrap();
     let seeder_dir = tmp.path().join("seeder");
-    node_lite_ok(&seeder_dir, &["init"]);
+    dsi_tests::init_node(&seeder_dir, |config| {
+        config.tracker.forward_interval_secs = 86_400;
+    });
     let mut rng = SplitMix64::new(5);
     let centres: Vec<f32> = (0..30 * DIM).map(|_| rng.normal()).collect();
     let data: Vec<f32> = (0..4000)
@@ -173,7 +180,18 @@ async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
     )
     .trim()
     .to_string();
-    let seeder = Seeder::start(&seeder_dir, &["--web", web.to_str().unwrap()]).unwrap();
+    let seeder = Seeder::start(
+        &seeder_dir,
+        &[
+            "--web",
+            web.to_str().unwrap(),
+            "--tracker",
+            &oracle.url,
+            "--payout",
+            "0x0101010101010101010101010101010101010101",
+        ],
+    )
+    .unwrap();
 
     let row = 77;
     let query: String = data[row * DIM..(row + 1) * DIM]
@@ -181,9 +199,38 @@ async fn the_page_queries_pages_through_and_reloads_from_its_cache() {
         .map(|x| x.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let report = drive(&[&seeder.url, &index, &query, "5", "3", "3"]);
+    // Between the first session and the reload, the driver funds the page's key with one
+    // token of credit at the oracle (as an app funds its users).
+    let token = oracle.admin_token();
+    let report = drive(
+        &[&seeder.url, &index, &query, "5", "3", "3"],
+        &[("DSI_FUND_URL", &oracle.url), ("DSI_FUND_TOKEN", &token)],
+    );
     let first = &report["first"];
     assert_eq!(first["error"], "", "{report}");
+    // The page says whether its receipts pay: not before its key is funded, then yes.
+    let key = first["nodeId"].as_str().unwrap();
+    let credit = first["credit"].as_str().unwrap();
+    assert!(
+        credit.contains(key)
+            && credit.contains("has no credit")
+            && credit.contains("pay them nothing"),
+        "{report}"
+    );
+    let funded = report["second"]["credit"].as_str().unwrap();
+    assert!(
+        funded.contains("has 1.000000 tokens of credit") && funded.contains("units per byte"),
+        "{report}"
+    );
+    assert_eq!(
+        report["second"]["nodeId"], first["nodeId"],
+        "a reload keeps the key"
+    );
+    let other = report["quota"]["credit"].as_str().unwrap();
+    assert!(
+        !other.contains(key) && other.contains("has no credit"),
+        "a fresh profile has a fresh key without credit: {report}"
+    );
     let pages = ids(&first["pages"]);
     assert_eq!(pages.len(), 4, "{report}");
     assert_eq!(
@@ -285,9 +332,17 @@ async fn the_page_searches_by_text_with_a_model_from_the_swarm() {
         "&model={model}&texts={texts}&text={}",
         text.replace(' ', "%20")
     );
-    let report = drive(&[&seeder.url, &index, "", "5", "2", "1", &extra]);
+    let report = drive(&[&seeder.url, &index, "", "5", "2", "1", &extra], &[]);
     let first = &report["first"];
     assert_eq!(first["error"], "", "{report}");
+    // This seeder has no tracker: the page says that nobody pays for its receipts.
+    assert!(
+        first["credit"]
+            .as_str()
+            .unwrap()
+            .contains("name no tracker"),
+        "{report}"
+    );
     let pages = ids(&first["pages"]);
     assert_eq!(pages.len(), 2, "{report}");
     assert!(

@@ -7,6 +7,9 @@
 // reloads the page in the same browser profile and does the same (everything should come
 // from IndexedDB); session 3 uses a fresh profile with a simulated full storage quota.
 // Every request for /v1/chunks/* is recorded. CHROMIUM overrides /usr/bin/chromium.
+// With DSI_FUND_URL and DSI_FUND_TOKEN (an oracle and its admin token), the driver acts as
+// an app funding its user between sessions 1 and 2: it adds DSI_FUND_UNITS (default one
+// token) to the page key's credit (POST /v1/credits).
 import { chromium } from 'playwright-core';
 
 const [url, index, query, k, nprobe, nextPages, extra = ''] = process.argv.slice(2);
@@ -49,6 +52,8 @@ async function session(page, more = '') {
   out.warning = await text('#warning');
   out.status = await text('#status');
   out.info = await text('#info');
+  out.credit = await text('#credit');
+  out.nodeId = await page.evaluate(() => window.dsi.nodeId);
   out.stats = await page.evaluate(() => ({ ...window.dsi.stats, requested: undefined }));
   return out;
 }
@@ -65,6 +70,14 @@ try {
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.error(`page: ${m.text()}`); });
   result.first = await session(page);
   result.first.requested = requested.splice(0);
+  if (process.env.DSI_FUND_URL) {
+    const r = await fetch(`${process.env.DSI_FUND_URL}/v1/credits`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.DSI_FUND_TOKEN}` },
+      body: JSON.stringify({ downloader: result.first.nodeId, amount: process.env.DSI_FUND_UNITS || '1000000000000' }),
+    });
+    if (!r.ok) throw new Error(`funding the page's key: HTTP ${r.status}: ${await r.text()}`);
+  }
   result.second = await session(page); // same profile: a reload
   result.second.requested = requested.splice(0);
   await context.close();

@@ -182,6 +182,54 @@ async function payPeer(peer) {
   }
 }
 
+// ---- credit: whether this browser's receipts pay ---------------------------------------
+// Native units as tokens (12 decimals), from the decimal string the oracle sends.
+function tokens(units) {
+  const n = BigInt(units);
+  const whole = n / 1000000000000n;
+  const micro = (n % 1000000000000n) / 1000000n;
+  return `${whole}.${micro.toString().padStart(6, '0')}`;
+}
+
+// Asks the seeders' tracker (named in GET /v1/node) for this key's credit and says what it
+// means: receipts debit the credit at the network's price per byte, or pay nothing.
+async function showCredit() {
+  const el = $('credit');
+  const id = downloader.nodeId();
+  let tracker = null;
+  for (const peer of state.peers) {
+    try {
+      tracker = (await seeder(peer)).tracker;
+      if (tracker) break;
+    } catch { /* the next seeder may answer */ }
+  }
+  stats.credit = null;
+  if (!tracker) {
+    el.dataset.credit = 'untracked';
+    el.textContent = `This browser's key ${id} signs receipts, but the seeders name no tracker: nobody pays for them.`;
+    return;
+  }
+  try {
+    const r = await fetch(`${tracker}/v1/credits/${id}`);
+    if (!r.ok) throw new Error(await apiError(r));
+    const credit = await r.json();
+    stats.credit = credit.available;
+    if (BigInt(credit.available) > 0n) {
+      el.dataset.credit = 'funded';
+      el.textContent = `This browser's key ${id} has ${tokens(credit.available)} tokens of credit ` +
+        `(${tokens(credit.spent)} spent): its receipts pay the seeders ${credit.price_per_byte} units per byte.`;
+    } else {
+      el.dataset.credit = 'unfunded';
+      el.textContent = `This browser's key ${id} has no credit: its receipts still count as evidence ` +
+        'for the seeders, but pay them nothing. An app or you can fund it at the tracker ' +
+        `(oracle credit ${id} --amount UNITS).`;
+    }
+  } catch (e) {
+    el.dataset.credit = 'unknown';
+    el.textContent = `The credit of this browser's key ${id} is unknown: ${tracker}: ${e.message || e}`;
+  }
+}
+
 // ---- contents: the index, a text model, the indexed texts -------------------------------
 // Fetches a whole content: its manifest (checked against the content id in wasm) and its
 // chunks, from this browser's cache or the swarm, several at a time. The caller verifies the
@@ -351,6 +399,7 @@ $('load').onclick = () => run(async () => {
     (state.labels ? ` · texts shown` : '');
   $('text').disabled = !state.embedder;
   $('search').disabled = false;
+  await showCredit();
 });
 
 // The query: text (embedded in wasm by the text model) if given, else the typed vector.
@@ -390,6 +439,7 @@ window.dsi.timeQuery = async (text, k, nprobe) => {
 
 await init();
 downloader = identity();
+window.dsi.nodeId = downloader.nodeId();
 for (const field of ['index', 'peers', 'model', 'texts', 'text', 'query', 'k', 'nprobe']) {
   if (params.has(field)) $(field).value = params.get(field);
 }
