@@ -227,7 +227,8 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
     // oracle starts (its list is configuration), so its id is computed from a scratch
     // world first.
     let public_id = world::make_content(3, 4)?.id();
-    let mut world = World::new(settings.epoch_ms, SUBSIDY, &[public_id]).await?;
+    let epoch_ms = epoch_ms_for(settings.epoch_ms, keys);
+    let mut world = World::new(epoch_ms, SUBSIDY, &[public_id]).await?;
     let popular = world.content(1, 8).await?;
     let rare = world.content(2, 4).await?;
     let public = world.content(3, 4).await?;
@@ -369,7 +370,15 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
             }
             world.ingest(receipts).await?;
         }
-        let (leaves, rewards) = world.close().await?;
+        let (leaves, rewards, closed) = world.close().await?;
+        // Every measured round is one epoch: a round that outlasts its epoch would pay the
+        // sponsorships of the epochs it spans and skew every figure.
+        anyhow::ensure!(
+            closed == 1,
+            "{} with {keys} keys: round {round} took longer than its {epoch_ms} ms epoch \
+             ({closed} epochs closed); give a longer --epoch-ms",
+            attack.name()
+        );
         for leaf in &leaves {
             if attackers.contains(&leaf.seeder) {
                 outcome.reward += leaf.amount;
@@ -399,6 +408,13 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
     outcome.honest /= epochs;
     outcome.allowance /= epochs;
     Ok(outcome)
+}
+
+/// The epoch length a scenario with `keys` attacker keys runs with: at least `floor`, and
+/// 8 ms more per key, so that setting up, announcing, auditing and closing K keys fits in
+/// one epoch.
+pub fn epoch_ms_for(floor: u64, keys: u64) -> u64 {
+    floor.max(1_500u64.saturating_add(keys.saturating_mul(8)))
 }
 
 /// Every scenario's outcome and the verdict.
@@ -449,10 +465,11 @@ impl Report {
     /// The summary line.
     pub fn summary(&self) -> String {
         format!(
-            "sim: worst_attacker_net_ppm={} honest_loss_ppm={} scenarios={}",
+            "sim: worst_attacker_net_ppm={} honest_loss_ppm={} scenarios={} over_allowance={}",
             self.worst_attacker_net_ppm(),
             self.honest_loss_ppm(),
-            self.outcomes.len()
+            self.outcomes.len(),
+            self.over_allowance().len()
         )
     }
 

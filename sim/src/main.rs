@@ -18,7 +18,9 @@ struct Cli {
     /// Measured epochs per scenario (after one honest warm-up epoch).
     #[arg(long, default_value_t = 2)]
     epochs: u32,
-    /// Epoch length in milliseconds (each epoch is closed early; the next starts on time).
+    /// Shortest epoch in milliseconds (each epoch is closed early; the next starts on
+    /// time). Scenarios with K keys use at least 1,500 + 8·K ms; a round that outlasts its
+    /// epoch stops the run with an error rather than print skewed figures.
     #[arg(long, default_value_t = 1_500)]
     epoch_ms: u64,
 }

@@ -358,9 +358,11 @@ impl World {
         Ok(accepted)
     }
 
-    /// Closes the current epoch (audits every live node over HTTP) and returns its leaves
-    /// and recomputed rewards (from the published batch), then waits for the next epoch.
-    pub async fn close(&self) -> Result<(Vec<Leaf>, EpochRewards)> {
+    /// Closes the current epoch (audits every live node over HTTP) and returns the leaves
+    /// of every epoch this closed, the current epoch's recomputed rewards (from the
+    /// published batch) and how many epochs closed (more than one when the round took
+    /// longer than an epoch), then waits for the next epoch.
+    pub async fn close(&self) -> Result<(Vec<Leaf>, EpochRewards, usize)> {
         let epoch = self.state.config.epochs.epoch_at(now_ms());
         let closed = oracle::close::close_through(&self.state, epoch).await?;
         ensure!(
@@ -382,7 +384,7 @@ impl World {
         while self.state.config.epochs.epoch_at(now_ms()) == epoch {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok((leaves, rewards))
+        Ok((leaves, rewards, closed.len()))
     }
 
     /// The current epoch.
