@@ -224,7 +224,8 @@ impl EpochReport {
     }
 }
 
-fn ppm(value: u32) -> String {
+/// A ppm multiplier as `1.25x`.
+pub fn ppm(value: u32) -> String {
     format!("{}.{:02}x", value / 1_000_000, (value % 1_000_000) / 10_000)
 }
 

@@ -80,13 +80,12 @@ fn main() -> ExitCode {
     })
 }
 
-fn share(report: &EpochReport, name: &str) -> String {
-    let amount = report.row(name).map_or(0, |r| r.leaf_amount);
-    if report.total == 0 {
-        return "0%".into();
-    }
-    let basis_points = amount.saturating_mul(10_000) / report.total;
-    format!("{}.{:02}%", basis_points / 100, basis_points % 100)
+/// seeder-c's byte-weighted rarity and its rarity bonus in an epoch.
+fn rare_seeder(report: &EpochReport) -> (String, String) {
+    report.row("seeder-c").map_or_else(
+        || ("-".into(), "0".into()),
+        |row| (devnet::ppm(row.rarity), devnet::tokens(row.bonus)),
+    )
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -254,12 +253,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     let (first, second) = (&reports[0], &reports[1]);
+    let ((rarity_before, bonus_before), (rarity_after, bonus_after)) =
+        (rare_seeder(first), rare_seeder(second));
     println!(
-        "== the rare file's seeder earned {} of epoch {} and {} of epoch {} after the rarity change",
-        share(first, "seeder-c"),
-        first.epoch,
-        share(second, "seeder-c"),
-        second.epoch
+        "== the rarity change raised the rare file's weight from {rarity_before} (epoch {}) to {rarity_after} (epoch {}); seeder-c's rarity bonus went from {bonus_before} to {bonus_after} tokens: a bonus never exceeds the fee of the bytes it rides on, so paid bandwidth pays at most what its downloader paid, whatever the curve",
+        first.epoch, second.epoch
     );
     for report in &reports {
         if let Err(error) = report.check() {
