@@ -378,6 +378,13 @@ impl Network {
                 dsi_protocol::reward::Funding::Subsidized { .. } => None,
             })
             .unwrap_or(0);
+        let (farm_paid, farm_storage) = rewards
+            .seeders
+            .iter()
+            .filter(|s| farm_ids.contains(&s.seeder))
+            .fold((0u128, 0u128), |(paid, storage), s| {
+                (paid + s.amount, storage + s.storage_amount)
+            });
         Ok(CheatReport {
             epoch,
             ring_keys: (ring.keys.len(), ring.funded),
@@ -392,18 +399,8 @@ impl Network {
             ring_sponsorship: ring.sponsorship,
             ring_debited: ring_keys.iter().map(|k| rewards.debited(k)).sum(),
             farm_keys: farm.len(),
-            farm_paid: rewards
-                .seeders
-                .iter()
-                .filter(|s| farm_ids.contains(&s.seeder))
-                .map(|s| s.amount)
-                .sum(),
-            farm_storage: rewards
-                .seeders
-                .iter()
-                .filter(|s| farm_ids.contains(&s.seeder))
-                .map(|s| s.storage_amount)
-                .sum(),
+            farm_paid,
+            farm_storage,
             one_replica,
             honest,
         })
