@@ -4,16 +4,19 @@
 //!   which the ring sponsors itself, and fresh downloader keys that sign receipts for that
 //!   content without downloading a byte; some of the keys have credit the ring paid for.
 //! - A **replica farm** ([`Network::start_farm`]): several node keys on one /24, each
-//!   holding and announcing a funded content that already has its target replication.
+//!   holding and announcing a funded content that is below its target replication, so
+//!   that every key would take a replica's place if each counted.
 //!
-//! [`Network::cheat_report`] reads the epoch's published batch (verified), and reports what
-//! the ring was paid against what it spent, what the farm was paid, and what every honest
-//! seeder was paid against a baseline: the same batch recomputed by `protocol::reward`
-//! with the ring and the farm taken out (their seeders, the ring's keys, their receipts and
-//! credit). [`CheatReport::check`] holds the economics to its promise: the ring's net is at
-//! most zero, the farm earns at most one replica's storage share for its one network (what
-//! it serves is paid like anyone's bandwidth, by the downloader), and the honest seeders are
-//! paid exactly as in the baseline.
+//! [`Network::cheat_report`] reads the epoch's published batch (verified) and reports what
+//! the ring was paid against what it spent (the sponsorship drawn and its keys' debits),
+//! what the farm was paid and how many of its keys counted, and what every honest seeder
+//! was paid against a baseline: the same batch, for the same receipts, recomputed by
+//! `protocol::reward` with the ring taken out (its seeder, its keys' receipts and credit)
+//! and the farm reduced to one key (the one that counted): what one honest node on the
+//! farm's network would have changed. [`CheatReport::check`] holds the economics to its
+//! promise: the ring's net is at most zero and its bandwidth pay at most its keys' debits,
+//! at most one farm key counts, and the honest seeders are paid exactly as in the baseline
+//! (a second counted farm key would take part of their share, and fail it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -92,7 +95,7 @@ pub struct Ring {
     pub seeder_id: NodeId,
     /// The ring's own content.
     pub content: String,
-    /// What the ring's sponsorship of its own content pays per epoch.
+    /// What the ring's sponsorship of its own content offers per epoch.
     pub sponsorship: u128,
     /// The ring's downloader keys (fresh, never used to download).
     pub keys: Vec<SecretKey>,
@@ -126,24 +129,25 @@ pub struct CheatReport {
     pub ring_storage: u128,
     /// Of that, for bandwidth (its own keys' credit).
     pub ring_bandwidth: u128,
-    /// The ring's sponsorship of its own content for this epoch (spent).
+    /// Drawn from the ring's sponsorship of its own content this epoch (what the ring
+    /// spent on it; what reputation and vetting withhold is not drawn).
     pub ring_sponsorship: u128,
     /// Debited from the ring's keys' credit.
     pub ring_debited: u128,
     /// Node keys in the farm.
     pub farm_keys: usize,
+    /// Farm keys among the farmed content's counted replicas.
+    pub farm_counted: usize,
     /// Paid to the farm's keys in total.
     pub farm_paid: u128,
     /// Of that, for storage (the rest is bandwidth it really served, paid by downloaders).
     pub farm_storage: u128,
-    /// The largest storage share one counted replica of the farmed content was paid.
-    pub one_replica: u128,
     /// Every honest seeder paid in the epoch or the baseline.
     pub honest: Vec<HonestPay>,
 }
 
 impl CheatReport {
-    /// The ring's net: paid minus spent (sponsorship and credit debited).
+    /// The ring's net: paid minus spent (sponsorship drawn and credit debited).
     pub fn ring_net(&self) -> i128 {
         let paid = i128::try_from(self.ring_paid).unwrap_or(i128::MAX);
         let spent = i128::try_from(self.ring_sponsorship.saturating_add(self.ring_debited))
@@ -151,8 +155,8 @@ impl CheatReport {
         paid.saturating_sub(spent)
     }
 
-    /// The promise: the ring's net ≤ 0, the farm at most one replica's share, the honest
-    /// seeders paid exactly as in the baseline.
+    /// The promise: the ring's net ≤ 0 and its bandwidth pay ≤ its debits, at most one
+    /// farm key counted, the honest seeders paid exactly as in the baseline.
     pub fn check(&self) -> Result<()> {
         ensure!(
             self.ring_net() <= 0,
@@ -163,11 +167,16 @@ impl CheatReport {
             self.ring_debited
         );
         ensure!(
-            self.farm_storage <= self.one_replica,
-            "the farm of {} keys on one network was paid {} for storage, more than one replica's share {}",
-            self.farm_keys,
-            self.farm_storage,
-            self.one_replica
+            self.ring_bandwidth <= self.ring_debited,
+            "the ring's seeder was paid {} for bandwidth its own keys paid {} for",
+            self.ring_bandwidth,
+            self.ring_debited
+        );
+        ensure!(
+            self.farm_counted <= 1,
+            "{} of the farm's {} keys on one network counted as replicas",
+            self.farm_counted,
+            self.farm_keys
         );
         for pay in &self.honest {
             ensure!(
@@ -191,7 +200,7 @@ impl fmt::Display for CheatReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  the ring ({} fresh keys, {} with credit; {} receipts accepted): paid {} ({} storage, {} bandwidth), spent {} sponsorship + {} credit: net {} tokens",
+            "  the ring ({} fresh keys, {} with credit; {} receipts accepted): paid {} ({} storage, {} bandwidth), spent {} of its sponsorship + {} credit: net {} tokens",
             self.ring_keys.0,
             self.ring_keys.1,
             self.ring_receipts,
@@ -204,13 +213,16 @@ impl fmt::Display for CheatReport {
         )?;
         writeln!(
             f,
-            "  the farm ({} keys on one network): paid {} tokens for storage (one replica's share is {}) and {} for bytes it served",
+            "  the farm ({} keys on one network): {} counted as a replica, paid {} tokens for storage and {} for bytes it served",
             self.farm_keys,
+            self.farm_counted,
             tokens(self.farm_storage),
-            tokens(self.one_replica),
             tokens(self.farm_paid.saturating_sub(self.farm_storage))
         )?;
-        write!(f, "  honest seeders, paid / baseline without the cheaters:")?;
+        write!(
+            f,
+            "  honest seeders, paid / baseline (same receipts, no ring, the farm as one node):"
+        )?;
         for pay in &self.honest {
             write!(
                 f,
@@ -320,13 +332,31 @@ impl Network {
             .map(|name| self.peer(name).map(|p| p.id))
             .collect::<Result<_>>()?;
         let ring_keys: BTreeSet<NodeId> = ring.keys.iter().map(SecretKey::node_id).collect();
-        let mut cheaters = farm_ids.clone();
-        cheaters.insert(ring.seeder_id);
+        let content_pay = |content: &str| -> Result<Option<&dsi_protocol::reward::ContentPay>> {
+            let id: dsi_protocol::ContentId = content.parse().context("a content id")?;
+            Ok(rewards.contents.iter().find(|c| c.content == id))
+        };
+        // The farm's keys that counted, in the order chosen; the baseline keeps the first.
+        let farm_counted: Vec<NodeId> = content_pay(farmed)?
+            .map(|pay| {
+                pay.counted
+                    .iter()
+                    .filter(|id| farm_ids.contains(id))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut left_out: BTreeSet<NodeId> = farm_ids
+            .iter()
+            .filter(|id| farm_counted.first() != Some(id))
+            .copied()
+            .collect();
+        left_out.insert(ring.seeder_id);
 
         let mut baseline_inputs = batch.inputs.clone();
         baseline_inputs
             .seeders
-            .retain(|s| !cheaters.contains(&s.seeder));
+            .retain(|s| !left_out.contains(&s.seeder));
         baseline_inputs
             .credits
             .retain(|c| !ring_keys.contains(&c.downloader));
@@ -348,6 +378,7 @@ impl Network {
                 .collect()
         };
         let (paid, base) = (paid_of(&rewards), paid_of(&baseline));
+        let cheaters: BTreeSet<NodeId> = farm_ids.iter().copied().chain([ring.seeder_id]).collect();
         let mut honest: Vec<HonestPay> = paid
             .keys()
             .chain(base.keys())
@@ -364,20 +395,6 @@ impl Network {
         honest.sort_by(|a, b| a.name.cmp(&b.name));
 
         let ring_reward = rewards.seeders.iter().find(|s| s.seeder == ring.seeder_id);
-        let farmed_id: dsi_protocol::ContentId = farmed.parse().context("farmed content id")?;
-        let one_replica = batch
-            .inputs
-            .contents
-            .iter()
-            .position(|c| c.content == farmed_id)
-            .and_then(|i| match batch.inputs.contents[i].funding {
-                dsi_protocol::reward::Funding::Sponsored { per_epoch } => {
-                    let counted = rewards.contents[i].counted.len().max(1) as u128;
-                    Some(per_epoch.div_ceil(counted))
-                }
-                dsi_protocol::reward::Funding::Subsidized { .. } => None,
-            })
-            .unwrap_or(0);
         let (farm_paid, farm_storage) = rewards
             .seeders
             .iter()
@@ -396,12 +413,12 @@ impl Network {
             ring_paid: ring_reward.map_or(0, |r| r.amount),
             ring_storage: ring_reward.map_or(0, |r| r.storage_amount),
             ring_bandwidth: ring_reward.map_or(0, |r| r.bandwidth_amount),
-            ring_sponsorship: ring.sponsorship,
+            ring_sponsorship: content_pay(&ring.content)?.map_or(0, |pay| pay.paid),
             ring_debited: ring_keys.iter().map(|k| rewards.debited(k)).sum(),
             farm_keys: farm.len(),
+            farm_counted: farm_counted.len(),
             farm_paid,
             farm_storage,
-            one_replica,
             honest,
         })
     }

@@ -188,9 +188,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 )
                 .await?;
             println!(
-                "   and a replica farm: 4 keys on one network (127.0.200.0/24), each holding the popular file"
+                "   and a replica farm: 4 keys on one network (127.0.200.0/24), each holding the rare file (sponsored at 3 replicas, held by seeder-c alone)"
             );
-            let farm = net.start_farm("farm", 4, &popular, 200, 2).await?;
+            let farm = net.start_farm("farm", 4, &rare, 200, 1).await?;
             cheaters = Some((ring, farm));
         }
         let after = reports.last().map_or(0, |r: &EpochReport| r.epoch);
@@ -239,12 +239,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let mut ok = true;
     if let Some((ring, farm)) = &cheaters {
         let epoch = reports[2].epoch;
-        let cheat = net.cheat_report(epoch, ring, farm, &popular_id).await?;
+        let cheat = net.cheat_report(epoch, ring, farm, &rare_id).await?;
         println!("== what cheating paid in epoch {epoch}");
         print!("{cheat}");
         match cheat.check() {
             Ok(()) => println!(
-                "   the ring lost money, the farm earned no storage, the honest seeders were paid exactly as without the cheaters"
+                "   the ring did not gain, the farm counted as one replica (one network), the honest seeders were paid exactly as without the ring and with the farm as one node"
             ),
             Err(error) => {
                 eprintln!("devnet: CHEATING PAID: {error:#}");
