@@ -2,8 +2,8 @@
 //! loopback: an endless answer is cut off, a redirect is not followed, an answer signed by
 //! another key (a node announcing someone else's URL) fails, private addresses are not
 //! contacted unless configured, and a node that holds 2 of the 3 contents it announces
-//! earns less storage credit than one announcing only what it holds. A sponsorship recorded
-//! while a close audits is paid by that close.
+//! earns less storage credit than one announcing only what it holds. A sponsorship sent
+//! while a close runs is paid by it or refused, never accepted and left out.
 
 mod support;
 
@@ -300,12 +300,14 @@ async fn nodes_that_fail_audits_do_not_count_as_holders() {
     );
 }
 
-/// A sponsorship of the epoch being closed, recorded while the close audits (before it
-/// takes the ingest lock), is paid by that close: the close reads sponsorships under the
-/// lock that `POST /v1/sponsors` takes, so a deposit is never recorded for an epoch that
-/// closed without it.
+/// A sponsorship of the epoch being closed, sent while the close runs, is either paid by
+/// that close or refused as too late; never recorded and left out. The test holds the
+/// ingest lock so that the close does everything it does before the lock (audits, name
+/// lookups, reads), then sends the sponsorship, then lets go. (Before the fix, the close
+/// read sponsorships before the lock and the handler took none: the sponsorship was
+/// accepted and not paid.)
 #[tokio::test]
-async fn a_sponsorship_recorded_during_a_close_is_paid_by_it() {
+async fn a_sponsorship_sent_during_a_close_is_paid_by_it_or_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/o.db", dir.path().display());
     let state = oracle_at(&url, dir.path(), test_config()).await;
@@ -327,57 +329,65 @@ async fn a_sponsorship_recorded_during_a_close_is_paid_by_it() {
     )
     .await;
 
-    // Pause the holder's audit answers, start the close, wait until it audits.
-    let paused = server.hold.write().await;
     let epoch = epoch_of(&state);
+    let held = state.ingest_lock.lock().await;
     let closing = tokio::spawn({
         let state = state.clone();
         async move { close_current(&state).await }
     });
+    // The close audits the holder, then waits for the lock.
     server.audited.notified().await;
-    let reply = call_with_headers(
-        &state,
-        "POST",
-        "/v1/sponsors",
-        serde_json::json!({
-            "content": manifest.content_id().to_string(),
-            "per_epoch": "777000000",
-            "epochs": 2,
-            "replicas": 1,
-            "first_epoch": epoch.0,
-        })
-        .to_string()
-        .into_bytes(),
-        &[
-            ("content-type", "application/json".to_string()),
-            ("authorization", format!("Bearer {TOKEN}")),
-        ],
-    )
-    .await;
-    assert_eq!(
-        reply.status,
-        axum::http::StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    drop(paused);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sponsoring = tokio::spawn({
+        let state = state.clone();
+        let content = manifest.content_id();
+        async move {
+            call_with_headers(
+                &state,
+                "POST",
+                "/v1/sponsors",
+                serde_json::json!({
+                    "content": content.to_string(),
+                    "per_epoch": "777000000",
+                    "epochs": 2,
+                    "replicas": 1,
+                    "first_epoch": epoch.0,
+                })
+                .to_string()
+                .into_bytes(),
+                &[
+                    ("content-type", "application/json".to_string()),
+                    ("authorization", format!("Bearer {TOKEN}")),
+                ],
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
     closing.await.expect("close");
+    let reply = sponsoring.await.expect("sponsor");
 
     let file = state
         .batches_dir
         .join(oracle::close::batch_file_name(epoch));
     let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
-    let [funded] = &batch.inputs.contents[..] else {
-        panic!(
-            "the sponsored content is funded: {:?}",
-            batch.inputs.contents
+    let funded: Vec<_> = batch.inputs.contents.iter().map(|c| c.funding).collect();
+    if reply.status == axum::http::StatusCode::OK {
+        assert_eq!(
+            funded,
+            vec![dsi_protocol::reward::Funding::Sponsored {
+                per_epoch: 777_000_000
+            }],
+            "an accepted sponsorship of the closing epoch is paid by it"
         );
-    };
-    assert_eq!(
-        funded.funding,
-        dsi_protocol::reward::Funding::Sponsored {
-            per_epoch: 777_000_000
-        }
-    );
-    assert_eq!(funded.holders.len(), 1);
+    } else {
+        assert_eq!(
+            reply.code(),
+            "bad_funding",
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert!(funded.is_empty(), "{funded:?}");
+    }
 }
