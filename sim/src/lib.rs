@@ -133,6 +133,9 @@ pub struct Outcome {
     pub allowance: u128,
     /// Funding offered per epoch (subsidy + sponsorships + honest debits): the ppm base.
     pub budget: u128,
+    /// The most attacker keys counted as replicas of one content in one epoch (a farm on
+    /// one network may have one).
+    pub counted_replicas: usize,
 }
 
 impl Outcome {
@@ -248,6 +251,7 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
         honest: 0,
         allowance: 0,
         budget: 0,
+        counted_replicas: 0,
     };
     let mut attackers: BTreeSet<NodeId> = BTreeSet::new();
     let mut payers: Vec<NodeId> = Vec::new();
@@ -390,6 +394,8 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
             if sponsored.contains(&pay.content) {
                 outcome.cost += pay.paid;
             }
+            let counted = pay.counted.iter().filter(|n| attackers.contains(n)).count();
+            outcome.counted_replicas = outcome.counted_replicas.max(counted);
         }
         let honest_debits: u128 = honest
             .downloaders
@@ -454,11 +460,13 @@ impl Report {
             .unwrap_or(0)
     }
 
-    /// Scenarios whose attacker took more than its allowance without paying for it.
+    /// Scenarios whose attacker took more than its allowance without paying for it, or
+    /// had more than one key counted as a replica of one content (all its keys share one
+    /// network).
     pub fn over_allowance(&self) -> Vec<&Outcome> {
         self.outcomes
             .iter()
-            .filter(|o| o.net() > o.allowance as i128)
+            .filter(|o| o.net() > o.allowance as i128 || o.counted_replicas > 1)
             .collect()
     }
 
