@@ -310,9 +310,17 @@ async fn node_info(State(state): State<Arc<NodeState>>) -> Json<NodeInfo> {
         network: state.config.network.clone(),
         epoch: state.current_epoch(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        tracker: Some(state.config.tracker.url.trim_end_matches('/').to_string())
-            .filter(|url| !url.is_empty()),
+        tracker: public_tracker(&state.config.tracker.url),
     })
+}
+
+/// The tracker URL as the node tells downloaders: without a user name or password (a
+/// configured URL may carry them), without a trailing slash; None without a tracker.
+fn public_tracker(configured: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(configured).ok()?;
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(url.as_str().trim_end_matches('/').to_string())
 }
 
 async fn list_content(
@@ -620,4 +628,23 @@ async fn post_receipts(
 async fn get_metrics(State(state): State<Arc<NodeState>>) -> Response {
     let text = state.metrics.render(state.ledger.refused_count());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_tracker;
+
+    #[test]
+    fn the_published_tracker_carries_no_credentials() {
+        assert_eq!(
+            public_tracker("http://user:secret@tracker.example:7400/").as_deref(),
+            Some("http://tracker.example:7400")
+        );
+        assert_eq!(
+            public_tracker("http://127.0.0.1:7400").as_deref(),
+            Some("http://127.0.0.1:7400")
+        );
+        assert_eq!(public_tracker(""), None);
+        assert_eq!(public_tracker("not a url"), None);
+    }
 }

@@ -98,7 +98,7 @@ function identity() {
 
 async function seeder(peer) {
   if (!seeders.has(peer)) {
-    const r = await fetch(`${peer}/v1/node`);
+    const r = await fetch(`${peer}/v1/node`, { signal: AbortSignal.timeout(10000) });
     if (!r.ok) throw new Error(`GET /v1/node: HTTP ${r.status}`);
     seeders.set(peer, await r.json());
   }
@@ -191,15 +191,30 @@ function tokens(units) {
   return `${whole}.${micro.toString().padStart(6, '0')}`;
 }
 
+// The tracker a seeder names, if it is an absolute http(s) URL (a seeder chooses this text:
+// nothing relative to this page, no other schemes), without a trailing slash.
+function trackerUrl(text) {
+  if (typeof text !== 'string' || text === '') return null;
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    return url.href.replace(/\/+$/, '');
+  } catch { return null; }
+}
+
+const digits = (v) => typeof v === 'string' ? /^\d{1,39}$/.test(v) : Number.isSafeInteger(v) && v >= 0;
+
 // Asks the seeders' tracker (named in GET /v1/node) for this key's credit and says what it
-// means: receipts debit the credit at the network's price per byte, or pay nothing.
+// means: receipts debit the credit at the network's price per byte, or pay nothing. What
+// the answer says is only shown (nothing is signed or paid on it); it is asked without
+// cookies and given 5 s.
 async function showCredit() {
   const el = $('credit');
   const id = downloader.nodeId();
   let tracker = null;
   for (const peer of state.peers) {
     try {
-      tracker = (await seeder(peer)).tracker;
+      tracker = trackerUrl((await seeder(peer)).tracker);
       if (tracker) break;
     } catch { /* the next seeder may answer */ }
   }
@@ -210,9 +225,12 @@ async function showCredit() {
     return;
   }
   try {
-    const r = await fetch(`${tracker}/v1/credits/${id}`);
+    const r = await fetch(`${tracker}/v1/credits/${id}`, { credentials: 'omit', signal: AbortSignal.timeout(5000) });
     if (!r.ok) throw new Error(await apiError(r));
     const credit = await r.json();
+    if (![credit.available, credit.spent, credit.price_per_byte].every(digits)) {
+      throw new Error('the answer is not a credit');
+    }
     stats.credit = credit.available;
     if (BigInt(credit.available) > 0n) {
       el.dataset.credit = 'funded';
