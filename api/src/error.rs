@@ -123,6 +123,9 @@ error_codes! {
     TooManyContents = "too_many_contents", 400;
     /// An announcement was issued too far from the oracle's clock.
     ClockSkew = "clock_skew", 400;
+    /// A new node key announced from a network (/24 IPv4, /48 IPv6) that already has
+    /// `tracker.max_nodes_per_location` live nodes.
+    LocationFull = "location_full", 429;
     /// An announcement's signature does not verify (or is for another network).
     BadSignature = "bad_signature", 401;
     /// The body is not a canonical DSI manifest.

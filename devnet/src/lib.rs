@@ -392,6 +392,15 @@ fn suri_file(dir: &Path, name: &str) -> Result<PathBuf> {
 impl Network {
     /// Starts the chain, deploys, funds the pool and starts the oracle. No seeders yet.
     pub async fn start(tools: Tools, options: Options) -> Result<Self> {
+        // A previous run's oracle database builds on epochs its (gone) chain finalized: the
+        // new chain would never see them, and every submission would wait for them.
+        if std::fs::read_dir(&options.run_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            anyhow::bail!(
+                "{} is not empty (a previous run?): its oracle would wait for epochs the new \
+                 chain never saw; give a new or empty directory",
+                options.run_dir.display()
+            );
+        }
         std::fs::create_dir_all(&options.run_dir)
             .with_context(|| format!("cannot create {}", options.run_dir.display()))?;
         let run_dir = options.run_dir.canonicalize()?;

@@ -17,7 +17,7 @@ use dsi_protocol::PayoutAccount;
 #[derive(Parser, Debug)]
 #[command(name = "devnet", version, about, long_about = None)]
 struct Cli {
-    /// Where data directories, logs and the deployment file go.
+    /// Where data directories, logs and the deployment file go (a new or empty directory).
     #[arg(long, value_name = "DIR")]
     run_dir: PathBuf,
     /// The repository (for the built contracts).

@@ -59,7 +59,9 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_err(|e| NodeError::Usage(format!("the listener has no address: {e}")))?;
-    let tracker = tracker::TrackerSettings::from_config(&state.config.tracker)?;
+    let tracker = tracker::TrackerSettings::from_config(&state.config.tracker)?
+        .map(|settings| settings.announcing_from(address))
+        .transpose()?;
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback, as configured");
     }

@@ -50,6 +50,14 @@ impl TrackerClient {
         Ok(Self { oracle })
     }
 
+    /// A client whose connections to the oracle leave from `source`.
+    pub fn from_source(url: &str, source: std::net::IpAddr) -> Result<Self, NodeError> {
+        dsi_service::parse_base_url(url, "tracker URL").map_err(NodeError::Usage)?;
+        let oracle = OracleClient::from_source(url, Duration::from_secs(30), Some(source))
+            .map_err(tracker_error)?;
+        Ok(Self { oracle })
+    }
+
     /// The credit of `downloader` in the oracle's funding ledger.
     pub async fn credit(&self, downloader: &NodeId) -> Result<Credit, NodeError> {
         self.oracle.credit(downloader).await.map_err(tracker_error)
@@ -207,6 +215,28 @@ impl TrackerSettings {
             payout,
             public_url: config.public_url.clone(),
         }))
+    }
+
+    /// The same settings, talking to the tracker from `listen`'s address when the node
+    /// listens on one address: the oracle locates a node (one replica place per /24 or /48
+    /// network) by the address its announcement comes from. Not when the node listens on
+    /// every address, nor across loopback (a loopback source cannot reach another host,
+    /// nor another host's address a loopback oracle).
+    pub fn announcing_from(self, listen: std::net::SocketAddr) -> Result<Self, NodeError> {
+        let ip = listen.ip();
+        let host = self.client.url().host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tracker_loopback = host.parse::<std::net::IpAddr>().map_or_else(
+            |_| host.eq_ignore_ascii_case("localhost"),
+            |h| h.is_loopback(),
+        );
+        if ip.is_unspecified() || ip.is_loopback() != tracker_loopback {
+            return Ok(self);
+        }
+        Ok(Self {
+            client: TrackerClient::from_source(self.client.url().as_str(), ip)?,
+            ..self
+        })
     }
 
     /// The URL announced: the configured one, else `http://<bound address>`.

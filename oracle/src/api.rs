@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,8 +124,21 @@ async fn info(State(state): State<Arc<OracleState>>) -> Json<Info> {
     })
 }
 
+/// The network location an announcement's connection came from: `None` without a peer
+/// address (an in-process call) or for a private or loopback source on a network that does
+/// not allow them (`audit.allow_private_addresses`). An IPv4-mapped IPv6 source is its IPv4
+/// address.
+pub fn source_location(
+    peer: Option<std::net::SocketAddr>,
+    allow_private: bool,
+) -> Option<dsi_protocol::reward::Location> {
+    let ip = peer?.ip().to_canonical();
+    (allow_private || crate::audit::is_public(ip)).then(|| dsi_protocol::reward::Location::of(ip))
+}
+
 async fn announce(
     State(state): State<Arc<OracleState>>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     JsonBody(signed): JsonBody<SignedAnnouncement>,
 ) -> ApiResult<Json<AnnounceResponse>> {
     let a = &signed.announcement;
@@ -166,7 +180,37 @@ async fn announce(
         ));
     }
     let expires_at_ms = now.saturating_add(state.config.tracker.announce_ttl_secs * 1000);
-    let outcome = state.store.put_announcement(a, now, expires_at_ms).await?;
+    let location = source_location(
+        peer.map(|Extension(ConnectInfo(addr))| addr),
+        state.config.audit.allow_private_addresses,
+    );
+    let outcome = {
+        let _serial = state.announce_lock.lock().await;
+        state
+            .store
+            .put_announcement(
+                a,
+                location,
+                state.config.tracker.max_nodes_per_location,
+                now,
+                expires_at_ms,
+            )
+            .await?
+    };
+    if let AnnounceOutcome::LocationFull { location, live } = outcome {
+        let location = location.map_or_else(
+            || "(no usable source address: private or loopback)".to_string(),
+            |l| l.to_string(),
+        );
+        return Err(ApiError::new(
+            ErrorCode::LocationFull,
+            format!(
+                "network {location} already has {live} live nodes (tracker.max_nodes_per_location \
+                 = {}); a new key is taken once one of them expires",
+                state.config.tracker.max_nodes_per_location
+            ),
+        ));
+    }
     if outcome == AnnounceOutcome::Stored {
         state.metrics.announced();
     }

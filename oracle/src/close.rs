@@ -150,60 +150,6 @@ pub async fn content_chunks(
     Ok(content_chunks)
 }
 
-/// The network location of a node's announced URL: its IP if the host is one, else the
-/// first address the name resolves to (2 s at most). None: no usable address, so the node
-/// counts as no funded replica.
-/// Unless `allow_private`, only public addresses count (a private address says nothing
-/// about where a node is, and 10/8 alone holds 65,536 /24s).
-pub async fn locate(url: &str, allow_private: bool) -> Option<Location> {
-    let parsed = reqwest::Url::parse(url).ok()?;
-    let host = parsed.host_str()?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let usable = |ip: std::net::IpAddr| allow_private || crate::audit::is_public(ip);
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-        return usable(ip).then(|| Location::of(ip));
-    }
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let lookup = tokio::net::lookup_host((bare.to_string(), port));
-    let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup)
-        .await
-        .ok()?
-        .ok()?;
-    // Every address of the name must be usable: a name cannot pick its own location.
-    let addresses: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
-    if addresses.is_empty() || !addresses.iter().all(|ip| usable(*ip)) {
-        return None;
-    }
-    let first = Location::of(addresses[0]);
-    addresses
-        .iter()
-        .all(|ip| Location::of(*ip) == first)
-        .then_some(first)
-}
-
-/// The locations of `nodes`, resolved 16 at a time.
-pub async fn locate_all(
-    nodes: &[NodeAnnouncement],
-    allow_private: bool,
-) -> HashMap<NodeId, Location> {
-    use futures_util::StreamExt;
-    let lookups: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            let (node, url) = (n.node, n.url.clone());
-            async move { (node, locate(&url, allow_private).await) }
-        })
-        .collect();
-    let found: Vec<(NodeId, Option<Location>)> = futures_util::stream::iter(lookups)
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    found
-        .into_iter()
-        .filter_map(|(node, location)| location.map(|l| (node, l)))
-        .collect()
-}
-
 /// Closes one epoch (which must be the next one).
 pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoch, CloseError> {
     let started = Instant::now();
@@ -222,7 +168,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let live = state.store.live_nodes(now).await?;
     let content_chunks = content_chunks(state, &live).await?;
     let audits = crate::audit::audit_nodes(state, &live, &content_chunks, epoch).await?;
-    let locations = locate_all(&live, config.audit.allow_private_addresses).await;
+    // Where each node announced from (its connection's source network, recorded at
+    // announce time): a URL proves nothing about where a node is.
+    let locations = state.store.live_locations(now).await?;
     let held_before = state.store.held_since().await?;
 
     // Reward parameters: from the multipliers contract when a chain is configured.

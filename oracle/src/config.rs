@@ -108,6 +108,11 @@ pub struct TrackerConfig {
     /// manifest is charged once, to the key that registered it first; 64 MiB describe
     /// about two million chunks.
     pub max_manifest_bytes_per_node: u64,
+    /// Live node keys one network location (the /24 IPv4 or /48 IPv6 network an
+    /// announcement comes from) may have: a new key past it is refused `location_full`
+    /// (keys already live there renew). Keys are free; networks are not: this bounds what
+    /// one network makes every close audit. 0 means no limit.
+    pub max_nodes_per_location: u32,
 }
 
 /// `[close]`.
@@ -183,6 +188,7 @@ impl Default for TrackerConfig {
             announce_ttl_secs: 300,
             max_clock_skew_ms: 300_000,
             max_manifest_bytes_per_node: 64 << 20,
+            max_nodes_per_location: 16,
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct OracleState {
     pub chunk_lengths: RwLock<HashMap<ChunkId, u32>>,
     /// Serializes receipt ingest with epoch close.
     pub ingest_lock: Mutex<()>,
+    /// Serializes announcements (the per-location bound counts, then writes).
+    pub announce_lock: Mutex<()>,
     /// Counters.
     pub metrics: Metrics,
     /// The chain client, when `[chain] deployment` is configured.
@@ -89,6 +91,7 @@ impl OracleState {
             batches_dir,
             chunk_lengths: RwLock::new(lengths),
             ingest_lock: Mutex::new(()),
+            announce_lock: Mutex::new(()),
             metrics: Metrics::default(),
             chain: None,
         }))
@@ -192,7 +195,8 @@ pub async fn serve(
             }
         });
     }
-    let app = api::router(state);
+    // Announcements are located by the address they come from.
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = cancel.clone();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

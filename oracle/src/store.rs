@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use dsi_api::oracle::{Audit, ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement, Sponsorship};
 use dsi_protocol::reputation::ReputationState;
+use dsi_protocol::reward::Location;
 use dsi_protocol::{
     Announcement, ChunkId, ContentId, Epoch, Manifest, NodeId, PayoutAccount, Receipt, Signature,
     SignedReceipt,
@@ -83,6 +84,14 @@ pub enum AnnounceOutcome {
     Stored,
     /// Older than (or as old as) the one held; ignored.
     Stale,
+    /// A key not yet live at `location`, which already has `live` live keys (the
+    /// per-location bound); nothing stored.
+    LocationFull {
+        /// The location announced from (`None`: the group of nodes without one).
+        location: Option<Location>,
+        /// Live keys there.
+        live: u64,
+    },
 }
 
 /// A seeder's running state.
@@ -581,39 +590,86 @@ impl Store {
 
     // ---- tracker ---------------------------------------------------------------------
 
-    /// Stores a verified announcement unless an equally new or newer one is held.
+    /// Stores a verified announcement, sent from `location` (the network of the
+    /// connection's source address; `None` for one that cannot count), unless an equally
+    /// new or newer one is held, or the key is not yet live at `location` and that
+    /// location already has `max_per_location` live keys (0: no bound). Callers serialize
+    /// announcements (the bound is a count, then a write).
     pub async fn put_announcement(
         &self,
         announcement: &Announcement,
+        location: Option<Location>,
+        max_per_location: u32,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<AnnounceOutcome> {
         let node = announcement.node.0.to_vec();
         let mut tx = self.pool.begin().await.map_err(query_error("announcing"))?;
-        let held = sqlx::query("SELECT issued_at_ms, first_seen_ms FROM nodes WHERE node = $1")
-            .bind(node.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(query_error("reading a node"))?;
+        let held = sqlx::query(
+            "SELECT issued_at_ms, first_seen_ms, expires_at_ms, location FROM nodes \
+             WHERE node = $1",
+        )
+        .bind(node.clone())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error("reading a node"))?;
+        let corrupt = |_| StoreError::Corrupt("nodes");
+        let mut live_here = false;
         let first_seen = match held {
             Some(row) => {
-                let issued: i64 = row.try_get(0).map_err(|_| StoreError::Corrupt("nodes"))?;
+                let issued: i64 = row.try_get(0).map_err(corrupt)?;
                 if u64_of(issued) >= announcement.issued_at_ms {
                     return Ok(AnnounceOutcome::Stale);
                 }
-                row.try_get::<i64, _>(1)
-                    .map_err(|_| StoreError::Corrupt("nodes"))?
+                let expires: i64 = row.try_get(2).map_err(corrupt)?;
+                let held_at: Option<Vec<u8>> = row.try_get(3).map_err(corrupt)?;
+                live_here = u64_of(expires) > now_ms
+                    && held_at.as_deref() == location.as_ref().map(|l| &l.0[..]);
+                row.try_get::<i64, _>(1).map_err(corrupt)?
             }
             None => i64_of(now_ms),
         };
+        // Nodes without a location (a private source on a public network) share one
+        // bound: they earn no replica place, but each one is audited at every close.
+        if !live_here && max_per_location > 0 {
+            let row = match location {
+                Some(location) => {
+                    sqlx::query(
+                        "SELECT CAST(COUNT(*) AS BIGINT) FROM nodes \
+                         WHERE location = $1 AND expires_at_ms > $2 AND node <> $3",
+                    )
+                    .bind(location.0.to_vec())
+                    .bind(i64_of(now_ms))
+                    .bind(node.clone())
+                    .fetch_one(&mut *tx)
+                    .await
+                }
+                None => {
+                    sqlx::query(
+                        "SELECT CAST(COUNT(*) AS BIGINT) FROM nodes \
+                         WHERE location IS NULL AND expires_at_ms > $1 AND node <> $2",
+                    )
+                    .bind(i64_of(now_ms))
+                    .bind(node.clone())
+                    .fetch_one(&mut *tx)
+                    .await
+                }
+            }
+            .map_err(query_error("counting a location's nodes"))?;
+            let live = u64_of(row.try_get(0).map_err(corrupt)?);
+            if live >= u64::from(max_per_location) {
+                return Ok(AnnounceOutcome::LocationFull { location, live });
+            }
+        }
         sqlx::query("DELETE FROM nodes WHERE node = $1")
             .bind(node.clone())
             .execute(&mut *tx)
             .await
             .map_err(query_error("announcing"))?;
         sqlx::query(
-            "INSERT INTO nodes (node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO nodes \
+             (node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms, location) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(node.clone())
         .bind(announcement.url.clone())
@@ -621,6 +677,7 @@ impl Store {
         .bind(i64_of(announcement.issued_at_ms))
         .bind(i64_of(expires_at_ms))
         .bind(first_seen)
+        .bind(location.map(|l| l.0.to_vec()))
         .execute(&mut *tx)
         .await
         .map_err(query_error("announcing"))?;
@@ -694,6 +751,27 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         self.fill_contents(&mut nodes).await?;
         Ok(nodes)
+    }
+
+    /// The location each node live at `now_ms` announced from (nodes without one are
+    /// left out).
+    pub async fn live_locations(&self, now_ms: u64) -> Result<HashMap<NodeId, Location>> {
+        let rows = sqlx::query(
+            "SELECT node, location FROM nodes WHERE expires_at_ms > $1 AND location IS NOT NULL",
+        )
+        .bind(i64_of(now_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading locations"))?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("nodes");
+                Ok((
+                    NodeId(id_from(row.try_get(0).map_err(corrupt)?, "nodes.node")?),
+                    Location(id_from(row.try_get(1).map_err(corrupt)?, "nodes.location")?),
+                ))
+            })
+            .collect()
     }
 
     /// A node's record, live or not.

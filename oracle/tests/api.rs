@@ -9,6 +9,124 @@ use dsi_protocol::{ContentId, Epoch, NetworkId, RewardLeaf, SignedReceipt};
 use oracle::batch::{decode_batch, verify_batch};
 use support::*;
 
+/// Free keys announcing from one network (to make every close audit them all, or to hold
+/// many replica places) are bounded per network location, which is the network the
+/// announcement's connection came from, whatever the URL says.
+#[tokio::test]
+async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address() {
+    use dsi_protocol::reward::Location;
+    use std::net::{IpAddr, SocketAddr};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let mut config = test_config();
+        config.tracker.max_nodes_per_location = 3;
+        let state = oracle_at(&url, dir.path(), config).await;
+        let network = state.config.network.clone();
+        let from = |c: u8| SocketAddr::from(([127, 0, c, 9], 50_000));
+        let announce = |n: u8, peer: SocketAddr| {
+            let state = state.clone();
+            let network = network.clone();
+            async move {
+                // Every URL names 127.0.77.1: the URL does not decide the location.
+                let body = serde_json::to_vec(&announcement(
+                    &key(n),
+                    "http://127.0.77.1:9",
+                    n,
+                    vec![],
+                    &network,
+                ))
+                .expect("json");
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                call_from(&state, peer, "POST", "/v1/announce", body, &[]).await
+            }
+        };
+        for n in 1..=3 {
+            assert_eq!(announce(n, from(5)).await.status, StatusCode::OK, "{url}");
+        }
+        // A fourth key from the same /24 (another host in it) is refused, with a JSON
+        // error naming the network and the setting.
+        let refused = announce(4, SocketAddr::from(([127, 0, 5, 200], 1))).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{url}");
+        assert_eq!(refused.code(), "location_full");
+        let message = refused.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains("127.0.5.0/24") && message.contains("max_nodes_per_location"),
+            "{message}"
+        );
+        // Keys already live there renew; the refused key is stored nowhere.
+        assert_eq!(announce(1, from(5)).await.status, StatusCode::OK);
+        let live = state.store.live_nodes(now_ms()).await.expect("live");
+        assert_eq!(live.len(), 3, "{url}: the refused key is not live");
+        // Another network takes it; a key moving away frees its place.
+        assert_eq!(announce(4, from(6)).await.status, StatusCode::OK);
+        assert_eq!(announce(3, from(6)).await.status, StatusCode::OK);
+        assert_eq!(announce(5, from(5)).await.status, StatusCode::OK);
+        assert_eq!(announce(6, from(5)).await.code(), "location_full");
+
+        // The close counts replicas by where each key announced from.
+        let locations = state
+            .store
+            .live_locations(now_ms())
+            .await
+            .expect("locations");
+        let at = |c: u8| Location::of(IpAddr::from([127, 0, c, 1]));
+        assert_eq!(locations.get(&key(1).node_id()), Some(&at(5)));
+        assert_eq!(locations.get(&key(3).node_id()), Some(&at(6)));
+        assert_eq!(locations.get(&key(4).node_id()), Some(&at(6)));
+        assert_eq!(locations.get(&key(5).node_id()), Some(&at(5)));
+        assert_eq!(locations.len(), 5);
+    }
+
+    // On a network that does not allow private addresses, a loopback source has no
+    // location (it holds no replica place), and such nodes share one bound.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    config.audit.allow_private_addresses = false;
+    config.tracker.max_nodes_per_location = 2;
+    let state = oracle_at(
+        &format!("sqlite://{}", dir.path().join("oracle.db").display()),
+        dir.path(),
+        config,
+    )
+    .await;
+    let network = state.config.network.clone();
+    for n in 1..=3u8 {
+        let body = serde_json::to_vec(&announcement(
+            &key(n),
+            "http://198.51.100.7:9",
+            n,
+            vec![],
+            &network,
+        ))
+        .expect("json");
+        let reply = call_from(
+            &state,
+            SocketAddr::from(([10, 0, n, 1], 1)),
+            "POST",
+            "/v1/announce",
+            body,
+            &[],
+        )
+        .await;
+        if n <= 2 {
+            assert_eq!(reply.status, StatusCode::OK);
+        } else {
+            assert_eq!(reply.code(), "location_full");
+        }
+    }
+    assert!(
+        state
+            .store
+            .live_locations(now_ms())
+            .await
+            .expect("locations")
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn tracker_announce_manifests_and_peers() {
     let dir = tempfile::tempdir().expect("tempdir");

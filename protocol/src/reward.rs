@@ -222,7 +222,7 @@ pub enum Funding {
 pub struct Holder {
     /// The node.
     pub node: NodeId,
-    /// Where its announced URL resolves.
+    /// The network its announcement came from (the connection's source address).
     pub location: Location,
     /// The first epoch of its current run of proven epochs holding the content.
     pub since: Epoch,

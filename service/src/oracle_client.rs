@@ -105,8 +105,20 @@ impl OracleClient {
 
     /// A client whose calls give up after `timeout`.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self> {
+        Self::from_source(url, timeout, None)
+    }
+
+    /// A client whose connections leave from `source` (when given) and whose calls give up
+    /// after `timeout`. The oracle locates a node by the address its announcement comes
+    /// from, so a node announces from the address it serves on.
+    pub fn from_source(
+        url: &str,
+        timeout: Duration,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self> {
         let base = crate::parse_base_url(url, "oracle URL").map_err(ClientError::BadUrl)?;
         let http = reqwest::Client::builder()
+            .local_address(source)
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("dsi/", env!("CARGO_PKG_VERSION")))

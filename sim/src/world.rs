@@ -143,6 +143,10 @@ impl World {
         config.audit.allow_private_addresses = true;
         config.audit.timeout_ms = 5_000;
         config.audit.concurrency = 32;
+        // The simulator measures the reward rule with every key announced: the
+        // per-location bound would refuse most of a replica farm's keys before the rule
+        // ever saw them (`oracle/tests/api.rs` tests the bound).
+        config.tracker.max_nodes_per_location = 0;
         config.subsidized = subsidized
             .iter()
             .map(|c| oracle::config::Boost {
@@ -173,12 +177,34 @@ impl World {
     }
 
     async fn call(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Result<()> {
+        self.call_from(
+            SocketAddr::from(([127, 0, 0, 1], 40_000)),
+            path,
+            body,
+            headers,
+        )
+        .await
+    }
+
+    /// A call as if its connection came from `peer` (the oracle locates an announcing node
+    /// by it, as `oracle::serve` provides it).
+    async fn call_from(
+        &self,
+        peer: SocketAddr,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Result<()> {
         let mut request = Request::post(path).header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, value);
         }
+        let mut request = request.body(Body::from(body))?;
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let answer = oracle::api::router(self.state.clone())
-            .oneshot(request.body(Body::from(body))?)
+            .oneshot(request)
             .await?;
         let status = answer.status();
         if !status.is_success() {
@@ -277,8 +303,15 @@ impl World {
             self.network(),
             node,
         );
-        self.call("/v1/announce", serde_json::to_vec(&signed)?, &[])
-            .await?;
+        // From the site's own address: the oracle locates nodes by where they announce
+        // from.
+        self.call_from(
+            SocketAddr::from(([127, 0, location, 1], 40_000)),
+            "/v1/announce",
+            serde_json::to_vec(&signed)?,
+            &[],
+        )
+        .await?;
         Ok(id)
     }
 

@@ -185,8 +185,25 @@ pub async fn call(
     call_with_headers(state, method, uri, body, &headers).await
 }
 
+/// Where in-process requests come from unless a test says otherwise ([`call_from`]):
+/// 127.0.0.1, as a real client on loopback.
+pub const LOOPBACK_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 40000);
+
 pub async fn call_with_headers(
     state: &Arc<OracleState>,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Reply {
+    call_from(state, LOOPBACK_PEER.into(), method, uri, body, headers).await
+}
+
+/// A request as if sent from `peer` (the connection's source address, which the oracle
+/// reads as `axum::extract::ConnectInfo`, as `oracle::serve` provides it).
+pub async fn call_from(
+    state: &Arc<OracleState>,
+    peer: std::net::SocketAddr,
     method: &str,
     uri: &str,
     body: Vec<u8>,
@@ -196,8 +213,12 @@ pub async fn call_with_headers(
     for (name, value) in headers {
         request = request.header(*name, value.as_str());
     }
+    let mut request = request.body(Body::from(body)).expect("request");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
     let response = api::router(state.clone())
-        .oneshot(request.body(Body::from(body)).expect("request"))
+        .oneshot(request)
         .await
         .expect("infallible");
     let status = response.status();

@@ -1,0 +1,6 @@
+-- Where each node announced from (issue 15 review): the network location (8 bytes,
+-- `dsi_protocol::Location`) of the announcement's source address, NULL when it has none (a
+-- private address on a public network). Replicas count by it; live keys per location are
+-- bounded (`tracker.max_nodes_per_location`).
+ALTER TABLE nodes ADD COLUMN location BLOB;
+CREATE INDEX nodes_by_location ON nodes (location, expires_at_ms);
