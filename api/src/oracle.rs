@@ -310,6 +310,17 @@ named_enum! {
     }
 }
 
+impl AuditOutcome {
+    /// Whether the outcome shows the node does not hold what it announced (it answered,
+    /// wrongly), as opposed to passing or being unreachable.
+    pub fn disproves(self) -> bool {
+        matches!(
+            self,
+            AuditOutcome::WrongBytes | AuditOutcome::Missing | AuditOutcome::BadSignature
+        )
+    }
+}
+
 /// One audit: a chunk the oracle fetched from a node and checked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Audit {
@@ -466,6 +477,9 @@ pub struct FundedHolder {
     pub node: NodeId,
     /// First epoch of its current run of proven epochs.
     pub since: Epoch,
+    /// The last epoch it was proven (older than the last closed epoch: within its grace,
+    /// `audit.seniority_grace_epochs`, earning nothing until proven again).
+    pub proven: Epoch,
 }
 
 /// `POST /v1/credits` (admin token): add to a downloader key's credit in the oracle's

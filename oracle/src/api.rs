@@ -769,8 +769,12 @@ async fn funding(
         .held_since()
         .await?
         .into_iter()
-        .filter(|((_, c), _)| *c == content)
-        .map(|((node, _), since)| FundedHolder { node, since })
+        .filter(|h| h.content == content)
+        .map(|h| FundedHolder {
+            node: h.node,
+            since: h.since,
+            proven: h.proven,
+        })
         .collect();
     holders.sort_by_key(|h| (h.since, h.node));
     Ok(Json(ContentFunding {

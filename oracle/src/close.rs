@@ -19,6 +19,7 @@ use parity_scale_codec::Encode;
 
 use crate::OracleState;
 use crate::batch::{BATCH_VERSION, EpochBatch, batch_content_id, compute, write_durably};
+use crate::store::Held;
 use crate::store::{EpochClose, SeederState};
 use dsi_api::oracle::{ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement};
 use dsi_protocol::now_ms;
@@ -150,6 +151,35 @@ pub async fn content_chunks(
     Ok(content_chunks)
 }
 
+/// The runs of `before` that go on although not proven in `epoch` (not in `proven_now`):
+/// those of nodes not disproven this epoch, proven at most `grace` epochs ago, and still
+/// announcing the content if live (`announces` is `None` for a node that is not live: an
+/// expired announcement is a node that was away, like an unreachable one). A run keeps its
+/// `since` and its last `proven` epoch; it counts for nothing until proven again.
+pub fn carried_runs<'a>(
+    before: impl IntoIterator<Item = &'a Held>,
+    proven_now: &[Held],
+    announces: impl Fn(&NodeId, &ContentId) -> Option<bool>,
+    disproven: &HashSet<NodeId>,
+    epoch: Epoch,
+    grace: u64,
+) -> Vec<Held> {
+    let now: HashSet<(NodeId, ContentId)> =
+        proven_now.iter().map(|h| (h.node, h.content)).collect();
+    let mut carried: Vec<Held> = before
+        .into_iter()
+        .filter(|h| {
+            !now.contains(&(h.node, h.content))
+                && !disproven.contains(&h.node)
+                && epoch.0.saturating_sub(h.proven.0) <= grace
+                && announces(&h.node, &h.content) != Some(false)
+        })
+        .copied()
+        .collect();
+    carried.sort_by_key(|h| (h.node, h.content));
+    carried
+}
+
 /// Closes one epoch (which must be the next one).
 pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoch, CloseError> {
     let started = Instant::now();
@@ -171,7 +201,13 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     // Where each node announced from (its connection's source network, recorded at
     // announce time): a URL proves nothing about where a node is.
     let locations = state.store.live_locations(now).await?;
-    let held_before = state.store.held_since().await?;
+    let held_before: HashMap<(NodeId, ContentId), Held> = state
+        .store
+        .held_since()
+        .await?
+        .into_iter()
+        .map(|h| ((h.node, h.content), h))
+        .collect();
 
     // Reward parameters: from the multipliers contract when a chain is configured.
     let (params, chain_boosts) = match &state.chain {
@@ -295,9 +331,13 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             if is_proven && funded.contains_key(content) && content_chunks.contains_key(content) {
                 let since = held_before
                     .get(&(node.node, *content))
-                    .copied()
-                    .unwrap_or(epoch);
-                held.push((node.node, *content, since));
+                    .map_or(epoch, |h| h.since);
+                held.push(Held {
+                    node: node.node,
+                    content: *content,
+                    since,
+                    proven: epoch,
+                });
                 if let Some(location) = location {
                     content_holders.entry(*content).or_default().push(Holder {
                         node: node.node,
@@ -308,6 +348,23 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             }
         }
     }
+    // Runs not proven this epoch go on within their grace, unless disproven.
+    let disproven: HashSet<NodeId> = audits
+        .iter()
+        .filter(|a| a.outcome.disproves())
+        .map(|a| a.seeder)
+        .collect();
+    let announced: HashMap<NodeId, &[ContentId]> =
+        live.iter().map(|n| (n.node, &n.contents[..])).collect();
+    let carried = carried_runs(
+        held_before.values(),
+        &held,
+        |node, content| announced.get(node).map(|c| c.contains(content)),
+        &disproven,
+        epoch,
+        config.audit.seniority_grace_epochs,
+    );
+    held.extend(carried);
     let mut contents = Vec::new();
     for (content, (funding, replicas)) in &funded {
         let Some(chunks) = content_chunks.get(content) else {
@@ -524,4 +581,46 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         "epoch closed"
     );
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(node: u8, content: u8, since: u64, proven: u64) -> Held {
+        Held {
+            node: NodeId([node; 32]),
+            content: ContentId([content; 32]),
+            since: Epoch(since),
+            proven: Epoch(proven),
+        }
+    }
+
+    #[test]
+    fn a_run_survives_its_grace_unless_disproven_or_let_go() {
+        let before = [
+            run(1, 9, 10, 19), // unreachable in 20: carried
+            run(2, 9, 10, 19), // disproven in 20: ends
+            run(3, 9, 10, 16), // last proven 4 epochs ago, grace 3: ends
+            run(4, 9, 10, 17), // last proven 3 epochs ago: carried
+            run(5, 9, 10, 19), // live, no longer announces the content: ends
+            run(6, 9, 10, 19), // not live (announcement expired): carried
+            run(7, 9, 10, 19), // proven again in 20: in proven_now, not carried twice
+        ];
+        let proven_now = [run(7, 9, 10, 20)];
+        let disproven: HashSet<NodeId> = [NodeId([2; 32])].into();
+        let announces = |node: &NodeId, _: &ContentId| match node.0[0] {
+            5 => Some(false),
+            6 => None,
+            _ => Some(true),
+        };
+        let carried = carried_runs(&before, &proven_now, announces, &disproven, Epoch(20), 3);
+        assert_eq!(
+            carried,
+            vec![run(1, 9, 10, 19), run(4, 9, 10, 17), run(6, 9, 10, 19)]
+        );
+        // Without grace, only runs proven now go on.
+        let none = carried_runs(&before, &proven_now, announces, &disproven, Epoch(20), 0);
+        assert!(none.is_empty(), "{none:?}");
+    }
 }

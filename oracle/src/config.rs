@@ -142,6 +142,12 @@ pub struct AuditConfig {
     pub timeout_ms: u64,
     /// Nodes audited at once.
     pub concurrency: usize,
+    /// Epochs a holder of a funded content keeps its seniority (`since`, which decides who
+    /// holds a network's replica place) without passing an audit, as long as it is not
+    /// disproven (wrong bytes, a missing chunk, a foreign signature): one unreachable epoch
+    /// (a restart, a flaky link, a flood at close time) does not send an honest holder to
+    /// the back of the line. It earns nothing for those epochs.
+    pub seniority_grace_epochs: u64,
     /// Contact nodes at loopback, private and link-local addresses (test networks on one
     /// machine). Off: only public addresses, so a node cannot point the auditor at the
     /// oracle's own network or a cloud metadata service.
@@ -210,6 +216,7 @@ impl Default for AuditConfig {
             chunks_per_node: 3,
             timeout_ms: 5_000,
             concurrency: 8,
+            seniority_grace_epochs: 3,
             allow_private_addresses: false,
         }
     }

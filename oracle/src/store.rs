@@ -129,9 +129,22 @@ pub struct EpochClose {
     pub audits: Vec<Audit>,
     /// What each downloader's credit paid.
     pub debits: Vec<(NodeId, u128)>,
-    /// Every (node, funded content) proven this epoch with the start of its run; replaces
-    /// the previous set.
-    pub held: Vec<(NodeId, ContentId, Epoch)>,
+    /// Every (node, funded content) run that goes on: proven this epoch, or within its
+    /// grace; replaces the previous set.
+    pub held: Vec<Held>,
+}
+
+/// A run of epochs in which a node proved it holds a funded content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The node.
+    pub node: NodeId,
+    /// The funded content.
+    pub content: ContentId,
+    /// The run's first epoch (the holder's seniority).
+    pub since: Epoch,
+    /// The last epoch it was proven.
+    pub proven: Epoch,
 }
 
 /// The oracle's database.
@@ -1107,14 +1120,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query_error("recording holdings"))?;
-        for (node, content, since) in &close.held {
-            sqlx::query("INSERT INTO held_since (node, content, since) VALUES ($1, $2, $3)")
-                .bind(node.0.to_vec())
-                .bind(content.0.to_vec())
-                .bind(i64_of(since.0))
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error("recording holdings"))?;
+        for held in &close.held {
+            sqlx::query(
+                "INSERT INTO held_since (node, content, since, proven) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(held.node.0.to_vec())
+            .bind(held.content.0.to_vec())
+            .bind(i64_of(held.since.0))
+            .bind(i64_of(held.proven.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording holdings"))?;
         }
         tx.commit().await.map_err(query_error("closing"))?;
         Ok(())
@@ -1229,28 +1245,27 @@ impl Store {
         ))
     }
 
-    /// Where each (node, funded content) run of proven epochs started.
-    pub async fn held_since(&self) -> Result<HashMap<(NodeId, ContentId), Epoch>> {
-        let rows = sqlx::query("SELECT node, content, since FROM held_since")
+    /// Every (node, funded content) run of proven epochs that goes on.
+    pub async fn held_since(&self) -> Result<Vec<Held>> {
+        let rows = sqlx::query("SELECT node, content, since, proven FROM held_since")
             .fetch_all(&self.pool)
             .await
             .map_err(query_error("reading holdings"))?;
         rows.iter()
             .map(|row| {
                 let corrupt = |_| StoreError::Corrupt("held_since");
-                Ok((
-                    (
-                        NodeId(id_from(
-                            row.try_get(0).map_err(corrupt)?,
-                            "held_since.node",
-                        )?),
-                        ContentId(id_from(
-                            row.try_get(1).map_err(corrupt)?,
-                            "held_since.content",
-                        )?),
-                    ),
-                    Epoch(u64_of(row.try_get(2).map_err(corrupt)?)),
-                ))
+                Ok(Held {
+                    node: NodeId(id_from(
+                        row.try_get(0).map_err(corrupt)?,
+                        "held_since.node",
+                    )?),
+                    content: ContentId(id_from(
+                        row.try_get(1).map_err(corrupt)?,
+                        "held_since.content",
+                    )?),
+                    since: Epoch(u64_of(row.try_get(2).map_err(corrupt)?)),
+                    proven: Epoch(u64_of(row.try_get(3).map_err(corrupt)?)),
+                })
             })
             .collect()
     }

@@ -3,7 +3,8 @@
 //! another key (a node announcing someone else's URL) fails, private addresses are not
 //! contacted unless configured, and a node that holds 2 of the 3 contents it announces
 //! earns less storage credit than one announcing only what it holds. A sponsorship sent
-//! while a close runs is paid by it or refused, never accepted and left out.
+//! while a close runs is paid by it or refused, never accepted and left out. An unreachable
+//! epoch keeps a holder's seniority; a wrong answer ends it.
 
 mod support;
 
@@ -390,4 +391,101 @@ async fn a_sponsorship_sent_during_a_close_is_paid_by_it_or_refused() {
         );
         assert!(funded.is_empty(), "{funded:?}");
     }
+}
+
+/// One unreachable epoch (a restart, a flaky link, or a flood at close time) does not send
+/// an honest holder to the back of the line for a network's replica place: its run keeps
+/// its `since` through `audit.seniority_grace_epochs`, though it earns nothing that epoch.
+/// An answer that disproves the holding (wrong bytes) ends the run at once.
+#[tokio::test]
+async fn an_unreachable_epoch_keeps_seniority_and_a_wrong_answer_ends_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/o.db", dir.path().display());
+    let mut config = test_config();
+    config.epochs.length_ms = 3_000;
+    config.audit.timeout_ms = 1_000;
+    let state = oracle_at(&url, dir.path(), config).await;
+    let network = state.config.network.clone();
+    let (manifest, data) = content(92, 3);
+    let cid = manifest.content_id();
+    register(&state, &manifest).await;
+    fund(&state, &cid, []).await;
+    let holder = key(43);
+    let server = chunk_server(holder.clone(), data).await;
+    post_json(
+        &state,
+        "/v1/announce",
+        announcement(&holder, &server.url, 43, vec![cid], &network),
+    )
+    .await;
+    let run = |state: Arc<oracle::OracleState>| async move {
+        let runs = state.store.held_since().await.expect("store");
+        runs.iter()
+            .find(|h| h.node == key(43).node_id() && h.content == content(92, 3).0.content_id())
+            .map(|h| (h.since, h.proven))
+    };
+    let holders_in = |state: Arc<oracle::OracleState>, epoch: Epoch| async move {
+        let file = state
+            .batches_dir
+            .join(oracle::close::batch_file_name(epoch));
+        let batch =
+            oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
+        batch
+            .inputs
+            .contents
+            .iter()
+            .flat_map(|c| c.holders.iter().map(|h| (h.node, h.since)))
+            .collect::<Vec<_>>()
+    };
+    // Closes the current epoch (early: each close starts as its epoch does, and takes at
+    // most the 1 s audit timeout of the 3 s epoch), then waits for the next one to start.
+    let next_epoch = |state: Arc<oracle::OracleState>| async move {
+        let epoch = epoch_of(&state);
+        while epoch_of(&state) == epoch {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let close = |state: Arc<oracle::OracleState>| async move {
+        let epoch = epoch_of(&state);
+        close_current(&state).await;
+        let closed = state.store.last_closed_epoch().await.expect("store");
+        assert_eq!(closed, Some(epoch), "one epoch per close");
+        next_epoch(state).await;
+        epoch
+    };
+
+    next_epoch(state.clone()).await;
+    let first = close(state.clone()).await;
+    assert_eq!(run(state.clone()).await, Some((first, first)));
+
+    // Unreachable for one epoch: the audit times out. No holder, the run goes on.
+    let held = server.hold.write().await;
+    let away = close(state.clone()).await;
+    drop(held);
+    assert_eq!(holders_in(state.clone(), away).await, vec![]);
+    assert_eq!(run(state.clone()).await, Some((first, first)), "carried");
+
+    // Back: a holder again, with its old seniority.
+    let back = close(state.clone()).await;
+    assert_eq!(
+        holders_in(state.clone(), back).await,
+        vec![(holder.node_id(), first)]
+    );
+    assert_eq!(run(state.clone()).await, Some((first, back)));
+
+    // Wrong bytes disprove the holding: the run ends, and the next proof starts a new one.
+    server
+        .corrupt
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let wrong = close(state.clone()).await;
+    server
+        .corrupt
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(holders_in(state.clone(), wrong).await, vec![]);
+    assert_eq!(run(state.clone()).await, None, "disproven");
+    let again = close(state.clone()).await;
+    assert_eq!(
+        holders_in(state.clone(), again).await,
+        vec![(holder.node_id(), again)]
+    );
 }

@@ -4,3 +4,9 @@
 -- bounded (`tracker.max_nodes_per_location`).
 ALTER TABLE nodes ADD COLUMN location BLOB;
 CREATE INDEX nodes_by_location ON nodes (location, expires_at_ms);
+
+-- The last epoch each (node, funded content) run was proven: a run survives
+-- `audit.seniority_grace_epochs` epochs without proof (an unreachable node, not a disproven
+-- one). Rows written before were proven by the last close.
+ALTER TABLE held_since ADD COLUMN proven BIGINT;
+UPDATE held_since SET proven = COALESCE((SELECT MAX(epoch) FROM epochs), since);
