@@ -48,6 +48,43 @@ pub fn pick(chunks: &[(ChunkId, u32)], count: usize) -> Vec<(ChunkId, u32)> {
     chunks.choose_multiple(&mut rng, count).copied().collect()
 }
 
+/// The chunks to challenge a node with: one random chunk of each funded content it
+/// announces (of up to [`MAX_AUDIT_CHUNKS`] of them, drawn at random when it announces
+/// more), then random chunks of everything it announces up to `count` in all. Each funded
+/// content pays its replicas the same whatever its size, so every one is checked: a node
+/// cannot hold a large funded content and announce a one-chunk funded content it does not
+/// hold, and pass most challenges (uniform draws over all its chunks would almost never
+/// land on the small one). `contents` are the node's announced contents with their chunks
+/// whose lengths are known; `funded` says which are funded.
+pub fn plan(
+    contents: &[(ContentId, Vec<(ChunkId, u32)>)],
+    funded: impl Fn(&ContentId) -> bool,
+    count: usize,
+) -> Vec<(ChunkId, u32)> {
+    let mut rng = rand::thread_rng();
+    let funded: Vec<&Vec<(ChunkId, u32)>> = contents
+        .iter()
+        .filter(|(content, chunks)| funded(content) && !chunks.is_empty())
+        .map(|(_, chunks)| chunks)
+        .collect();
+    let mut picked: Vec<(ChunkId, u32)> = funded
+        .choose_multiple(&mut rng, MAX_AUDIT_CHUNKS)
+        .filter_map(|chunks| chunks.choose(&mut rng).copied())
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    let mut all: Vec<(ChunkId, u32)> = contents
+        .iter()
+        .flat_map(|(_, chunks)| chunks.iter().copied())
+        .filter(|c| picked.binary_search(c).is_err())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let room = count.min(MAX_AUDIT_CHUNKS).saturating_sub(picked.len());
+    picked.extend(all.choose_multiple(&mut rng, room).copied());
+    picked
+}
+
 /// Whether `ip` is an address on the public internet: not loopback, private, link-local
 /// (cloud metadata services live there), shared, multicast, documentation or reserved.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -333,13 +370,15 @@ async fn check_answer(
         .collect()
 }
 
-/// Audits every given node for `epoch`, at most `audit.concurrency` at once. Only chunks
-/// of registered contents (`content_chunks`, from [`crate::close::content_chunks`]) whose
+/// Audits every given node for `epoch`, at most `audit.concurrency` at once, with the
+/// chunks [`plan`] draws (one of each `funded` content it announces first). Only chunks of
+/// registered contents (`content_chunks`, from [`crate::close::content_chunks`]) whose
 /// lengths are known are drawn.
 pub async fn audit_nodes(
     state: &OracleState,
     nodes: &[NodeAnnouncement],
     content_chunks: &HashMap<ContentId, Vec<ChunkId>>,
+    funded: &std::collections::HashSet<ContentId>,
     epoch: Epoch,
 ) -> Result<Vec<Audit>, crate::store::StoreError> {
     let config = &state.config.audit;
@@ -355,18 +394,20 @@ pub async fn audit_nodes(
     {
         let lengths = state.chunk_lengths.read().await;
         for node in nodes {
-            let mut chunks: Vec<ChunkId> = node
+            let contents: Vec<(ContentId, Vec<(ChunkId, u32)>)> = node
                 .contents
                 .iter()
-                .flat_map(|content| content_chunks.get(content).into_iter().flatten().copied())
+                .map(|content| {
+                    let chunks = content_chunks
+                        .get(content)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| lengths.get(c).map(|len| (*c, *len)))
+                        .collect();
+                    (*content, chunks)
+                })
                 .collect();
-            chunks.sort_unstable();
-            chunks.dedup();
-            let with_lengths: Vec<(ChunkId, u32)> = chunks
-                .into_iter()
-                .filter_map(|c| lengths.get(&c).map(|len| (c, *len)))
-                .collect();
-            plans.push((node, pick(&with_lengths, count)));
+            plans.push((node, plan(&contents, |c| funded.contains(c), count)));
         }
     }
     let auditor = Auditor {

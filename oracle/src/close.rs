@@ -197,7 +197,19 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     // taken, so receipts keep flowing meanwhile.
     let live = state.store.live_nodes(now).await?;
     let content_chunks = content_chunks(state, &live).await?;
-    let audits = crate::audit::audit_nodes(state, &live, &content_chunks, epoch).await?;
+    // Every funded content a node announces gets a chunk in its challenge. (Read again
+    // under the lock for the pay: a sponsorship recorded meanwhile is paid, and only
+    // sampled from the next close on.)
+    let funded_now: HashSet<ContentId> = state
+        .store
+        .sponsorships(None, Some(epoch))
+        .await?
+        .iter()
+        .map(|s| s.content)
+        .chain(config.subsidized.iter().map(|s| s.content))
+        .collect();
+    let audits =
+        crate::audit::audit_nodes(state, &live, &content_chunks, &funded_now, epoch).await?;
     // Where each node announced from (its connection's source network, recorded at
     // announce time): a URL proves nothing about where a node is.
     let locations = state.store.live_locations(now).await?;

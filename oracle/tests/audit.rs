@@ -224,9 +224,11 @@ async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two(
     let rounds = 40u64;
     let mut passes: HashMap<NodeId, u64> = HashMap::new();
     for _ in 0..rounds {
-        let audits = oracle::audit::audit_nodes(&state, &live, &content_chunks, Epoch(1))
-            .await
-            .expect("audits");
+        let unfunded = std::collections::HashSet::new();
+        let audits =
+            oracle::audit::audit_nodes(&state, &live, &content_chunks, &unfunded, Epoch(1))
+                .await
+                .expect("audits");
         for node in [cheater.node_id(), honest.node_id()] {
             let mine: Vec<_> = audits.iter().filter(|a| a.seeder == node).collect();
             assert_eq!(mine.len(), 3, "three chunks per audit");
@@ -252,6 +254,92 @@ async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two(
         passes.get(&cheater.node_id()).copied().unwrap_or(0),
         passes[&honest.node_id()]
     );
+}
+
+/// A node that holds a large funded content and announces a one-chunk funded content it
+/// does not hold (each funded content pays a replica the same, whatever its size) is caught
+/// at every close: each funded content it announces gets a chunk of its challenge. With
+/// three chunks drawn uniformly from all 201 it announces, it would pass 98.5 % of closes
+/// and take the small content's replica share.
+#[tokio::test]
+async fn a_small_funded_content_announced_without_holding_it_fails_every_audit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("o.db").display());
+    let state = oracle_at(&url, dir.path(), test_config()).await;
+    let network = state.config.network.clone();
+    let (large, large_data) = content(70, 200);
+    let (small, small_data) = content(71, 1);
+    for manifest in [&large, &small] {
+        register(&state, manifest).await;
+        fund(&state, &manifest.content_id(), []).await;
+    }
+    let (cheater, honest) = (key(33), key(34));
+    let cheater_server = chunk_server(cheater.clone(), large_data.clone()).await;
+    let mut both = large_data;
+    both.extend(small_data);
+    let honest_server = chunk_server(honest.clone(), both).await;
+    let ids = vec![large.content_id(), small.content_id()];
+    for (node, server) in [(&cheater, &cheater_server), (&honest, &honest_server)] {
+        let reply = post_json(
+            &state,
+            "/v1/announce",
+            announcement(node, &server.url, 1, ids.clone(), &network),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let live = state.store.live_nodes(now_ms()).await.expect("live");
+    let content_chunks = oracle::close::content_chunks(&state, &live)
+        .await
+        .expect("content chunks");
+    let funded: std::collections::HashSet<ContentId> = ids.iter().copied().collect();
+    let small_chunk = small.chunks[0];
+    for round in 0..20 {
+        let audits = oracle::audit::audit_nodes(&state, &live, &content_chunks, &funded, Epoch(1))
+            .await
+            .expect("audits");
+        for node in [&cheater, &honest] {
+            let mine: Vec<_> = audits
+                .iter()
+                .filter(|a| a.seeder == node.node_id())
+                .collect();
+            assert_eq!(
+                mine.len(),
+                3,
+                "one chunk of each funded content, one more at random"
+            );
+            assert!(mine.iter().any(|a| a.chunk == small_chunk), "round {round}");
+        }
+        assert!(
+            audits
+                .iter()
+                .filter(|a| a.seeder == cheater.node_id())
+                .any(|a| !a.passed()),
+            "round {round}: the cheater is caught"
+        );
+        assert!(
+            audits
+                .iter()
+                .filter(|a| a.seeder == honest.node_id())
+                .all(|a| a.passed()),
+            "round {round}: the honest node passes"
+        );
+    }
+
+    // Through a close: the cheater holds neither content's place.
+    close_current(&state).await;
+    let last = state
+        .store
+        .last_closed_epoch()
+        .await
+        .expect("store")
+        .expect("closed");
+    let file = state.batches_dir.join(oracle::close::batch_file_name(last));
+    let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
+    for funded in &batch.inputs.contents {
+        let holders: Vec<NodeId> = funded.holders.iter().map(|h| h.node).collect();
+        assert_eq!(holders, vec![honest.node_id()], "{}", funded.content);
+    }
 }
 
 /// Announcements that fail their audits are not holders: fake keys announcing someone's
