@@ -412,6 +412,17 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
     let mut new_states = Vec::new();
     let mut seeder_facts = Vec::new();
+    let funded_chunks: HashSet<ChunkId> = funded
+        .keys()
+        .flat_map(|content| content_chunks.get(content).into_iter().flatten().copied())
+        .collect();
+    let mut funded_passed: HashMap<NodeId, u64> = HashMap::new();
+    for audit in audits
+        .iter()
+        .filter(|a| a.passed() && funded_chunks.contains(&a.chunk))
+    {
+        *funded_passed.entry(audit.seeder).or_default() += 1;
+    }
     let mut scores = Vec::new();
     for (seeder, payout) in &earners {
         let previous = state.store.seeder_state(seeder).await?;
@@ -420,12 +431,14 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             .reputation
             .update(&config.reputation, passed, failed);
         // A network without audits cannot vet anyone: every key counts as vetted there.
+        // Only audits of funded content vet a key: holding junk proves nothing anyone pays
+        // for, and would vet a stock of fresh keys for free.
         let audits_passed = if config.audit.enabled {
             state
                 .store
-                .audits_passed(seeder)
+                .funded_audits_passed(seeder)
                 .await?
-                .saturating_add(u64::from(passed))
+                .saturating_add(funded_passed.get(seeder).copied().unwrap_or(0))
         } else {
             u64::MAX
         };
@@ -574,6 +587,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             seeders,
             scores,
             audits,
+            funded_chunks,
             debits: rewards
                 .debits
                 .iter()

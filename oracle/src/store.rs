@@ -127,6 +127,8 @@ pub struct EpochClose {
     pub scores: Vec<(NodeId, u32)>,
     /// Audits made for it.
     pub audits: Vec<Audit>,
+    /// The chunks of the epoch's funded contents: audits of these vet a new key.
+    pub funded_chunks: HashSet<ChunkId>,
     /// What each downloader's credit paid.
     pub debits: Vec<(NodeId, u128)>,
     /// Every (node, funded content) run that goes on: proven this epoch, or within its
@@ -1094,8 +1096,8 @@ impl Store {
         }
         for audit in &close.audits {
             sqlx::query(
-                "INSERT INTO audits (epoch, seeder, chunk, outcome, detail, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO audits (epoch, seeder, chunk, outcome, detail, at_ms, funded) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(i64_of(audit.epoch.0))
             .bind(audit.seeder.0.to_vec())
@@ -1103,6 +1105,7 @@ impl Store {
             .bind(audit.outcome.as_str())
             .bind(audit.detail.clone())
             .bind(i64_of(audit.at_ms))
+            .bind(i64::from(close.funded_chunks.contains(&audit.chunk)))
             .execute(&mut *tx)
             .await
             .map_err(query_error("recording audits"))?;
@@ -1231,10 +1234,11 @@ impl Store {
         Ok((sum(funded, "credits.amount")?, sum(spent, "debits.amount")?))
     }
 
-    /// Audits a node has passed so far.
-    pub async fn audits_passed(&self, seeder: &NodeId) -> Result<u64> {
+    /// Audits of funded content a node has passed so far (what vets a new key).
+    pub async fn funded_audits_passed(&self, seeder: &NodeId) -> Result<u64> {
         let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM audits WHERE seeder = $1 AND outcome = 'passed'",
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM audits \
+             WHERE seeder = $1 AND outcome = 'passed' AND funded = 1",
         )
         .bind(seeder.0.to_vec())
         .fetch_one(&self.pool)

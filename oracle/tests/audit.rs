@@ -342,6 +342,71 @@ async fn a_small_funded_content_announced_without_holding_it_fails_every_audit()
     }
 }
 
+/// Vetting counts only audits of funded content: a fresh key holding a little junk passes
+/// its audits but is not vetted by them (that would make a stock of vetted keys free, and
+/// throwing away a key with a bad reputation free again); a key holding funded content is.
+#[tokio::test]
+async fn only_audits_of_funded_content_vet_a_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("o.db").display());
+    let state = oracle_at(&url, dir.path(), test_config()).await;
+    let network = state.config.network.clone();
+    let (junk, junk_data) = content(72, 4);
+    // Seeds apart by 0x80: no chunk in common (a chunk of funded content vets, whatever
+    // else names it).
+    let (funded, funded_data) = content(72 ^ 0x80, 4);
+    register(&state, &junk).await;
+    register(&state, &funded).await;
+    fund(&state, &funded.content_id(), []).await;
+    let (junk_holder, funded_holder) = (key(35), key(36));
+    let junk_server = chunk_server(junk_holder.clone(), junk_data).await;
+    let funded_server = chunk_server(funded_holder.clone(), funded_data).await;
+    for (node, server, content) in [
+        (&junk_holder, &junk_server, junk.content_id()),
+        (&funded_holder, &funded_server, funded.content_id()),
+    ] {
+        let reply = post_json(
+            &state,
+            "/v1/announce",
+            announcement(node, &server.url, 1, vec![content], &network),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    close_current(&state).await;
+    let last = state
+        .store
+        .last_closed_epoch()
+        .await
+        .expect("store")
+        .expect("closed");
+    let file = state.batches_dir.join(oracle::close::batch_file_name(last));
+    let batch = oracle::batch::decode_batch(&std::fs::read(file).expect("batch")).expect("decodes");
+    let vetted = |node: &SecretKey| {
+        batch
+            .inputs
+            .seeders
+            .iter()
+            .find(|s| s.seeder == node.node_id())
+            .map(|s| s.audits_passed)
+    };
+    let audits = state
+        .store
+        .audits(&junk_holder.node_id(), 10)
+        .await
+        .expect("audits");
+    assert!(
+        audits.len() == 3 && audits.iter().all(|a| a.passed()),
+        "the junk holder passed its audits: {audits:?}"
+    );
+    assert_eq!(vetted(&junk_holder), Some(0), "junk vets nothing");
+    assert_eq!(
+        vetted(&funded_holder),
+        Some(3),
+        "three funded chunks passed"
+    );
+}
+
 /// Announcements that fail their audits are not holders: fake keys announcing someone's
 /// funded content cannot make it look common, take a replica's share or move rarity pay
 /// away from it.

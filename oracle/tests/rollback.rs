@@ -64,6 +64,7 @@ fn close(epoch: u64, status: EpochStatus, cumulative: &[(u8, u128)]) -> EpochClo
         leaves,
         scores: Vec::new(),
         audits: Vec::new(),
+        funded_chunks: Default::default(),
         // The downloader's credit paid `epoch` units in every epoch.
         debits: vec![(downloader(), u128::from(epoch))],
         held: Vec::new(),

@@ -10,3 +10,7 @@ CREATE INDEX nodes_by_location ON nodes (location, expires_at_ms);
 -- one). Rows written before were proven by the last close.
 ALTER TABLE held_since ADD COLUMN proven BIGINT;
 UPDATE held_since SET proven = COALESCE((SELECT MAX(epoch) FROM epochs), since);
+
+-- Whether an audited chunk belonged to a funded content: only those vet a new key (holding
+-- junk does not). Audits recorded before counted, and keep counting.
+ALTER TABLE audits ADD COLUMN funded BIGINT NOT NULL DEFAULT 1;
