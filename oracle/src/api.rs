@@ -126,14 +126,37 @@ async fn info(State(state): State<Arc<OracleState>>) -> Json<Info> {
 
 /// The network location an announcement's connection came from: `None` without a peer
 /// address (an in-process call) or for a private or loopback source on a network that does
-/// not allow them (`audit.allow_private_addresses`). An IPv4-mapped IPv6 source is its IPv4
-/// address.
+/// not allow them (`audit.allow_private_addresses`). An IPv6 source that embeds an IPv4
+/// address is located as that address ([`embedded_ipv4`]).
 pub fn source_location(
     peer: Option<std::net::SocketAddr>,
     allow_private: bool,
 ) -> Option<dsi_protocol::reward::Location> {
-    let ip = peer?.ip().to_canonical();
+    let ip = embedded_ipv4(peer?.ip());
     (allow_private || crate::audit::is_public(ip)).then(|| dsi_protocol::reward::Location::of(ip))
+}
+
+/// The IPv4 address an IPv6 address stands for when it embeds one: IPv4-mapped
+/// (`::ffff:a.b.c.d`), 6to4 (`2002:aabb:ccdd::/48`, the address in bits 16–47) and Teredo
+/// (`2001:0::/32`, the client's address inverted in the last 32 bits). Otherwise one IPv4
+/// address would be a /48 of its own: whoever holds an IPv4 /24 (one location) would hold
+/// 256 locations through 6to4. Any other address is returned as it is.
+pub fn embedded_ipv4(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv4Addr};
+    let IpAddr::V6(v6) = ip.to_canonical() else {
+        return ip.to_canonical();
+    };
+    let s = v6.segments();
+    let v4 = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    };
+    match (s[0], s[1]) {
+        (0x2002, _) => v4(s[1], s[2]),
+        (0x2001, 0x0000) => v4(!s[6], !s[7]),
+        _ => IpAddr::V6(v6),
+    }
 }
 
 async fn announce(
@@ -789,4 +812,39 @@ async fn funding(
         per_epoch_now,
         holders,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, SocketAddr};
+
+    fn at(address: &str) -> Option<dsi_protocol::reward::Location> {
+        let ip: IpAddr = address.parse().expect("address");
+        source_location(Some(SocketAddr::new(ip, 1)), false)
+    }
+
+    #[test]
+    fn addresses_that_embed_ipv4_are_located_by_it() {
+        let v4 = at("203.0.113.7");
+        assert_eq!(v4, None, "documentation range: not public");
+        let public = at("81.2.69.142");
+        assert!(public.is_some());
+        // Every 6to4 /48 of one IPv4 /24 is the /24.
+        for address in [
+            "2002:5102:458e::1",
+            "2002:5102:45ff:ff::9",
+            "::ffff:81.2.69.1",
+        ] {
+            assert_eq!(at(address), public, "{address}");
+        }
+        // Teredo: the client's address, inverted, in the last 32 bits.
+        assert_eq!(at("2001:0:4136:e378:8000:63bf:aefd:bab9"), at("81.2.69.70"));
+        // Native IPv6 stays a /48.
+        let native = at("2a01:4f8:1:2::5").expect("public");
+        assert_eq!(at("2a01:4f8:1:ffff::9"), Some(native));
+        assert_ne!(at("2a01:4f8:2::5"), Some(native));
+        // A private IPv4 behind 6to4 is as private as itself.
+        assert_eq!(at("2002:c0a8:0101::1"), None);
+    }
 }
