@@ -119,6 +119,9 @@ error_codes! {
     BadId = "bad_id", 400;
     /// An announcement's URL is not an http(s) URL with a host, or is too long.
     BadUrl = "bad_url", 400;
+    /// An announcement's URL does not point into the network (/24 IPv4, /48 IPv6) the
+    /// announcement came from (audits go only there).
+    UrlOutsideSource = "url_outside_source", 400;
     /// An announcement names more contents than allowed.
     TooManyContents = "too_many_contents", 400;
     /// An announcement was issued too far from the oracle's clock.

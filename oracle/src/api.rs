@@ -159,6 +159,9 @@ pub fn embedded_ipv4(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
+/// How long an announced URL's host name may take to resolve.
+const URL_RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn announce(
     State(state): State<Arc<OracleState>>,
     peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
@@ -207,6 +210,23 @@ async fn announce(
         peer.map(|Extension(ConnectInfo(addr))| addr),
         state.config.audit.allow_private_addresses,
     );
+    // The URL must point into the network the announcement comes from (audits go only
+    // there): a node cannot take a network's replica place by announcing through it.
+    if let Some(location) = location {
+        let url = reqwest::Url::parse(&a.url)
+            .map_err(|e| ApiError::new(ErrorCode::BadUrl, format!("{:?}: {e}", a.url)))?;
+        crate::audit::addresses_in(&url, location, URL_RESOLVE_TIMEOUT)
+            .await
+            .map_err(|detail| {
+                ApiError::new(
+                    ErrorCode::UrlOutsideSource,
+                    format!(
+                        "{detail}; announce from an address of the network your URL names \
+                         (node-lite does when it listens on that address)"
+                    ),
+                )
+            })?;
+    }
     let outcome = {
         let _serial = state.announce_lock.lock().await;
         state
@@ -215,6 +235,7 @@ async fn announce(
                 a,
                 location,
                 state.config.tracker.max_nodes_per_location,
+                state.config.audit.chunks_per_node as u64,
                 now,
                 expires_at_ms,
             )
@@ -229,12 +250,20 @@ async fn announce(
             ErrorCode::LocationFull,
             format!(
                 "network {location} already has {live} live nodes (tracker.max_nodes_per_location \
-                 = {}); a new key is taken once one of them expires",
+                 = {}), none with less vetting credit than this key; a new key is taken once \
+                 one of them expires",
                 state.config.tracker.max_nodes_per_location
             ),
         ));
     }
-    if outcome == AnnounceOutcome::Stored {
+    if let AnnounceOutcome::Displaced { weaker } = outcome {
+        tracing::info!(node = %a.node.short(), weaker = %weaker.short(), "a key with more vetting credit took a full network's place");
+    }
+    let stored = matches!(
+        outcome,
+        AnnounceOutcome::Stored | AnnounceOutcome::Displaced { .. }
+    );
+    if stored {
         state.metrics.announced();
     }
     let known = state.store.known_contents(&a.contents).await?;
@@ -247,7 +276,7 @@ async fn announce(
     Ok(Json(AnnounceResponse {
         expires_at_ms,
         unknown_contents,
-        stored: outcome == AnnounceOutcome::Stored,
+        stored,
     }))
 }
 

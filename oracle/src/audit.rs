@@ -17,11 +17,13 @@
 //! `audit.allow_private_addresses` is set (loopback test networks).
 //!
 //! Storage credit follows the evidence: a node earns its storage share for an epoch only if
-//! every audited chunk passed (`close.rs`), and chunks are drawn uniformly from everything
-//! it announced, so a node that holds a fraction `f` of what it announces passes with
-//! probability about `f^k` (`k` chunks per audit) and expects `f^k` of the credit of its
-//! whole announcement, less than the `f` it would earn announcing only what it holds
-//! (`docs/ECONOMICS.md`).
+//! every audited chunk passed (`close.rs`). A challenge holds one chunk of each funded
+//! content the node announces (up to [`MAX_AUDIT_CHUNKS`] − 1 of them; each pays its
+//! replicas whatever its size, so each is checked) and at least one chunk drawn uniformly
+//! from everything it announces (`audit.chunks_per_node` in all when there is room). A node
+//! that does not hold a funded content it announces fails every close; one that holds a
+//! fraction `f` of the rest passes with probability about `f^k` (`k` uniform draws), less
+//! than the `f` it would earn announcing only what it holds (`docs/ECONOMICS.md`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,8 +35,9 @@ use dsi_api::oracle::{Audit, AuditOutcome, NodeAnnouncement};
 use dsi_protocol::audit::{
     AuditChallenge, MAX_AUDIT_CHUNKS, PossessionHasher, SignedAuditChallenge, verify_answer,
 };
+use dsi_protocol::reward::Location;
 use dsi_protocol::{
-    AuditNonce, ChunkId, ContentId, Epoch, NetworkId, SecretKey, Signature, now_ms,
+    AuditNonce, ChunkId, ContentId, Epoch, NetworkId, NodeId, SecretKey, Signature, now_ms,
 };
 use futures_util::StreamExt;
 use rand::RngCore;
@@ -49,8 +52,10 @@ pub fn pick(chunks: &[(ChunkId, u32)], count: usize) -> Vec<(ChunkId, u32)> {
 }
 
 /// The chunks to challenge a node with: one random chunk of each funded content it
-/// announces (of up to [`MAX_AUDIT_CHUNKS`] of them, drawn at random when it announces
-/// more), then random chunks of everything it announces up to `count` in all. Each funded
+/// announces (of up to [`MAX_AUDIT_CHUNKS`] − 1 of them, drawn at random when it announces
+/// more), then random chunks of everything it announces up to `count` in all, and always
+/// at least one (so a node announcing many funded contents is still checked on everything
+/// else it announces, which counts in rarity). Each funded
 /// content pays its replicas the same whatever its size, so every one is checked: a node
 /// cannot hold a large funded content and announce a one-chunk funded content it does not
 /// hold, and pass most challenges (uniform draws over all its chunks would almost never
@@ -68,7 +73,7 @@ pub fn plan(
         .map(|(_, chunks)| chunks)
         .collect();
     let mut picked: Vec<(ChunkId, u32)> = funded
-        .choose_multiple(&mut rng, MAX_AUDIT_CHUNKS)
+        .choose_multiple(&mut rng, MAX_AUDIT_CHUNKS - 1)
         .filter_map(|chunks| chunks.choose(&mut rng).copied())
         .collect();
     picked.sort_unstable();
@@ -80,7 +85,11 @@ pub fn plan(
         .collect();
     all.sort_unstable();
     all.dedup();
-    let room = count.min(MAX_AUDIT_CHUNKS).saturating_sub(picked.len());
+    let room = count
+        .min(MAX_AUDIT_CHUNKS)
+        .saturating_sub(picked.len())
+        .max(1)
+        .min(MAX_AUDIT_CHUNKS - picked.len());
     picked.extend(all.choose_multiple(&mut rng, room).copied());
     picked
 }
@@ -118,6 +127,49 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || first == 0x0064 && v6.segments()[1] == 0xff9b)
         }
     }
+}
+
+/// The addresses `url`'s host stands for (an address literal, or a name resolved within
+/// `timeout`) that lie in `location` (the network a node announced from; an IPv6 address
+/// that embeds an IPv4 address counts as that address, [`crate::api::embedded_ipv4`]), or
+/// an error that says where it points instead. A node's URL must point into the network
+/// its announcements come from (checked at announce time, and again at every audit, which
+/// goes only to such an address): otherwise one server could take many networks' replica
+/// places by announcing through a proxy in each of them and answering every audit itself.
+pub async fn addresses_in(
+    url: &reqwest::Url,
+    location: Location,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, String> {
+    let Some(host) = url.host_str() else {
+        return Err(format!("{url} has no host"));
+    };
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let found: Vec<IpAddr> = match literal.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => {
+            let port = url.port_or_known_default().unwrap_or(80);
+            match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                Ok(Err(error)) => return Err(format!("{host} does not resolve: {error}")),
+                Err(_) => return Err(format!("{host} did not resolve within {timeout:?}")),
+            }
+        }
+    };
+    let inside: Vec<IpAddr> = found
+        .iter()
+        .copied()
+        .filter(|ip| Location::of(crate::api::embedded_ipv4(*ip)) == location)
+        .collect();
+    if inside.is_empty() {
+        let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+        return Err(format!(
+            "the node's URL {url} points to {}, outside {location}, the network its \
+             announcements come from",
+            found.join(", ")
+        ));
+    }
+    Ok(inside)
 }
 
 /// A resolver that drops every non-public address (so a node cannot name a host that
@@ -165,6 +217,8 @@ pub struct Auditor<'a> {
     pub network: &'a NetworkId,
     /// Whether private and loopback addresses may be contacted.
     pub allow_private: bool,
+    /// How long a node's host name may take to resolve.
+    pub timeout: Duration,
 }
 
 /// Where the node's URL points, if the auditor may contact it.
@@ -217,9 +271,16 @@ fn all(
 
 /// Challenges `node` to prove it holds `chunks` (id and length, at most
 /// [`MAX_AUDIT_CHUNKS`]) and checks the answer. One record per chunk.
+///
+/// A node located at `location` (the network its announcement came from) is audited only
+/// at an address of its URL inside that network ([`addresses_in`]): the request goes to
+/// that address (audits are plain HTTP), so a name that resolved into the network when the
+/// node announced cannot send the audit elsewhere now. A node whose URL points nowhere in
+/// its network is `unreachable`.
 pub async fn challenge_node(
     auditor: &Auditor<'_>,
     node: &NodeAnnouncement,
+    location: Option<Location>,
     chunks: &[(ChunkId, u32)],
     epoch: Epoch,
 ) -> Vec<Audit> {
@@ -227,10 +288,27 @@ pub async fn challenge_node(
     if chunks.is_empty() {
         return Vec::new();
     }
-    let url = match check_url(&node.url, auditor.allow_private) {
+    let mut url = match check_url(&node.url, auditor.allow_private) {
         Ok(url) => url,
         Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
     };
+    if let Some(location) = location {
+        let pinned = addresses_in(&url, location, auditor.timeout)
+            .await
+            .and_then(|inside| {
+                inside
+                    .into_iter()
+                    .find(|ip| auditor.allow_private || is_public(*ip))
+                    .ok_or_else(|| format!("{} has no public address in {location}", node.url))
+            })
+            .and_then(|ip| {
+                url.set_ip_host(ip)
+                    .map_err(|()| format!("cannot address {ip} in {}", node.url))
+            });
+        if let Err(detail) = pinned {
+            return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail);
+        }
+    }
     let mut nonce = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let signed = SignedAuditChallenge::sign(
@@ -370,13 +448,14 @@ async fn check_answer(
         .collect()
 }
 
-/// Audits every given node for `epoch`, at most `audit.concurrency` at once, with the
-/// chunks [`plan`] draws (one of each `funded` content it announces first). Only chunks of
+/// Audits every given node for `epoch` (each at an address in its `locations` entry, when
+/// it has one), at most `audit.concurrency` at once, with the chunks [`plan`] draws (one of each `funded` content it announces first). Only chunks of
 /// registered contents (`content_chunks`, from [`crate::close::content_chunks`]) whose
 /// lengths are known are drawn.
 pub async fn audit_nodes(
     state: &OracleState,
     nodes: &[NodeAnnouncement],
+    locations: &HashMap<NodeId, Location>,
     content_chunks: &HashMap<ContentId, Vec<ChunkId>>,
     funded: &std::collections::HashSet<ContentId>,
     epoch: Epoch,
@@ -415,11 +494,15 @@ pub async fn audit_nodes(
         key: &state.key,
         network: &state.config.network,
         allow_private: config.allow_private_addresses,
+        timeout: Duration::from_millis(config.timeout_ms),
     };
     let auditor = &auditor;
     let challenges: Vec<_> = plans
         .iter()
-        .map(|(node, chunks)| challenge_node(auditor, node, chunks, epoch))
+        .map(|(node, chunks)| {
+            let location = locations.get(&node.node).copied();
+            challenge_node(auditor, node, location, chunks, epoch)
+        })
         .collect();
     let results: Vec<Vec<Audit>> = futures_util::stream::iter(challenges)
         .buffer_unordered(config.concurrency.max(1))
@@ -433,4 +516,58 @@ pub async fn audit_nodes(
         }
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(n: u8, chunks: u16) -> (ContentId, Vec<(ChunkId, u32)>) {
+        let chunks = (0..chunks)
+            .map(|i| {
+                let mut id = [n; 32];
+                id[..2].copy_from_slice(&i.to_be_bytes());
+                (ChunkId(id), 1)
+            })
+            .collect();
+        (ContentId([n; 32]), chunks)
+    }
+
+    #[test]
+    fn a_challenge_checks_every_funded_content_and_still_draws_from_the_rest() {
+        // Ten one-chunk funded contents and a large unfunded one: seven funded chunks
+        // (the cap less one) and at least one uniform draw, which lands on the unfunded
+        // content almost every time. Before, the funded chunks filled the challenge and the
+        // unfunded content was never checked.
+        let mut contents: Vec<_> = (1..=10).map(|n| content(n, 1)).collect();
+        contents.push(content(99, 1000));
+        let funded = |c: &ContentId| c.0[0] != 99;
+        let mut unfunded_drawn = 0;
+        for _ in 0..50 {
+            let picked = plan(&contents, funded, 3);
+            assert_eq!(picked.len(), MAX_AUDIT_CHUNKS);
+            let unique: std::collections::HashSet<_> = picked.iter().collect();
+            assert_eq!(unique.len(), picked.len(), "no chunk twice");
+            let funded_picked = picked.iter().filter(|(c, _)| c.0[31] != 99).count();
+            assert!(funded_picked >= MAX_AUDIT_CHUNKS - 1);
+            unfunded_drawn += picked.len() - funded_picked;
+        }
+        assert!(
+            unfunded_drawn > 40,
+            "{unfunded_drawn} unfunded chunks in 50 challenges"
+        );
+
+        // Two funded contents and room for three: both funded, one uniform draw.
+        let contents = vec![content(1, 5), content(2, 5), content(99, 100)];
+        let picked = plan(&contents, funded, 3);
+        assert_eq!(picked.len(), 3);
+        for n in [1u8, 2] {
+            assert!(
+                picked.iter().any(|(c, _)| c.0[31] == n),
+                "content {n} checked"
+            );
+        }
+        // Nothing funded: `count` uniform draws.
+        assert_eq!(plan(&contents, |_| false, 3).len(), 3);
+    }
 }

@@ -152,15 +152,17 @@ pub async fn content_chunks(
 }
 
 /// The runs of `before` that go on although not proven in `epoch` (not in `proven_now`):
-/// those of nodes not disproven this epoch, proven at most `grace` epochs ago, and still
+/// those not disproven this epoch (`disproven(node, content)`: an audit of one of the
+/// content's chunks answered wrongly), proven at most `grace` epochs ago, and still
 /// announcing the content if live (`announces` is `None` for a node that is not live: an
 /// expired announcement is a node that was away, like an unreachable one). A run keeps its
-/// `since` and its last `proven` epoch; it counts for nothing until proven again.
+/// `since` and its last `proven` epoch; it counts for nothing until proven again, and then
+/// its `since` moves on by the epochs it missed ([`resumed_since`]).
 pub fn carried_runs<'a>(
     before: impl IntoIterator<Item = &'a Held>,
     proven_now: &[Held],
     announces: impl Fn(&NodeId, &ContentId) -> Option<bool>,
-    disproven: &HashSet<NodeId>,
+    disproven: impl Fn(&NodeId, &ContentId) -> bool,
     epoch: Epoch,
     grace: u64,
 ) -> Vec<Held> {
@@ -170,7 +172,7 @@ pub fn carried_runs<'a>(
         .into_iter()
         .filter(|h| {
             !now.contains(&(h.node, h.content))
-                && !disproven.contains(&h.node)
+                && !disproven(&h.node, &h.content)
                 && epoch.0.saturating_sub(h.proven.0) <= grace
                 && announces(&h.node, &h.content) != Some(false)
         })
@@ -179,6 +181,18 @@ pub fn carried_runs<'a>(
     carried.sort_by_key(|h| (h.node, h.content));
     carried
 }
+
+/// The `since` of a run proven again in `epoch`: moved on by the epochs it was not proven
+/// (carried in its grace), so seniority counts proven epochs only. A holder that proves a
+/// content one epoch in four (and drops it, or its connection, in between) ages a quarter
+/// as fast as one that holds it all along, instead of keeping the oldest `since` for free.
+pub fn resumed_since(run: &Held, epoch: Epoch) -> Epoch {
+    let missed = epoch.0.saturating_sub(run.proven.0).saturating_sub(1);
+    Epoch(run.since.0.saturating_add(missed).min(epoch.0))
+}
+
+/// How long an expired announcement is kept (at least the seniority grace).
+pub const EXPIRED_NODE_RETENTION_MS: u64 = 24 * 3600 * 1000;
 
 /// Closes one epoch (which must be the next one).
 pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoch, CloseError> {
@@ -208,11 +222,19 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         .map(|s| s.content)
         .chain(config.subsidized.iter().map(|s| s.content))
         .collect();
-    let audits =
-        crate::audit::audit_nodes(state, &live, &content_chunks, &funded_now, epoch).await?;
     // Where each node announced from (its connection's source network, recorded at
-    // announce time): a URL proves nothing about where a node is.
+    // announce time): a URL proves nothing about where a node is, and a node is audited
+    // only at an address of its URL inside that network.
     let locations = state.store.live_locations(now).await?;
+    let audits = crate::audit::audit_nodes(
+        state,
+        &live,
+        &locations,
+        &content_chunks,
+        &funded_now,
+        epoch,
+    )
+    .await?;
     let held_before: HashMap<(NodeId, ContentId), Held> = state
         .store
         .held_since()
@@ -343,7 +365,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             if is_proven && funded.contains_key(content) && content_chunks.contains_key(content) {
                 let since = held_before
                     .get(&(node.node, *content))
-                    .map_or(epoch, |h| h.since);
+                    .map_or(epoch, |h| resumed_since(h, epoch));
                 held.push(Held {
                     node: node.node,
                     content: *content,
@@ -360,11 +382,26 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             }
         }
     }
-    // Runs not proven this epoch go on within their grace, unless disproven.
-    let disproven: HashSet<NodeId> = audits
-        .iter()
-        .filter(|a| a.outcome.disproves())
-        .map(|a| a.seeder)
+    // Runs not proven this epoch go on within their grace, unless an audit of one of the
+    // content's chunks disproved it (a wrong answer about one content does not end the
+    // node's runs of the others).
+    let mut failed_chunks: HashMap<NodeId, HashSet<ChunkId>> = HashMap::new();
+    for audit in audits.iter().filter(|a| a.outcome.disproves()) {
+        failed_chunks
+            .entry(audit.seeder)
+            .or_default()
+            .insert(audit.chunk);
+    }
+    let disproven: HashSet<(NodeId, ContentId)> = held_before
+        .keys()
+        .filter(|(node, content)| {
+            failed_chunks.get(node).is_some_and(|failed| {
+                content_chunks
+                    .get(content)
+                    .is_some_and(|chunks| chunks.iter().any(|c| failed.contains(c)))
+            })
+        })
+        .copied()
         .collect();
     let announced: HashMap<NodeId, &[ContentId]> =
         live.iter().map(|n| (n.node, &n.contents[..])).collect();
@@ -372,7 +409,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         held_before.values(),
         &held,
         |node, content| announced.get(node).map(|c| c.contains(content)),
-        &disproven,
+        |node, content| disproven.contains(&(*node, *content)),
         epoch,
         config.audit.seniority_grace_epochs,
     );
@@ -416,12 +453,17 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         .keys()
         .flat_map(|content| content_chunks.get(content).into_iter().flatten().copied())
         .collect();
+    // Vetting credit: passed audits of funded content, at most `audit.chunks_per_node` a
+    // close (as `Store::funded_audits_passed` counts past ones), so announcing many small
+    // funded contents does not vet a key faster.
+    let vetting_per_epoch = config.audit.chunks_per_node as u64;
     let mut funded_passed: HashMap<NodeId, u64> = HashMap::new();
     for audit in audits
         .iter()
         .filter(|a| a.passed() && funded_chunks.contains(&a.chunk))
     {
-        *funded_passed.entry(audit.seeder).or_default() += 1;
+        let credit = funded_passed.entry(audit.seeder).or_default();
+        *credit = (*credit + 1).min(vetting_per_epoch);
     }
     let mut scores = Vec::new();
     for (seeder, payout) in &earners {
@@ -436,7 +478,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         let audits_passed = if config.audit.enabled {
             state
                 .store
-                .funded_audits_passed(seeder)
+                .funded_audits_passed(seeder, vetting_per_epoch)
                 .await?
                 .saturating_add(funded_passed.get(seeder).copied().unwrap_or(0))
         } else {
@@ -596,6 +638,21 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             held,
         })
         .await?;
+    // Announcements expired longer than a day (or than the seniority grace, if longer)
+    // are forgotten: a runaway of abandoned keys does not grow the database for ever.
+    let keep_ms = EXPIRED_NODE_RETENTION_MS.max(
+        config
+            .epochs
+            .length_ms
+            .saturating_mul(config.audit.seniority_grace_epochs.saturating_add(1)),
+    );
+    let pruned = state
+        .store
+        .prune_expired_nodes(now.saturating_sub(keep_ms), epoch)
+        .await?;
+    if pruned > 0 {
+        tracing::info!(pruned, "forgot announcements expired over a day ago");
+    }
     state.metrics.epoch_closed(started.elapsed());
     tracing::info!(
         epoch = epoch.0,
@@ -632,21 +689,49 @@ mod tests {
             run(5, 9, 10, 19), // live, no longer announces the content: ends
             run(6, 9, 10, 19), // not live (announcement expired): carried
             run(7, 9, 10, 19), // proven again in 20: in proven_now, not carried twice
+            run(2, 8, 10, 19), // node 2's other content, not disproven: carried
         ];
         let proven_now = [run(7, 9, 10, 20)];
-        let disproven: HashSet<NodeId> = [NodeId([2; 32])].into();
+        let disproven: HashSet<(NodeId, ContentId)> =
+            [(NodeId([2; 32]), ContentId([9; 32]))].into();
+        let disproven = |n: &NodeId, c: &ContentId| disproven.contains(&(*n, *c));
         let announces = |node: &NodeId, _: &ContentId| match node.0[0] {
             5 => Some(false),
             6 => None,
             _ => Some(true),
         };
-        let carried = carried_runs(&before, &proven_now, announces, &disproven, Epoch(20), 3);
+        let carried = carried_runs(&before, &proven_now, announces, disproven, Epoch(20), 3);
         assert_eq!(
             carried,
-            vec![run(1, 9, 10, 19), run(4, 9, 10, 17), run(6, 9, 10, 19)]
+            vec![
+                run(1, 9, 10, 19),
+                run(2, 8, 10, 19),
+                run(4, 9, 10, 17),
+                run(6, 9, 10, 19)
+            ]
         );
         // Without grace, only runs proven now go on.
-        let none = carried_runs(&before, &proven_now, announces, &disproven, Epoch(20), 0);
+        let none = carried_runs(&before, &proven_now, announces, disproven, Epoch(20), 0);
         assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn seniority_counts_proven_epochs_only() {
+        // Proven in 19 and again in 20: no epoch missed.
+        assert_eq!(resumed_since(&run(1, 9, 10, 19), Epoch(20)), Epoch(10));
+        // Last proven in 16, proven again in 20 (three epochs carried): since moves on 3.
+        assert_eq!(resumed_since(&run(1, 9, 10, 16), Epoch(20)), Epoch(13));
+        // Proving one epoch in four from epoch 0 for 40 epochs ages like 10 proven epochs.
+        let mut held = run(1, 9, 0, 0);
+        for epoch in (4..=40).step_by(4) {
+            held = Held {
+                since: resumed_since(&held, Epoch(epoch)),
+                proven: Epoch(epoch),
+                ..held
+            };
+        }
+        assert_eq!(40 - held.since.0 + 1, 11, "{held:?}");
+        // Never later than the epoch itself.
+        assert_eq!(resumed_since(&run(1, 9, 5, 0), Epoch(3)), Epoch(3));
     }
 }

@@ -110,8 +110,9 @@ pub struct TrackerConfig {
     pub max_manifest_bytes_per_node: u64,
     /// Live node keys one network location (the /24 IPv4 or /48 IPv6 network an
     /// announcement comes from) may have: a new key past it is refused `location_full`
-    /// (keys already live there renew). Keys are free; networks are not: this bounds what
-    /// one network makes every close audit. 0 means no limit.
+    /// unless it has more vetting credit than the weakest live key there, whose place it
+    /// takes (keys already live there renew). Keys are free; networks are not: this bounds
+    /// what one network makes every close audit. 0 means no limit.
     pub max_nodes_per_location: u32,
 }
 
@@ -146,7 +147,8 @@ pub struct AuditConfig {
     /// holds a network's replica place) without passing an audit, as long as it is not
     /// disproven (wrong bytes, a missing chunk, a foreign signature): one unreachable epoch
     /// (a restart, a flaky link, a flood at close time) does not send an honest holder to
-    /// the back of the line. It earns nothing for those epochs.
+    /// the back of the line. It earns nothing for those epochs, and once proven again its
+    /// `since` moves on by them (seniority counts proven epochs).
     pub seniority_grace_epochs: u64,
     /// Contact nodes at loopback, private and link-local addresses (test networks on one
     /// machine). Off: only public addresses, so a node cannot point the auditor at the

@@ -77,15 +77,43 @@ fn amount_from(text: &str, what: &'static str) -> Result<u128> {
     u128::from_str(text).map_err(|_| StoreError::Corrupt(what))
 }
 
+/// A node's vetting credit ([`Store::funded_audits_passed`]): `$1` the node, `$2` the most
+/// counted in one epoch.
+const VETTING_CREDIT: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN n > $2 THEN $2 ELSE n END), 0) \
+     AS BIGINT) FROM (SELECT COUNT(*) AS n FROM audits \
+     WHERE seeder = $1 AND outcome = 'passed' AND funded = 1 GROUP BY epoch) AS per_epoch";
+
+async fn vetting_credit(
+    conn: &mut sqlx::AnyConnection,
+    node: &[u8],
+    per_epoch: u64,
+) -> Result<u64> {
+    let row = sqlx::query(VETTING_CREDIT)
+        .bind(node.to_vec())
+        .bind(i64_of(per_epoch))
+        .fetch_one(conn)
+        .await
+        .map_err(query_error("counting audits"))?;
+    Ok(u64_of(
+        row.try_get(0).map_err(|_| StoreError::Corrupt("audits"))?,
+    ))
+}
+
 /// What happened to an announcement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnnounceOutcome {
     /// Stored (new or newer than the one held).
     Stored,
+    /// Stored in a full location in the place of `weaker`, a live key there with less
+    /// vetting credit, which is no longer live.
+    Displaced {
+        /// The key whose place was taken.
+        weaker: NodeId,
+    },
     /// Older than (or as old as) the one held; ignored.
     Stale,
     /// A key not yet live at `location`, which already has `live` live keys (the
-    /// per-location bound); nothing stored.
+    /// per-location bound), none with less vetting credit; nothing stored.
     LocationFull {
         /// The location announced from (`None`: the group of nodes without one).
         location: Option<Location>,
@@ -608,13 +636,19 @@ impl Store {
     /// Stores a verified announcement, sent from `location` (the network of the
     /// connection's source address; `None` for one that cannot count), unless an equally
     /// new or newer one is held, or the key is not yet live at `location` and that
-    /// location already has `max_per_location` live keys (0: no bound). Callers serialize
-    /// announcements (the bound is a count, then a write).
+    /// location already has `max_per_location` live keys (0: no bound) none of which has
+    /// less vetting credit ([`Store::funded_audits_passed`], `vetting_per_epoch`) than the
+    /// announcing key. When one has less, the weakest (the newest among equals) stops being
+    /// live and the announcing key takes its place: free keys squatting a network cannot
+    /// lock out a key that has proven funded storage, such as an honest holder coming back
+    /// after its announcement expired. Callers serialize announcements (the bound is a
+    /// count, then a write).
     pub async fn put_announcement(
         &self,
         announcement: &Announcement,
         location: Option<Location>,
         max_per_location: u32,
+        vetting_per_epoch: u64,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<AnnounceOutcome> {
@@ -646,34 +680,57 @@ impl Store {
         };
         // Nodes without a location (a private source on a public network) share one
         // bound: they earn no replica place, but each one is audited at every close.
+        let mut displaced = None;
         if !live_here && max_per_location > 0 {
-            let row = match location {
+            let rows = match location {
                 Some(location) => {
                     sqlx::query(
-                        "SELECT CAST(COUNT(*) AS BIGINT) FROM nodes \
+                        "SELECT node, first_seen_ms FROM nodes \
                          WHERE location = $1 AND expires_at_ms > $2 AND node <> $3",
                     )
                     .bind(location.0.to_vec())
                     .bind(i64_of(now_ms))
                     .bind(node.clone())
-                    .fetch_one(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await
                 }
                 None => {
                     sqlx::query(
-                        "SELECT CAST(COUNT(*) AS BIGINT) FROM nodes \
+                        "SELECT node, first_seen_ms FROM nodes \
                          WHERE location IS NULL AND expires_at_ms > $1 AND node <> $2",
                     )
                     .bind(i64_of(now_ms))
                     .bind(node.clone())
-                    .fetch_one(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await
                 }
             }
             .map_err(query_error("counting a location's nodes"))?;
-            let live = u64_of(row.try_get(0).map_err(corrupt)?);
+            let live = rows.len() as u64;
             if live >= u64::from(max_per_location) {
-                return Ok(AnnounceOutcome::LocationFull { location, live });
+                let mine = vetting_credit(&mut tx, &node, vetting_per_epoch).await?;
+                let mut weakest: Option<(u64, std::cmp::Reverse<i64>, Vec<u8>)> = None;
+                for row in &rows {
+                    let other: Vec<u8> = row.try_get(0).map_err(corrupt)?;
+                    let first_seen: i64 = row.try_get(1).map_err(corrupt)?;
+                    let credit = vetting_credit(&mut tx, &other, vetting_per_epoch).await?;
+                    let candidate = (credit, std::cmp::Reverse(first_seen), other);
+                    if weakest.as_ref().is_none_or(|w| candidate < *w) {
+                        weakest = Some(candidate);
+                    }
+                }
+                match weakest {
+                    Some((credit, _, other)) if credit < mine => {
+                        sqlx::query("UPDATE nodes SET expires_at_ms = $1 WHERE node = $2")
+                            .bind(i64_of(now_ms))
+                            .bind(other.clone())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(query_error("announcing"))?;
+                        displaced = Some(NodeId(id_from(other, "nodes.node")?));
+                    }
+                    _ => return Ok(AnnounceOutcome::LocationFull { location, live }),
+                }
             }
         }
         sqlx::query("DELETE FROM nodes WHERE node = $1")
@@ -713,7 +770,10 @@ impl Store {
                 .map_err(query_error("announcing"))?;
         }
         tx.commit().await.map_err(query_error("announcing"))?;
-        Ok(AnnounceOutcome::Stored)
+        Ok(match displaced {
+            Some(weaker) => AnnounceOutcome::Displaced { weaker },
+            None => AnnounceOutcome::Stored,
+        })
     }
 
     fn node_from_row(row: &AnyRow) -> Result<NodeAnnouncement> {
@@ -766,6 +826,39 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         self.fill_contents(&mut nodes).await?;
         Ok(nodes)
+    }
+
+    /// Forgets announcements that expired before `before_ms` (and what they announced),
+    /// except those of seeders with receipts in an epoch after `closed` (an expired record
+    /// still names where such a seeder is paid). Run at each close: keys announced once
+    /// and abandoned do not grow the database without bound. Returns how many went.
+    pub async fn prune_expired_nodes(&self, before_ms: u64, closed: Epoch) -> Result<u64> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("pruning nodes"))?;
+        let keep = "SELECT DISTINCT seeder FROM receipts WHERE epoch > $2";
+        sqlx::query(&format!(
+            "DELETE FROM holdings WHERE node IN (SELECT node FROM nodes \
+             WHERE expires_at_ms < $1 AND node NOT IN ({keep}))"
+        ))
+        .bind(i64_of(before_ms))
+        .bind(i64_of(closed.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("pruning holdings"))?;
+        let gone = sqlx::query(&format!(
+            "DELETE FROM nodes WHERE expires_at_ms < $1 AND node NOT IN ({keep})"
+        ))
+        .bind(i64_of(before_ms))
+        .bind(i64_of(closed.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("pruning nodes"))?
+        .rows_affected();
+        tx.commit().await.map_err(query_error("pruning nodes"))?;
+        Ok(gone)
     }
 
     /// The location each node live at `now_ms` announced from (nodes without one are
@@ -1234,19 +1327,18 @@ impl Store {
         Ok((sum(funded, "credits.amount")?, sum(spent, "debits.amount")?))
     }
 
-    /// Audits of funded content a node has passed so far (what vets a new key).
-    pub async fn funded_audits_passed(&self, seeder: &NodeId) -> Result<u64> {
-        let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM audits \
-             WHERE seeder = $1 AND outcome = 'passed' AND funded = 1",
-        )
-        .bind(seeder.0.to_vec())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(query_error("counting audits"))?;
-        Ok(u64_of(
-            row.try_get(0).map_err(|_| StoreError::Corrupt("audits"))?,
-        ))
+    /// A node's vetting credit so far: the audits of funded content it has passed, at
+    /// most `per_epoch` of them counted in any one epoch (so announcing many small funded
+    /// contents does not vet a key faster than holding one for `vetting_audits /
+    /// per_epoch` epochs). The same figure ranks keys in a full network
+    /// ([`Store::put_announcement`]).
+    pub async fn funded_audits_passed(&self, seeder: &NodeId, per_epoch: u64) -> Result<u64> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("counting audits"))?;
+        vetting_credit(&mut conn, &seeder.0, per_epoch).await
     }
 
     /// Every (node, funded content) run of proven epochs that goes on.

@@ -23,23 +23,40 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
         let state = oracle_at(&url, dir.path(), config).await;
         let network = state.config.network.clone();
         let from = |c: u8| SocketAddr::from(([127, 0, c, 9], 50_000));
-        let announce = |n: u8, peer: SocketAddr| {
+        let announce_url = |n: u8, peer: SocketAddr, url: String| {
             let state = state.clone();
             let network = network.clone();
             async move {
-                // Every URL names 127.0.77.1: the URL does not decide the location.
-                let body = serde_json::to_vec(&announcement(
-                    &key(n),
-                    "http://127.0.77.1:9",
-                    n,
-                    vec![],
-                    &network,
-                ))
-                .expect("json");
+                let body = serde_json::to_vec(&announcement(&key(n), &url, n, vec![], &network))
+                    .expect("json");
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 call_from(&state, peer, "POST", "/v1/announce", body, &[]).await
             }
         };
+        // Each URL names host .1 of the sender's /24.
+        let announce = |n: u8, peer: SocketAddr| {
+            let [a, b, c, _] = match peer.ip() {
+                IpAddr::V4(v4) => v4.octets(),
+                IpAddr::V6(_) => unreachable!("IPv4 peers only"),
+            };
+            announce_url(n, peer, format!("http://{a}.{b}.{c}.1:9"))
+        };
+        // A URL outside the network the announcement comes from is refused: audits go only
+        // inside it, so announcing through a proxy in another network takes no place there.
+        let outside = announce_url(9, from(5), "http://127.0.77.1:9".into()).await;
+        assert_eq!(outside.status, StatusCode::BAD_REQUEST, "{url}");
+        assert_eq!(outside.code(), "url_outside_source");
+        let message = outside.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains("127.0.77.1") && message.contains("127.0.5.0/24"),
+            "{message}"
+        );
+        // A name resolving into the network is fine (localhost: 127.0.0.1, from 127.0.0.9).
+        let named = announce_url(9, from(0), "http://localhost:9".into()).await;
+        assert_eq!(named.status, StatusCode::OK, "{url}: {:?}", named.json());
         for n in 1..=3 {
             assert_eq!(announce(n, from(5)).await.status, StatusCode::OK, "{url}");
         }
@@ -59,7 +76,11 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
         // Keys already live there renew; the refused key is stored nowhere.
         assert_eq!(announce(1, from(5)).await.status, StatusCode::OK);
         let live = state.store.live_nodes(now_ms()).await.expect("live");
-        assert_eq!(live.len(), 3, "{url}: the refused key is not live");
+        assert_eq!(
+            live.len(),
+            4,
+            "{url}: three keys at 127.0.5.0/24 and key 9; the refused key is not live"
+        );
         // Another network takes it; a key moving away frees its place.
         assert_eq!(announce(4, from(6)).await.status, StatusCode::OK);
         assert_eq!(announce(3, from(6)).await.status, StatusCode::OK);
@@ -77,7 +98,100 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
         assert_eq!(locations.get(&key(3).node_id()), Some(&at(6)));
         assert_eq!(locations.get(&key(4).node_id()), Some(&at(6)));
         assert_eq!(locations.get(&key(5).node_id()), Some(&at(5)));
-        assert_eq!(locations.len(), 5);
+        assert_eq!(
+            locations.len(),
+            6,
+            "keys 1 to 5 and key 9 (at 127.0.0.0/24)"
+        );
+
+        // A key with vetting credit (passed audits of funded content: a holder whose
+        // announcement expired while it was away, say) takes the place of the weakest key
+        // in a full network, the newest among equals; free keys squatting a network cannot
+        // lock it out. Credit counts at most `audit.chunks_per_node` (3) audits an epoch.
+        let funded_chunk = dsi_protocol::ChunkId([0xf0; 32]);
+        let audits: Vec<dsi_api::oracle::Audit> = (0..10)
+            .map(|i| dsi_api::oracle::Audit {
+                epoch: Epoch(1 + i / 5),
+                seeder: key(7).node_id(),
+                chunk: funded_chunk,
+                outcome: dsi_api::oracle::AuditOutcome::Passed,
+                detail: String::new(),
+                at_ms: 1,
+            })
+            .collect();
+        state
+            .store
+            .record_close(&oracle::store::EpochClose {
+                record: dsi_api::oracle::ClosedEpoch {
+                    epoch: Epoch(1),
+                    status: dsi_api::oracle::EpochStatus::Closed,
+                    root: [1; 32],
+                    total: 0,
+                    seeders: 0,
+                    receipts: 0,
+                    batch_content_id: ContentId([1; 32]),
+                    batch_file: "epoch-00000001.batch".into(),
+                    closed_at_ms: 1,
+                    close_duration_ms: 1,
+                },
+                leaves: Vec::new(),
+                seeders: Vec::new(),
+                scores: Vec::new(),
+                audits,
+                funded_chunks: [funded_chunk].into(),
+                debits: Vec::new(),
+                held: Vec::new(),
+            })
+            .await
+            .expect("record close");
+        let credit = state
+            .store
+            .funded_audits_passed(&key(7).node_id(), 3)
+            .await
+            .expect("credit");
+        assert_eq!(
+            credit, 6,
+            "{url}: five passed audits in each of two epochs, three count"
+        );
+        assert_eq!(announce(7, from(5)).await.status, StatusCode::OK, "{url}");
+        let live: Vec<_> = state
+            .store
+            .live_nodes(now_ms())
+            .await
+            .expect("live")
+            .iter()
+            .map(|n| n.node)
+            .collect();
+        assert!(live.contains(&key(7).node_id()), "{url}");
+        assert!(
+            !live.contains(&key(5).node_id()),
+            "{url}: the newest key gave way"
+        );
+        assert!(live.contains(&key(1).node_id()) && live.contains(&key(2).node_id()));
+        // The key that gave way cannot come back while the network is full of keys with at
+        // least its credit.
+        assert_eq!(announce(5, from(5)).await.code(), "location_full", "{url}");
+
+        // Expired announcements are forgotten at a close (abandoned keys do not grow the
+        // database); live ones stay.
+        let live_before = state.store.live_nodes(now_ms()).await.expect("live").len();
+        let pruned = state
+            .store
+            .prune_expired_nodes(now_ms(), Epoch(1))
+            .await
+            .expect("prune");
+        assert_eq!(pruned, 1, "{url}: key 5, which gave way");
+        assert!(
+            state
+                .store
+                .node(&key(5).node_id())
+                .await
+                .expect("node")
+                .is_none(),
+            "{url}"
+        );
+        let live_after = state.store.live_nodes(now_ms()).await.expect("live").len();
+        assert_eq!(live_before, live_after, "{url}");
     }
 
     // On a network that does not allow private addresses, a loopback source has no

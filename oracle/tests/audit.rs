@@ -63,6 +63,15 @@ async fn challenge(
     chunks: &[(ChunkId, u32)],
     allow_private: bool,
 ) -> Vec<dsi_api::oracle::Audit> {
+    challenge_at(target, None, chunks, allow_private).await
+}
+
+async fn challenge_at(
+    target: &NodeAnnouncement,
+    location: Option<dsi_protocol::reward::Location>,
+    chunks: &[(ChunkId, u32)],
+    allow_private: bool,
+) -> Vec<dsi_api::oracle::Audit> {
     let http = client(Duration::from_secs(10), allow_private);
     let oracle_key = key(42);
     let network = NetworkId::default();
@@ -71,8 +80,9 @@ async fn challenge(
         key: &oracle_key,
         network: &network,
         allow_private,
+        timeout: Duration::from_secs(5),
     };
-    challenge_node(&auditor, target, chunks, Epoch(1)).await
+    challenge_node(&auditor, target, location, chunks, Epoch(1)).await
 }
 
 #[tokio::test]
@@ -130,6 +140,34 @@ async fn an_answer_from_another_key_fails() {
     // The same server audited as itself passes.
     let audits = challenge(&node(&key(7), &honest.url), &chunks, true).await;
     assert_eq!(audits[0].outcome, AuditOutcome::Passed, "{audits:?}");
+}
+
+#[tokio::test]
+async fn an_audit_goes_only_to_the_network_the_node_announced_from() {
+    // The node announced from 127.0.5.0/24 (through a proxy there, say) but its URL names a
+    // server elsewhere that answers for it: the audit does not go there, so one server
+    // cannot hold a replica place in every network it can send an announcement from.
+    use dsi_protocol::reward::Location;
+    let (manifest, data) = content(3, 1);
+    let chunk = manifest.chunks[0];
+    let server = chunk_server(key(7), data).await;
+    let chunks = [(chunk, manifest.chunk_len(0))];
+    let elsewhere = Location::of([127, 0, 5, 1].into());
+    let audits = challenge_at(&node(&key(7), &server.url), Some(elsewhere), &chunks, true).await;
+    assert_eq!(audits[0].outcome, AuditOutcome::Unreachable, "{audits:?}");
+    assert!(
+        audits[0].detail.contains("outside 127.0.5.0/24"),
+        "{}",
+        audits[0].detail
+    );
+    // A name is resolved and the audit goes to its address in the network.
+    let port = server.url.rsplit(':').next().expect("port");
+    let named = format!("http://localhost:{port}");
+    let home = Location::of([127, 0, 0, 1].into());
+    for url in [server.url.as_str(), named.as_str()] {
+        let audits = challenge_at(&node(&key(7), url), Some(home), &chunks, true).await;
+        assert_eq!(audits[0].outcome, AuditOutcome::Passed, "{url}: {audits:?}");
+    }
 }
 
 #[tokio::test]
@@ -218,6 +256,11 @@ async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two(
         );
     }
     let live = state.store.live_nodes(now_ms()).await.expect("live");
+    let locations = state
+        .store
+        .live_locations(now_ms())
+        .await
+        .expect("locations");
     let content_chunks = oracle::close::content_chunks(&state, &live)
         .await
         .expect("content chunks");
@@ -225,10 +268,16 @@ async fn holding_two_of_three_announced_contents_earns_less_than_announcing_two(
     let mut passes: HashMap<NodeId, u64> = HashMap::new();
     for _ in 0..rounds {
         let unfunded = std::collections::HashSet::new();
-        let audits =
-            oracle::audit::audit_nodes(&state, &live, &content_chunks, &unfunded, Epoch(1))
-                .await
-                .expect("audits");
+        let audits = oracle::audit::audit_nodes(
+            &state,
+            &live,
+            &locations,
+            &content_chunks,
+            &unfunded,
+            Epoch(1),
+        )
+        .await
+        .expect("audits");
         for node in [cheater.node_id(), honest.node_id()] {
             let mine: Vec<_> = audits.iter().filter(|a| a.seeder == node).collect();
             assert_eq!(mine.len(), 3, "three chunks per audit");
@@ -289,15 +338,27 @@ async fn a_small_funded_content_announced_without_holding_it_fails_every_audit()
         assert_eq!(reply.status, 200);
     }
     let live = state.store.live_nodes(now_ms()).await.expect("live");
+    let locations = state
+        .store
+        .live_locations(now_ms())
+        .await
+        .expect("locations");
     let content_chunks = oracle::close::content_chunks(&state, &live)
         .await
         .expect("content chunks");
     let funded: std::collections::HashSet<ContentId> = ids.iter().copied().collect();
     let small_chunk = small.chunks[0];
     for round in 0..20 {
-        let audits = oracle::audit::audit_nodes(&state, &live, &content_chunks, &funded, Epoch(1))
-            .await
-            .expect("audits");
+        let audits = oracle::audit::audit_nodes(
+            &state,
+            &live,
+            &locations,
+            &content_chunks,
+            &funded,
+            Epoch(1),
+        )
+        .await
+        .expect("audits");
         for node in [&cheater, &honest] {
             let mine: Vec<_> = audits
                 .iter()
@@ -551,7 +612,7 @@ async fn a_sponsorship_sent_during_a_close_is_paid_by_it_or_refused() {
 /// its `since` through `audit.seniority_grace_epochs`, though it earns nothing that epoch.
 /// An answer that disproves the holding (wrong bytes) ends the run at once.
 #[tokio::test]
-async fn an_unreachable_epoch_keeps_seniority_and_a_wrong_answer_ends_it() {
+async fn an_unreachable_epoch_costs_only_its_own_seniority_and_a_wrong_answer_ends_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/o.db", dir.path().display());
     let mut config = test_config();
@@ -618,13 +679,16 @@ async fn an_unreachable_epoch_keeps_seniority_and_a_wrong_answer_ends_it() {
     assert_eq!(holders_in(state.clone(), away).await, vec![]);
     assert_eq!(run(state.clone()).await, Some((first, first)), "carried");
 
-    // Back: a holder again, with its old seniority.
+    // Back: a holder again, with its seniority less the epoch it missed (seniority counts
+    // proven epochs: holding one epoch in four would otherwise keep the oldest `since`).
     let back = close(state.clone()).await;
+    assert_eq!(back, Epoch(first.0 + 2), "consecutive epochs");
+    let resumed = Epoch(first.0 + 1);
     assert_eq!(
         holders_in(state.clone(), back).await,
-        vec![(holder.node_id(), first)]
+        vec![(holder.node_id(), resumed)]
     );
-    assert_eq!(run(state.clone()).await, Some((first, back)));
+    assert_eq!(run(state.clone()).await, Some((resumed, back)));
 
     // Wrong bytes disprove the holding: the run ends, and the next proof starts a new one.
     server

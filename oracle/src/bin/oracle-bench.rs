@@ -268,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
             };
             state
                 .store
-                .put_announcement(&announcement, None, 0, now, now + 3_600_000)
+                .put_announcement(&announcement, None, 0, 3, now, now + 3_600_000)
                 .await?;
         }
         let plan = receipt_plan(size, &manifest.chunks, epoch);
