@@ -56,6 +56,10 @@ pub enum Attack {
     /// K keys on one network announce a funded content below its target (they do hold
     /// it): worth at most one replica.
     ReplicaFarmBelowTarget,
+    /// K keys hold a funded content below its target on one site (one network) and each
+    /// announces through a proxy in another network, every URL naming the site: without
+    /// the oracle's URL check they would hold K networks' places with one copy.
+    ProxyFarm,
     /// A node announces a funded content holding half of its chunks.
     HoldingHalf,
     /// A seeder that failed its audits starts again under a fresh key each epoch.
@@ -64,7 +68,7 @@ pub enum Attack {
 
 impl Attack {
     /// Every attack, baseline first.
-    pub const ALL: [Attack; 9] = [
+    pub const ALL: [Attack; 10] = [
         Attack::Baseline,
         Attack::RingUnfunded,
         Attack::RingSponsored,
@@ -72,6 +76,7 @@ impl Attack {
         Attack::DemandInflation,
         Attack::ReplicaFarm,
         Attack::ReplicaFarmBelowTarget,
+        Attack::ProxyFarm,
         Attack::HoldingHalf,
         Attack::KeyChurn,
     ];
@@ -86,6 +91,7 @@ impl Attack {
             Attack::DemandInflation => "demand inflation",
             Attack::ReplicaFarm => "replica farm, at target",
             Attack::ReplicaFarmBelowTarget => "replica farm, below target",
+            Attack::ProxyFarm => "proxy farm, one site",
             Attack::HoldingHalf => "announce more than held",
             Attack::KeyChurn => "key churn",
         }
@@ -136,6 +142,8 @@ pub struct Outcome {
     /// The most attacker keys counted as replicas of one content in one epoch (a farm on
     /// one network may have one).
     pub counted_replicas: usize,
+    /// Attacker announcements the oracle refused (the proxy farm's).
+    pub refused: u64,
 }
 
 impl Outcome {
@@ -252,6 +260,7 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
         allowance: 0,
         budget: 0,
         counted_replicas: 0,
+        refused: 0,
     };
     let mut attackers: BTreeSet<NodeId> = BTreeSet::new();
     let mut payers: Vec<NodeId> = Vec::new();
@@ -320,6 +329,35 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
                 // one network share the sponsorship, half each, before factors.
                 outcome.allowance = SPONSOR / 2 * u128::from(settings.epochs);
             }
+        }
+        Attack::ProxyFarm => {
+            // Each key's announcement comes from its own /24 (127.1.0.0 on), its URL names
+            // the one site: refused (`url_outside_source`), so the farm holds no place.
+            let content = honest.rare.clone();
+            for k in 0..keys {
+                let via = [127, 1 + (k / 250) as u8, (k % 250) as u8, 1];
+                match world
+                    .node_via(
+                        via,
+                        attacker_location,
+                        &key(0x7a, k),
+                        content.chunks.clone(),
+                        vec![content.id()],
+                    )
+                    .await
+                {
+                    Ok(id) => {
+                        attackers.insert(id);
+                    }
+                    Err(error) if error.to_string().contains("url_outside_source") => {
+                        outcome.refused += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            // It does hold one real copy on one network: one replica, as an honest node
+            // there announcing from it would earn.
+            outcome.allowance = SPONSOR / 2 * u128::from(settings.epochs);
         }
         Attack::HoldingHalf => {
             let rare = honest.rare.clone();

@@ -275,6 +275,20 @@ impl World {
         holds: Chunks,
         announces: Vec<ContentId>,
     ) -> Result<NodeId> {
+        self.node_via([127, 0, location, 1], location, node, holds, announces)
+            .await
+    }
+
+    /// A node served (and audited) on network `location` (127.0.L.1) that sends its
+    /// announcement from `via` (a proxy in another network, when they differ).
+    pub async fn node_via(
+        &mut self,
+        via: [u8; 4],
+        location: u8,
+        node: &SecretKey,
+        holds: Chunks,
+        announces: Vec<ContentId>,
+    ) -> Result<NodeId> {
         if !self.sites.contains_key(&location) {
             let site = Site::start(location, self.network().clone()).await?;
             self.sites.insert(location, site);
@@ -303,10 +317,9 @@ impl World {
             self.network(),
             node,
         );
-        // From the site's own address: the oracle locates nodes by where they announce
-        // from.
+        // The oracle locates nodes by where they announce from.
         self.call_from(
-            SocketAddr::from(([127, 0, location, 1], 40_000)),
+            SocketAddr::from((via, 40_000)),
             "/v1/announce",
             serde_json::to_vec(&signed)?,
             &[],

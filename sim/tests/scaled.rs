@@ -41,6 +41,11 @@ async fn no_attack_pays_and_honest_seeders_lose_nothing() {
         if outcome.attack == Attack::ReplicaFarmBelowTarget {
             assert!(outcome.reward > 0, "one real replica is paid: {outcome:?}");
         }
+        if outcome.attack == Attack::ProxyFarm {
+            // Announcing through proxies in other networks: every announcement refused.
+            assert_eq!(outcome.refused, outcome.keys, "{outcome:?}");
+            assert_eq!(outcome.reward, 0, "{outcome:?}");
+        }
     }
     assert!(report.worst_attacker_net_ppm() <= 0, "{}", report.summary());
     assert!(report.honest_loss_ppm() <= 1, "{}", report.table());
