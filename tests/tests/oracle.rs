@@ -466,14 +466,29 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
             key,
         )
     };
-    // The cheat announces all three contents; mallory announces the honest node's URL.
+    // The cheat announces all three contents (from its own network, as the oracle
+    // requires of a URL there); mallory, another host in the honest node's /24, announces
+    // the honest node's URL (from anywhere else it would be refused `url_outside_source`).
+    let from = |ip: [u8; 4]| {
+        OracleClient::from_source(&oracle.url, Duration::from_secs(30), Some(ip.into()))
+            .expect("client")
+    };
     let all = vec![held[0], held[1], third[0]];
-    client
+    from([127, 0, 2, 1])
         .announce(&announce(&cheat_key, &cheat.url, all, 0x22))
         .await
         .expect("cheat announces");
     let mallory = SecretKey::from_seed(&[0x66; 32]);
-    client
+    let refused = client
+        .announce(&announce(&mallory, &honest.url, held.clone(), 0x66))
+        .await
+        .expect_err("a URL outside the sender's network");
+    assert!(
+        refused.to_string().contains("url_outside_source")
+            || format!("{refused:?}").contains("UrlOutsideSource"),
+        "{refused:?}"
+    );
+    from([127, 0, 1, 77])
         .announce(&announce(&mallory, &honest.url, held.clone(), 0x66))
         .await
         .expect("mallory announces");
