@@ -117,11 +117,14 @@ error_codes! {
     // The oracle.
     /// An id or epoch in the path does not parse.
     BadId = "bad_id", 400;
-    /// An announcement's URL is not an http(s) URL with a host, or is too long.
+    /// An announcement's URL is not a plain `http` URL with a host, or is too long.
     BadUrl = "bad_url", 400;
     /// An announcement's URL does not point into the network (/24 IPv4, /48 IPv6) the
     /// announcement came from (audits go only there).
     UrlOutsideSource = "url_outside_source", 400;
+    /// The oracle is resolving as many announced host names as it allows at once
+    /// (`tracker.max_concurrent_resolutions`); retry, or announce a URL with an address.
+    ResolverBusy = "resolver_busy", 503;
     /// An announcement names more contents than allowed.
     TooManyContents = "too_many_contents", 400;
     /// An announcement was issued too far from the oracle's clock.

@@ -217,26 +217,15 @@ impl TrackerSettings {
         }))
     }
 
-    /// The same settings, talking to the tracker from `listen`'s address when the node
-    /// listens on one address: the oracle locates a node (one replica place per /24 or /48
-    /// network) by the address its announcement comes from. Not when the node listens on
-    /// every address, nor across loopback (a loopback source cannot reach another host,
-    /// nor another host's address a loopback oracle).
+    /// The same settings, talking to the tracker from [`announce_source`]'s address.
     pub fn announcing_from(self, listen: std::net::SocketAddr) -> Result<Self, NodeError> {
-        let ip = listen.ip();
-        let host = self.client.url().host_str().unwrap_or_default();
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let tracker_loopback = host.parse::<std::net::IpAddr>().map_or_else(
-            |_| host.eq_ignore_ascii_case("localhost"),
-            |h| h.is_loopback(),
-        );
-        if ip.is_unspecified() || ip.is_loopback() != tracker_loopback {
-            return Ok(self);
+        match announce_source(listen, &self.public_url, self.client.url()) {
+            Some(ip) => Ok(Self {
+                client: TrackerClient::from_source(self.client.url().as_str(), ip)?,
+                ..self
+            }),
+            None => Ok(self),
         }
-        Ok(Self {
-            client: TrackerClient::from_source(self.client.url().as_str(), ip)?,
-            ..self
-        })
     }
 
     /// The URL announced: the configured one, else `http://<bound address>`.
@@ -374,5 +363,93 @@ pub async fn run(
     // A last round so receipts do not wait for the next start.
     if let Err(error) = forward_pending(&state, &tracker).await {
         tracing::warn!(%error, "final forwarding failed; receipts stay for the next start");
+    }
+}
+
+/// The address a node listening on `listen` announces from (`None`: any). The oracle
+/// locates a node (one replica place per /24 or /48 network) by the address its
+/// announcement comes from, and the announced URL must point into that network, so a node
+/// listening on one address announces from it. A node listening on every address of one
+/// family announces over that family (`0.0.0.0`: IPv4, so a dual-stack host does not
+/// announce from its IPv6 network a URL that names an IPv4 address); on `[::]`, over the
+/// family of the public URL's address when it is one. Not across loopback (a loopback
+/// source cannot reach another host, nor another host's address a loopback oracle).
+pub fn announce_source(
+    listen: std::net::SocketAddr,
+    public_url: &str,
+    tracker: &Url,
+) -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let literal = |url: &Url| {
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        host.parse::<IpAddr>().ok()
+    };
+    let ip = match listen.ip() {
+        IpAddr::V6(v6) if v6.is_unspecified() => {
+            match Url::parse(public_url).ok().as_ref().and_then(literal)? {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            }
+        }
+        ip => ip,
+    };
+    let tracker_loopback = literal(tracker).map_or_else(
+        || {
+            tracker
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case("localhost"))
+        },
+        |h| h.is_loopback(),
+    );
+    (ip.is_unspecified() || ip.is_loopback() == tracker_loopback).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_announces_over_the_address_or_family_it_listens_on() {
+        let tracker = Url::parse("http://oracle.example:7400/").expect("url");
+        let local = Url::parse("http://127.0.0.1:7400/").expect("url");
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().expect("addr");
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
+        // One address: from it.
+        assert_eq!(
+            announce_source(at("203.0.113.5:7401"), "", &tracker),
+            ip("203.0.113.5")
+        );
+        // Every IPv4 address: over IPv4 (a dual-stack host must not announce over IPv6).
+        assert_eq!(
+            announce_source(at("0.0.0.0:7401"), "http://203.0.113.5:7401", &tracker),
+            ip("0.0.0.0")
+        );
+        assert_eq!(
+            announce_source(at("0.0.0.0:7401"), "", &local),
+            ip("0.0.0.0")
+        );
+        // Every address of both families: the public URL's family, else any.
+        assert_eq!(
+            announce_source(at("[::]:7401"), "http://203.0.113.5:7401", &tracker),
+            ip("0.0.0.0")
+        );
+        assert_eq!(
+            announce_source(at("[::]:7401"), "http://[2001:db8::5]:7401", &tracker),
+            ip("::")
+        );
+        assert_eq!(
+            announce_source(at("[::]:7401"), "http://seeder.example:7401", &tracker),
+            None
+        );
+        // Not across loopback.
+        assert_eq!(announce_source(at("127.0.1.1:7401"), "", &tracker), None);
+        assert_eq!(
+            announce_source(at("127.0.1.1:7401"), "", &local),
+            ip("127.0.1.1")
+        );
+        assert_eq!(announce_source(at("203.0.113.5:7401"), "", &local), None);
     }
 }

@@ -33,7 +33,7 @@ use dsi_service::http::{ApiError, JsonBody, json_errors, parse_json};
 use crate::OracleState;
 use crate::close::{CloseError, close_through};
 use crate::ingest::ingest;
-use crate::store::{AnnounceOutcome, Registered, StoreError};
+use crate::store::{AnnounceOutcome, LocationBound, Registered, StoreError};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -174,15 +174,27 @@ async fn announce(
             format!("url longer than {MAX_URL_LEN} bytes"),
         ));
     }
-    match reqwest::Url::parse(&a.url) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+    // Plain http: audits and node-lite's downloads do not speak TLS, so an https URL
+    // would be listed for downloads nobody can make and fail every audit.
+    let url = match reqwest::Url::parse(&a.url) {
+        Ok(url) if url.scheme() == "http" && url.host().is_some() => url,
+        Ok(url) if url.scheme() == "https" => {
+            return Err(ApiError::new(
+                ErrorCode::BadUrl,
+                format!(
+                    "{:?}: seeders are reached over plain http (audits and downloads do not \
+                     speak TLS); announce the http:// URL",
+                    a.url
+                ),
+            ));
+        }
         _ => {
             return Err(ApiError::new(
                 ErrorCode::BadUrl,
-                format!("{:?} is not an http(s) URL with a host", a.url),
+                format!("{:?} is not an http URL with a host", a.url),
             ));
         }
-    }
+    };
     if a.contents.len() > MAX_ANNOUNCED_CONTENTS {
         return Err(ApiError::new(
             ErrorCode::TooManyContents,
@@ -213,8 +225,29 @@ async fn announce(
     // The URL must point into the network the announcement comes from (audits go only
     // there): a node cannot take a network's replica place by announcing through it.
     if let Some(location) = location {
-        let url = reqwest::Url::parse(&a.url)
-            .map_err(|e| ApiError::new(ErrorCode::BadUrl, format!("{:?}: {e}", a.url)))?;
+        // A name holds one of a bounded number of slots while it resolves (a lookup takes
+        // a blocking thread); an address needs no lookup.
+        let named = url.host_str().is_some_and(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_err()
+        });
+        let _slot = if named {
+            Some(state.resolve_slots.try_acquire().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::ResolverBusy,
+                    format!(
+                        "the oracle resolves at most {} announced host names at once \
+                         (tracker.max_concurrent_resolutions); retry later or announce a URL \
+                         with an IP address",
+                        state.config.tracker.max_concurrent_resolutions
+                    ),
+                )
+            })?)
+        } else {
+            None
+        };
         crate::audit::addresses_in(&url, location, URL_RESOLVE_TIMEOUT)
             .await
             .map_err(|detail| {
@@ -234,8 +267,11 @@ async fn announce(
             .put_announcement(
                 a,
                 location,
-                state.config.tracker.max_nodes_per_location,
-                state.config.audit.chunks_per_node as u64,
+                LocationBound {
+                    max: state.config.tracker.max_nodes_per_location,
+                    vetting_per_epoch: state.config.audit.chunks_per_node as u64,
+                    vetted_at: u64::from(state.config.market.vetting_audits),
+                },
                 now,
                 expires_at_ms,
             )
@@ -250,14 +286,15 @@ async fn announce(
             ErrorCode::LocationFull,
             format!(
                 "network {location} already has {live} live nodes (tracker.max_nodes_per_location \
-                 = {}), none with less vetting credit than this key; a new key is taken once \
-                 one of them expires",
+                 = {}), each awaiting its first audit, proven by the last close, or with more \
+                 vetting credit than this key; a new key is taken once one of them expires or \
+                 fails an audit",
                 state.config.tracker.max_nodes_per_location
             ),
         ));
     }
     if let AnnounceOutcome::Displaced { weaker } = outcome {
-        tracing::info!(node = %a.node.short(), weaker = %weaker.short(), "a key with more vetting credit took a full network's place");
+        tracing::info!(node = %a.node.short(), weaker = %weaker.short(), "a key took a full network's place from one the last close did not prove");
     }
     let stored = matches!(
         outcome,

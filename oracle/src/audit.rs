@@ -292,12 +292,21 @@ pub async fn challenge_node(
         Ok(url) => url,
         Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
     };
+    // The URL's own authority, sent as `Host` when the request goes to a pinned address
+    // (a name-based virtual host in front of the node still routes it).
+    let authority = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (host, None) => host.unwrap_or_default().to_string(),
+        (None, Some(_)) => String::new(),
+    };
+    let mut pinned_to = None;
     if let Some(location) = location {
         let pinned = addresses_in(&url, location, auditor.timeout)
             .await
             .and_then(|inside| {
                 inside
                     .into_iter()
+                    .map(|ip| ip.to_canonical())
                     .find(|ip| auditor.allow_private || is_public(*ip))
                     .ok_or_else(|| format!("{} has no public address in {location}", node.url))
             })
@@ -305,8 +314,9 @@ pub async fn challenge_node(
                 url.set_ip_host(ip)
                     .map_err(|()| format!("cannot address {ip} in {}", node.url))
             });
-        if let Err(detail) = pinned {
-            return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail);
+        match pinned {
+            Ok(()) => pinned_to = Some(authority),
+            Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
         }
     }
     let mut nonce = [0u8; 32];
@@ -323,7 +333,11 @@ pub async fn challenge_node(
         auditor.network,
         auditor.key,
     );
-    let response = match auditor.client.post(url).json(&signed).send().await {
+    let mut request = auditor.client.post(url).json(&signed);
+    if let Some(authority) = pinned_to {
+        request = request.header(reqwest::header::HOST, authority);
+    }
+    let response = match request.send().await {
         Ok(response) => response,
         Err(error) => {
             let detail = dsi_service::oracle_client::error_chain(&error);

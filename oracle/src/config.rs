@@ -110,10 +110,15 @@ pub struct TrackerConfig {
     pub max_manifest_bytes_per_node: u64,
     /// Live node keys one network location (the /24 IPv4 or /48 IPv6 network an
     /// announcement comes from) may have: a new key past it is refused `location_full`
-    /// unless it has more vetting credit than the weakest live key there, whose place it
-    /// takes (keys already live there renew). Keys are free; networks are not: this bounds
-    /// what one network makes every close audit. 0 means no limit.
+    /// unless a live key there is unproven (the newest close did not see it pass every
+    /// audit; a key awaiting its first audit is not) with no more vetting credit than the
+    /// new key, whose place it takes (keys already live there renew; see
+    /// [`crate::store::Store::put_announcement`]). Keys are free; networks are not: this
+    /// bounds what one network makes every close audit. 0 means no limit.
     pub max_nodes_per_location: u32,
+    /// Announced URLs naming a host (not an IP address) resolved at once; an announcement
+    /// past it is refused `503 resolver_busy`. 0: names are refused (announce an address).
+    pub max_concurrent_resolutions: u32,
 }
 
 /// `[close]`.
@@ -197,6 +202,7 @@ impl Default for TrackerConfig {
             max_clock_skew_ms: 300_000,
             max_manifest_bytes_per_node: 64 << 20,
             max_nodes_per_location: 16,
+            max_concurrent_resolutions: 16,
         }
     }
 }

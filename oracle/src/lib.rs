@@ -67,6 +67,11 @@ pub struct OracleState {
     pub ingest_lock: Mutex<()>,
     /// Serializes announcements (the per-location bound counts, then writes).
     pub announce_lock: Mutex<()>,
+    /// Host names of announced URLs being resolved at once
+    /// (`tracker.max_concurrent_resolutions`): a lookup holds one of the runtime's
+    /// blocking threads for up to its timeout, so free announcements naming hosts behind
+    /// a dead name server must not take them all.
+    pub resolve_slots: tokio::sync::Semaphore,
     /// Counters.
     pub metrics: Metrics,
     /// The chain client, when `[chain] deployment` is configured.
@@ -83,6 +88,8 @@ impl OracleState {
         batches_dir: PathBuf,
     ) -> Result<Arc<Self>, store::StoreError> {
         let lengths = store.chunk_lengths().await?;
+        let resolve_slots =
+            tokio::sync::Semaphore::new(config.tracker.max_concurrent_resolutions as usize);
         Ok(Arc::new(Self {
             config,
             store,
@@ -92,6 +99,7 @@ impl OracleState {
             chunk_lengths: RwLock::new(lengths),
             ingest_lock: Mutex::new(()),
             announce_lock: Mutex::new(()),
+            resolve_slots,
             metrics: Metrics::default(),
             chain: None,
         }))

@@ -99,6 +99,69 @@ async fn vetting_credit(
     ))
 }
 
+/// How many live keys one location may hold and how a full one ranks them
+/// ([`Store::put_announcement`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocationBound {
+    /// Live keys one location may hold (0: no bound).
+    pub max: u32,
+    /// Passed funded audits counted per epoch towards vetting credit.
+    pub vetting_per_epoch: u64,
+    /// Credit above this ranks as this (a vetted key is vetted: credit does not grow into
+    /// a lead nobody can catch up with).
+    pub vetted_at: u64,
+}
+
+/// The newest closed epoch and when its close started (`None` before any).
+async fn newest_close(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, i64)>> {
+    let row = sqlx::query(
+        "SELECT epoch, closed_at_ms - close_duration_ms FROM epochs \
+         ORDER BY epoch DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await
+    .map_err(query_error("reading epochs"))?;
+    row.map(|row| {
+        let corrupt = |_| StoreError::Corrupt("epochs");
+        Ok((
+            row.try_get(0).map_err(corrupt)?,
+            row.try_get(1).map_err(corrupt)?,
+        ))
+    })
+    .transpose()
+}
+
+/// Whether a live key keeps its place in a full location: it became live after the newest
+/// close started (its first audit is still to come), or that close audited it and every
+/// answer passed.
+async fn settled(
+    conn: &mut sqlx::AnyConnection,
+    node: &[u8],
+    first_seen_ms: i64,
+    newest_close: Option<(i64, i64)>,
+) -> Result<bool> {
+    let Some((epoch, started_ms)) = newest_close else {
+        return Ok(true);
+    };
+    if first_seen_ms >= started_ms {
+        return Ok(true);
+    }
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN outcome = 'passed' THEN 0 ELSE 1 END), 0) AS BIGINT) \
+         FROM audits WHERE seeder = $1 AND epoch = $2",
+    )
+    .bind(node.to_vec())
+    .bind(epoch)
+    .fetch_one(conn)
+    .await
+    .map_err(query_error("reading audits"))?;
+    let corrupt = |_| StoreError::Corrupt("audits");
+    let audited: i64 = row.try_get(0).map_err(corrupt)?;
+    let failed: i64 = row.try_get(1).map_err(corrupt)?;
+    Ok(audited > 0 && failed == 0)
+}
+
 /// What happened to an announcement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnnounceOutcome {
@@ -636,19 +699,21 @@ impl Store {
     /// Stores a verified announcement, sent from `location` (the network of the
     /// connection's source address; `None` for one that cannot count), unless an equally
     /// new or newer one is held, or the key is not yet live at `location` and that
-    /// location already has `max_per_location` live keys (0: no bound) none of which has
-    /// less vetting credit ([`Store::funded_audits_passed`], `vetting_per_epoch`) than the
-    /// announcing key. When one has less, the weakest (the newest among equals) stops being
-    /// live and the announcing key takes its place: free keys squatting a network cannot
-    /// lock out a key that has proven funded storage, such as an honest holder coming back
-    /// after its announcement expired. Callers serialize announcements (the bound is a
-    /// count, then a write).
+    /// location is full ([`LocationBound`]).
+    ///
+    /// In a full location a key may take the place of a live key there that is not
+    /// *settled*, one with no more vetting credit ([`Store::funded_audits_passed`], counted
+    /// up to `bound.vetted_at`) than its own (the weakest, the newest among equals). A key is
+    /// settled while it awaits its first audit (it became live after the newest close
+    /// started) or passed every audit of the newest close: a key
+    /// that holds what it announces is never pushed out, a newcomer gets its first audit,
+    /// and squatting keys that fail their audits give way to anyone, a returning holder
+    /// first. Callers serialize announcements (the bound is a count, then a write).
     pub async fn put_announcement(
         &self,
         announcement: &Announcement,
         location: Option<Location>,
-        max_per_location: u32,
-        vetting_per_epoch: u64,
+        bound: LocationBound,
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<AnnounceOutcome> {
@@ -681,7 +746,7 @@ impl Store {
         // Nodes without a location (a private source on a public network) share one
         // bound: they earn no replica place, but each one is audited at every close.
         let mut displaced = None;
-        if !live_here && max_per_location > 0 {
+        if !live_here && bound.max > 0 {
             let rows = match location {
                 Some(location) => {
                     sqlx::query(
@@ -707,20 +772,26 @@ impl Store {
             }
             .map_err(query_error("counting a location's nodes"))?;
             let live = rows.len() as u64;
-            if live >= u64::from(max_per_location) {
-                let mine = vetting_credit(&mut tx, &node, vetting_per_epoch).await?;
+            if live >= u64::from(bound.max) {
+                let newest_close = newest_close(&mut tx).await?;
+                let credit = |c: u64| c.min(bound.vetted_at);
+                let mine = credit(vetting_credit(&mut tx, &node, bound.vetting_per_epoch).await?);
                 let mut weakest: Option<(u64, std::cmp::Reverse<i64>, Vec<u8>)> = None;
                 for row in &rows {
                     let other: Vec<u8> = row.try_get(0).map_err(corrupt)?;
                     let first_seen: i64 = row.try_get(1).map_err(corrupt)?;
-                    let credit = vetting_credit(&mut tx, &other, vetting_per_epoch).await?;
-                    let candidate = (credit, std::cmp::Reverse(first_seen), other);
+                    if settled(&mut tx, &other, first_seen, newest_close).await? {
+                        continue;
+                    }
+                    let theirs =
+                        credit(vetting_credit(&mut tx, &other, bound.vetting_per_epoch).await?);
+                    let candidate = (theirs, std::cmp::Reverse(first_seen), other);
                     if weakest.as_ref().is_none_or(|w| candidate < *w) {
                         weakest = Some(candidate);
                     }
                 }
                 match weakest {
-                    Some((credit, _, other)) if credit < mine => {
+                    Some((theirs, _, other)) if theirs <= mine => {
                         sqlx::query("UPDATE nodes SET expires_at_ms = $1 WHERE node = $2")
                             .bind(i64_of(now_ms))
                             .bind(other.clone())

@@ -104,46 +104,70 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
             "keys 1 to 5 and key 9 (at 127.0.0.0/24)"
         );
 
-        // A key with vetting credit (passed audits of funded content: a holder whose
-        // announcement expired while it was away, say) takes the place of the weakest key
-        // in a full network, the newest among equals; free keys squatting a network cannot
-        // lock it out. Credit counts at most `audit.chunks_per_node` (3) audits an epoch.
+        // In a full network a key takes the place of one the newest close did not prove
+        // (it failed an audit there, or was not audited) with no more vetting credit than
+        // its own, the newest among equals. A key that passed every audit of that close,
+        // or awaits its first audit, keeps its place whatever the newcomer's credit: a
+        // holder is never pushed out, a newcomer gets its first audit, squatters that
+        // fail give way. Credit counts passed audits of funded content, at most
+        // `audit.chunks_per_node` (3) an epoch.
         let funded_chunk = dsi_protocol::ChunkId([0xf0; 32]);
-        let audits: Vec<dsi_api::oracle::Audit> = (0..10)
-            .map(|i| dsi_api::oracle::Audit {
-                epoch: Epoch(1 + i / 5),
-                seeder: key(7).node_id(),
-                chunk: funded_chunk,
-                outcome: dsi_api::oracle::AuditOutcome::Passed,
+        let audit = |n: u8, epoch: u64, chunk: dsi_protocol::ChunkId, passed: bool| {
+            dsi_api::oracle::Audit {
+                epoch: Epoch(epoch),
+                seeder: key(n).node_id(),
+                chunk,
+                outcome: if passed {
+                    dsi_api::oracle::AuditOutcome::Passed
+                } else {
+                    dsi_api::oracle::AuditOutcome::Missing
+                },
                 detail: String::new(),
                 at_ms: 1,
-            })
-            .collect();
-        state
-            .store
-            .record_close(&oracle::store::EpochClose {
-                record: dsi_api::oracle::ClosedEpoch {
-                    epoch: Epoch(1),
-                    status: dsi_api::oracle::EpochStatus::Closed,
-                    root: [1; 32],
-                    total: 0,
-                    seeders: 0,
-                    receipts: 0,
-                    batch_content_id: ContentId([1; 32]),
-                    batch_file: "epoch-00000001.batch".into(),
-                    closed_at_ms: 1,
-                    close_duration_ms: 1,
-                },
-                leaves: Vec::new(),
-                seeders: Vec::new(),
-                scores: Vec::new(),
-                audits,
-                funded_chunks: [funded_chunk].into(),
-                debits: Vec::new(),
-                held: Vec::new(),
-            })
-            .await
-            .expect("record close");
+            }
+        };
+        let close = |epoch: u64, audits: Vec<dsi_api::oracle::Audit>| {
+            let state = state.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                state
+                    .store
+                    .record_close(&oracle::store::EpochClose {
+                        record: dsi_api::oracle::ClosedEpoch {
+                            epoch: Epoch(epoch),
+                            status: dsi_api::oracle::EpochStatus::Closed,
+                            root: [1; 32],
+                            total: 0,
+                            seeders: 0,
+                            receipts: 0,
+                            batch_content_id: ContentId([1; 32]),
+                            batch_file: format!("epoch-{epoch:08}.batch"),
+                            closed_at_ms: now_ms(),
+                            close_duration_ms: 1,
+                        },
+                        leaves: Vec::new(),
+                        seeders: Vec::new(),
+                        scores: Vec::new(),
+                        audits,
+                        funded_chunks: [funded_chunk].into(),
+                        debits: Vec::new(),
+                        held: Vec::new(),
+                    })
+                    .await
+                    .expect("record close");
+            }
+        };
+        let other_chunk = dsi_protocol::ChunkId([0x0f; 32]);
+        // Close 1: at 127.0.5.0/24 key 1 passed, key 2 failed, key 5 was not audited; keys
+        // 7 and 12 (elsewhere) passed five funded audits in each of epochs 1 and 2.
+        let mut audits = vec![
+            audit(1, 1, other_chunk, true),
+            audit(2, 1, other_chunk, false),
+        ];
+        for n in [7, 12] {
+            audits.extend((0..10).map(|i| audit(n, 1 + i / 5, funded_chunk, true)));
+        }
+        close(1, audits).await;
         let credit = state
             .store
             .funded_audits_passed(&key(7).node_id(), 3)
@@ -153,34 +177,82 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
             credit, 6,
             "{url}: five passed audits in each of two epochs, three count"
         );
-        assert_eq!(announce(7, from(5)).await.status, StatusCode::OK, "{url}");
-        let live: Vec<_> = state
-            .store
-            .live_nodes(now_ms())
-            .await
-            .expect("live")
-            .iter()
-            .map(|n| n.node)
-            .collect();
-        assert!(live.contains(&key(7).node_id()), "{url}");
+        let live_set = || {
+            let state = state.clone();
+            async move {
+                state
+                    .store
+                    .live_nodes(now_ms())
+                    .await
+                    .expect("live")
+                    .iter()
+                    .map(|n| n.node)
+                    .collect::<std::collections::HashSet<_>>()
+            }
+        };
+        // A fresh key takes the place of the newest unproven key (5, not 2).
+        assert_eq!(announce(8, from(5)).await.status, StatusCode::OK, "{url}");
+        let live = live_set().await;
         assert!(
-            !live.contains(&key(5).node_id()),
-            "{url}: the newest key gave way"
+            live.contains(&key(8).node_id()) && !live.contains(&key(5).node_id()),
+            "{url}"
         );
-        assert!(live.contains(&key(1).node_id()) && live.contains(&key(2).node_id()));
-        // The key that gave way cannot come back while the network is full of keys with at
-        // least its credit.
-        assert_eq!(announce(5, from(5)).await.code(), "location_full", "{url}");
+        // A key with credit takes the failed key's place, not the fresh key's (its first
+        // audit is still to come) nor the proven key's (its credit is 0).
+        assert_eq!(announce(7, from(5)).await.status, StatusCode::OK, "{url}");
+        let live = live_set().await;
+        for n in [1, 8, 7] {
+            assert!(live.contains(&key(n).node_id()), "{url}: key {n}");
+        }
+        assert!(
+            !live.contains(&key(2).node_id()),
+            "{url}: key 2 failed its audit"
+        );
+        // Now every key there is proven or new: another key with credit is refused.
+        let refused = announce(12, from(5)).await;
+        assert_eq!(refused.code(), "location_full", "{url}");
+        assert!(
+            refused.json()["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("first audit")),
+            "{url}"
+        );
+        // Close 2 proves keys 8 and 7; key 1 was not audited and gives way to the key that
+        // failed before (same credit, 0), which in turn, unproven since, gives way to key
+        // 12. Then every key there is proven or new, and a fresh key is refused.
+        close(
+            2,
+            vec![
+                audit(8, 2, other_chunk, true),
+                audit(7, 2, funded_chunk, true),
+            ],
+        )
+        .await;
+        assert_eq!(announce(2, from(5)).await.status, StatusCode::OK, "{url}");
+        assert!(
+            !live_set().await.contains(&key(1).node_id()),
+            "{url}: key 1 went unproven"
+        );
+        assert_eq!(announce(12, from(5)).await.status, StatusCode::OK, "{url}");
+        let live = live_set().await;
+        assert!(
+            !live.contains(&key(2).node_id()),
+            "{url}: key 2 is still unproven"
+        );
+        for n in [8, 7, 12] {
+            assert!(live.contains(&key(n).node_id()), "{url}: key {n}");
+        }
+        assert_eq!(announce(13, from(5)).await.code(), "location_full", "{url}");
 
         // Expired announcements are forgotten at a close (abandoned keys do not grow the
         // database); live ones stay.
         let live_before = state.store.live_nodes(now_ms()).await.expect("live").len();
         let pruned = state
             .store
-            .prune_expired_nodes(now_ms(), Epoch(1))
+            .prune_expired_nodes(now_ms(), Epoch(2))
             .await
             .expect("prune");
-        assert_eq!(pruned, 1, "{url}: key 5, which gave way");
+        assert_eq!(pruned, 3, "{url}: keys 5, 1 and 2, which gave way");
         assert!(
             state
                 .store
@@ -238,6 +310,62 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
             .await
             .expect("locations")
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn announced_urls_are_plain_http_and_names_resolve_a_bounded_number_at_once() {
+    use std::net::SocketAddr;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config();
+    // No slot at all: every name is refused, an address needs none.
+    config.tracker.max_concurrent_resolutions = 0;
+    let state = oracle_at(
+        &format!("sqlite://{}", dir.path().join("oracle.db").display()),
+        dir.path(),
+        config,
+    )
+    .await;
+    let network = state.config.network.clone();
+    let announce = |n: u8, url: &str| {
+        let state = state.clone();
+        let body =
+            serde_json::to_vec(&announcement(&key(n), url, n, vec![], &network)).expect("json");
+        async move {
+            call_from(
+                &state,
+                SocketAddr::from(([127, 0, 0, 9], 1)),
+                "POST",
+                "/v1/announce",
+                body,
+                &[],
+            )
+            .await
+        }
+    };
+    let busy = announce(1, "http://localhost:9").await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(busy.code(), "resolver_busy");
+    assert!(
+        busy.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_concurrent_resolutions")),
+        "{:?}",
+        busy.json()
+    );
+    assert_eq!(
+        announce(1, "http://127.0.0.1:9").await.status,
+        StatusCode::OK
+    );
+    // https is refused at once: audits and downloads do not speak TLS.
+    let tls = announce(2, "https://127.0.0.1:9").await;
+    assert_eq!(tls.code(), "bad_url");
+    assert!(
+        tls.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("plain http")),
+        "{:?}",
+        tls.json()
     );
 }
 

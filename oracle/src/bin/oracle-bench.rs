@@ -268,7 +268,17 @@ async fn main() -> anyhow::Result<()> {
             };
             state
                 .store
-                .put_announcement(&announcement, None, 0, 3, now, now + 3_600_000)
+                .put_announcement(
+                    &announcement,
+                    None,
+                    oracle::store::LocationBound {
+                        max: 0,
+                        vetting_per_epoch: 3,
+                        vetted_at: 9,
+                    },
+                    now,
+                    now + 3_600_000,
+                )
                 .await?;
         }
         let plan = receipt_plan(size, &manifest.chunks, epoch);
