@@ -900,16 +900,21 @@ impl Store {
     }
 
     /// Forgets announcements that expired before `before_ms` (and what they announced),
-    /// except those of seeders with receipts in an epoch after `closed` (an expired record
-    /// still names where such a seeder is paid). Run at each close: keys announced once
-    /// and abandoned do not grow the database without bound. Returns how many went.
+    /// except those of seeders with receipts in an epoch after `closed` or with a leaf in
+    /// any epoch (an expired record still names where such a seeder is paid, also for
+    /// receipts that arrive late; a key earns only what someone funded, so these do not
+    /// grow for free). Run at each close: keys announced once and abandoned do not grow
+    /// the database without bound. Returns how many went.
     pub async fn prune_expired_nodes(&self, before_ms: u64, closed: Epoch) -> Result<u64> {
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(query_error("pruning nodes"))?;
-        let keep = "SELECT DISTINCT seeder FROM receipts WHERE epoch > $2";
+        // Kept: seeders with receipts still to be paid, and every key that ever earned (its
+        // payout account pays receipts that arrive late; earning is never free).
+        let keep = "SELECT DISTINCT seeder FROM receipts WHERE epoch > $2 \
+                    UNION SELECT DISTINCT seeder FROM leaves";
         sqlx::query(&format!(
             "DELETE FROM holdings WHERE node IN (SELECT node FROM nodes \
              WHERE expires_at_ms < $1 AND node NOT IN ({keep}))"

@@ -126,7 +126,9 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
                 at_ms: 1,
             }
         };
-        let close = |epoch: u64, audits: Vec<dsi_api::oracle::Audit>| {
+        let close = |epoch: u64,
+                     audits: Vec<dsi_api::oracle::Audit>,
+                     leaves: Vec<dsi_api::oracle::Leaf>| {
             let state = state.clone();
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -145,7 +147,7 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
                             closed_at_ms: now_ms(),
                             close_duration_ms: 1,
                         },
-                        leaves: Vec::new(),
+                        leaves,
                         seeders: Vec::new(),
                         scores: Vec::new(),
                         audits,
@@ -167,7 +169,7 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
         for n in [7, 12] {
             audits.extend((0..10).map(|i| audit(n, 1 + i / 5, funded_chunk, true)));
         }
-        close(1, audits).await;
+        close(1, audits, Vec::new()).await;
         let credit = state
             .store
             .funded_audits_passed(&key(7).node_id(), 3)
@@ -220,12 +222,28 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
         // Close 2 proves keys 8 and 7; key 1 was not audited and gives way to the key that
         // failed before (same credit, 0), which in turn, unproven since, gives way to key
         // 12. Then every key there is proven or new, and a fresh key is refused.
+        // Key 1 earned in epoch 2 (a leaf): its record outlives its announcement, so
+        // receipts that arrive late still find its payout account.
+        let leaf = dsi_api::oracle::Leaf {
+            epoch: Epoch(2),
+            seeder: key(1).node_id(),
+            payout: dsi_protocol::PayoutAccount([1; 20]),
+            amount: 5,
+            cumulative: 5,
+            bandwidth_amount: 5,
+            storage_amount: 0,
+            bytes_served: 1,
+            receipts: 1,
+            reputation: 1_000_000,
+            proof: Vec::new(),
+        };
         close(
             2,
             vec![
                 audit(8, 2, other_chunk, true),
                 audit(7, 2, funded_chunk, true),
             ],
+            vec![leaf],
         )
         .await;
         assert_eq!(announce(2, from(5)).await.status, StatusCode::OK, "{url}");
@@ -252,7 +270,19 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
             .prune_expired_nodes(now_ms(), Epoch(2))
             .await
             .expect("prune");
-        assert_eq!(pruned, 3, "{url}: keys 5, 1 and 2, which gave way");
+        assert_eq!(
+            pruned, 2,
+            "{url}: keys 5 and 2, which gave way (key 1 earned)"
+        );
+        assert!(
+            state
+                .store
+                .node(&key(1).node_id())
+                .await
+                .expect("node")
+                .is_some(),
+            "{url}: a key that earned keeps its record"
+        );
         assert!(
             state
                 .store

@@ -160,7 +160,8 @@ async fn an_audit_goes_only_to_the_network_the_node_announced_from() {
         "{}",
         audits[0].detail
     );
-    // A name is resolved and the audit goes to its address in the network.
+    // A name is resolved and the audit goes to its address in the network, with the
+    // URL's own `Host` (a name-based virtual host in front of a node still routes it).
     let port = server.url.rsplit(':').next().expect("port");
     let named = format!("http://localhost:{port}");
     let home = Location::of([127, 0, 0, 1].into());
@@ -168,6 +169,11 @@ async fn an_audit_goes_only_to_the_network_the_node_announced_from() {
         let audits = challenge_at(&node(&key(7), url), Some(home), &chunks, true).await;
         assert_eq!(audits[0].outcome, AuditOutcome::Passed, "{url}: {audits:?}");
     }
+    assert_eq!(
+        *server.hosts.lock().expect("hosts"),
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
+        "the audit outside the network reached nobody; the pinned ones kept their Host"
+    );
 }
 
 #[tokio::test]

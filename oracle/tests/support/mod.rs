@@ -368,6 +368,9 @@ pub struct ChunkServer {
     pub audited: Arc<tokio::sync::Notify>,
     #[allow(dead_code)]
     pub hold: Arc<tokio::sync::RwLock<()>>,
+    /// The `Host` header of every audit received, in order.
+    #[allow(dead_code)]
+    pub hosts: Arc<std::sync::Mutex<Vec<String>>>,
     _cancel: tokio_util::sync::DropGuard,
 }
 
@@ -379,7 +382,9 @@ pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> 
         corrupt: Arc<AtomicBool>,
         audited: Arc<tokio::sync::Notify>,
         hold: Arc<tokio::sync::RwLock<()>>,
+        hosts: Arc<std::sync::Mutex<Vec<String>>>,
     }
+    let hosts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let corrupt = Arc::new(AtomicBool::new(false));
     let audited = Arc::new(tokio::sync::Notify::new());
     let hold = Arc::new(tokio::sync::RwLock::new(()));
@@ -389,42 +394,47 @@ pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> 
         corrupt: corrupt.clone(),
         audited: audited.clone(),
         hold: hold.clone(),
+        hosts: hosts.clone(),
     };
-    let app =
-        axum::Router::new()
-            .route(
-                "/v1/audit",
-                routing::post(
-                    |State(s): State<Shared>,
-                     axum::Json(signed): axum::Json<SignedAuditChallenge>| async move {
-                        s.audited.notify_one();
-                        let _held = s.hold.read().await;
-                        let mut out = Vec::new();
-                        for id in &signed.challenge.chunks {
-                            let Some(bytes) = s.chunks.get(id) else {
-                                return (StatusCode::NOT_FOUND, Vec::new());
-                            };
-                            let mut bytes = bytes.clone();
-                            if s.corrupt.load(Ordering::SeqCst) {
-                                bytes[0] ^= 0xff;
-                            }
-                            out.push(bytes);
+    let app = axum::Router::new()
+        .route(
+            "/v1/audit",
+            routing::post(
+                |State(s): State<Shared>,
+                 headers: axum::http::HeaderMap,
+                 axum::Json(signed): axum::Json<SignedAuditChallenge>| async move {
+                    let host = headers
+                        .get(axum::http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    s.hosts.lock().expect("hosts").push(host);
+                    s.audited.notify_one();
+                    let _held = s.hold.read().await;
+                    let mut out = Vec::new();
+                    for id in &signed.challenge.chunks {
+                        let Some(bytes) = s.chunks.get(id) else {
+                            return (StatusCode::NOT_FOUND, Vec::new());
+                        };
+                        let mut bytes = bytes.clone();
+                        if s.corrupt.load(Ordering::SeqCst) {
+                            bytes[0] ^= 0xff;
                         }
-                        let proof = possession_proof(
-                            &signed.challenge.nonce,
-                            out.iter().map(Vec::as_slice),
-                        );
-                        let signature =
-                            sign_answer(&s.key, &NetworkId::default(), &signed.challenge, &proof);
-                        let mut body = signature.0.to_vec();
-                        for bytes in out {
-                            body.extend_from_slice(&bytes);
-                        }
-                        (StatusCode::OK, body)
-                    },
-                ),
-            )
-            .with_state(shared);
+                        out.push(bytes);
+                    }
+                    let proof =
+                        possession_proof(&signed.challenge.nonce, out.iter().map(Vec::as_slice));
+                    let signature =
+                        sign_answer(&s.key, &NetworkId::default(), &signed.challenge, &proof);
+                    let mut body = signature.0.to_vec();
+                    for bytes in out {
+                        body.extend_from_slice(&bytes);
+                    }
+                    (StatusCode::OK, body)
+                },
+            ),
+        )
+        .with_state(shared);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("bind");
@@ -441,6 +451,7 @@ pub async fn chunk_server(key: SecretKey, chunks: HashMap<ChunkId, Vec<u8>>) -> 
         corrupt,
         audited,
         hold,
+        hosts,
         _cancel: cancel.drop_guard(),
     }
 }
