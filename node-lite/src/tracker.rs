@@ -413,43 +413,43 @@ mod tests {
 
     #[test]
     fn a_node_announces_over_the_address_or_family_it_listens_on() {
-        let tracker = Url::parse("http://oracle.example:7400/").expect("url");
-        let local = Url::parse("http://127.0.0.1:7400/").expect("url");
-        let at = |s: &str| s.parse::<std::net::SocketAddr>().expect("addr");
-        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
-        // One address: from it.
-        assert_eq!(
-            announce_source(at("203.0.113.5:7401"), "", &tracker),
-            ip("203.0.113.5")
-        );
-        // Every IPv4 address: over IPv4 (a dual-stack host must not announce over IPv6).
-        assert_eq!(
-            announce_source(at("0.0.0.0:7401"), "http://203.0.113.5:7401", &tracker),
-            ip("0.0.0.0")
-        );
-        assert_eq!(
-            announce_source(at("0.0.0.0:7401"), "", &local),
-            ip("0.0.0.0")
-        );
-        // Every address of both families: the public URL's family, else any.
-        assert_eq!(
-            announce_source(at("[::]:7401"), "http://203.0.113.5:7401", &tracker),
-            ip("0.0.0.0")
-        );
-        assert_eq!(
-            announce_source(at("[::]:7401"), "http://[2001:db8::5]:7401", &tracker),
-            ip("::")
-        );
-        assert_eq!(
-            announce_source(at("[::]:7401"), "http://seeder.example:7401", &tracker),
-            None
-        );
-        // Not across loopback.
-        assert_eq!(announce_source(at("127.0.1.1:7401"), "", &tracker), None);
-        assert_eq!(
-            announce_source(at("127.0.1.1:7401"), "", &local),
-            ip("127.0.1.1")
-        );
-        assert_eq!(announce_source(at("203.0.113.5:7401"), "", &local), None);
+        let remote = "http://oracle.example:7400/";
+        let local = "http://127.0.0.1:7400/";
+        // (listen, public URL, tracker, source)
+        let cases = [
+            // One address: from it.
+            ("203.0.113.5:7401", "", remote, Some("203.0.113.5")),
+            // Every IPv4 address: over IPv4 (a dual-stack host must not announce over IPv6).
+            (
+                "0.0.0.0:7401",
+                "http://203.0.113.5:7401",
+                remote,
+                Some("0.0.0.0"),
+            ),
+            ("0.0.0.0:7401", "", local, Some("0.0.0.0")),
+            // Every address of both families: the public URL's family, else any.
+            (
+                "[::]:7401",
+                "http://203.0.113.5:7401",
+                remote,
+                Some("0.0.0.0"),
+            ),
+            ("[::]:7401", "http://[2001:db8::5]:7401", remote, Some("::")),
+            ("[::]:7401", "http://seeder.example:7401", remote, None),
+            // Not across loopback.
+            ("127.0.1.1:7401", "", remote, None),
+            ("127.0.1.1:7401", "", local, Some("127.0.1.1")),
+            ("203.0.113.5:7401", "", local, None),
+        ];
+        for (listen, public, tracker, source) in cases {
+            let listen = listen.parse::<std::net::SocketAddr>().expect("addr");
+            let tracker = Url::parse(tracker).expect("url");
+            let source = source.map(|s| s.parse::<std::net::IpAddr>().expect("ip"));
+            assert_eq!(
+                announce_source(listen, public, &tracker),
+                source,
+                "{listen} {public:?} {tracker}"
+            );
+        }
     }
 }
