@@ -227,13 +227,7 @@ async fn announce(
     if let Some(location) = location {
         // A name holds one of a bounded number of slots while it resolves (a lookup takes
         // a blocking thread); an address needs no lookup.
-        let named = url.host_str().is_some_and(|h| {
-            h.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_err()
-        });
-        let _slot = if named {
+        let _slot = if crate::audit::ip_literal(&url).is_none() {
             Some(state.resolve_slots.try_acquire().map_err(|_| {
                 ApiError::new(
                     ErrorCode::ResolverBusy,

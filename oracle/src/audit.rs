@@ -144,10 +144,9 @@ pub async fn addresses_in(
     let Some(host) = url.host_str() else {
         return Err(format!("{url} has no host"));
     };
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    let found: Vec<IpAddr> = match literal.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => {
+    let found: Vec<IpAddr> = match ip_literal(url) {
+        Some(ip) => vec![ip],
+        None => {
             let port = url.port_or_known_default().unwrap_or(80);
             match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
                 Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
@@ -170,6 +169,16 @@ pub async fn addresses_in(
         ));
     }
     Ok(inside)
+}
+
+/// The address a URL names as its host, if it names one rather than a host name (a name
+/// needs a lookup).
+pub fn ip_literal(url: &reqwest::Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// A resolver that drops every non-public address (so a node cannot name a host that
@@ -294,11 +303,10 @@ pub async fn challenge_node(
     };
     // The URL's own authority, sent as `Host` when the request goes to a pinned address
     // (a name-based virtual host in front of the node still routes it).
-    let authority = match (url.host_str(), url.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (host, None) => host.unwrap_or_default().to_string(),
-        (None, Some(_)) => String::new(),
-    };
+    let host = url.host_str().unwrap_or_default();
+    let authority = url
+        .port()
+        .map_or_else(|| host.to_string(), |p| format!("{host}:{p}"));
     let mut pinned_to = None;
     if let Some(location) = location {
         let pinned = addresses_in(&url, location, auditor.timeout)
