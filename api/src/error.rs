@@ -165,6 +165,10 @@ error_codes! {
     /// A sponsorship or credit the ledger refuses (zero amount, epochs or replicas out of
     /// range, an epoch already closed, a total that overflows).
     BadFunding = "bad_funding", 400;
+    /// The oracle runs with a chain: sponsorships and credits are deposits in the
+    /// `reward_pool` contract (`oracle sponsor` and `oracle credit --amount` send them
+    /// there), not entries in the oracle's ledger.
+    FundingOnChain = "funding_on_chain", 409;
     /// Closing the epoch failed inside the oracle (logged there).
     CloseFailed = "close_failed", 500;
     /// The published batch file cannot be read.

@@ -452,6 +452,10 @@ pub struct Sponsorship {
     pub last_epoch: Epoch,
     /// When it was recorded, Unix ms.
     pub funded_at_ms: u64,
+    /// Its id in the `reward_pool` contract when the chain holds it (the oracle mirrors
+    /// the chain's sponsorships); absent in an oracle without a chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u32>,
 }
 
 /// `GET /v1/content/{id}/funding`: a content's sponsorships and subsidy, and its replicas.

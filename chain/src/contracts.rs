@@ -26,6 +26,10 @@ use crate::{ChainError, Result as ChainResult};
 /// scores go in as many parts as they need.
 pub const REPUTATION_PART: usize = 256;
 
+/// Most entries in one funding part (`reward_pool::MAX_PART_ENTRIES`).
+pub const FUNDING_PART: usize = 128;
+/// Most sponsorships or credits in one `reward_pool` read (`reward_pool::MAX_READ`).
+pub const READ_PART: usize = 256;
 /// Most content ids in one `multipliers.boosts` read (the contract's `MAX_BOOSTS`).
 pub const BOOSTS_PART: usize = 256;
 
@@ -150,6 +154,16 @@ pub struct EpochRecord {
     pub base: Option<u64>,
     /// What its leaves paid so far.
     pub paid: u128,
+    /// What it may take from the pool's free balance.
+    pub subsidy: u128,
+    /// What its applied funding parts drew from sponsorships and credits.
+    pub drawn: u128,
+    /// Funding parts agreed.
+    pub parts: u32,
+    /// Funding parts applied (funded when all are).
+    pub applied: u32,
+    /// Its finalization's sequence number.
+    pub seq: u64,
 }
 
 /// An epoch as `reward_pool` records it (the oracle's view).
@@ -165,6 +179,91 @@ pub struct ChainEpoch {
     pub claimable_from: u32,
     /// The epoch it follows on the good chain (`None` for the first).
     pub base: Option<u64>,
+    /// Funding parts applied so far, of how many (claimable and a base once all are).
+    pub parts_applied: (u32, u32),
+}
+
+impl ChainEpoch {
+    /// All its funding parts are applied: its total is reserved.
+    pub fn funded(&self) -> bool {
+        self.parts_applied.0 >= self.parts_applied.1
+    }
+}
+
+/// `reward_pool::SponsorshipView`: a sponsor's deposit for a content.
+#[derive(Clone, Debug, PartialEq, Eq, DecodeAsType)]
+pub struct ChainSponsorship {
+    /// Its id (0, 1, ...).
+    pub id: u32,
+    /// Who deposited (gets the remainder back).
+    pub funder: Address,
+    /// The content.
+    pub content: [u8; 32],
+    /// Most an epoch draws (native units).
+    pub per_epoch: u128,
+    /// First epoch that may draw.
+    pub first_epoch: u64,
+    /// Last epoch that may draw.
+    pub last_epoch: u64,
+    /// Target replication.
+    pub replicas: u32,
+    /// Not drawn by any final, not vetoed epoch.
+    pub unspent: u128,
+}
+
+/// `reward_pool::CreditView`: a downloader's credit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, DecodeAsType)]
+pub struct ChainCredit {
+    /// Everything deposited for it.
+    pub deposited: u128,
+    /// Not debited by any final, not vetoed epoch.
+    pub unspent: u128,
+}
+
+/// One funding part of an epoch ([`Chain::fund_part`]): draws on sponsorships `(id,
+/// amount)` and debits of downloaders' credit `(key, amount)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FundingPart {
+    /// `(sponsorship id, amount)`, by id.
+    pub draws: Vec<(u32, u128)>,
+    /// `(downloader key, amount)`, by key.
+    pub debits: Vec<([u8; 32], u128)>,
+}
+
+impl FundingPart {
+    /// The hash the committee agrees on for part `index` of `epoch`: what
+    /// `reward_pool::fund_part` checks (keccak-256 of the SCALE encoding of
+    /// `(epoch, index, draws, debits)`).
+    pub fn hash(&self, epoch: u64, index: u32) -> [u8; 32] {
+        use parity_scale_codec::Encode;
+        <dsi_protocol::merkle::Keccak256 as dsi_protocol::MerkleHasher>::hash(
+            &(epoch, index, &self.draws, &self.debits).encode(),
+        )
+    }
+
+    /// Splits an epoch's draws and debits into parts of at most [`FUNDING_PART`] entries
+    /// (draws first); none when there is nothing to draw.
+    pub fn split(draws: &[(u32, u128)], debits: &[([u8; 32], u128)]) -> Vec<FundingPart> {
+        let mut parts: Vec<FundingPart> = Vec::new();
+        let mut current = FundingPart::default();
+        let full = |p: &FundingPart| p.draws.len() + p.debits.len() >= FUNDING_PART;
+        for draw in draws {
+            if full(&current) {
+                parts.push(std::mem::take(&mut current));
+            }
+            current.draws.push(*draw);
+        }
+        for debit in debits {
+            if full(&current) {
+                parts.push(std::mem::take(&mut current));
+            }
+            current.debits.push(*debit);
+        }
+        if !current.draws.is_empty() || !current.debits.is_empty() {
+            parts.push(current);
+        }
+        parts
+    }
 }
 
 /// `reputation::Score`.
@@ -593,6 +692,7 @@ impl Chain {
             },
             claimable_from: r.claimable_from,
             base: r.base,
+            parts_applied: (r.applied, r.parts),
         }))
     }
 
@@ -640,8 +740,12 @@ impl Chain {
     }
 
     /// Submits an epoch's root, following `base` on the good chain, unless the chain
-    /// already has this member's vote or a final record for it. `Refused` with `WrongBase`
-    /// when `base` is not the chain's latest good epoch (not final yet, or vetoed).
+    /// already has this member's vote or a final record for it. `subsidy` is the most it
+    /// takes from the pool's free balance; `parts` the hashes of its funding parts
+    /// ([`Self::fund_part`]). `Refused` with `WrongBase` when `base` is not the chain's
+    /// latest good epoch (not final yet, or vetoed), `BaseNotFunded` while its funding
+    /// parts are not all applied.
+    #[allow(clippy::too_many_arguments)]
     pub async fn submit_root(
         &self,
         epoch: u64,
@@ -649,7 +753,10 @@ impl Chain {
         root: &[u8; 32],
         total: u128,
         batch: &ContentId,
+        subsidy: u128,
+        parts: &[[u8; 32]],
     ) -> ChainResult<Written> {
+        let parts = parts.to_vec();
         let (written, _, _) = self
             .write::<bool>(
                 Contract::RewardPool,
@@ -660,6 +767,8 @@ impl Chain {
                     arg(root),
                     arg(&total),
                     arg(&batch.0),
+                    arg(&subsidy),
+                    arg(&parts),
                 ],
                 0,
                 &["AlreadyVoted", "EpochTooOld"],
@@ -683,6 +792,136 @@ impl Chain {
             )
             .await?;
         Ok(written)
+    }
+
+    /// Applies funding part `index` of `epoch` unless the chain has it already. `Refused`
+    /// with the contract's reason otherwise (a bound the part breaks). Returns whether the
+    /// epoch is funded after it (`None` when it was already applied).
+    pub async fn fund_part(
+        &self,
+        epoch: u64,
+        index: u32,
+        part: &FundingPart,
+    ) -> ChainResult<Option<bool>> {
+        let (_, funded, _) = self
+            .write::<bool>(
+                Contract::RewardPool,
+                "fund_part",
+                &[
+                    arg(&epoch),
+                    arg(&index),
+                    arg(&part.draws),
+                    arg(&part.debits),
+                ],
+                0,
+                &["PartOutOfOrder"],
+                format!("fund_part({epoch}, {index})"),
+            )
+            .await?;
+        Ok(funded)
+    }
+
+    /// Deposits `deposit` native units for `content`: `epochs` epochs from `first_epoch`,
+    /// for `replicas` replicas. Returns the sponsorship's id.
+    pub async fn sponsor(
+        &self,
+        content: &ContentId,
+        first_epoch: u64,
+        epochs: u32,
+        replicas: u32,
+        deposit: u128,
+    ) -> ChainResult<u32> {
+        let (_, id, _) = self
+            .write::<u32>(
+                Contract::RewardPool,
+                "sponsor",
+                &[
+                    arg(&content.0),
+                    arg(&first_epoch),
+                    arg(&epochs),
+                    arg(&replicas),
+                ],
+                deposit,
+                &[],
+                format!("sponsor({content}, {deposit})"),
+            )
+            .await?;
+        id.ok_or_else(|| ChainError::Decode {
+            contract: "reward_pool".into(),
+            message: "sponsor".into(),
+            detail: "no sponsorship id".into(),
+        })
+    }
+
+    /// Adds `amount` native units to `downloader`'s credit. Returns its unspent credit.
+    pub async fn credit(&self, downloader: &NodeId, amount: u128) -> ChainResult<u128> {
+        let (_, unspent, _) = self
+            .write::<u128>(
+                Contract::RewardPool,
+                "credit",
+                &[arg(&downloader.0)],
+                amount,
+                &[],
+                format!("credit({downloader}, {amount})"),
+            )
+            .await?;
+        Ok(unspent.unwrap_or_default())
+    }
+
+    /// The sponsor takes back what sponsorship `id` has left (after its last epoch's
+    /// window). Returns the amount.
+    pub async fn withdraw(&self, id: u32) -> ChainResult<u128> {
+        let (_, amount, _) = self
+            .write::<u128>(
+                Contract::RewardPool,
+                "withdraw",
+                &[arg(&id)],
+                0,
+                &[],
+                format!("withdraw({id})"),
+            )
+            .await?;
+        Ok(amount.unwrap_or_default())
+    }
+
+    /// Every sponsorship, [`READ_PART`] per read.
+    pub async fn sponsorships(&self) -> ChainResult<Vec<ChainSponsorship>> {
+        let mut out = Vec::new();
+        loop {
+            let from = u32::try_from(out.len()).unwrap_or(u32::MAX);
+            let (page, count): (Vec<ChainSponsorship>, u32) = self
+                .query(
+                    Contract::RewardPool,
+                    "sponsorships",
+                    &[arg(&from), arg(&(READ_PART as u32))],
+                )
+                .await?;
+            let done = page.is_empty();
+            out.extend(page);
+            if done || out.len() >= count as usize {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The credits of `downloaders`, in order, [`READ_PART`] per read.
+    pub async fn credits(&self, downloaders: &[NodeId]) -> ChainResult<Vec<ChainCredit>> {
+        let mut out = Vec::with_capacity(downloaders.len());
+        for part in downloaders.chunks(READ_PART) {
+            let ids: Vec<[u8; 32]> = part.iter().map(|d| d.0).collect();
+            let credits: Vec<ChainCredit> = self
+                .query(Contract::RewardPool, "credits_of", &[arg(&ids)])
+                .await?;
+            if credits.len() != ids.len() {
+                return Err(ChainError::Decode {
+                    contract: "reward_pool".into(),
+                    message: "credits_of".into(),
+                    detail: format!("{} credits for {} keys", credits.len(), ids.len()),
+                });
+            }
+            out.extend(credits);
+        }
+        Ok(out)
     }
 
     /// `reputation.last_epoch()`.

@@ -1,12 +1,13 @@
 //! # reward_pool: epoch roots from the oracle committee, claims with Merkle proofs
 //!
 //! - Anyone funds the pool (`fund`, payable).
-//! - Oracle committee members `submit(epoch, base, root, total, batch)`. An epoch becomes
-//!   final when `threshold` members (a strict majority, see
+//! - Oracle committee members `submit(epoch, base, root, total, batch, subsidy, parts)`.
+//!   An epoch becomes final when `threshold` members (a strict majority, see
 //!   [`dsi_contracts_common::valid_committee`]) submitted the same (base, root, total,
-//!   batch); its `total` is then reserved from the free balance (an epoch the pool cannot
-//!   pay is refused), and a `total` above the governance-set `max_epoch_total` is refused at
-//!   every vote, so a stolen committee key risks one epoch's budget, never the pool.
+//!   batch, subsidy, parts); its `total` is then reserved (at once, or once its funding
+//!   parts are applied; see **Funding**; an epoch the pool cannot pay is refused), and a
+//!   `total` above the governance-set `max_epoch_total` is refused at every vote, so a
+//!   stolen committee key risks one epoch's budget, never the pool.
 //! - **Per-epoch leaves.** A seeder's leaf in epoch `e` carries what it earned in `e`
 //!   (`dsi_protocol::merkle::RewardLeaf`). The pool pays each (epoch, seeder) leaf once, and
 //!   never more from an epoch than that epoch's `total`: a root from a stolen committee key
@@ -44,9 +45,39 @@
 //!   (everything claimed), and refuses a claim that would make `paid_total` exceed
 //!   `good_total` (`InsufficientFunds`). Vetoed money therefore never leaves the pool,
 //!   everything claimable is reserved, and no honest claim runs out of funds.
-//!   `reserved = good_total − paid_total`.
+//!   `reserved = good_total − paid_total`; `free = balance − reserved − committed`.
+//! - **Funding (issue 15).** An epoch pays only from money set aside for it:
+//!   - `sponsor(content, first_epoch, epochs, replicas)` (payable, anyone): a deposit for a
+//!     content's storage, at most `deposit / epochs` per epoch, epochs
+//!     `first_epoch..first_epoch + epochs`; what the epochs do not draw goes back to the
+//!     sponsor (`withdraw`) once the latest good epoch is past the last one and out of its
+//!     window.
+//!   - `credit(downloader)` (payable, anyone): a downloader key's credit, which pays the
+//!     seeders that serve it (not refundable).
+//!   - Deposits are **committed**: not part of the free balance, so no epoch's subsidy or
+//!     reservation can spend them. `min_deposit` (governance) keeps each record worth
+//!     reading.
+//!   - `submit` carries the epoch's `subsidy` (at most the governance cap
+//!     `max_epoch_subsidy`, taken from the free balance) and the hashes of its **funding
+//!     parts** (at most [`MAX_FUNDING_PARTS`], each of at most [`MAX_PART_ENTRIES`] draws
+//!     and debits), all in the voted proposal. Without parts, the total must be at most the
+//!     subsidy and is reserved at finality, as before. With parts, anyone applies them in
+//!     order after finality (`fund_part`, checked against the agreed hash): each draw is
+//!     inside its sponsorship's epochs and at most its amount per epoch, each sponsorship
+//!     and credit is drawn on at most once per epoch and never beyond what is left, and
+//!     after the last part the total must be at most the subsidy plus everything drawn
+//!     (`Underfunded` otherwise). Only then is the total reserved and the epoch claimable,
+//!     and only then may the next epoch build on it (`BaseNotFunded`). What a part draws
+//!     beyond the total (the protocol fee) stays in the pool.
+//!   - A ledger (sponsorship or credit) keeps `left` and the draws of epochs still in their
+//!     window (`pending`, at most [`MAX_PENDING`]); a draw settles once its epoch is
+//!     claimable and no longer counts once its epoch is vetoed (each finalization has its
+//!     own sequence number, so a re-finalized epoch number never counts a vetoed draw). A
+//!     veto gives the vetoed epochs' draws back to the committed total. An epoch whose
+//!     parts never complete can be vetoed at any time.
 //! - Governance (one account: the governance contract) sets the committee, the window, the
-//!   per-epoch cap, and can pause claims and submissions.
+//!   per-epoch cap, the subsidy cap and minimum deposit, and can pause claims and
+//!   submissions.
 //!
 //! Amounts in messages and storage are native units (12 decimals); transfers are converted
 //! to EVM units in one place (`dsi_contracts_common::native_to_evm`).
@@ -73,6 +104,33 @@ pub mod reward_pool {
 
     /// A leaf's key in the claimed map: (epoch, seeder).
     pub type LeafKey = (u64, [u8; 32]);
+
+    /// Most parts one epoch's funding list is split into (see [`RewardPool::fund_part`]).
+    pub const MAX_FUNDING_PARTS: u32 = 256;
+
+    /// Most entries (draws and debits together) in one funding part.
+    pub const MAX_PART_ENTRIES: u32 = 128;
+
+    /// Most epochs that may hold an undecided draw on one sponsorship or credit at once
+    /// (epochs still in their challenge window). The window must span fewer epochs.
+    pub const MAX_PENDING: u32 = 32;
+
+    /// Most sponsorships or credits one read returns.
+    pub const MAX_READ: u32 = 256;
+
+    /// Most epochs one sponsorship may last.
+    pub const MAX_SPONSOR_EPOCHS: u32 = 1_000_000;
+
+    /// Most replicas a sponsor may ask for.
+    pub const MAX_REPLICAS: u32 = 64;
+
+    /// The smallest deposit (per epoch for a sponsorship, in total for a credit) until
+    /// governance sets another: 0.001 of a native unit. Every deposit is a record the oracle
+    /// reads at each close, so deposits too small to matter are refused.
+    pub const DEFAULT_MIN_DEPOSIT: u128 = 1_000_000_000;
+
+    /// A part's hash in the part map: (finalization sequence number, part index).
+    pub type PartKey = (u64, u32);
 
     /// Everything that can go wrong.
     #[ink::scale_derive(Encode, Decode, TypeInfo)]
@@ -126,6 +184,39 @@ pub mod reward_pool {
         LeafTooLarge,
         /// More claims in one `claim_many` call than [`MAX_CLAIMS_PER_CALL`].
         TooManyClaims,
+        /// The epoch's funding parts are not all applied yet: no claims, no later epoch.
+        EpochNotFunded,
+        /// The latest good epoch's funding parts are not all applied yet.
+        BaseNotFunded,
+        /// The epoch has no funding part left to apply, or this is not the next one.
+        PartOutOfOrder,
+        /// The part does not hash to what the committee agreed for it.
+        BadPart,
+        /// More funding parts than [`MAX_FUNDING_PARTS`] or more entries in one part than
+        /// [`MAX_PART_ENTRIES`].
+        TooManyEntries,
+        /// No sponsorship with this id.
+        UnknownSponsorship,
+        /// The epoch is outside the sponsorship's epochs.
+        OutsideSponsorship,
+        /// A draw above the sponsorship's amount per epoch.
+        DrawTooLarge,
+        /// The sponsorship or credit was already drawn on by this epoch.
+        AlreadyDrawn,
+        /// A draw or debit above what is left of the sponsorship or credit, or of zero.
+        Overdrawn,
+        /// The sponsorship or credit already has [`MAX_PENDING`] epochs in their window.
+        TooManyPending,
+        /// The epoch's subsidy is above the per-epoch subsidy cap governance set.
+        SubsidyTooLarge,
+        /// The epoch's total is above its subsidy plus what its parts draw.
+        Underfunded,
+        /// A deposit below the minimum governance set.
+        DepositTooSmall,
+        /// A sponsorship of no epochs, too many epochs, or a bad replica count.
+        InvalidSponsorship,
+        /// The sponsorship can still be drawn on (its last epoch is not past its window).
+        SponsorshipActive,
     }
 
     /// Result of every message.
@@ -181,7 +272,113 @@ pub mod reward_pool {
         pub base: Option<u64>,
         /// What claims of this epoch's leaves paid so far; never above `total`.
         pub paid: u128,
+        /// What the epoch may take from the pool's free balance (governance's subsidy).
+        pub subsidy: u128,
+        /// What its applied funding parts drew from sponsorships and credits.
+        pub drawn: u128,
+        /// Funding parts the committee agreed on.
+        pub parts: u32,
+        /// Funding parts applied so far; the epoch is funded (claimable, a base) when all
+        /// are.
+        pub applied: u32,
+        /// This finalization's sequence number (an epoch number vetoed and finalized again
+        /// gets a new one, so draws of the vetoed instance never count).
+        pub seq: u64,
     }
+
+    impl EpochRecord {
+        /// All its funding parts are applied: its total is reserved.
+        pub fn funded(&self) -> bool {
+            self.applied >= self.parts
+        }
+    }
+
+    /// What one epoch took from a sponsorship or credit while it can still be vetoed.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Pending {
+        /// The epoch.
+        pub epoch: u64,
+        /// Its finalization's sequence number ([`EpochRecord::seq`]).
+        pub seq: u64,
+        /// What it took.
+        pub amount: u128,
+    }
+
+    /// Money set aside for epochs to draw on: a sponsorship's or a downloader's credit.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Ledger {
+        /// Deposited, less what settled epochs (past their window) took and refunds.
+        pub left: u128,
+        /// What epochs still in their window (or not funded yet) took; a vetoed epoch's
+        /// entry no longer counts and is dropped.
+        pub pending: Vec<Pending>,
+    }
+
+    /// A sponsor's deposit for a content.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Sponsorship {
+        /// Who deposited (gets the remainder back).
+        pub funder: Address,
+        /// The content.
+        pub content: [u8; 32],
+        /// Most an epoch draws (the deposit divided by the epochs, rounded down).
+        pub per_epoch: u128,
+        /// First epoch that may draw.
+        pub first_epoch: u64,
+        /// Last epoch that may draw.
+        pub last_epoch: u64,
+        /// Target replication the sponsor pays for.
+        pub replicas: u32,
+        /// Its money.
+        pub ledger: Ledger,
+    }
+
+    /// A sponsorship as reads return it.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SponsorshipView {
+        /// Its id.
+        pub id: u32,
+        /// Who deposited.
+        pub funder: Address,
+        /// The content.
+        pub content: [u8; 32],
+        /// Most an epoch draws.
+        pub per_epoch: u128,
+        /// First epoch that may draw.
+        pub first_epoch: u64,
+        /// Last epoch that may draw.
+        pub last_epoch: u64,
+        /// Target replication.
+        pub replicas: u32,
+        /// Not drawn by any final, not vetoed epoch.
+        pub unspent: u128,
+    }
+
+    /// A downloader's credit as reads return it.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct CreditView {
+        /// Everything deposited for the downloader.
+        pub deposited: u128,
+        /// Not debited by any final, not vetoed epoch.
+        pub unspent: u128,
+    }
+
+    /// A downloader's credit as stored: (everything deposited, its ledger).
+    pub type CreditEntry = (u128, Ledger);
+
+    /// One draw on a sponsorship in a funding part: (sponsorship id, amount).
+    pub type Draw = (u32, u128);
+
+    /// One debit of a downloader's credit in a funding part: (downloader key, amount).
+    pub type Debit = ([u8; 32], u128);
 
     /// The pool was funded.
     #[ink(event, anonymous)]
@@ -210,6 +407,8 @@ pub mod reward_pool {
         total: u128,
         batch: [u8; 32],
         claimable_from: u32,
+        /// Funding parts still to apply before it is claimable.
+        parts: u32,
     }
 
     /// An epoch was vetoed: by governance (`cause == epoch`) or because it built on the
@@ -229,6 +428,52 @@ pub mod reward_pool {
         amount: u128,
         /// Everything the seeder has been paid, this claim included.
         paid_to_seeder: u128,
+    }
+
+    /// A sponsor deposited for a content.
+    #[ink(event, anonymous)]
+    pub struct Sponsored {
+        id: u32,
+        funder: Address,
+        content: [u8; 32],
+        deposit: u128,
+        per_epoch: u128,
+        first_epoch: u64,
+        last_epoch: u64,
+        replicas: u32,
+    }
+
+    /// Someone added to a downloader's credit.
+    #[ink(event, anonymous)]
+    pub struct Credited {
+        downloader: [u8; 32],
+        from: Address,
+        amount: u128,
+        unspent: u128,
+    }
+
+    /// A funding part of an epoch was applied (`funded` once it was the last).
+    #[ink(event, anonymous)]
+    pub struct FundingApplied {
+        epoch: u64,
+        part: u32,
+        drawn: u128,
+        funded: bool,
+    }
+
+    /// A sponsor took back what its sponsorship's epochs did not draw.
+    #[ink(event, anonymous)]
+    pub struct Withdrawn {
+        id: u32,
+        funder: Address,
+        amount: u128,
+    }
+
+    /// Governance changed the subsidy cap or the minimum deposit.
+    #[ink(event, anonymous)]
+    pub struct FundingLimitsChanged {
+        max_epoch_subsidy: u128,
+        min_deposit: u128,
     }
 
     /// Governance changed a setting.
@@ -267,6 +512,23 @@ pub mod reward_pool {
         good_total: u128,
         /// Everything claims paid (native units); never above `good_total`.
         paid_total: u128,
+        /// Most an epoch may take from the free balance (its subsidy), native units.
+        max_epoch_subsidy: u128,
+        /// Smallest sponsorship per epoch and smallest credit deposit.
+        min_deposit: u128,
+        /// Finalizations so far (the next one's [`EpochRecord::seq`]).
+        finalizations: u64,
+        /// (finalization seq, part) -> the hash the committee agreed for that part.
+        part_hashes: Mapping<PartKey, [u8; 32]>,
+        /// Sponsorships by id (0, 1, ...).
+        sponsorships: Mapping<u32, Sponsorship>,
+        /// Sponsorships so far (the next id).
+        sponsorship_count: u32,
+        /// Downloader key -> (everything deposited, its ledger).
+        credits: Mapping<[u8; 32], CreditEntry>,
+        /// What sponsorships and credits hold that no final, not vetoed epoch took:
+        /// excluded from the free balance.
+        committed: u128,
     }
 
     impl RewardPool {
@@ -300,6 +562,14 @@ pub mod reward_pool {
                 paid_to: Mapping::default(),
                 good_total: 0,
                 paid_total: 0,
+                max_epoch_subsidy: max_epoch_total,
+                min_deposit: DEFAULT_MIN_DEPOSIT,
+                finalizations: 0,
+                part_hashes: Mapping::default(),
+                sponsorships: Mapping::default(),
+                sponsorship_count: 0,
+                credits: Mapping::default(),
+                committed: 0,
             })
         }
 
@@ -316,9 +586,13 @@ pub mod reward_pool {
         }
 
         /// A committee member's root for `epoch`, following `base` (which must be
-        /// [`Self::last_good_epoch`]). Returns true when this
+        /// [`Self::last_good_epoch`], and funded). `subsidy` is the most the epoch takes
+        /// from the free balance (at most the governance cap); `parts` are the hashes of
+        /// its funding parts ([`Self::fund_part`]: draws on sponsorships, debits of
+        /// credits), empty when the subsidy alone covers `total`. Returns true when this
         /// submission made the epoch final.
         #[ink(message)]
+        #[allow(clippy::too_many_arguments)]
         pub fn submit(
             &mut self,
             epoch: u64,
@@ -326,6 +600,8 @@ pub mod reward_pool {
             root: [u8; 32],
             total: u128,
             batch: [u8; 32],
+            subsidy: u128,
+            parts: Vec<[u8; 32]>,
         ) -> Result<bool> {
             self.ensure_running()?;
             if self.last_good_epoch.is_some_and(|last| epoch <= last) {
@@ -334,8 +610,22 @@ pub mod reward_pool {
             if base != self.last_good_epoch {
                 return Err(Error::WrongBase);
             }
+            if let Some(b) = base {
+                if !self.epochs.get(b).ok_or(Error::EpochNotFinal)?.funded() {
+                    return Err(Error::BaseNotFunded);
+                }
+            }
             if total > self.max_epoch_total {
                 return Err(Error::EpochTotalTooLarge);
+            }
+            if subsidy > self.max_epoch_subsidy {
+                return Err(Error::SubsidyTooLarge);
+            }
+            if parts.len() > MAX_FUNDING_PARTS as usize {
+                return Err(Error::TooManyEntries);
+            }
+            if parts.is_empty() && total > subsidy {
+                return Err(Error::Underfunded);
             }
             if root == merkle::EMPTY_ROOT && total != 0 {
                 return Err(Error::InvalidRoot);
@@ -346,7 +636,7 @@ pub mod reward_pool {
             }
             // Returning an error reverts the whole message, this vote included: a refused
             // epoch records nothing.
-            let proposal = hash_encoded(&(base, root, total, batch));
+            let proposal = hash_encoded(&(base, root, total, batch, subsidy, &parts));
             let votes = self
                 .committee
                 .vote(epoch, caller, proposal)
@@ -364,8 +654,11 @@ pub mod reward_pool {
             if !self.committee.reached(votes) {
                 return Ok(false);
             }
-            if total > self.free_balance() {
-                return Err(Error::InsufficientFunds);
+            if parts.is_empty() {
+                if total > self.free_balance() {
+                    return Err(Error::InsufficientFunds);
+                }
+                self.good_total = self.good_total.checked_add(total).ok_or(Error::Overflow)?;
             }
             let base_claimable = match base {
                 Some(b) => {
@@ -382,7 +675,13 @@ pub mod reward_pool {
                 .checked_add(self.challenge_blocks)
                 .ok_or(Error::Overflow)?
                 .max(base_claimable);
-            self.good_total = self.good_total.checked_add(total).ok_or(Error::Overflow)?;
+            let seq = self.finalizations;
+            self.finalizations = seq.checked_add(1).ok_or(Error::Overflow)?;
+            for (index, hash) in parts.iter().enumerate() {
+                let index = u32::try_from(index).map_err(|_| Error::Overflow)?;
+                self.part_hashes.insert((seq, index), hash);
+            }
+            let part_count = u32::try_from(parts.len()).map_err(|_| Error::Overflow)?;
             self.epochs.insert(
                 epoch,
                 &EpochRecord {
@@ -394,6 +693,11 @@ pub mod reward_pool {
                     claimable_from,
                     base,
                     paid: 0,
+                    subsidy,
+                    drawn: 0,
+                    parts: part_count,
+                    applied: 0,
+                    seq,
                 },
             );
             self.last_good_epoch = Some(epoch);
@@ -404,8 +708,366 @@ pub mod reward_pool {
                 total,
                 batch,
                 claimable_from,
+                parts: part_count,
             });
             Ok(true)
+        }
+
+        /// Applies funding part `part` of the final epoch `epoch`: draws on sponsorships
+        /// (`(id, amount)`) and debits of downloaders' credit (`(key, amount)`), checked
+        /// against the hash the committee agreed for the part. Anyone may call it; parts go
+        /// in order. Each draw must be inside the sponsorship's epochs, at most its amount
+        /// per epoch, and each sponsorship or credit is drawn on at most once per epoch and
+        /// never beyond what is left of it. After the last part, the epoch's total must be
+        /// at most its subsidy plus everything drawn, and is reserved. Returns true when
+        /// the epoch is funded.
+        #[ink(message)]
+        pub fn fund_part(
+            &mut self,
+            epoch: u64,
+            part: u32,
+            draws: Vec<Draw>,
+            debits: Vec<Debit>,
+        ) -> Result<bool> {
+            self.ensure_running()?;
+            let mut record = self.epochs.get(epoch).ok_or(Error::EpochNotFinal)?;
+            if record.status == EpochStatus::Vetoed {
+                return Err(Error::EpochVetoed);
+            }
+            if record.funded() || part != record.applied {
+                return Err(Error::PartOutOfOrder);
+            }
+            if draws.len().saturating_add(debits.len()) > MAX_PART_ENTRIES as usize {
+                return Err(Error::TooManyEntries);
+            }
+            let agreed = self
+                .part_hashes
+                .get((record.seq, part))
+                .ok_or(Error::PartOutOfOrder)?;
+            if hash_encoded(&(epoch, part, &draws, &debits)) != agreed {
+                return Err(Error::BadPart);
+            }
+            let taken = Pending {
+                epoch,
+                seq: record.seq,
+                amount: 0,
+            };
+            // Every bound of the whole part is checked before anything is written.
+            let drawn = draws
+                .iter()
+                .map(|d| d.1)
+                .chain(debits.iter().map(|d| d.1))
+                .try_fold(0u128, |acc, amount| acc.checked_add(amount))
+                .ok_or(Error::Overflow)?;
+            record.drawn = record.drawn.checked_add(drawn).ok_or(Error::Overflow)?;
+            record.applied = record.applied.saturating_add(1);
+            let funded = record.funded();
+            if funded {
+                let covered = record
+                    .subsidy
+                    .checked_add(record.drawn)
+                    .ok_or(Error::Overflow)?;
+                if record.total > covered {
+                    return Err(Error::Underfunded);
+                }
+                // What the draws bring becomes free (the committed total falls by it); the
+                // subsidy's share comes from the free balance.
+                let free = self.free_balance().saturating_add(drawn);
+                if record.total > free {
+                    return Err(Error::InsufficientFunds);
+                }
+            }
+            for &(id, amount) in &draws {
+                let mut sponsorship = self.sponsorships.get(id).ok_or(Error::UnknownSponsorship)?;
+                if epoch < sponsorship.first_epoch || epoch > sponsorship.last_epoch {
+                    return Err(Error::OutsideSponsorship);
+                }
+                if amount > sponsorship.per_epoch {
+                    return Err(Error::DrawTooLarge);
+                }
+                self.take(&mut sponsorship.ledger, Pending { amount, ..taken })?;
+                self.sponsorships.insert(id, &sponsorship);
+            }
+            for &(downloader, amount) in &debits {
+                let (deposited, mut ledger) =
+                    self.credits.get(downloader).ok_or(Error::Overdrawn)?;
+                self.take(&mut ledger, Pending { amount, ..taken })?;
+                self.credits.insert(downloader, &(deposited, ledger));
+            }
+            self.committed = self.committed.checked_sub(drawn).ok_or(Error::Overflow)?;
+            if funded {
+                self.good_total = self
+                    .good_total
+                    .checked_add(record.total)
+                    .ok_or(Error::Overflow)?;
+            }
+            self.epochs.insert(epoch, &record);
+            self.env().emit_event(FundingApplied {
+                epoch,
+                part,
+                drawn,
+                funded,
+            });
+            Ok(funded)
+        }
+
+        /// Takes `entry` from `ledger`: once per epoch, never more than is left.
+        fn take(&self, ledger: &mut Ledger, entry: Pending) -> Result<()> {
+            self.settle(ledger);
+            if ledger.pending.iter().any(|p| p.epoch == entry.epoch) {
+                return Err(Error::AlreadyDrawn);
+            }
+            if entry.amount == 0 || entry.amount > unspent(ledger) {
+                return Err(Error::Overdrawn);
+            }
+            if ledger.pending.len() >= MAX_PENDING as usize {
+                return Err(Error::TooManyPending);
+            }
+            ledger.pending.push(entry);
+            Ok(())
+        }
+
+        /// Drops the entries of vetoed epochs (they never took anything) and settles those
+        /// of funded epochs past their window (they can no longer be vetoed).
+        fn settle(&self, ledger: &mut Ledger) {
+            let now = self.env().block_number();
+            let mut left = ledger.left;
+            ledger.pending.retain(|p| match self.epochs.get(p.epoch) {
+                Some(r) if r.seq == p.seq && r.status == EpochStatus::Final => {
+                    if r.funded() && now >= r.claimable_from {
+                        left = left.saturating_sub(p.amount);
+                        false
+                    } else {
+                        true
+                    }
+                }
+                _ => false,
+            });
+            ledger.left = left;
+        }
+
+        /// What no final, not vetoed epoch took from `ledger` (without settling it).
+        fn unspent_of(&self, ledger: &Ledger) -> u128 {
+            let taken = ledger
+                .pending
+                .iter()
+                .filter(|p| {
+                    self.epochs
+                        .get(p.epoch)
+                        .is_some_and(|r| r.seq == p.seq && r.status == EpochStatus::Final)
+                })
+                .fold(0u128, |acc, p| acc.saturating_add(p.amount));
+            ledger.left.saturating_sub(taken)
+        }
+
+        /// A sponsor deposits the transferred value for `content`: `epochs` epochs from
+        /// `first_epoch`, at most `deposit / epochs` each, for a target of `replicas`
+        /// replicas. The deposit is committed (not part of the free balance); what the
+        /// epochs do not draw goes back to the sponsor ([`Self::withdraw`]). Returns the
+        /// sponsorship's id.
+        #[ink(message, payable)]
+        pub fn sponsor(
+            &mut self,
+            content: [u8; 32],
+            first_epoch: u64,
+            epochs: u32,
+            replicas: u32,
+        ) -> Result<u32> {
+            let deposit =
+                evm_to_native(self.env().transferred_value()).ok_or(Error::FractionalValue)?;
+            if epochs == 0
+                || epochs > MAX_SPONSOR_EPOCHS
+                || replicas == 0
+                || replicas > MAX_REPLICAS
+            {
+                return Err(Error::InvalidSponsorship);
+            }
+            let last_epoch = first_epoch
+                .checked_add(u64::from(epochs) - 1)
+                .ok_or(Error::InvalidSponsorship)?;
+            let per_epoch = deposit / u128::from(epochs);
+            if per_epoch < self.min_deposit.max(1) {
+                return Err(Error::DepositTooSmall);
+            }
+            let id = self.sponsorship_count;
+            self.sponsorship_count = id.checked_add(1).ok_or(Error::Overflow)?;
+            self.committed = self.committed.checked_add(deposit).ok_or(Error::Overflow)?;
+            let funder = self.env().caller();
+            self.sponsorships.insert(
+                id,
+                &Sponsorship {
+                    funder,
+                    content,
+                    per_epoch,
+                    first_epoch,
+                    last_epoch,
+                    replicas,
+                    ledger: Ledger {
+                        left: deposit,
+                        pending: Vec::new(),
+                    },
+                },
+            );
+            self.env().emit_event(Sponsored {
+                id,
+                funder,
+                content,
+                deposit,
+                per_epoch,
+                first_epoch,
+                last_epoch,
+                replicas,
+            });
+            Ok(id)
+        }
+
+        /// Adds the transferred value to `downloader`'s credit (anyone may fund anyone's
+        /// key). Committed: not part of the free balance, and not refundable (the credit
+        /// pays the seeders that serve the key). Returns the credit's unspent amount.
+        #[ink(message, payable)]
+        pub fn credit(&mut self, downloader: [u8; 32]) -> Result<u128> {
+            let amount =
+                evm_to_native(self.env().transferred_value()).ok_or(Error::FractionalValue)?;
+            if amount < self.min_deposit.max(1) {
+                return Err(Error::DepositTooSmall);
+            }
+            let (deposited, mut ledger) = self.credits.get(downloader).unwrap_or_default();
+            self.settle(&mut ledger);
+            ledger.left = ledger.left.checked_add(amount).ok_or(Error::Overflow)?;
+            let deposited = deposited.checked_add(amount).ok_or(Error::Overflow)?;
+            self.committed = self.committed.checked_add(amount).ok_or(Error::Overflow)?;
+            let left = unspent(&ledger);
+            self.credits.insert(downloader, &(deposited, ledger));
+            self.env().emit_event(Credited {
+                downloader,
+                from: self.env().caller(),
+                amount,
+                unspent: left,
+            });
+            Ok(left)
+        }
+
+        /// The sponsor takes back what sponsorship `id` has left, once it can no longer be
+        /// drawn on: the latest good epoch is at or past its last epoch and out of its
+        /// challenge window. Returns the amount paid back.
+        #[ink(message)]
+        pub fn withdraw(&mut self, id: u32) -> Result<u128> {
+            let mut sponsorship = self.sponsorships.get(id).ok_or(Error::UnknownSponsorship)?;
+            if self.env().caller() != sponsorship.funder {
+                return Err(Error::Unauthorized);
+            }
+            let now = self.env().block_number();
+            let ended = self.last_good_epoch.is_some_and(|last| {
+                last >= sponsorship.last_epoch
+                    && self
+                        .epochs
+                        .get(last)
+                        .is_some_and(|r| r.funded() && now >= r.claimable_from)
+            });
+            self.settle(&mut sponsorship.ledger);
+            if !ended || !sponsorship.ledger.pending.is_empty() {
+                return Err(Error::SponsorshipActive);
+            }
+            let amount = sponsorship.ledger.left;
+            sponsorship.ledger.left = 0;
+            self.committed = self.committed.checked_sub(amount).ok_or(Error::Overflow)?;
+            self.sponsorships.insert(id, &sponsorship);
+            if amount > 0 {
+                self.env()
+                    .transfer(sponsorship.funder, native_to_evm(amount))
+                    .map_err(|_| Error::TransferFailed)?;
+            }
+            self.env().emit_event(Withdrawn {
+                id,
+                funder: sponsorship.funder,
+                amount,
+            });
+            Ok(amount)
+        }
+
+        /// Sponsorship `id`.
+        #[ink(message)]
+        pub fn sponsorship(&self, id: u32) -> Option<SponsorshipView> {
+            self.sponsorships.get(id).map(|s| self.view(id, &s))
+        }
+
+        /// Up to `count` (at most [`MAX_READ`]) sponsorships from id `from` on, and the
+        /// number of sponsorships there are.
+        #[ink(message)]
+        pub fn sponsorships(&self, from: u32, count: u32) -> (Vec<SponsorshipView>, u32) {
+            let end = from
+                .saturating_add(count.min(MAX_READ))
+                .min(self.sponsorship_count);
+            let list = (from..end)
+                .filter_map(|id| self.sponsorships.get(id).map(|s| self.view(id, &s)))
+                .collect();
+            (list, self.sponsorship_count)
+        }
+
+        fn view(&self, id: u32, s: &Sponsorship) -> SponsorshipView {
+            SponsorshipView {
+                id,
+                funder: s.funder,
+                content: s.content,
+                per_epoch: s.per_epoch,
+                first_epoch: s.first_epoch,
+                last_epoch: s.last_epoch,
+                replicas: s.replicas,
+                unspent: self.unspent_of(&s.ledger),
+            }
+        }
+
+        /// `downloader`'s credit.
+        #[ink(message)]
+        pub fn credit_of(&self, downloader: [u8; 32]) -> CreditView {
+            self.credits
+                .get(downloader)
+                .map(|(deposited, ledger)| CreditView {
+                    deposited,
+                    unspent: self.unspent_of(&ledger),
+                })
+                .unwrap_or_default()
+        }
+
+        /// The credits of up to [`MAX_READ`] downloaders, in the order asked (longer lists
+        /// are cut).
+        #[ink(message)]
+        pub fn credits_of(&self, downloaders: Vec<[u8; 32]>) -> Vec<CreditView> {
+            downloaders
+                .into_iter()
+                .take(MAX_READ as usize)
+                .map(|d| self.credit_of(d))
+                .collect()
+        }
+
+        /// What sponsorships and credits hold that no final, not vetoed epoch took.
+        #[ink(message)]
+        pub fn committed(&self) -> u128 {
+            self.committed
+        }
+
+        /// Governance sets the most an epoch may take from the free balance and the
+        /// smallest deposit.
+        #[ink(message)]
+        pub fn set_funding_limits(
+            &mut self,
+            max_epoch_subsidy: u128,
+            min_deposit: u128,
+        ) -> Result<()> {
+            self.ensure_governance()?;
+            self.max_epoch_subsidy = max_epoch_subsidy;
+            self.min_deposit = min_deposit;
+            self.env().emit_event(FundingLimitsChanged {
+                max_epoch_subsidy,
+                min_deposit,
+            });
+            Ok(())
+        }
+
+        /// (most an epoch may take from the free balance, smallest deposit), native units.
+        #[ink(message)]
+        pub fn funding_limits(&self) -> (u128, u128) {
+            (self.max_epoch_subsidy, self.min_deposit)
         }
 
         /// Governance vetoes a final epoch during its challenge window, and with it every
@@ -419,7 +1081,9 @@ pub mod reward_pool {
                 return Err(Error::EpochVetoed);
             }
             let now = self.env().block_number();
-            if now >= record.claimable_from {
+            // An epoch whose funding never completed can be vetoed at any time: it paid
+            // nothing, and the next epoch waits for it.
+            if now >= record.claimable_from && record.funded() {
                 return Err(Error::ChallengeWindowOver);
             }
             // The good epochs form one chain, newest first through `base`; `epoch` is on
@@ -432,10 +1096,15 @@ pub mod reward_pool {
                 let mut vetoed = self.epochs.get(current).ok_or(Error::EpochNotFinal)?;
                 // Claimable no earlier than `epoch` (`claimable_from` grows along the
                 // chain): nothing was paid from it.
-                debug_assert!(now < vetoed.claimable_from);
+                debug_assert!(now < vetoed.claimable_from || !vetoed.funded());
                 vetoed.status = EpochStatus::Vetoed;
                 self.epochs.insert(current, &vetoed);
-                self.good_total = self.good_total.saturating_sub(vetoed.total);
+                // Only a funded epoch reserved its total; what its parts drew is committed
+                // again (those ledger entries no longer count).
+                if vetoed.funded() {
+                    self.good_total = self.good_total.saturating_sub(vetoed.total);
+                }
+                self.committed = self.committed.saturating_add(vetoed.drawn);
                 self.env().emit_event(EpochVetoed {
                     epoch: current,
                     cause: epoch,
@@ -488,6 +1157,9 @@ pub mod reward_pool {
             let mut record = self.epochs.get(epoch).ok_or(Error::EpochNotFinal)?;
             if record.status == EpochStatus::Vetoed {
                 return Err(Error::EpochVetoed);
+            }
+            if !record.funded() {
+                return Err(Error::EpochNotFunded);
             }
             if self.env().block_number() < record.claimable_from {
                 return Err(Error::InChallengeWindow);
@@ -637,13 +1309,15 @@ pub mod reward_pool {
             (self.good_total, self.paid_total)
         }
 
-        /// Balance not reserved for any epoch (native units).
+        /// Balance neither reserved for an epoch nor committed to a sponsorship or credit
+        /// (native units).
         #[ink(message)]
         pub fn free_balance(&self) -> u128 {
             let whole_units = self.env().balance() / native_to_evm(1);
             u128::try_from(whole_units)
                 .unwrap_or(u128::MAX)
                 .saturating_sub(self.reserved())
+                .saturating_sub(self.committed)
         }
 
         /// Committee members and threshold.
@@ -701,6 +1375,14 @@ pub mod reward_pool {
                 governance: self.governance,
             });
         }
+    }
+
+    /// What a settled ledger (only live entries pending) has not given.
+    fn unspent(ledger: &Ledger) -> u128 {
+        ledger
+            .pending
+            .iter()
+            .fold(ledger.left, |acc, p| acc.saturating_sub(p.amount))
     }
 
     /// A window of `challenge_blocks` leaves a governance with `timelock` time to veto.
@@ -776,7 +1458,7 @@ mod tests {
         total: u128,
     ) -> Result<bool> {
         test::set_caller(who);
-        pool.submit(epoch, base, root, total, [9; 32])
+        pool.submit(epoch, base, root, total, [9; 32], total, Vec::new())
     }
 
     fn finalize(pool: &mut RewardPool, epoch: u64, root: [u8; 32], total: u128) {
@@ -1713,5 +2395,568 @@ mod tests {
         assert!(coverage.cascades > 20, "{}", coverage.cascades);
         assert!(coverage.wrong_bases > 100, "{}", coverage.wrong_bases);
         assert!(coverage.unfunded > 20, "{}", coverage.unfunded);
+    }
+
+    // ---- Funding: sponsorships, credits, funding parts ----
+
+    const CONTENT: [u8; 32] = [5; 32];
+    const DOWNLOADER: [u8; 32] = [6; 32];
+
+    /// Sends `native` with the next call, as `who`.
+    fn pay_with(who: Address, native: u128) {
+        let balance =
+            test::get_account_balance::<DefaultEnvironment>(contract()).unwrap_or_default();
+        test::set_account_balance(contract(), balance + evm(native));
+        test::set_caller(who);
+        test::set_value_transferred(evm(native));
+    }
+
+    fn sponsor(pool: &mut RewardPool, first_epoch: u64, epochs: u32, deposit: u128) -> Result<u32> {
+        pay_with(accounts().eve, deposit);
+        let id = pool.sponsor(CONTENT, first_epoch, epochs, 2);
+        test::set_value_transferred(U256::zero());
+        id
+    }
+
+    fn credit(pool: &mut RewardPool, downloader: [u8; 32], amount: u128) -> Result<u128> {
+        pay_with(accounts().frank, amount);
+        let unspent = pool.credit(downloader);
+        test::set_value_transferred(U256::zero());
+        unspent
+    }
+
+    /// One funding part: (draws, debits).
+    type Part = (Vec<Draw>, Vec<Debit>);
+
+    fn part_hash(epoch: u64, index: u32, part: &Part) -> [u8; 32] {
+        dsi_contracts_common::hash_encoded(&(epoch, index, &part.0, &part.1))
+    }
+
+    /// Bob and Charlie finalize `epoch` (on the latest good epoch) with these parts.
+    fn finalize_funded(
+        pool: &mut RewardPool,
+        epoch: u64,
+        root: [u8; 32],
+        total: u128,
+        subsidy: u128,
+        parts: &[Part],
+    ) -> Result<bool> {
+        let a = accounts();
+        let hashes: Vec<[u8; 32]> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| part_hash(epoch, i as u32, p))
+            .collect();
+        let base = pool.last_good_epoch();
+        for member in [a.bob, a.charlie] {
+            test::set_caller(member);
+            let made_final =
+                pool.submit(epoch, base, root, total, [9; 32], subsidy, hashes.clone())?;
+            if made_final {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Applies every part in order (as anyone: here Eve, not a member).
+    fn apply(pool: &mut RewardPool, epoch: u64, parts: &[Part]) -> Result<bool> {
+        test::set_caller(accounts().eve);
+        let mut funded = false;
+        for (i, (draws, debits)) in parts.iter().enumerate() {
+            funded = pool.fund_part(epoch, i as u32, draws.clone(), debits.clone())?;
+        }
+        Ok(funded)
+    }
+
+    fn unspent(pool: &RewardPool, id: u32) -> u128 {
+        pool.sponsorship(id).unwrap().unspent
+    }
+
+    #[ink::test]
+    fn deposits_are_committed_and_only_agreed_parts_draw_on_them() {
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        // 8 units over epochs 1..=4: at most 2 per epoch.
+        assert_eq!(sponsor(&mut pool, 1, 4, 8 * ONE_UNIT), Ok(0));
+        assert_eq!(
+            credit(&mut pool, DOWNLOADER, 3 * ONE_UNIT),
+            Ok(3 * ONE_UNIT)
+        );
+        assert_eq!(pool.committed(), 11 * ONE_UNIT);
+        assert_eq!(
+            pool.free_balance(),
+            10 * ONE_UNIT + 1,
+            "deposits are not the pool's to spend"
+        );
+        let view = pool.sponsorship(0).unwrap();
+        assert_eq!(
+            (
+                view.funder,
+                view.content,
+                view.per_epoch,
+                view.first_epoch,
+                view.last_epoch
+            ),
+            (a.eve, CONTENT, 2 * ONE_UNIT, 1, 4)
+        );
+        // Deposits too small to matter, sponsorships of nothing, fractions of a unit.
+        assert_eq!(
+            credit(&mut pool, DOWNLOADER, 1),
+            Err(Error::DepositTooSmall)
+        );
+        assert_eq!(
+            sponsor(&mut pool, 1, 0, ONE_UNIT),
+            Err(Error::InvalidSponsorship)
+        );
+        assert_eq!(
+            sponsor(&mut pool, 1, 1_000, ONE_UNIT / 1_000_000),
+            Err(Error::DepositTooSmall)
+        );
+        test::set_value_transferred(U256::from(1u8));
+        assert_eq!(pool.credit(DOWNLOADER), Err(Error::FractionalValue));
+        test::set_value_transferred(U256::zero());
+        // (The off-chain test environment keeps a refused call's value: on chain it goes
+        // back with the revert.)
+        let free = pool.free_balance();
+
+        // Epoch 1 pays 4: 2 drawn on the sponsorship, 2 debited from the credit.
+        let seeder = [7u8; 32];
+        let root = single_leaf_root(1, seeder, a.frank, 4 * ONE_UNIT);
+        let part: Part = (vec![(0, 2 * ONE_UNIT)], vec![(DOWNLOADER, 2 * ONE_UNIT)]);
+        assert_eq!(
+            finalize_funded(&mut pool, 1, root, 4 * ONE_UNIT, 0, &[part.clone()]),
+            Ok(true)
+        );
+        let record = pool.epoch(1).unwrap();
+        assert_eq!(
+            (record.parts, record.applied, record.funded()),
+            (1, 0, false)
+        );
+        assert_eq!(pool.reserved(), 0, "nothing is reserved before the parts");
+        // Not claimable, and no epoch builds on it, until funded.
+        advance(WINDOW);
+        assert_eq!(
+            pool.claim(1, seeder, a.frank, 4 * ONE_UNIT, vec![]),
+            Err(Error::EpochNotFunded)
+        );
+        assert_eq!(
+            finalize_funded(&mut pool, 2, [2; 32], 0, 0, &[]),
+            Err(Error::BaseNotFunded)
+        );
+        // Only the part the committee agreed on, in order.
+        test::set_caller(a.eve);
+        let greedy: Part = (vec![(0, 2 * ONE_UNIT)], vec![(DOWNLOADER, 3 * ONE_UNIT)]);
+        assert_eq!(
+            pool.fund_part(1, 0, greedy.0, greedy.1),
+            Err(Error::BadPart)
+        );
+        assert_eq!(
+            pool.fund_part(1, 1, part.0.clone(), part.1.clone()),
+            Err(Error::PartOutOfOrder)
+        );
+        assert_eq!(apply(&mut pool, 1, &[part.clone()]), Ok(true));
+        assert_eq!(
+            pool.fund_part(1, 0, part.0.clone(), part.1.clone()),
+            Err(Error::PartOutOfOrder),
+            "a part applies once"
+        );
+        assert_eq!(pool.reserved(), 4 * ONE_UNIT);
+        assert_eq!(pool.committed(), 7 * ONE_UNIT);
+        assert_eq!(pool.free_balance(), free, "the draws paid the whole total");
+        assert_eq!(unspent(&pool, 0), 6 * ONE_UNIT);
+        assert_eq!(pool.credit_of(DOWNLOADER).unspent, ONE_UNIT);
+        assert_eq!(pool.credit_of(DOWNLOADER).deposited, 3 * ONE_UNIT);
+        assert_eq!(
+            pool.claim(1, seeder, a.frank, 4 * ONE_UNIT, vec![]),
+            Ok(4 * ONE_UNIT)
+        );
+    }
+
+    #[ink::test]
+    fn parts_that_break_a_bound_are_refused_and_the_epoch_can_be_vetoed() {
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        assert_eq!(sponsor(&mut pool, 1, 4, 8 * ONE_UNIT), Ok(0));
+        assert_eq!(credit(&mut pool, DOWNLOADER, ONE_UNIT), Ok(ONE_UNIT));
+        let committed = pool.committed();
+        let free = pool.free_balance();
+        let two = 2 * ONE_UNIT;
+        // (epoch, total, subsidy, parts, the refusal)
+        let cases: Vec<(u64, u128, u128, Vec<Part>, Error)> = vec![
+            (
+                1,
+                3 * ONE_UNIT,
+                0,
+                vec![(vec![(0, 3 * ONE_UNIT)], vec![])],
+                Error::DrawTooLarge,
+            ),
+            (
+                1,
+                two,
+                0,
+                vec![(vec![], vec![(DOWNLOADER, two)])],
+                Error::Overdrawn,
+            ),
+            (
+                1,
+                1,
+                0,
+                vec![(vec![], vec![([8; 32], 1)])],
+                Error::Overdrawn,
+            ),
+            (1, 0, 0, vec![(vec![(0, 0)], vec![])], Error::Overdrawn),
+            (
+                1,
+                two,
+                0,
+                vec![(vec![(0, ONE_UNIT)], vec![]), (vec![(0, ONE_UNIT)], vec![])],
+                Error::AlreadyDrawn,
+            ),
+            (
+                1,
+                3 * ONE_UNIT,
+                0,
+                vec![(vec![(0, two)], vec![])],
+                Error::Underfunded,
+            ),
+            (
+                9,
+                two,
+                0,
+                vec![(vec![(0, two)], vec![])],
+                Error::OutsideSponsorship,
+            ),
+            (
+                1,
+                two,
+                0,
+                vec![(vec![(7, two)], vec![])],
+                Error::UnknownSponsorship,
+            ),
+        ];
+        for (epoch, total, subsidy, parts, refusal) in cases {
+            assert_eq!(
+                finalize_funded(&mut pool, epoch, [1; 32], total, subsidy, &parts),
+                Ok(true)
+            );
+            assert_eq!(apply(&mut pool, epoch, &parts), Err(refusal), "{refusal:?}");
+            // Past its window, an epoch that never got funded can still be vetoed.
+            advance(WINDOW);
+            test::set_caller(a.alice);
+            assert_eq!(pool.veto(epoch), Ok(()));
+            assert_eq!(pool.last_good_epoch(), None);
+            assert_eq!(pool.committed(), committed, "{refusal:?}");
+            assert_eq!(pool.free_balance(), free);
+        }
+        // Too many parts, too many entries in one part.
+        let hashes = vec![[1; 32]; MAX_FUNDING_PARTS as usize + 1];
+        test::set_caller(a.bob);
+        assert_eq!(
+            pool.submit(1, None, [1; 32], 0, [9; 32], 0, hashes),
+            Err(Error::TooManyEntries)
+        );
+        let big: Part = (
+            (0..MAX_PART_ENTRIES).map(|i| (i, 1)).collect(),
+            vec![(DOWNLOADER, 1)],
+        );
+        assert_eq!(
+            finalize_funded(&mut pool, 1, [1; 32], 0, 0, &[big.clone()]),
+            Ok(true)
+        );
+        assert_eq!(apply(&mut pool, 1, &[big]), Err(Error::TooManyEntries));
+        // A subsidy above the cap, a total the subsidy alone does not cover.
+        test::set_caller(a.bob);
+        assert_eq!(
+            pool.set_funding_limits(ONE_UNIT, 0),
+            Err(Error::Unauthorized)
+        );
+        test::set_caller(a.alice);
+        assert_eq!(pool.set_funding_limits(ONE_UNIT, 0), Ok(()));
+        assert_eq!(pool.funding_limits(), (ONE_UNIT, 0));
+        test::set_caller(a.bob);
+        assert_eq!(
+            pool.submit(2, Some(1), [1; 32], two, [9; 32], two, Vec::new()),
+            Err(Error::BaseNotFunded)
+        );
+        test::set_caller(a.alice);
+        assert_eq!(pool.veto(1), Ok(()));
+        test::set_caller(a.bob);
+        assert_eq!(
+            pool.submit(2, None, [1; 32], two, [9; 32], two, Vec::new()),
+            Err(Error::SubsidyTooLarge)
+        );
+        assert_eq!(
+            pool.submit(2, None, [1; 32], two, [9; 32], ONE_UNIT, Vec::new()),
+            Err(Error::Underfunded)
+        );
+    }
+
+    #[ink::test]
+    fn a_veto_gives_back_what_the_vetoed_epochs_drew() {
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        assert_eq!(sponsor(&mut pool, 1, 4, 8 * ONE_UNIT), Ok(0));
+        assert_eq!(
+            credit(&mut pool, DOWNLOADER, 3 * ONE_UNIT),
+            Ok(3 * ONE_UNIT)
+        );
+        let (committed, free) = (pool.committed(), pool.free_balance());
+        let first: Part = (vec![(0, 2 * ONE_UNIT)], vec![(DOWNLOADER, ONE_UNIT)]);
+        let second: Part = (vec![(0, 2 * ONE_UNIT)], vec![]);
+        assert_eq!(
+            finalize_funded(&mut pool, 1, [1; 32], 3 * ONE_UNIT, 0, &[first.clone()]),
+            Ok(true)
+        );
+        assert_eq!(apply(&mut pool, 1, &[first.clone()]), Ok(true));
+        // Epoch 2 pays 3: 2 drawn, 1 from the subsidy.
+        assert_eq!(
+            finalize_funded(
+                &mut pool,
+                2,
+                [2; 32],
+                3 * ONE_UNIT,
+                ONE_UNIT,
+                &[second.clone()]
+            ),
+            Ok(true)
+        );
+        assert_eq!(apply(&mut pool, 2, &[second]), Ok(true));
+        assert_eq!(unspent(&pool, 0), 4 * ONE_UNIT);
+        assert_eq!(pool.free_balance(), free - ONE_UNIT);
+        // The veto of epoch 1 cascades to 2: both draws and the debit come back.
+        test::set_caller(a.alice);
+        assert_eq!(pool.veto(1), Ok(()));
+        assert_eq!(pool.reserved(), 0);
+        assert_eq!((pool.committed(), pool.free_balance()), (committed, free));
+        assert_eq!(unspent(&pool, 0), 8 * ONE_UNIT);
+        assert_eq!(pool.credit_of(DOWNLOADER).unspent, 3 * ONE_UNIT);
+        // Epoch 1 finalized again draws again, once: the vetoed draw never counts.
+        assert_eq!(
+            finalize_funded(&mut pool, 1, [3; 32], 3 * ONE_UNIT, 0, &[first.clone()]),
+            Ok(true)
+        );
+        assert_eq!(apply(&mut pool, 1, &[first]), Ok(true));
+        assert_eq!(unspent(&pool, 0), 6 * ONE_UNIT);
+        assert_eq!(pool.credit_of(DOWNLOADER).unspent, 2 * ONE_UNIT);
+        assert_eq!(pool.committed(), committed - 3 * ONE_UNIT);
+        assert_eq!(pool.free_balance(), free);
+    }
+
+    #[ink::test]
+    fn a_sponsor_gets_back_what_its_epochs_did_not_draw() {
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        assert_eq!(sponsor(&mut pool, 1, 4, 8 * ONE_UNIT), Ok(0));
+        let draw: Part = (vec![(0, 2 * ONE_UNIT)], vec![]);
+        let withdraw = |pool: &mut RewardPool, who| {
+            test::set_caller(who);
+            pool.withdraw(0)
+        };
+        assert_eq!(withdraw(&mut pool, a.eve), Err(Error::SponsorshipActive));
+        // Epochs 1 and 3 draw; 2 and 4 pay nothing.
+        for epoch in 1..=4u64 {
+            let parts = if epoch % 2 == 1 {
+                vec![draw.clone()]
+            } else {
+                vec![]
+            };
+            let total = if parts.is_empty() { 0 } else { 2 * ONE_UNIT };
+            let root = if total == 0 {
+                [0; 32]
+            } else {
+                [epoch as u8; 32]
+            };
+            assert_eq!(
+                finalize_funded(&mut pool, epoch, root, total, 0, &parts),
+                Ok(true)
+            );
+            assert_eq!(apply(&mut pool, epoch, &parts), Ok(!parts.is_empty()));
+        }
+        // Epoch 4 can still be vetoed (and with it the draws' chain): not yet.
+        assert_eq!(withdraw(&mut pool, a.eve), Err(Error::SponsorshipActive));
+        advance(WINDOW);
+        assert_eq!(withdraw(&mut pool, a.bob), Err(Error::Unauthorized));
+        let before = test::get_account_balance::<DefaultEnvironment>(a.eve).unwrap_or_default();
+        assert_eq!(withdraw(&mut pool, a.eve), Ok(4 * ONE_UNIT));
+        let after = test::get_account_balance::<DefaultEnvironment>(a.eve).unwrap_or_default();
+        assert_eq!(after - before, evm(4 * ONE_UNIT));
+        assert_eq!((pool.committed(), unspent(&pool, 0)), (0, 0));
+        assert_eq!(withdraw(&mut pool, a.eve), Ok(0), "nothing twice");
+        assert_eq!(
+            pool.reserved(),
+            4 * ONE_UNIT,
+            "the draws stay reserved for claims"
+        );
+    }
+
+    #[ink::test]
+    fn sponsorships_are_read_in_bounded_pages() {
+        let mut pool = pool();
+        for _ in 0..3 {
+            sponsor(&mut pool, 1, 1, ONE_UNIT).unwrap();
+        }
+        let (page, count) = pool.sponsorships(1, 10);
+        assert_eq!(count, 3);
+        assert_eq!(page.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(pool.sponsorships(0, u32::MAX).0.len(), 3);
+        assert_eq!(pool.sponsorships(5, 1).0.len(), 0);
+        let credits = pool.credits_of(vec![DOWNLOADER; MAX_READ as usize + 5]);
+        assert_eq!(credits.len(), MAX_READ as usize);
+        assert_eq!(credits[0], CreditView::default());
+    }
+
+    /// What the committed total should be: everything the sponsorships and credits have
+    /// not given.
+    fn ledgers_unspent(pool: &RewardPool, credits: &[[u8; 32]]) -> u128 {
+        let (sponsorships, _) = pool.sponsorships(0, MAX_READ);
+        let sponsored: u128 = sponsorships.iter().map(|s| s.unspent).sum();
+        sponsored
+            + credits
+                .iter()
+                .map(|c| pool.credit_of(*c).unspent)
+                .sum::<u128>()
+    }
+
+    fn balance_native() -> u128 {
+        let wei = test::get_account_balance::<DefaultEnvironment>(contract()).unwrap_or_default();
+        (wei / evm(1)).as_u128()
+    }
+
+    /// One random run of deposits, funded epochs (parts that keep every entry's bound, with
+    /// totals sometimes above what they cover), vetoes, blocks passing and withdrawals.
+    fn random_funding_run(seed: u64, coverage: &mut [u32; 4]) {
+        let a = accounts();
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut pool = pool();
+        fund(&mut pool, 50 * ONE_UNIT);
+        let credits: Vec<[u8; 32]> = (0..3u8).map(|i| [0x40 + i; 32]).collect();
+        for _ in 0..3 {
+            let epochs = 1 + rng.below(6) as u32;
+            let deposit = u128::from(epochs) * (1 + u128::from(rng.below(5))) * ONE_UNIT;
+            sponsor(&mut pool, 1 + rng.below(4), epochs, deposit).unwrap();
+        }
+        for c in &credits {
+            credit(&mut pool, *c, (1 + u128::from(rng.below(4))) * ONE_UNIT).unwrap();
+        }
+        let mut epoch = 0u64;
+        for _ in 0..40 {
+            match rng.below(5) {
+                0 | 1 => {
+                    epoch = pool.last_good_epoch().unwrap_or(0).max(epoch) + 1;
+                    let (views, _) = pool.sponsorships(0, MAX_READ);
+                    let mut draws = Vec::new();
+                    for v in views {
+                        let (lo, hi) = (v.first_epoch, v.last_epoch);
+                        if (lo..=hi).contains(&epoch) && v.unspent > 0 && rng.below(2) == 0 {
+                            let most = v.per_epoch.min(v.unspent);
+                            draws.push((v.id, 1 + u128::from(rng.below(4)) * most / 4));
+                        }
+                    }
+                    let mut debits = Vec::new();
+                    for c in &credits {
+                        let left = pool.credit_of(*c).unspent;
+                        if left > 0 && rng.below(2) == 0 {
+                            debits.push((*c, 1 + u128::from(rng.below(4)) * (left - 1) / 4));
+                        }
+                    }
+                    let drawn: u128 = draws.iter().map(|d| d.1).sum::<u128>()
+                        + debits.iter().map(|d| d.1).sum::<u128>();
+                    let subsidy = u128::from(rng.below(3)) * ONE_UNIT;
+                    // Sometimes more than the parts and subsidy cover.
+                    let total = (drawn + subsidy) * u128::from(3 + rng.below(2)) / 4;
+                    let parts: Vec<Part> = if draws.is_empty() && debits.is_empty() {
+                        vec![]
+                    } else {
+                        vec![(draws, debits)]
+                    };
+                    let root = if total == 0 {
+                        [0; 32]
+                    } else {
+                        [epoch as u8 | 1; 32]
+                    };
+                    let subsidy = if parts.is_empty() {
+                        subsidy.max(total)
+                    } else {
+                        subsidy
+                    };
+                    if finalize_funded(&mut pool, epoch, root, total, subsidy, &parts) == Ok(true) {
+                        let before = pool.committed();
+                        match apply(&mut pool, epoch, &parts) {
+                            Ok(_) => coverage[0] += 1,
+                            Err(e) => {
+                                assert!(
+                                    matches!(e, Error::Underfunded | Error::InsufficientFunds),
+                                    "{e:?}"
+                                );
+                                assert_eq!(pool.committed(), before, "a refused part drew");
+                                // Never funded: governance vetoes it, whenever.
+                                test::set_caller(a.alice);
+                                assert_eq!(pool.veto(epoch), Ok(()));
+                            }
+                        }
+                    }
+                }
+                2 => {
+                    if let Some(last) = pool.last_good_epoch() {
+                        let target = last.saturating_sub(rng.below(3)).max(1);
+                        test::set_caller(a.alice);
+                        let drew = pool.epoch(target).is_some_and(|r| r.drawn > 0);
+                        if pool.veto(target).is_ok() && drew {
+                            coverage[1] += 1;
+                        }
+                    }
+                }
+                3 => advance(1 + rng.below(WINDOW as u64 + 2) as u32),
+                _ => {
+                    test::set_caller(a.eve);
+                    if let Ok(paid) = pool.withdraw(rng.below(3) as u32) {
+                        if paid > 0 {
+                            coverage[2] += 1;
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                pool.committed(),
+                ledgers_unspent(&pool, &credits),
+                "seed {seed}"
+            );
+            assert!(
+                balance_native() >= pool.reserved() + pool.committed(),
+                "seed {seed}: the pool owes more than it holds"
+            );
+            assert_eq!(
+                pool.free_balance(),
+                balance_native() - pool.reserved() - pool.committed()
+            );
+            coverage[3] += 1;
+        }
+    }
+
+    /// Property: whatever funded epochs, vetoes and withdrawals happen, the committed total
+    /// is exactly what the sponsorships and credits have left, and the pool always holds
+    /// the reserved and committed money.
+    #[test]
+    fn property_committed_money_is_what_the_ledgers_hold() {
+        let mut coverage = [0u32; 4];
+        for seed in 1..=64u64 {
+            test::run_test::<DefaultEnvironment, _>(|_| {
+                random_funding_run(seed, &mut coverage);
+                Ok(())
+            })
+            .unwrap();
+        }
+        eprintln!(
+            "funded {} vetoes with draws {} withdrawals {} steps {}",
+            coverage[0], coverage[1], coverage[2], coverage[3]
+        );
+        assert!(coverage[0] > 100, "{coverage:?}");
+        assert!(coverage[1] > 20, "{coverage:?}");
+        assert!(coverage[2] > 5, "{coverage:?}");
     }
 }

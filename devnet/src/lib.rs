@@ -657,8 +657,15 @@ impl Network {
         Ok(dir)
     }
 
-    /// A sponsor funds `content`'s storage in the oracle's ledger: `per_epoch` units for
-    /// `epochs` epochs from the current one, at most `replicas` replicas.
+    /// The devnet's sponsor and credit funder: Ferdie, a dev account that is neither on
+    /// the council nor on the committee.
+    pub fn funder(&self) -> Result<Chain> {
+        Ok(self.chain.signing_as(Signer::dev("ferdie")?))
+    }
+
+    /// A sponsor deposits `content`'s storage in the `reward_pool` contract: `per_epoch`
+    /// units for `epochs` epochs from the current one, at most `replicas` replicas (the
+    /// oracle mirrors it at its next close).
     pub async fn sponsor(
         &self,
         content: &str,
@@ -666,14 +673,25 @@ impl Network {
         epochs: u64,
         replicas: u32,
     ) -> Result<dsi_api::oracle::Sponsorship> {
-        let request = dsi_api::oracle::SponsorRequest {
-            content: content.parse().context("content id")?,
+        let content: ContentId = content.parse().context("content id")?;
+        let first = dsi_protocol::now_ms() / self.options.epoch_ms;
+        let epochs32 = u32::try_from(epochs).context("epochs")?;
+        let deposit = per_epoch
+            .checked_mul(u128::from(epochs32))
+            .context("deposit overflows")?;
+        let id = self
+            .funder()?
+            .sponsor(&content, first, epochs32, replicas, deposit)
+            .await?;
+        Ok(dsi_api::oracle::Sponsorship {
+            content,
             per_epoch,
-            epochs,
             replicas,
-            first_epoch: None,
-        };
-        Ok(self.client.sponsor(&self.admin_token()?, &request).await?)
+            first_epoch: Epoch(first),
+            last_epoch: Epoch(first + epochs.saturating_sub(1)),
+            funded_at_ms: dsi_protocol::now_ms(),
+            chain_id: Some(id),
+        })
     }
 
     /// Funds the credit of the downloader whose data directory is `downloader`.
@@ -684,20 +702,16 @@ impl Network {
         self.credit_key(&key.node_id(), amount).await
     }
 
-    /// Funds the credit of the downloader key `downloader`.
+    /// Deposits `amount` in the `reward_pool` contract for the downloader key
+    /// `downloader`; returns the credit as the oracle reports it (deposits read from the
+    /// chain).
     pub async fn credit_key(
         &self,
         downloader: &NodeId,
         amount: u128,
     ) -> Result<dsi_api::oracle::Credit> {
-        let request = dsi_api::oracle::CreditRequest {
-            downloader: *downloader,
-            amount,
-        };
-        Ok(self
-            .client
-            .add_credit(&self.admin_token()?, &request)
-            .await?)
+        self.funder()?.credit(downloader, amount).await?;
+        Ok(self.client.credit(downloader).await?)
     }
 
     /// A downloader fetches `content` (peers from the tracker, or `peers` if given) into

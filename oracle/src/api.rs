@@ -745,6 +745,7 @@ async fn sponsor(
     JsonBody(request): JsonBody<SponsorRequest>,
 ) -> ApiResult<Json<Sponsorship>> {
     require_admin(&state, &headers, "recording a sponsorship")?;
+    refuse_with_chain(&state)?;
     if request.per_epoch == 0 {
         return Err(bad_funding("per_epoch must be above zero"));
     }
@@ -790,14 +791,38 @@ async fn sponsor(
         first_epoch: first,
         last_epoch: last,
         funded_at_ms: now_ms(),
+        chain_id: None,
     };
     state.store.add_sponsorship(&sponsorship).await?;
     tracing::info!(content = %request.content.short(), per_epoch = %request.per_epoch, first = first.0, last = last.0, replicas = request.replicas, "sponsorship recorded");
     Ok(Json(sponsorship))
 }
 
+/// With a chain, sponsorships and credits are deposits in `reward_pool`: the oracle's
+/// ledger only mirrors them.
+fn refuse_with_chain(state: &OracleState) -> ApiResult<()> {
+    if state.chain.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::FundingOnChain,
+            "this oracle's sponsorships and credits are deposits in the reward_pool contract: \
+             send them there (oracle sponsor / oracle credit --amount)",
+        ));
+    }
+    Ok(())
+}
+
 async fn credit_of(state: &OracleState, downloader: NodeId) -> ApiResult<Credit> {
-    let (funded, spent) = state.store.credit(&downloader).await?;
+    let (mut funded, spent) = state.store.credit(&downloader).await?;
+    // With a chain, what was deposited there (the ledger mirrors it at each close).
+    if let Some(chain) = &state.chain {
+        let deposited = chain
+            .credits(&[downloader])
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("reading the chain: {e}")))?
+            .first()
+            .map_or(0, |c| c.deposited);
+        funded = funded.max(deposited);
+    }
     Ok(Credit {
         downloader,
         funded,
@@ -813,6 +838,7 @@ async fn add_credit(
     JsonBody(request): JsonBody<CreditRequest>,
 ) -> ApiResult<Json<Credit>> {
     require_admin(&state, &headers, "adding credit")?;
+    refuse_with_chain(&state)?;
     if request.amount == 0 {
         return Err(bad_funding("amount must be above zero"));
     }

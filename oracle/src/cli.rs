@@ -71,10 +71,12 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
-    /// Sponsor a content's storage in a running oracle's funding ledger (admin token):
-    /// AMOUNT native units per epoch for EPOCHS epochs, split among at most REPLICAS
-    /// replicas, one per /24 (IPv6 /48) network, each proven by audits. Fewer replicas
-    /// means more for each.
+    /// Sponsor a content's storage: AMOUNT native units per epoch for EPOCHS epochs, split
+    /// among at most REPLICAS replicas, one per /24 (IPv6 /48) network, each proven by
+    /// audits. Fewer replicas means more for each. With `[chain]` configured, AMOUNT ×
+    /// EPOCHS is deposited in the reward_pool contract (signed by `--suri-file`, default
+    /// `[chain] suri_file`; what the epochs do not draw goes back to that account); without
+    /// a chain, it is recorded in a running oracle's ledger (admin token).
     Sponsor {
         /// The content id.
         content: String,
@@ -93,9 +95,16 @@ pub enum Command {
         /// The oracle's URL (default: http://<listen address from config>).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// With a chain: file (0600) with the sponsor's secret URI (default: [chain]
+        /// suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
     },
-    /// Show a downloader key's credit, or add to it with --amount (admin token). Seeders
-    /// are paid for bytes they serve it at `[market] price_per_byte`, less the fee.
+    /// Show a downloader key's credit, or add to it with --amount. Seeders are paid for
+    /// bytes they serve it at `[market] price_per_byte`, less the fee. With `[chain]`
+    /// configured, --amount is deposited in the reward_pool contract (signed by
+    /// `--suri-file`, default `[chain] suri_file`; not refundable: it pays the key's
+    /// seeders); without a chain, it is recorded in a running oracle's ledger (admin token).
     Credit {
         /// The downloader's node id.
         node: String,
@@ -105,6 +114,10 @@ pub enum Command {
         /// The oracle's URL (default: http://<listen address from config>).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// With a chain: file (0600) with the funder's secret URI (default: [chain]
+        /// suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
     },
     /// Fund the reward pool with AMOUNT native units (12 decimals: 1000000000000 is one
     /// token), signed by the `[chain] suri_file` account.

@@ -46,8 +46,8 @@ pub enum CloseError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// Reading the multipliers from the chain failed.
-    #[error("reading reward parameters from the chain: {0}")]
+    /// Reading the multipliers, sponsorships or credits from the chain failed.
+    #[error("reading the chain: {0}")]
     Chain(#[from] crate::chain::ChainError),
     /// The inputs do not aggregate.
     #[error("aggregation failed: {0}")]
@@ -60,6 +60,90 @@ pub enum CloseError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// With a chain, sponsorships and credits are deposits in `reward_pool`; the ledger
+/// mirrors them: every chain sponsorship (by its id; read in pages of
+/// [`dsi_chain::READ_PART`]) and, for each downloader with receipts in `epoch`, what was
+/// deposited for it beyond what the ledger has. Runs before the ingest lock: a downloader
+/// whose first receipt of the epoch arrives after this read is mirrored by the next close
+/// (its receipts of this epoch pay nothing, as any downloader's without credit).
+async fn mirror_chain_funding(
+    state: &OracleState,
+    chain: &crate::chain::Chain,
+    epoch: Epoch,
+) -> Result<(), CloseError> {
+    let now = now_ms();
+    let mut new = 0usize;
+    for s in chain.sponsorships().await? {
+        let mirrored = dsi_api::oracle::Sponsorship {
+            content: ContentId(s.content),
+            per_epoch: s.per_epoch,
+            replicas: s.replicas,
+            first_epoch: Epoch(s.first_epoch),
+            last_epoch: Epoch(s.last_epoch),
+            funded_at_ms: now,
+            chain_id: Some(s.id),
+        };
+        if state.store.add_sponsorship(&mirrored).await? {
+            new += 1;
+        }
+    }
+    let downloaders = state.store.epoch_downloaders(epoch).await?;
+    let credits = chain.credits(&downloaders).await?;
+    let mut topped_up = 0usize;
+    for (downloader, credit) in downloaders.iter().zip(credits) {
+        let (funded, _) = state.store.credit(downloader).await?;
+        if credit.deposited > funded {
+            state
+                .store
+                .add_credit(downloader, credit.deposited - funded, now)
+                .await?;
+            topped_up += 1;
+        }
+    }
+    if new + topped_up > 0 {
+        tracing::info!(
+            epoch = epoch.0,
+            sponsorships = new,
+            credits = topped_up,
+            "mirrored the chain's new deposits"
+        );
+    }
+    Ok(())
+}
+
+/// What the epoch draws on each chain sponsorship: each sponsored content's pay split
+/// over its sponsorships active in the epoch, pro rata by their amount per epoch (so no
+/// draw exceeds its sponsorship's amount per epoch: the pay never exceeds their sum). The
+/// share of a sponsorship the chain does not hold (recorded before the oracle had a chain)
+/// is not drawn: the epoch's subsidy covers it. By id.
+pub fn chain_draws(
+    pays: &[dsi_protocol::reward::ContentPay],
+    contents: &[ContentFacts],
+    sponsorships: &[dsi_api::oracle::Sponsorship],
+) -> Vec<(u32, u128)> {
+    let mut draws = Vec::new();
+    for (pay, facts) in pays.iter().zip(contents) {
+        if pay.paid == 0 || !matches!(facts.funding, Funding::Sponsored { .. }) {
+            continue;
+        }
+        let of_content: Vec<_> = sponsorships
+            .iter()
+            .filter(|s| s.content == pay.content)
+            .collect();
+        let weights: Vec<u128> = of_content.iter().map(|s| s.per_epoch).collect();
+        let Ok(shares) = dsi_protocol::fixed::split_pro_rata(pay.paid, &weights) else {
+            continue;
+        };
+        for (s, share) in of_content.iter().zip(shares) {
+            if let (Some(id), true) = (s.chain_id, share > 0) {
+                draws.push((id, share));
+            }
+        }
+    }
+    draws.sort_unstable();
+    draws
 }
 
 /// Name of an epoch's batch file inside `batches/`.
@@ -209,6 +293,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
 
     // Audits, content lookups and chain reads take time: all run before the ingest lock is
     // taken, so receipts keep flowing meanwhile.
+    if let Some(chain) = &state.chain {
+        mirror_chain_funding(state, chain, epoch).await?;
+    }
     let live = state.store.live_nodes(now).await?;
     let content_chunks = content_chunks(state, &live).await?;
     // Every funded content a node announces gets a chunk in its challenge. (Read again
@@ -537,6 +624,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     };
     let (rewards, tree) = compute(&inputs, &receipts)?;
     let root = tree.root();
+    let draws = chain_draws(&rewards.contents, &inputs.contents, &sponsorships);
 
     // Publish the batch.
     let batch = EpochBatch {
@@ -635,6 +723,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                 .iter()
                 .map(|d| (d.downloader, d.debited))
                 .collect(),
+            draws,
             held,
         })
         .await?;

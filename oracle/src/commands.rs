@@ -9,7 +9,7 @@ use dsi_api::exit::Exit;
 use dsi_api::oracle::ClosedEpoch;
 use dsi_protocol::fixed::{LinearCurve, Ppm};
 use dsi_protocol::reward::RewardParams;
-use dsi_protocol::{Epoch, NodeId, PayoutAccount};
+use dsi_protocol::{ContentId, Epoch, NodeId, PayoutAccount};
 use dsi_service::report::Report;
 use dsi_service::{ClientError, OracleClient};
 use serde::Serialize;
@@ -184,27 +184,65 @@ impl Report for SponsorReport {
     }
 }
 
-/// Records a sponsorship in a running oracle's ledger.
+/// What a sponsor pays for.
+#[derive(Clone, Copy, Debug)]
+pub struct SponsorTerms {
+    /// Native units per epoch.
+    pub per_epoch: u128,
+    /// Epochs funded.
+    pub epochs: u64,
+    /// Target replication.
+    pub replicas: u32,
+    /// First epoch funded (default: the current one).
+    pub first_epoch: Option<u64>,
+}
+
+/// Sponsors a content: a deposit in `reward_pool` when the data directory configures a
+/// chain (signed by `suri_file`, default `[chain] suri_file`), else a record in a running
+/// oracle's ledger.
 pub async fn sponsor(
     dir: &DataDir,
     content: &str,
-    amount: u128,
-    epochs: u64,
-    replicas: u32,
-    first_epoch: Option<u64>,
+    terms: SponsorTerms,
     url: Option<String>,
+    suri_file: Option<PathBuf>,
 ) -> Result<SponsorReport> {
-    let content = content
+    let content: ContentId = content
         .parse()
         .map_err(|e| CommandError::Usage(format!("content {content:?}: {e}")))?;
+    let config = dir.config().map_err(data_dir_error)?;
+    if !config.chain.deployment.is_empty() {
+        let chain = signer(chain_client(dir)?, suri_file)?;
+        let epochs = u32::try_from(terms.epochs)
+            .map_err(|_| CommandError::Usage(format!("--epochs {} is too many", terms.epochs)))?;
+        let first = terms
+            .first_epoch
+            .unwrap_or_else(|| config.epochs.epoch_at(dsi_protocol::now_ms()).0);
+        let deposit = terms
+            .per_epoch
+            .checked_mul(u128::from(epochs))
+            .ok_or_else(|| CommandError::Usage("--amount × --epochs overflows".into()))?;
+        let id = chain
+            .sponsor(&content, first, epochs, terms.replicas, deposit)
+            .await?;
+        return Ok(SponsorReport(dsi_api::oracle::Sponsorship {
+            content,
+            per_epoch: terms.per_epoch,
+            replicas: terms.replicas,
+            first_epoch: Epoch(first),
+            last_epoch: Epoch(first.saturating_add(terms.epochs.saturating_sub(1))),
+            funded_at_ms: dsi_protocol::now_ms(),
+            chain_id: Some(id),
+        }));
+    }
     let token = dir.admin_token().map_err(data_dir_error)?;
     let client = oracle_client(dir, url)?;
     let request = dsi_api::oracle::SponsorRequest {
         content,
-        per_epoch: amount,
-        epochs,
-        replicas,
-        first_epoch: first_epoch.map(Epoch),
+        per_epoch: terms.per_epoch,
+        epochs: terms.epochs,
+        replicas: terms.replicas,
+        first_epoch: terms.first_epoch.map(Epoch),
     };
     Ok(SponsorReport(client.sponsor(&token, &request).await?))
 }
@@ -220,16 +258,37 @@ impl Report for CreditReport {
     }
 }
 
-/// Shows a downloader's credit, or adds `amount` to it first.
+/// Shows a downloader's credit, or adds `amount` to it first: a deposit in `reward_pool`
+/// when the data directory configures a chain (signed by `suri_file`, default `[chain]
+/// suri_file`), else a record in a running oracle's ledger.
 pub async fn credit(
     dir: &DataDir,
     node: &str,
     amount: Option<u128>,
     url: Option<String>,
+    suri_file: Option<PathBuf>,
 ) -> Result<CreditReport> {
-    let downloader = node
+    let downloader: NodeId = node
         .parse()
         .map_err(|e| CommandError::Usage(format!("node {node:?}: {e}")))?;
+    let config = dir.config().map_err(data_dir_error)?;
+    if let (Some(amount), false) = (amount, config.chain.deployment.is_empty()) {
+        let chain = signer(chain_client(dir)?, suri_file)?;
+        chain.credit(&downloader, amount).await?;
+        let on_chain = chain
+            .credits(&[downloader])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        return Ok(CreditReport(dsi_api::oracle::Credit {
+            downloader,
+            funded: on_chain.deposited,
+            spent: on_chain.deposited.saturating_sub(on_chain.unspent),
+            available: on_chain.unspent,
+            price_per_byte: config.market.price_per_byte,
+        }));
+    }
     let client = oracle_client(dir, url)?;
     let credit = match amount {
         Some(amount) => {

@@ -73,21 +73,28 @@ async fn run(command: Command, data_dir: DataDir) -> Result<Exit, CommandError> 
             replicas,
             first_epoch,
             url,
+            suri_file,
         } => print(
             &commands::sponsor(
                 &data_dir,
                 &content,
-                amount,
-                epochs,
-                replicas,
-                first_epoch,
+                commands::SponsorTerms {
+                    per_epoch: amount,
+                    epochs,
+                    replicas,
+                    first_epoch,
+                },
                 url,
+                suri_file,
             )
             .await?,
         ),
-        Command::Credit { node, amount, url } => {
-            print(&commands::credit(&data_dir, &node, amount, url).await?)
-        }
+        Command::Credit {
+            node,
+            amount,
+            url,
+            suri_file,
+        } => print(&commands::credit(&data_dir, &node, amount, url, suri_file).await?),
         Command::Fund { amount } => print(&commands::fund(&data_dir, amount).await?),
         Command::Governance(command) => {
             let chain = commands::chain_client(&data_dir)?;

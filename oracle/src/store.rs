@@ -222,6 +222,8 @@ pub struct EpochClose {
     pub funded_chunks: HashSet<ChunkId>,
     /// What each downloader's credit paid.
     pub debits: Vec<(NodeId, u128)>,
+    /// What the epoch draws on each chain sponsorship (`reward_pool` id).
+    pub draws: Vec<(u32, u128)>,
     /// Every (node, funded content) run that goes on: proven this epoch, or within its
     /// grace; replaces the previous set.
     pub held: Vec<Held>,
@@ -1288,6 +1290,15 @@ impl Store {
                 .await
                 .map_err(query_error("recording debits"))?;
         }
+        for (sponsorship, amount) in close.draws.iter().filter(|(_, a)| *a > 0) {
+            sqlx::query("INSERT INTO draws (epoch, sponsorship, amount) VALUES ($1, $2, $3)")
+                .bind(i64_of(r.epoch.0))
+                .bind(i64::from(*sponsorship))
+                .bind(amount.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording draws"))?;
+        }
         sqlx::query("DELETE FROM held_since")
             .execute(&mut *tx)
             .await
@@ -1310,11 +1321,13 @@ impl Store {
 
     // ---- funding ledger --------------------------------------------------------------
 
-    /// Records a sponsorship.
-    pub async fn add_sponsorship(&self, sponsorship: &Sponsorship) -> Result<()> {
-        sqlx::query(
+    /// Records a sponsorship. One with a `chain_id` already recorded is left as it is
+    /// (the chain's sponsorships are mirrored at every close); returns whether it was new.
+    pub async fn add_sponsorship(&self, sponsorship: &Sponsorship) -> Result<bool> {
+        let done = sqlx::query(
             "INSERT INTO sponsorships (content, per_epoch, replicas, first_epoch, last_epoch, \
-             funded_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+             funded_at_ms, chain_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (chain_id) DO NOTHING",
         )
         .bind(sponsorship.content.0.to_vec())
         .bind(sponsorship.per_epoch.to_string())
@@ -1322,10 +1335,79 @@ impl Store {
         .bind(i64_of(sponsorship.first_epoch.0))
         .bind(i64_of(sponsorship.last_epoch.0))
         .bind(i64_of(sponsorship.funded_at_ms))
+        .bind(sponsorship.chain_id.map(i64::from))
         .execute(&self.pool)
         .await
         .map_err(query_error("recording a sponsorship"))?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// What `epoch` drew on each chain sponsorship and debited from each downloader's
+    /// credit, by id and by key: its funding parts.
+    pub async fn epoch_funding(
+        &self,
+        epoch: Epoch,
+    ) -> Result<(Vec<(u32, u128)>, Vec<(NodeId, u128)>)> {
+        let rows = sqlx::query(
+            "SELECT sponsorship, amount FROM draws WHERE epoch = $1 ORDER BY sponsorship",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading draws"))?;
+        let draws = rows
+            .iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("draws");
+                let id: i64 = row.try_get(0).map_err(corrupt)?;
+                let amount: String = row.try_get(1).map_err(corrupt)?;
+                Ok((
+                    u32::try_from(id).map_err(|_| StoreError::Corrupt("draws.sponsorship"))?,
+                    amount_from(&amount, "draws.amount")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows = sqlx::query(
+            "SELECT downloader, amount FROM debits WHERE epoch = $1 ORDER BY downloader",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading debits"))?;
+        let debits = rows
+            .iter()
+            .map(|row| {
+                let corrupt = |_| StoreError::Corrupt("debits");
+                let amount: String = row.try_get(1).map_err(corrupt)?;
+                Ok((
+                    NodeId(id_from(
+                        row.try_get(0).map_err(corrupt)?,
+                        "debits.downloader",
+                    )?),
+                    amount_from(&amount, "debits.amount")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((draws, debits))
+    }
+
+    /// The downloaders with receipts in `epoch`, by key.
+    pub async fn epoch_downloaders(&self, epoch: Epoch) -> Result<Vec<NodeId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT downloader FROM receipts WHERE epoch = $1 ORDER BY downloader",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading downloaders"))?;
+        rows.iter()
+            .map(|row| {
+                let id = row
+                    .try_get(0)
+                    .map_err(|_| StoreError::Corrupt("receipts.downloader"))?;
+                Ok(NodeId(id_from(id, "receipts.downloader")?))
+            })
+            .collect()
     }
 
     /// Sponsorships of `content`, or those active in `epoch`, oldest first.
@@ -1335,10 +1417,10 @@ impl Store {
         epoch: Option<Epoch>,
     ) -> Result<Vec<Sponsorship>> {
         let rows = sqlx::query(
-            "SELECT content, per_epoch, replicas, first_epoch, last_epoch, funded_at_ms \
-             FROM sponsorships WHERE ($1 = 0 OR content = $2) \
+            "SELECT content, per_epoch, replicas, first_epoch, last_epoch, funded_at_ms, \
+             chain_id FROM sponsorships WHERE ($1 = 0 OR content = $2) \
              AND ($3 = 0 OR (first_epoch <= $4 AND last_epoch >= $4)) \
-             ORDER BY funded_at_ms, content",
+             ORDER BY funded_at_ms, content, chain_id",
         )
         .bind(i64::from(content.is_some()))
         .bind(content.map_or_else(Vec::new, |c| c.0.to_vec()))
@@ -1362,6 +1444,14 @@ impl Store {
                     first_epoch: Epoch(u64_of(row.try_get(3).map_err(corrupt)?)),
                     last_epoch: Epoch(u64_of(row.try_get(4).map_err(corrupt)?)),
                     funded_at_ms: u64_of(row.try_get(5).map_err(corrupt)?),
+                    chain_id: row
+                        .try_get::<Option<i64>, _>(6)
+                        .map_err(corrupt)?
+                        .map(|id| {
+                            u32::try_from(id)
+                                .map_err(|_| StoreError::Corrupt("sponsorships.chain_id"))
+                        })
+                        .transpose()?,
                 })
             })
             .collect()

@@ -1,6 +1,9 @@
-//! Chain submission: every closed epoch's root and total go to `reward_pool`, then its
-//! reputation scores to `reputation` (in parts of at most [`REPUTATION_PART`]); the epoch's
-//! status follows the chain (`submitted`, `final`, `claimable`, `vetoed`).
+//! Chain submission: every closed epoch's root and total go to `reward_pool`, with its
+//! subsidy and the hashes of its funding parts (its draws on chain sponsorships and debits
+//! of credit, [`funding_parts`]); once final, the parts are applied (the epoch is claimable
+//! and a base only when all are); then its reputation scores go to `reputation` (in parts
+//! of at most [`REPUTATION_PART`]). The epoch's status follows the chain (`submitted`,
+//! `final`, `claimable`, `vetoed`).
 //!
 //! Each root names its base: the newest earlier closed epoch that is neither vetoed nor
 //! mismatched (leaves are per epoch; the base orders the good chain); the pool refuses any
@@ -18,7 +21,7 @@ use dsi_api::oracle::EpochStatus;
 use dsi_protocol::Epoch;
 
 use crate::OracleState;
-use crate::chain::{Chain, ChainError, REPUTATION_PART, Written};
+use crate::chain::{Chain, ChainEpoch, ChainError, FundingPart, REPUTATION_PART, Written};
 
 /// One round over every pending epoch, oldest first.
 pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError> {
@@ -34,6 +37,12 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
             Some(found) => Some(found),
             None if record.status == EpochStatus::Closed => {
                 let base = state.store.base_epoch(epoch).await?;
+                let (parts, subsidy) = funding_parts(state, epoch, record.total).await?;
+                let hashes: Vec<[u8; 32]> = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| p.hash(epoch.0, u32::try_from(i).unwrap_or(u32::MAX)))
+                    .collect();
                 let written = match chain
                     .submit_root(
                         epoch.0,
@@ -41,12 +50,17 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
                         &record.root,
                         record.total,
                         &record.batch_content_id,
+                        subsidy,
+                        &hashes,
                     )
                     .await
                 {
                     Ok(written) => written,
-                    Err(ChainError::Refused { error, .. }) if error == "WrongBase" => {
-                        // The base is not final on chain yet; later epochs wait for it too.
+                    Err(ChainError::Refused { error, .. })
+                        if error == "WrongBase" || error == "BaseNotFunded" =>
+                    {
+                        // The base is not final (or not funded) on chain yet; later epochs
+                        // wait for it too.
                         tracing::info!(
                             epoch = epoch.0,
                             base = ?base.map(|b| b.0),
@@ -86,7 +100,8 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
             // Later records changed: the next round reads them again.
             return Ok(());
         }
-        let status = if block >= on_chain.claimable_from {
+        let funded = on_chain.funded() || apply_parts(state, chain, epoch, &on_chain).await?;
+        let status = if funded && block >= on_chain.claimable_from {
             EpochStatus::Claimable
         } else {
             EpochStatus::Final
@@ -98,6 +113,75 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
         submit_scores(state, chain, epoch).await?;
     }
     Ok(())
+}
+
+/// An epoch's funding parts ([`dsi_chain::FundingPart::split`]: its draws on chain
+/// sponsorships and its debits of credit, as its close recorded them) and the subsidy it
+/// needs from the pool's free balance on top of them (what its total exceeds them by).
+pub async fn funding_parts(
+    state: &OracleState,
+    epoch: Epoch,
+    total: u128,
+) -> Result<(Vec<FundingPart>, u128), SubmitError> {
+    let (draws, debits) = state.store.epoch_funding(epoch).await?;
+    let debits: Vec<([u8; 32], u128)> = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
+    let drawn = draws
+        .iter()
+        .map(|d| d.1)
+        .chain(debits.iter().map(|d| d.1))
+        .fold(0u128, u128::saturating_add);
+    Ok((
+        FundingPart::split(&draws, &debits),
+        total.saturating_sub(drawn),
+    ))
+}
+
+/// Applies the funding parts of final `epoch` that the chain does not have yet; true once
+/// it is funded. A part the contract refuses (a bound it breaks) leaves the epoch unfunded:
+/// no later epoch can follow it until governance vetoes it.
+async fn apply_parts(
+    state: &OracleState,
+    chain: &Chain,
+    epoch: Epoch,
+    on_chain: &ChainEpoch,
+) -> Result<bool, SubmitError> {
+    let record = state.store.epoch(epoch).await?;
+    let total = record.map_or(on_chain.total, |r| r.total);
+    let (parts, _) = funding_parts(state, epoch, total).await?;
+    let (applied, count) = on_chain.parts_applied;
+    if parts.len() != count as usize {
+        tracing::error!(
+            epoch = epoch.0,
+            ours = parts.len(),
+            chain = count,
+            "the chain agreed on another number of funding parts"
+        );
+        return Ok(false);
+    }
+    let mut funded = false;
+    for (index, part) in parts.iter().enumerate().skip(applied as usize) {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        match chain.fund_part(epoch.0, index, part).await {
+            Ok(Some(now_funded)) => {
+                funded = now_funded;
+                tracing::info!(
+                    epoch = epoch.0,
+                    part = index,
+                    draws = part.draws.len(),
+                    debits = part.debits.len(),
+                    funded,
+                    "funding part applied"
+                );
+            }
+            // Someone else applied it meanwhile: read the chain again next round.
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                tracing::error!(epoch = epoch.0, part = index, error = %e, "the chain refused a funding part: the epoch stays unfunded until governance vetoes it");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(funded)
 }
 
 /// The chain vetoed `epoch` (itself, or as built on a vetoed epoch): it and every later

@@ -153,6 +153,7 @@ async fn a_network_holds_a_bounded_number_of_live_keys_located_by_source_address
                         audits,
                         funded_chunks: [funded_chunk].into(),
                         debits: Vec::new(),
+                        draws: Vec::new(),
                         held: Vec::new(),
                     })
                     .await

@@ -67,6 +67,8 @@ fn close(epoch: u64, status: EpochStatus, cumulative: &[(u8, u128)]) -> EpochClo
         funded_chunks: Default::default(),
         // The downloader's credit paid `epoch` units in every epoch.
         debits: vec![(downloader(), u128::from(epoch))],
+        // And it drew `epoch` units on chain sponsorships 9 and 4.
+        draws: vec![(9, u128::from(epoch)), (4, u128::from(epoch))],
         held: Vec::new(),
     }
 }
@@ -113,6 +115,41 @@ async fn a_veto_rolls_back_later_epochs_and_cumulative_earnings() {
             Some(Epoch(3))
         );
         assert_eq!(store.base_epoch(Epoch(1)).await.expect("base"), None);
+        // Each epoch's funding parts come back as the close recorded them, by id and key.
+        assert_eq!(
+            store.epoch_funding(Epoch(3)).await.expect("funding"),
+            (vec![(4, 3), (9, 3)], vec![(downloader(), 3)])
+        );
+        assert_eq!(
+            store.epoch_funding(Epoch(8)).await.expect("funding"),
+            (vec![], vec![])
+        );
+        // A chain sponsorship is mirrored once, whatever the number of closes that read it;
+        // ledger sponsorships (no chain id) are each their own.
+        let sponsorship = |chain_id| dsi_api::oracle::Sponsorship {
+            content: dsi_protocol::ContentId([3; 32]),
+            per_epoch: 5,
+            replicas: 2,
+            first_epoch: Epoch(1),
+            last_epoch: Epoch(9),
+            funded_at_ms: 1,
+            chain_id,
+        };
+        for (chain_id, new) in [
+            (Some(4), true),
+            (Some(4), false),
+            (None, true),
+            (None, true),
+        ] {
+            let added = store.add_sponsorship(&sponsorship(chain_id)).await;
+            assert_eq!(added.expect("sponsorship"), new, "{chain_id:?}");
+        }
+        let mirrored = store
+            .sponsorships(None, Some(Epoch(2)))
+            .await
+            .expect("read");
+        assert_eq!(mirrored.len(), 3);
+        assert_eq!(mirrored.iter().filter(|s| s.chain_id == Some(4)).count(), 1);
 
         // When: the chain shows epoch 2 vetoed.
         let rollback = store.roll_back_veto(Epoch(2)).await.expect("rolled back");

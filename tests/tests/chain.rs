@@ -152,6 +152,42 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         ],
     );
     assert!(printed.contains("available 5000000000000"), "{printed}");
+    // Both went to the reward_pool contract; the oracle's own ledger refuses deposits that
+    // the chain never received, even with the admin token.
+    let on_chain = net.chain.sponsorships().await.expect("sponsorships");
+    assert_eq!(on_chain.len(), 1);
+    assert_eq!(
+        (on_chain[0].per_epoch, on_chain[0].unspent),
+        (1_000_000_000_000, 100_000_000_000_000)
+    );
+    let token = net.admin_token().expect("token");
+    let content_id: ContentId = content.parse().expect("content id");
+    let downloader_key: dsi_protocol::NodeId = downloader_id.parse().expect("node id");
+    let refused = client
+        .sponsor(
+            &token,
+            &dsi_api::oracle::SponsorRequest {
+                content: content_id,
+                per_epoch: 1,
+                epochs: 1,
+                replicas: 1,
+                first_epoch: None,
+            },
+        )
+        .await
+        .expect_err("a ledger sponsorship with a chain");
+    assert_eq!(refused.code(), Some(dsi_api::ErrorCode::FundingOnChain));
+    let refused = client
+        .add_credit(
+            &token,
+            &dsi_api::oracle::CreditRequest {
+                downloader: downloader_key,
+                amount: 1,
+            },
+        )
+        .await
+        .expect_err("a ledger credit with a chain");
+    assert_eq!(refused.code(), Some(dsi_api::ErrorCode::FundingOnChain));
     let out = net.download(&downloader, &content, &[]).expect("download");
     assert_eq!(
         std::fs::read(&out).expect("read"),
@@ -196,6 +232,30 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         .expect("epoch on chain");
     assert_eq!(on_chain.root, record.root);
     assert_eq!(on_chain.total, record.total);
+    // The epoch was paid by its funding parts: the sponsorship's draw and the downloader's
+    // debit, applied on chain, cover its total (nothing came from the subsidy here).
+    assert!(
+        on_chain.funded() && on_chain.parts_applied.1 >= 1,
+        "{on_chain:?}"
+    );
+    let chain_record = net
+        .chain
+        .epoch_record(epoch)
+        .await
+        .expect("chain")
+        .expect("record");
+    assert!(chain_record.drawn >= record.total, "{chain_record:?}");
+    let sponsorship = &net.chain.sponsorships().await.expect("sponsorships")[0];
+    let credit = net.chain.credits(&[downloader_key]).await.expect("credit")[0];
+    assert_eq!(
+        (100_000_000_000_000 - sponsorship.unspent) + (5_000_000_000_000 - credit.unspent),
+        chain_record.drawn
+    );
+    assert!(
+        sponsorship.unspent < 100_000_000_000_000,
+        "the sponsorship paid"
+    );
+    assert!(credit.unspent < 5_000_000_000_000, "the credit paid");
 
     // `oracle claim` for both seeders: balances move by exactly their leaves; again pays 0.
     let leaves = net.leaves(epoch).await.expect("leaves");
@@ -354,7 +414,15 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
         let chain = chain.clone();
         tokio::spawn(async move {
             chain
-                .submit_root(epoch, None, &root, 1_000, &ContentId([0x42; 32]))
+                .submit_root(
+                    epoch,
+                    None,
+                    &root,
+                    1_000,
+                    &ContentId([0x42; 32]),
+                    1_000,
+                    &[],
+                )
                 .await
         })
     };
@@ -382,7 +450,15 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
     );
     // Sent again, the chain already has it: nothing is sent.
     let again = chain
-        .submit_root(epoch, None, &root, 1_000, &ContentId([0x42; 32]))
+        .submit_root(
+            epoch,
+            None,
+            &root,
+            1_000,
+            &ContentId([0x42; 32]),
+            1_000,
+            &[],
+        )
         .await
         .expect("again");
     assert_eq!(again, Written::AlreadyThere);
@@ -393,7 +469,15 @@ async fn a_node_restart_during_a_submission_neither_loses_nor_repeats_it() {
     let lost = chain.node().lost_answers();
     chain.node().lose_next_answer();
     let written = chain
-        .submit_root(8, Some(epoch), &[0x88; 32], 2_000, &ContentId([0x43; 32]))
+        .submit_root(
+            8,
+            Some(epoch),
+            &[0x88; 32],
+            2_000,
+            &ContentId([0x43; 32]),
+            2_000,
+            &[],
+        )
         .await
         .expect("the submission whose answer was lost");
     assert_eq!(written, Written::Sent);
@@ -483,7 +567,7 @@ async fn a_council_vetoes_a_final_epoch_on_ink_node_and_its_leaf_never_pays() {
     };
     let root = leaf.hash::<dsi_protocol::merkle::Keccak256>();
     let written = alice
-        .submit_root(1, None, &root, amount, &ContentId([0x63; 32]))
+        .submit_root(1, None, &root, amount, &ContentId([0x63; 32]), amount, &[])
         .await
         .expect("submit");
     assert_eq!(written, Written::Sent);

@@ -91,7 +91,10 @@ async fn claim_and_submit_costs<Client: E2EBackend>(mut client: Client) -> E2ERe
     // no base record and would be cheaper).
     for member in [&alice, &bob] {
         client
-            .call(member, &pool.submit(1, None, [0; 32], 0, [0; 32]))
+            .call(
+                member,
+                &pool.submit(1, None, [0; 32], 0, [0; 32], 0, Vec::new()),
+            )
             .storage_deposit_limit(DEPOSIT_LIMIT)
             .submit()
             .await
@@ -105,17 +108,27 @@ async fn claim_and_submit_costs<Client: E2EBackend>(mut client: Client) -> E2ERe
         let first_vote = measure!(
             client,
             &alice,
-            pool.submit(epoch, base, root, total, [0; 32])
+            pool.submit(epoch, base, root, total, [0; 32], total, Vec::new())
         );
         client
-            .call(&alice, &pool.submit(epoch, base, root, total, [0; 32]))
+            .call(
+                &alice,
+                &pool.submit(epoch, base, root, total, [0; 32], total, Vec::new()),
+            )
             .storage_deposit_limit(DEPOSIT_LIMIT)
             .submit()
             .await
             .expect("submitted");
-        let final_vote = measure!(client, &bob, pool.submit(epoch, base, root, total, [0; 32]));
+        let final_vote = measure!(
+            client,
+            &bob,
+            pool.submit(epoch, base, root, total, [0; 32], total, Vec::new())
+        );
         client
-            .call(&bob, &pool.submit(epoch, base, root, total, [0; 32]))
+            .call(
+                &bob,
+                &pool.submit(epoch, base, root, total, [0; 32], total, Vec::new()),
+            )
             .storage_deposit_limit(DEPOSIT_LIMIT)
             .submit()
             .await

@@ -181,20 +181,44 @@ where
         dry!(
             client,
             &ferdie,
-            pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
+            pool.submit(
+                1,
+                None,
+                epoch1.root(),
+                epoch1.total(),
+                [7; 32],
+                epoch1.total(),
+                Vec::new()
+            )
         ),
         Err(PoolError::Unauthorized)
     );
     assert!(!ok!(
         client,
         &dave,
-        pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
+        pool.submit(
+            1,
+            None,
+            epoch1.root(),
+            epoch1.total(),
+            [7; 32],
+            epoch1.total(),
+            Vec::new()
+        )
     ));
     assert_eq!(
         dry!(
             client,
             &dave,
-            pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
+            pool.submit(
+                1,
+                None,
+                epoch1.root(),
+                epoch1.total(),
+                [7; 32],
+                epoch1.total(),
+                Vec::new()
+            )
         ),
         Err(PoolError::AlreadyVoted)
     );
@@ -202,7 +226,15 @@ where
     assert!(ok!(
         client,
         &eve,
-        pool.submit(1, None, epoch1.root(), epoch1.total(), [7; 32])
+        pool.submit(
+            1,
+            None,
+            epoch1.root(),
+            epoch1.total(),
+            [7; 32],
+            epoch1.total(),
+            Vec::new()
+        )
     ));
     let record = dry!(client, &alice, pool.epoch(1)).expect("epoch 1 is final");
     assert_eq!(
@@ -220,7 +252,15 @@ where
         dry!(
             client,
             &dave,
-            pool.submit(2, Some(1), greedy.root(), greedy.total(), [8; 32])
+            pool.submit(
+                2,
+                Some(1),
+                greedy.root(),
+                greedy.total(),
+                [8; 32],
+                greedy.total(),
+                Vec::new()
+            )
         ),
         Err(PoolError::EpochTotalTooLarge)
     );
@@ -229,7 +269,15 @@ where
         dry!(
             client,
             &dave,
-            pool.submit(2, None, epoch1.root(), epoch1.total(), [8; 32])
+            pool.submit(
+                2,
+                None,
+                epoch1.root(),
+                epoch1.total(),
+                [8; 32],
+                epoch1.total(),
+                Vec::new()
+            )
         ),
         Err(PoolError::WrongBase)
     );
@@ -238,13 +286,29 @@ where
     assert!(!ok!(
         client,
         &dave,
-        pool.submit(2, Some(1), greedy.root(), greedy.total(), [8; 32])
+        pool.submit(
+            2,
+            Some(1),
+            greedy.root(),
+            greedy.total(),
+            [8; 32],
+            greedy.total(),
+            Vec::new()
+        )
     ));
     assert_eq!(
         dry!(
             client,
             &eve,
-            pool.submit(2, Some(1), greedy.root(), greedy.total(), [8; 32])
+            pool.submit(
+                2,
+                Some(1),
+                greedy.root(),
+                greedy.total(),
+                [8; 32],
+                greedy.total(),
+                Vec::new()
+            )
         ),
         Err(PoolError::InsufficientFunds)
     );
@@ -254,12 +318,28 @@ where
     assert!(!ok!(
         client,
         &eve,
-        pool.submit(2, Some(1), bad.root(), 50 * UNIT, [9; 32])
+        pool.submit(
+            2,
+            Some(1),
+            bad.root(),
+            50 * UNIT,
+            [9; 32],
+            50 * UNIT,
+            Vec::new()
+        )
     ));
     assert!(ok!(
         client,
         &dave,
-        pool.submit(2, Some(1), bad.root(), 50 * UNIT, [9; 32])
+        pool.submit(
+            2,
+            Some(1),
+            bad.root(),
+            50 * UNIT,
+            [9; 32],
+            50 * UNIT,
+            Vec::new()
+        )
     ));
     assert_eq!(
         dry!(client, &alice, pool.veto(2)),
@@ -291,7 +371,11 @@ where
     // The next epoch builds on epoch 1 again; the vetoed epoch is no base.
     assert_eq!(dry!(client, &alice, pool.last_good_epoch()), Some(1));
     assert_eq!(
-        dry!(client, &dave, pool.submit(3, Some(2), [3; 32], 0, [3; 32])),
+        dry!(
+            client,
+            &dave,
+            pool.submit(3, Some(2), [3; 32], 0, [3; 32], 0, Vec::new())
+        ),
         Err(PoolError::WrongBase)
     );
 
@@ -527,13 +611,17 @@ where
         (vec![address(Sr25519Keyring::Ferdie)], 1)
     );
     assert_eq!(
-        dry!(client, &dave, pool.submit(3, Some(1), [3; 32], 0, [3; 32])),
+        dry!(
+            client,
+            &dave,
+            pool.submit(3, Some(1), [3; 32], 0, [3; 32], 0, Vec::new())
+        ),
         Err(PoolError::Unauthorized)
     );
     assert!(ok!(
         client,
         &ferdie,
-        pool.submit(3, Some(1), [3; 32], 0, [3; 32])
+        pool.submit(3, Some(1), [3; 32], 0, [3; 32], 0, Vec::new())
     ));
     Ok(())
 }
@@ -592,7 +680,15 @@ where
     assert!(ok!(
         client,
         &alice,
-        pool.submit(epoch, None, hex32(&vectors["root"]), total, [0; 32])
+        pool.submit(
+            epoch,
+            None,
+            hex32(&vectors["root"]),
+            total,
+            [0; 32],
+            total,
+            Vec::new()
+        )
     ));
     let claimable_from = dry!(client, &alice, pool.epoch(epoch))
         .expect("final")
