@@ -28,6 +28,8 @@ pub const REPUTATION_PART: usize = 256;
 
 /// Most entries in one funding part (`reward_pool::MAX_PART_ENTRIES`).
 pub const FUNDING_PART: usize = 128;
+/// Most funding parts of one epoch (`reward_pool::MAX_FUNDING_PARTS`).
+pub const MAX_FUNDING_PARTS: usize = 256;
 /// Most sponsorships or credits in one `reward_pool` read (`reward_pool::MAX_READ`).
 pub const READ_PART: usize = 256;
 /// Most content ids in one `multipliers.boosts` read (the contract's `MAX_BOOSTS`).
@@ -868,14 +870,14 @@ impl Chain {
         Ok(unspent.unwrap_or_default())
     }
 
-    /// The sponsor takes back what sponsorship `id` has left (after its last epoch's
-    /// window). Returns the amount.
-    pub async fn withdraw(&self, id: u32) -> ChainResult<u128> {
+    /// The sponsor takes back what sponsorship `id` has left, naming `past`: a final,
+    /// claimable epoch at or after its last one. Returns the amount.
+    pub async fn withdraw(&self, id: u32, past: u64) -> ChainResult<u128> {
         let (_, amount, _) = self
             .write::<u128>(
                 Contract::RewardPool,
                 "withdraw",
-                &[arg(&id)],
+                &[arg(&id), arg(&past)],
                 0,
                 &[],
                 format!("withdraw({id})"),
@@ -886,9 +888,14 @@ impl Chain {
 
     /// Every sponsorship, [`READ_PART`] per read.
     pub async fn sponsorships(&self) -> ChainResult<Vec<ChainSponsorship>> {
-        let mut out = Vec::new();
+        self.sponsorships_from(0).await
+    }
+
+    /// The sponsorships with ids from `first` on, [`READ_PART`] per read.
+    pub async fn sponsorships_from(&self, first: u32) -> ChainResult<Vec<ChainSponsorship>> {
+        let mut out: Vec<ChainSponsorship> = Vec::new();
         loop {
-            let from = u32::try_from(out.len()).unwrap_or(u32::MAX);
+            let from = first.saturating_add(u32::try_from(out.len()).unwrap_or(u32::MAX));
             let (page, count): (Vec<ChainSponsorship>, u32) = self
                 .query(
                     Contract::RewardPool,
@@ -898,7 +905,7 @@ impl Chain {
                 .await?;
             let done = page.is_empty();
             out.extend(page);
-            if done || out.len() >= count as usize {
+            if done || from.saturating_add(READ_PART as u32) >= count {
                 return Ok(out);
             }
         }

@@ -24,7 +24,7 @@ pub mod deploy;
 pub use accounts::Signer;
 pub use contracts::{
     BOOSTS_PART, Chain, ChainCredit, ChainEpoch, ChainSponsorship, Contract, Deployment,
-    FUNDING_PART, FundingPart, Proposal, READ_PART, REPUTATION_PART, Written,
+    FUNDING_PART, FundingPart, MAX_FUNDING_PARTS, Proposal, READ_PART, REPUTATION_PART, Written,
 };
 
 /// A chain failure. Each names what failed: the contract, the message and the decoded

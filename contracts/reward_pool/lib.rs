@@ -49,9 +49,9 @@
 //! - **Funding (issue 15).** An epoch pays only from money set aside for it:
 //!   - `sponsor(content, first_epoch, epochs, replicas)` (payable, anyone): a deposit for a
 //!     content's storage, at most `deposit / epochs` per epoch, epochs
-//!     `first_epoch..first_epoch + epochs`; what the epochs do not draw goes back to the
-//!     sponsor (`withdraw`) once the latest good epoch is past the last one and out of its
-//!     window.
+//!     `first_epoch..first_epoch + epochs` (after the latest good epoch); what the epochs
+//!     do not draw goes back to the sponsor (`withdraw(id, past)`, naming a final, funded
+//!     epoch at or past the last one and out of its window: it can never be vetoed).
 //!   - `credit(downloader)` (payable, anyone): a downloader key's credit, which pays the
 //!     seeders that serve it (not refundable).
 //!   - Deposits are **committed**: not part of the free balance, so no epoch's subsidy or
@@ -66,7 +66,8 @@
 //!     inside its sponsorship's epochs and at most its amount per epoch, each sponsorship
 //!     and credit is drawn on at most once per epoch and never beyond what is left, and
 //!     after the last part the total must be at most the subsidy plus everything drawn
-//!     (`Underfunded` otherwise). Only then is the total reserved and the epoch claimable,
+//!     (`Underfunded` otherwise). Only then is the total reserved and the epoch claimable
+//!     (the challenge window starts again: governance sees the draws for a whole window),
 //!     and only then may the next epoch build on it (`BaseNotFunded`). What a part draws
 //!     beyond the total (the protocol fee) stays in the pool.
 //!   - A ledger (sponsorship or credit) keeps `left` and the draws of epochs still in their
@@ -752,7 +753,8 @@ pub mod reward_pool {
                 seq: record.seq,
                 amount: 0,
             };
-            // Every bound of the whole part is checked before anything is written.
+            // The part's sums are checked first; each entry's own bounds in the loop (a
+            // refused entry reverts the whole message, the entries before it included).
             let drawn = draws
                 .iter()
                 .map(|d| d.1)
@@ -796,6 +798,16 @@ pub mod reward_pool {
             }
             self.committed = self.committed.checked_sub(drawn).ok_or(Error::Overflow)?;
             if funded {
+                // The challenge window runs from the funding: the draws are on chain only
+                // now, and governance gets its whole window to veto them. (The next epoch
+                // can only be finalized after this, so claimable_from still never
+                // decreases along the chain.)
+                let window_end = self
+                    .env()
+                    .block_number()
+                    .checked_add(self.challenge_blocks)
+                    .ok_or(Error::Overflow)?;
+                record.claimable_from = record.claimable_from.max(window_end);
                 self.good_total = self
                     .good_total
                     .checked_add(record.total)
@@ -861,8 +873,8 @@ pub mod reward_pool {
         }
 
         /// A sponsor deposits the transferred value for `content`: `epochs` epochs from
-        /// `first_epoch`, at most `deposit / epochs` each, for a target of `replicas`
-        /// replicas. The deposit is committed (not part of the free balance); what the
+        /// `first_epoch` (after the latest good epoch), at most `deposit / epochs` each,
+        /// for a target of `replicas` replicas. The deposit is committed (not part of the free balance); what the
         /// epochs do not draw goes back to the sponsor ([`Self::withdraw`]). Returns the
         /// sponsorship's id.
         #[ink(message, payable)]
@@ -880,6 +892,11 @@ pub mod reward_pool {
                 || replicas == 0
                 || replicas > MAX_REPLICAS
             {
+                return Err(Error::InvalidSponsorship);
+            }
+            // Only epochs still to come: a sponsorship of past epochs could never be drawn
+            // and would only be a free record for every close to read.
+            if self.last_good_epoch.is_some_and(|last| first_epoch <= last) {
                 return Err(Error::InvalidSponsorship);
             }
             let last_epoch = first_epoch
@@ -948,22 +965,20 @@ pub mod reward_pool {
         }
 
         /// The sponsor takes back what sponsorship `id` has left, once it can no longer be
-        /// drawn on: the latest good epoch is at or past its last epoch and out of its
-        /// challenge window. Returns the amount paid back.
+        /// drawn on: `past` is a final epoch at or after the sponsorship's last one and out
+        /// of its challenge window (funded, claimable: it can never be vetoed, so no epoch
+        /// up to it is finalized again). Returns the amount paid back.
         #[ink(message)]
-        pub fn withdraw(&mut self, id: u32) -> Result<u128> {
+        pub fn withdraw(&mut self, id: u32, past: u64) -> Result<u128> {
             let mut sponsorship = self.sponsorships.get(id).ok_or(Error::UnknownSponsorship)?;
             if self.env().caller() != sponsorship.funder {
                 return Err(Error::Unauthorized);
             }
             let now = self.env().block_number();
-            let ended = self.last_good_epoch.is_some_and(|last| {
-                last >= sponsorship.last_epoch
-                    && self
-                        .epochs
-                        .get(last)
-                        .is_some_and(|r| r.funded() && now >= r.claimable_from)
-            });
+            let ended = past >= sponsorship.last_epoch
+                && self.epochs.get(past).is_some_and(|r| {
+                    r.status == EpochStatus::Final && r.funded() && now >= r.claimable_from
+                });
             self.settle(&mut sponsorship.ledger);
             if !ended || !sponsorship.ledger.pending.is_empty() {
                 return Err(Error::SponsorshipActive);
@@ -2568,10 +2583,47 @@ mod tests {
         assert_eq!(unspent(&pool, 0), 6 * ONE_UNIT);
         assert_eq!(pool.credit_of(DOWNLOADER).unspent, ONE_UNIT);
         assert_eq!(pool.credit_of(DOWNLOADER).deposited, 3 * ONE_UNIT);
+        // Funded after its first window: the window starts again from the funding (the
+        // draws became visible only now), and governance may still veto meanwhile.
+        assert_eq!(
+            pool.claim(1, seeder, a.frank, 4 * ONE_UNIT, vec![]),
+            Err(Error::InChallengeWindow)
+        );
+        advance(WINDOW);
         assert_eq!(
             pool.claim(1, seeder, a.frank, 4 * ONE_UNIT, vec![]),
             Ok(4 * ONE_UNIT)
         );
+    }
+
+    #[ink::test]
+    fn an_epoch_funded_late_can_still_be_vetoed_for_a_whole_window() {
+        let a = accounts();
+        let mut pool = pool();
+        fund(&mut pool, 10 * ONE_UNIT);
+        assert_eq!(
+            credit(&mut pool, DOWNLOADER, 3 * ONE_UNIT),
+            Ok(3 * ONE_UNIT)
+        );
+        let committed = pool.committed();
+        // A root that debits the whole credit for a total of 1: agreed, then funded only
+        // once its first window is over, and claimed at once (the attack).
+        let greedy: Part = (vec![], vec![(DOWNLOADER, 3 * ONE_UNIT)]);
+        assert_eq!(
+            finalize_funded(&mut pool, 1, [1; 32], 1, 0, &[greedy.clone()]),
+            Ok(true)
+        );
+        advance(WINDOW + 3);
+        assert_eq!(apply(&mut pool, 1, &[greedy]), Ok(true));
+        advance(WINDOW - 1);
+        test::set_caller(a.alice);
+        assert_eq!(pool.veto(1), Ok(()), "governance had no window to veto in");
+        assert_eq!(
+            pool.committed(),
+            committed,
+            "the debit is the downloader's again"
+        );
+        assert_eq!(pool.credit_of(DOWNLOADER).unspent, 3 * ONE_UNIT);
     }
 
     #[ink::test]
@@ -2753,11 +2805,11 @@ mod tests {
         fund(&mut pool, 10 * ONE_UNIT);
         assert_eq!(sponsor(&mut pool, 1, 4, 8 * ONE_UNIT), Ok(0));
         let draw: Part = (vec![(0, 2 * ONE_UNIT)], vec![]);
-        let withdraw = |pool: &mut RewardPool, who| {
+        let withdraw = |pool: &mut RewardPool, who, past| {
             test::set_caller(who);
-            pool.withdraw(0)
+            pool.withdraw(0, past)
         };
-        assert_eq!(withdraw(&mut pool, a.eve), Err(Error::SponsorshipActive));
+        assert_eq!(withdraw(&mut pool, a.eve, 4), Err(Error::SponsorshipActive));
         // Epochs 1 and 3 draw; 2 and 4 pay nothing.
         for epoch in 1..=4u64 {
             let parts = if epoch % 2 == 1 {
@@ -2777,16 +2829,29 @@ mod tests {
             );
             assert_eq!(apply(&mut pool, epoch, &parts), Ok(!parts.is_empty()));
         }
-        // Epoch 4 can still be vetoed (and with it the draws' chain): not yet.
-        assert_eq!(withdraw(&mut pool, a.eve), Err(Error::SponsorshipActive));
+        // Epoch 4 can still be vetoed (and with it the draws' chain): not yet; epoch 3 is
+        // before the sponsorship's end.
+        assert_eq!(withdraw(&mut pool, a.eve, 4), Err(Error::SponsorshipActive));
         advance(WINDOW);
-        assert_eq!(withdraw(&mut pool, a.bob), Err(Error::Unauthorized));
+        assert_eq!(withdraw(&mut pool, a.eve, 3), Err(Error::SponsorshipActive));
+        assert_eq!(withdraw(&mut pool, a.eve, 9), Err(Error::SponsorshipActive));
+        // The network goes on: its newest epoch is always in its window, which does not
+        // keep the sponsor waiting.
+        assert_eq!(finalize_funded(&mut pool, 5, [0; 32], 0, 0, &[]), Ok(true));
+        assert_eq!(withdraw(&mut pool, a.eve, 5), Err(Error::SponsorshipActive));
+        assert_eq!(withdraw(&mut pool, a.bob, 4), Err(Error::Unauthorized));
         let before = test::get_account_balance::<DefaultEnvironment>(a.eve).unwrap_or_default();
-        assert_eq!(withdraw(&mut pool, a.eve), Ok(4 * ONE_UNIT));
+        assert_eq!(withdraw(&mut pool, a.eve, 4), Ok(4 * ONE_UNIT));
         let after = test::get_account_balance::<DefaultEnvironment>(a.eve).unwrap_or_default();
         assert_eq!(after - before, evm(4 * ONE_UNIT));
         assert_eq!((pool.committed(), unspent(&pool, 0)), (0, 0));
-        assert_eq!(withdraw(&mut pool, a.eve), Ok(0), "nothing twice");
+        assert_eq!(withdraw(&mut pool, a.eve, 4), Ok(0), "nothing twice");
+        // Epochs already final cannot be sponsored.
+        assert_eq!(
+            sponsor(&mut pool, 5, 2, 2 * ONE_UNIT),
+            Err(Error::InvalidSponsorship)
+        );
+        assert_eq!(sponsor(&mut pool, 6, 2, 2 * ONE_UNIT), Ok(1));
         assert_eq!(
             pool.reserved(),
             4 * ONE_UNIT,
@@ -2914,7 +2979,11 @@ mod tests {
                 3 => advance(1 + rng.below(WINDOW as u64 + 2) as u32),
                 _ => {
                     test::set_caller(a.eve);
-                    if let Ok(paid) = pool.withdraw(rng.below(3) as u32) {
+                    let past = pool
+                        .last_good_epoch()
+                        .unwrap_or(0)
+                        .saturating_sub(rng.below(4));
+                    if let Ok(paid) = pool.withdraw(rng.below(3) as u32, past) {
                         if paid > 0 {
                             coverage[2] += 1;
                         }

@@ -674,7 +674,13 @@ impl Network {
         replicas: u32,
     ) -> Result<dsi_api::oracle::Sponsorship> {
         let content: ContentId = content.parse().context("content id")?;
-        let first = dsi_protocol::now_ms() / self.options.epoch_ms;
+        // The current epoch, unless it is final on chain already (the devnet closes epochs
+        // early): sponsorships start after the latest good epoch.
+        let current = dsi_protocol::now_ms() / self.options.epoch_ms;
+        let first = match self.chain.last_good_epoch().await? {
+            Some(last) => current.max(last + 1),
+            None => current,
+        };
         let epochs32 = u32::try_from(epochs).context("epochs")?;
         let deposit = per_epoch
             .checked_mul(u128::from(epochs32))
@@ -703,15 +709,29 @@ impl Network {
     }
 
     /// Deposits `amount` in the `reward_pool` contract for the downloader key
-    /// `downloader`; returns the credit as the oracle reports it (deposits read from the
-    /// chain).
+    /// `downloader`; returns the credit as the chain has it (the oracle mirrors it at its
+    /// next close), with the oracle's price per byte.
     pub async fn credit_key(
         &self,
         downloader: &NodeId,
         amount: u128,
     ) -> Result<dsi_api::oracle::Credit> {
-        self.funder()?.credit(downloader, amount).await?;
-        Ok(self.client.credit(downloader).await?)
+        let funder = self.funder()?;
+        funder.credit(downloader, amount).await?;
+        let on_chain = funder
+            .credits(&[*downloader])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        let oracle = self.client.credit(downloader).await?;
+        Ok(dsi_api::oracle::Credit {
+            downloader: *downloader,
+            funded: on_chain.deposited,
+            spent: on_chain.deposited.saturating_sub(on_chain.unspent),
+            available: on_chain.unspent,
+            price_per_byte: oracle.price_per_byte,
+        })
     }
 
     /// A downloader fetches `content` (peers from the tracker, or `peers` if given) into

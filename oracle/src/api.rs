@@ -811,18 +811,11 @@ fn refuse_with_chain(state: &OracleState) -> ApiResult<()> {
     Ok(())
 }
 
+/// A downloader's credit as the ledger has it (with a chain: the deposits mirrored by the
+/// last close; the public route never reads the chain, which anyone could make it do
+/// without end).
 async fn credit_of(state: &OracleState, downloader: NodeId) -> ApiResult<Credit> {
-    let (mut funded, spent) = state.store.credit(&downloader).await?;
-    // With a chain, what was deposited there (the ledger mirrors it at each close).
-    if let Some(chain) = &state.chain {
-        let deposited = chain
-            .credits(&[downloader])
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("reading the chain: {e}")))?
-            .first()
-            .map_or(0, |c| c.deposited);
-        funded = funded.max(deposited);
-    }
+    let (funded, spent) = state.store.credit(&downloader).await?;
     Ok(Credit {
         downloader,
         funded,

@@ -89,7 +89,8 @@ pub enum Command {
         /// Target replication.
         #[arg(long, value_name = "R", default_value_t = 3)]
         replicas: u32,
-        /// First epoch funded (default: the current one).
+        /// First epoch funded (default: the current one; with a chain, at least the one
+        /// after the latest final epoch).
         #[arg(long, value_name = "EPOCH")]
         first_epoch: Option<u64>,
         /// The oracle's URL (default: http://<listen address from config>).

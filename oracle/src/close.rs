@@ -63,7 +63,7 @@ pub enum CloseError {
 }
 
 /// With a chain, sponsorships and credits are deposits in `reward_pool`; the ledger
-/// mirrors them: every chain sponsorship (by its id; read in pages of
+/// mirrors them: every chain sponsorship (by its id; the new ones read in pages of
 /// [`dsi_chain::READ_PART`]) and, for each downloader with receipts in `epoch`, what was
 /// deposited for it beyond what the ledger has. Runs before the ingest lock: a downloader
 /// whose first receipt of the epoch arrives after this read is mirrored by the next close
@@ -73,9 +73,17 @@ async fn mirror_chain_funding(
     chain: &crate::chain::Chain,
     epoch: Epoch,
 ) -> Result<(), CloseError> {
+    let _mirroring = state.mirror_lock.lock().await;
     let now = now_ms();
     let mut new = 0usize;
-    for s in chain.sponsorships().await? {
+    // A sponsorship's terms never change: only the ones made since the last mirror are
+    // read (the ids count up from 0).
+    let next = state
+        .store
+        .max_chain_sponsorship()
+        .await?
+        .map_or(0, |id| id.saturating_add(1));
+    for s in chain.sponsorships_from(next).await? {
         let mirrored = dsi_api::oracle::Sponsorship {
             content: ContentId(s.content),
             per_epoch: s.per_epoch,
@@ -144,6 +152,99 @@ pub fn chain_draws(
     }
     draws.sort_unstable();
     draws
+}
+
+/// Funded contents and their target replication: governance's subsidized list (at the
+/// rule's target), then the active sponsorships of other contents (summed; the target is
+/// the one of the sponsorship paying most per epoch, among equals the first's, so a tiny
+/// sponsorship cannot spread a large one over more replicas). A content on the subsidized
+/// list keeps its subsidy: sponsoring it (anyone can, on chain) cannot replace its share
+/// of the subsidy by a token amount; such a sponsorship is not drawn and goes back to its
+/// sponsor.
+pub fn funded_contents(
+    subsidized: &[crate::config::Boost],
+    sponsorships: &[dsi_api::oracle::Sponsorship],
+    target_replication: u32,
+) -> BTreeMap<ContentId, (Funding, u32)> {
+    let mut funded: BTreeMap<ContentId, (Funding, u32)> = BTreeMap::new();
+    for subsidy in subsidized {
+        funded.entry(subsidy.content).or_insert((
+            Funding::Subsidized {
+                boost: subsidy.boost,
+            },
+            target_replication,
+        ));
+    }
+    let mut largest: HashMap<ContentId, u128> = HashMap::new();
+    for sponsorship in sponsorships {
+        let entry = funded
+            .entry(sponsorship.content)
+            .or_insert((Funding::Sponsored { per_epoch: 0 }, 0));
+        if let Funding::Sponsored { per_epoch } = &mut entry.0 {
+            *per_epoch = per_epoch.saturating_add(sponsorship.per_epoch);
+            let most = largest.entry(sponsorship.content).or_insert(0);
+            if sponsorship.per_epoch > *most || entry.1 == 0 {
+                *most = sponsorship.per_epoch;
+                entry.1 = sponsorship.replicas;
+            }
+        }
+    }
+    funded
+}
+
+/// Most draws and debits one epoch's funding parts can carry on chain
+/// (`reward_pool::MAX_FUNDING_PARTS` parts of [`dsi_chain::FUNDING_PART`] entries).
+pub const MAX_FUNDING_ENTRIES: usize = dsi_chain::MAX_FUNDING_PARTS * dsi_chain::FUNDING_PART;
+
+/// Most sponsorships one epoch pays from (half of [`MAX_FUNDING_ENTRIES`], the other
+/// half for debits).
+pub const MAX_PAID_SPONSORSHIPS: usize = MAX_FUNDING_ENTRIES / 2;
+
+/// An epoch pays from at most [`MAX_PAID_SPONSORSHIPS`] sponsorships, those paying most
+/// per epoch (ties: the older), so its funding parts always fit on chain: sponsorships
+/// are cheap to make, and an epoch whose parts do not fit could never be funded. The
+/// others wait (their sponsors get back what no epoch draws).
+pub fn bounded_sponsorships(
+    mut sponsorships: Vec<dsi_api::oracle::Sponsorship>,
+) -> Vec<dsi_api::oracle::Sponsorship> {
+    if sponsorships.len() > MAX_PAID_SPONSORSHIPS {
+        // The store's order (oldest first) breaks ties: a stable sort keeps it.
+        sponsorships.sort_by_key(|s| std::cmp::Reverse(s.per_epoch));
+        sponsorships.truncate(MAX_PAID_SPONSORSHIPS);
+        sponsorships.sort_by_key(|s| (s.funded_at_ms, s.content, s.chain_id));
+    }
+    sponsorships
+}
+
+/// At most `room` downloaders' credit pays in an epoch: those whose receipts cost most
+/// (bytes × price, at most their credit; ties: the smaller key). The others' receipts pay
+/// nothing this epoch, as any downloader's without credit. So the epoch's debits always
+/// fit in its funding parts: thousands of free keys each funded with the smallest deposit
+/// cannot make an epoch impossible to fund (and displacing a paying downloader costs more
+/// than it paid). Sorted by key, as the rule wants.
+pub fn bounded_credits(
+    mut credits: Vec<CreditFacts>,
+    receipts: &[dsi_protocol::SignedReceipt],
+    price_per_byte: u64,
+    room: usize,
+) -> Vec<CreditFacts> {
+    if credits.len() <= room {
+        return credits;
+    }
+    let mut bytes: HashMap<NodeId, u64> = HashMap::new();
+    for r in receipts {
+        let b = bytes.entry(r.receipt.downloader).or_default();
+        *b = b.saturating_add(u64::from(r.receipt.bytes));
+    }
+    let cost = |c: &CreditFacts| {
+        u128::from(bytes.get(&c.downloader).copied().unwrap_or(0))
+            .saturating_mul(u128::from(price_per_byte))
+            .min(c.available)
+    };
+    credits.sort_by(|a, b| cost(b).cmp(&cost(a)).then(a.downloader.cmp(&b.downloader)));
+    credits.truncate(room);
+    credits.sort_by_key(|c| c.downloader);
+    credits
 }
 
 /// Name of an epoch's batch file inside `batches/`.
@@ -365,7 +466,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
     // Read under the lock, as `POST /v1/sponsors` writes: a sponsorship of this epoch
     // recorded while the audits ran is paid.
-    let sponsorships = state.store.sponsorships(None, Some(epoch)).await?;
+    let sponsorships = bounded_sponsorships(state.store.sponsorships(None, Some(epoch)).await?);
     let receipts = state.store.receipts_for_epoch(epoch).await?;
     // One view of the chunk lengths for the whole batch. A receipt judged against a length
     // that the chunk's bytes disproved since (`POST /v1/chunks/{id}`) is left out: it claims
@@ -409,26 +510,8 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                 .get(node)
                 .is_some_and(|&(passed, failed)| passed > 0 && failed == 0)
     };
-    // Funded contents: active sponsorships (summed; the largest target wins), then the
-    // subsidized list. Only registered, announced contents can have holders.
-    let mut funded: BTreeMap<ContentId, (Funding, u32)> = BTreeMap::new();
-    for sponsorship in &sponsorships {
-        let entry = funded
-            .entry(sponsorship.content)
-            .or_insert((Funding::Sponsored { per_epoch: 0 }, 0));
-        if let Funding::Sponsored { per_epoch } = &mut entry.0 {
-            *per_epoch = per_epoch.saturating_add(sponsorship.per_epoch);
-        }
-        entry.1 = entry.1.max(sponsorship.replicas);
-    }
-    for subsidy in &config.subsidized {
-        funded.entry(subsidy.content).or_insert((
-            Funding::Subsidized {
-                boost: subsidy.boost,
-            },
-            params.target_replication,
-        ));
-    }
+    // Funded contents. Only registered, announced contents can have holders.
+    let funded = funded_contents(&config.subsidized, &sponsorships, params.target_replication);
     let receipt_chunks: BTreeSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
     let mut chunk_locations: BTreeMap<ChunkId, BTreeSet<Location>> = BTreeMap::new();
     let mut boosts: HashMap<ChunkId, Ppm> = HashMap::new();
@@ -597,6 +680,13 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             });
         }
     }
+    let draws_at_most = sponsorships.iter().filter(|s| s.chain_id.is_some()).count();
+    let credits = bounded_credits(
+        credits,
+        &receipts,
+        config.market.price_per_byte,
+        MAX_FUNDING_ENTRIES.saturating_sub(draws_at_most),
+    );
 
     // Chunk facts for every chunk a receipt names.
     let chunks: Vec<ChunkFacts> = receipt_chunks
@@ -758,6 +848,122 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sponsorship(
+        content: u8,
+        per_epoch: u128,
+        replicas: u32,
+        id: u32,
+    ) -> dsi_api::oracle::Sponsorship {
+        dsi_api::oracle::Sponsorship {
+            content: ContentId([content; 32]),
+            per_epoch,
+            replicas,
+            first_epoch: Epoch(1),
+            last_epoch: Epoch(9),
+            funded_at_ms: u64::from(id),
+            chain_id: Some(id),
+        }
+    }
+
+    #[test]
+    fn a_token_sponsorship_neither_replaces_a_subsidy_nor_spreads_a_large_one() {
+        let subsidized = [crate::config::Boost {
+            content: ContentId([1; 32]),
+            boost: Ppm(2_000_000),
+        }];
+        let sponsorships = [
+            // A token amount on the subsidized content, at 64 replicas.
+            sponsorship(1, 1, 64, 0),
+            // A real sponsor of content 2 at 3 replicas; then a token one at 64.
+            sponsorship(2, 1_000, 3, 1),
+            sponsorship(2, 1, 64, 2),
+        ];
+        let funded = funded_contents(&subsidized, &sponsorships, 3);
+        assert_eq!(
+            funded.get(&ContentId([1; 32])),
+            Some(&(
+                Funding::Subsidized {
+                    boost: Ppm(2_000_000)
+                },
+                3
+            ))
+        );
+        assert_eq!(
+            funded.get(&ContentId([2; 32])),
+            Some(&(Funding::Sponsored { per_epoch: 1_001 }, 3))
+        );
+        // Pays for content 2 are drawn pro rata; the subsidized content's sponsor never.
+        let contents = [ContentFacts {
+            content: ContentId([2; 32]),
+            length: 1,
+            replicas: 3,
+            funding: Funding::Sponsored { per_epoch: 1_001 },
+            holders: Vec::new(),
+        }];
+        let pays = [dsi_protocol::reward::ContentPay {
+            content: ContentId([2; 32]),
+            counted: Vec::new(),
+            paid: 1_001,
+        }];
+        assert_eq!(
+            chain_draws(&pays, &contents, &sponsorships),
+            vec![(1, 1_000), (2, 1)]
+        );
+    }
+
+    #[test]
+    fn an_epoch_pays_from_a_bounded_number_of_sponsorships_and_credits() {
+        // Sponsorships: the ones paying most per epoch (ties: the older).
+        let many: Vec<_> = (0..MAX_PAID_SPONSORSHIPS as u32 + 3)
+            .map(|i| sponsorship(3, if i < 2 { 5 } else { 7 }, 1, i))
+            .collect();
+        let kept = bounded_sponsorships(many);
+        assert_eq!(kept.len(), MAX_PAID_SPONSORSHIPS);
+        assert!(
+            kept.iter().all(|s| s.per_epoch == 7),
+            "the two smallest left out"
+        );
+        assert_eq!(
+            kept.last().and_then(|s| s.chain_id),
+            Some(MAX_PAID_SPONSORSHIPS as u32 + 1)
+        );
+        assert_eq!(kept.first().and_then(|s| s.chain_id), Some(2));
+        // Credits: the downloaders whose receipts cost most, at most their credit.
+        let key = |i: u8| NodeId([i; 32]);
+        let credits: Vec<CreditFacts> = (1..=4u8)
+            .map(|i| CreditFacts {
+                downloader: key(i),
+                available: if i == 4 { 10 } else { 1_000 },
+            })
+            .collect();
+        let receipt = |downloader: u8, bytes: u32| dsi_protocol::SignedReceipt {
+            receipt: dsi_protocol::Receipt {
+                epoch: Epoch(1),
+                downloader: key(downloader),
+                seeder: key(9),
+                chunk: ChunkId([downloader; 32]),
+                bytes,
+                issued_at_ms: 0,
+                nonce: 0,
+            },
+            // Not checked here.
+            signature: dsi_protocol::Signature([0; 64]),
+        };
+        // 1 costs 300, 2 costs 200, 3 costs 400, 4 would cost 500 but has 10 of credit.
+        let receipts = [
+            receipt(1, 300),
+            receipt(2, 200),
+            receipt(3, 400),
+            receipt(4, 500),
+        ];
+        let kept = bounded_credits(credits.clone(), &receipts, 1, 2);
+        assert_eq!(
+            kept.iter().map(|c| c.downloader).collect::<Vec<_>>(),
+            vec![key(1), key(3)]
+        );
+        assert_eq!(bounded_credits(credits.clone(), &receipts, 1, 4), credits);
+    }
 
     fn run(node: u8, content: u8, since: u64, proven: u64) -> Held {
         Held {

@@ -215,9 +215,18 @@ pub async fn sponsor(
         let chain = signer(chain_client(dir)?, suri_file)?;
         let epochs = u32::try_from(terms.epochs)
             .map_err(|_| CommandError::Usage(format!("--epochs {} is too many", terms.epochs)))?;
-        let first = terms
-            .first_epoch
-            .unwrap_or_else(|| config.epochs.epoch_at(dsi_protocol::now_ms()).0);
+        // Default: the current epoch, or the one after the latest good epoch on chain if
+        // that is later (the contract funds only epochs still to come).
+        let first = match terms.first_epoch {
+            Some(first) => first,
+            None => {
+                let current = config.epochs.epoch_at(dsi_protocol::now_ms()).0;
+                match chain.last_good_epoch().await? {
+                    Some(last) => current.max(last.saturating_add(1)),
+                    None => current,
+                }
+            }
+        };
         let deposit = terms
             .per_epoch
             .checked_mul(u128::from(epochs))

@@ -67,6 +67,9 @@ pub struct OracleState {
     pub ingest_lock: Mutex<()>,
     /// Serializes announcements (the per-location bound counts, then writes).
     pub announce_lock: Mutex<()>,
+    /// Serializes mirroring the chain's deposits into the ledger (it reads what the
+    /// ledger has, then adds the difference: two at once would add it twice).
+    pub mirror_lock: Mutex<()>,
     /// Host names of announced URLs being resolved at once
     /// (`tracker.max_concurrent_resolutions`): a lookup holds one of the runtime's
     /// blocking threads for up to its timeout, so free announcements naming hosts behind
@@ -99,6 +102,7 @@ impl OracleState {
             chunk_lengths: RwLock::new(lengths),
             ingest_lock: Mutex::new(()),
             announce_lock: Mutex::new(()),
+            mirror_lock: Mutex::new(()),
             resolve_slots,
             metrics: Metrics::default(),
             chain: None,

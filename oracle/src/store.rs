@@ -1391,6 +1391,19 @@ impl Store {
         Ok((draws, debits))
     }
 
+    /// The largest `reward_pool` id of a mirrored sponsorship.
+    pub async fn max_chain_sponsorship(&self) -> Result<Option<u32>> {
+        let row = sqlx::query("SELECT MAX(chain_id) FROM sponsorships")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("reading sponsorships"))?;
+        let id: Option<i64> = row
+            .try_get(0)
+            .map_err(|_| StoreError::Corrupt("sponsorships.chain_id"))?;
+        id.map(|id| u32::try_from(id).map_err(|_| StoreError::Corrupt("sponsorships.chain_id")))
+            .transpose()
+    }
+
     /// The downloaders with receipts in `epoch`, by key.
     pub async fn epoch_downloaders(&self, epoch: Epoch) -> Result<Vec<NodeId>> {
         let rows = sqlx::query(

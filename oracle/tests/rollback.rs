@@ -135,6 +135,7 @@ async fn a_veto_rolls_back_later_epochs_and_cumulative_earnings() {
             funded_at_ms: 1,
             chain_id,
         };
+        assert_eq!(store.max_chain_sponsorship().await.expect("max"), None);
         for (chain_id, new) in [
             (Some(4), true),
             (Some(4), false),
@@ -149,6 +150,7 @@ async fn a_veto_rolls_back_later_epochs_and_cumulative_earnings() {
             .await
             .expect("read");
         assert_eq!(mirrored.len(), 3);
+        assert_eq!(store.max_chain_sponsorship().await.expect("max"), Some(4));
         assert_eq!(mirrored.iter().filter(|s| s.chain_id == Some(4)).count(), 1);
 
         // When: the chain shows epoch 2 vetoed.
