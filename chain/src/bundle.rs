@@ -480,6 +480,7 @@ mod tests {
     fn calls_are_encoded_as_the_abi_types_say() {
         let pool = bundle("reward_pool");
         let (epoch, base, root, total, batch) = (7u64, Some(6u64), [1u8; 32], 5u128, [2u8; 32]);
+        let (subsidy, parts) = (3u128, vec![[8u8; 32]]);
         let data = pool
             .call_data(
                 "submit",
@@ -489,12 +490,33 @@ mod tests {
                     arg(&root),
                     arg(&total),
                     arg(&batch),
+                    arg(&subsidy),
+                    arg(&parts),
                 ],
             )
             .unwrap();
         let mut expected = pool.selector("submit").unwrap().to_vec();
-        (epoch, base, root, total, batch).encode_to(&mut expected);
+        (epoch, base, root, total, batch, subsidy, parts).encode_to(&mut expected);
         assert_eq!(data, expected);
+        // A funding part: what the contract hashes is what the call carries.
+        let part = crate::contracts::FundingPart {
+            draws: vec![(4, 10)],
+            debits: vec![([6u8; 32], 11)],
+        };
+        let data = pool
+            .call_data(
+                "fund_part",
+                &[arg(&epoch), arg(&2u32), arg(&part.draws), arg(&part.debits)],
+            )
+            .unwrap();
+        let mut expected = pool.selector("fund_part").unwrap().to_vec();
+        let args = (epoch, 2u32, part.draws.clone(), part.debits.clone());
+        args.encode_to(&mut expected);
+        assert_eq!(data, expected);
+        assert_eq!(
+            part.hash(epoch, 2),
+            <dsi_protocol::merkle::Keccak256 as dsi_protocol::MerkleHasher>::hash(&args.encode())
+        );
         // The H160 of a claim is one field of 20 bytes.
         let claim = pool
             .call_data(

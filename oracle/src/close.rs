@@ -201,18 +201,22 @@ pub const MAX_FUNDING_ENTRIES: usize = dsi_chain::MAX_FUNDING_PARTS * dsi_chain:
 pub const MAX_PAID_SPONSORSHIPS: usize = MAX_FUNDING_ENTRIES / 2;
 
 /// An epoch pays from at most [`MAX_PAID_SPONSORSHIPS`] sponsorships, those paying most
-/// per epoch (ties: the older), so its funding parts always fit on chain: sponsorships
-/// are cheap to make, and an epoch whose parts do not fit could never be funded. The
-/// others wait (their sponsors get back what no epoch draws).
+/// per epoch (ties: the smaller contract id), so its funding parts always fit on chain:
+/// sponsorships are cheap to make, and an epoch whose parts do not fit could never be
+/// funded. The others wait (their sponsors get back what no epoch draws). Sorted by
+/// contract id, so every oracle of a committee sees them in one order.
 pub fn bounded_sponsorships(
     mut sponsorships: Vec<dsi_api::oracle::Sponsorship>,
 ) -> Vec<dsi_api::oracle::Sponsorship> {
+    // Ties go to the smaller contract id (the same on every oracle of a committee; the
+    // ledger's own sponsorships, without one, after them), and the order the rule sees
+    // is by id too: never the local mirror time, which differs between oracles.
+    let id = |s: &dsi_api::oracle::Sponsorship| s.chain_id.map_or(u64::MAX, u64::from);
     if sponsorships.len() > MAX_PAID_SPONSORSHIPS {
-        // The store's order (oldest first) breaks ties: a stable sort keeps it.
-        sponsorships.sort_by_key(|s| std::cmp::Reverse(s.per_epoch));
+        sponsorships.sort_by_key(|s| (std::cmp::Reverse(s.per_epoch), id(s), s.funded_at_ms));
         sponsorships.truncate(MAX_PAID_SPONSORSHIPS);
-        sponsorships.sort_by_key(|s| (s.funded_at_ms, s.content, s.chain_id));
     }
+    sponsorships.sort_by_key(|s| (id(s), s.funded_at_ms, s.content));
     sponsorships
 }
 
@@ -466,7 +470,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
     // Read under the lock, as `POST /v1/sponsors` writes: a sponsorship of this epoch
     // recorded while the audits ran is paid.
-    let sponsorships = bounded_sponsorships(state.store.sponsorships(None, Some(epoch)).await?);
+    let all_sponsorships = state.store.sponsorships(None, Some(epoch)).await?;
     let receipts = state.store.receipts_for_epoch(epoch).await?;
     // One view of the chunk lengths for the whole batch. A receipt judged against a length
     // that the chunk's bytes disproved since (`POST /v1/chunks/{id}`) is left out: it claims
@@ -511,7 +515,11 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                 .is_some_and(|&(passed, failed)| passed > 0 && failed == 0)
     };
     // Funded contents. Only registered, announced contents can have holders.
-    let funded = funded_contents(&config.subsidized, &sponsorships, params.target_replication);
+    let all_funded = funded_contents(
+        &config.subsidized,
+        &all_sponsorships,
+        params.target_replication,
+    );
     let receipt_chunks: BTreeSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
     let mut chunk_locations: BTreeMap<ChunkId, BTreeSet<Location>> = BTreeMap::new();
     let mut boosts: HashMap<ChunkId, Ppm> = HashMap::new();
@@ -532,7 +540,8 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                     chunk_locations.entry(*chunk).or_default().insert(location);
                 }
             }
-            if is_proven && funded.contains_key(content) && content_chunks.contains_key(content) {
+            if is_proven && all_funded.contains_key(content) && content_chunks.contains_key(content)
+            {
                 let since = held_before
                     .get(&(node.node, *content))
                     .map_or(epoch, |h| resumed_since(h, epoch));
@@ -584,6 +593,17 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         config.audit.seniority_grace_epochs,
     );
     held.extend(carried);
+    // The epoch pays from a bounded number of sponsorships; only those of contents with a
+    // proven holder (the ones that can draw at all) compete for the places, so
+    // sponsorships of content nobody holds (never drawn, refundable: almost free) cannot
+    // push the others out.
+    let sponsorships = bounded_sponsorships(
+        all_sponsorships
+            .into_iter()
+            .filter(|s| content_holders.contains_key(&s.content))
+            .collect(),
+    );
+    let funded = funded_contents(&config.subsidized, &sponsorships, params.target_replication);
     let mut contents = Vec::new();
     for (content, (funding, replicas)) in &funded {
         let Some(chunks) = content_chunks.get(content) else {
@@ -619,7 +639,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
     let mut new_states = Vec::new();
     let mut seeder_facts = Vec::new();
-    let funded_chunks: HashSet<ChunkId> = funded
+    let funded_chunks: HashSet<ChunkId> = all_funded
         .keys()
         .flat_map(|content| content_chunks.get(content).into_iter().flatten().copied())
         .collect();
@@ -915,8 +935,14 @@ mod tests {
     #[test]
     fn an_epoch_pays_from_a_bounded_number_of_sponsorships_and_credits() {
         // Sponsorships: the ones paying most per epoch (ties: the older).
+        // Mirrored in the reverse order of their ids (another oracle of the committee saw
+        // them in another order): the ids decide, never the local mirror time.
         let many: Vec<_> = (0..MAX_PAID_SPONSORSHIPS as u32 + 3)
-            .map(|i| sponsorship(3, if i < 2 { 5 } else { 7 }, 1, i))
+            .map(|i| {
+                let mut s = sponsorship(3, if i < 2 { 5 } else { 7 }, 1, i);
+                s.funded_at_ms = u64::MAX - u64::from(i);
+                s
+            })
             .collect();
         let kept = bounded_sponsorships(many);
         assert_eq!(kept.len(), MAX_PAID_SPONSORSHIPS);

@@ -100,8 +100,13 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
             // Later records changed: the next round reads them again.
             return Ok(());
         }
-        let funded = on_chain.funded() || apply_parts(state, chain, epoch, &on_chain).await?;
-        let status = if funded && block >= on_chain.claimable_from {
+        // An epoch funded by this round has a new challenge window (it starts again at
+        // funding): it is `final` until a later round reads when that window ends.
+        let funded_before = on_chain.funded();
+        if !funded_before {
+            apply_parts(state, chain, epoch, &on_chain).await?;
+        }
+        let status = if funded_before && block >= on_chain.claimable_from {
             EpochStatus::Claimable
         } else {
             EpochStatus::Final
