@@ -704,6 +704,13 @@ impl Chain {
             .await
     }
 
+    /// `reward_pool.funding_parts(n)`: the hashes of the funding parts the committee agreed
+    /// on for epoch `n`, in order (empty when it is not final or has none).
+    pub async fn funding_part_hashes(&self, epoch: u64) -> ChainResult<Vec<[u8; 32]>> {
+        self.query(Contract::RewardPool, "funding_parts", &[arg(&epoch)])
+            .await
+    }
+
     /// `reward_pool.current_block()`.
     pub async fn current_block(&self) -> ChainResult<u32> {
         self.query(Contract::RewardPool, "current_block", &[]).await
@@ -909,6 +916,36 @@ impl Chain {
                 return Ok(out);
             }
         }
+    }
+
+    /// The sponsorships with these ids that the chain still holds (a withdrawn one is
+    /// gone), by id; one read per [`READ_PART`] ids from the smallest one not yet read, so
+    /// a few ids far apart cost a few reads.
+    pub async fn sponsorships_by_id(&self, ids: &[u32]) -> ChainResult<Vec<ChainSponsorship>> {
+        let mut wanted: Vec<u32> = ids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out: Vec<ChainSponsorship> = Vec::new();
+        let mut next = 0usize;
+        while let Some(&from) = wanted.get(next) {
+            let (page, count): (Vec<ChainSponsorship>, u32) = self
+                .query(
+                    Contract::RewardPool,
+                    "sponsorships",
+                    &[arg(&from), arg(&(READ_PART as u32))],
+                )
+                .await?;
+            let end = from.saturating_add(READ_PART as u32);
+            out.extend(
+                page.into_iter()
+                    .filter(|s| wanted.binary_search(&s.id).is_ok()),
+            );
+            next = wanted.partition_point(|&id| id < end);
+            if end >= count {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// The credits of `downloaders`, in order, [`READ_PART`] per read.

@@ -1293,6 +1293,20 @@ pub mod reward_pool {
             self.epochs.get(epoch)
         }
 
+        /// The hashes of the funding parts the committee agreed on for `epoch`'s current
+        /// finalization, in order (empty for an epoch never final or without parts): what
+        /// `oracle verify-epoch --chain` compares with the parts it recomputes from the
+        /// published batch. At most [`MAX_FUNDING_PARTS`].
+        #[ink(message)]
+        pub fn funding_parts(&self, epoch: u64) -> Vec<[u8; 32]> {
+            let Some(record) = self.epochs.get(epoch) else {
+                return Vec::new();
+            };
+            (0..record.parts.min(MAX_FUNDING_PARTS))
+                .filter_map(|index| self.part_hashes.get((record.seq, index)))
+                .collect()
+        }
+
         /// The newest final, not vetoed epoch: the `base` the next submission must name.
         #[ink(message)]
         pub fn last_good_epoch(&self) -> Option<u64> {
@@ -2549,6 +2563,12 @@ mod tests {
             (record.parts, record.applied, record.funded()),
             (1, 0, false)
         );
+        assert_eq!(
+            pool.funding_parts(1),
+            vec![part_hash(1, 0, &part)],
+            "the agreed hashes can be read back"
+        );
+        assert!(pool.funding_parts(2).is_empty());
         assert_eq!(pool.reserved(), 0, "nothing is reserved before the parts");
         // Not claimable, and no epoch builds on it, until funded.
         advance(WINDOW);
