@@ -2,28 +2,52 @@
 //!
 //! A batch file is the SCALE encoding of [`EpochBatch`]: the network, the ingest rules'
 //! parameters, the [`EpochInputs`] the oracle recorded at close (parameters, chunk facts,
-//! seeder facts), every accepted receipt with its signature, and the root and total the
-//! oracle computed. Its content id is BLAKE3(`dsi/batch/v1` ‖ file bytes); that id goes on
-//! chain with the root. [`verify_batch`] judges every receipt with the same rules ingest
-//! applies ([`crate::rules`], with the batch's recorded parameters and its epoch as the only
-//! open one) and recomputes the root with the `protocol` crate.
+//! content facts, credits, seeder facts), the sponsorships the epoch paid from, every
+//! accepted receipt with its signature, and the root and total the oracle computed. Its
+//! content id is BLAKE3(`dsi/batch/v1` ‖ file bytes); that id goes on chain with the root.
+//! [`verify_batch`] judges every receipt with the same rules ingest applies
+//! ([`crate::rules`], with the batch's recorded parameters and its epoch as the only open
+//! one), recomputes the root with the `protocol` crate, and recomputes the epoch's funding
+//! ([`EpochFunding`]: its draws on chain sponsorships, its debits of credit, the parts and
+//! part hashes `reward_pool` checks, and the subsidy it takes from the pool), so
+//! `oracle verify-epoch --chain` can compare all of it with what the chain agreed on.
+//! Version 2 batches (before the sponsorships were recorded) still verify, without the
+//! funding.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use dsi_protocol::merkle::{Keccak256, MerkleTree};
-use dsi_protocol::reward::{EpochInputs, EpochRewards, aggregate};
-use dsi_protocol::{ContentId, EpochSchedule, NetworkId, SignedReceipt};
+use dsi_protocol::reward::{
+    ContentFacts, ContentPay, EpochInputs, EpochRewards, Funding, aggregate,
+};
+use dsi_protocol::{ContentId, Epoch, EpochSchedule, NetworkId, SignedReceipt};
 use parity_scale_codec::{Decode, Encode};
 
+use crate::chain::FundingPart;
 use crate::rules::{Admitted, OpenEpochs, Rule, RuleParams, Tally, judge};
 
 /// Domain tag of a batch's content id.
 pub const BATCH_DOMAIN: &[u8] = b"dsi/batch/v1";
 
-/// Current batch format version.
-pub const BATCH_VERSION: u8 = 2;
+/// Current batch format version (3: with the sponsorships the epoch paid from).
+pub const BATCH_VERSION: u8 = 3;
+
+/// The oldest batch format version this oracle still verifies (without its funding).
+pub const OLDEST_BATCH_VERSION: u8 = 2;
+
+/// A sponsorship an epoch paid from, as its batch records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct BatchSponsorship {
+    /// Its `reward_pool` id; `None` for one the oracle's ledger holds without a chain
+    /// (its share is not drawn on chain: the subsidy covers it).
+    pub chain_id: Option<u32>,
+    /// The content it pays for.
+    pub content: ContentId,
+    /// What it pays per epoch.
+    pub per_epoch: u128,
+}
 
 /// One published epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -40,12 +64,143 @@ pub struct EpochBatch {
     pub downloader_cap_bytes: u64,
     /// Facts recorded at close.
     pub inputs: EpochInputs,
+    /// The sponsorships of the epoch's sponsored contents that it paid from, by contract
+    /// id (ledger-only ones last): each sponsored content's pay is drawn on them pro rata
+    /// ([`chain_draws`]). Empty in a version 2 batch.
+    pub sponsorships: Vec<BatchSponsorship>,
     /// Every accepted receipt, ordered by (seeder, chunk, downloader).
     pub receipts: Vec<SignedReceipt>,
     /// The root the oracle computed.
     pub root: [u8; 32],
     /// The total the oracle computed.
     pub total: u128,
+}
+
+impl From<&dsi_api::oracle::Sponsorship> for BatchSponsorship {
+    fn from(s: &dsi_api::oracle::Sponsorship) -> Self {
+        Self {
+            chain_id: s.chain_id,
+            content: s.content,
+            per_epoch: s.per_epoch,
+        }
+    }
+}
+
+/// The version 2 layout (no sponsorships), read for old batches.
+#[derive(Decode, Encode)]
+struct EpochBatchV2 {
+    version: u8,
+    network: NetworkId,
+    schedule: EpochSchedule,
+    issued_at_skew_ms: u64,
+    downloader_cap_bytes: u64,
+    inputs: EpochInputs,
+    receipts: Vec<SignedReceipt>,
+    root: [u8; 32],
+    total: u128,
+}
+
+/// What the epoch draws on each chain sponsorship: each sponsored content's pay split
+/// over its sponsorships, pro rata by their amount per epoch (so no draw exceeds its
+/// sponsorship's amount per epoch: the pay never exceeds their sum), in the order given.
+/// The share of a sponsorship the chain does not hold (recorded in the ledger before the
+/// oracle had a chain) is not drawn: the epoch's subsidy covers it. By id.
+pub fn chain_draws(
+    pays: &[ContentPay],
+    contents: &[ContentFacts],
+    sponsorships: &[BatchSponsorship],
+) -> Vec<(u32, u128)> {
+    let mut draws = Vec::new();
+    for (pay, facts) in pays.iter().zip(contents) {
+        if pay.paid == 0 || !matches!(facts.funding, Funding::Sponsored { .. }) {
+            continue;
+        }
+        let of_content: Vec<_> = sponsorships
+            .iter()
+            .filter(|s| s.content == pay.content)
+            .collect();
+        let weights: Vec<u128> = of_content.iter().map(|s| s.per_epoch).collect();
+        let Ok(shares) = dsi_protocol::fixed::split_pro_rata(pay.paid, &weights) else {
+            continue;
+        };
+        for (s, share) in of_content.iter().zip(shares) {
+            if let (Some(id), true) = (s.chain_id, share > 0) {
+                draws.push((id, share));
+            }
+        }
+    }
+    draws.sort_unstable();
+    draws
+}
+
+/// What each downloader's credit paid in the epoch (those that paid anything), by key.
+pub fn credit_debits(rewards: &EpochRewards) -> Vec<([u8; 32], u128)> {
+    let mut debits: Vec<([u8; 32], u128)> = rewards
+        .debits
+        .iter()
+        .filter(|d| d.debited > 0)
+        .map(|d| (d.downloader.0, d.debited))
+        .collect();
+    debits.sort_unstable();
+    debits
+}
+
+/// How an epoch is funded on chain: its draws on sponsorships and debits of credit, split
+/// into the parts `reward_pool::fund_part` applies (with the hashes the committee votes
+/// on), and the subsidy it needs from the pool's free balance on top of them (what its
+/// total exceeds them by). One function for the oracle that submits and the verifier
+/// that checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochFunding {
+    /// Draws on chain sponsorships (id, amount), by id.
+    pub draws: Vec<(u32, u128)>,
+    /// Debits of credit (downloader, amount), by key.
+    pub debits: Vec<([u8; 32], u128)>,
+    /// The parts, in order.
+    pub parts: Vec<FundingPart>,
+    /// Each part's hash, in order.
+    pub hashes: Vec<[u8; 32]>,
+    /// What the epoch takes from the pool's free balance.
+    pub subsidy: u128,
+}
+
+impl EpochFunding {
+    /// The funding of `epoch` with this total, draws and debits.
+    pub fn new(
+        epoch: Epoch,
+        total: u128,
+        draws: Vec<(u32, u128)>,
+        debits: Vec<([u8; 32], u128)>,
+    ) -> Self {
+        let parts = FundingPart::split(&draws, &debits);
+        let hashes = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.hash(epoch.0, u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        let mut funding = Self {
+            draws,
+            debits,
+            parts,
+            hashes,
+            subsidy: 0,
+        };
+        funding.subsidy = total.saturating_sub(funding.drawn().saturating_add(funding.debited()));
+        funding
+    }
+
+    /// What the draws take from sponsorships.
+    pub fn drawn(&self) -> u128 {
+        self.draws.iter().map(|d| d.1).fold(0, u128::saturating_add)
+    }
+
+    /// What the debits take from credit.
+    pub fn debited(&self) -> u128 {
+        self.debits
+            .iter()
+            .map(|d| d.1)
+            .fold(0, u128::saturating_add)
+    }
 }
 
 /// The content id of a batch file's bytes.
@@ -86,6 +241,10 @@ pub enum VerifyError {
     /// The inputs are inconsistent.
     #[error("cannot aggregate: {0}")]
     Aggregate(#[from] dsi_protocol::reward::AggregateError),
+    /// The recorded sponsorships do not match the contents they fund, or the funding does
+    /// not fit on chain.
+    #[error("funding: {0}")]
+    Funding(String),
     /// The recomputed root or total differs from the recorded one.
     #[error(
         "recomputed root {computed} and total {computed_total} differ from recorded root {recorded} and total {recorded_total}"
@@ -109,22 +268,95 @@ pub struct Verified {
     pub rewards: EpochRewards,
     /// The recomputed root (equal to the recorded one).
     pub root: [u8; 32],
+    /// The recomputed funding; `None` for a version 2 batch, which does not record the
+    /// sponsorships.
+    pub funding: Option<EpochFunding>,
 }
 
 /// Decodes a batch file's bytes.
 pub fn decode_batch(bytes: &[u8]) -> Result<EpochBatch, VerifyError> {
-    let batch =
-        EpochBatch::decode(&mut &bytes[..]).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    if batch.version != BATCH_VERSION {
-        return Err(VerifyError::Malformed(format!(
-            "version {} (this oracle reads {BATCH_VERSION})",
-            batch.version
-        )));
-    }
-    if batch.encoded_size() != bytes.len() {
+    let malformed = |e: parity_scale_codec::Error| VerifyError::Malformed(e.to_string());
+    let (batch, size) = match bytes.first() {
+        Some(&BATCH_VERSION) => {
+            let batch = EpochBatch::decode(&mut &bytes[..]).map_err(malformed)?;
+            let size = batch.encoded_size();
+            (batch, size)
+        }
+        Some(2) => {
+            let old = EpochBatchV2::decode(&mut &bytes[..]).map_err(malformed)?;
+            let size = old.encoded_size();
+            let batch = EpochBatch {
+                version: old.version,
+                network: old.network,
+                schedule: old.schedule,
+                issued_at_skew_ms: old.issued_at_skew_ms,
+                downloader_cap_bytes: old.downloader_cap_bytes,
+                inputs: old.inputs,
+                sponsorships: Vec::new(),
+                receipts: old.receipts,
+                root: old.root,
+                total: old.total,
+            };
+            (batch, size)
+        }
+        Some(version) => {
+            return Err(VerifyError::Malformed(format!(
+                "version {version} (this oracle reads {OLDEST_BATCH_VERSION} to {BATCH_VERSION})"
+            )));
+        }
+        None => return Err(VerifyError::Malformed("empty file".into())),
+    };
+    if size != bytes.len() {
         return Err(VerifyError::Malformed("trailing bytes".into()));
     }
     Ok(batch)
+}
+
+/// Checks that the recorded sponsorships are the ones the rule could pay from: in the
+/// close's order (by contract id, ledger-only ones last; each id once), each of a content
+/// the inputs fund by sponsorship, and per content summing to the amount per epoch the
+/// inputs record. So the draws recomputed from them are the content facts' draws: a batch
+/// cannot name a sponsorship of another content, or split a content's pay other than pro
+/// rata.
+fn check_sponsorships(batch: &EpochBatch) -> Result<(), VerifyError> {
+    let mut sums: HashMap<ContentId, u128> = HashMap::new();
+    let mut previous: Option<u64> = None;
+    for (index, s) in batch.sponsorships.iter().enumerate() {
+        let key = s.chain_id.map_or(u64::MAX, u64::from);
+        if let Some(before) = previous
+            && (key < before || (key == before && s.chain_id.is_some()))
+        {
+            return Err(VerifyError::Funding(format!(
+                "sponsorship {index} is out of order (by contract id, each once)"
+            )));
+        }
+        previous = Some(key);
+        if s.per_epoch == 0 {
+            return Err(VerifyError::Funding(format!(
+                "sponsorship {index} pays nothing per epoch"
+            )));
+        }
+        let sum = sums.entry(s.content).or_default();
+        *sum = sum.saturating_add(s.per_epoch);
+    }
+    for facts in &batch.inputs.contents {
+        let recorded = sums.remove(&facts.content).unwrap_or(0);
+        if let Funding::Sponsored { per_epoch } = facts.funding
+            && recorded != per_epoch
+        {
+            return Err(VerifyError::Funding(format!(
+                "content {} is sponsored with {per_epoch} per epoch, its recorded sponsorships sum to {recorded}",
+                facts.content
+            )));
+        }
+    }
+    // What is left names contents the inputs do not fund by sponsorship.
+    if let Some(content) = sums.keys().min() {
+        return Err(VerifyError::Funding(format!(
+            "a sponsorship of content {content}, which the epoch does not fund by sponsorship"
+        )));
+    }
+    Ok(())
 }
 
 /// The rewards and Merkle tree of a batch's inputs and receipts.
@@ -197,5 +429,32 @@ pub fn verify_batch(batch: &EpochBatch) -> Result<Verified, VerifyError> {
             recorded_total: batch.total,
         });
     }
-    Ok(Verified { rewards, root })
+    let funding = if batch.version >= 3 {
+        check_sponsorships(batch)?;
+        let funding = EpochFunding::new(
+            batch.inputs.epoch,
+            rewards.total,
+            chain_draws(
+                &rewards.contents,
+                &batch.inputs.contents,
+                &batch.sponsorships,
+            ),
+            credit_debits(&rewards),
+        );
+        if funding.parts.len() > dsi_chain::MAX_FUNDING_PARTS {
+            return Err(VerifyError::Funding(format!(
+                "{} funding parts: reward_pool takes at most {}, so the epoch could never be funded",
+                funding.parts.len(),
+                dsi_chain::MAX_FUNDING_PARTS
+            )));
+        }
+        Some(funding)
+    } else {
+        None
+    };
+    Ok(Verified {
+        rewards,
+        root,
+        funding,
+    })
 }

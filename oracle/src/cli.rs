@@ -146,6 +146,11 @@ pub enum Command {
         /// Also list every seeder's amounts.
         #[arg(long)]
         seeders: bool,
+        /// Also compare with what `reward_pool` agreed on for the epoch (batch id, root,
+        /// total, subsidy, funding part hashes) and the sponsorships it draws on with the
+        /// chain's; reads through the data directory's `[chain]` settings.
+        #[arg(long)]
+        chain: bool,
     },
 }
 

@@ -18,7 +18,10 @@ use dsi_protocol::{ChunkId, ContentId, Epoch, NodeId, PayoutAccount};
 use parity_scale_codec::Encode;
 
 use crate::OracleState;
-use crate::batch::{BATCH_VERSION, EpochBatch, batch_content_id, compute, write_durably};
+use crate::batch::{
+    BATCH_VERSION, BatchSponsorship, EpochBatch, batch_content_id, chain_draws, compute,
+    write_durably,
+};
 use crate::store::Held;
 use crate::store::{EpochClose, SeederState};
 use dsi_api::oracle::{ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement};
@@ -119,39 +122,6 @@ async fn mirror_chain_funding(
         );
     }
     Ok(())
-}
-
-/// What the epoch draws on each chain sponsorship: each sponsored content's pay split
-/// over its sponsorships active in the epoch, pro rata by their amount per epoch (so no
-/// draw exceeds its sponsorship's amount per epoch: the pay never exceeds their sum). The
-/// share of a sponsorship the chain does not hold (recorded before the oracle had a chain)
-/// is not drawn: the epoch's subsidy covers it. By id.
-pub fn chain_draws(
-    pays: &[dsi_protocol::reward::ContentPay],
-    contents: &[ContentFacts],
-    sponsorships: &[dsi_api::oracle::Sponsorship],
-) -> Vec<(u32, u128)> {
-    let mut draws = Vec::new();
-    for (pay, facts) in pays.iter().zip(contents) {
-        if pay.paid == 0 || !matches!(facts.funding, Funding::Sponsored { .. }) {
-            continue;
-        }
-        let of_content: Vec<_> = sponsorships
-            .iter()
-            .filter(|s| s.content == pay.content)
-            .collect();
-        let weights: Vec<u128> = of_content.iter().map(|s| s.per_epoch).collect();
-        let Ok(shares) = dsi_protocol::fixed::split_pro_rata(pay.paid, &weights) else {
-            continue;
-        };
-        for (s, share) in of_content.iter().zip(shares) {
-            if let (Some(id), true) = (s.chain_id, share > 0) {
-                draws.push((id, share));
-            }
-        }
-    }
-    draws.sort_unstable();
-    draws
 }
 
 /// Funded contents and their target replication: governance's subsidized list (at the
@@ -732,9 +702,23 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         credits,
         seeders: seeder_facts,
     };
+    // The sponsorships the epoch pays from, as the batch records them: those of the
+    // contents it funds by sponsorship (a subsidized content's are not drawn), in the
+    // order of `bounded_sponsorships`.
+    let sponsored: HashSet<ContentId> = inputs
+        .contents
+        .iter()
+        .filter(|c| matches!(c.funding, Funding::Sponsored { .. }))
+        .map(|c| c.content)
+        .collect();
+    let batch_sponsorships: Vec<BatchSponsorship> = sponsorships
+        .iter()
+        .filter(|s| sponsored.contains(&s.content))
+        .map(BatchSponsorship::from)
+        .collect();
     let (rewards, tree) = compute(&inputs, &receipts)?;
     let root = tree.root();
-    let draws = chain_draws(&rewards.contents, &inputs.contents, &sponsorships);
+    let draws = chain_draws(&rewards.contents, &inputs.contents, &batch_sponsorships);
 
     // Publish the batch.
     let batch = EpochBatch {
@@ -744,6 +728,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         issued_at_skew_ms: config.ingest.issued_at_skew_ms,
         downloader_cap_bytes: config.ingest.downloader_cap_bytes,
         inputs: inputs.clone(),
+        sponsorships: batch_sponsorships,
         receipts,
         root,
         total: rewards.total,
@@ -927,7 +912,14 @@ mod tests {
             paid: 1_001,
         }];
         assert_eq!(
-            chain_draws(&pays, &contents, &sponsorships),
+            chain_draws(
+                &pays,
+                &contents,
+                &sponsorships
+                    .iter()
+                    .map(BatchSponsorship::from)
+                    .collect::<Vec<_>>()
+            ),
             vec![(1, 1_000), (2, 1)]
         );
     }

@@ -2,6 +2,7 @@
 //! (`dsi_service::report::Report`); `main.rs` parses the command line, prints the report and
 //! exits with [`CommandError::exit`]'s code from the table both DSI binaries share.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -726,8 +727,45 @@ pub struct VerifyEpochReport {
     pub total: Option<String>,
     /// Per seeder, when asked for.
     pub amounts: Vec<SeederAmount>,
+    /// The recomputed funding, when the batch records it (version 3) and checks out.
+    pub funding: Option<FundingSummary>,
+    /// What `--chain` compared, when asked for and the batch checked out.
+    pub chain: Option<ChainComparison>,
     /// Why verification failed.
     pub failure: Option<String>,
+}
+
+/// The funding `verify-epoch` recomputed from a batch.
+#[derive(Debug, Serialize)]
+pub struct FundingSummary {
+    /// Sponsorships drawn on.
+    pub draws: usize,
+    /// What the draws take from sponsorships.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub drawn: u128,
+    /// Downloaders whose credit paid.
+    pub debits: usize,
+    /// What the debits take from credit.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub debited: u128,
+    /// What the epoch takes from the pool's free balance.
+    #[serde(with = "dsi_api::serde_as::decimal")]
+    pub subsidy: u128,
+    /// The hashes of its funding parts, in order, hex.
+    pub part_hashes: Vec<String>,
+}
+
+/// What `verify-epoch --chain` found on chain for the batch's epoch.
+#[derive(Debug, Serialize)]
+pub struct ChainComparison {
+    /// `Final` or `Vetoed`.
+    pub status: String,
+    /// Funding parts applied, of how many.
+    pub parts_applied: (u32, u32),
+    /// Sponsorships compared with the chain's.
+    pub sponsorships_checked: usize,
+    /// Sponsorships the chain no longer holds (withdrawn since): not compared.
+    pub sponsorships_gone: usize,
 }
 
 impl Report for VerifyEpochReport {
@@ -759,9 +797,33 @@ impl Report for VerifyEpochReport {
                 ));
             }
         }
+        if let Some(f) = &self.funding {
+            lines.push(format!(
+                "funding: {} draws on sponsorships ({}), {} debits of credit ({}), subsidy {}, {} parts",
+                f.draws,
+                f.drawn,
+                f.debits,
+                f.debited,
+                f.subsidy,
+                f.part_hashes.len()
+            ));
+            for (index, hash) in f.part_hashes.iter().enumerate() {
+                lines.push(format!("  part {index}: 0x{hash}"));
+            }
+        }
         if let (Some(root), Some(total)) = (&self.root, &self.total) {
             lines.push(format!(
                 "ok: root 0x{root} total {total} recomputed bit for bit"
+            ));
+        }
+        if let Some(c) = &self.chain {
+            lines.push(format!(
+                "ok: the chain's epoch ({}, {}/{} parts applied) has this batch, root, total, subsidy and part hashes; {} sponsorships match the chain's ({} withdrawn since, not compared)",
+                c.status,
+                c.parts_applied.0,
+                c.parts_applied.1,
+                c.sponsorships_checked,
+                c.sponsorships_gone
             ));
         }
         lines.join("\n")
@@ -786,8 +848,15 @@ impl VerifyEpochReport {
 }
 
 /// Recomputes an epoch from its batch file: every receipt judged by the ingest rules, the
-/// rewards and the root recomputed and compared bit for bit.
-pub async fn verify_epoch(file: &Path, seeders: bool) -> Result<VerifyEpochReport> {
+/// rewards, the root and the funding recomputed and compared bit for bit. With `chain`,
+/// also compares them with what `reward_pool` agreed on for the epoch (batch id, root,
+/// total, subsidy, part hashes) and each sponsorship the batch draws on with the chain's
+/// (content, amount per epoch, epochs).
+pub async fn verify_epoch(
+    file: &Path,
+    seeders: bool,
+    chain: Option<&Chain>,
+) -> Result<VerifyEpochReport> {
     let bytes = tokio::fs::read(file)
         .await
         .map_err(|e| CommandError::NotFound(format!("cannot read {}: {e}", file.display())))?;
@@ -809,31 +878,149 @@ pub async fn verify_epoch(file: &Path, seeders: bool) -> Result<VerifyEpochRepor
         root: None,
         total: None,
         amounts: Vec::new(),
+        funding: None,
+        chain: None,
         failure: None,
     };
+    let sponsorships = batch.sponsorships.clone();
     let checked = tokio::task::spawn_blocking(move || verify_batch(&batch))
         .await
         .map_err(|e| CommandError::Serve(format!("verification task: {e}")))?;
-    match checked {
-        Ok(verified) => {
-            report.root = Some(hex::encode(verified.root));
-            report.total = Some(verified.rewards.total.to_string());
-            if seeders {
-                report.amounts = verified
-                    .rewards
-                    .seeders
-                    .iter()
-                    .map(|s| SeederAmount {
-                        seeder: s.seeder,
-                        payout: s.payout,
-                        bytes_served: s.bytes_served,
-                        amount: s.amount,
-                        cumulative: s.cumulative,
-                    })
-                    .collect();
-            }
+    let verified = match checked {
+        Ok(verified) => verified,
+        Err(error) => {
+            report.failure = Some(error.to_string());
+            return Ok(report);
         }
-        Err(error) => report.failure = Some(error.to_string()),
+    };
+    report.root = Some(hex::encode(verified.root));
+    report.total = Some(verified.rewards.total.to_string());
+    if seeders {
+        report.amounts = verified
+            .rewards
+            .seeders
+            .iter()
+            .map(|s| SeederAmount {
+                seeder: s.seeder,
+                payout: s.payout,
+                bytes_served: s.bytes_served,
+                amount: s.amount,
+                cumulative: s.cumulative,
+            })
+            .collect();
+    }
+    report.funding = verified.funding.as_ref().map(|f| FundingSummary {
+        draws: f.draws.len(),
+        drawn: f.drawn(),
+        debits: f.debits.len(),
+        debited: f.debited(),
+        subsidy: f.subsidy,
+        part_hashes: f.hashes.iter().map(hex::encode).collect(),
+    });
+    if let Some(chain) = chain {
+        match compare_with_chain(
+            chain,
+            &report,
+            &verified,
+            &sponsorships,
+            batch_content_id(&bytes),
+        )
+        .await?
+        {
+            Ok(comparison) => report.chain = Some(comparison),
+            Err(why) => report.failure = Some(format!("the chain disagrees: {why}")),
+        }
     }
     Ok(report)
+}
+
+/// Compares a verified batch with the chain: `Err(why)` when they disagree.
+async fn compare_with_chain(
+    chain: &Chain,
+    report: &VerifyEpochReport,
+    verified: &crate::batch::Verified,
+    sponsorships: &[crate::batch::BatchSponsorship],
+    batch_id: dsi_protocol::ContentId,
+) -> Result<std::result::Result<ChainComparison, String>> {
+    let epoch = report.epoch;
+    let Some(record) = chain.epoch_record(epoch.0).await? else {
+        return Ok(Err(format!("epoch {epoch} is not final on chain")));
+    };
+    if record.batch != batch_id.0 {
+        return Ok(Err(format!(
+            "the chain's epoch {epoch} names batch {}, this file is {batch_id}",
+            dsi_protocol::ContentId(record.batch)
+        )));
+    }
+    if record.root != verified.root || record.total != verified.rewards.total {
+        return Ok(Err(format!(
+            "the chain's epoch {epoch} has root 0x{} and total {}, the batch 0x{} and {}",
+            hex::encode(record.root),
+            record.total,
+            hex::encode(verified.root),
+            verified.rewards.total
+        )));
+    }
+    let status = match record.status {
+        dsi_chain::contracts::EpochStatus::Final => "Final",
+        dsi_chain::contracts::EpochStatus::Vetoed => "Vetoed",
+    };
+    let mut checked = 0;
+    let mut gone = 0;
+    if let Some(funding) = &verified.funding {
+        if record.subsidy != funding.subsidy {
+            return Ok(Err(format!(
+                "the chain's epoch {epoch} takes a subsidy of {}, the batch's funding needs {}",
+                record.subsidy, funding.subsidy
+            )));
+        }
+        let hashes = chain.funding_part_hashes(epoch.0).await?;
+        if hashes != funding.hashes {
+            let first = hashes
+                .iter()
+                .zip(&funding.hashes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(hashes.len().min(funding.hashes.len()));
+            return Ok(Err(format!(
+                "the chain agreed on {} funding parts, the batch makes {}; they differ from part {first} on",
+                hashes.len(),
+                funding.hashes.len()
+            )));
+        }
+        let ids: Vec<u32> = sponsorships.iter().filter_map(|s| s.chain_id).collect();
+        let on_chain: HashMap<u32, dsi_chain::ChainSponsorship> = chain
+            .sponsorships_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        for s in sponsorships {
+            let Some(id) = s.chain_id else { continue };
+            let Some(found) = on_chain.get(&id) else {
+                gone += 1;
+                continue;
+            };
+            if found.content != s.content.0
+                || found.per_epoch != s.per_epoch
+                || !(found.first_epoch..=found.last_epoch).contains(&epoch.0)
+            {
+                return Ok(Err(format!(
+                    "sponsorship {id} on chain pays {} per epoch for content {} in epochs {}..={}; the batch records {} per epoch for content {} in epoch {epoch}",
+                    found.per_epoch,
+                    dsi_protocol::ContentId(found.content),
+                    found.first_epoch,
+                    found.last_epoch,
+                    s.per_epoch,
+                    s.content
+                )));
+            }
+            checked += 1;
+        }
+    }
+    Ok(Ok(ChainComparison {
+        status: status.into(),
+        parts_applied: (record.applied, record.parts),
+        sponsorships_checked: checked,
+        sponsorships_gone: gone,
+    }))
 }

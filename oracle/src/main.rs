@@ -127,8 +127,13 @@ async fn run(command: Command, data_dir: DataDir) -> Result<Exit, CommandError> 
         Command::VerifyEpoch {
             batch_file,
             seeders,
+            chain,
         } => {
-            let report = commands::verify_epoch(&batch_file, seeders).await?;
+            let chain = match chain {
+                true => Some(commands::chain_client(&data_dir)?),
+                false => None,
+            };
+            let report = commands::verify_epoch(&batch_file, seeders, chain.as_ref()).await?;
             print(&report)?;
             Ok(report.exit())
         }

@@ -1,6 +1,6 @@
 //! Chain submission: every closed epoch's root and total go to `reward_pool`, with its
 //! subsidy and the hashes of its funding parts (its draws on chain sponsorships and debits
-//! of credit, [`funding_parts`]); once final, the parts are applied (the epoch is claimable
+//! of credit, [`funding`]); once final, the parts are applied (the epoch is claimable
 //! and a base only when all are); then its reputation scores go to `reputation` (in parts
 //! of at most [`REPUTATION_PART`]). The epoch's status follows the chain (`submitted`,
 //! `final`, `claimable`, `vetoed`).
@@ -21,7 +21,8 @@ use dsi_api::oracle::EpochStatus;
 use dsi_protocol::Epoch;
 
 use crate::OracleState;
-use crate::chain::{Chain, ChainEpoch, ChainError, FundingPart, REPUTATION_PART, Written};
+use crate::batch::EpochFunding;
+use crate::chain::{Chain, ChainEpoch, ChainError, REPUTATION_PART, Written};
 
 /// One round over every pending epoch, oldest first.
 pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError> {
@@ -37,12 +38,7 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
             Some(found) => Some(found),
             None if record.status == EpochStatus::Closed => {
                 let base = state.store.base_epoch(epoch).await?;
-                let (parts, subsidy) = funding_parts(state, epoch, record.total).await?;
-                let hashes: Vec<[u8; 32]> = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| p.hash(epoch.0, u32::try_from(i).unwrap_or(u32::MAX)))
-                    .collect();
+                let funding = funding(state, epoch, record.total).await?;
                 let written = match chain
                     .submit_root(
                         epoch.0,
@@ -50,8 +46,8 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
                         &record.root,
                         record.total,
                         &record.batch_content_id,
-                        subsidy,
-                        &hashes,
+                        funding.subsidy,
+                        &funding.hashes,
                     )
                     .await
                 {
@@ -120,25 +116,17 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
     Ok(())
 }
 
-/// An epoch's funding parts ([`dsi_chain::FundingPart::split`]: its draws on chain
-/// sponsorships and its debits of credit, as its close recorded them) and the subsidy it
-/// needs from the pool's free balance on top of them (what its total exceeds them by).
-pub async fn funding_parts(
+/// An epoch's funding ([`EpochFunding`]: its draws on chain sponsorships and its debits
+/// of credit as its close recorded them, the parts and their hashes, and the subsidy it
+/// needs from the pool's free balance on top of them).
+pub async fn funding(
     state: &OracleState,
     epoch: Epoch,
     total: u128,
-) -> Result<(Vec<FundingPart>, u128), SubmitError> {
+) -> Result<EpochFunding, SubmitError> {
     let (draws, debits) = state.store.epoch_funding(epoch).await?;
     let debits: Vec<([u8; 32], u128)> = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
-    let drawn = draws
-        .iter()
-        .map(|d| d.1)
-        .chain(debits.iter().map(|d| d.1))
-        .fold(0u128, u128::saturating_add);
-    Ok((
-        FundingPart::split(&draws, &debits),
-        total.saturating_sub(drawn),
-    ))
+    Ok(EpochFunding::new(epoch, total, draws, debits))
 }
 
 /// Applies the funding parts of final `epoch` that the chain does not have yet; true once
@@ -152,7 +140,7 @@ async fn apply_parts(
 ) -> Result<bool, SubmitError> {
     let record = state.store.epoch(epoch).await?;
     let total = record.map_or(on_chain.total, |r| r.total);
-    let (parts, _) = funding_parts(state, epoch, total).await?;
+    let parts = funding(state, epoch, total).await?.parts;
     let (applied, count) = on_chain.parts_applied;
     if parts.len() != count as usize {
         tracing::error!(

@@ -717,8 +717,9 @@ fn refused_vector() {
     );
 }
 
-/// The layout of `EpochBatch` in `oracle/src/batch.rs` (`BATCH_VERSION` 2), mirrored so
-/// that this crate can pin a batch without depending on the oracle. SCALE of a struct is
+/// The layout of a version 2 `EpochBatch` of `oracle/src/batch.rs` (version 3 adds the
+/// `sponsorships` after `inputs`; the oracle still reads and verifies version 2), mirrored
+/// so that this crate can pin a batch without depending on the oracle. SCALE of a struct is
 /// the concatenation of its fields' encodings in declaration order.
 #[derive(Encode)]
 struct EpochBatch {

@@ -256,6 +256,43 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         "the sponsorship paid"
     );
     assert!(credit.unspent < 5_000_000_000_000, "the credit paid");
+    // `verify-epoch --chain` recomputes the batch's funding and finds it on chain: the
+    // batch id, root, total, subsidy, part hashes, and the sponsorship it draws on.
+    let batch_file = oracle_dir
+        .join("batches")
+        .join(format!("epoch-{epoch:08}.batch"));
+    let batch_arg = batch_file.to_string_lossy().into_owned();
+    let printed = oracle_cli(&oracle_dir, &["verify-epoch", "--chain", &batch_arg]);
+    assert!(
+        printed.contains("ok: the chain's epoch (Final, ")
+            && printed.contains("1 sponsorships match the chain's"),
+        "{printed}"
+    );
+    // A batch that checks out on its own but is not the one the chain names is refused.
+    let mut other =
+        oracle::batch::decode_batch(&std::fs::read(&batch_file).expect("batch")).expect("batch");
+    other.issued_at_skew_ms += 1;
+    let other_file = oracle_dir.join("other.batch");
+    std::fs::write(&other_file, parity_scale_codec::Encode::encode(&other)).expect("write");
+    let output = std::process::Command::new(dsi_tests::oracle_bin())
+        .arg("--data-dir")
+        .arg(&oracle_dir)
+        .args(["verify-epoch", "--chain"])
+        .arg(&other_file)
+        .env("DSI_LOG", "warn")
+        .output()
+        .expect("oracle runs");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(dsi_api::exit::Exit::Integrity as i32),
+        "{said}"
+    );
+    assert!(
+        said.contains("the chain disagrees") && said.contains("names batch"),
+        "{said}"
+    );
 
     // `oracle claim` for both seeders: balances move by exactly their leaves; again pays 0.
     let leaves = net.leaves(epoch).await.expect("leaves");
