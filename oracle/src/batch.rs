@@ -110,15 +110,19 @@ pub fn chain_draws(
     contents: &[ContentFacts],
     sponsorships: &[BatchSponsorship],
 ) -> Vec<(u32, u128)> {
+    // Grouped by content once, in the order given: one pass, however many contents.
+    let mut by_content: HashMap<ContentId, Vec<&BatchSponsorship>> = HashMap::new();
+    for s in sponsorships {
+        by_content.entry(s.content).or_default().push(s);
+    }
     let mut draws = Vec::new();
     for (pay, facts) in pays.iter().zip(contents) {
         if pay.paid == 0 || !matches!(facts.funding, Funding::Sponsored { .. }) {
             continue;
         }
-        let of_content: Vec<_> = sponsorships
-            .iter()
-            .filter(|s| s.content == pay.content)
-            .collect();
+        let Some(of_content) = by_content.get(&pay.content) else {
+            continue;
+        };
         let weights: Vec<u128> = of_content.iter().map(|s| s.per_epoch).collect();
         let Ok(shares) = dsi_protocol::fixed::split_pro_rata(pay.paid, &weights) else {
             continue;
@@ -319,6 +323,13 @@ pub fn decode_batch(bytes: &[u8]) -> Result<EpochBatch, VerifyError> {
 /// cannot name a sponsorship of another content, or split a content's pay other than pro
 /// rata.
 fn check_sponsorships(batch: &EpochBatch) -> Result<(), VerifyError> {
+    if batch.sponsorships.len() > crate::close::MAX_PAID_SPONSORSHIPS {
+        return Err(VerifyError::Funding(format!(
+            "{} sponsorships: an epoch pays from at most {}",
+            batch.sponsorships.len(),
+            crate::close::MAX_PAID_SPONSORSHIPS
+        )));
+    }
     let mut sums: HashMap<ContentId, u128> = HashMap::new();
     let mut previous: Option<u64> = None;
     for (index, s) in batch.sponsorships.iter().enumerate() {
@@ -337,7 +348,12 @@ fn check_sponsorships(batch: &EpochBatch) -> Result<(), VerifyError> {
             )));
         }
         let sum = sums.entry(s.content).or_default();
-        *sum = sum.saturating_add(s.per_epoch);
+        *sum = sum.checked_add(s.per_epoch).ok_or_else(|| {
+            VerifyError::Funding(format!(
+                "the sponsorships of content {} overflow a u128",
+                s.content
+            ))
+        })?;
     }
     for facts in &batch.inputs.contents {
         let recorded = sums.remove(&facts.content).unwrap_or(0);

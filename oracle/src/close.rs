@@ -440,7 +440,15 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     }
     // Read under the lock, as `POST /v1/sponsors` writes: a sponsorship of this epoch
     // recorded while the audits ran is paid.
-    let all_sponsorships = state.store.sponsorships(None, Some(epoch)).await?;
+    // With a chain only the chain's deposits fund (a sponsorship the ledger holds without a
+    // contract id, recorded before the chain was configured, would be paid by the pool).
+    let all_sponsorships: Vec<_> = state
+        .store
+        .sponsorships(None, Some(epoch))
+        .await?
+        .into_iter()
+        .filter(|s| state.chain.is_none() || s.chain_id.is_some())
+        .collect();
     let receipts = state.store.receipts_for_epoch(epoch).await?;
     // One view of the chunk lengths for the whole batch. A receipt judged against a length
     // that the chunk's bytes disproved since (`POST /v1/chunks/{id}`) is left out: it claims

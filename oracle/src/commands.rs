@@ -764,8 +764,6 @@ pub struct ChainComparison {
     pub parts_applied: (u32, u32),
     /// Sponsorships compared with the chain's.
     pub sponsorships_checked: usize,
-    /// Sponsorships the chain no longer holds (withdrawn since): not compared.
-    pub sponsorships_gone: usize,
 }
 
 impl Report for VerifyEpochReport {
@@ -818,12 +816,11 @@ impl Report for VerifyEpochReport {
         }
         if let Some(c) = &self.chain {
             lines.push(format!(
-                "ok: the chain's epoch ({}, {}/{} parts applied) has this batch, root, total, subsidy and part hashes; {} sponsorships match the chain's ({} withdrawn since, not compared)",
+                "ok: the chain's epoch ({}, {}/{} parts applied) has this batch, root, total, subsidy and part hashes; {} sponsorships match the chain's, none left out",
                 c.status,
                 c.parts_applied.0,
                 c.parts_applied.1,
                 c.sponsorships_checked,
-                c.sponsorships_gone
             ));
         }
         lines.join("\n")
@@ -883,6 +880,7 @@ pub async fn verify_epoch(
         failure: None,
     };
     let sponsorships = batch.sponsorships.clone();
+    let contents = batch.inputs.contents.clone();
     let checked = tokio::task::spawn_blocking(move || verify_batch(&batch))
         .await
         .map_err(|e| CommandError::Serve(format!("verification task: {e}")))?;
@@ -923,6 +921,7 @@ pub async fn verify_epoch(
             &report,
             &verified,
             &sponsorships,
+            &contents,
             batch_content_id(&bytes),
         )
         .await?
@@ -934,93 +933,210 @@ pub async fn verify_epoch(
     Ok(report)
 }
 
-/// Compares a verified batch with the chain: `Err(why)` when they disagree.
+/// What the chain holds for a batch's epoch, as `verify-epoch --chain` reads it.
+#[derive(Debug, Clone)]
+pub struct ChainView {
+    /// `reward_pool.epoch(n)`.
+    pub record: dsi_chain::contracts::EpochRecord,
+    /// `reward_pool.funding_parts(n)`, of the same finalization.
+    pub hashes: Vec<[u8; 32]>,
+    /// The chain's sponsorships with ids up to the newest the batch records, by id.
+    pub sponsorships: HashMap<u32, dsi_chain::ChainSponsorship>,
+}
+
+/// Reads what [`compare_funding`] compares a verified batch with; `Err(why)` when the
+/// epoch is not final on chain or was finalized again while it was read.
 async fn compare_with_chain(
     chain: &Chain,
     report: &VerifyEpochReport,
     verified: &crate::batch::Verified,
     sponsorships: &[crate::batch::BatchSponsorship],
+    contents: &[dsi_protocol::reward::ContentFacts],
     batch_id: dsi_protocol::ContentId,
 ) -> Result<std::result::Result<ChainComparison, String>> {
     let epoch = report.epoch;
     let Some(record) = chain.epoch_record(epoch.0).await? else {
         return Ok(Err(format!("epoch {epoch} is not final on chain")));
     };
-    if record.batch != batch_id.0 {
+    let hashes = chain.funding_part_hashes(epoch.0).await?;
+    // The hashes belong to the finalization read above (not one after a veto meanwhile).
+    if chain.epoch_record(epoch.0).await?.map(|r| r.seq) != Some(record.seq) {
         return Ok(Err(format!(
-            "the chain's epoch {epoch} names batch {}, this file is {batch_id}",
-            dsi_protocol::ContentId(record.batch)
+            "epoch {epoch} was finalized again while it was read: run verify-epoch again"
         )));
     }
+    // The oracle mirrors the chain's sponsorships in id order, so at the close it knew
+    // every one up to the newest it records.
+    let newest = sponsorships.iter().filter_map(|s| s.chain_id).max();
+    let range: Vec<u32> = newest.map_or_else(Vec::new, |n| (0..=n).collect());
+    let on_chain = chain
+        .sponsorships_by_id(&range)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let view = ChainView {
+        record,
+        hashes,
+        sponsorships: on_chain,
+    };
+    Ok(compare_funding(
+        epoch,
+        &view,
+        verified,
+        sponsorships,
+        contents,
+        batch_id,
+    ))
+}
+
+/// Compares a verified batch with what the chain holds for its epoch: the batch id, root,
+/// total, subsidy and part hashes; every recorded sponsorship a deposit on chain with the
+/// recorded terms; none of the chain's left out; each sponsored content's target
+/// replication the one of its largest sponsorship. `Err(why)` when they disagree.
+pub fn compare_funding(
+    epoch: Epoch,
+    view: &ChainView,
+    verified: &crate::batch::Verified,
+    sponsorships: &[crate::batch::BatchSponsorship],
+    contents: &[dsi_protocol::reward::ContentFacts],
+    batch_id: dsi_protocol::ContentId,
+) -> std::result::Result<ChainComparison, String> {
+    let record = &view.record;
+    let on_chain = &view.sponsorships;
+    if record.batch != batch_id.0 {
+        return Err(format!(
+            "the chain's epoch {epoch} names batch {}, this file is {batch_id}",
+            dsi_protocol::ContentId(record.batch)
+        ));
+    }
     if record.root != verified.root || record.total != verified.rewards.total {
-        return Ok(Err(format!(
+        return Err(format!(
             "the chain's epoch {epoch} has root 0x{} and total {}, the batch 0x{} and {}",
             hex::encode(record.root),
             record.total,
             hex::encode(verified.root),
             verified.rewards.total
-        )));
+        ));
     }
     let status = match record.status {
         dsi_chain::contracts::EpochStatus::Final => "Final",
         dsi_chain::contracts::EpochStatus::Vetoed => "Vetoed",
     };
-    let mut checked = 0;
-    let mut gone = 0;
-    if let Some(funding) = &verified.funding {
-        if record.subsidy != funding.subsidy {
-            return Ok(Err(format!(
-                "the chain's epoch {epoch} takes a subsidy of {}, the batch's funding needs {}",
-                record.subsidy, funding.subsidy
-            )));
+    let Some(funding) = &verified.funding else {
+        // A version 2 batch records no sponsorships: it can only stand for an epoch paid
+        // wholly by the subsidy.
+        if record.parts > 0 || record.subsidy != record.total {
+            return Err(format!(
+                "the chain's epoch {epoch} is funded by {} parts and a subsidy of {}; a version 2 batch does not record the sponsorships, so it cannot show that funding",
+                record.parts, record.subsidy
+            ));
         }
-        let hashes = chain.funding_part_hashes(epoch.0).await?;
-        if hashes != funding.hashes {
-            let first = hashes
-                .iter()
-                .zip(&funding.hashes)
-                .position(|(a, b)| a != b)
-                .unwrap_or(hashes.len().min(funding.hashes.len()));
-            return Ok(Err(format!(
-                "the chain agreed on {} funding parts, the batch makes {}; they differ from part {first} on",
-                hashes.len(),
-                funding.hashes.len()
-            )));
-        }
-        let ids: Vec<u32> = sponsorships.iter().filter_map(|s| s.chain_id).collect();
-        let on_chain: HashMap<u32, dsi_chain::ChainSponsorship> = chain
-            .sponsorships_by_id(&ids)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        for s in sponsorships {
-            let Some(id) = s.chain_id else { continue };
-            let Some(found) = on_chain.get(&id) else {
-                gone += 1;
-                continue;
-            };
-            if found.content != s.content.0
-                || found.per_epoch != s.per_epoch
-                || !(found.first_epoch..=found.last_epoch).contains(&epoch.0)
-            {
-                return Ok(Err(format!(
-                    "sponsorship {id} on chain pays {} per epoch for content {} in epochs {}..={}; the batch records {} per epoch for content {} in epoch {epoch}",
-                    found.per_epoch,
-                    dsi_protocol::ContentId(found.content),
-                    found.first_epoch,
-                    found.last_epoch,
-                    s.per_epoch,
+        return Ok(ChainComparison {
+            status: status.into(),
+            parts_applied: (record.applied, record.parts),
+            sponsorships_checked: 0,
+        });
+    };
+    if record.subsidy != funding.subsidy {
+        return Err(format!(
+            "the chain's epoch {epoch} takes a subsidy of {}, the batch's funding needs {}",
+            record.subsidy, funding.subsidy
+        ));
+    }
+    let hashes = &view.hashes;
+    if *hashes != funding.hashes {
+        let first = hashes
+            .iter()
+            .zip(&funding.hashes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(hashes.len().min(funding.hashes.len()));
+        return Err(format!(
+            "the chain agreed on {} funding parts, the batch makes {}; they differ from part {first} on",
+            hashes.len(),
+            funding.hashes.len()
+        ));
+    }
+    // Every recorded sponsorship is a deposit on chain with the recorded terms.
+    let mut ids = Vec::with_capacity(sponsorships.len());
+    for (index, s) in sponsorships.iter().enumerate() {
+        match s.chain_id {
+            Some(id) => ids.push(id),
+            None => {
+                return Err(format!(
+                    "sponsorship {index} (content {}) has no contract id: with a chain only reward_pool's deposits fund an epoch",
                     s.content
-                )));
+                ));
             }
-            checked += 1;
         }
     }
-    Ok(Ok(ChainComparison {
+    for s in sponsorships {
+        let Some(id) = s.chain_id else { continue };
+        let Some(found) = on_chain.get(&id) else {
+            return Err(format!("sponsorship {id} does not exist on chain"));
+        };
+        if found.content != s.content.0
+            || found.per_epoch != s.per_epoch
+            || !(found.first_epoch..=found.last_epoch).contains(&epoch.0)
+        {
+            return Err(format!(
+                "sponsorship {id} on chain pays {} per epoch for content {} in epochs {}..={}; the batch records {} per epoch for content {} in epoch {epoch}",
+                found.per_epoch,
+                dsi_protocol::ContentId(found.content),
+                found.first_epoch,
+                found.last_epoch,
+                s.per_epoch,
+                s.content
+            ));
+        }
+    }
+    // None left out: every chain sponsorship of a content the epoch funds by sponsorship,
+    // active in the epoch and older than the newest recorded one, is recorded (unless the
+    // epoch hit its bound on sponsorships).
+    let recorded: std::collections::HashSet<u32> = ids.iter().copied().collect();
+    let sponsored: HashMap<dsi_protocol::ContentId, &dsi_protocol::reward::ContentFacts> = contents
+        .iter()
+        .filter(|c| matches!(c.funding, dsi_protocol::reward::Funding::Sponsored { .. }))
+        .map(|c| (c.content, c))
+        .collect();
+    if sponsorships.len() < crate::close::MAX_PAID_SPONSORSHIPS
+        && let Some(left_out) = on_chain.values().find(|c| {
+            !recorded.contains(&c.id)
+                && sponsored.contains_key(&dsi_protocol::ContentId(c.content))
+                && (c.first_epoch..=c.last_epoch).contains(&epoch.0)
+        })
+    {
+        return Err(format!(
+            "sponsorship {} of content {} is active in epoch {epoch} but the batch leaves it out",
+            left_out.id,
+            dsi_protocol::ContentId(left_out.content)
+        ));
+    }
+    // Each sponsored content's target is the one of its sponsorship paying most per epoch
+    // (among equals the first recorded), as `close::funded_contents` sets it.
+    let mut targets: HashMap<dsi_protocol::ContentId, (u128, u32)> = HashMap::new();
+    for s in sponsorships {
+        let Some(found) = s.chain_id.and_then(|id| on_chain.get(&id)) else {
+            continue;
+        };
+        let entry = targets.entry(s.content).or_insert((0, found.replicas));
+        if found.per_epoch > entry.0 {
+            *entry = (found.per_epoch, found.replicas);
+        }
+    }
+    for (content, facts) in &sponsored {
+        if let Some(&(_, replicas)) = targets.get(content)
+            && replicas != facts.replicas
+        {
+            return Err(format!(
+                "content {content} counts {} replicas; its largest sponsorship on chain asks for {replicas}",
+                facts.replicas
+            ));
+        }
+    }
+    Ok(ChainComparison {
         status: status.into(),
         parts_applied: (record.applied, record.parts),
-        sponsorships_checked: checked,
-        sponsorships_gone: gone,
-    }))
+        sponsorships_checked: sponsorships.len(),
+    })
 }

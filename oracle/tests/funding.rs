@@ -10,12 +10,13 @@ use dsi_protocol::{ContentId, Epoch};
 use oracle::batch::{BatchSponsorship, EpochBatch, VerifyError, decode_batch, verify_batch};
 use support::*;
 
-/// One epoch on `url`: a content sponsored on chain twice (ids 7 and 3) and once in the
-/// ledger, a holder that passes its audit, a downloader with credit, one receipt per
+/// One epoch on `url`: a content sponsored on chain twice (ids 7 and 3) and, if `ledger`,
+/// once in the ledger, a holder that passes its audit, a downloader with credit, one receipt per
 /// chunk. Returns the state and the closed epoch's batch.
 async fn funded_epoch(
     url: &str,
     dir: &std::path::Path,
+    ledger: bool,
 ) -> (std::sync::Arc<oracle::OracleState>, EpochBatch) {
     let state = oracle_at(url, dir, test_config()).await;
     let network = state.config.network.clone();
@@ -31,8 +32,28 @@ async fn funded_epoch(
         announcement(&holder, &server.url, 42, vec![content_id], &network),
     )
     .await;
-    // The ledger's sponsorship (as an oracle without a chain records it) and credit.
-    fund(&state, &content_id, [downloader.clone()]).await;
+    if ledger {
+        // The ledger's sponsorship (as an oracle without a chain records it) and credit.
+        fund(&state, &content_id, [downloader.clone()]).await;
+    } else {
+        let reply = call_with_headers(
+            &state,
+            "POST",
+            "/v1/credits",
+            serde_json::json!({
+                "downloader": downloader.node_id().to_string(),
+                "amount": "1000000000000000",
+            })
+            .to_string()
+            .into_bytes(),
+            &[
+                ("content-type", "application/json".to_string()),
+                ("authorization", format!("Bearer {TOKEN}")),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, axum::http::StatusCode::OK);
+    }
     // Two mirrored chain sponsorships, mirrored in the reverse order of their ids.
     let epoch = epoch_of(&state);
     for (id, per_epoch) in [(7u32, 2_000_000_000_000u128), (3, 1_000_000_000_000)] {
@@ -86,7 +107,7 @@ async fn verify_epoch_recomputes_the_funding_the_oracle_submits() {
     for (n, url) in backends(dir.path()).await.iter().enumerate() {
         let sub = dir.path().join(format!("b{n}"));
         std::fs::create_dir_all(&sub).expect("dir");
-        let (state, batch) = funded_epoch(url, &sub).await;
+        let (state, batch) = funded_epoch(url, &sub, true).await;
         assert_eq!(batch.version, oracle::batch::BATCH_VERSION);
         // The batch records the chain sponsorships by id, the ledger's last.
         let recorded: Vec<Option<u32>> = batch.sponsorships.iter().map(|s| s.chain_id).collect();
@@ -120,7 +141,7 @@ async fn verify_epoch_recomputes_the_funding_the_oracle_submits() {
 async fn a_batch_whose_sponsorships_do_not_fund_its_contents_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/o.db", dir.path().display());
-    let (_state, batch) = funded_epoch(&url, dir.path()).await;
+    let (_state, batch) = funded_epoch(&url, dir.path(), true).await;
     let content = batch.sponsorships[0].content;
     assert!(matches!(
         batch.inputs.contents[0].funding,
@@ -135,7 +156,7 @@ async fn a_batch_whose_sponsorships_do_not_fund_its_contents_is_refused() {
         }
     };
     type Change = dyn Fn(&mut Vec<BatchSponsorship>);
-    let cases: [(&str, &Change, &str); 6] = [
+    let cases: [(&str, &Change, &str); 8] = [
         (
             "one drops out: the rest do not sum to the content's amount",
             &|s| {
@@ -166,6 +187,21 @@ async fn a_batch_whose_sponsorships_do_not_fund_its_contents_is_refused() {
             "out of order",
         ),
         ("a zero amount", &|s| s[0].per_epoch = 0, "nothing"),
+        (
+            "amounts that overflow",
+            &|s| {
+                s[2].per_epoch = u128::MAX;
+            },
+            "overflow",
+        ),
+        (
+            "more than an epoch pays from",
+            &|s| {
+                let last = s[2];
+                s.resize(oracle::close::MAX_PAID_SPONSORSHIPS + 1, last);
+            },
+            "at most",
+        ),
     ];
     for (what, change, expected) in cases {
         let why = tamper(change);
@@ -185,4 +221,156 @@ async fn a_batch_whose_sponsorships_do_not_fund_its_contents_is_refused() {
         other.map(|f| f.hashes),
         "another split is another part hash"
     );
+}
+
+/// What `verify-epoch --chain` compares ([`oracle::commands::compare_funding`]; the chain
+/// reads around it run against a real ink-node in `tests/tests/chain.rs`): an honest chain
+/// view passes, and each way a committee could fund the epoch otherwise is named.
+#[tokio::test]
+async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
+    use dsi_chain::ChainSponsorship;
+    use dsi_chain::contracts::{Address, EpochRecord, EpochStatus};
+    use oracle::commands::{ChainView, compare_funding};
+    use parity_scale_codec::Encode;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/o.db", dir.path().display());
+    let (_state, batch) = funded_epoch(&url, dir.path(), false).await;
+    let epoch = batch.inputs.epoch;
+    let batch_id = oracle::batch::batch_content_id(&batch.encode());
+    let verified = verify_batch(&batch).expect("verifies");
+    let funding = verified.funding.clone().expect("funding");
+    let sponsorship = |s: &BatchSponsorship| ChainSponsorship {
+        id: s.chain_id.expect("on chain"),
+        funder: Address([5; 20]),
+        content: s.content.0,
+        per_epoch: s.per_epoch,
+        first_epoch: epoch.0 - 1,
+        last_epoch: epoch.0 + 10,
+        replicas: 3,
+        unspent: 0,
+    };
+    let honest = ChainView {
+        record: EpochRecord {
+            root: batch.root,
+            total: batch.total,
+            batch: batch_id.0,
+            status: EpochStatus::Final,
+            final_block: 10,
+            claimable_from: 30,
+            base: None,
+            paid: 0,
+            subsidy: funding.subsidy,
+            drawn: funding.drawn() + funding.debited(),
+            parts: funding.hashes.len() as u32,
+            applied: funding.hashes.len() as u32,
+            seq: 4,
+        },
+        hashes: funding.hashes.clone(),
+        sponsorships: batch
+            .sponsorships
+            .iter()
+            .map(|s| (s.chain_id.expect("id"), sponsorship(s)))
+            .collect(),
+    };
+    let compare = |view: &ChainView, verified: &oracle::batch::Verified, batch: &EpochBatch| {
+        compare_funding(
+            epoch,
+            view,
+            verified,
+            &batch.sponsorships,
+            &batch.inputs.contents,
+            oracle::batch::batch_content_id(&batch.encode()),
+        )
+    };
+    let passed = compare(&honest, &verified, &batch).expect("the honest view agrees");
+    assert_eq!(passed.sponsorships_checked, 2);
+
+    type Change = dyn Fn(&mut ChainView);
+    let content = batch.sponsorships[0].content;
+    let cases: [(&str, &Change, &str); 8] = [
+        (
+            "another batch",
+            &|v| v.record.batch = [0; 32],
+            "names batch",
+        ),
+        ("another total", &|v| v.record.total += 1, "total"),
+        ("a larger subsidy", &|v| v.record.subsidy += 1, "subsidy of"),
+        (
+            "other parts",
+            &|v| v.hashes[0][0] ^= 1,
+            "differ from part 0",
+        ),
+        (
+            "a sponsorship the chain does not hold",
+            &|v| {
+                v.sponsorships.remove(&3);
+            },
+            "does not exist on chain",
+        ),
+        (
+            "other terms",
+            &|v| {
+                if let Some(s) = v.sponsorships.get_mut(&7) {
+                    s.per_epoch += 1;
+                }
+            },
+            "on chain pays",
+        ),
+        (
+            "one of the chain's left out",
+            &move |v| {
+                v.sponsorships.insert(
+                    5,
+                    ChainSponsorship {
+                        id: 5,
+                        funder: Address([6; 20]),
+                        content: content.0,
+                        per_epoch: 1_000_000_000_000,
+                        first_epoch: epoch.0,
+                        last_epoch: epoch.0,
+                        replicas: 3,
+                        unspent: 0,
+                    },
+                );
+            },
+            "leaves it out",
+        ),
+        (
+            "a target the largest sponsorship did not ask for",
+            &|v| {
+                if let Some(s) = v.sponsorships.get_mut(&7) {
+                    s.replicas = 64;
+                }
+            },
+            "replicas",
+        ),
+    ];
+    for (what, change, expected) in cases {
+        let mut view = honest.clone();
+        change(&mut view);
+        let why = compare(&view, &verified, &batch).expect_err(what);
+        assert!(why.contains(expected), "{what}: {why}");
+    }
+    // A version 2 batch (no sponsorships recorded) for an epoch funded by parts.
+    let downgraded = oracle::batch::Verified {
+        funding: None,
+        ..verified.clone()
+    };
+    let why = compare(&honest, &downgraded, &batch).expect_err("downgrade");
+    assert!(why.contains("version 2"), "{why}");
+    // With a chain, a sponsorship without a contract id funds nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/o.db", dir.path().display());
+    let (_state, ledger_batch) = funded_epoch(&url, dir.path(), true).await;
+    let ledger_verified = verify_batch(&ledger_batch).expect("verifies");
+    let mut view = honest.clone();
+    view.record.batch = oracle::batch::batch_content_id(&ledger_batch.encode()).0;
+    view.record.root = ledger_batch.root;
+    view.record.total = ledger_batch.total;
+    let ledger_funding = ledger_verified.funding.clone().expect("funding");
+    view.record.subsidy = ledger_funding.subsidy;
+    view.hashes = ledger_funding.hashes.clone();
+    let why = compare(&view, &ledger_verified, &ledger_batch).expect_err("ledger-only");
+    assert!(why.contains("no contract id"), "{why}");
 }
