@@ -6,6 +6,12 @@
 //! - **Bandwidth share**: the part of each epoch's budget paid for bandwidth (receipts); the
 //!   rest pays storage (audited holdings).
 //! - **Boosts**: a per-content multiplier (1× when unset).
+//! - **Market**: the price a downloader's credit pays per byte, the protocol fee the pool
+//!   keeps of each debit, and vetting (audits a new key passes before its full share, and
+//!   its share before). [`Market`] encodes exactly like `dsi_protocol::reward::MarketParams`.
+//!   The rarity bonus a paid byte earns from the pool is at most its fee
+//!   (`dsi_protocol::reward::bonus`), and the fee never goes below the hard `fee_min`: so
+//!   paying yourself for your own bytes never returns more than you paid.
 //!
 //! Hard [`Bounds`] are fixed at instantiation and never change. Only governance changes
 //! values, and only within the bounds. All values are parts per million (1_000_000 = 1×);
@@ -89,12 +95,46 @@ pub mod multipliers {
         pub bandwidth_share_max: u32,
         /// Highest per-content boost (at least 1_000_000).
         pub max_boost: u32,
+        /// Lowest protocol fee (ppm of each debit): the most a paid byte's rarity bonus can
+        /// be, so the cost of paying oneself. Above 0.
+        pub fee_min: u32,
+        /// Highest protocol fee (ppm, at most 1_000_000).
+        pub fee_max: u32,
+        /// Lowest price per byte (native units, at least 1).
+        pub price_min: u64,
+        /// Highest price per byte.
+        pub price_max: u64,
+        /// Fewest audits a new key passes before its full share.
+        pub vetting_audits_min: u32,
+        /// Highest share (ppm) a key earns before it is vetted.
+        pub unvetted_share_max: u32,
+    }
+
+    /// Paid bandwidth and vetting: encodes exactly like `dsi_protocol::reward::MarketParams`.
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Market {
+        /// Native units a downloader's credit pays per byte it is served.
+        pub price_per_byte: u64,
+        /// Part of each debit the pool keeps (ppm); a paid byte's bonus is at most this.
+        pub fee: u32,
+        /// Audits a node key passes before it earns its full share.
+        pub vetting_audits: u32,
+        /// The share (ppm) a key earns before it is vetted.
+        pub unvetted_share: u32,
     }
 
     /// Governance changed a parameter.
     #[ink(event, anonymous)]
     pub struct ParamsChanged {
         params: Params,
+    }
+
+    /// Governance changed the market.
+    #[ink(event, anonymous)]
+    pub struct MarketChanged {
+        market: Market,
     }
 
     /// Governance set or cleared a content boost.
@@ -111,6 +151,7 @@ pub mod multipliers {
         bounds: Bounds,
         params: Params,
         boosts: Mapping<[u8; 32], u32>,
+        market: Market,
     }
 
     impl Bounds {
@@ -120,6 +161,19 @@ pub mod multipliers {
                 && self.bandwidth_share_max <= ONE
                 && self.max_boost >= ONE
                 && self.max_target_replication >= 1
+                && 0 < self.fee_min
+                && self.fee_min <= self.fee_max
+                && self.fee_max <= ONE
+                && 1 <= self.price_min
+                && self.price_min <= self.price_max
+                && self.unvetted_share_max <= ONE
+        }
+
+        fn allows_market(&self, market: &Market) -> bool {
+            (self.fee_min..=self.fee_max).contains(&market.fee)
+                && (self.price_min..=self.price_max).contains(&market.price_per_byte)
+                && market.vetting_audits >= self.vetting_audits_min
+                && market.unvetted_share <= self.unvetted_share_max
         }
 
         fn allows_curve(&self, curve: &Curve) -> bool {
@@ -140,13 +194,18 @@ pub mod multipliers {
     }
 
     impl Multipliers {
-        /// A registry with hard `bounds` and initial `params` inside them.
+        /// A registry with hard `bounds` and initial `params` and `market` inside them.
         #[ink(constructor)]
-        pub fn new(governance: Address, bounds: Bounds, params: Params) -> Result<Self> {
+        pub fn new(
+            governance: Address,
+            bounds: Bounds,
+            params: Params,
+            market: Market,
+        ) -> Result<Self> {
             if !bounds.consistent() {
                 return Err(Error::InvalidBounds);
             }
-            if !bounds.allows(&params) {
+            if !bounds.allows(&params) || !bounds.allows_market(&market) {
                 return Err(Error::OutOfBounds);
             }
             Ok(Self {
@@ -154,7 +213,26 @@ pub mod multipliers {
                 bounds,
                 params,
                 boosts: Mapping::default(),
+                market,
             })
+        }
+
+        /// Governance sets the market (price per byte, fee, vetting), within the bounds.
+        #[ink(message)]
+        pub fn set_market(&mut self, market: Market) -> Result<()> {
+            self.ensure_governance()?;
+            if !self.bounds.allows_market(&market) {
+                return Err(Error::OutOfBounds);
+            }
+            self.market = market;
+            self.env().emit_event(MarketChanged { market });
+            Ok(())
+        }
+
+        /// The current market: what the oracle reads at every close.
+        #[ink(message)]
+        pub fn market(&self) -> Market {
+            self.market
         }
 
         /// Governance sets the rarity curve and target replication.
@@ -272,7 +350,150 @@ mod tests {
             bandwidth_share_min: 200_000,
             bandwidth_share_max: 900_000,
             max_boost: 3_000_000,
+            fee_min: 50_000,
+            fee_max: 300_000,
+            price_min: 10,
+            price_max: 100_000,
+            vetting_audits_min: 3,
+            unvetted_share_max: 500_000,
         }
+    }
+
+    fn market() -> Market {
+        market_of(&dsi_protocol::reward::MarketParams::default())
+    }
+
+    fn market_of(m: &dsi_protocol::reward::MarketParams) -> Market {
+        Market {
+            price_per_byte: m.price_per_byte,
+            fee: m.fee.0,
+            vetting_audits: m.vetting_audits,
+            unvetted_share: m.unvetted_share.0,
+        }
+    }
+
+    /// The oracle decodes `market()` as `dsi_protocol::reward::MarketParams`.
+    #[test]
+    fn market_encodes_like_the_protocols_market_params() {
+        use dsi_protocol::fixed::Ppm;
+        use dsi_protocol::reward::MarketParams;
+        use ink::scale::{Decode, Encode};
+        let distinct = MarketParams {
+            price_per_byte: 1_234_567_890_123,
+            fee: Ppm(2),
+            vetting_audits: 3,
+            unvetted_share: Ppm(4),
+        };
+        for protocol in [MarketParams::default(), distinct] {
+            let ours = market_of(&protocol);
+            assert_eq!(ours.encode(), protocol.encode());
+            assert_eq!(
+                MarketParams::decode(&mut &ours.encode()[..]).expect("decodes"),
+                protocol
+            );
+        }
+    }
+
+    #[ink::test]
+    fn governance_moves_the_market_within_bounds_only() {
+        let a = test::default_accounts();
+        let mut m = registry();
+        assert_eq!(m.market(), market());
+        let dearer = Market {
+            price_per_byte: 2_000,
+            fee: 200_000,
+            vetting_audits: 12,
+            unvetted_share: 250_000,
+        };
+        test::set_caller(a.bob);
+        assert_eq!(m.set_market(dearer), Err(Error::Unauthorized));
+        test::set_caller(a.alice);
+        // Each bound, one at a time; a refused change changes nothing.
+        for (what, bad) in [
+            (
+                "no fee: paying oneself costs nothing",
+                Market { fee: 0, ..dearer },
+            ),
+            (
+                "a fee under the floor",
+                Market {
+                    fee: 49_999,
+                    ..dearer
+                },
+            ),
+            (
+                "a fee over the ceiling",
+                Market {
+                    fee: 300_001,
+                    ..dearer
+                },
+            ),
+            (
+                "a free byte",
+                Market {
+                    price_per_byte: 0,
+                    ..dearer
+                },
+            ),
+            (
+                "a price over the ceiling",
+                Market {
+                    price_per_byte: 100_001,
+                    ..dearer
+                },
+            ),
+            (
+                "vetting too quick",
+                Market {
+                    vetting_audits: 2,
+                    ..dearer
+                },
+            ),
+            (
+                "too much before vetting",
+                Market {
+                    unvetted_share: 500_001,
+                    ..dearer
+                },
+            ),
+        ] {
+            assert_eq!(m.set_market(bad), Err(Error::OutOfBounds), "{what}");
+            assert_eq!(m.market(), market(), "{what}");
+        }
+        assert_eq!(m.set_market(dearer), Ok(()));
+        assert_eq!(m.market(), dearer);
+        // Bounds that would let the fee reach zero, or exceed 1x, never instantiate.
+        for bad in [
+            Bounds {
+                fee_min: 0,
+                ..bounds()
+            },
+            Bounds {
+                fee_max: ONE + 1,
+                ..bounds()
+            },
+            Bounds {
+                fee_min: 400_000,
+                ..bounds()
+            },
+            Bounds {
+                price_min: 0,
+                ..bounds()
+            },
+            Bounds {
+                unvetted_share_max: ONE + 1,
+                ..bounds()
+            },
+        ] {
+            assert_eq!(
+                Multipliers::new(a.alice, bad, params(), market()).err(),
+                Some(Error::InvalidBounds)
+            );
+        }
+        assert_eq!(
+            Multipliers::new(a.alice, bounds(), params(), Market { fee: 0, ..market() }).err(),
+            Some(Error::OutOfBounds)
+        );
     }
 
     fn params() -> Params {
@@ -368,16 +589,24 @@ mod tests {
             bandwidth_share_min: 100_000,
             bandwidth_share_max: 900_000,
             max_boost: 3_000_000,
+            fee_min: 10_000,
+            fee_max: 500_000,
+            price_min: 1,
+            price_max: 1_000_000_000,
+            vetting_audits_min: 3,
+            unvetted_share_max: ONE,
         };
         let defaults = params_of(&dsi_protocol::reward::RewardParams::default());
-        let registry = Multipliers::new(a.alice, deploy_bounds, defaults).expect("instantiates");
+        let registry =
+            Multipliers::new(a.alice, deploy_bounds, defaults, market()).expect("instantiates");
         assert_eq!(registry.params(), defaults);
+        assert_eq!(registry.market(), market());
     }
 
     fn registry() -> Multipliers {
         let a = test::default_accounts();
         test::set_caller(a.alice);
-        Multipliers::new(a.alice, bounds(), params()).unwrap()
+        Multipliers::new(a.alice, bounds(), params(), market()).unwrap()
     }
 
     #[ink::test]
@@ -386,19 +615,19 @@ mod tests {
         let mut bad = bounds();
         bad.multiplier_min = 5_000_000;
         assert_eq!(
-            Multipliers::new(a.alice, bad, params()).err(),
+            Multipliers::new(a.alice, bad, params(), market()).err(),
             Some(Error::InvalidBounds)
         );
         let mut bad = bounds();
         bad.max_boost = 1;
         assert_eq!(
-            Multipliers::new(a.alice, bad, params()).err(),
+            Multipliers::new(a.alice, bad, params(), market()).err(),
             Some(Error::InvalidBounds)
         );
         let mut p = params();
         p.rarity.max = 5_000_000;
         assert_eq!(
-            Multipliers::new(a.alice, bounds(), p).err(),
+            Multipliers::new(a.alice, bounds(), p, market()).err(),
             Some(Error::OutOfBounds)
         );
         let m = registry();

@@ -77,6 +77,22 @@ pub fn default_bounds() -> multipliers::multipliers::Bounds {
         bandwidth_share_min: 100_000,
         bandwidth_share_max: 900_000,
         max_boost: 3_000_000,
+        fee_min: 10_000,
+        fee_max: 500_000,
+        price_min: 1,
+        price_max: 1_000_000_000,
+        vetting_audits_min: 3,
+        unvetted_share_max: 1_000_000,
+    }
+}
+
+/// The default market (`dsi_protocol::reward::MarketParams::default()`).
+pub fn default_market() -> multipliers::multipliers::Market {
+    multipliers::multipliers::Market {
+        price_per_byte: 1_000,
+        fee: 100_000,
+        vetting_audits: 9,
+        unvetted_share: 500_000,
     }
 }
 

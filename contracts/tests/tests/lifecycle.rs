@@ -7,11 +7,11 @@
 //! The same suite runs on the in-process sandbox runtime and, with `--features node-tests`,
 //! on a real ink-node (`CONTRACTS_NODE=/path/to/ink-node`, or `ink-node` on `PATH`).
 
-use dsi_contract_tests::{default_bounds, default_params, RewardTree, UNIT};
+use dsi_contract_tests::{default_bounds, default_market, default_params, RewardTree, UNIT};
 use governance::governance::{Action, Governance, GovernanceRef};
 use ink::Address;
 use ink_e2e::{ChainBackend, ContractsBackend, E2EBackend, Keypair, Sr25519Keyring};
-use multipliers::multipliers::{Curve, Multipliers, MultipliersRef};
+use multipliers::multipliers::{Curve, Market, Multipliers, MultipliersRef};
 use reputation::reputation::{Reputation, ReputationRef, Score};
 use reward_pool::reward_pool::{Claim, EpochStatus, Error as PoolError, RewardPool, RewardPoolRef};
 
@@ -146,7 +146,12 @@ where
         .await
         .expect("submitted")
         .call_builder::<Reputation>();
-    let mut constructor = MultipliersRef::new(gov_address, default_bounds(), default_params());
+    let mut constructor = MultipliersRef::new(
+        gov_address,
+        default_bounds(),
+        default_params(),
+        default_market(),
+    );
     let mults = client
         .instantiate("multipliers", &alice, &mut constructor)
         .submit()
@@ -575,6 +580,33 @@ where
         dry!(client, &alice, gov.execute(id)),
         Err(governance::governance::Error::ExecutionFailed)
     );
+
+    // Governance moves the market; a fee of zero (paying oneself free) never executes.
+    let dearer = Market {
+        price_per_byte: 2_000,
+        fee: 200_000,
+        vetting_audits: 12,
+        unvetted_share: 250_000,
+    };
+    for (market, executes) in [(Market { fee: 0, ..dearer }, false), (dearer, true)] {
+        let change = Action::Call {
+            callee: mults_address,
+            selector: ink::selector_bytes!("set_market"),
+            input: ink::scale::Encode::encode(&market),
+        };
+        let id = ok!(client, &bob, gov.propose(change));
+        ok!(client, &alice, gov.approve(id));
+        advance(&mut client, TIMELOCK_BLOCKS).await;
+        if executes {
+            ok!(client, &alice, gov.execute(id));
+        } else {
+            assert_eq!(
+                dry!(client, &alice, gov.execute(id)),
+                Err(governance::governance::Error::ExecutionFailed)
+            );
+        }
+    }
+    assert_eq!(dry!(client, &alice, mults.market()), dearer);
 
     // The committee writes reputation scores for epoch 1.
     let batch = vec![(seeder_a, 950_000u32), (seeder_b, 400_000u32)];
