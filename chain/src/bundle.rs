@@ -533,6 +533,23 @@ mod tests {
         let mut expected = pool.selector("claim").unwrap().to_vec();
         (1u64, [3u8; 32], [4u8; 20], 9u128, vec![[5u8; 32]]).encode_to(&mut expected);
         assert_eq!(claim, expected);
+        // The market: encoded as the protocol's `MarketParams`, whose bytes the oracle reads.
+        let multipliers = bundle("multipliers");
+        let market = dsi_protocol::reward::MarketParams {
+            price_per_byte: 1_234_567_890_123,
+            fee: dsi_protocol::fixed::Ppm(2),
+            vetting_audits: 3,
+            unvetted_share: dsi_protocol::fixed::Ppm(4),
+        };
+        let data = multipliers
+            .call_data(
+                "set_market",
+                &[arg(&crate::contracts::Market::from(market))],
+            )
+            .unwrap();
+        let mut expected = multipliers.selector("set_market").unwrap().to_vec();
+        market.encode_to(&mut expected);
+        assert_eq!(data, expected);
     }
 
     #[test]

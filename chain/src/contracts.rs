@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dsi_protocol::fixed::{LinearCurve, Ppm};
-use dsi_protocol::reward::RewardParams;
+use dsi_protocol::reward::{MarketParams, RewardParams};
 use dsi_protocol::{ContentId, NodeId, PayoutAccount};
 use scale_decode::DecodeAsType;
 use serde::{Deserialize, Serialize};
@@ -345,6 +345,42 @@ impl From<Params> for RewardParams {
     }
 }
 
+/// `multipliers::Market`: price per byte, fee and vetting (encodes like
+/// [`MarketParams`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType, scale_encode::EncodeAsType)]
+pub struct Market {
+    /// Native units per byte.
+    pub price_per_byte: u64,
+    /// Protocol fee (ppm).
+    pub fee: u32,
+    /// Audits before a key's full share.
+    pub vetting_audits: u32,
+    /// Share before vetting (ppm).
+    pub unvetted_share: u32,
+}
+
+impl From<MarketParams> for Market {
+    fn from(m: MarketParams) -> Self {
+        Self {
+            price_per_byte: m.price_per_byte,
+            fee: m.fee.0,
+            vetting_audits: m.vetting_audits,
+            unvetted_share: m.unvetted_share.0,
+        }
+    }
+}
+
+impl From<Market> for MarketParams {
+    fn from(m: Market) -> Self {
+        Self {
+            price_per_byte: m.price_per_byte,
+            fee: Ppm(m.fee),
+            vetting_audits: m.vetting_audits,
+            unvetted_share: Ppm(m.unvetted_share),
+        }
+    }
+}
+
 /// `multipliers::Bounds`: limits fixed at instantiation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, DecodeAsType, scale_encode::EncodeAsType)]
 pub struct Bounds {
@@ -362,6 +398,18 @@ pub struct Bounds {
     pub bandwidth_share_max: u32,
     /// Highest boost (ppm).
     pub max_boost: u32,
+    /// Lowest fee (ppm): the most a paid byte's rarity bonus can be. Above 0.
+    pub fee_min: u32,
+    /// Highest fee (ppm).
+    pub fee_max: u32,
+    /// Lowest price per byte.
+    pub price_min: u64,
+    /// Highest price per byte.
+    pub price_max: u64,
+    /// Fewest audits before a key's full share.
+    pub vetting_audits_min: u32,
+    /// Highest share before vetting (ppm).
+    pub unvetted_share_max: u32,
 }
 
 impl Default for Bounds {
@@ -375,6 +423,12 @@ impl Default for Bounds {
             bandwidth_share_min: 100_000,
             bandwidth_share_max: 900_000,
             max_boost: 3_000_000,
+            fee_min: 10_000,
+            fee_max: 500_000,
+            price_min: 1,
+            price_max: 1_000_000_000,
+            vetting_audits_min: 3,
+            unvetted_share_max: 1_000_000,
         }
     }
 }
@@ -1014,6 +1068,12 @@ impl Chain {
         Ok(params.into())
     }
 
+    /// `multipliers.market()`: price per byte, fee and vetting in force.
+    pub async fn market(&self) -> ChainResult<MarketParams> {
+        let market: Market = self.query(Contract::Multipliers, "market", &[]).await?;
+        Ok(market.into())
+    }
+
     /// `multipliers.boost(content)`.
     pub async fn boost(&self, content: &ContentId) -> ChainResult<Ppm> {
         let boost: u32 = self
@@ -1206,6 +1266,15 @@ impl Chain {
         )?;
         // The action carries the arguments only: the selector is its own field.
         self.propose_call(Contract::Multipliers, "set_rarity", &input[4..])
+            .await
+    }
+
+    /// Proposes `multipliers.set_market(market)`.
+    pub async fn propose_market(&self, market: MarketParams) -> ChainResult<u32> {
+        let input = self
+            .bundle(Contract::Multipliers)?
+            .call_data("set_market", &[arg(&Market::from(market))])?;
+        self.propose_call(Contract::Multipliers, "set_market", &input[4..])
             .await
     }
 

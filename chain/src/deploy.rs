@@ -1,17 +1,18 @@
 //! Deploy: uploads and instantiates the four contracts with the chain client, wires them
 //! (governance administers the other three), reads the wiring back, and writes
-//! `deployment.json`. The multipliers start at `RewardParams::default()` (the protocol's
-//! one source), the accounts come from [`crate::accounts`]' one table.
+//! `deployment.json`. The multipliers start at `RewardParams::default()` and
+//! `MarketParams::default()` (the protocol's one source), the accounts come from
+//! [`crate::accounts`]' one table.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dsi_protocol::reward::RewardParams;
+use dsi_protocol::reward::{MarketParams, RewardParams};
 
 use crate::accounts::Signer;
 use crate::bundle::{Bundle, arg};
 use crate::client::Node;
-use crate::contracts::{Address, Bounds, Contract, Deployment, Params};
+use crate::contracts::{Address, Bounds, Contract, Deployment, Market, Params};
 use crate::{ChainError, Result};
 
 /// `reward_pool::VETO_MARGIN_BLOCKS`: the challenge window must exceed the governance
@@ -231,6 +232,7 @@ pub async fn deploy(options: &DeployOptions, progress: impl Fn(&str)) -> Result<
             arg(&Address(governance)),
             arg(&Bounds::default()),
             arg(&Params::from(RewardParams::default())),
+            arg(&Market::from(MarketParams::default())),
         ],
     )?;
     let multipliers = instantiate(&node, deployer, b, data, salt).await?;

@@ -264,7 +264,7 @@ async fn announce(
                 LocationBound {
                     max: state.config.tracker.max_nodes_per_location,
                     vetting_per_epoch: state.config.audit.chunks_per_node as u64,
-                    vetted_at: u64::from(state.config.market.vetting_audits),
+                    vetted_at: u64::from(state.market().vetting_audits),
                 },
                 now,
                 expires_at_ms,
@@ -821,7 +821,7 @@ async fn credit_of(state: &OracleState, downloader: NodeId) -> ApiResult<Credit>
         funded,
         spent,
         available: funded.saturating_sub(spent),
-        price_per_byte: state.config.market.price_per_byte,
+        price_per_byte: state.market().price_per_byte,
     })
 }
 

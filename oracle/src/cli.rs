@@ -102,7 +102,7 @@ pub enum Command {
         suri_file: Option<PathBuf>,
     },
     /// Show a downloader key's credit, or add to it with --amount. Seeders are paid for
-    /// bytes they serve it at `[market] price_per_byte`, less the fee. With `[chain]`
+    /// bytes they serve it at the market's price per byte, less the fee. With `[chain]`
     /// configured, --amount is deposited in the reward_pool contract (signed by
     /// `--suri-file`, default `[chain] suri_file`; not refundable: it pays the key's
     /// seeders); without a chain, it is recorded in a running oracle's ledger (admin token).
@@ -175,6 +175,27 @@ pub enum GovernanceCommand {
         /// Holders a chunk should have; fewer make it rare.
         #[arg(long, value_name = "N")]
         target_replication: u32,
+        /// File (0600) with the proposing member's secret URI (default: [chain] suri_file).
+        #[arg(long, value_name = "FILE")]
+        suri_file: Option<PathBuf>,
+    },
+    /// Propose a new market for `multipliers`: the price a downloader's credit pays per
+    /// byte, the protocol fee the pool keeps of each debit (a paid byte's rarity bonus is
+    /// at most this), and vetting. The contract refuses values outside the hard bounds it
+    /// was instantiated with. Prints the id.
+    ProposeMarket {
+        /// Native units (10^-12 token) a downloader's credit pays per byte served.
+        #[arg(long, value_name = "UNITS")]
+        price_per_byte: u64,
+        /// Part of each debit the pool keeps (ppm; 100000 = 10 %).
+        #[arg(long, value_name = "PPM")]
+        fee: u32,
+        /// Audits a new node key passes before it earns its full share.
+        #[arg(long, value_name = "N")]
+        vetting_audits: u32,
+        /// The share a key earns before it is vetted (ppm).
+        #[arg(long, value_name = "PPM")]
+        unvetted_share: u32,
         /// File (0600) with the proposing member's secret URI (default: [chain] suri_file).
         #[arg(long, value_name = "FILE")]
         suri_file: Option<PathBuf>,

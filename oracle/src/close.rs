@@ -405,10 +405,13 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         .map(|h| ((h.node, h.content), h))
         .collect();
 
-    // Reward parameters: from the multipliers contract when a chain is configured.
-    let (params, chain_boosts) = match &state.chain {
+    // Reward parameters and the market: from the multipliers contract when a chain is
+    // configured.
+    let (params, market, chain_boosts) = match &state.chain {
         Some(chain) => {
             let params = chain.params().await?;
+            let market = chain.market().await?;
+            state.set_market(market);
             // One read per `dsi_chain::BOOSTS_PART` contents.
             let contents: Vec<ContentId> = content_chunks.keys().copied().collect();
             let boosts: HashMap<ContentId, Ppm> = contents
@@ -416,9 +419,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                 .copied()
                 .zip(chain.boosts(&contents).await?)
                 .collect();
-            (params, Some(boosts))
+            (params, market, Some(boosts))
         }
-        None => (config.rewards, None),
+        None => (config.rewards, config.market, None),
     };
     let _guard = state.ingest_lock.lock().await;
     match (
@@ -682,7 +685,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let credits = bounded_credits(
         credits,
         &receipts,
-        config.market.price_per_byte,
+        market.price_per_byte,
         MAX_FUNDING_ENTRIES.saturating_sub(draws_at_most),
     );
 
@@ -704,7 +707,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         epoch,
         budget: u128::from(config.close.budget),
         params,
-        market: config.market,
+        market,
         chunks,
         contents,
         credits,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dsi_api::exit::Exit;
 use dsi_api::oracle::ClosedEpoch;
 use dsi_protocol::fixed::{LinearCurve, Ppm};
-use dsi_protocol::reward::RewardParams;
+use dsi_protocol::reward::{MarketParams, RewardParams};
 use dsi_protocol::{ContentId, Epoch, NodeId, PayoutAccount};
 use dsi_service::report::Report;
 use dsi_service::{ClientError, OracleClient};
@@ -296,7 +296,7 @@ pub async fn credit(
             funded: on_chain.deposited,
             spent: on_chain.deposited.saturating_sub(on_chain.unspent),
             available: on_chain.unspent,
-            price_per_byte: config.market.price_per_byte,
+            price_per_byte: chain.market().await?.price_per_byte,
         }));
     }
     let client = oracle_client(dir, url)?;
@@ -584,6 +584,37 @@ pub async fn propose_rarity(
     Ok(GovernanceReport {
         proposal: Some(id),
         message: format!("proposal {id}: set the rarity curve (approved by the proposer)"),
+    })
+}
+
+/// Proposes a new market for `multipliers` (the proposer approves it too). The contract
+/// refuses at execution anything outside its hard bounds (a fee under `fee_min` among
+/// them); values that could never pass are refused here first.
+pub async fn propose_market(chain: &Chain, market: MarketParams) -> Result<GovernanceReport> {
+    if market.fee.0 == 0 || market.fee > Ppm::ONE {
+        return Err(CommandError::Usage(format!(
+            "--fee {} must be above 0 and at most 1000000 (a paid byte's bonus is at most its fee: without one, paying yourself would cost nothing)",
+            market.fee.0
+        )));
+    }
+    if market.price_per_byte == 0 {
+        return Err(CommandError::Usage(
+            "--price-per-byte must be at least 1".into(),
+        ));
+    }
+    if market.unvetted_share > Ppm::ONE {
+        return Err(CommandError::Usage(format!(
+            "--unvetted-share {} is above 1000000 (1x)",
+            market.unvetted_share.0
+        )));
+    }
+    let id = chain.propose_market(market).await?;
+    Ok(GovernanceReport {
+        proposal: Some(id),
+        message: format!(
+            "proposal {id}: set the market to {} units per byte, fee {} ppm, {} audits to vet at {} ppm before (approved by the proposer)",
+            market.price_per_byte, market.fee.0, market.vetting_audits, market.unvetted_share.0
+        ),
     })
 }
 

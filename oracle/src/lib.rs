@@ -79,6 +79,10 @@ pub struct OracleState {
     pub metrics: Metrics,
     /// The chain client, when `[chain] deployment` is configured.
     pub chain: Option<chain::Chain>,
+    /// Price per byte, fee and vetting in force: `[market]` without a chain; with one, the
+    /// `multipliers` contract's as the last close or chain round read them (the public
+    /// routes show and apply these, and never read the chain themselves).
+    market: std::sync::Mutex<dsi_protocol::reward::MarketParams>,
 }
 
 impl OracleState {
@@ -93,6 +97,7 @@ impl OracleState {
         let lengths = store.chunk_lengths().await?;
         let resolve_slots =
             tokio::sync::Semaphore::new(config.tracker.max_concurrent_resolutions as usize);
+        let config_market = config.market;
         Ok(Arc::new(Self {
             config,
             store,
@@ -106,7 +111,24 @@ impl OracleState {
             resolve_slots,
             metrics: Metrics::default(),
             chain: None,
+            market: std::sync::Mutex::new(config_market),
         }))
+    }
+
+    /// Price per byte, fee and vetting in force (see the field).
+    pub fn market(&self) -> dsi_protocol::reward::MarketParams {
+        match self.market.lock() {
+            Ok(market) => *market,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Records the market a close read from the chain.
+    pub fn set_market(&self, market: dsi_protocol::reward::MarketParams) {
+        match self.market.lock() {
+            Ok(mut held) => *held = market,
+            Err(poisoned) => *poisoned.into_inner() = market,
+        }
     }
 
     /// The same state with a chain client.
@@ -197,6 +219,12 @@ pub async fn serve(
         tasks.spawn(async move {
             let tick = Duration::from_millis(state.config.chain.poll_ms.max(100));
             loop {
+                // The market in force, for the public routes (read here, on the timer,
+                // never on a request); a restart shows it from the first round.
+                match chain.market().await {
+                    Ok(market) => state.set_market(market),
+                    Err(error) => tracing::warn!(%error, "reading the market failed; will retry"),
+                }
                 if let Err(error) = submit::sync(&state, &chain).await {
                     tracing::warn!(%error, "chain submission round failed; will retry");
                 }

@@ -111,6 +111,22 @@ async fn run(command: Command, data_dir: DataDir) -> Result<Exit, CommandError> 
                     let curve = commands::curve(base, slope, min, max);
                     print(&commands::propose_rarity(&chain, curve, target_replication).await?)
                 }
+                GovernanceCommand::ProposeMarket {
+                    price_per_byte,
+                    fee,
+                    vetting_audits,
+                    unvetted_share,
+                    suri_file,
+                } => {
+                    let chain = commands::signer(chain, suri_file)?;
+                    let market = dsi_protocol::reward::MarketParams {
+                        price_per_byte,
+                        fee: dsi_protocol::fixed::Ppm(fee),
+                        vetting_audits,
+                        unvetted_share: dsi_protocol::fixed::Ppm(unvetted_share),
+                    };
+                    print(&commands::propose_market(&chain, market).await?)
+                }
                 GovernanceCommand::Approve { id, suri_file } => {
                     let chain = commands::signer(chain, suri_file)?;
                     print(&commands::approve(&chain, id).await?)

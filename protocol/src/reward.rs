@@ -108,8 +108,10 @@ impl RewardParams {
     }
 }
 
-/// Paid bandwidth and vetting: set by governance (the oracle's `[market]` config until the
-/// contracts hold them).
+/// Paid bandwidth and vetting: set by governance in the `multipliers` contract (inside
+/// hard bounds fixed at its instantiation: the fee never below `fee_min`, so a paid byte's
+/// bonus, at most its fee, never makes paying oneself profit); the oracle's `[market]`
+/// config without a chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]

@@ -330,6 +330,77 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         assert_eq!((score.0, score.1), (page.score, epoch));
     }
 
+    // Governance moves the market (`oracle governance propose-market`, as Alice; Bob
+    // approves; the timelock passes; Alice executes): the next close prices with it.
+    let dearer = dsi_protocol::reward::MarketParams {
+        price_per_byte: 2_000,
+        fee: dsi_protocol::fixed::Ppm(150_000),
+        vetting_audits: 4,
+        unvetted_share: dsi_protocol::fixed::Ppm(400_000),
+    };
+    let printed = oracle_cli(
+        &oracle_dir,
+        &[
+            "governance",
+            "propose-market",
+            "--price-per-byte",
+            "2000",
+            "--fee",
+            "150000",
+            "--vetting-audits",
+            "4",
+            "--unvetted-share",
+            "400000",
+        ],
+    );
+    let id: u32 = printed
+        .split("proposal ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no proposal id in {printed}"));
+    let bob = net.chain.signing_as(Signer::dev("bob").expect("bob"));
+    assert_eq!(bob.approve(id).await.expect("approve"), Written::Sent);
+    let proposal = net
+        .chain
+        .proposal(id)
+        .await
+        .expect("read")
+        .expect("proposal");
+    let unlock = proposal.approved_at.expect("approved") + 6;
+    let now = net.chain.current_block().await.expect("block");
+    if now < unlock {
+        net.chain
+            .advance_blocks(unlock - now)
+            .await
+            .expect("blocks");
+    }
+    let executed = oracle_cli(&oracle_dir, &["governance", "execute", &id.to_string()]);
+    assert!(executed.contains("executed"), "{executed}");
+    assert_eq!(net.chain.market().await.expect("market"), dearer);
+    // A fee of zero (paying oneself for free) is refused before it is proposed.
+    let output = std::process::Command::new(dsi_tests::oracle_bin())
+        .arg("--data-dir")
+        .arg(&oracle_dir)
+        .args(["governance", "propose-market", "--price-per-byte", "2000"])
+        .args([
+            "--fee",
+            "0",
+            "--vetting-audits",
+            "4",
+            "--unvetted-share",
+            "0",
+        ])
+        .env("DSI_LOG", "warn")
+        .output()
+        .expect("oracle runs");
+    assert_eq!(
+        output.status.code(),
+        Some(dsi_api::exit::Exit::Usage as i32),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     // The next epoch: the oracle dies right after sending the root (before recording it);
     // after a restart it finds the root on chain and does not send it again.
     let next = net.next_epoch(epoch).await;
@@ -370,6 +441,19 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         metrics.contains("dsi_oracle_chain_submissions_total 0"),
         "resubmitted after restart:\n{metrics}"
     );
+    // That close priced with the chain's new market, and the public route shows it.
+    let next_batch = oracle::batch::decode_batch(
+        &std::fs::read(
+            oracle_dir
+                .join("batches")
+                .join(format!("epoch-{next:08}.batch")),
+        )
+        .expect("batch"),
+    )
+    .expect("batch");
+    assert_eq!(next_batch.inputs.market, dearer);
+    let shown = client.credit(&downloader_key).await.expect("credit");
+    assert_eq!(shown.price_per_byte, 2_000);
 }
 
 /// A persistent ink-node (in `tmp/chain`) with the contracts deployed by the `oracle deploy`
