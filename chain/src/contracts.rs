@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dsi_protocol::fixed::{LinearCurve, Ppm};
-use dsi_protocol::reward::{MarketParams, RewardParams};
+use dsi_protocol::reward::{MarketBounds, MarketParams, RewardParams};
 use dsi_protocol::{ContentId, NodeId, PayoutAccount};
 use scale_decode::DecodeAsType;
 use serde::{Deserialize, Serialize};
@@ -398,7 +398,7 @@ pub struct Bounds {
     pub bandwidth_share_max: u32,
     /// Highest boost (ppm).
     pub max_boost: u32,
-    /// Lowest fee (ppm): the most a paid byte's rarity bonus can be. Above 0.
+    /// Lowest fee (ppm).
     pub fee_min: u32,
     /// Highest fee (ppm).
     pub fee_max: u32,
@@ -408,13 +408,32 @@ pub struct Bounds {
     pub price_max: u64,
     /// Fewest audits before a key's full share.
     pub vetting_audits_min: u32,
+    /// Most audits before a key's full share.
+    pub vetting_audits_max: u32,
     /// Highest share before vetting (ppm).
     pub unvetted_share_max: u32,
 }
 
+impl Bounds {
+    /// The market's part, as the protocol states it.
+    pub fn market(&self) -> MarketBounds {
+        MarketBounds {
+            fee_min: Ppm(self.fee_min),
+            fee_max: Ppm(self.fee_max),
+            price_min: self.price_min,
+            price_max: self.price_max,
+            vetting_audits_min: self.vetting_audits_min,
+            vetting_audits_max: self.vetting_audits_max,
+            unvetted_share_max: Ppm(self.unvetted_share_max),
+        }
+    }
+}
+
 impl Default for Bounds {
-    /// The bounds deploy instantiates `multipliers` with.
+    /// The bounds deploy instantiates `multipliers` with (the market's:
+    /// `MarketBounds::default()`).
     fn default() -> Self {
+        let market = MarketBounds::default();
         Self {
             multiplier_min: 500_000,
             multiplier_max: 5_000_000,
@@ -423,12 +442,13 @@ impl Default for Bounds {
             bandwidth_share_min: 100_000,
             bandwidth_share_max: 900_000,
             max_boost: 3_000_000,
-            fee_min: 10_000,
-            fee_max: 500_000,
-            price_min: 1,
-            price_max: 1_000_000_000,
-            vetting_audits_min: 3,
-            unvetted_share_max: 1_000_000,
+            fee_min: market.fee_min.0,
+            fee_max: market.fee_max.0,
+            price_min: market.price_min,
+            price_max: market.price_max,
+            vetting_audits_min: market.vetting_audits_min,
+            vetting_audits_max: market.vetting_audits_max,
+            unvetted_share_max: market.unvetted_share_max.0,
         }
     }
 }
@@ -894,7 +914,7 @@ impl Chain {
         replicas: u32,
         deposit: u128,
     ) -> ChainResult<u32> {
-        let (_, id, _) = self
+        let (_, _, events) = self
             .write::<u32>(
                 Contract::RewardPool,
                 "sponsor",
@@ -909,11 +929,20 @@ impl Chain {
                 format!("sponsor({content}, {deposit})"),
             )
             .await?;
-        id.ok_or_else(|| ChainError::Decode {
-            contract: "reward_pool".into(),
-            message: "sponsor".into(),
-            detail: "no sponsorship id".into(),
-        })
+        // The id the chain gave this deposit, from the `Sponsored` event of this extrinsic
+        // (the dry-run's id is another sponsor's if two deposits race).
+        events
+            .iter()
+            .filter(|e| e.contract == "reward_pool" && e.name == "Sponsored")
+            .find_map(|e| {
+                let (_, id) = e.fields.iter().find(|(name, _)| name == "id")?;
+                u32::try_from(id.as_u128()?).ok()
+            })
+            .ok_or_else(|| ChainError::Decode {
+                contract: "reward_pool".into(),
+                message: "sponsor".into(),
+                detail: "no Sponsored event in the extrinsic".into(),
+            })
     }
 
     /// Adds `amount` native units to `downloader`'s credit. Returns its unspent credit.
@@ -1066,6 +1095,11 @@ impl Chain {
     pub async fn params(&self) -> ChainResult<RewardParams> {
         let params: Params = self.query(Contract::Multipliers, "params", &[]).await?;
         Ok(params.into())
+    }
+
+    /// `multipliers.bounds()`: the hard bounds it was instantiated with.
+    pub async fn bounds(&self) -> ChainResult<Bounds> {
+        self.query(Contract::Multipliers, "bounds", &[]).await
     }
 
     /// `multipliers.market()`: price per byte, fee and vetting in force.

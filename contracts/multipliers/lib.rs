@@ -9,9 +9,11 @@
 //! - **Market**: the price a downloader's credit pays per byte, the protocol fee the pool
 //!   keeps of each debit, and vetting (audits a new key passes before its full share, and
 //!   its share before). [`Market`] encodes exactly like `dsi_protocol::reward::MarketParams`.
-//!   The rarity bonus a paid byte earns from the pool is at most its fee
-//!   (`dsi_protocol::reward::bonus`), and the fee never goes below the hard `fee_min`: so
-//!   paying yourself for your own bytes never returns more than you paid.
+//!   Governance moves it only inside `dsi_protocol::reward::MarketBounds` (fields of
+//!   [`Bounds`]): a fee above 0 and below 1×, a byte never free, vetting never off. Paying
+//!   yourself never profits whatever the market: a paid byte's rarity bonus from the pool
+//!   is at most its fee (`dsi_protocol::reward::bonus`), so at best you get back what you
+//!   paid.
 //!
 //! Hard [`Bounds`] are fixed at instantiation and never change. Only governance changes
 //! values, and only within the bounds. All values are parts per million (1_000_000 = 1×);
@@ -95,18 +97,19 @@ pub mod multipliers {
         pub bandwidth_share_max: u32,
         /// Highest per-content boost (at least 1_000_000).
         pub max_boost: u32,
-        /// Lowest protocol fee (ppm of each debit): the most a paid byte's rarity bonus can
-        /// be, so the cost of paying oneself. Above 0.
+        /// Lowest protocol fee (ppm of each debit the pool keeps). Above 0.
         pub fee_min: u32,
-        /// Highest protocol fee (ppm, at most 1_000_000).
+        /// Highest protocol fee (ppm, below 1_000_000).
         pub fee_max: u32,
         /// Lowest price per byte (native units, at least 1).
         pub price_min: u64,
         /// Highest price per byte.
         pub price_max: u64,
-        /// Fewest audits a new key passes before its full share.
+        /// Fewest audits a new key passes before its full share (at least 1).
         pub vetting_audits_min: u32,
-        /// Highest share (ppm) a key earns before it is vetted.
+        /// Most audits a new key passes before its full share.
+        pub vetting_audits_max: u32,
+        /// Highest share (ppm) a key earns before it is vetted (below 1_000_000).
         pub unvetted_share_max: u32,
     }
 
@@ -161,19 +164,33 @@ pub mod multipliers {
                 && self.bandwidth_share_max <= ONE
                 && self.max_boost >= ONE
                 && self.max_target_replication >= 1
-                && 0 < self.fee_min
-                && self.fee_min <= self.fee_max
-                && self.fee_max <= ONE
-                && 1 <= self.price_min
-                && self.price_min <= self.price_max
-                && self.unvetted_share_max <= ONE
+                && self.market_bounds().consistent()
+        }
+
+        /// The market's bounds as the protocol states them: one rule here, in the oracle's
+        /// CLI and in `verify-epoch`.
+        fn market_bounds(&self) -> dsi_protocol::reward::MarketBounds {
+            use dsi_protocol::fixed::Ppm;
+            dsi_protocol::reward::MarketBounds {
+                fee_min: Ppm(self.fee_min),
+                fee_max: Ppm(self.fee_max),
+                price_min: self.price_min,
+                price_max: self.price_max,
+                vetting_audits_min: self.vetting_audits_min,
+                vetting_audits_max: self.vetting_audits_max,
+                unvetted_share_max: Ppm(self.unvetted_share_max),
+            }
         }
 
         fn allows_market(&self, market: &Market) -> bool {
-            (self.fee_min..=self.fee_max).contains(&market.fee)
-                && (self.price_min..=self.price_max).contains(&market.price_per_byte)
-                && market.vetting_audits >= self.vetting_audits_min
-                && market.unvetted_share <= self.unvetted_share_max
+            use dsi_protocol::fixed::Ppm;
+            self.market_bounds()
+                .allows(&dsi_protocol::reward::MarketParams {
+                    price_per_byte: market.price_per_byte,
+                    fee: Ppm(market.fee),
+                    vetting_audits: market.vetting_audits,
+                    unvetted_share: Ppm(market.unvetted_share),
+                })
         }
 
         fn allows_curve(&self, curve: &Curve) -> bool {
@@ -355,6 +372,7 @@ mod tests {
             price_min: 10,
             price_max: 100_000,
             vetting_audits_min: 3,
+            vetting_audits_max: 100,
             unvetted_share_max: 500_000,
         }
     }
@@ -450,6 +468,13 @@ mod tests {
                 },
             ),
             (
+                "vetting without end",
+                Market {
+                    vetting_audits: 101,
+                    ..dearer
+                },
+            ),
+            (
                 "too much before vetting",
                 Market {
                     unvetted_share: 500_001,
@@ -462,14 +487,15 @@ mod tests {
         }
         assert_eq!(m.set_market(dearer), Ok(()));
         assert_eq!(m.market(), dearer);
-        // Bounds that would let the fee reach zero, or exceed 1x, never instantiate.
+        // Bounds that would let the fee reach zero or all of a debit, a byte be free,
+        // vetting be off or a new key earn in full never instantiate.
         for bad in [
             Bounds {
                 fee_min: 0,
                 ..bounds()
             },
             Bounds {
-                fee_max: ONE + 1,
+                fee_max: ONE,
                 ..bounds()
             },
             Bounds {
@@ -481,7 +507,11 @@ mod tests {
                 ..bounds()
             },
             Bounds {
-                unvetted_share_max: ONE + 1,
+                unvetted_share_max: ONE,
+                ..bounds()
+            },
+            Bounds {
+                vetting_audits_min: 0,
                 ..bounds()
             },
         ] {
@@ -594,7 +624,8 @@ mod tests {
             price_min: 1,
             price_max: 1_000_000_000,
             vetting_audits_min: 3,
-            unvetted_share_max: ONE,
+            vetting_audits_max: 1_000,
+            unvetted_share_max: 500_000,
         };
         let defaults = params_of(&dsi_protocol::reward::RewardParams::default());
         let registry =

@@ -82,7 +82,8 @@ pub fn default_bounds() -> multipliers::multipliers::Bounds {
         price_min: 1,
         price_max: 1_000_000_000,
         vetting_audits_min: 3,
-        unvetted_share_max: 1_000_000,
+        vetting_audits_max: 1_000,
+        unvetted_share_max: 500_000,
     }
 }
 

@@ -178,8 +178,11 @@ pub struct SponsorReport(pub dsi_api::oracle::Sponsorship);
 impl Report for SponsorReport {
     fn text(&self) -> String {
         let s = &self.0;
+        let id = s
+            .chain_id
+            .map_or_else(String::new, |id| format!(" (reward_pool sponsorship {id})"));
         format!(
-            "sponsored {}: {} per epoch, epochs {} to {}, up to {} replicas",
+            "sponsored {}{id}: {} per epoch, epochs {} to {}, up to {} replicas",
             s.content, s.per_epoch, s.first_epoch, s.last_epoch, s.replicas
         )
     }
@@ -588,24 +591,25 @@ pub async fn propose_rarity(
 }
 
 /// Proposes a new market for `multipliers` (the proposer approves it too). The contract
-/// refuses at execution anything outside its hard bounds (a fee under `fee_min` among
-/// them); values that could never pass are refused here first.
+/// refuses at execution anything outside its hard bounds; this reads them and refuses
+/// first.
 pub async fn propose_market(chain: &Chain, market: MarketParams) -> Result<GovernanceReport> {
-    if market.fee.0 == 0 || market.fee > Ppm::ONE {
+    // The contract's own bounds (one rule: `MarketBounds`): a market outside them would
+    // wait out the timelock only to fail at execution.
+    let bounds = chain.bounds().await?.market();
+    if let Some(field) = bounds.refuses(&market) {
+        let b = &bounds;
+        let allowed = match field {
+            "fee" => format!("--fee {} to {} ppm", b.fee_min.0, b.fee_max.0),
+            "price_per_byte" => format!("--price-per-byte {} to {}", b.price_min, b.price_max),
+            "vetting_audits" => format!(
+                "--vetting-audits {} to {}",
+                b.vetting_audits_min, b.vetting_audits_max
+            ),
+            _ => format!("--unvetted-share at most {} ppm", b.unvetted_share_max.0),
+        };
         return Err(CommandError::Usage(format!(
-            "--fee {} must be above 0 and at most 1000000 (a paid byte's bonus is at most its fee: without one, paying yourself would cost nothing)",
-            market.fee.0
-        )));
-    }
-    if market.price_per_byte == 0 {
-        return Err(CommandError::Usage(
-            "--price-per-byte must be at least 1".into(),
-        ));
-    }
-    if market.unvetted_share > Ppm::ONE {
-        return Err(CommandError::Usage(format!(
-            "--unvetted-share {} is above 1000000 (1x)",
-            market.unvetted_share.0
+            "{field} is outside the bounds multipliers was instantiated with: {allowed}"
         )));
     }
     let id = chain.propose_market(market).await?;
@@ -911,7 +915,7 @@ pub async fn verify_epoch(
         failure: None,
     };
     let sponsorships = batch.sponsorships.clone();
-    let contents = batch.inputs.contents.clone();
+    let inputs = batch.inputs.clone();
     let checked = tokio::task::spawn_blocking(move || verify_batch(&batch))
         .await
         .map_err(|e| CommandError::Serve(format!("verification task: {e}")))?;
@@ -952,7 +956,7 @@ pub async fn verify_epoch(
             &report,
             &verified,
             &sponsorships,
-            &contents,
+            &inputs,
             batch_content_id(&bytes),
         )
         .await?
@@ -973,6 +977,8 @@ pub struct ChainView {
     pub hashes: Vec<[u8; 32]>,
     /// The chain's sponsorships with ids up to the newest the batch records, by id.
     pub sponsorships: HashMap<u32, dsi_chain::ChainSponsorship>,
+    /// `multipliers.bounds()`' market part: the batch's market must be inside.
+    pub market_bounds: dsi_protocol::reward::MarketBounds,
 }
 
 /// Reads what [`compare_funding`] compares a verified batch with; `Err(why)` when the
@@ -982,7 +988,7 @@ async fn compare_with_chain(
     report: &VerifyEpochReport,
     verified: &crate::batch::Verified,
     sponsorships: &[crate::batch::BatchSponsorship],
-    contents: &[dsi_protocol::reward::ContentFacts],
+    inputs: &dsi_protocol::reward::EpochInputs,
     batch_id: dsi_protocol::ContentId,
 ) -> Result<std::result::Result<ChainComparison, String>> {
     let epoch = report.epoch;
@@ -1010,13 +1016,14 @@ async fn compare_with_chain(
         record,
         hashes,
         sponsorships: on_chain,
+        market_bounds: chain.bounds().await?.market(),
     };
     Ok(compare_funding(
         epoch,
         &view,
         verified,
         sponsorships,
-        contents,
+        inputs,
         batch_id,
     ))
 }
@@ -1030,11 +1037,12 @@ pub fn compare_funding(
     view: &ChainView,
     verified: &crate::batch::Verified,
     sponsorships: &[crate::batch::BatchSponsorship],
-    contents: &[dsi_protocol::reward::ContentFacts],
+    inputs: &dsi_protocol::reward::EpochInputs,
     batch_id: dsi_protocol::ContentId,
 ) -> std::result::Result<ChainComparison, String> {
     let record = &view.record;
     let on_chain = &view.sponsorships;
+    let contents = &inputs.contents;
     if record.batch != batch_id.0 {
         return Err(format!(
             "the chain's epoch {epoch} names batch {}, this file is {batch_id}",
@@ -1054,6 +1062,13 @@ pub fn compare_funding(
         dsi_chain::contracts::EpochStatus::Final => "Final",
         dsi_chain::contracts::EpochStatus::Vetoed => "Vetoed",
     };
+    // Priced inside the market's hard bounds (governance can never set another).
+    if let Some(field) = view.market_bounds.refuses(&inputs.market) {
+        return Err(format!(
+            "the batch's market ({:?}) has a {field} outside the bounds multipliers was instantiated with",
+            inputs.market
+        ));
+    }
     let Some(funding) = &verified.funding else {
         // A version 2 batch records no sponsorships: it can only stand for an epoch paid
         // wholly by the subsidy.

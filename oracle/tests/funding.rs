@@ -272,6 +272,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
             .iter()
             .map(|s| (s.chain_id.expect("id"), sponsorship(s)))
             .collect(),
+        market_bounds: dsi_protocol::reward::MarketBounds::default(),
     };
     let compare = |view: &ChainView, verified: &oracle::batch::Verified, batch: &EpochBatch| {
         compare_funding(
@@ -279,7 +280,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
             view,
             verified,
             &batch.sponsorships,
-            &batch.inputs.contents,
+            &batch.inputs,
             oracle::batch::batch_content_id(&batch.encode()),
         )
     };
@@ -288,7 +289,12 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
 
     type Change = dyn Fn(&mut ChainView);
     let content = batch.sponsorships[0].content;
-    let cases: [(&str, &Change, &str); 8] = [
+    let cases: [(&str, &Change, &str); 9] = [
+        (
+            "a market outside the bounds (a fee above the ceiling)",
+            &|v| v.market_bounds.fee_max = dsi_protocol::fixed::Ppm(99_999),
+            "has a fee outside",
+        ),
         (
             "another batch",
             &|v| v.record.batch = [0; 32],

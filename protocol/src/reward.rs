@@ -108,10 +108,9 @@ impl RewardParams {
     }
 }
 
-/// Paid bandwidth and vetting: set by governance in the `multipliers` contract (inside
-/// hard bounds fixed at its instantiation: the fee never below `fee_min`, so a paid byte's
-/// bonus, at most its fee, never makes paying oneself profit); the oracle's `[market]`
-/// config without a chain.
+/// Paid bandwidth and vetting: set by governance in the `multipliers` contract, inside the
+/// [`MarketBounds`] fixed at its instantiation; the oracle's `[market]` config without a
+/// chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -137,6 +136,89 @@ impl Default for MarketParams {
             vetting_audits: 9,
             unvetted_share: Ppm(500_000),
         }
+    }
+}
+
+/// The hard limits of [`MarketParams`] that the `multipliers` contract is instantiated with
+/// and never changes: governance moves the market only inside them. One rule for the
+/// contract (which refuses a market outside them), `oracle governance propose-market`
+/// (which refuses before proposing) and `oracle verify-epoch --chain` (which refuses a
+/// batch priced outside them).
+///
+/// Paying yourself never profits whatever the market: a paid byte's bonus is at most its
+/// fee ([`bonus`]), so at best a seeder paid by its own downloader gets back what it paid.
+/// The bounds keep the rest of the market sane: the fee (the pool's part of each debit)
+/// never 0 nor all of it, a byte never free, vetting never off and never endless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MarketBounds {
+    /// Lowest fee.
+    pub fee_min: Ppm,
+    /// Highest fee.
+    pub fee_max: Ppm,
+    /// Lowest price per byte.
+    pub price_min: u64,
+    /// Highest price per byte.
+    pub price_max: u64,
+    /// Fewest audits before a key's full share.
+    pub vetting_audits_min: u32,
+    /// Most audits before a key's full share.
+    pub vetting_audits_max: u32,
+    /// Highest share before vetting.
+    pub unvetted_share_max: Ppm,
+}
+
+impl Default for MarketBounds {
+    /// What `oracle deploy` instantiates `multipliers` with: a fee of 1 % to 50 %, 1 to 10^9
+    /// units per byte, 3 to 1,000 audits to vet a key, at most half its share before.
+    fn default() -> Self {
+        Self {
+            fee_min: Ppm(10_000),
+            fee_max: Ppm(500_000),
+            price_min: 1,
+            price_max: 1_000_000_000,
+            vetting_audits_min: 3,
+            vetting_audits_max: 1_000,
+            unvetted_share_max: Ppm(500_000),
+        }
+    }
+}
+
+impl MarketBounds {
+    /// Whether the bounds themselves hold together: `0 < fee_min ≤ fee_max < 1×`,
+    /// `1 ≤ price_min ≤ price_max`, `1 ≤ vetting_audits_min ≤ vetting_audits_max`,
+    /// `unvetted_share_max < 1×` (a new key always earns less until it is vetted).
+    pub fn consistent(&self) -> bool {
+        0 < self.fee_min.0
+            && self.fee_min <= self.fee_max
+            && self.fee_max < Ppm::ONE
+            && 1 <= self.price_min
+            && self.price_min <= self.price_max
+            && 1 <= self.vetting_audits_min
+            && self.vetting_audits_min <= self.vetting_audits_max
+            && self.unvetted_share_max < Ppm::ONE
+    }
+
+    /// Why `market` is outside the bounds (`None`: inside), naming the first field out.
+    pub fn refuses(&self, market: &MarketParams) -> Option<&'static str> {
+        if !(self.fee_min..=self.fee_max).contains(&market.fee) {
+            Some("fee")
+        } else if !(self.price_min..=self.price_max).contains(&market.price_per_byte) {
+            Some("price_per_byte")
+        } else if !(self.vetting_audits_min..=self.vetting_audits_max)
+            .contains(&market.vetting_audits)
+        {
+            Some("vetting_audits")
+        } else if market.unvetted_share > self.unvetted_share_max {
+            Some("unvetted_share")
+        } else {
+            None
+        }
+    }
+
+    /// Whether `market` is inside the bounds.
+    pub fn allows(&self, market: &MarketParams) -> bool {
+        self.refuses(market).is_none()
     }
 }
 
@@ -679,6 +761,95 @@ pub fn aggregate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn market_bounds_hold_the_default_market_and_name_what_is_out() {
+        let bounds = MarketBounds::default();
+        assert!(bounds.consistent());
+        let market = MarketParams::default();
+        assert!(bounds.allows(&market));
+        let cases = [
+            (
+                MarketParams {
+                    fee: Ppm(0),
+                    ..market
+                },
+                "fee",
+            ),
+            (
+                MarketParams {
+                    fee: Ppm(500_001),
+                    ..market
+                },
+                "fee",
+            ),
+            (
+                MarketParams {
+                    price_per_byte: 0,
+                    ..market
+                },
+                "price_per_byte",
+            ),
+            (
+                MarketParams {
+                    vetting_audits: 2,
+                    ..market
+                },
+                "vetting_audits",
+            ),
+            (
+                MarketParams {
+                    vetting_audits: u32::MAX,
+                    ..market
+                },
+                "vetting_audits",
+            ),
+            (
+                MarketParams {
+                    unvetted_share: Ppm::ONE,
+                    ..market
+                },
+                "unvetted_share",
+            ),
+        ];
+        for (bad, field) in cases {
+            assert_eq!(bounds.refuses(&bad), Some(field), "{bad:?}");
+        }
+        // Bounds that would allow a zero fee, all of each debit as fee, free bytes, no
+        // vetting or a full share before it never hold together.
+        for bad in [
+            MarketBounds {
+                fee_min: Ppm(0),
+                ..bounds
+            },
+            MarketBounds {
+                fee_max: Ppm::ONE,
+                ..bounds
+            },
+            MarketBounds {
+                fee_min: Ppm(600_000),
+                ..bounds
+            },
+            MarketBounds {
+                price_min: 0,
+                ..bounds
+            },
+            MarketBounds {
+                vetting_audits_min: 0,
+                ..bounds
+            },
+            MarketBounds {
+                vetting_audits_max: 2,
+                ..bounds
+            },
+            MarketBounds {
+                unvetted_share_max: Ppm::ONE,
+                ..bounds
+            },
+        ] {
+            assert!(!bad.consistent(), "{bad:?}");
+        }
+    }
     use alloc::string::ToString;
     use alloc::vec;
 

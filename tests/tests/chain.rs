@@ -132,8 +132,8 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         ],
     );
     assert!(
-        printed.starts_with(&format!("sponsored {content}")),
-        "{printed}"
+        printed.starts_with(&format!("sponsored {content} (reward_pool sponsorship 0)")),
+        "the id of the transaction's event: {printed}"
     );
     let downloader_id = node_lite::data_dir::DataDir::new(&downloader)
         .key()
@@ -378,28 +378,24 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     let executed = oracle_cli(&oracle_dir, &["governance", "execute", &id.to_string()]);
     assert!(executed.contains("executed"), "{executed}");
     assert_eq!(net.chain.market().await.expect("market"), dearer);
-    // A fee of zero (paying oneself for free) is refused before it is proposed.
+    // A fee under the contract's floor is refused before it is proposed (the CLI reads
+    // the bounds from the chain), naming the bound.
     let output = std::process::Command::new(dsi_tests::oracle_bin())
         .arg("--data-dir")
         .arg(&oracle_dir)
         .args(["governance", "propose-market", "--price-per-byte", "2000"])
-        .args([
-            "--fee",
-            "0",
-            "--vetting-audits",
-            "4",
-            "--unvetted-share",
-            "0",
-        ])
+        .args(["--fee", "5000", "--vetting-audits", "4"])
+        .args(["--unvetted-share", "0"])
         .env("DSI_LOG", "warn")
         .output()
         .expect("oracle runs");
+    let said = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),
         Some(dsi_api::exit::Exit::Usage as i32),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{said}"
     );
+    assert!(said.contains("fee is outside the bounds"), "{said}");
 
     // The next epoch: the oracle dies right after sending the root (before recording it);
     // after a restart it finds the root on chain and does not send it again.
