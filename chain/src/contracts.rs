@@ -192,6 +192,18 @@ impl ChainEpoch {
     }
 }
 
+/// The `id` field of the first `name` event `contract` emitted in an extrinsic: the id the
+/// chain gave what this extrinsic created (a dry-run's is another caller's when two race).
+fn event_id(events: &[Event], contract: &str, name: &str) -> Option<u32> {
+    events
+        .iter()
+        .filter(|e| e.contract == contract && e.name == name)
+        .find_map(|e| {
+            let (_, id) = e.fields.iter().find(|(field, _)| field == "id")?;
+            u32::try_from(id.as_u128()?).ok()
+        })
+}
+
 /// `reward_pool::SponsorshipView`: a sponsor's deposit for a content.
 #[derive(Clone, Debug, PartialEq, Eq, DecodeAsType)]
 pub struct ChainSponsorship {
@@ -931,18 +943,11 @@ impl Chain {
             .await?;
         // The id the chain gave this deposit, from the `Sponsored` event of this extrinsic
         // (the dry-run's id is another sponsor's if two deposits race).
-        events
-            .iter()
-            .filter(|e| e.contract == "reward_pool" && e.name == "Sponsored")
-            .find_map(|e| {
-                let (_, id) = e.fields.iter().find(|(name, _)| name == "id")?;
-                u32::try_from(id.as_u128()?).ok()
-            })
-            .ok_or_else(|| ChainError::Decode {
-                contract: "reward_pool".into(),
-                message: "sponsor".into(),
-                detail: "no Sponsored event in the extrinsic".into(),
-            })
+        event_id(&events, "reward_pool", "Sponsored").ok_or_else(|| ChainError::Decode {
+            contract: "reward_pool".into(),
+            message: "sponsor".into(),
+            detail: "no Sponsored event in the extrinsic".into(),
+        })
     }
 
     /// Adds `amount` native units to `downloader`'s credit. Returns its unspent credit.
@@ -1266,14 +1271,8 @@ impl Chain {
             .await?;
         // The id the chain gave this proposal, from the `Proposed { id, proposer }` event of
         // this extrinsic (the dry-run's id is another member's if two proposals race).
-        let id = events
-            .iter()
-            .filter(|e| e.contract == "governance" && e.name == "Proposed")
-            .find_map(|e| {
-                let (_, id) = e.fields.iter().find(|(name, _)| name == "id")?;
-                u32::try_from(id.as_u128()?).ok()
-            })
-            .ok_or_else(|| ChainError::Refused {
+        let id =
+            event_id(&events, "governance", "Proposed").ok_or_else(|| ChainError::Refused {
                 contract: "governance",
                 message: "propose".into(),
                 error: "no Proposed event in the extrinsic".into(),
