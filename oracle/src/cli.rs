@@ -136,19 +136,21 @@ pub enum Command {
     /// the oracle's `[chain] deployment` names. Signs in this process: the deployer's
     /// secret comes from a 0600 file, or is a public dev account's.
     Deploy(DeployArgs),
-    /// Recompute an epoch's root from its published batch file, bit for bit: every receipt
-    /// is judged by the ingest rules and the rewards recomputed. Exit 0 if the root and
-    /// total match, 4 if they do not.
+    /// Recompute an epoch's root and funding from its published batch file, bit for bit:
+    /// every receipt is judged by the ingest rules, the rewards recomputed, and the draws
+    /// on sponsorships, debits of credit, funding part hashes and subsidy recomputed. Exit
+    /// 0 if all match (and, with --chain, agree with the chain), 4 if not.
     VerifyEpoch {
         /// The batch file (`batches/epoch-NNNNNNNN.batch`, or downloaded from
-        /// `GET /v1/epochs/{n}/batch`).
+        /// `GET /v1/epochs/N/batch`).
         batch_file: PathBuf,
         /// Also list every seeder's amounts.
         #[arg(long)]
         seeders: bool,
-        /// Also compare with what `reward_pool` agreed on for the epoch (batch id, root,
-        /// total, subsidy, funding part hashes) and the sponsorships it draws on with the
-        /// chain's; reads through the data directory's `[chain]` settings.
+        /// Also compare with the chain: what `reward_pool` agreed on for the epoch (batch
+        /// id, root, total, subsidy, funding part hashes), the sponsorships it draws on
+        /// (terms, none left out) and the market (inside `multipliers`' bounds); reads
+        /// through the data directory's `[chain]` settings.
         #[arg(long)]
         chain: bool,
     },
