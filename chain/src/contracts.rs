@@ -988,9 +988,19 @@ impl Chain {
 
     /// The sponsorships with ids from `first` on, [`READ_PART`] per read.
     pub async fn sponsorships_from(&self, first: u32) -> ChainResult<Vec<ChainSponsorship>> {
+        self.sponsorships_between(first, u32::MAX).await
+    }
+
+    /// The sponsorships with ids `first..=last` (withdrawn ones included: the contract
+    /// keeps every sponsorship), [`READ_PART`] per read, stopping at the chain's newest.
+    pub async fn sponsorships_between(
+        &self,
+        first: u32,
+        last: u32,
+    ) -> ChainResult<Vec<ChainSponsorship>> {
         let mut out: Vec<ChainSponsorship> = Vec::new();
-        loop {
-            let from = first.saturating_add(u32::try_from(out.len()).unwrap_or(u32::MAX));
+        let mut from = first;
+        while from <= last {
             let (page, count): (Vec<ChainSponsorship>, u32) = self
                 .query(
                     Contract::RewardPool,
@@ -999,37 +1009,9 @@ impl Chain {
                 )
                 .await?;
             let done = page.is_empty();
-            out.extend(page);
-            if done || from.saturating_add(READ_PART as u32) >= count {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// The sponsorships with these ids that the chain still holds (a withdrawn one is
-    /// gone), by id; one read per [`READ_PART`] ids from the smallest one not yet read, so
-    /// a few ids far apart cost a few reads.
-    pub async fn sponsorships_by_id(&self, ids: &[u32]) -> ChainResult<Vec<ChainSponsorship>> {
-        let mut wanted: Vec<u32> = ids.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut out: Vec<ChainSponsorship> = Vec::new();
-        let mut next = 0usize;
-        while let Some(&from) = wanted.get(next) {
-            let (page, count): (Vec<ChainSponsorship>, u32) = self
-                .query(
-                    Contract::RewardPool,
-                    "sponsorships",
-                    &[arg(&from), arg(&(READ_PART as u32))],
-                )
-                .await?;
-            let end = from.saturating_add(READ_PART as u32);
-            out.extend(
-                page.into_iter()
-                    .filter(|s| wanted.binary_search(&s.id).is_ok()),
-            );
-            next = wanted.partition_point(|&id| id < end);
-            if end >= count {
+            out.extend(page.into_iter().filter(|s| s.id <= last));
+            from = from.saturating_add(READ_PART as u32);
+            if done || from >= count {
                 break;
             }
         }

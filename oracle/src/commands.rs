@@ -914,11 +914,12 @@ pub async fn verify_epoch(
         chain: None,
         failure: None,
     };
-    let sponsorships = batch.sponsorships.clone();
-    let inputs = batch.inputs.clone();
-    let checked = tokio::task::spawn_blocking(move || verify_batch(&batch))
-        .await
-        .map_err(|e| CommandError::Serve(format!("verification task: {e}")))?;
+    let (batch, checked) = tokio::task::spawn_blocking(move || {
+        let checked = verify_batch(&batch);
+        (batch, checked)
+    })
+    .await
+    .map_err(|e| CommandError::Serve(format!("verification task: {e}")))?;
     let verified = match checked {
         Ok(verified) => verified,
         Err(error) => {
@@ -955,9 +956,8 @@ pub async fn verify_epoch(
             chain,
             &report,
             &verified,
-            &sponsorships,
-            &inputs,
-            batch_content_id(&bytes),
+            &batch.sponsorships,
+            &batch.inputs,
         )
         .await?
         {
@@ -989,7 +989,6 @@ async fn compare_with_chain(
     verified: &crate::batch::Verified,
     sponsorships: &[crate::batch::BatchSponsorship],
     inputs: &dsi_protocol::reward::EpochInputs,
-    batch_id: dsi_protocol::ContentId,
 ) -> Result<std::result::Result<ChainComparison, String>> {
     let epoch = report.epoch;
     let Some(record) = chain.epoch_record(epoch.0).await? else {
@@ -1004,14 +1003,15 @@ async fn compare_with_chain(
     }
     // The oracle mirrors the chain's sponsorships in id order, so at the close it knew
     // every one up to the newest it records.
-    let newest = sponsorships.iter().filter_map(|s| s.chain_id).max();
-    let range: Vec<u32> = newest.map_or_else(Vec::new, |n| (0..=n).collect());
-    let on_chain = chain
-        .sponsorships_by_id(&range)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
+    let on_chain = match sponsorships.iter().filter_map(|s| s.chain_id).max() {
+        Some(newest) => chain
+            .sponsorships_between(0, newest)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect(),
+        None => HashMap::new(),
+    };
     let view = ChainView {
         record,
         hashes,
@@ -1024,7 +1024,7 @@ async fn compare_with_chain(
         verified,
         sponsorships,
         inputs,
-        batch_id,
+        report.batch_content_id,
     ))
 }
 
