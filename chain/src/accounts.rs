@@ -65,6 +65,20 @@ pub fn write_secret_file(path: &Path, secret: &str) -> Result<(), ChainError> {
         .map_err(bad)
 }
 
+/// The account reads are dry-run from when no key is given ([`crate::Chain::reader`]):
+/// Ethereum-derived (its last 12 bytes are `0xEE`), so pallet-revive takes it as an origin
+/// without a mapping, and nobody holds its key. Dry-runs move no money and need no balance.
+pub const READER_ORIGIN: [u8; 32] = {
+    let mut account = [0xEE; 32];
+    let name = *b"dsi/read-only-origin";
+    let mut i = 0;
+    while i < name.len() {
+        account[i] = name[i];
+        i += 1;
+    }
+    account
+};
+
 impl Signer {
     /// The key of a secret URI. The error never repeats the secret.
     pub fn from_secret(secret: &str) -> Result<Self, ChainError> {

@@ -31,6 +31,21 @@ use crate::accounts::Signer;
 type Config = PolkadotConfig;
 type Hash = <Config as subxt::Config>::Hash;
 
+/// `Timestamp::Now`'s storage key: `twox128("Timestamp") ++ twox128("Now")`.
+const TIMESTAMP_NOW: [u8; 32] = [
+    0xf0, 0xc3, 0x65, 0xc3, 0xcf, 0x59, 0xd6, 0x71, 0xeb, 0x72, 0xda, 0x0e, 0x7a, 0x41, 0x13, 0xc4,
+    0x9f, 0x1f, 0x05, 0x15, 0xf4, 0x62, 0xcd, 0xcf, 0x84, 0xe0, 0xf1, 0xd6, 0x04, 0x5d, 0xfc, 0xbb,
+];
+
+/// A block of the chain: its number and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRef {
+    /// Its number.
+    pub number: u32,
+    /// Its hash.
+    pub hash: [u8; 32],
+}
+
 /// Computation and proof size (pallet-revive's `Weight`).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode, scale_encode::EncodeAsType,
@@ -347,13 +362,127 @@ impl Node {
         method: &'static str,
         params: Vec<u8>,
     ) -> Result<Vec<u8>, ChainError> {
+        self.state_call_at(method, params, None).await
+    }
+
+    /// A runtime API call on the state of block `at` (the best block when `None`).
+    async fn state_call_at(
+        &self,
+        method: &'static str,
+        params: Vec<u8>,
+        at: Option<[u8; 32]>,
+    ) -> Result<Vec<u8>, ChainError> {
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.read(method, |conn| {
             let params = params.clone();
-            async move { conn.rpc.state_call(method, Some(&params), None).await }
+            async move {
+                conn.rpc
+                    .state_call(method, Some(&params), at.map(Hash::from))
+                    .await
+            }
         })
         .await
+    }
+
+    /// The newest finalized block.
+    pub async fn finalized(&self) -> Result<BlockRef, ChainError> {
+        self.read("chain_getFinalizedHead", |conn| async move {
+            let hash = conn.rpc.chain_get_finalized_head().await?;
+            let header = conn.rpc.chain_get_header(Some(hash)).await?;
+            Ok(BlockRef {
+                number: header.map(|h| h.number).unwrap_or(0),
+                hash: hash.0,
+            })
+        })
+        .await
+    }
+
+    /// The hash of block `number` of the canonical chain, if there is one.
+    pub async fn block_hash(&self, number: u32) -> Result<Option<[u8; 32]>, ChainError> {
+        self.read("chain_getBlockHash", |conn| async move {
+            let hash = conn
+                .rpc
+                .chain_get_block_hash(Some(u64::from(number).into()))
+                .await?;
+            Ok(hash.map(|h| h.0))
+        })
+        .await
+    }
+
+    /// When block `hash` was made (`Timestamp::Now`, ms; 0 for the genesis block).
+    pub async fn timestamp(&self, hash: [u8; 32]) -> Result<u64, ChainError> {
+        let data = self
+            .read("state_getStorage(Timestamp::Now)", |conn| async move {
+                conn.rpc
+                    .state_get_storage(&TIMESTAMP_NOW, Some(Hash::from(hash)))
+                    .await
+            })
+            .await?;
+        match data {
+            None => Ok(0),
+            Some(bytes) => u64::decode(&mut &bytes[..])
+                .map_err(|e| ChainError::Rpc(format!("unreadable Timestamp::Now: {e}"))),
+        }
+    }
+
+    /// The newest block made at or before `ms`, on the finalized chain, once every block
+    /// made by then is final: so every reader asking later gets the same block, whatever
+    /// was added since. Waits up to `wait` for the finality of blocks made before `ms`
+    /// (then takes the newest finalized one, with a warning). Probes backwards from the
+    /// finalized head in growing steps, then bisects: a few reads of recent state.
+    pub async fn block_at(&self, ms: u64, wait: Duration) -> Result<BlockRef, ChainError> {
+        let started = std::time::Instant::now();
+        let head = loop {
+            let head = self.finalized().await?;
+            if self.timestamp(head.hash).await? > ms || self.best_number().await? <= head.number {
+                break head;
+            }
+            if started.elapsed() >= wait {
+                tracing::warn!(
+                    finalized = head.number,
+                    "blocks made before the boundary are not final yet; reading at the newest final one"
+                );
+                break head;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let made = async |number: u32| -> Result<(u64, [u8; 32]), ChainError> {
+            let hash = self.block_hash(number).await?.ok_or_else(|| {
+                ChainError::Rpc(format!("no block {number} below the finalized head"))
+            })?;
+            Ok((self.timestamp(hash).await?, hash))
+        };
+        if self.timestamp(head.hash).await? <= ms {
+            return Ok(head);
+        }
+        // `after`: a block made after `ms`; `before`: one made at or before it.
+        let mut after = head.number;
+        let mut step = 1u32;
+        let mut before = loop {
+            let probe = after.saturating_sub(step);
+            if made(probe).await?.0 <= ms {
+                break probe;
+            }
+            if probe == 0 {
+                return Err(ChainError::Rpc(format!("the genesis block is after {ms}")));
+            }
+            after = probe;
+            step = step.saturating_mul(2);
+        };
+        while after - before > 1 {
+            let mid = before + (after - before) / 2;
+            if made(mid).await?.0 <= ms {
+                before = mid;
+            } else {
+                after = mid;
+            }
+        }
+        let (_, hash) = made(before).await?;
+        Ok(BlockRef {
+            number: before,
+            hash,
+        })
     }
 
     /// The best block's number.
@@ -365,24 +494,29 @@ impl Node {
         .await
     }
 
-    /// Dry-runs a call of `dest` by `origin` through `ReviveApi_call`. `Err` is a
-    /// dispatch error of the runtime (the contract did not run to completion), decoded.
+    /// Dry-runs a call of `dest` by the account `origin` through `ReviveApi_call` (no
+    /// signature: any account can be named, [`crate::READER_ORIGIN`] for reads), on the
+    /// state of block `at` (the best block when `None`). `Err` is a dispatch error of the
+    /// runtime (the contract did not run to completion), decoded.
     pub async fn dry_run_call(
         &self,
-        origin: &Signer,
+        origin: [u8; 32],
         dest: [u8; 20],
         value: u128,
         input: Vec<u8>,
+        at: Option<[u8; 32]>,
     ) -> Result<Result<DryRun, String>, ChainError> {
         let request = CallRequest {
-            origin: origin.account().0,
+            origin,
             dest,
             value,
             gas_limit: None,
             storage_deposit_limit: None,
             input,
         };
-        let bytes = self.state_call("ReviveApi_call", request.encode()).await?;
+        let bytes = self
+            .state_call_at("ReviveApi_call", request.encode(), at)
+            .await?;
         self.contract_result(&bytes, false).await
     }
 

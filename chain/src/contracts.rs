@@ -541,13 +541,16 @@ pub struct Proposal {
     pub executed: bool,
 }
 
-/// The client of a deployment, signing as one account.
+/// The client of a deployment, signing as one account, or only reading
+/// ([`Chain::reader`]).
 #[derive(Clone, Debug)]
 pub struct Chain {
     /// The deployment.
     pub deployment: Deployment,
     node: Node,
-    signer: Signer,
+    signer: Option<Signer>,
+    /// The block reads are made at ([`Chain::at`]); the best block when `None`.
+    at: Option<crate::client::BlockRef>,
     bundles: std::sync::Arc<BTreeMap<Contract, Bundle>>,
 }
 
@@ -555,6 +558,21 @@ impl Chain {
     /// A client for `deployment` (at `url` if given, else the deployment's), signing as
     /// `signer`. Reads the four bundles.
     pub fn new(deployment: Deployment, url: Option<String>, signer: Signer) -> ChainResult<Self> {
+        Self::with(deployment, url, Some(signer))
+    }
+
+    /// A client that only reads (no key: anyone can check what the chain holds). Its reads
+    /// are dry-runs from [`crate::READER_ORIGIN`]; every write is refused with
+    /// [`ChainError::Key`] before anything is sent.
+    pub fn reader(deployment: Deployment, url: Option<String>) -> ChainResult<Self> {
+        Self::with(deployment, url, None)
+    }
+
+    fn with(
+        deployment: Deployment,
+        url: Option<String>,
+        signer: Option<Signer>,
+    ) -> ChainResult<Self> {
         let url = url
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| deployment.url.clone());
@@ -572,6 +590,7 @@ impl Chain {
             deployment,
             node: Node::new(&url),
             signer,
+            at: None,
             bundles: std::sync::Arc::new(bundles),
         })
     }
@@ -586,15 +605,39 @@ impl Chain {
         &self.node
     }
 
-    /// The signing account.
-    pub fn signer(&self) -> &Signer {
-        &self.signer
+    /// The signing account (none for a [`Chain::reader`]).
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// The signing account, or why this client cannot send `what`.
+    fn writer(&self, what: &str) -> ChainResult<&Signer> {
+        self.signer.as_ref().ok_or_else(|| {
+            ChainError::Key(format!(
+                "{what} needs a signing key; this client only reads (configure a key file)"
+            ))
+        })
+    }
+
+    /// The same client reading the state of `block` (writes still go to the newest
+    /// state). Reads at a block pinned by [`Node::block_at`] give every reader the same
+    /// answers, whatever happened on chain since.
+    pub fn at(&self, block: crate::client::BlockRef) -> Self {
+        Self {
+            at: Some(block),
+            ..self.clone()
+        }
+    }
+
+    /// The block reads are pinned to, if any.
+    pub fn pinned(&self) -> Option<crate::client::BlockRef> {
+        self.at
     }
 
     /// The same client signing as another account (a council member, say).
     pub fn signing_as(&self, signer: Signer) -> Self {
         Self {
-            signer,
+            signer: Some(signer),
             ..self.clone()
         }
     }
@@ -630,6 +673,7 @@ impl Chain {
         message: &str,
         value: u128,
         input: Vec<u8>,
+        write: bool,
     ) -> ChainResult<DryRun> {
         let named = |e: ChainError| match e {
             ChainError::Rpc(detail) => {
@@ -638,11 +682,17 @@ impl Chain {
             other => other,
         };
         let dest = self.deployment.address(contract)?;
+        // Reads need no account of ours: the reader origin needs no mapping, also at a
+        // pinned block older than the signer's mapping.
+        let (origin, at) = match (&self.signer, write) {
+            (Some(signer), true) => (signer.account().0, None),
+            _ => (crate::READER_ORIGIN, self.at.map(|b| b.hash)),
+        };
         let mut mapped = false;
         loop {
             match self
                 .node
-                .dry_run_call(&self.signer, dest, value, input.clone())
+                .dry_run_call(origin, dest, value, input.clone(), at)
                 .await
                 .map_err(named)?
             {
@@ -650,8 +700,9 @@ impl Chain {
                 // pallet-revive runs nothing for an account not mapped to its H160, reads
                 // included: map it (one extrinsic, once per account) and try again.
                 Err(error) if error == "Revive::AccountUnmapped" && !mapped => {
-                    tracing::info!(account = %self.signer.account(), "mapping the account to its H160 (Revive::map_account)");
-                    self.node.map_account(&self.signer).await.map_err(named)?;
+                    let signer = self.writer(&format!("{}.{message}", contract.name()))?;
+                    tracing::info!(account = %signer.account(), "mapping the account to its H160 (Revive::map_account)");
+                    self.node.map_account(signer).await.map_err(named)?;
                     mapped = true;
                 }
                 Err(error) => {
@@ -692,7 +743,7 @@ impl Chain {
     ) -> ChainResult<std::result::Result<T, String>> {
         let bundle = self.bundle(contract)?;
         let input = bundle.call_data(message, args)?;
-        let dry = self.dry_run(contract, message, value, input).await?;
+        let dry = self.dry_run(contract, message, value, input, false).await?;
         bundle.decode_answer(message, &dry.data)
     }
 
@@ -708,10 +759,11 @@ impl Chain {
         already: &[&str],
         label: String,
     ) -> ChainResult<(Written, Option<T>, Vec<Event>)> {
+        let signer = self.writer(&format!("{}.{label}", contract.name()))?;
         let bundle = self.bundle(contract)?;
         let input = bundle.call_data(message, args)?;
         let dry = self
-            .dry_run(contract, message, value, input.clone())
+            .dry_run(contract, message, value, input.clone(), true)
             .await?;
         let answer = bundle.decode_answer::<T>(message, &dry.data)?;
         let ok = match answer {
@@ -738,7 +790,7 @@ impl Chain {
         let started = std::time::Instant::now();
         match self
             .node
-            .call(&self.signer, dest, value, input, &dry)
+            .call(signer, dest, value, input, &dry)
             .await
             .map_err(|e| match e {
                 ChainError::Rpc(detail) => {
@@ -811,6 +863,13 @@ impl Chain {
     /// `reward_pool.free_balance()`.
     pub async fn free_balance(&self) -> ChainResult<u128> {
         self.query(Contract::RewardPool, "free_balance", &[]).await
+    }
+
+    /// `reward_pool.funding_limits()`: (the most an epoch may take from the free balance,
+    /// the smallest deposit), native units.
+    pub async fn funding_limits(&self) -> ChainResult<(u128, u128)> {
+        self.query(Contract::RewardPool, "funding_limits", &[])
+            .await
     }
 
     /// Funds the pool with `amount` native units (12 decimals).
@@ -1260,7 +1319,9 @@ impl Chain {
                 error: "no Proposed event in the extrinsic".into(),
             })?;
         match self.proposal(id).await? {
-            Some(p) if p.proposer == Address(self.signer.address()).to_string() => Ok(id),
+            Some(p) if p.proposer == Address(self.writer("propose")?.address()).to_string() => {
+                Ok(id)
+            }
             other => Err(ChainError::Refused {
                 contract: "governance",
                 message: "propose".into(),

@@ -275,19 +275,15 @@ pub async fn deploy(options: &DeployOptions, progress: impl Fn(&str)) -> Result<
         artifacts,
         settings,
     };
-    check_wiring(&deployment, deployer.clone(), &options.council).await?;
+    check_wiring(&deployment, &options.council).await?;
     progress("governance administers the other three; the council reads back");
     Ok(deployment)
 }
 
-/// Reads the wiring back from the chain: governance is the admin of the other three and
-/// the council is the one deployed.
-pub async fn check_wiring(
-    deployment: &Deployment,
-    reader: Signer,
-    council: &[[u8; 20]],
-) -> Result<()> {
-    let chain = crate::Chain::new(deployment.clone(), None, reader)?;
+/// Reads the wiring back from the chain, without a key ([`crate::Chain::reader`]):
+/// governance is the admin of the other three and the council is the one deployed.
+pub async fn check_wiring(deployment: &Deployment, council: &[[u8; 20]]) -> Result<()> {
+    let chain = crate::Chain::reader(deployment.clone(), None)?;
     let governance = Address(deployment.address(Contract::Governance)?);
     let wrong = |what: &str, got: String| {
         Err(ChainError::Deployment(format!(

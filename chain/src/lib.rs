@@ -21,7 +21,8 @@ pub mod client;
 pub mod contracts;
 pub mod deploy;
 
-pub use accounts::Signer;
+pub use accounts::{READER_ORIGIN, Signer};
+pub use client::BlockRef;
 pub use contracts::{
     BOOSTS_PART, Chain, ChainCredit, ChainEpoch, ChainSponsorship, Contract, Deployment,
     FUNDING_PART, FundingPart, MAX_FUNDING_PARTS, Proposal, READ_PART, REPUTATION_PART, Written,
