@@ -149,10 +149,18 @@ pub enum Command {
         seeders: bool,
         /// Also compare with the chain: what `reward_pool` agreed on for the epoch (batch
         /// id, root, total, subsidy, funding part hashes), the sponsorships it draws on
-        /// (terms, none left out) and the market (inside `multipliers`' bounds); reads
-        /// through the data directory's `[chain]` settings.
+        /// (terms, none left out) and the market (inside `multipliers`' bounds). Only
+        /// reads (no key needed), through the data directory's `[chain]` deployment and
+        /// url unless `--deployment` is given.
         #[arg(long)]
         chain: bool,
+        /// The deployment file (`deployment.json`) of the chain to compare with; implies
+        /// `--chain`, for a checker without an oracle data directory.
+        #[arg(long, value_name = "FILE")]
+        deployment: Option<PathBuf>,
+        /// The node's WebSocket RPC URL (default: the deployment's, or `[chain] url`).
+        #[arg(long, value_name = "URL")]
+        chain_url: Option<String>,
     },
 }
 

@@ -162,6 +162,86 @@ pub fn funded_contents(
     funded
 }
 
+/// The chain client pinned to the block every read of `epoch`'s close is made at: the
+/// newest block made before the epoch ended ([`dsi_chain::client::Node::block_at`], which
+/// waits up to [`BOUNDARY_FINALITY_WAIT`] for it to be final).
+async fn boundary_chain(
+    chain: &crate::chain::Chain,
+    schedule: &dsi_protocol::EpochSchedule,
+    epoch: Epoch,
+) -> Result<crate::chain::Chain, CloseError> {
+    let (_, end) = schedule.window(epoch);
+    let block = match chain
+        .node()
+        .block_at(end.saturating_sub(1), BOUNDARY_FINALITY_WAIT)
+        .await
+    {
+        Ok(block) => block,
+        // A node that prunes old state (256 blocks by default) no longer has the boundary
+        // of an epoch closed long after it ended: the close reads the newest final state,
+        // which another member of a committee may not see alike.
+        Err(crate::chain::ChainError::Rpc(why)) if why.contains("discarded") => {
+            let head = chain.node().finalized().await?;
+            tracing::warn!(
+                epoch = epoch.0,
+                block = head.number,
+                "the node no longer holds the state of the block the epoch ended at (run it with --state-pruning archive-canonical); reading the newest final block"
+            );
+            head
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::debug!(
+        epoch = epoch.0,
+        block = block.number,
+        "the close reads the chain at this block"
+    );
+    Ok(chain.at(block))
+}
+
+/// How long a close waits for the blocks made before its epoch ended to be final.
+pub const BOUNDARY_FINALITY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The subsidy budget an epoch can be paid with on chain: the configured `budget`, at
+/// most `reward_pool`'s `max_epoch_subsidy` and what its `free` balance keeps after the
+/// subsidies of earlier epochs not funded yet (`pending`). An epoch's subsidy (its total
+/// less what it draws and debits) is at most its budget, since sponsored storage pays at
+/// most the draws and paid bandwidth at most the debits.
+pub fn chain_budget(budget: u128, max_subsidy: u128, free: u128, pending: u128) -> u128 {
+    budget.min(max_subsidy).min(free.saturating_sub(pending))
+}
+
+/// What the epochs before `epoch` that the chain has not funded yet (closed, submitted, or
+/// final with parts to apply) will take from the pool's free balance: their subsidies, as
+/// `submit` will ask for them. One chain read per such epoch (usually none or one).
+async fn pending_subsidies(
+    state: &OracleState,
+    chain: &crate::chain::Chain,
+    epoch: Epoch,
+) -> Result<u128, CloseError> {
+    let statuses: Vec<EpochStatus> = EpochStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.awaits_chain())
+        .collect();
+    let mut pending = 0u128;
+    for record in state.store.epochs_with_status(&statuses).await? {
+        if record.epoch >= epoch {
+            continue;
+        }
+        if let Some(on_chain) = chain.epoch(record.epoch.0).await?
+            && (on_chain.funded() || on_chain.status == "Vetoed")
+        {
+            continue;
+        }
+        let (draws, debits) = state.store.epoch_funding(record.epoch).await?;
+        let debits = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
+        let funding = crate::batch::EpochFunding::new(record.epoch, record.total, draws, debits);
+        pending = pending.saturating_add(funding.subsidy);
+    }
+    Ok(pending)
+}
+
 /// Most draws and debits one epoch's funding parts can carry on chain
 /// (`reward_pool::MAX_FUNDING_PARTS` parts of [`dsi_chain::FUNDING_PART`] entries).
 pub const MAX_FUNDING_ENTRIES: usize = dsi_chain::MAX_FUNDING_PARTS * dsi_chain::FUNDING_PART;
@@ -368,7 +448,15 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
 
     // Audits, content lookups and chain reads take time: all run before the ingest lock is
     // taken, so receipts keep flowing meanwhile.
-    if let Some(chain) = &state.chain {
+    // Every chain read of the close is made at one block: the newest one made before the
+    // epoch ended, once final. Members of a committee closing at different times read the
+    // same deposits, market, limits and balance (a deposit made later counts from the next
+    // epoch on), and no reorg takes back what was read.
+    let chain = match &state.chain {
+        Some(chain) => Some(boundary_chain(chain, &config.epochs, epoch).await?),
+        None => None,
+    };
+    if let Some(chain) = &chain {
         mirror_chain_funding(state, chain, epoch).await?;
     }
     let live = state.store.live_nodes(now).await?;
@@ -407,7 +495,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
 
     // Reward parameters and the market: from the multipliers contract when a chain is
     // configured.
-    let (params, market, chain_boosts) = match &state.chain {
+    let (params, market, chain_boosts) = match &chain {
         Some(chain) => {
             let params = chain.params().await?;
             let market = chain.market().await?;
@@ -422,6 +510,31 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             (params, market, Some(boosts))
         }
         None => (config.rewards, config.market, None),
+    };
+    // The subsidy budget. With a chain, an epoch never asks more than `reward_pool` can
+    // pay: one that did would never be final (`SubsidyTooLarge`) or never funded
+    // (`InsufficientFunds`), and every later epoch would wait behind it.
+    let budget = match &chain {
+        Some(chain) => {
+            let (max_subsidy, _) = chain.funding_limits().await?;
+            let free = chain.free_balance().await?;
+            let pending = pending_subsidies(state, chain, epoch).await?;
+            let configured = u128::from(config.close.budget);
+            let budget = chain_budget(configured, max_subsidy, free, pending);
+            if budget < configured {
+                tracing::warn!(
+                    epoch = epoch.0,
+                    configured = %configured,
+                    budget = %budget,
+                    max_epoch_subsidy = %max_subsidy,
+                    free_balance = %free,
+                    pending_subsidies = %pending,
+                    "the reward pool cannot pay the configured budget: the epoch's subsidy is cut to what it can pay (fund the pool, or governance raises max_epoch_subsidy)"
+                );
+            }
+            budget
+        }
+        None => u128::from(config.close.budget),
     };
     let _guard = state.ingest_lock.lock().await;
     match (
@@ -705,7 +818,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
 
     let inputs = EpochInputs {
         epoch,
-        budget: u128::from(config.close.budget),
+        budget,
         params,
         market,
         chunks,
@@ -880,6 +993,19 @@ mod tests {
             funded_at_ms: u64::from(id),
             chain_id: Some(id),
         }
+    }
+
+    #[test]
+    fn the_budget_is_what_the_pool_can_pay() {
+        // Enough free balance and a high cap: the configured budget.
+        assert_eq!(chain_budget(1_000, u128::MAX, 10_000, 0), 1_000);
+        // Governance's cap on an epoch's subsidy.
+        assert_eq!(chain_budget(1_000, 600, 10_000, 0), 600);
+        // A pool running dry pays what it holds, after the epochs waiting to be funded.
+        assert_eq!(chain_budget(1_000, u128::MAX, 700, 0), 700);
+        assert_eq!(chain_budget(1_000, u128::MAX, 700, 500), 200);
+        assert_eq!(chain_budget(1_000, u128::MAX, 700, 900), 0);
+        assert_eq!(chain_budget(0, u128::MAX, 700, 0), 0);
     }
 
     #[test]

@@ -329,6 +329,33 @@ pub fn chain_client(dir: &DataDir) -> Result<Chain> {
     Ok(Chain::new(deployment, Some(config.chain.url), signer)?)
 }
 
+/// A chain client that only reads: `deployment` (a `deployment.json`) and `url` if given,
+/// else the data directory's `[chain] deployment` and `url`. No key is read, so anyone can
+/// check what the chain holds (`verify-epoch --chain`).
+pub fn chain_reader(
+    dir: &DataDir,
+    deployment: Option<&Path>,
+    url: Option<String>,
+) -> Result<Chain> {
+    let (deployment, url) = match deployment {
+        Some(path) => (path.to_path_buf(), url),
+        None => {
+            let config = dir.config().map_err(data_dir_error)?;
+            if config.chain.deployment.is_empty() {
+                return Err(CommandError::Usage(format!(
+                    "no chain to read: give --deployment FILE, or set [chain] deployment in {}/config.toml",
+                    dir.path().display()
+                )));
+            }
+            (
+                PathBuf::from(&config.chain.deployment),
+                url.or(Some(config.chain.url)),
+            )
+        }
+    };
+    Ok(Chain::reader(Deployment::load(&deployment)?, url)?)
+}
+
 /// What happened to one leaf in `oracle claim`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -144,9 +144,15 @@ async fn run(command: Command, data_dir: DataDir) -> Result<Exit, CommandError> 
             batch_file,
             seeders,
             chain,
+            deployment,
+            chain_url,
         } => {
-            let chain = match chain {
-                true => Some(commands::chain_client(&data_dir)?),
+            let chain = match chain || deployment.is_some() {
+                true => Some(commands::chain_reader(
+                    &data_dir,
+                    deployment.as_deref(),
+                    chain_url,
+                )?),
                 false => None,
             };
             let report = commands::verify_epoch(&batch_file, seeders, chain.as_ref()).await?;

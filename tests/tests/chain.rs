@@ -262,7 +262,12 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         .join("batches")
         .join(format!("epoch-{epoch:08}.batch"));
     let batch_arg = batch_file.to_string_lossy().into_owned();
-    let printed = oracle_cli(&oracle_dir, &["verify-epoch", "--chain", &batch_arg]);
+    // A checker holds no key and no oracle data directory: the deployment file is enough.
+    let deployment_arg = net.deployment.to_string_lossy().into_owned();
+    let printed = oracle_cli(
+        &tmp.path().join("checker"),
+        &["verify-epoch", &batch_arg, "--deployment", &deployment_arg],
+    );
     assert!(
         printed.contains("ok: the chain's epoch (Final, ")
             && printed.contains("1 sponsorships match the chain's"),
@@ -454,6 +459,91 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
 
 /// A persistent ink-node (in `tmp/chain`) with the contracts deployed by the `oracle deploy`
 /// command, the deployer's key in a 0600 file; the node, its log and the deployment file.
+/// A pool holding less than the configured budget pays what it holds: the close cuts the
+/// epoch's subsidy to the pool's free balance, so the epoch is final, funded and claimable
+/// (before, it asked for the whole budget, `reward_pool` refused it at submission, and
+/// every later epoch waited behind it). A checker without a key verifies it on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_short_of_the_budget_pays_what_it_holds() {
+    if !dsi_tests::chain_ready("the chain test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::new(tmp.path().join("run"));
+    options.epoch_ms = EPOCH_MS;
+    options.budget = 4_000_000_000_000;
+    options.fund = 1_000_000_000_000;
+    let mut net = Network::start(dsi_tests::network_tools(), options)
+        .await
+        .expect("network starts");
+    let file = tmp.path().join("data.bin");
+    random_file(&file, 256 << 10).expect("file");
+    net.add_peer("seeder", PayoutAccount([0x61; 20]))
+        .expect("peer");
+    let content = net.add_file("seeder", &file).expect("add");
+    net.start_peer("seeder", &[]).expect("serve");
+    net.wait_for_peers(&content, 1).await.expect("announced");
+    // Governance's subsidized list names the content: its storage is paid by the subsidy.
+    let oracle_data = oracle::DataDir::new(&net.oracle_dir);
+    let mut config = oracle_data.config().expect("config");
+    config.subsidized.push(oracle::config::Boost {
+        content: content.parse().expect("content id"),
+        boost: dsi_protocol::fixed::Ppm::ONE,
+    });
+    config
+        .save(&net.oracle_dir.join("config.toml"))
+        .expect("config saved");
+    net.oracle.kill();
+    net.oracle.restart().expect("oracle restarts");
+    let free = net.chain.free_balance().await.expect("free balance");
+    assert_eq!(free, 1_000_000_000_000);
+
+    let epoch = net.fresh_epoch(10_000).await;
+    net.next_epoch(epoch).await;
+    net.close(epoch).await.expect("close");
+    let claimable = net
+        .wait_claimable(epoch)
+        .await
+        .expect("the epoch asks no more than the pool holds: final, funded, claimable");
+    let (batch, rewards) = net.rewards(epoch).await.expect("rewards");
+    assert_eq!(
+        batch.inputs.budget, free,
+        "the budget is cut to the free balance"
+    );
+    assert!(
+        rewards.total > 0 && rewards.total <= free,
+        "the seeder's storage is paid from what the pool holds: {}",
+        rewards.total
+    );
+    assert_eq!(claimable.total, rewards.total);
+    // The pool reserved the total out of its free balance (a few units of dust may come
+    // back to it from transaction deposits).
+    let after = net.chain.free_balance().await.expect("free balance");
+    assert!(
+        after < free && after >= free - rewards.total,
+        "{after} after, {free} before, total {}",
+        rewards.total
+    );
+
+    let batch_file = net
+        .oracle_dir
+        .join("batches")
+        .join(format!("epoch-{epoch:08}.batch"));
+    let printed = oracle_cli(
+        &tmp.path().join("checker"),
+        &[
+            "verify-epoch",
+            &batch_file.to_string_lossy(),
+            "--deployment",
+            &net.deployment.to_string_lossy(),
+        ],
+    );
+    assert!(
+        printed.contains("ok: the chain's epoch (Final, "),
+        "{printed}"
+    );
+}
+
 async fn deployed_node(tmp: &Path) -> (InkNode, std::path::PathBuf, std::path::PathBuf) {
     let tools = dsi_tests::network_tools();
     let base = tmp.join("chain");
@@ -627,6 +717,9 @@ async fn the_boosts_of_600_contents_take_three_reads() {
         Signer::dev("alice").expect("alice"),
     )
     .expect("client");
+    // The moment a close would pin its reads to: every block after it comes later.
+    let boundary_ms = dsi_protocol::now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     // One content past the first read's 256 gets a boost (through governance), so the
     // order and the parts both show.
     let boosted = 300usize;
@@ -656,6 +749,53 @@ async fn the_boosts_of_600_contents_take_three_reads() {
         let expected = if i == boosted { 2_000_000 } else { 1_000_000 };
         assert_eq!(boost.0, expected, "boost of content {i}");
     }
+    // Pinned to the newest block made before the boundary (final by then), the reads give
+    // what the chain held then: the boost executed later is not there.
+    let block = chain
+        .node()
+        .block_at(boundary_ms, std::time::Duration::from_secs(30))
+        .await
+        .expect("boundary block");
+    let now = chain.current_block().await.expect("block");
+    assert!(block.number < now, "{} before {now}", block.number);
+    assert!(chain.node().timestamp(block.hash).await.expect("ts") <= boundary_ms);
+    let next = chain
+        .node()
+        .block_hash(block.number + 1)
+        .await
+        .expect("hash")
+        .expect("a later block");
+    assert!(chain.node().timestamp(next).await.expect("ts") > boundary_ms);
+    let then = chain.at(block);
+    assert!(
+        then.boosts(&contents)
+            .await
+            .expect("boosts at the boundary")
+            .iter()
+            .all(|b| b.0 == 1_000_000)
+    );
+    assert_eq!(then.current_block().await.expect("block"), block.number);
+    // Without a key the same reads work (dry-runs from an account nobody holds), and a
+    // write is refused before anything is sent.
+    let reader =
+        Chain::reader(Deployment::load(&deployment).expect("deployment"), None).expect("reader");
+    assert_eq!(
+        reader
+            .boosts(&contents)
+            .await
+            .expect("boosts without a key"),
+        boosts
+    );
+    let blocks = reader.current_block().await.expect("block");
+    let refused = reader
+        .fund(1_000_000_000_000)
+        .await
+        .expect_err("a reader cannot write");
+    assert!(
+        matches!(&refused, oracle::chain::ChainError::Key(why) if why.contains("only reads")),
+        "{refused}"
+    );
+    assert_eq!(reader.current_block().await.expect("block"), blocks);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
