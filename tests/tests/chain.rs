@@ -67,6 +67,17 @@ fn watch_processes(
 
 const EPOCH_MS: u64 = 30_000;
 
+/// A devnet in `tmp` with `EPOCH_MS` epochs, this subsidy budget and this much in the pool.
+async fn network(tmp: &Path, budget: u128, fund: u128) -> Network {
+    let mut options = Options::new(tmp.join("run"));
+    options.epoch_ms = EPOCH_MS;
+    options.budget = budget;
+    options.fund = fund;
+    Network::start(dsi_tests::network_tools(), options)
+        .await
+        .expect("network starts")
+}
+
 fn oracle_cli(data_dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new(dsi_tests::oracle_bin())
         .arg("--data-dir")
@@ -90,13 +101,7 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut options = Options::new(tmp.path().join("run"));
-    options.epoch_ms = EPOCH_MS;
-    options.budget = 4_000_000_000_000;
-    options.fund = 20_000_000_000_000;
-    let mut net = Network::start(dsi_tests::network_tools(), options)
-        .await
-        .expect("network starts");
+    let mut net = network(tmp.path(), 4_000_000_000_000, 20_000_000_000_000).await;
     let oracle_dir = net.oracle_dir.clone();
     let client = net.client.clone();
 
@@ -469,13 +474,7 @@ async fn a_pool_short_of_the_budget_pays_what_it_holds() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut options = Options::new(tmp.path().join("run"));
-    options.epoch_ms = EPOCH_MS;
-    options.budget = 4_000_000_000_000;
-    options.fund = 1_000_000_000_000;
-    let mut net = Network::start(dsi_tests::network_tools(), options)
-        .await
-        .expect("network starts");
+    let mut net = network(tmp.path(), 4_000_000_000_000, 1_000_000_000_000).await;
     let file = tmp.path().join("data.bin");
     random_file(&file, 256 << 10).expect("file");
     net.add_peer("seeder", PayoutAccount([0x61; 20]))
