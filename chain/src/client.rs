@@ -428,8 +428,9 @@ impl Node {
 
     /// The newest block made at or before `ms`, on the finalized chain, once every block
     /// made by then is final: so every reader asking later gets the same block, whatever
-    /// was added since. Waits up to `wait` for the finality of blocks made before `ms`
-    /// (then takes the newest finalized one, with a warning). Probes backwards from the
+    /// was added since. Waits up to `wait` for the finality of blocks made before `ms`,
+    /// then fails (the caller tries again later), unless `ms` is still to come (then the
+    /// newest final block). Probes backwards from the
     /// finalized head in growing steps, then bisects: a few reads of recent state.
     pub async fn block_at(&self, ms: u64, wait: Duration) -> Result<BlockRef, ChainError> {
         let started = std::time::Instant::now();
@@ -439,11 +440,20 @@ impl Node {
                 break head;
             }
             if started.elapsed() >= wait {
-                tracing::warn!(
-                    finalized = head.number,
-                    "blocks made before the boundary are not final yet; reading at the newest final one"
-                );
-                break head;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                if ms >= now {
+                    // `ms` has not come yet (an epoch closed before its end): nothing
+                    // later can be agreed on; the newest final block is the best there is.
+                    break head;
+                }
+                // Reading at whatever is final now would give each reader another block.
+                return Err(ChainError::Rpc(format!(
+                    "the blocks made before {ms} ms are not final after {} s (finalized head {})",
+                    wait.as_secs(),
+                    head.number
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };

@@ -699,7 +699,7 @@ impl Chain {
                 Ok(dry) => return Ok(dry),
                 // pallet-revive runs nothing for an account not mapped to its H160, reads
                 // included: map it (one extrinsic, once per account) and try again.
-                Err(error) if error == "Revive::AccountUnmapped" && !mapped => {
+                Err(error) if error == "Revive::AccountUnmapped" && write && !mapped => {
                     let signer = self.writer(&format!("{}.{message}", contract.name()))?;
                     tracing::info!(account = %signer.account(), "mapping the account to its H160 (Revive::map_account)");
                     self.node.map_account(signer).await.map_err(named)?;

@@ -211,33 +211,47 @@ pub fn chain_budget(budget: u128, max_subsidy: u128, free: u128, pending: u128) 
     budget.min(max_subsidy).min(free.saturating_sub(pending))
 }
 
-/// What the epochs before `epoch` that the chain has not funded yet (closed, submitted, or
-/// final with parts to apply) will take from the pool's free balance: their subsidies, as
-/// `submit` will ask for them. One chain read per such epoch (usually none or one).
+/// What the epochs before `epoch` that the chain had not funded at the pinned block will
+/// still take from the pool's free balance as read there (`chain` is pinned: every
+/// member of a committee computes the same amount). An epoch final there but not funded
+/// takes its subsidy plus what its applied parts already drew (those draws left the
+/// committed total and count as free until its total is reserved); an epoch the chain did
+/// not have there takes its subsidy as `submit` will ask for it. Epochs before the chain's
+/// latest good one are funded (a root needs a funded base), so only the oracle's epochs
+/// from that one on are looked at, with one chain read each (usually one or two).
 async fn pending_subsidies(
     state: &OracleState,
     chain: &crate::chain::Chain,
     epoch: Epoch,
 ) -> Result<u128, CloseError> {
+    let last_good = chain.last_good_epoch().await?;
     let statuses: Vec<EpochStatus> = EpochStatus::ALL
         .iter()
         .copied()
-        .filter(|s| s.awaits_chain())
+        .filter(|s| !matches!(s, EpochStatus::Open | EpochStatus::Vetoed))
         .collect();
     let mut pending = 0u128;
     for record in state.store.epochs_with_status(&statuses).await? {
-        if record.epoch >= epoch {
+        if record.epoch >= epoch || last_good.is_some_and(|good| record.epoch.0 < good) {
             continue;
         }
-        if let Some(on_chain) = chain.epoch(record.epoch.0).await?
-            && (on_chain.funded() || on_chain.status == "Vetoed")
-        {
-            continue;
+        match chain.epoch_record(record.epoch.0).await? {
+            Some(on_chain) => {
+                let funded = on_chain.applied >= on_chain.parts;
+                if on_chain.status == dsi_chain::contracts::EpochStatus::Final && !funded {
+                    pending = pending
+                        .saturating_add(on_chain.subsidy)
+                        .saturating_add(on_chain.drawn);
+                }
+            }
+            None => {
+                let (draws, debits) = state.store.epoch_funding(record.epoch).await?;
+                let debits = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
+                let funding =
+                    crate::batch::EpochFunding::new(record.epoch, record.total, draws, debits);
+                pending = pending.saturating_add(funding.subsidy);
+            }
         }
-        let (draws, debits) = state.store.epoch_funding(record.epoch).await?;
-        let debits = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
-        let funding = crate::batch::EpochFunding::new(record.epoch, record.total, draws, debits);
-        pending = pending.saturating_add(funding.subsidy);
     }
     Ok(pending)
 }

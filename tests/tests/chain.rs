@@ -757,6 +757,7 @@ async fn the_boosts_of_600_contents_take_three_reads() {
         .expect("boundary block");
     let now = chain.current_block().await.expect("block");
     assert!(block.number < now, "{} before {now}", block.number);
+    assert!(block.number <= chain.node().finalized().await.expect("head").number);
     assert!(chain.node().timestamp(block.hash).await.expect("ts") <= boundary_ms);
     let next = chain
         .node()
