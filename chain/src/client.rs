@@ -434,10 +434,11 @@ impl Node {
     /// finalized head in growing steps, then bisects: a few reads of recent state.
     pub async fn block_at(&self, ms: u64, wait: Duration) -> Result<BlockRef, ChainError> {
         let started = std::time::Instant::now();
-        let head = loop {
+        let (head, head_made) = loop {
             let head = self.finalized().await?;
-            if self.timestamp(head.hash).await? > ms || self.best_number().await? <= head.number {
-                break head;
+            let made = self.timestamp(head.hash).await?;
+            if made > ms || self.best_number().await? <= head.number {
+                break (head, made);
             }
             if started.elapsed() >= wait {
                 let now = std::time::SystemTime::now()
@@ -446,7 +447,7 @@ impl Node {
                 if ms >= now {
                     // `ms` has not come yet (an epoch closed before its end): nothing
                     // later can be agreed on; the newest final block is the best there is.
-                    break head;
+                    break (head, made);
                 }
                 // Reading at whatever is final now would give each reader another block.
                 return Err(ChainError::Rpc(format!(
@@ -463,7 +464,7 @@ impl Node {
             })?;
             Ok((self.timestamp(hash).await?, hash))
         };
-        if self.timestamp(head.hash).await? <= ms {
+        if head_made <= ms {
             return Ok(head);
         }
         // `after`: a block made after `ms`; `before`: one made at or before it.

@@ -629,11 +629,6 @@ impl Chain {
         }
     }
 
-    /// The block reads are pinned to, if any.
-    pub fn pinned(&self) -> Option<crate::client::BlockRef> {
-        self.at
-    }
-
     /// The same client signing as another account (a council member, say).
     pub fn signing_as(&self, signer: Signer) -> Self {
         Self {
@@ -697,8 +692,8 @@ impl Chain {
                 .map_err(named)?
             {
                 Ok(dry) => return Ok(dry),
-                // pallet-revive runs nothing for an account not mapped to its H160, reads
-                // included: map it (one extrinsic, once per account) and try again.
+                // pallet-revive runs nothing for an account not mapped to its H160: a
+                // writer's is mapped (one extrinsic, once per account) and tried again.
                 Err(error) if error == "Revive::AccountUnmapped" && write && !mapped => {
                     let signer = self.writer(&format!("{}.{message}", contract.name()))?;
                     tracing::info!(account = %signer.account(), "mapping the account to its H160 (Revive::map_account)");

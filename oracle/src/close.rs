@@ -245,10 +245,7 @@ async fn pending_subsidies(
                 }
             }
             None => {
-                let (draws, debits) = state.store.epoch_funding(record.epoch).await?;
-                let debits = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
-                let funding =
-                    crate::batch::EpochFunding::new(record.epoch, record.total, draws, debits);
+                let funding = crate::submit::funding(state, record.epoch, record.total).await?;
                 pending = pending.saturating_add(funding.subsidy);
             }
         }

@@ -123,7 +123,7 @@ pub async fn funding(
     state: &OracleState,
     epoch: Epoch,
     total: u128,
-) -> Result<EpochFunding, SubmitError> {
+) -> Result<EpochFunding, crate::store::StoreError> {
     let (draws, debits) = state.store.epoch_funding(epoch).await?;
     let debits: Vec<([u8; 32], u128)> = debits.into_iter().map(|(d, a)| (d.0, a)).collect();
     Ok(EpochFunding::new(epoch, total, draws, debits))

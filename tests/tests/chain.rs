@@ -462,8 +462,6 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     assert_eq!(shown.price_per_byte, 2_000);
 }
 
-/// A persistent ink-node (in `tmp/chain`) with the contracts deployed by the `oracle deploy`
-/// command, the deployer's key in a 0600 file; the node, its log and the deployment file.
 /// A pool holding less than the configured budget pays what it holds: the close cuts the
 /// epoch's subsidy to the pool's free balance, so the epoch is final, funded and claimable
 /// (before, it asked for the whole budget, `reward_pool` refused it at submission, and
@@ -543,6 +541,8 @@ async fn a_pool_short_of_the_budget_pays_what_it_holds() {
     );
 }
 
+/// A persistent ink-node (in `tmp/chain`) with the contracts deployed by the `oracle deploy`
+/// command, the deployer's key in a 0600 file; the node, its log and the deployment file.
 async fn deployed_node(tmp: &Path) -> (InkNode, std::path::PathBuf, std::path::PathBuf) {
     let tools = dsi_tests::network_tools();
     let base = tmp.join("chain");
