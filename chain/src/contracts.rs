@@ -860,6 +860,12 @@ impl Chain {
         self.query(Contract::RewardPool, "free_balance", &[]).await
     }
 
+    /// `reward_pool.limits()`: (the governance timelock the challenge window is checked
+    /// against, in blocks; `max_epoch_total`, the most one epoch may add, native units).
+    pub async fn limits(&self) -> ChainResult<(u32, u128)> {
+        self.query(Contract::RewardPool, "limits", &[]).await
+    }
+
     /// `reward_pool.funding_limits()`: (the most an epoch may take from the free balance,
     /// the smallest deposit), native units.
     pub async fn funding_limits(&self) -> ChainResult<(u128, u128)> {

@@ -66,6 +66,8 @@ pub struct Options {
     pub budget: u128,
     /// Native units put in the reward pool at the start.
     pub fund: u128,
+    /// `reward_pool`'s `max_epoch_total`: the most one epoch may add, native units.
+    pub max_epoch_total: u128,
     /// Bytes one downloader may attest per epoch (the oracle's `downloader_cap_bytes`).
     pub downloader_cap_bytes: u64,
     /// Print what happens.
@@ -75,7 +77,8 @@ pub struct Options {
 impl Options {
     /// Defaults for `run_dir`: 20 s epochs, a 2-block timelock and a 6-block challenge
     /// window (the pool refuses a window shorter than the timelock plus its 4-block veto
-    /// margin), one token per epoch, 100 tokens in the pool.
+    /// margin), one token per epoch, 100 tokens in the pool, at most 1,000 tokens an
+    /// epoch (`oracle deploy`'s default).
     pub fn new(run_dir: PathBuf) -> Self {
         Self {
             run_dir,
@@ -84,6 +87,7 @@ impl Options {
             timelock_blocks: 2,
             budget: 1_000_000_000_000,
             fund: 100_000_000_000_000,
+            max_epoch_total: 1_000_000_000_000_000,
             downloader_cap_bytes: 64 << 30,
             verbose: false,
         }
@@ -418,6 +422,8 @@ impl Network {
                 options.timelock_blocks.to_string(),
                 "--challenge-blocks".into(),
                 options.challenge_blocks.to_string(),
+                "--max-epoch-total".into(),
+                options.max_epoch_total.to_string(),
             ])?,
         )
         .await?;

@@ -296,20 +296,117 @@ pub fn bounded_credits(
     if credits.len() <= room {
         return credits;
     }
+    let cost = credit_cost(receipts, price_per_byte);
+    credits.sort_by(|a, b| cost(b).cmp(&cost(a)).then(a.downloader.cmp(&b.downloader)));
+    credits.truncate(room);
+    credits.sort_by_key(|c| c.downloader);
+    credits
+}
+
+/// The most a downloader's credit can pay in an epoch: the bytes of all its receipts ×
+/// the price, at most its credit (never less than the rule debits: that counts only
+/// receipts to known seeders).
+fn credit_cost(
+    receipts: &[dsi_protocol::SignedReceipt],
+    price_per_byte: u64,
+) -> impl Fn(&CreditFacts) -> u128 {
     let mut bytes: HashMap<NodeId, u64> = HashMap::new();
     for r in receipts {
         let b = bytes.entry(r.receipt.downloader).or_default();
         *b = b.saturating_add(u64::from(r.receipt.bytes));
     }
-    let cost = |c: &CreditFacts| {
+    move |c: &CreditFacts| {
         u128::from(bytes.get(&c.downloader).copied().unwrap_or(0))
             .saturating_mul(u128::from(price_per_byte))
             .min(c.available)
+    }
+}
+
+/// What [`fit_to_cap`] took out of an epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapCut {
+    /// The subsidy budget before the cut.
+    pub budget_before: u128,
+    /// Downloaders whose credit pays less than their receipts cost.
+    pub credits_cut: usize,
+    /// Sponsored contents paid nothing this epoch, by content id.
+    pub contents_left_out: Vec<ContentId>,
+}
+
+/// Fits an epoch's funding under `cap`, `reward_pool`'s `max_epoch_total` (a root whose
+/// total is above it is refused at every vote, and every later epoch would wait behind
+/// it; sponsorships and credit are deposits anyone can make). The epoch takes funding up
+/// to the cap in this order, so that what comes first cannot be pushed out by what comes
+/// later:
+///
+/// 1. the subsidy budget (governance's own money, at most the cap), counted only when a
+///    subsidized content is funded;
+/// 2. downloaders' credit, those whose receipts cost most first (ties: the smaller key),
+///    each at most what its receipts cost; the last one taken may pay only part of it
+///    (its seeders share that pro rata, as when credit runs out), the rest pay nothing
+///    this epoch and keep their credit;
+/// 3. sponsored contents, those paying most per epoch first (ties: the smaller content
+///    id), each whole: a content whose amount no longer fits is paid nothing this epoch
+///    and the next ones are still tried (its sponsors get back what no epoch draws).
+///
+/// Since an epoch's total is at most its subsidy plus what it draws and debits
+/// (`protocol::reward`), the total of the fitted inputs is at most `cap`. The inputs stay
+/// sorted as the rule wants.
+pub fn fit_to_cap(
+    cap: u128,
+    inputs: &mut EpochInputs,
+    receipts: &[dsi_protocol::SignedReceipt],
+) -> CapCut {
+    let mut cut = CapCut {
+        budget_before: inputs.budget,
+        ..CapCut::default()
     };
-    credits.sort_by(|a, b| cost(b).cmp(&cost(a)).then(a.downloader.cmp(&b.downloader)));
-    credits.truncate(room);
-    credits.sort_by_key(|c| c.downloader);
-    credits
+    inputs.budget = inputs.budget.min(cap);
+    let subsidized = inputs
+        .contents
+        .iter()
+        .any(|c| matches!(c.funding, Funding::Subsidized { .. }));
+    let mut room = if subsidized {
+        cap.saturating_sub(inputs.budget)
+    } else {
+        cap
+    };
+    let cost = credit_cost(receipts, inputs.market.price_per_byte);
+    let mut order: Vec<usize> = (0..inputs.credits.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&inputs.credits[a], &inputs.credits[b]);
+        cost(b).cmp(&cost(a)).then(a.downloader.cmp(&b.downloader))
+    });
+    for index in order {
+        let wanted = cost(&inputs.credits[index]);
+        let take = wanted.min(room);
+        room -= take;
+        if take < wanted {
+            inputs.credits[index].available = take;
+            cut.credits_cut += 1;
+        }
+    }
+    inputs.credits.retain(|c| c.available > 0);
+    let mut sponsored: Vec<(u128, ContentId)> = inputs
+        .contents
+        .iter()
+        .filter_map(|c| match c.funding {
+            Funding::Sponsored { per_epoch } => Some((per_epoch, c.content)),
+            Funding::Subsidized { .. } => None,
+        })
+        .collect();
+    sponsored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut left_out = BTreeSet::new();
+    for (per_epoch, content) in sponsored {
+        if per_epoch <= room {
+            room -= per_epoch;
+        } else {
+            left_out.insert(content);
+        }
+    }
+    inputs.contents.retain(|c| !left_out.contains(&c.content));
+    cut.contents_left_out = left_out.into_iter().collect();
+    cut
 }
 
 /// Name of an epoch's batch file inside `batches/`.
@@ -525,9 +622,10 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     // The subsidy budget. With a chain, an epoch never asks more than `reward_pool` can
     // pay: one that did would never be final (`SubsidyTooLarge`) or never funded
     // (`InsufficientFunds`), and every later epoch would wait behind it.
-    let budget = match &chain {
+    let (budget, max_total) = match &chain {
         Some(chain) => {
             let (max_subsidy, _) = chain.funding_limits().await?;
+            let (_, max_total) = chain.limits().await?;
             let free = chain.free_balance().await?;
             let pending = pending_subsidies(state, chain, epoch).await?;
             let configured = u128::from(config.close.budget);
@@ -543,9 +641,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
                     "the reward pool cannot pay the configured budget: the epoch's subsidy is cut to what it can pay (fund the pool, or governance raises max_epoch_subsidy)"
                 );
             }
-            budget
+            (budget, Some(max_total))
         }
-        None => u128::from(config.close.budget),
+        None => (u128::from(config.close.budget), None),
     };
     let _guard = state.ingest_lock.lock().await;
     match (
@@ -827,7 +925,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         .collect();
     drop(lengths);
 
-    let inputs = EpochInputs {
+    let mut inputs = EpochInputs {
         epoch,
         budget,
         params,
@@ -837,6 +935,27 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         credits,
         seeders: seeder_facts,
     };
+    let (mut rewards, mut tree) = compute(&inputs, &receipts)?;
+    // An epoch whose total would pass `max_epoch_total` is refused by `reward_pool` at
+    // every vote and stops every later one: it takes only the funding that fits.
+    if let Some(cap) = max_total
+        && rewards.total > cap
+    {
+        let wanted = rewards.total;
+        let cut = fit_to_cap(cap, &mut inputs, &receipts);
+        (rewards, tree) = compute(&inputs, &receipts)?;
+        tracing::warn!(
+            epoch = epoch.0,
+            wanted = %wanted,
+            total = %rewards.total,
+            max_epoch_total = %cap,
+            budget_before = %cut.budget_before,
+            budget = %inputs.budget,
+            credits_cut = cut.credits_cut,
+            contents_left_out = cut.contents_left_out.len(),
+            "the epoch's funding passes reward_pool's max_epoch_total: it takes the subsidy, then credit, then the largest sponsorships that fit (governance raises max_epoch_total to pay more)"
+        );
+    }
     // The sponsorships the epoch pays from, as the batch records them: those of the
     // contents it funds by sponsorship (a subsidized content's are not drawn), in the
     // order of `bounded_sponsorships`.
@@ -851,7 +970,6 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         .filter(|s| sponsored.contains(&s.content))
         .map(BatchSponsorship::from)
         .collect();
-    let (rewards, tree) = compute(&inputs, &receipts)?;
     let root = tree.root();
     let draws = chain_draws(&rewards.contents, &inputs.contents, &batch_sponsorships);
 
@@ -1129,6 +1247,139 @@ mod tests {
             vec![key(1), key(3)]
         );
         assert_eq!(bounded_credits(credits.clone(), &receipts, 1, 4), credits);
+    }
+
+    #[test]
+    fn an_epoch_over_the_cap_takes_the_subsidy_then_credit_then_the_largest_sponsorships_that_fit()
+    {
+        let key = |i: u8| NodeId([i; 32]);
+        let receipt = |downloader: u8, bytes: u32| dsi_protocol::SignedReceipt {
+            receipt: dsi_protocol::Receipt {
+                epoch: Epoch(1),
+                downloader: key(downloader),
+                seeder: key(9),
+                chunk: ChunkId([downloader; 32]),
+                bytes,
+                issued_at_ms: 0,
+                nonce: 0,
+            },
+            // Not checked here.
+            signature: dsi_protocol::Signature([0; 64]),
+        };
+        // Downloader 1's receipts cost 300, 2's 200, 3's 400 but it has 150 of credit.
+        let receipts = [receipt(1, 300), receipt(2, 200), receipt(3, 400)];
+        let content = |id: u8, funding: Funding| ContentFacts {
+            content: ContentId([id; 32]),
+            length: 1_000,
+            replicas: 1,
+            funding,
+            holders: vec![Holder {
+                node: key(9),
+                location: Location([id; 8]),
+                since: Epoch(0),
+            }],
+        };
+        let market = dsi_protocol::reward::MarketParams {
+            price_per_byte: 1,
+            vetting_audits: 0,
+            ..Default::default()
+        };
+        let inputs = EpochInputs {
+            epoch: Epoch(1),
+            budget: 200,
+            params: dsi_protocol::reward::RewardParams::default(),
+            market,
+            chunks: (1..=3u8)
+                .map(|i| ChunkFacts {
+                    chunk: ChunkId([i; 32]),
+                    length: 400,
+                    holders: 1,
+                    boost: Ppm::ONE,
+                })
+                .collect(),
+            contents: vec![
+                content(1, Funding::Subsidized { boost: Ppm::ONE }),
+                content(2, Funding::Sponsored { per_epoch: 500 }),
+                content(3, Funding::Sponsored { per_epoch: 300 }),
+                content(4, Funding::Sponsored { per_epoch: 50 }),
+            ],
+            credits: (1..=3u8)
+                .map(|i| CreditFacts {
+                    downloader: key(i),
+                    available: if i == 3 { 150 } else { 1_000 },
+                })
+                .collect(),
+            seeders: vec![SeederFacts {
+                seeder: key(9),
+                payout: PayoutAccount([9; 20]),
+                previous_cumulative: 0,
+                reputation: Ppm::ONE,
+                audits_passed: u64::MAX,
+            }],
+        };
+        let total = |inputs: &EpochInputs| {
+            dsi_protocol::reward::aggregate(inputs, receipts.iter().map(|r| &r.receipt))
+                .expect("aggregate")
+                .total
+        };
+        assert!(total(&inputs) > 1_000, "{}", total(&inputs));
+        let contents = |inputs: &EpochInputs| -> Vec<u8> {
+            inputs.contents.iter().map(|c| c.content.0[0]).collect()
+        };
+
+        // A cap of 1,000: the subsidy (200), all the credit (300 + 200 + 150), then of
+        // 500, 300 and 50 only 50 fits: the larger two are left out, the smaller is not.
+        let mut fitted = inputs.clone();
+        let cut = fit_to_cap(1_000, &mut fitted, &receipts);
+        assert_eq!(
+            cut,
+            CapCut {
+                budget_before: 200,
+                credits_cut: 0,
+                contents_left_out: vec![ContentId([2; 32]), ContentId([3; 32])],
+            }
+        );
+        assert_eq!(contents(&fitted), vec![1, 4]);
+        assert_eq!(fitted.credits, inputs.credits);
+        assert_eq!(fitted.budget, 200);
+        assert!(total(&fitted) <= 1_000);
+
+        // A cap of 550: the subsidy, downloader 1 in full, 2 in part (50 of 200), 3
+        // nothing; no sponsorship fits.
+        let mut fitted = inputs.clone();
+        let cut = fit_to_cap(550, &mut fitted, &receipts);
+        assert_eq!(cut.credits_cut, 2);
+        assert_eq!(
+            fitted.credits,
+            vec![
+                CreditFacts {
+                    downloader: key(1),
+                    available: 1_000
+                },
+                CreditFacts {
+                    downloader: key(2),
+                    available: 50
+                },
+            ]
+        );
+        assert_eq!(contents(&fitted), vec![1]);
+        assert!(total(&fitted) <= 550, "{}", total(&fitted));
+
+        // A cap below the subsidy: the subsidy is cut to it, nothing else pays.
+        let mut fitted = inputs.clone();
+        fit_to_cap(120, &mut fitted, &receipts);
+        assert_eq!(fitted.budget, 120);
+        assert!(fitted.credits.is_empty());
+        assert_eq!(contents(&fitted), vec![1]);
+        assert!(total(&fitted) <= 120);
+
+        // Without a subsidized content the budget pays nothing and takes no room.
+        let mut unsubsidized = inputs.clone();
+        unsubsidized.contents.remove(0);
+        fit_to_cap(700, &mut unsubsidized, &receipts);
+        assert_eq!(contents(&unsubsidized), vec![4]);
+        assert_eq!(unsubsidized.credits.len(), 3);
+        assert!(total(&unsubsidized) <= 700);
     }
 
     fn run(node: u8, content: u8, since: u64, proven: u64) -> Held {

@@ -69,10 +69,22 @@ const EPOCH_MS: u64 = 30_000;
 
 /// A devnet in `tmp` with `EPOCH_MS` epochs, this subsidy budget and this much in the pool.
 async fn network(tmp: &Path, budget: u128, fund: u128) -> Network {
+    network_capped(
+        tmp,
+        budget,
+        fund,
+        Options::new(tmp.join("run")).max_epoch_total,
+    )
+    .await
+}
+
+/// [`network`], with `reward_pool`'s `max_epoch_total` at `cap`.
+async fn network_capped(tmp: &Path, budget: u128, fund: u128, cap: u128) -> Network {
     let mut options = Options::new(tmp.join("run"));
     options.epoch_ms = EPOCH_MS;
     options.budget = budget;
     options.fund = fund;
+    options.max_epoch_total = cap;
     Network::start(dsi_tests::network_tools(), options)
         .await
         .expect("network starts")
@@ -521,6 +533,98 @@ async fn a_pool_short_of_the_budget_pays_what_it_holds() {
         "{after} after, {free} before, total {}",
         rewards.total
     );
+
+    let batch_file = net
+        .oracle_dir
+        .join("batches")
+        .join(format!("epoch-{epoch:08}.batch"));
+    let printed = oracle_cli(
+        &tmp.path().join("checker"),
+        &[
+            "verify-epoch",
+            &batch_file.to_string_lossy(),
+            "--deployment",
+            &net.deployment.to_string_lossy(),
+        ],
+    );
+    assert!(
+        printed.contains("ok: the chain's epoch (Final, "),
+        "{printed}"
+    );
+}
+
+/// Sponsorships are deposits anyone can make: one larger than `max_epoch_total` made the
+/// epoch's root refused at every vote (`EpochTotalTooLarge`), and every later epoch waited
+/// behind it. The epoch now takes only the funding that fits under the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sponsorships_above_the_epoch_cap_do_not_stop_the_network() {
+    if !dsi_tests::chain_ready("the chain test") {
+        return;
+    }
+    const TOKEN: u128 = 1_000_000_000_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cap = 2 * TOKEN;
+    let mut net = network_capped(tmp.path(), TOKEN, 100 * TOKEN, cap).await;
+    net.add_peer("seeder", PayoutAccount([0x62; 20]))
+        .expect("peer");
+    let mut contents = Vec::new();
+    for name in ["large.bin", "small.bin"] {
+        let file = tmp.path().join(name);
+        random_file(&file, 128 << 10).expect("file");
+        contents.push(net.add_file("seeder", &file).expect("add"));
+    }
+    net.start_peer("seeder", &[]).expect("serve");
+    for content in &contents {
+        net.wait_for_peers(content, 1).await.expect("announced");
+    }
+    let epoch = net.fresh_epoch(20_000).await;
+    // An attacker sponsors the content it holds with more than the cap, per epoch; an
+    // honest sponsor pays one token per epoch for the other.
+    let large = net
+        .sponsor(&contents[0], 5 * TOKEN, 3, 1)
+        .await
+        .expect("large sponsorship");
+    let small = net
+        .sponsor(&contents[1], TOKEN, 3, 1)
+        .await
+        .expect("small sponsorship");
+    assert!(large.first_epoch.0 <= epoch && small.first_epoch.0 <= epoch);
+    net.next_epoch(epoch).await;
+    net.close(epoch).await.expect("close");
+    let claimable = net
+        .wait_claimable(epoch)
+        .await
+        .expect("an epoch under the cap: final, funded, claimable");
+    let (batch, rewards) = net.rewards(epoch).await.expect("rewards");
+    assert!(
+        rewards.total > 0 && rewards.total <= cap,
+        "the small sponsorship is paid, under the cap: {}",
+        rewards.total
+    );
+    assert_eq!(claimable.total, rewards.total);
+    assert_eq!(
+        batch
+            .sponsorships
+            .iter()
+            .map(|s| s.chain_id)
+            .collect::<Vec<_>>(),
+        vec![small.chain_id],
+        "the epoch pays from the sponsorship that fits, and leaves the larger one out"
+    );
+    let on_chain = net.chain.sponsorships().await.expect("sponsorships");
+    let unspent = |id: Option<u32>| {
+        on_chain
+            .iter()
+            .find(|s| Some(s.id) == id)
+            .map(|s| s.unspent)
+            .expect("on chain")
+    };
+    assert_eq!(
+        unspent(large.chain_id),
+        15 * TOKEN,
+        "nothing drawn on the sponsorship left out"
+    );
+    assert!(unspent(small.chain_id) < 3 * TOKEN);
 
     let batch_file = net
         .oracle_dir
