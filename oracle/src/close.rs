@@ -335,77 +335,95 @@ pub struct CapCut {
 
 /// Fits an epoch's funding under `cap`, `reward_pool`'s `max_epoch_total` (a root whose
 /// total is above it is refused at every vote, and every later epoch would wait behind
-/// it; sponsorships and credit are deposits anyone can make). The epoch takes funding up
-/// to the cap in this order, so that what comes first cannot be pushed out by what comes
-/// later:
+/// it; sponsorships and credit are deposits anyone can make). `rewards` are the inputs'
+/// rewards before the fit: every figure below is what they really pay (a receipt to an
+/// unknown seeder, a content nobody holds or a factor below 1× takes no room it does not
+/// use). The epoch takes, up to the cap:
 ///
-/// 1. the subsidy budget (governance's own money, at most the cap), counted only when a
-///    subsidized content is funded;
-/// 2. downloaders' credit, those whose receipts cost most first (ties: the smaller key),
-///    each at most what its receipts cost; the last one taken may pay only part of it
-///    (its seeders share that pro rata, as when credit runs out), the rest pay nothing
-///    this epoch and keep their credit;
-/// 3. sponsored contents, those paying most per epoch first (ties: the smaller content
-///    id), each whole: a content whose amount no longer fits is paid nothing this epoch
-///    and the next ones are still tried (its sponsors get back what no epoch draws).
+/// 1. the subsidy (governance's own money; the budget is cut to the cap);
+/// 2. sponsored contents, the oldest sponsorship first (`oldest`: a content's smallest
+///    contract id; ledger-only ones last; ties by content id), each whole: a content
+///    whose pay no longer fits is paid nothing this epoch and the next ones are still
+///    tried. A deposit made later cannot push out one made earlier;
+/// 3. downloaders' credit: all of what their receipts debit if it fits, otherwise the
+///    room left split over them pro rata by debit (each downloader's seeders share its
+///    part, as when credit runs out; the rest of its credit stays for later epochs).
 ///
-/// Since an epoch's total is at most its subsidy plus what it draws and debits
-/// (`protocol::reward`), the total of the fitted inputs is at most `cap`. The inputs stay
-/// sorted as the rule wants.
+/// Each kept part pays at most what it paid before (the subsidy at most the cut budget,
+/// a debit at most its credit), so the fitted inputs' total is at most `cap`. The inputs
+/// stay sorted as the rule wants.
 pub fn fit_to_cap(
     cap: u128,
     inputs: &mut EpochInputs,
-    receipts: &[dsi_protocol::SignedReceipt],
+    rewards: &dsi_protocol::reward::EpochRewards,
+    oldest: &HashMap<ContentId, u64>,
 ) -> CapCut {
     let mut cut = CapCut {
         budget_before: inputs.budget,
         ..CapCut::default()
     };
     inputs.budget = inputs.budget.min(cap);
-    let subsidized = inputs
-        .contents
-        .iter()
-        .any(|c| matches!(c.funding, Funding::Subsidized { .. }));
-    let mut room = if subsidized {
-        cap.saturating_sub(inputs.budget)
-    } else {
-        cap
+    // `rewards.contents` is in input order, one entry per content.
+    let paid = |funding: fn(&Funding) -> bool| {
+        inputs
+            .contents
+            .iter()
+            .zip(&rewards.contents)
+            .filter(move |(facts, _)| funding(&facts.funding))
+            .map(|(facts, pay)| (facts.content, pay.paid))
     };
-    let cost = credit_cost(receipts, inputs.market.price_per_byte);
-    let mut order: Vec<usize> = (0..inputs.credits.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&inputs.credits[a], &inputs.credits[b]);
-        cost(b).cmp(&cost(a)).then(a.downloader.cmp(&b.downloader))
-    });
-    for index in order {
-        let wanted = cost(&inputs.credits[index]);
-        let take = wanted.min(room);
-        room -= take;
-        if take < wanted {
-            inputs.credits[index].available = take;
-            cut.credits_cut += 1;
-        }
-    }
-    inputs.credits.retain(|c| c.available > 0);
-    let mut sponsored: Vec<(u128, ContentId)> = inputs
-        .contents
-        .iter()
-        .filter_map(|c| match c.funding {
-            Funding::Sponsored { per_epoch } => Some((per_epoch, c.content)),
-            Funding::Subsidized { .. } => None,
-        })
-        .collect();
-    sponsored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let subsidy = paid(|f| matches!(f, Funding::Subsidized { .. }))
+        .fold(0u128, |acc, (_, paid)| acc.saturating_add(paid));
+    let mut room = cap.saturating_sub(subsidy);
+    let mut sponsored: Vec<(u64, ContentId, u128)> =
+        paid(|f| matches!(f, Funding::Sponsored { .. }))
+            .map(|(content, paid)| {
+                (
+                    oldest.get(&content).copied().unwrap_or(u64::MAX),
+                    content,
+                    paid,
+                )
+            })
+            .collect();
+    sponsored.sort_unstable();
     let mut left_out = BTreeSet::new();
-    for (per_epoch, content) in sponsored {
-        if per_epoch <= room {
-            room -= per_epoch;
+    for (_, content, paid) in sponsored {
+        if paid <= room {
+            room -= paid;
         } else {
             left_out.insert(content);
         }
     }
     inputs.contents.retain(|c| !left_out.contains(&c.content));
     cut.contents_left_out = left_out.into_iter().collect();
+    let debits: Vec<(NodeId, u128)> = rewards
+        .debits
+        .iter()
+        .filter(|d| d.debited > 0)
+        .map(|d| (d.downloader, d.debited))
+        .collect();
+    let wanted = debits.iter().fold(0u128, |acc, d| acc.saturating_add(d.1));
+    if wanted > room {
+        let weights: Vec<u128> = debits.iter().map(|d| d.1).collect();
+        // Shares of less than the whole never exceed their weight; if the weights
+        // overflowed, no credit pays (never more than the cap).
+        let shares = dsi_protocol::fixed::split_pro_rata(room, &weights)
+            .unwrap_or_else(|_| vec![0; weights.len()]);
+        let parts: HashMap<NodeId, u128> = debits
+            .iter()
+            .zip(shares)
+            .map(|((downloader, debited), share)| (*downloader, share.min(*debited)))
+            .collect();
+        for credit in &mut inputs.credits {
+            if let Some(&part) = parts.get(&credit.downloader)
+                && part < credit.available
+            {
+                credit.available = part;
+                cut.credits_cut += 1;
+            }
+        }
+        inputs.credits.retain(|c| c.available > 0);
+    }
     cut
 }
 
@@ -942,7 +960,13 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         && rewards.total > cap
     {
         let wanted = rewards.total;
-        let cut = fit_to_cap(cap, &mut inputs, &receipts);
+        let mut oldest: HashMap<ContentId, u64> = HashMap::new();
+        for s in &sponsorships {
+            let id = s.chain_id.map_or(u64::MAX, u64::from);
+            let entry = oldest.entry(s.content).or_insert(id);
+            *entry = (*entry).min(id);
+        }
+        let cut = fit_to_cap(cap, &mut inputs, &rewards, &oldest);
         (rewards, tree) = compute(&inputs, &receipts)?;
         tracing::warn!(
             epoch = epoch.0,
@@ -953,7 +977,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             budget = %inputs.budget,
             credits_cut = cut.credits_cut,
             contents_left_out = cut.contents_left_out.len(),
-            "the epoch's funding passes reward_pool's max_epoch_total: it takes the subsidy, then credit, then the largest sponsorships that fit (governance raises max_epoch_total to pay more)"
+            "the epoch's funding passes reward_pool's max_epoch_total: it takes the subsidy, then the oldest sponsorships that fit, then credit pro rata (governance raises max_epoch_total to pay more)"
         );
     }
     // The sponsorships the epoch pays from, as the batch records them: those of the
@@ -1250,14 +1274,13 @@ mod tests {
     }
 
     #[test]
-    fn an_epoch_over_the_cap_takes_the_subsidy_then_credit_then_the_largest_sponsorships_that_fit()
-    {
+    fn an_epoch_over_the_cap_takes_the_subsidy_then_the_oldest_sponsorships_then_credit() {
         let key = |i: u8| NodeId([i; 32]);
-        let receipt = |downloader: u8, bytes: u32| dsi_protocol::SignedReceipt {
+        let receipt = |downloader: u8, seeder: u8, bytes: u32| dsi_protocol::SignedReceipt {
             receipt: dsi_protocol::Receipt {
                 epoch: Epoch(1),
                 downloader: key(downloader),
-                seeder: key(9),
+                seeder: key(seeder),
                 chunk: ChunkId([downloader; 32]),
                 bytes,
                 issued_at_ms: 0,
@@ -1266,8 +1289,15 @@ mod tests {
             // Not checked here.
             signature: dsi_protocol::Signature([0; 64]),
         };
-        // Downloader 1's receipts cost 300, 2's 200, 3's 400 but it has 150 of credit.
-        let receipts = [receipt(1, 300), receipt(2, 200), receipt(3, 400)];
+        // Downloader 1's receipts to seeder 9 cost 300, 2's 200, 3's 400 but it has 150
+        // of credit. Downloader 5 has 10,000 of credit and signs 10,000 bytes to a key
+        // that is no seeder (8): its receipts debit nothing, so they take no room.
+        let receipts = [
+            receipt(1, 9, 300),
+            receipt(2, 9, 200),
+            receipt(3, 9, 400),
+            receipt(5, 8, 10_000),
+        ];
         let content = |id: u8, funding: Funding| ContentFacts {
             content: ContentId([id; 32]),
             length: 1_000,
@@ -1289,7 +1319,8 @@ mod tests {
             budget: 200,
             params: dsi_protocol::reward::RewardParams::default(),
             market,
-            chunks: (1..=3u8)
+            chunks: [1u8, 2, 3, 5]
+                .into_iter()
                 .map(|i| ChunkFacts {
                     chunk: ChunkId([i; 32]),
                     length: 400,
@@ -1303,10 +1334,15 @@ mod tests {
                 content(3, Funding::Sponsored { per_epoch: 300 }),
                 content(4, Funding::Sponsored { per_epoch: 50 }),
             ],
-            credits: (1..=3u8)
+            credits: [1u8, 2, 3, 5]
+                .into_iter()
                 .map(|i| CreditFacts {
                     downloader: key(i),
-                    available: if i == 3 { 150 } else { 1_000 },
+                    available: match i {
+                        3 => 150,
+                        5 => 10_000,
+                        _ => 1_000,
+                    },
                 })
                 .collect(),
             seeders: vec![SeederFacts {
@@ -1317,69 +1353,88 @@ mod tests {
                 audits_passed: u64::MAX,
             }],
         };
-        let total = |inputs: &EpochInputs| {
+        // Content 3's sponsorship is the oldest (contract id 1), then 2's (5), then 4's (9).
+        let oldest: HashMap<ContentId, u64> = [(2u8, 5u64), (3, 1), (4, 9)]
+            .into_iter()
+            .map(|(c, id)| (ContentId([c; 32]), id))
+            .collect();
+        let rewards = |inputs: &EpochInputs| {
             dsi_protocol::reward::aggregate(inputs, receipts.iter().map(|r| &r.receipt))
                 .expect("aggregate")
-                .total
         };
-        assert!(total(&inputs) > 1_000, "{}", total(&inputs));
+        let fit = |cap: u128, inputs: &EpochInputs| {
+            let mut fitted = inputs.clone();
+            let cut = fit_to_cap(cap, &mut fitted, &rewards(inputs), &oldest);
+            let total = rewards(&fitted).total;
+            assert!(total <= cap, "cap {cap}: total {total}");
+            (fitted, cut)
+        };
         let contents = |inputs: &EpochInputs| -> Vec<u8> {
             inputs.contents.iter().map(|c| c.content.0[0]).collect()
         };
+        let available = |inputs: &EpochInputs| -> Vec<(u8, u128)> {
+            inputs
+                .credits
+                .iter()
+                .map(|c| (c.downloader.0[0], c.available))
+                .collect()
+        };
+        // Subsidy 200 + sponsorships 850 + debits 650 = 1,700.
+        assert_eq!(rewards(&inputs).total, 1_700);
+        assert_eq!(fit(1_700, &inputs).0, inputs, "a total at the cap is kept");
 
-        // A cap of 1,000: the subsidy (200), all the credit (300 + 200 + 150), then of
-        // 500, 300 and 50 only 50 fits: the larger two are left out, the smaller is not.
-        let mut fitted = inputs.clone();
-        let cut = fit_to_cap(1_000, &mut fitted, &receipts);
+        // A cap of 1,500: the subsidy, all three sponsorships (850), then 450 for 650 of
+        // debits, pro rata. Downloader 5 keeps its credit (it debited nothing).
+        let (fitted, cut) = fit(1_500, &inputs);
+        assert_eq!(cut.credits_cut, 3);
+        assert!(cut.contents_left_out.is_empty());
+        assert_eq!(
+            available(&fitted),
+            vec![(1, 208), (2, 138), (3, 104), (5, 10_000)]
+        );
+        assert_eq!(rewards(&fitted).total, 1_500);
+
+        // A cap of 1,000: the subsidy (200), then the oldest sponsorship (content 3, 300),
+        // then content 2's (500); content 4's 50 no longer fits, nor any credit.
+        let (fitted, cut) = fit(1_000, &inputs);
+        assert_eq!(contents(&fitted), vec![1, 2, 3]);
+        assert_eq!(cut.contents_left_out, vec![ContentId([4; 32])]);
+        assert_eq!(available(&fitted), vec![(5, 10_000)]);
+        assert_eq!(rewards(&fitted).total, 1_000);
+
+        // A cap of 600: content 2's 500 does not fit after content 3's 300, and content
+        // 4's 50 still does (a content that does not fit does not stop the next ones);
+        // the last 50 go to credit.
+        let (fitted, cut) = fit(600, &inputs);
+        assert_eq!(contents(&fitted), vec![1, 3, 4]);
+        assert_eq!(cut.contents_left_out, vec![ContentId([2; 32])]);
+        assert_eq!(
+            available(&fitted),
+            vec![(1, 23), (2, 15), (3, 12), (5, 10_000)]
+        );
+        assert_eq!(rewards(&fitted).total, 600);
+
+        // A cap below the subsidy: the subsidy is cut to it, nothing else pays.
+        let (fitted, cut) = fit(120, &inputs);
+        assert_eq!((fitted.budget, cut.budget_before), (120, 200));
+        assert_eq!(contents(&fitted), vec![1]);
+        assert_eq!(rewards(&fitted).total, 120);
+
+        // A subsidized content nobody holds and a seeder at half reputation: only what
+        // they really pay takes room. The subsidy pays nothing, the sponsorships 425,
+        // and the 650 of debits (charged in full) fit in the 675 left under 1,100.
+        let mut halved = inputs.clone();
+        halved.contents[0].holders.clear();
+        halved.seeders[0].reputation = Ppm(500_000);
+        let (fitted, cut) = fit(1_100, &halved);
         assert_eq!(
             cut,
             CapCut {
                 budget_before: 200,
-                credits_cut: 0,
-                contents_left_out: vec![ContentId([2; 32]), ContentId([3; 32])],
+                ..CapCut::default()
             }
         );
-        assert_eq!(contents(&fitted), vec![1, 4]);
-        assert_eq!(fitted.credits, inputs.credits);
-        assert_eq!(fitted.budget, 200);
-        assert!(total(&fitted) <= 1_000);
-
-        // A cap of 550: the subsidy, downloader 1 in full, 2 in part (50 of 200), 3
-        // nothing; no sponsorship fits.
-        let mut fitted = inputs.clone();
-        let cut = fit_to_cap(550, &mut fitted, &receipts);
-        assert_eq!(cut.credits_cut, 2);
-        assert_eq!(
-            fitted.credits,
-            vec![
-                CreditFacts {
-                    downloader: key(1),
-                    available: 1_000
-                },
-                CreditFacts {
-                    downloader: key(2),
-                    available: 50
-                },
-            ]
-        );
-        assert_eq!(contents(&fitted), vec![1]);
-        assert!(total(&fitted) <= 550, "{}", total(&fitted));
-
-        // A cap below the subsidy: the subsidy is cut to it, nothing else pays.
-        let mut fitted = inputs.clone();
-        fit_to_cap(120, &mut fitted, &receipts);
-        assert_eq!(fitted.budget, 120);
-        assert!(fitted.credits.is_empty());
-        assert_eq!(contents(&fitted), vec![1]);
-        assert!(total(&fitted) <= 120);
-
-        // Without a subsidized content the budget pays nothing and takes no room.
-        let mut unsubsidized = inputs.clone();
-        unsubsidized.contents.remove(0);
-        fit_to_cap(700, &mut unsubsidized, &receipts);
-        assert_eq!(contents(&unsubsidized), vec![4]);
-        assert_eq!(unsubsidized.credits.len(), 3);
-        assert!(total(&unsubsidized) <= 700);
+        assert_eq!(fitted, halved);
     }
 
     fn run(node: u8, content: u8, since: u64, proven: u64) -> Held {
