@@ -37,8 +37,9 @@ const TIMESTAMP_NOW: [u8; 32] = [
     0x9f, 0x1f, 0x05, 0x15, 0xf4, 0x62, 0xcd, 0xcf, 0x84, 0xe0, 0xf1, 0xd6, 0x04, 0x5d, 0xfc, 0xbb,
 ];
 
-/// A block of the chain: its number and hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A block of the chain: its number and hash (SCALE: the number as `u32`, then the hash;
+/// an epoch's batch records the block its close read the chain at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct BlockRef {
     /// Its number.
     pub number: u32,

@@ -619,6 +619,11 @@ impl Chain {
         })
     }
 
+    /// The block this client reads at ([`Chain::at`]); `None`: the newest state.
+    pub fn read_block(&self) -> Option<crate::client::BlockRef> {
+        self.at
+    }
+
     /// The same client reading the state of `block` (writes still go to the newest
     /// state). Reads at a block pinned by [`Node::block_at`] give every reader the same
     /// answers, whatever happened on chain since.

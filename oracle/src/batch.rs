@@ -31,8 +31,9 @@ use crate::rules::{Admitted, OpenEpochs, Rule, RuleParams, Tally, judge};
 /// Domain tag of a batch's content id.
 pub const BATCH_DOMAIN: &[u8] = b"dsi/batch/v1";
 
-/// Current batch format version (3: with the sponsorships the epoch paid from).
-pub const BATCH_VERSION: u8 = 3;
+/// Current batch format version (3: with the sponsorships the epoch paid from; 4: with
+/// the chain block the close read at).
+pub const BATCH_VERSION: u8 = 4;
 
 /// The oldest batch format version this oracle still verifies (without its funding).
 pub const OLDEST_BATCH_VERSION: u8 = 2;
@@ -68,6 +69,10 @@ pub struct EpochBatch {
     /// id (ledger-only ones last): each sponsored content's pay is drawn on them pro rata
     /// ([`chain_draws`]). Empty in a version 2 batch.
     pub sponsorships: Vec<BatchSponsorship>,
+    /// The chain block every chain read of the close was made at (sponsorships, credits,
+    /// market, multipliers, boosts, limits, balance): `verify-epoch --chain` reads there
+    /// too. `None` without a chain, and in batches before version 4.
+    pub boundary: Option<dsi_chain::BlockRef>,
     /// Every accepted receipt, ordered by (seeder, chunk, downloader).
     pub receipts: Vec<SignedReceipt>,
     /// The root the oracle computed.
@@ -84,6 +89,21 @@ impl From<&dsi_api::oracle::Sponsorship> for BatchSponsorship {
             per_epoch: s.per_epoch,
         }
     }
+}
+
+/// The version 3 layout (no boundary block), read for old batches.
+#[derive(Decode, Encode)]
+struct EpochBatchV3 {
+    version: u8,
+    network: NetworkId,
+    schedule: EpochSchedule,
+    issued_at_skew_ms: u64,
+    downloader_cap_bytes: u64,
+    inputs: EpochInputs,
+    sponsorships: Vec<BatchSponsorship>,
+    receipts: Vec<SignedReceipt>,
+    root: [u8; 32],
+    total: u128,
 }
 
 /// The version 2 layout (no sponsorships), read for old batches.
@@ -286,6 +306,24 @@ pub fn decode_batch(bytes: &[u8]) -> Result<EpochBatch, VerifyError> {
             let size = batch.encoded_size();
             (batch, size)
         }
+        Some(3) => {
+            let old = EpochBatchV3::decode(&mut &bytes[..]).map_err(malformed)?;
+            let size = old.encoded_size();
+            let batch = EpochBatch {
+                version: old.version,
+                network: old.network,
+                schedule: old.schedule,
+                issued_at_skew_ms: old.issued_at_skew_ms,
+                downloader_cap_bytes: old.downloader_cap_bytes,
+                inputs: old.inputs,
+                sponsorships: old.sponsorships,
+                boundary: None,
+                receipts: old.receipts,
+                root: old.root,
+                total: old.total,
+            };
+            (batch, size)
+        }
         Some(2) => {
             let old = EpochBatchV2::decode(&mut &bytes[..]).map_err(malformed)?;
             let size = old.encoded_size();
@@ -297,6 +335,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<EpochBatch, VerifyError> {
                 downloader_cap_bytes: old.downloader_cap_bytes,
                 inputs: old.inputs,
                 sponsorships: Vec::new(),
+                boundary: None,
                 receipts: old.receipts,
                 root: old.root,
                 total: old.total,
@@ -473,4 +512,93 @@ pub fn verify_batch(batch: &EpochBatch) -> Result<Verified, VerifyError> {
         root,
         funding,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(version: u8) -> EpochBatch {
+        EpochBatch {
+            version,
+            network: NetworkId::new("dsi-local").expect("network"),
+            schedule: EpochSchedule {
+                genesis_ms: 0,
+                length_ms: 60_000,
+            },
+            issued_at_skew_ms: 1_000,
+            downloader_cap_bytes: 1 << 30,
+            inputs: EpochInputs {
+                epoch: Epoch(7),
+                budget: 5,
+                params: Default::default(),
+                market: Default::default(),
+                chunks: Vec::new(),
+                contents: Vec::new(),
+                credits: Vec::new(),
+                seeders: Vec::new(),
+            },
+            sponsorships: Vec::new(),
+            boundary: None,
+            receipts: Vec::new(),
+            root: [3; 32],
+            total: 0,
+        }
+    }
+
+    #[test]
+    fn every_version_since_2_decodes_and_nothing_else_does() {
+        // Version 4 names the block the close read at.
+        let mut current = batch(BATCH_VERSION);
+        current.sponsorships.push(BatchSponsorship {
+            chain_id: Some(2),
+            content: ContentId([1; 32]),
+            per_epoch: 9,
+        });
+        current.boundary = Some(dsi_chain::BlockRef {
+            number: 41,
+            hash: [4; 32],
+        });
+        assert_eq!(decode_batch(&current.encode()).expect("version 4"), current);
+        // Version 3: the same without the block.
+        let v3 = EpochBatchV3 {
+            version: 3,
+            network: current.network.clone(),
+            schedule: current.schedule,
+            issued_at_skew_ms: current.issued_at_skew_ms,
+            downloader_cap_bytes: current.downloader_cap_bytes,
+            inputs: current.inputs.clone(),
+            sponsorships: current.sponsorships.clone(),
+            receipts: Vec::new(),
+            root: current.root,
+            total: current.total,
+        };
+        let decoded = decode_batch(&v3.encode()).expect("version 3");
+        assert_eq!(decoded.version, 3);
+        assert_eq!(decoded.boundary, None);
+        assert_eq!(decoded.sponsorships, current.sponsorships);
+        // Version 2: without the sponsorships.
+        let v2 = EpochBatchV2 {
+            version: 2,
+            network: current.network.clone(),
+            schedule: current.schedule,
+            issued_at_skew_ms: current.issued_at_skew_ms,
+            downloader_cap_bytes: current.downloader_cap_bytes,
+            inputs: current.inputs.clone(),
+            receipts: Vec::new(),
+            root: current.root,
+            total: current.total,
+        };
+        let decoded = decode_batch(&v2.encode()).expect("version 2");
+        assert_eq!((decoded.version, decoded.boundary), (2, None));
+        assert!(decoded.sponsorships.is_empty());
+        // A version 4 layout labelled 3 has trailing bytes; an unknown version is named.
+        let mut relabelled = current.encode();
+        relabelled[0] = 3;
+        assert!(decode_batch(&relabelled).is_err());
+        let mut unknown = current.encode();
+        unknown[0] = 9;
+        let why = decode_batch(&unknown).expect_err("version 9").to_string();
+        assert!(why.contains("version 9"), "{why}");
+    }
 }

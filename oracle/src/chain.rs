@@ -5,7 +5,7 @@
 //! command line).
 
 pub use dsi_chain::{
-    Chain, ChainEpoch, ChainError, Contract, Deployment, FundingPart, Proposal, REPUTATION_PART,
-    Signer, Written,
+    BlockRef, Chain, ChainEpoch, ChainError, Contract, Deployment, FundingPart, Proposal,
+    REPUTATION_PART, Signer, Written,
 };
 pub use dsi_chain::{accounts, deploy};

@@ -149,9 +149,12 @@ pub enum Command {
         seeders: bool,
         /// Also compare with the chain: what `reward_pool` agreed on for the epoch (batch
         /// id, root, total, subsidy, funding part hashes), the sponsorships it draws on
-        /// (terms, none left out) and the market (inside `multipliers`' bounds). Only
-        /// reads (no key needed), through the data directory's `[chain]` deployment and
-        /// url unless `--deployment` is given.
+        /// (terms, none left out) and the market (inside `multipliers`' bounds); for a
+        /// batch that names the block its close read at (version 4), the block (final,
+        /// made before the epoch ended) and, read there, the market, reward parameters,
+        /// caps and every sponsorship. Only reads (no key needed; the node must still
+        /// hold that block's state: an archive node), through the data directory's
+        /// `[chain]` deployment and url unless `--deployment` is given.
         #[arg(long)]
         chain: bool,
         /// The deployment file (`deployment.json`) of the chain to compare with; implies

@@ -1006,6 +1006,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         downloader_cap_bytes: config.ingest.downloader_cap_bytes,
         inputs: inputs.clone(),
         sponsorships: batch_sponsorships,
+        boundary: chain.as_ref().and_then(|c| c.read_block()),
         receipts,
         root,
         total: rewards.total,

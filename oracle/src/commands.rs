@@ -826,6 +826,11 @@ pub struct ChainComparison {
     pub parts_applied: (u32, u32),
     /// Sponsorships compared with the chain's.
     pub sponsorships_checked: usize,
+    /// The block the batch says its close read at, checked to be the epoch's boundary
+    /// and read at (version 4 batches).
+    pub boundary_block: Option<u32>,
+    /// Said about that block without failing (a later block made before the epoch ended).
+    pub boundary_note: Option<String>,
 }
 
 impl Report for VerifyEpochReport {
@@ -884,6 +889,14 @@ impl Report for VerifyEpochReport {
                 c.parts_applied.1,
                 c.sponsorships_checked,
             ));
+            if let Some(block) = c.boundary_block {
+                lines.push(format!(
+                    "ok: read at block {block} (final, made before the epoch ended), as the close was: the same market, reward parameters and limits, and no sponsorship that existed there left out"
+                ));
+            }
+            if let Some(note) = &c.boundary_note {
+                lines.push(format!("note: {note}"));
+            }
         }
         lines.join("\n")
     }
@@ -979,15 +992,7 @@ pub async fn verify_epoch(
         part_hashes: f.hashes.iter().map(hex::encode).collect(),
     });
     if let Some(chain) = chain {
-        match compare_with_chain(
-            chain,
-            &report,
-            &verified,
-            &batch.sponsorships,
-            &batch.inputs,
-        )
-        .await?
-        {
+        match compare_with_chain(chain, &report, &verified, &batch).await? {
             Ok(comparison) => report.chain = Some(comparison),
             Err(why) => report.failure = Some(format!("the chain disagrees: {why}")),
         }
@@ -1006,6 +1011,68 @@ pub struct ChainView {
     pub sponsorships: HashMap<u32, dsi_chain::ChainSponsorship>,
     /// `multipliers.bounds()`' market part: the batch's market must be inside.
     pub market_bounds: dsi_protocol::reward::MarketBounds,
+    /// What the chain held at the block the batch says its close read at (version 4).
+    pub boundary: Option<BoundaryReads>,
+}
+
+/// The chain's state at an epoch's boundary block, as `verify-epoch --chain` reads it.
+#[derive(Debug, Clone)]
+pub struct BoundaryReads {
+    /// The block (checked to be the last one made before the epoch ended).
+    pub block: dsi_chain::BlockRef,
+    /// `multipliers.market()` there.
+    pub market: MarketParams,
+    /// `multipliers.params()` there.
+    pub params: RewardParams,
+    /// `reward_pool`'s `max_epoch_subsidy` there.
+    pub max_subsidy: u128,
+    /// `reward_pool`'s `max_epoch_total` there.
+    pub max_total: u128,
+}
+
+/// Checks the block a batch says its close read at: `Err(why)` when it is not a final
+/// block of the chain made before the epoch ended (at `end_ms`); `Ok(Some(note))` when a
+/// later block was made before the end too. A close after the end reads the last one
+/// (`close` pins it), so that happens only when the epoch was closed before its end (an
+/// administrator's early close reads the newest final block of its time) or when the
+/// committee read at an earlier block than the rule: the note says so, it does not fail.
+async fn check_boundary(
+    chain: &Chain,
+    block: dsi_chain::BlockRef,
+    end_ms: u64,
+) -> Result<std::result::Result<Option<String>, String>> {
+    let node = chain.node();
+    let finalized = node.finalized().await?;
+    if block.number > finalized.number {
+        return Ok(Err(format!(
+            "the batch was read at block {}, which is not final (the finalized head is {})",
+            block.number, finalized.number
+        )));
+    }
+    if node.block_hash(block.number).await? != Some(block.hash) {
+        return Ok(Err(format!(
+            "the batch was read at block {} 0x{}, which is not the chain's block {}",
+            block.number,
+            hex::encode(block.hash),
+            block.number
+        )));
+    }
+    let made = node.timestamp(block.hash).await?;
+    if made >= end_ms {
+        return Ok(Err(format!(
+            "the batch was read at block {}, made at {made} ms, after the epoch ended at {end_ms} ms (an oracle whose node no longer held the boundary's state reads the newest final block: run it against an archive node)",
+            block.number
+        )));
+    }
+    if let Some(next) = node.block_hash(block.number.saturating_add(1)).await?
+        && node.timestamp(next).await? < end_ms
+    {
+        return Ok(Ok(Some(format!(
+            "block {} was made before the epoch ended too: the epoch was closed before its end, or read at an earlier block than the last one (what changed on chain in between is not in it)",
+            block.number.saturating_add(1)
+        ))));
+    }
+    Ok(Ok(None))
 }
 
 /// Reads what [`compare_funding`] compares a verified batch with; `Err(why)` when the
@@ -1014,10 +1081,31 @@ async fn compare_with_chain(
     chain: &Chain,
     report: &VerifyEpochReport,
     verified: &crate::batch::Verified,
-    sponsorships: &[crate::batch::BatchSponsorship],
-    inputs: &dsi_protocol::reward::EpochInputs,
+    batch: &crate::batch::EpochBatch,
 ) -> Result<std::result::Result<ChainComparison, String>> {
     let epoch = report.epoch;
+    let sponsorships = &batch.sponsorships;
+    // A version 4 batch names the block its close read at: checked to be the epoch's
+    // boundary, then read there, so what the close saw is compared exactly.
+    let mut note = None;
+    let boundary = match batch.boundary {
+        Some(block) => {
+            let (_, end) = batch.schedule.window(epoch);
+            match check_boundary(chain, block, end).await? {
+                Ok(found) => note = found,
+                Err(why) => return Ok(Err(why)),
+            }
+            let at = chain.at(block);
+            Some(BoundaryReads {
+                block,
+                market: at.market().await?,
+                params: at.params().await?,
+                max_subsidy: at.funding_limits().await?.0,
+                max_total: at.limits().await?.1,
+            })
+        }
+        None => None,
+    };
     let Some(record) = chain.epoch_record(epoch.0).await? else {
         return Ok(Err(format!("epoch {epoch} is not final on chain")));
     };
@@ -1028,31 +1116,40 @@ async fn compare_with_chain(
             "epoch {epoch} was finalized again while it was read: run verify-epoch again"
         )));
     }
-    // The oracle mirrors the chain's sponsorships in id order, so at the close it knew
-    // every one up to the newest it records.
-    let on_chain = match sponsorships.iter().filter_map(|s| s.chain_id).max() {
-        Some(newest) => chain
-            .sponsorships_between(0, newest)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect(),
-        None => HashMap::new(),
+    // At the boundary block the close knew every sponsorship the chain held there.
+    // Without it (before version 4): the oracle mirrors the chain's sponsorships in id
+    // order, so at the close it knew every one up to the newest it records.
+    let on_chain = match (
+        &boundary,
+        sponsorships.iter().filter_map(|s| s.chain_id).max(),
+    ) {
+        (Some(b), _) => chain.at(b.block).sponsorships().await?,
+        (None, Some(newest)) => chain.sponsorships_between(0, newest).await?,
+        (None, None) => Vec::new(),
     };
     let view = ChainView {
         record,
         hashes,
-        sponsorships: on_chain,
+        sponsorships: on_chain.into_iter().map(|s| (s.id, s)).collect(),
         market_bounds: chain.bounds().await?.market(),
+        boundary,
     };
     Ok(compare_funding(
         epoch,
         &view,
         verified,
         sponsorships,
-        inputs,
+        &batch.inputs,
         report.batch_content_id,
-    ))
+    )
+    .map(|comparison| ChainComparison {
+        boundary_note: note.clone(),
+        ..comparison
+    })
+    .map_err(|why| match &note {
+        Some(note) => format!("{why}; note: {note}"),
+        None => why,
+    }))
 }
 
 /// Compares a verified batch with what the chain holds for its epoch: the batch id, root,
@@ -1096,6 +1193,34 @@ pub fn compare_funding(
             inputs.market
         ));
     }
+    // Read where the close read: the same market, parameters and limits.
+    if let Some(b) = &view.boundary {
+        let block = b.block.number;
+        if b.market != inputs.market {
+            return Err(format!(
+                "the batch's market ({:?}) is not the one multipliers held at block {block} ({:?})",
+                inputs.market, b.market
+            ));
+        }
+        if b.params != inputs.params {
+            return Err(format!(
+                "the batch's reward parameters ({:?}) are not the ones multipliers held at block {block} ({:?})",
+                inputs.params, b.params
+            ));
+        }
+        if inputs.budget > b.max_subsidy {
+            return Err(format!(
+                "the batch's subsidy budget {} is above reward_pool's max_epoch_subsidy {} at block {block}",
+                inputs.budget, b.max_subsidy
+            ));
+        }
+        if verified.rewards.total > b.max_total {
+            return Err(format!(
+                "the batch's total {} is above reward_pool's max_epoch_total {} at block {block}",
+                verified.rewards.total, b.max_total
+            ));
+        }
+    }
     let Some(funding) = &verified.funding else {
         // A version 2 batch records no sponsorships: it can only stand for an epoch paid
         // wholly by the subsidy.
@@ -1109,6 +1234,8 @@ pub fn compare_funding(
             status: status.into(),
             parts_applied: (record.applied, record.parts),
             sponsorships_checked: 0,
+            boundary_block: view.boundary.as_ref().map(|b| b.block.number),
+            boundary_note: None,
         });
     };
     if record.subsidy != funding.subsidy {
@@ -1211,5 +1338,7 @@ pub fn compare_funding(
         status: status.into(),
         parts_applied: (record.applied, record.parts),
         sponsorships_checked: sponsorships.len(),
+        boundary_block: view.boundary.as_ref().map(|b| b.block.number),
+        boundary_note: None,
     })
 }

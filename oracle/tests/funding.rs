@@ -273,6 +273,18 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
             .map(|s| (s.chain_id.expect("id"), sponsorship(s)))
             .collect(),
         market_bounds: dsi_protocol::reward::MarketBounds::default(),
+        // What the chain held at the block the close read at (a version 4 batch names
+        // it): the batch's own market, parameters and limits above what it paid.
+        boundary: Some(oracle::commands::BoundaryReads {
+            block: dsi_chain::BlockRef {
+                number: 9,
+                hash: [9; 32],
+            },
+            market: batch.inputs.market,
+            params: batch.inputs.params,
+            max_subsidy: batch.inputs.budget,
+            max_total: batch.total,
+        }),
     };
     let compare = |view: &ChainView, verified: &oracle::batch::Verified, batch: &EpochBatch| {
         compare_funding(
@@ -286,10 +298,34 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
     };
     let passed = compare(&honest, &verified, &batch).expect("the honest view agrees");
     assert_eq!(passed.sponsorships_checked, 2);
+    assert_eq!(passed.boundary_block, Some(9));
 
     type Change = dyn Fn(&mut ChainView);
     let content = batch.sponsorships[0].content;
-    let cases: [(&str, &Change, &str); 9] = [
+    fn boundary(v: &mut ChainView) -> &mut oracle::commands::BoundaryReads {
+        v.boundary.as_mut().expect("boundary")
+    }
+    let cases: [(&str, &Change, &str); 13] = [
+        (
+            "another market at the boundary block (a change executed after the epoch ended, or a market made up)",
+            &|v| boundary(v).market.price_per_byte += 1,
+            "is not the one multipliers held at block 9",
+        ),
+        (
+            "other reward parameters at the boundary block",
+            &|v| boundary(v).params.target_replication += 1,
+            "reward parameters",
+        ),
+        (
+            "a budget above max_epoch_subsidy at the boundary block",
+            &|v| boundary(v).max_subsidy -= 1,
+            "max_epoch_subsidy",
+        ),
+        (
+            "a total above max_epoch_total at the boundary block",
+            &|v| boundary(v).max_total -= 1,
+            "max_epoch_total",
+        ),
         (
             "a market outside the bounds (a fee above the ceiling)",
             &|v| v.market_bounds.fee_max = dsi_protocol::fixed::Ppm(99_999),
@@ -377,6 +413,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
     let ledger_funding = ledger_verified.funding.clone().expect("funding");
     view.record.subsidy = ledger_funding.subsidy;
     view.hashes = ledger_funding.hashes.clone();
+    view.boundary = None;
     let why = compare(&view, &ledger_verified, &ledger_batch).expect_err("ledger-only");
     assert!(why.contains("no contract id"), "{why}");
 }

@@ -91,6 +91,13 @@ async fn network_capped(tmp: &Path, budget: u128, fund: u128, cap: u128) -> Netw
 }
 
 fn oracle_cli(data_dir: &Path, args: &[&str]) -> String {
+    let (code, printed) = oracle_cli_status(data_dir, args);
+    assert_eq!(code, Some(0), "oracle {args:?}: {printed}");
+    printed
+}
+
+/// Runs `oracle` in `data_dir`: its exit code and what it printed (stdout, then stderr).
+fn oracle_cli_status(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let output = std::process::Command::new(dsi_tests::oracle_bin())
         .arg("--data-dir")
         .arg(data_dir)
@@ -98,13 +105,14 @@ fn oracle_cli(data_dir: &Path, args: &[&str]) -> String {
         .env("DSI_LOG", "warn")
         .output()
         .expect("oracle runs");
-    assert!(
-        output.status.success(),
-        "oracle {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    (
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,9 +648,63 @@ async fn sponsorships_above_the_epoch_cap_do_not_stop_the_network() {
         ],
     );
     assert!(
-        printed.contains("ok: the chain's epoch (Final, "),
+        printed.contains("ok: the chain's epoch (Final, ") && printed.contains("ok: read at block"),
         "{printed}"
     );
+
+    // The batch names the block its close read at; `verify-epoch --chain` checks it is a
+    // final block of the chain made before the epoch ended before reading there: a
+    // batch naming a block the chain does not have is refused, and one naming an earlier
+    // block than the last (a committee reading where a sponsorship did not exist yet,
+    // say; an early close does the same) is pointed out.
+    let boundary = batch
+        .boundary
+        .expect("a close with a chain names its block");
+    let node = net.chain.node();
+    let (_, end) = batch.schedule.window(Epoch(epoch));
+    assert!(node.timestamp(boundary.hash).await.expect("time") < end);
+    let earlier = node
+        .block_hash(boundary.number - 1)
+        .await
+        .expect("rpc")
+        .expect("an earlier block");
+    let doctored = |block: oracle::chain::BlockRef| {
+        let mut doctored = batch.clone();
+        doctored.boundary = Some(block);
+        let path = tmp.path().join(format!("doctored-{}.batch", block.number));
+        std::fs::write(&path, parity_scale_codec::Encode::encode(&doctored)).expect("write");
+        path
+    };
+    for (block, expected) in [
+        (
+            oracle::chain::BlockRef {
+                number: boundary.number,
+                hash: [0xAB; 32],
+            },
+            "which is not the chain's block",
+        ),
+        (
+            oracle::chain::BlockRef {
+                number: boundary.number - 1,
+                hash: earlier,
+            },
+            // (It also fails: the chain agreed on another batch.)
+            "note: block",
+        ),
+    ] {
+        let path = doctored(block);
+        let (code, printed) = oracle_cli_status(
+            &tmp.path().join("checker"),
+            &[
+                "verify-epoch",
+                &path.to_string_lossy(),
+                "--deployment",
+                &net.deployment.to_string_lossy(),
+            ],
+        );
+        assert_eq!(code, Some(4), "{printed}");
+        assert!(printed.contains(expected), "{printed}");
+    }
 }
 
 /// A persistent ink-node (in `tmp/chain`) with the contracts deployed by the `oracle deploy`
