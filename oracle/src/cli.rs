@@ -74,8 +74,8 @@ pub enum Command {
     /// Sponsor a content's storage: AMOUNT native units per epoch for EPOCHS epochs, split
     /// among at most REPLICAS replicas, one per /24 (IPv6 /48) network, each proven by
     /// audits. Fewer replicas means more for each. With `[chain]` configured, AMOUNT ×
-    /// EPOCHS is deposited in the reward_pool contract (signed by `--suri-file`, default
-    /// `[chain] suri_file`; what the epochs do not draw goes back to that account); without
+    /// EPOCHS is deposited in the reward_pool contract (signed by the account in
+    /// `--suri-file`; what the epochs do not draw goes back to it); without
     /// a chain, it is recorded in a running oracle's ledger (admin token).
     Sponsor {
         /// The content id.
@@ -96,15 +96,16 @@ pub enum Command {
         /// The oracle's URL (default: http://<listen address from config>).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
-        /// With a chain: file (0600) with the sponsor's secret URI (default: [chain]
-        /// suri_file).
+        /// With a chain, required: file (0600) with the sponsor's secret URI (the
+        /// account that pays the deposit and may withdraw what no epoch draws; never the
+        /// committee's key by default).
         #[arg(long, value_name = "FILE")]
         suri_file: Option<PathBuf>,
     },
     /// Show a downloader key's credit, or add to it with --amount. Seeders are paid for
     /// bytes they serve it at the market's price per byte, less the fee. With `[chain]`
-    /// configured, --amount is deposited in the reward_pool contract (signed by
-    /// `--suri-file`, default `[chain] suri_file`; not refundable: it pays the key's
+    /// configured, --amount is deposited in the reward_pool contract (signed by the
+    /// account in `--suri-file`; not refundable: it pays the key's
     /// seeders); without a chain, it is recorded in a running oracle's ledger (admin token).
     Credit {
         /// The downloader's node id.
@@ -115,8 +116,8 @@ pub enum Command {
         /// The oracle's URL (default: http://<listen address from config>).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
-        /// With a chain: file (0600) with the funder's secret URI (default: [chain]
-        /// suri_file).
+        /// With a chain, required with --amount: file (0600) with the funder's secret
+        /// URI (never the committee's key by default).
         #[arg(long, value_name = "FILE")]
         suri_file: Option<PathBuf>,
     },

@@ -202,7 +202,7 @@ pub struct SponsorTerms {
 }
 
 /// Sponsors a content: a deposit in `reward_pool` when the data directory configures a
-/// chain (signed by `suri_file`, default `[chain] suri_file`), else a record in a running
+/// chain (signed by `suri_file`, required: see [`depositor`]), else a record in a running
 /// oracle's ledger.
 pub async fn sponsor(
     dir: &DataDir,
@@ -216,7 +216,7 @@ pub async fn sponsor(
         .map_err(|e| CommandError::Usage(format!("content {content:?}: {e}")))?;
     let config = dir.config().map_err(data_dir_error)?;
     if !config.chain.deployment.is_empty() {
-        let chain = signer(chain_client(dir)?, suri_file)?;
+        let chain = depositor(dir, suri_file, "oracle sponsor")?;
         let epochs = u32::try_from(terms.epochs)
             .map_err(|_| CommandError::Usage(format!("--epochs {} is too many", terms.epochs)))?;
         // Default: the current epoch, or the one after the latest good epoch on chain if
@@ -272,8 +272,8 @@ impl Report for CreditReport {
 }
 
 /// Shows a downloader's credit, or adds `amount` to it first: a deposit in `reward_pool`
-/// when the data directory configures a chain (signed by `suri_file`, default `[chain]
-/// suri_file`), else a record in a running oracle's ledger.
+/// when the data directory configures a chain (signed by `suri_file`, required: see
+/// [`depositor`]), else a record in a running oracle's ledger.
 pub async fn credit(
     dir: &DataDir,
     node: &str,
@@ -286,7 +286,7 @@ pub async fn credit(
         .map_err(|e| CommandError::Usage(format!("node {node:?}: {e}")))?;
     let config = dir.config().map_err(data_dir_error)?;
     if let (Some(amount), false) = (amount, config.chain.deployment.is_empty()) {
-        let chain = signer(chain_client(dir)?, suri_file)?;
+        let chain = depositor(dir, suri_file, "oracle credit --amount")?;
         chain.credit(&downloader, amount).await?;
         let on_chain = chain
             .credits(&[downloader])
@@ -584,6 +584,20 @@ pub struct GovernanceReport {
 impl Report for GovernanceReport {
     fn text(&self) -> String {
         self.message.clone()
+    }
+}
+
+/// The client that signs a deposit (`what`, a sponsorship or a credit) with the
+/// depositor's own key, given by `--suri-file`. Never the committee's `[chain] suri_file`
+/// by default: that account pays the oracle's submissions (a deposit from it could leave
+/// the committee unable to vote) and would become the sponsor, the only account that can
+/// withdraw what no epoch draws.
+pub fn depositor(dir: &DataDir, suri_file: Option<PathBuf>, what: &str) -> Result<Chain> {
+    match suri_file {
+        Some(path) => signer(chain_client(dir)?, Some(path)),
+        None => Err(CommandError::Usage(format!(
+            "{what} with a chain is a deposit from your own account: give --suri-file FILE (mode 0600, holding its secret URI); the committee's key ([chain] suri_file) is not used for deposits"
+        ))),
     }
 }
 

@@ -140,21 +140,32 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     let epoch = net.fresh_epoch(20_000).await;
     let downloader = net.add_downloader("downloader").expect("downloader");
     // Funding through the CLI: the file's storage (2 replicas, one per network) and the
-    // downloader's credit.
+    // downloader's credit, from the sponsor's own account. Never from the committee's key
+    // by default: it pays the oracle's submissions.
+    let sponsor_key = tmp.path().join("sponsor.suri");
+    oracle::chain::accounts::write_secret_file(&sponsor_key, "//Ferdie").expect("key file");
+    let sponsor_key = sponsor_key.to_string_lossy().into_owned();
+    let sponsor_args = [
+        "sponsor",
+        &content,
+        "--amount",
+        "1000000000000",
+        "--epochs",
+        "100",
+        "--replicas",
+        "2",
+        "--url",
+        &net.oracle.url,
+    ];
+    let (code, printed) = oracle_cli_status(&oracle_dir, &sponsor_args);
+    assert_ne!(code, Some(0), "{printed}");
+    assert!(
+        printed.contains("give --suri-file FILE"),
+        "no deposit from the committee's key: {printed}"
+    );
     let printed = oracle_cli(
         &oracle_dir,
-        &[
-            "sponsor",
-            &content,
-            "--amount",
-            "1000000000000",
-            "--epochs",
-            "100",
-            "--replicas",
-            "2",
-            "--url",
-            &net.oracle.url,
-        ],
+        &[&sponsor_args[..], &["--suri-file", &sponsor_key]].concat(),
     );
     assert!(
         printed.starts_with(&format!("sponsored {content} (reward_pool sponsorship 0)")),
@@ -174,6 +185,8 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
             "5000000000000",
             "--url",
             &net.oracle.url,
+            "--suri-file",
+            &sponsor_key,
         ],
     );
     assert!(printed.contains("available 5000000000000"), "{printed}");
