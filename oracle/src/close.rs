@@ -231,8 +231,9 @@ async fn pending_subsidies(
         .filter(|s| !matches!(s, EpochStatus::Open | EpochStatus::Vetoed))
         .collect();
     let mut pending = 0u128;
-    for record in state.store.epochs_with_status(&statuses).await? {
-        if record.epoch >= epoch || last_good.is_some_and(|good| record.epoch.0 < good) {
+    let from = Epoch(last_good.unwrap_or(0));
+    for record in state.store.epochs_with_status_from(&statuses, from).await? {
+        if record.epoch >= epoch {
             continue;
         }
         match chain.epoch_record(record.epoch.0).await? {

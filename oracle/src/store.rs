@@ -1570,7 +1570,18 @@ impl Store {
 
     /// Closed epochs whose status is one of `statuses`, oldest first.
     pub async fn epochs_with_status(&self, statuses: &[EpochStatus]) -> Result<Vec<ClosedEpoch>> {
-        let rows = sqlx::query("SELECT epoch, status FROM epochs ORDER BY epoch")
+        self.epochs_with_status_from(statuses, Epoch(0)).await
+    }
+
+    /// [`Store::epochs_with_status`], only epochs from `from` on (one row read per epoch
+    /// from there, however long the history).
+    pub async fn epochs_with_status_from(
+        &self,
+        statuses: &[EpochStatus],
+        from: Epoch,
+    ) -> Result<Vec<ClosedEpoch>> {
+        let rows = sqlx::query("SELECT epoch, status FROM epochs WHERE epoch >= $1 ORDER BY epoch")
+            .bind(i64_of(from.0))
             .fetch_all(&self.pool)
             .await
             .map_err(query_error("reading epochs"))?;

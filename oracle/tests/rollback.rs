@@ -115,6 +115,43 @@ async fn a_veto_rolls_back_later_epochs_and_cumulative_earnings() {
             Some(Epoch(3))
         );
         assert_eq!(store.base_epoch(Epoch(1)).await.expect("base"), None);
+        // Epochs by status from a given one on (a close reads only those since the chain's
+        // latest good epoch, not the whole history).
+        let all_but_open = [
+            EpochStatus::Closed,
+            EpochStatus::Final,
+            EpochStatus::Claimable,
+        ];
+        let epochs = |records: Vec<dsi_api::oracle::ClosedEpoch>| -> Vec<u64> {
+            records.iter().map(|r| r.epoch.0).collect()
+        };
+        assert_eq!(
+            epochs(
+                store
+                    .epochs_with_status(&all_but_open)
+                    .await
+                    .expect("epochs")
+            ),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(
+            epochs(
+                store
+                    .epochs_with_status_from(&all_but_open, Epoch(3))
+                    .await
+                    .expect("epochs")
+            ),
+            vec![3, 4]
+        );
+        assert_eq!(
+            epochs(
+                store
+                    .epochs_with_status_from(&[EpochStatus::Final], Epoch(3))
+                    .await
+                    .expect("epochs")
+            ),
+            vec![3]
+        );
         // Each epoch's funding parts come back as the close recorded them, by id and key.
         assert_eq!(
             store.epoch_funding(Epoch(3)).await.expect("funding"),
