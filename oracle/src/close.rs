@@ -282,45 +282,38 @@ pub fn bounded_sponsorships(
     sponsorships
 }
 
-/// At most `room` downloaders' credit pays in an epoch: those whose receipts cost most
-/// (bytes × price, at most their credit; ties: the smaller key). The others' receipts pay
-/// nothing this epoch, as any downloader's without credit. So the epoch's debits always
-/// fit in its funding parts: thousands of free keys each funded with the smallest deposit
-/// cannot make an epoch impossible to fund (and displacing a paying downloader costs more
-/// than it paid). Sorted by key, as the rule wants.
+/// At most `room` downloaders' credit pays in an epoch: those whose receipts to `known`
+/// seeders (the ones the rule pays: a receipt to a key that is no seeder debits nothing)
+/// cost most (bytes × price, at most their credit; ties: the smaller key). The others'
+/// receipts pay nothing this epoch, as any downloader's without credit. So the epoch's
+/// debits always fit in its funding parts: thousands of free keys each funded with the
+/// smallest deposit cannot make an epoch impossible to fund, and displacing a paying
+/// downloader costs more than it paid (receipts to a made-up seeder, which cost nothing,
+/// do not rank). Sorted by key, as the rule wants.
 pub fn bounded_credits(
     mut credits: Vec<CreditFacts>,
     receipts: &[dsi_protocol::SignedReceipt],
+    known: impl Fn(&NodeId) -> bool,
     price_per_byte: u64,
     room: usize,
 ) -> Vec<CreditFacts> {
     if credits.len() <= room {
         return credits;
     }
-    let cost = credit_cost(receipts, price_per_byte);
+    let mut bytes: HashMap<NodeId, u64> = HashMap::new();
+    for r in receipts.iter().filter(|r| known(&r.receipt.seeder)) {
+        let b = bytes.entry(r.receipt.downloader).or_default();
+        *b = b.saturating_add(u64::from(r.receipt.bytes));
+    }
+    let cost = |c: &CreditFacts| {
+        u128::from(bytes.get(&c.downloader).copied().unwrap_or(0))
+            .saturating_mul(u128::from(price_per_byte))
+            .min(c.available)
+    };
     credits.sort_by(|a, b| cost(b).cmp(&cost(a)).then(a.downloader.cmp(&b.downloader)));
     credits.truncate(room);
     credits.sort_by_key(|c| c.downloader);
     credits
-}
-
-/// The most a downloader's credit can pay in an epoch: the bytes of all its receipts ×
-/// the price, at most its credit (never less than the rule debits: that counts only
-/// receipts to known seeders).
-fn credit_cost(
-    receipts: &[dsi_protocol::SignedReceipt],
-    price_per_byte: u64,
-) -> impl Fn(&CreditFacts) -> u128 {
-    let mut bytes: HashMap<NodeId, u64> = HashMap::new();
-    for r in receipts {
-        let b = bytes.entry(r.receipt.downloader).or_default();
-        *b = b.saturating_add(u64::from(r.receipt.bytes));
-    }
-    move |c: &CreditFacts| {
-        u128::from(bytes.get(&c.downloader).copied().unwrap_or(0))
-            .saturating_mul(u128::from(price_per_byte))
-            .min(c.available)
-    }
 }
 
 /// What [`fit_to_cap`] took out of an epoch.
@@ -926,6 +919,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     let credits = bounded_credits(
         credits,
         &receipts,
+        |seeder| earners.contains_key(seeder),
         market.price_per_byte,
         MAX_FUNDING_ENTRIES.saturating_sub(draws_at_most),
     );
@@ -1267,12 +1261,25 @@ mod tests {
             receipt(3, 400),
             receipt(4, 500),
         ];
-        let kept = bounded_credits(credits.clone(), &receipts, 1, 2);
+        let known = |seeder: &NodeId| *seeder == key(9);
+        let kept = bounded_credits(credits.clone(), &receipts, known, 1, 2);
         assert_eq!(
             kept.iter().map(|c| c.downloader).collect::<Vec<_>>(),
             vec![key(1), key(3)]
         );
-        assert_eq!(bounded_credits(credits.clone(), &receipts, 1, 4), credits);
+        assert_eq!(
+            bounded_credits(credits.clone(), &receipts, known, 1, 4),
+            credits
+        );
+        // Receipts to a key that is no seeder debit nothing, so they do not rank: 3's
+        // 400 bytes to an unknown key leave it behind 2's 200.
+        let mut receipts = receipts;
+        receipts[2].receipt.seeder = key(8);
+        let kept = bounded_credits(credits.clone(), &receipts, known, 1, 2);
+        assert_eq!(
+            kept.iter().map(|c| c.downloader).collect::<Vec<_>>(),
+            vec![key(1), key(2)]
+        );
     }
 
     #[test]
