@@ -329,10 +329,10 @@ pub struct CapCut {
 
 /// Fits an epoch's funding under `cap`, `reward_pool`'s `max_epoch_total` (a root whose
 /// total is above it is refused at every vote, and every later epoch would wait behind
-/// it; sponsorships and credit are deposits anyone can make). `rewards` are the inputs'
-/// rewards before the fit: every figure below is what they really pay (a receipt to an
-/// unknown seeder, a content nobody holds or a factor below 1× takes no room it does not
-/// use). The epoch takes, up to the cap:
+/// it; sponsorships and credit are deposits anyone can make). Every figure below is what
+/// the inputs' rewards really pay, `receipts` aggregated with the budget cut to the cap
+/// (a receipt to an unknown seeder, a content nobody holds or a factor below 1× takes no
+/// room it does not use). The epoch takes, up to the cap:
 ///
 /// 1. the subsidy (governance's own money; the budget is cut to the cap);
 /// 2. sponsored contents, the oldest sponsorship first (`oldest`: a content's smallest
@@ -349,14 +349,18 @@ pub struct CapCut {
 pub fn fit_to_cap(
     cap: u128,
     inputs: &mut EpochInputs,
-    rewards: &dsi_protocol::reward::EpochRewards,
+    receipts: &[dsi_protocol::SignedReceipt],
     oldest: &HashMap<ContentId, u64>,
-) -> CapCut {
+) -> Result<CapCut, dsi_protocol::reward::AggregateError> {
     let mut cut = CapCut {
         budget_before: inputs.budget,
         ..CapCut::default()
     };
+    // The budget is cut first and the rewards figured at the cut budget: a smaller
+    // budget can pay a seeder more (the units a pro rata split rounds off go to the
+    // largest remainders), so the figures at the uncut one would not bound it.
     inputs.budget = inputs.budget.min(cap);
+    let rewards = &dsi_protocol::reward::aggregate(inputs, receipts.iter().map(|r| &r.receipt))?;
     // `rewards.contents` is in input order, one entry per content.
     let paid = |funding: fn(&Funding) -> bool| {
         inputs
@@ -418,7 +422,7 @@ pub fn fit_to_cap(
         }
         inputs.credits.retain(|c| c.available > 0);
     }
-    cut
+    Ok(cut)
 }
 
 /// Name of an epoch's batch file inside `batches/`.
@@ -961,7 +965,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             let entry = oldest.entry(s.content).or_insert(id);
             *entry = (*entry).min(id);
         }
-        let cut = fit_to_cap(cap, &mut inputs, &rewards, &oldest);
+        let cut = fit_to_cap(cap, &mut inputs, &receipts, &oldest)?;
         (rewards, tree) = compute(&inputs, &receipts)?;
         tracing::warn!(
             epoch = epoch.0,
@@ -1373,7 +1377,7 @@ mod tests {
         };
         let fit = |cap: u128, inputs: &EpochInputs| {
             let mut fitted = inputs.clone();
-            let cut = fit_to_cap(cap, &mut fitted, &rewards(inputs), &oldest);
+            let cut = fit_to_cap(cap, &mut fitted, &receipts, &oldest).expect("fits");
             let total = rewards(&fitted).total;
             assert!(total <= cap, "cap {cap}: total {total}");
             (fitted, cut)
@@ -1444,6 +1448,68 @@ mod tests {
             }
         );
         assert_eq!(fitted, halved);
+    }
+
+    #[test]
+    fn the_cap_fit_figures_the_subsidy_at_the_cut_budget() {
+        // Subsidized contents of lengths 1, 3 and 3, each held by its own seeder; only
+        // the first seeder's factor is above zero. A budget of 4 pays them 0, 2 and 2
+        // (before factors): nothing reaches the first. Cut to 3 it pays 1, 1 and 1, and
+        // the first seeder gets 1. A fit figured at the uncut budget would leave room
+        // for content 4's sponsorship (3) and pass the cap by that unit.
+        let key = |i: u8| NodeId([i; 32]);
+        let content = |id: u8, length: u64, holder: u8, funding: Funding| ContentFacts {
+            content: ContentId([id; 32]),
+            length,
+            replicas: 1,
+            funding,
+            holders: vec![Holder {
+                node: key(holder),
+                location: Location([id; 8]),
+                since: Epoch(0),
+            }],
+        };
+        let subsidized = Funding::Subsidized { boost: Ppm::ONE };
+        let seeder = |i: u8, reputation: Ppm| SeederFacts {
+            seeder: key(i),
+            payout: PayoutAccount([i; 20]),
+            previous_cumulative: 0,
+            reputation,
+            audits_passed: u64::MAX,
+        };
+        let mut inputs = EpochInputs {
+            epoch: Epoch(1),
+            budget: 4,
+            params: dsi_protocol::reward::RewardParams::default(),
+            market: dsi_protocol::reward::MarketParams::default(),
+            chunks: Vec::new(),
+            contents: vec![
+                content(1, 1, 1, subsidized),
+                content(2, 3, 2, subsidized),
+                content(3, 3, 3, subsidized),
+                content(4, 1, 1, Funding::Sponsored { per_epoch: 3 }),
+            ],
+            credits: Vec::new(),
+            seeders: vec![
+                seeder(1, Ppm::ONE),
+                seeder(2, Ppm::ZERO),
+                seeder(3, Ppm::ZERO),
+            ],
+        };
+        let total = |inputs: &EpochInputs| {
+            dsi_protocol::reward::aggregate(inputs, std::iter::empty())
+                .expect("aggregate")
+                .total
+        };
+        assert_eq!(
+            total(&inputs),
+            3,
+            "the subsidy pays the first seeder nothing"
+        );
+        let cut = fit_to_cap(3, &mut inputs, &[], &HashMap::new()).expect("fits");
+        assert_eq!(inputs.budget, 3);
+        assert_eq!(cut.contents_left_out, vec![ContentId([4; 32])]);
+        assert_eq!(total(&inputs), 1);
     }
 
     fn run(node: u8, content: u8, since: u64, proven: u64) -> Held {

@@ -905,7 +905,7 @@ impl Report for VerifyEpochReport {
             ));
             if let Some(block) = c.boundary_block {
                 lines.push(format!(
-                    "ok: read at block {block} (final, made before the epoch ended), as the close was: the same market, reward parameters and limits, and no sponsorship that existed there left out"
+                    "ok: the close read at block {block} (final, made before the epoch ended); there the chain had the same market, reward parameters and limits, and no sponsorship the batch leaves out"
                 ));
             }
             if let Some(note) = &c.boundary_note {
@@ -1044,6 +1044,19 @@ pub struct BoundaryReads {
     pub max_total: u128,
 }
 
+/// `e`, or what to do about it when the node no longer holds `block`'s state.
+fn pruned(e: CommandError, block: dsi_chain::BlockRef) -> CommandError {
+    match e {
+        CommandError::Chain(ChainError::Rpc(why)) if why.contains("discarded") => {
+            CommandError::Chain(ChainError::Rpc(format!(
+                "the node no longer holds the state of block {} (the block the batch's close read at): run verify-epoch against an archive node (ink-node --state-pruning archive-canonical), or pass --chain-url of one ({why})",
+                block.number
+            )))
+        }
+        e => e,
+    }
+}
+
 /// Checks the block a batch says its close read at: `Err(why)` when it is not a final
 /// block of the chain made before the epoch ended (at `end_ms`); `Ok(Some(note))` when a
 /// later block was made before the end too. A close after the end reads the last one
@@ -1101,24 +1114,62 @@ async fn compare_with_chain(
     let sponsorships = &batch.sponsorships;
     // A version 4 batch names the block its close read at: checked to be the epoch's
     // boundary, then read there, so what the close saw is compared exactly.
-    let mut note = None;
+    let note;
     let boundary = match batch.boundary {
         Some(block) => {
             let (_, end) = batch.schedule.window(epoch);
-            match check_boundary(chain, block, end).await? {
-                Ok(found) => note = found,
+            let read = async {
+                let found = check_boundary(chain, block, end).await?;
+                let at = chain.at(block);
+                Ok::<_, CommandError>(found.map(|note| (note, at)))
+            };
+            let (found, mut at) = match read.await.map_err(|e| pruned(e, block))? {
+                Ok(read) => read,
                 Err(why) => return Ok(Err(why)),
+            };
+            // A later block was made before the end too: everything is checked at the
+            // last one, so what changed in between (a sponsorship, the market) is found.
+            let mut checked_at = block;
+            if found.is_some() {
+                checked_at = chain
+                    .node()
+                    .block_at(end.saturating_sub(1), crate::close::BOUNDARY_FINALITY_WAIT)
+                    .await?;
+                at = chain.at(checked_at);
             }
-            let at = chain.at(block);
-            Some(BoundaryReads {
-                block,
-                market: at.market().await?,
-                params: at.params().await?,
-                max_subsidy: at.funding_limits().await?.0,
-                max_total: at.limits().await?.1,
-            })
+            note = found.map(|found| {
+                format!(
+                    "{found}; everything was checked at block {}, the last one made before the end",
+                    checked_at.number
+                )
+            });
+            let block = checked_at;
+            let reads = async {
+                Ok::<_, CommandError>(BoundaryReads {
+                    block,
+                    market: at.market().await?,
+                    params: at.params().await?,
+                    max_subsidy: at.funding_limits().await?.0,
+                    max_total: at.limits().await?.1,
+                })
+            };
+            Some(reads.await.map_err(|e| pruned(e, block))?)
         }
-        None => None,
+        // A version 4 batch of an epoch on chain names its block (a close with a chain
+        // always does): one without would skip every check made there.
+        None if batch.version >= 4 => {
+            return Ok(Err(format!(
+                "the batch (version {}) names no block its close read the chain at; an epoch closed with a chain always names one, and without it the market, limits and sponsorships cannot be checked where the close read them",
+                batch.version
+            )));
+        }
+        None => {
+            note = Some(format!(
+                "a version {} batch names no block its close read the chain at: the market was checked against its bounds only, and sponsorships left out only up to the newest recorded id",
+                batch.version
+            ));
+            None
+        }
     };
     let Some(record) = chain.epoch_record(epoch.0).await? else {
         return Ok(Err(format!("epoch {epoch} is not final on chain")));
@@ -1158,6 +1209,7 @@ async fn compare_with_chain(
     )
     .map(|comparison| ChainComparison {
         boundary_note: note.clone(),
+        boundary_block: batch.boundary.map(|b| b.number),
         ..comparison
     })
     .map_err(|why| match &note {
