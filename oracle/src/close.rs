@@ -321,36 +321,60 @@ pub fn bounded_credits(
 pub struct CapCut {
     /// The subsidy budget before the cut.
     pub budget_before: u128,
+    /// For each sponsorship given to the fit, in its order: whether the epoch pays from it.
+    pub kept: Vec<bool>,
     /// Downloaders whose credit pays less than their receipts cost.
     pub credits_cut: usize,
     /// Sponsored contents paid nothing this epoch, by content id.
     pub contents_left_out: Vec<ContentId>,
 }
 
+/// Which sponsorships fit in `room`, taken in the order given (by contract id): each whole,
+/// while its amount per epoch fits in what is left; one that does not fit is left out and
+/// the next ones are still tried. `Some(per_epoch)` for a candidate, `None` for an entry
+/// that is not one (it is not kept and takes nothing). `verify-epoch --chain` runs the
+/// same function over the recorded sponsorships and those the chain held but the batch
+/// left out.
+pub fn admit_sponsorships(mut room: u128, candidates: &[Option<u128>]) -> Vec<bool> {
+    candidates
+        .iter()
+        .map(|candidate| match *candidate {
+            Some(per_epoch) if per_epoch <= room => {
+                room -= per_epoch;
+                true
+            }
+            _ => false,
+        })
+        .collect()
+}
+
 /// Fits an epoch's funding under `cap`, `reward_pool`'s `max_epoch_total` (a root whose
 /// total is above it is refused at every vote, and every later epoch would wait behind
-/// it; sponsorships and credit are deposits anyone can make). Every figure below is what
-/// the inputs' rewards really pay, `receipts` aggregated with the budget cut to the cap
-/// (a receipt to an unknown seeder, a content nobody holds or a factor below 1× takes no
-/// room it does not use). The epoch takes, up to the cap:
+/// it; sponsorships and credit are deposits anyone can make). The epoch takes, up to the
+/// cap:
 ///
-/// 1. the subsidy (governance's own money; the budget is cut to the cap);
-/// 2. sponsored contents, the oldest sponsorship first (`oldest`: a content's smallest
-///    contract id; ledger-only ones last; ties by content id), each whole: a content
-///    whose pay no longer fits is paid nothing this epoch and the next ones are still
-///    tried. A deposit made later cannot push out one made earlier;
+/// 1. the subsidy (governance's own money): the budget is cut to the cap, and what it
+///    pays at the cut budget is counted (`receipts` aggregated: a subsidized content
+///    nobody holds takes no room);
+/// 2. `sponsorships` (those of the epoch's sponsored contents, by contract id, as
+///    `bounded_sponsorships` orders them), each whole at its amount per epoch, the oldest
+///    first ([`admit_sponsorships`]): a deposit made later, even on the same content,
+///    cannot take the place of one made earlier. A content is paid the sum of its kept
+///    sponsorships (its target replication the largest kept one's), nothing if none is
+///    kept;
 /// 3. downloaders' credit: all of what their receipts debit if it fits, otherwise the
 ///    room left split over them pro rata by debit (each downloader's seeders share its
-///    part, as when credit runs out; the rest of its credit stays for later epochs).
+///    part, as when credit runs out; the rest of its credit stays for later epochs; a
+///    receipt to a key that is no seeder debits nothing and takes no room).
 ///
-/// Each kept part pays at most what it paid before (the subsidy at most the cut budget,
-/// a debit at most its credit), so the fitted inputs' total is at most `cap`. The inputs
-/// stay sorted as the rule wants.
+/// Each kept part pays at most what it is counted for (the subsidy what it paid at the
+/// cut budget, a content at most its amount per epoch, a debit at most its credit), so
+/// the fitted inputs' total is at most `cap`. The inputs stay sorted as the rule wants.
 pub fn fit_to_cap(
     cap: u128,
     inputs: &mut EpochInputs,
     receipts: &[dsi_protocol::SignedReceipt],
-    oldest: &HashMap<ContentId, u64>,
+    sponsorships: &[dsi_api::oracle::Sponsorship],
 ) -> Result<CapCut, dsi_protocol::reward::AggregateError> {
     let mut cut = CapCut {
         budget_before: inputs.budget,
@@ -362,38 +386,58 @@ pub fn fit_to_cap(
     inputs.budget = inputs.budget.min(cap);
     let rewards = &dsi_protocol::reward::aggregate(inputs, receipts.iter().map(|r| &r.receipt))?;
     // `rewards.contents` is in input order, one entry per content.
-    let paid = |funding: fn(&Funding) -> bool| {
-        inputs
-            .contents
-            .iter()
-            .zip(&rewards.contents)
-            .filter(move |(facts, _)| funding(&facts.funding))
-            .map(|(facts, pay)| (facts.content, pay.paid))
-    };
-    let subsidy = paid(|f| matches!(f, Funding::Subsidized { .. }))
-        .fold(0u128, |acc, (_, paid)| acc.saturating_add(paid));
+    let subsidy = inputs
+        .contents
+        .iter()
+        .zip(&rewards.contents)
+        .filter(|(facts, _)| matches!(facts.funding, Funding::Subsidized { .. }))
+        .fold(0u128, |acc, (_, pay)| acc.saturating_add(pay.paid));
     let mut room = cap.saturating_sub(subsidy);
-    let mut sponsored: Vec<(u64, ContentId, u128)> =
-        paid(|f| matches!(f, Funding::Sponsored { .. }))
-            .map(|(content, paid)| {
-                (
-                    oldest.get(&content).copied().unwrap_or(u64::MAX),
-                    content,
-                    paid,
-                )
-            })
-            .collect();
-    sponsored.sort_unstable();
-    let mut left_out = BTreeSet::new();
-    for (_, content, paid) in sponsored {
-        if paid <= room {
-            room -= paid;
-        } else {
-            left_out.insert(content);
+    let sponsored: HashSet<ContentId> = inputs
+        .contents
+        .iter()
+        .filter(|c| matches!(c.funding, Funding::Sponsored { .. }))
+        .map(|c| c.content)
+        .collect();
+    let candidates: Vec<Option<u128>> = sponsorships
+        .iter()
+        .map(|s| sponsored.contains(&s.content).then_some(s.per_epoch))
+        .collect();
+    cut.kept = admit_sponsorships(room, &candidates);
+    // Each content: the sum of its kept sponsorships, the largest one's target (among
+    // equals the first), as `funded_contents` sets them.
+    let mut terms: HashMap<ContentId, (u128, u128, u32)> = HashMap::new();
+    for (s, _) in sponsorships
+        .iter()
+        .zip(&cut.kept)
+        .filter(|(_, kept)| **kept)
+    {
+        room -= s.per_epoch;
+        let entry = terms.entry(s.content).or_insert((0, 0, s.replicas));
+        entry.0 = entry.0.saturating_add(s.per_epoch);
+        if s.per_epoch > entry.1 {
+            entry.1 = s.per_epoch;
+            entry.2 = s.replicas;
         }
     }
-    inputs.contents.retain(|c| !left_out.contains(&c.content));
-    cut.contents_left_out = left_out.into_iter().collect();
+    let mut left_out = Vec::new();
+    inputs.contents.retain_mut(|c| {
+        if !matches!(c.funding, Funding::Sponsored { .. }) {
+            return true;
+        }
+        match terms.get(&c.content) {
+            Some(&(per_epoch, _, replicas)) => {
+                c.funding = Funding::Sponsored { per_epoch };
+                c.replicas = replicas;
+                true
+            }
+            None => {
+                left_out.push(c.content);
+                false
+            }
+        }
+    });
+    cut.contents_left_out = left_out;
     let debits: Vec<(NodeId, u128)> = rewards
         .debits
         .iter()
@@ -953,19 +997,16 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         seeders: seeder_facts,
     };
     let (mut rewards, mut tree) = compute(&inputs, &receipts)?;
+    // Whether the epoch pays from each of `sponsorships` (all, unless the cap cuts).
+    let mut kept = vec![true; sponsorships.len()];
     // An epoch whose total would pass `max_epoch_total` is refused by `reward_pool` at
     // every vote and stops every later one: it takes only the funding that fits.
     if let Some(cap) = max_total
         && rewards.total > cap
     {
         let wanted = rewards.total;
-        let mut oldest: HashMap<ContentId, u64> = HashMap::new();
-        for s in &sponsorships {
-            let id = s.chain_id.map_or(u64::MAX, u64::from);
-            let entry = oldest.entry(s.content).or_insert(id);
-            *entry = (*entry).min(id);
-        }
-        let cut = fit_to_cap(cap, &mut inputs, &receipts, &oldest)?;
+        let cut = fit_to_cap(cap, &mut inputs, &receipts, &sponsorships)?;
+        kept = cut.kept.clone();
         (rewards, tree) = compute(&inputs, &receipts)?;
         tracing::warn!(
             epoch = epoch.0,
@@ -976,6 +1017,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             budget = %inputs.budget,
             credits_cut = cut.credits_cut,
             contents_left_out = cut.contents_left_out.len(),
+            sponsorships_left_out = cut.kept.iter().filter(|k| !**k).count(),
             "the epoch's funding passes reward_pool's max_epoch_total: it takes the subsidy, then the oldest sponsorships that fit, then credit pro rata (governance raises max_epoch_total to pay more)"
         );
     }
@@ -990,8 +1032,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         .collect();
     let batch_sponsorships: Vec<BatchSponsorship> = sponsorships
         .iter()
-        .filter(|s| sponsored.contains(&s.content))
-        .map(BatchSponsorship::from)
+        .zip(&kept)
+        .filter(|(s, kept)| **kept && sponsored.contains(&s.content))
+        .map(|(s, _)| BatchSponsorship::from(s))
         .collect();
     let root = tree.root();
     let draws = chain_draws(&rewards.contents, &inputs.contents, &batch_sponsorships);
@@ -1367,17 +1410,18 @@ mod tests {
             }],
         };
         // Content 3's sponsorship is the oldest (contract id 1), then 2's (5), then 4's (9).
-        let oldest: HashMap<ContentId, u64> = [(2u8, 5u64), (3, 1), (4, 9)]
-            .into_iter()
-            .map(|(c, id)| (ContentId([c; 32]), id))
-            .collect();
+        let sponsorships = vec![
+            sponsorship(3, 300, 1, 1),
+            sponsorship(2, 500, 1, 5),
+            sponsorship(4, 50, 1, 9),
+        ];
         let rewards = |inputs: &EpochInputs| {
             dsi_protocol::reward::aggregate(inputs, receipts.iter().map(|r| &r.receipt))
                 .expect("aggregate")
         };
         let fit = |cap: u128, inputs: &EpochInputs| {
             let mut fitted = inputs.clone();
-            let cut = fit_to_cap(cap, &mut fitted, &receipts, &oldest).expect("fits");
+            let cut = fit_to_cap(cap, &mut fitted, &receipts, &sponsorships).expect("fits");
             let total = rewards(&fitted).total;
             assert!(total <= cap, "cap {cap}: total {total}");
             (fitted, cut)
@@ -1433,21 +1477,64 @@ mod tests {
         assert_eq!(contents(&fitted), vec![1]);
         assert_eq!(rewards(&fitted).total, 120);
 
-        // A subsidized content nobody holds and a seeder at half reputation: only what
-        // they really pay takes room. The subsidy pays nothing, the sponsorships 425,
-        // and the 650 of debits (charged in full) fit in the 675 left under 1,100.
-        let mut halved = inputs.clone();
-        halved.contents[0].holders.clear();
-        halved.seeders[0].reputation = Ppm(500_000);
-        let (fitted, cut) = fit(1_100, &halved);
-        assert_eq!(
-            cut,
-            CapCut {
-                budget_before: 200,
-                ..CapCut::default()
-            }
-        );
-        assert_eq!(fitted, halved);
+        // A subsidized content nobody holds pays nothing and takes no room: the
+        // sponsorships (850) and the debits (650) fit under 1,500.
+        let mut unheld = inputs.clone();
+        unheld.contents[0].holders.clear();
+        let (fitted, cut) = fit(1_500, &unheld);
+        assert_eq!(cut.kept, vec![true; 3]);
+        assert_eq!(cut.credits_cut, 0);
+        assert_eq!(fitted, unheld);
+    }
+
+    #[test]
+    fn a_later_deposit_on_an_early_sponsored_content_does_not_take_the_place_of_others() {
+        // Content 1 has a tiny early sponsorship (id 0); content 2 an honest one (id 1);
+        // then someone adds a large one to content 1 (id 2), at another target. Under a
+        // cap of 1,000 the large one comes last: content 1 keeps its tiny amount and
+        // target, content 2 is paid.
+        let key = |i: u8| NodeId([i; 32]);
+        let content = |id: u8, per_epoch: u128, replicas: u32| ContentFacts {
+            content: ContentId([id; 32]),
+            length: 1_000,
+            replicas,
+            funding: Funding::Sponsored { per_epoch },
+            holders: vec![Holder {
+                node: key(9),
+                location: Location([id; 8]),
+                since: Epoch(0),
+            }],
+        };
+        let sponsorships = vec![
+            sponsorship(1, 10, 1, 0),
+            sponsorship(2, 900, 1, 1),
+            sponsorship(1, 990, 5, 2),
+        ];
+        let mut inputs = EpochInputs {
+            epoch: Epoch(1),
+            budget: 0,
+            params: dsi_protocol::reward::RewardParams::default(),
+            market: dsi_protocol::reward::MarketParams::default(),
+            chunks: Vec::new(),
+            // As `funded_contents` makes them: the sum, the largest one's target.
+            contents: vec![content(1, 1_000, 5), content(2, 900, 1)],
+            credits: Vec::new(),
+            seeders: vec![SeederFacts {
+                seeder: key(9),
+                payout: PayoutAccount([9; 20]),
+                previous_cumulative: 0,
+                reputation: Ppm::ONE,
+                audits_passed: u64::MAX,
+            }],
+        };
+        let cut = fit_to_cap(1_000, &mut inputs, &[], &sponsorships).expect("fits");
+        assert_eq!(cut.kept, vec![true, true, false]);
+        assert!(cut.contents_left_out.is_empty());
+        assert_eq!(inputs.contents, vec![content(1, 10, 1), content(2, 900, 1)]);
+        let total = dsi_protocol::reward::aggregate(&inputs, std::iter::empty())
+            .expect("aggregate")
+            .total;
+        assert_eq!(total, 910);
     }
 
     #[test]
@@ -1506,7 +1593,7 @@ mod tests {
             3,
             "the subsidy pays the first seeder nothing"
         );
-        let cut = fit_to_cap(3, &mut inputs, &[], &HashMap::new()).expect("fits");
+        let cut = fit_to_cap(3, &mut inputs, &[], &[sponsorship(4, 3, 1, 0)]).expect("fits");
         assert_eq!(inputs.budget, 3);
         assert_eq!(cut.contents_left_out, vec![ContentId([4; 32])]);
         assert_eq!(total(&inputs), 1);

@@ -1365,18 +1365,72 @@ pub fn compare_funding(
         .filter(|c| matches!(c.funding, dsi_protocol::reward::Funding::Sponsored { .. }))
         .map(|c| (c.content, c))
         .collect();
-    if sponsorships.len() < crate::close::MAX_PAID_SPONSORSHIPS
-        && let Some(left_out) = on_chain.values().find(|c| {
+    let mut left_out: Vec<&dsi_chain::ChainSponsorship> = on_chain
+        .values()
+        .filter(|c| {
             !recorded.contains(&c.id)
                 && sponsored.contains_key(&dsi_protocol::ContentId(c.content))
                 && (c.first_epoch..=c.last_epoch).contains(&epoch.0)
         })
-    {
-        return Err(format!(
-            "sponsorship {} of content {} is active in epoch {epoch} but the batch leaves it out",
-            left_out.id,
-            dsi_protocol::ContentId(left_out.content)
-        ));
+        .collect();
+    left_out.sort_by_key(|c| c.id);
+    if sponsorships.len() < crate::close::MAX_PAID_SPONSORSHIPS && !left_out.is_empty() {
+        // An epoch over `max_epoch_total` leaves out the sponsorships that do not fit
+        // (`close::fit_to_cap`): the same admission, over the recorded ones and those
+        // left out in contract id order, after the subsidy the epoch paid, must keep
+        // exactly the recorded ones. Without the block the close read at, none may be
+        // left out.
+        let fits = view.boundary.as_ref().map(|b| {
+            let subsidy = inputs
+                .contents
+                .iter()
+                .zip(&verified.rewards.contents)
+                .filter(|(c, _)| {
+                    matches!(c.funding, dsi_protocol::reward::Funding::Subsidized { .. })
+                })
+                .fold(0u128, |acc, (_, pay)| acc.saturating_add(pay.paid));
+            let mut candidates: Vec<(u32, u128, bool)> = sponsorships
+                .iter()
+                .filter_map(|s| s.chain_id.map(|id| (id, s.per_epoch, true)))
+                .chain(left_out.iter().map(|c| (c.id, c.per_epoch, false)))
+                .collect();
+            candidates.sort_by_key(|c| c.0);
+            let admitted = crate::close::admit_sponsorships(
+                b.max_total.saturating_sub(subsidy),
+                &candidates.iter().map(|c| Some(c.1)).collect::<Vec<_>>(),
+            );
+            candidates
+                .into_iter()
+                .zip(admitted)
+                .find(|((_, _, recorded), admitted)| recorded != admitted)
+                .map(|((id, _, recorded), _)| (id, recorded))
+        });
+        match fits {
+            Some(None) => {}
+            Some(Some((id, true))) => {
+                return Err(format!(
+                    "sponsorship {id} is recorded, but after the older ones it does not fit under max_epoch_total, which left others out"
+                ));
+            }
+            Some(Some((id, false))) => {
+                let c = left_out
+                    .iter()
+                    .find(|c| c.id == id)
+                    .copied()
+                    .unwrap_or(left_out[0]);
+                return Err(format!(
+                    "sponsorship {id} of content {} is active in epoch {epoch} and fits under max_epoch_total, but the batch leaves it out",
+                    dsi_protocol::ContentId(c.content)
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "sponsorship {} of content {} is active in epoch {epoch} but the batch leaves it out",
+                    left_out[0].id,
+                    dsi_protocol::ContentId(left_out[0].content)
+                ));
+            }
+        }
     }
     // Each sponsored content's target is the one of its sponsorship paying most per epoch
     // (among equals the first recorded), as `close::funded_contents` sets it.

@@ -283,7 +283,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
             market: batch.inputs.market,
             params: batch.inputs.params,
             max_subsidy: batch.inputs.budget,
-            max_total: batch.total,
+            max_total: u128::MAX,
         }),
     };
     let compare = |view: &ChainView, verified: &oracle::batch::Verified, batch: &EpochBatch| {
@@ -302,6 +302,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
 
     type Change = dyn Fn(&mut ChainView);
     let content = batch.sponsorships[0].content;
+    let total = batch.total;
     fn boundary(v: &mut ChainView) -> &mut oracle::commands::BoundaryReads {
         v.boundary.as_mut().expect("boundary")
     }
@@ -323,7 +324,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
         ),
         (
             "a total above max_epoch_total at the boundary block",
-            &|v| boundary(v).max_total -= 1,
+            &move |v| boundary(v).max_total = total - 1,
             "max_epoch_total",
         ),
         (
@@ -394,6 +395,51 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
         let why = compare(&view, &verified, &batch).expect_err(what);
         assert!(why.contains(expected), "{what}: {why}");
     }
+    // An epoch over `max_epoch_total` leaves out the sponsorships that do not fit after
+    // the older ones (`close::fit_to_cap`). With the cap at the subsidy paid plus the
+    // recorded sponsorships, one between them (id 5) that does not fit is rightly left
+    // out; one that would fit is not.
+    let subsidy: u128 = batch
+        .inputs
+        .contents
+        .iter()
+        .zip(&verified.rewards.contents)
+        .filter(|(c, _)| matches!(c.funding, dsi_protocol::reward::Funding::Subsidized { .. }))
+        .map(|(_, pay)| pay.paid)
+        .sum();
+    let recorded: u128 = batch.sponsorships.iter().map(|s| s.per_epoch).sum();
+    let with_left_out = |per_epoch: u128| {
+        let mut view = honest.clone();
+        view.sponsorships.insert(
+            5,
+            ChainSponsorship {
+                id: 5,
+                funder: Address([6; 20]),
+                content: content.0,
+                per_epoch,
+                first_epoch: epoch.0,
+                last_epoch: epoch.0,
+                replicas: 1,
+                unspent: 0,
+            },
+        );
+        boundary(&mut view).max_total = subsidy + recorded;
+        view
+    };
+    let passed = compare(&with_left_out(recorded + 1), &verified, &batch)
+        .expect("a sponsorship that does not fit under the cap is left out");
+    assert_eq!(passed.sponsorships_checked, 2);
+    let why = compare(&with_left_out(1), &verified, &batch).expect_err("it fits");
+    assert!(
+        why.contains("sponsorship 5")
+            && why.contains("fits under max_epoch_total, but the batch leaves it out"),
+        "{why}"
+    );
+    // Without the block the close read at, none may be left out.
+    let mut blind = with_left_out(recorded + 1);
+    blind.boundary = None;
+    let why = compare(&blind, &verified, &batch).expect_err("no block");
+    assert!(why.contains("leaves it out"), "{why}");
     // A version 2 batch (no sponsorships recorded) for an epoch funded by parts.
     let downgraded = oracle::batch::Verified {
         funding: None,
