@@ -106,6 +106,24 @@ struct EpochBatchV3 {
     total: u128,
 }
 
+impl From<EpochBatchV3> for EpochBatch {
+    fn from(old: EpochBatchV3) -> Self {
+        Self {
+            version: old.version,
+            network: old.network,
+            schedule: old.schedule,
+            issued_at_skew_ms: old.issued_at_skew_ms,
+            downloader_cap_bytes: old.downloader_cap_bytes,
+            inputs: old.inputs,
+            sponsorships: old.sponsorships,
+            boundary: None,
+            receipts: old.receipts,
+            root: old.root,
+            total: old.total,
+        }
+    }
+}
+
 /// The version 2 layout (no sponsorships), read for old batches.
 #[derive(Decode, Encode)]
 struct EpochBatchV2 {
@@ -309,25 +327,12 @@ pub fn decode_batch(bytes: &[u8]) -> Result<EpochBatch, VerifyError> {
         Some(3) => {
             let old = EpochBatchV3::decode(&mut &bytes[..]).map_err(malformed)?;
             let size = old.encoded_size();
-            let batch = EpochBatch {
-                version: old.version,
-                network: old.network,
-                schedule: old.schedule,
-                issued_at_skew_ms: old.issued_at_skew_ms,
-                downloader_cap_bytes: old.downloader_cap_bytes,
-                inputs: old.inputs,
-                sponsorships: old.sponsorships,
-                boundary: None,
-                receipts: old.receipts,
-                root: old.root,
-                total: old.total,
-            };
-            (batch, size)
+            (old.into(), size)
         }
         Some(2) => {
             let old = EpochBatchV2::decode(&mut &bytes[..]).map_err(malformed)?;
             let size = old.encoded_size();
-            let batch = EpochBatch {
+            let v3 = EpochBatchV3 {
                 version: old.version,
                 network: old.network,
                 schedule: old.schedule,
@@ -335,12 +340,11 @@ pub fn decode_batch(bytes: &[u8]) -> Result<EpochBatch, VerifyError> {
                 downloader_cap_bytes: old.downloader_cap_bytes,
                 inputs: old.inputs,
                 sponsorships: Vec::new(),
-                boundary: None,
                 receipts: old.receipts,
                 root: old.root,
                 total: old.total,
             };
-            (batch, size)
+            (v3.into(), size)
         }
         Some(version) => {
             return Err(VerifyError::Malformed(format!(

@@ -348,6 +348,27 @@ pub fn admit_sponsorships(mut room: u128, candidates: &[Option<u128>]) -> Vec<bo
         .collect()
 }
 
+/// What `rewards` paid the subsidized contents of `inputs` (after factors).
+pub fn subsidy_paid(inputs: &EpochInputs, rewards: &dsi_protocol::reward::EpochRewards) -> u128 {
+    // `rewards.contents` is in input order, one entry per content.
+    inputs
+        .contents
+        .iter()
+        .zip(&rewards.contents)
+        .filter(|(facts, _)| matches!(facts.funding, Funding::Subsidized { .. }))
+        .fold(0u128, |acc, (_, pay)| acc.saturating_add(pay.paid))
+}
+
+/// The contents `inputs` funds by sponsorship.
+fn sponsored_contents(inputs: &EpochInputs) -> HashSet<ContentId> {
+    inputs
+        .contents
+        .iter()
+        .filter(|c| matches!(c.funding, Funding::Sponsored { .. }))
+        .map(|c| c.content)
+        .collect()
+}
+
 /// Fits an epoch's funding under `cap`, `reward_pool`'s `max_epoch_total` (a root whose
 /// total is above it is refused at every vote, and every later epoch would wait behind
 /// it; sponsorships and credit are deposits anyone can make). The epoch takes, up to the
@@ -385,20 +406,8 @@ pub fn fit_to_cap(
     // largest remainders), so the figures at the uncut one would not bound it.
     inputs.budget = inputs.budget.min(cap);
     let rewards = &dsi_protocol::reward::aggregate(inputs, receipts.iter().map(|r| &r.receipt))?;
-    // `rewards.contents` is in input order, one entry per content.
-    let subsidy = inputs
-        .contents
-        .iter()
-        .zip(&rewards.contents)
-        .filter(|(facts, _)| matches!(facts.funding, Funding::Subsidized { .. }))
-        .fold(0u128, |acc, (_, pay)| acc.saturating_add(pay.paid));
-    let mut room = cap.saturating_sub(subsidy);
-    let sponsored: HashSet<ContentId> = inputs
-        .contents
-        .iter()
-        .filter(|c| matches!(c.funding, Funding::Sponsored { .. }))
-        .map(|c| c.content)
-        .collect();
+    let mut room = cap.saturating_sub(subsidy_paid(inputs, rewards));
+    let sponsored = sponsored_contents(inputs);
     let candidates: Vec<Option<u128>> = sponsorships
         .iter()
         .map(|s| sponsored.contains(&s.content).then_some(s.per_epoch))
@@ -1024,12 +1033,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     // The sponsorships the epoch pays from, as the batch records them: those of the
     // contents it funds by sponsorship (a subsidized content's are not drawn), in the
     // order of `bounded_sponsorships`.
-    let sponsored: HashSet<ContentId> = inputs
-        .contents
-        .iter()
-        .filter(|c| matches!(c.funding, Funding::Sponsored { .. }))
-        .map(|c| c.content)
-        .collect();
+    let sponsored = sponsored_contents(&inputs);
     let batch_sponsorships: Vec<BatchSponsorship> = sponsorships
         .iter()
         .zip(&kept)
@@ -1174,6 +1178,23 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
 mod tests {
     use super::*;
 
+    /// A receipt of `bytes` bytes of chunk `[downloader; 32]` from `seeder` to
+    /// `downloader` (keys `[n; 32]`), epoch 1, its signature not checked here.
+    fn receipt(downloader: u8, seeder: u8, bytes: u32) -> dsi_protocol::SignedReceipt {
+        dsi_protocol::SignedReceipt {
+            receipt: dsi_protocol::Receipt {
+                epoch: Epoch(1),
+                downloader: NodeId([downloader; 32]),
+                seeder: NodeId([seeder; 32]),
+                chunk: ChunkId([downloader; 32]),
+                bytes,
+                issued_at_ms: 0,
+                nonce: 0,
+            },
+            signature: dsi_protocol::Signature([0; 64]),
+        }
+    }
+
     fn sponsorship(
         content: u8,
         per_epoch: u128,
@@ -1288,25 +1309,12 @@ mod tests {
                 available: if i == 4 { 10 } else { 1_000 },
             })
             .collect();
-        let receipt = |downloader: u8, bytes: u32| dsi_protocol::SignedReceipt {
-            receipt: dsi_protocol::Receipt {
-                epoch: Epoch(1),
-                downloader: key(downloader),
-                seeder: key(9),
-                chunk: ChunkId([downloader; 32]),
-                bytes,
-                issued_at_ms: 0,
-                nonce: 0,
-            },
-            // Not checked here.
-            signature: dsi_protocol::Signature([0; 64]),
-        };
         // 1 costs 300, 2 costs 200, 3 costs 400, 4 would cost 500 but has 10 of credit.
         let receipts = [
-            receipt(1, 300),
-            receipt(2, 200),
-            receipt(3, 400),
-            receipt(4, 500),
+            receipt(1, 9, 300),
+            receipt(2, 9, 200),
+            receipt(3, 9, 400),
+            receipt(4, 9, 500),
         ];
         let known = |seeder: &NodeId| *seeder == key(9);
         let kept = bounded_credits(credits.clone(), &receipts, known, 1, 2);
@@ -1332,19 +1340,6 @@ mod tests {
     #[test]
     fn an_epoch_over_the_cap_takes_the_subsidy_then_the_oldest_sponsorships_then_credit() {
         let key = |i: u8| NodeId([i; 32]);
-        let receipt = |downloader: u8, seeder: u8, bytes: u32| dsi_protocol::SignedReceipt {
-            receipt: dsi_protocol::Receipt {
-                epoch: Epoch(1),
-                downloader: key(downloader),
-                seeder: key(seeder),
-                chunk: ChunkId([downloader; 32]),
-                bytes,
-                issued_at_ms: 0,
-                nonce: 0,
-            },
-            // Not checked here.
-            signature: dsi_protocol::Signature([0; 64]),
-        };
         // Downloader 1's receipts to seeder 9 cost 300, 2's 200, 3's 400 but it has 150
         // of credit. Downloader 5 has 10,000 of credit and signs 10,000 bytes to a key
         // that is no seeder (8): its receipts debit nothing, so they take no room.

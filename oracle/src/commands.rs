@@ -1381,14 +1381,7 @@ pub fn compare_funding(
         // exactly the recorded ones. Without the block the close read at, none may be
         // left out.
         let fits = view.boundary.as_ref().map(|b| {
-            let subsidy = inputs
-                .contents
-                .iter()
-                .zip(&verified.rewards.contents)
-                .filter(|(c, _)| {
-                    matches!(c.funding, dsi_protocol::reward::Funding::Subsidized { .. })
-                })
-                .fold(0u128, |acc, (_, pay)| acc.saturating_add(pay.paid));
+            let subsidy = crate::close::subsidy_paid(inputs, &verified.rewards);
             let mut candidates: Vec<(u32, u128, bool)> = sponsorships
                 .iter()
                 .filter_map(|s| s.chain_id.map(|id| (id, s.per_epoch, true)))

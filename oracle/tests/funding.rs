@@ -399,14 +399,7 @@ async fn verify_epoch_chain_names_every_funding_the_chain_did_not_agree_on() {
     // the older ones (`close::fit_to_cap`). With the cap at the subsidy paid plus the
     // recorded sponsorships, one between them (id 5) that does not fit is rightly left
     // out; one that would fit is not.
-    let subsidy: u128 = batch
-        .inputs
-        .contents
-        .iter()
-        .zip(&verified.rewards.contents)
-        .filter(|(c, _)| matches!(c.funding, dsi_protocol::reward::Funding::Subsidized { .. }))
-        .map(|(_, pay)| pay.paid)
-        .sum();
+    let subsidy = oracle::close::subsidy_paid(&batch.inputs, &verified.rewards);
     let recorded: u128 = batch.sponsorships.iter().map(|s| s.per_epoch).sum();
     let with_left_out = |per_epoch: u128| {
         let mut view = honest.clone();

@@ -96,6 +96,27 @@ fn oracle_cli(data_dir: &Path, args: &[&str]) -> String {
     printed
 }
 
+/// `oracle verify-epoch FILE --deployment` against `net`'s chain from an empty directory
+/// (a checker with no oracle data directory and no key): its exit code and output.
+fn verify_keyless(tmp: &Path, net: &Network, file: &Path) -> (Option<i32>, String) {
+    oracle_cli_status(
+        &tmp.join("checker"),
+        &[
+            "verify-epoch",
+            &file.to_string_lossy(),
+            "--deployment",
+            &net.deployment.to_string_lossy(),
+        ],
+    )
+}
+
+/// The batch file `net`'s oracle published for `epoch`.
+fn batch_file(net: &Network, epoch: u64) -> std::path::PathBuf {
+    net.oracle_dir
+        .join("batches")
+        .join(format!("epoch-{epoch:08}.batch"))
+}
+
 /// Runs `oracle` in `data_dir`: its exit code and what it printed (stdout, then stderr).
 fn oracle_cli_status(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let output = std::process::Command::new(dsi_tests::oracle_bin())
@@ -296,16 +317,10 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     assert!(credit.unspent < 5_000_000_000_000, "the credit paid");
     // `verify-epoch --chain` recomputes the batch's funding and finds it on chain: the
     // batch id, root, total, subsidy, part hashes, and the sponsorship it draws on.
-    let batch_file = oracle_dir
-        .join("batches")
-        .join(format!("epoch-{epoch:08}.batch"));
-    let batch_arg = batch_file.to_string_lossy().into_owned();
+    let batch_file = batch_file(&net, epoch);
     // A checker holds no key and no oracle data directory: the deployment file is enough.
-    let deployment_arg = net.deployment.to_string_lossy().into_owned();
-    let printed = oracle_cli(
-        &tmp.path().join("checker"),
-        &["verify-epoch", &batch_arg, "--deployment", &deployment_arg],
-    );
+    let (code, printed) = verify_keyless(tmp.path(), &net, &batch_file);
+    assert_eq!(code, Some(0), "{printed}");
     assert!(
         printed.contains("ok: the chain's epoch (Final, ")
             && printed.contains("1 sponsorships match the chain's"),
@@ -317,21 +332,11 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
     other.issued_at_skew_ms += 1;
     let other_file = oracle_dir.join("other.batch");
     std::fs::write(&other_file, parity_scale_codec::Encode::encode(&other)).expect("write");
-    let output = std::process::Command::new(dsi_tests::oracle_bin())
-        .arg("--data-dir")
-        .arg(&oracle_dir)
-        .args(["verify-epoch", "--chain"])
-        .arg(&other_file)
-        .env("DSI_LOG", "warn")
-        .output()
-        .expect("oracle runs");
-    let said = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(dsi_api::exit::Exit::Integrity as i32),
-        "{said}"
+    let (code, said) = oracle_cli_status(
+        &oracle_dir,
+        &["verify-epoch", "--chain", &other_file.to_string_lossy()],
     );
+    assert_eq!(code, Some(dsi_api::exit::Exit::Integrity as i32), "{said}");
     assert!(
         said.contains("the chain disagrees") && said.contains("names batch"),
         "{said}"
@@ -555,19 +560,8 @@ async fn a_pool_short_of_the_budget_pays_what_it_holds() {
         rewards.total
     );
 
-    let batch_file = net
-        .oracle_dir
-        .join("batches")
-        .join(format!("epoch-{epoch:08}.batch"));
-    let printed = oracle_cli(
-        &tmp.path().join("checker"),
-        &[
-            "verify-epoch",
-            &batch_file.to_string_lossy(),
-            "--deployment",
-            &net.deployment.to_string_lossy(),
-        ],
-    );
+    let (code, printed) = verify_keyless(tmp.path(), &net, &batch_file(&net, epoch));
+    assert_eq!(code, Some(0), "{printed}");
     assert!(
         printed.contains("ok: the chain's epoch (Final, "),
         "{printed}"
@@ -647,19 +641,8 @@ async fn sponsorships_above_the_epoch_cap_do_not_stop_the_network() {
     );
     assert!(unspent(small.chain_id) < 3 * TOKEN);
 
-    let batch_file = net
-        .oracle_dir
-        .join("batches")
-        .join(format!("epoch-{epoch:08}.batch"));
-    let printed = oracle_cli(
-        &tmp.path().join("checker"),
-        &[
-            "verify-epoch",
-            &batch_file.to_string_lossy(),
-            "--deployment",
-            &net.deployment.to_string_lossy(),
-        ],
-    );
+    let (code, printed) = verify_keyless(tmp.path(), &net, &batch_file(&net, epoch));
+    assert_eq!(code, Some(0), "{printed}");
     assert!(
         printed.contains("ok: the chain's epoch (Final, ")
             && printed.contains("ok: the close read at block")
@@ -711,16 +694,7 @@ async fn sponsorships_above_the_epoch_cap_do_not_stop_the_network() {
         // Without a block, nothing could be checked where the close read.
         (None, "names no block its close read the chain at"),
     ] {
-        let path = doctored(block);
-        let (code, printed) = oracle_cli_status(
-            &tmp.path().join("checker"),
-            &[
-                "verify-epoch",
-                &path.to_string_lossy(),
-                "--deployment",
-                &net.deployment.to_string_lossy(),
-            ],
-        );
+        let (code, printed) = verify_keyless(tmp.path(), &net, &doctored(block));
         assert_eq!(code, Some(4), "{printed}");
         assert!(printed.contains(expected), "{printed}");
     }
