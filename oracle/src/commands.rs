@@ -1374,7 +1374,18 @@ pub fn compare_funding(
         })
         .collect();
     left_out.sort_by_key(|c| c.id);
-    if sponsorships.len() < crate::close::MAX_PAID_SPONSORSHIPS && !left_out.is_empty() {
+    // The close pays from at most `MAX_PAID_SPONSORSHIPS` (`close::bounded_sponsorships`,
+    // ranked among those of contents with a proven holder, which the chain does not
+    // show): if the chain held more active in the epoch, the bound may have left some
+    // out before the cap did, and nothing here can tell which.
+    let active = on_chain
+        .values()
+        .filter(|c| (c.first_epoch..=c.last_epoch).contains(&epoch.0))
+        .count();
+    if sponsorships.len() < crate::close::MAX_PAID_SPONSORSHIPS
+        && active <= crate::close::MAX_PAID_SPONSORSHIPS
+        && !left_out.is_empty()
+    {
         // An epoch over `max_epoch_total` leaves out the sponsorships that do not fit
         // (`close::fit_to_cap`): the same admission, over the recorded ones and those
         // left out in contract id order, after the subsidy the epoch paid, must keep
