@@ -413,30 +413,24 @@ pub fn fit_to_cap(
         .map(|s| sponsored.contains(&s.content).then_some(s.per_epoch))
         .collect();
     cut.kept = admit_sponsorships(room, &candidates);
-    // Each content: the sum of its kept sponsorships, the largest one's target (among
-    // equals the first), as `funded_contents` sets them.
-    let mut terms: HashMap<ContentId, (u128, u128, u32)> = HashMap::new();
-    for (s, _) in sponsorships
+    let kept: Vec<dsi_api::oracle::Sponsorship> = sponsorships
         .iter()
         .zip(&cut.kept)
         .filter(|(_, kept)| **kept)
-    {
-        room -= s.per_epoch;
-        let entry = terms.entry(s.content).or_insert((0, 0, s.replicas));
-        entry.0 = entry.0.saturating_add(s.per_epoch);
-        if s.per_epoch > entry.1 {
-            entry.1 = s.per_epoch;
-            entry.2 = s.replicas;
-        }
-    }
+        .map(|(s, _)| s.clone())
+        .collect();
+    room -= kept.iter().map(|s| s.per_epoch).sum::<u128>();
+    // Each content: the sum of its kept sponsorships, the largest one's target, by the
+    // rule that made the unfitted inputs.
+    let terms = funded_contents(&[], &kept, 0);
     let mut left_out = Vec::new();
     inputs.contents.retain_mut(|c| {
         if !matches!(c.funding, Funding::Sponsored { .. }) {
             return true;
         }
         match terms.get(&c.content) {
-            Some(&(per_epoch, _, replicas)) => {
-                c.funding = Funding::Sponsored { per_epoch };
+            Some(&(funding, replicas)) => {
+                c.funding = funding;
                 c.replicas = replicas;
                 true
             }
@@ -1015,7 +1009,6 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     {
         let wanted = rewards.total;
         let cut = fit_to_cap(cap, &mut inputs, &receipts, &sponsorships)?;
-        kept = cut.kept.clone();
         (rewards, tree) = compute(&inputs, &receipts)?;
         tracing::warn!(
             epoch = epoch.0,
@@ -1029,6 +1022,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             sponsorships_left_out = cut.kept.iter().filter(|k| !**k).count(),
             "the epoch's funding passes reward_pool's max_epoch_total: it takes the subsidy, then the oldest sponsorships that fit, then credit pro rata (governance raises max_epoch_total to pay more)"
         );
+        kept = cut.kept;
     }
     // The sponsorships the epoch pays from, as the batch records them: those of the
     // contents it funds by sponsorship (a subsidized content's are not drawn), in the
