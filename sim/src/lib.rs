@@ -10,6 +10,11 @@
 //! epoch later by the attacker. The honest seeders' pay is compared with the baseline run
 //! without an attacker.
 //!
+//! A new attacker's keys earn `unvetted_share` of what they would; a patient one is played
+//! too ([`Outcome::vetted`]): it runs its attack unmeasured until every key of its has
+//! passed the market's `vetting_audits` funded audits, and only its full-share epochs
+//! after that are measured.
+//!
 //! [`dynamics`] is the second table: whether the incentives move seeders to bring every
 //! funded content to its target replication.
 
@@ -33,8 +38,11 @@ pub struct Settings {
     pub keys: Vec<u64>,
     /// Measured epochs after the honest warm-up epoch.
     pub epochs: u32,
-    /// Epoch length in milliseconds.
+    /// Shortest epoch length in milliseconds ([`epoch_ms_for`]).
     pub epoch_ms: u64,
+    /// The attacks to play (the baseline is always played: every row is compared with
+    /// it); empty: all of them.
+    pub attacks: Vec<Attack>,
 }
 
 /// The attacks.
@@ -81,6 +89,27 @@ impl Attack {
         Attack::KeyChurn,
     ];
 
+    /// Its name on the command line (`sim --attacks`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Attack::Baseline => "baseline",
+            Attack::RingUnfunded => "ring-unfunded",
+            Attack::RingSponsored => "ring-sponsored",
+            Attack::RingSubsidized => "ring-subsidized",
+            Attack::DemandInflation => "demand-inflation",
+            Attack::ReplicaFarm => "farm-at-target",
+            Attack::ReplicaFarmBelowTarget => "farm-below-target",
+            Attack::ProxyFarm => "proxy-farm",
+            Attack::HoldingHalf => "holding-half",
+            Attack::KeyChurn => "key-churn",
+        }
+    }
+
+    /// The attack named `slug` ([`Attack::slug`]).
+    pub fn from_slug(slug: &str) -> Option<Attack> {
+        Attack::ALL.into_iter().find(|a| a.slug() == slug)
+    }
+
     /// Its name in the table.
     pub fn name(self) -> &'static str {
         match self {
@@ -102,6 +131,23 @@ impl Attack {
         !matches!(
             self,
             Attack::Baseline | Attack::HoldingHalf | Attack::KeyChurn
+        )
+    }
+
+    /// Whether a patient attacker's keys can be vetted first: they hold funded content and
+    /// pass its audits (the unfunded ring's seeder holds no funded content, so it never
+    /// is; the half holder, the proxy farm and the churning key fail or are refused). The
+    /// baseline is played patient too: its honest population then ages as long, and the
+    /// patient rows are compared with it.
+    pub fn vettable(self) -> bool {
+        matches!(
+            self,
+            Attack::Baseline
+                | Attack::RingSponsored
+                | Attack::RingSubsidized
+                | Attack::DemandInflation
+                | Attack::ReplicaFarm
+                | Attack::ReplicaFarmBelowTarget
         )
     }
 
@@ -127,6 +173,9 @@ pub struct Outcome {
     pub attack: Attack,
     /// Attacker keys.
     pub keys: u64,
+    /// Whether the attacker was patient: its keys ran the attack unmeasured until every one
+    /// of them was vetted (earning a full share), and only then was it measured.
+    pub vetted: bool,
     /// What the attacker's seeders were paid.
     pub reward: u128,
     /// What the attacker spent: credit debited from its keys and sponsorship drawn for
@@ -144,6 +193,11 @@ pub struct Outcome {
     pub counted_replicas: usize,
     /// Attacker announcements the oracle refused (the proxy farm's).
     pub refused: u64,
+    /// The epoch length the scenario ran with, in milliseconds.
+    pub epoch_ms: u64,
+    /// The longest measured round (setting up, traffic, close), in milliseconds: it must
+    /// stay under `epoch_ms`.
+    pub busiest_ms: u64,
 }
 
 impl Outcome {
@@ -232,8 +286,35 @@ async fn honest_traffic(world: &mut World, honest: &Honest) -> Result<()> {
     Ok(())
 }
 
-/// Runs one scenario.
-pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outcome> {
+/// The ring's receipts of an epoch: every ring key signs for every chunk of `content`
+/// served by the ring's seeder.
+async fn ring_traffic(
+    world: &mut World,
+    ring: &[dsi_protocol::SecretKey],
+    seeder: NodeId,
+    content: Option<&Content>,
+) -> Result<()> {
+    if let Some(content) = content {
+        let mut receipts = Vec::new();
+        for downloader in ring {
+            receipts.extend(world.receipts(downloader, seeder, content));
+        }
+        world.ingest(receipts).await?;
+    }
+    Ok(())
+}
+
+/// Unmeasured rounds a patient attacker plays while its keys are vetted, at most (a market
+/// that vets more slowly stops the run with an error).
+const MAX_VETTING_ROUNDS: u32 = 12;
+
+/// Runs one scenario: `vetted` makes the attacker patient (see [`Outcome::vetted`]).
+pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -> Result<Outcome> {
+    anyhow::ensure!(
+        !vetted || attack.vettable(),
+        "{}: its keys cannot be vetted",
+        attack.name()
+    );
     // Contents are registered on the world; the subsidized one must be known before the
     // oracle starts (its list is configuration), so its id is computed from a scratch
     // world first.
@@ -254,6 +335,7 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
     let mut outcome = Outcome {
         attack,
         keys,
+        vetted,
         reward: 0,
         cost: 0,
         honest: 0,
@@ -261,6 +343,8 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
         budget: 0,
         counted_replicas: 0,
         refused: 0,
+        epoch_ms,
+        busiest_ms: 0,
     };
     let mut attackers: BTreeSet<NodeId> = BTreeSet::new();
     let mut payers: Vec<NodeId> = Vec::new();
@@ -377,15 +461,55 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
         for k in 0..keys {
             let downloader = key(0x88, k);
             if attack != Attack::RingUnfunded {
-                // Enough credit for every epoch's downloads.
+                // Enough credit for every epoch's downloads, the vetting rounds' too.
                 let content = ring_content.as_ref().map_or(0, |c| c.manifest.size);
+                let rounds = settings.epochs + if vetted { MAX_VETTING_ROUNDS } else { 0 };
                 let need = u128::from(content)
                     * u128::from(world.state.config.market.price_per_byte)
-                    * u128::from(settings.epochs);
+                    * u128::from(rounds);
                 world.credit(downloader.node_id(), need).await?;
                 payers.push(downloader.node_id());
             }
             ring.push(downloader);
+        }
+    }
+
+    // A patient attacker plays its attack unmeasured for as many rounds as vetting takes
+    // (`vetting_audits` passed funded audits, at most `audit.chunks_per_node` counted a
+    // close), the same number in every patient scenario and its baseline.
+    let mut spent_before: Vec<u128> = vec![0; payers.len()];
+    if vetted {
+        let needed = u64::from(world.state.market().vetting_audits);
+        let per_epoch = world.state.config.audit.chunks_per_node as u64;
+        let rounds = needed.div_ceil(per_epoch.max(1));
+        anyhow::ensure!(
+            rounds <= u64::from(MAX_VETTING_ROUNDS),
+            "vetting takes {rounds} rounds, more than the simulator plays"
+        );
+        for _ in 0..rounds {
+            honest_traffic(&mut world, &honest).await?;
+            ring_traffic(&mut world, &ring, seeder_id, ring_content.as_ref()).await?;
+            world.close().await?;
+        }
+        let mut unvetted = 0;
+        for id in &attackers {
+            if world
+                .state
+                .store
+                .funded_audits_passed(id, per_epoch)
+                .await?
+                < needed
+            {
+                unvetted += 1;
+            }
+        }
+        anyhow::ensure!(
+            unvetted == 0,
+            "{} with {keys} keys: {unvetted} keys still unvetted after {rounds} rounds",
+            attack.name()
+        );
+        for (before, payer) in spent_before.iter_mut().zip(&payers) {
+            *before = world.spent(*payer).await?;
         }
     }
 
@@ -405,14 +529,14 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
             attackers.insert(id);
         }
         honest_traffic(&mut world, &honest).await?;
-        if let Some(content) = &ring_content {
-            let mut receipts = Vec::new();
-            for downloader in &ring {
-                receipts.extend(world.receipts(downloader, seeder_id, content));
-            }
-            world.ingest(receipts).await?;
-        }
-        let (leaves, rewards, closed) = world.close().await?;
+        ring_traffic(&mut world, &ring, seeder_id, ring_content.as_ref()).await?;
+        let world::Closed {
+            leaves,
+            rewards,
+            epochs: closed,
+            busy,
+        } = world.close().await?;
+        outcome.busiest_ms = outcome.busiest_ms.max(busy.as_millis() as u64);
         // Every measured round is one epoch: a round that outlasts its epoch would pay the
         // sponsorships of the epochs it spans and skew every figure.
         anyhow::ensure!(
@@ -442,8 +566,8 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
             .sum();
         outcome.budget = u128::from(SUBSIDY) + 2 * SPONSOR + honest_debits;
     }
-    for payer in &payers {
-        outcome.cost += world.spent(*payer).await?;
+    for (payer, before) in payers.iter().zip(&spent_before) {
+        outcome.cost += world.spent(*payer).await?.saturating_sub(*before);
     }
     // The ppm base is one epoch's funding; the figures are per epoch too.
     let epochs = u128::from(settings.epochs.max(1));
@@ -455,10 +579,11 @@ pub async fn run(attack: Attack, keys: u64, settings: &Settings) -> Result<Outco
 }
 
 /// The epoch length a scenario with `keys` attacker keys runs with: at least `floor`, and
-/// 8 ms more per key, so that setting up, announcing, auditing and closing K keys fits in
-/// one epoch.
+/// 3 ms more per key, so that setting up, announcing, auditing and closing K keys fits in
+/// one epoch (the busiest round of 1,000 keys takes about 1.7 s on two cores: the run
+/// prints each scenario's busiest round against its epoch, and stops if one outlasts it).
 pub fn epoch_ms_for(floor: u64, keys: u64) -> u64 {
-    floor.max(1_500u64.saturating_add(keys.saturating_mul(8)))
+    floor.max(1_500u64.saturating_add(keys.saturating_mul(3)))
 }
 
 /// Every scenario's outcome and the verdict.
@@ -468,10 +593,11 @@ pub struct Report {
 }
 
 impl Report {
-    fn baseline(&self) -> u128 {
+    /// The honest seeders' pay without an attacker, as long aged as in `outcome`'s run.
+    fn baseline(&self, vetted: bool) -> u128 {
         self.outcomes
             .iter()
-            .find(|o| o.attack == Attack::Baseline)
+            .find(|o| o.attack == Attack::Baseline && o.vetted == vetted)
             .map_or(0, |o| o.honest)
     }
 
@@ -489,11 +615,10 @@ impl Report {
     /// The most the honest seeders lost to an attack against the baseline, in ppm (attacks
     /// that add a real replica of an under-replicated content are not counted).
     pub fn honest_loss_ppm(&self) -> i128 {
-        let baseline = self.baseline() as i128;
         self.outcomes
             .iter()
             .filter(|o| o.attack != Attack::ReplicaFarmBelowTarget)
-            .map(|o| o.ppm(baseline - o.honest as i128))
+            .map(|o| o.ppm(self.baseline(o.vetted) as i128 - o.honest as i128))
             .max()
             .unwrap_or(0)
     }
@@ -521,44 +646,55 @@ impl Report {
 
     /// The table.
     pub fn table(&self) -> String {
-        let baseline = self.baseline() as i128;
         let mut out = format!(
-            "{:<28} {:>6} {:>16} {:>16} {:>12} {:>12}\n",
-            "scenario", "keys", "reward (units)", "cost (units)", "net ppm", "honest ppm"
+            "{:<28} {:>6} {:>6} {:>16} {:>16} {:>12} {:>12}\n",
+            "scenario", "keys", "vetted", "reward (units)", "cost (units)", "net ppm", "honest ppm"
         );
         for o in &self.outcomes {
             out.push_str(&format!(
-                "{:<28} {:>6} {:>16} {:>16} {:>12} {:>12}\n",
+                "{:<28} {:>6} {:>6} {:>16} {:>16} {:>12} {:>12}\n",
                 o.attack.name(),
                 if o.attack.keyed() {
                     o.keys.to_string()
                 } else {
                     "-".into()
                 },
+                if o.vetted { "yes" } else { "no" },
                 o.reward,
                 o.cost,
                 o.ppm(o.net()),
-                o.ppm(o.honest as i128 - baseline),
+                o.ppm(o.honest as i128 - self.baseline(o.vetted) as i128),
             ));
         }
         out
     }
 }
 
-/// Runs every scenario (each keyed one for every key count), printing progress with
-/// `progress`.
+/// Runs every scenario (each keyed one for every key count; each attack whose keys can be
+/// vetted also with a patient attacker), printing progress with `progress`.
 pub async fn run_all(settings: &Settings, mut progress: impl FnMut(&Outcome)) -> Result<Report> {
     let mut outcomes = Vec::new();
     for attack in Attack::ALL {
+        if attack != Attack::Baseline
+            && !settings.attacks.is_empty()
+            && !settings.attacks.contains(&attack)
+        {
+            continue;
+        }
         let counts: Vec<u64> = if attack.keyed() {
             settings.keys.clone()
         } else {
             vec![1]
         };
-        for keys in counts {
-            let outcome = run(attack, keys, settings).await?;
-            progress(&outcome);
-            outcomes.push(outcome);
+        for vetted in [false, true] {
+            if vetted && !attack.vettable() {
+                continue;
+            }
+            for &keys in &counts {
+                let outcome = run(attack, keys, vetted, settings).await?;
+                progress(&outcome);
+                outcomes.push(outcome);
+            }
         }
     }
     Ok(Report { outcomes })

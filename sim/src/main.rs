@@ -19,10 +19,22 @@ struct Cli {
     #[arg(long, default_value_t = 2)]
     epochs: u32,
     /// Shortest epoch in milliseconds (each epoch is closed early; the next starts on
-    /// time). Scenarios with K keys use at least 1,500 + 8·K ms; a round that outlasts its
+    /// time). Scenarios with K keys use at least 1,500 + 3·K ms; a round that outlasts its
     /// epoch stops the run with an error rather than print skewed figures.
     #[arg(long, default_value_t = 1_500)]
     epoch_ms: u64,
+    /// Play only these attacks (comma-separated; the baseline is always played): ring-unfunded,
+    /// ring-sponsored, ring-subsidized, demand-inflation, farm-at-target, farm-below-target,
+    /// proxy-farm, holding-half, key-churn. Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = attack)]
+    attacks: Vec<sim::Attack>,
+}
+
+fn attack(slug: &str) -> Result<sim::Attack, String> {
+    sim::Attack::from_slug(slug).ok_or_else(|| {
+        let known: Vec<&str> = sim::Attack::ALL.iter().map(|a| a.slug()).collect();
+        format!("unknown attack {slug:?}; known: {}", known.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -31,6 +43,7 @@ fn main() -> ExitCode {
         keys: cli.keys,
         epochs: cli.epochs,
         epoch_ms: cli.epoch_ms,
+        attacks: cli.attacks,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -44,11 +57,14 @@ fn main() -> ExitCode {
     };
     let report = runtime.block_on(sim::run_all(&settings, |o| {
         eprintln!(
-            "  {} (keys {}): reward {} cost {}",
+            "  {} (keys {}{}): reward {} cost {}, busiest round {} ms of a {} ms epoch",
             o.attack.name(),
             o.keys,
+            if o.vetted { ", vetted" } else { "" },
             o.reward,
-            o.cost
+            o.cost,
+            o.busiest_ms,
+            o.epoch_ms
         );
     }));
     let report = match report {

@@ -115,10 +115,26 @@ async fn answer(
     (StatusCode::OK, body)
 }
 
+/// What one [`World::close`] closed.
+pub struct Closed {
+    /// The leaves of every epoch it closed.
+    pub leaves: Vec<Leaf>,
+    /// The current epoch's rewards, recomputed from its published batch.
+    pub rewards: EpochRewards,
+    /// How many epochs it closed (more than one when the round took longer than an epoch).
+    pub epochs: usize,
+    /// How long the round took, from the epoch's start (or the world's making) to the end
+    /// of its close: what must fit in an epoch.
+    pub busy: Duration,
+}
+
 /// The simulated network.
 pub struct World {
     /// The oracle.
     pub state: Arc<OracleState>,
+    /// When the latest [`World::close`] returned (the current epoch's start), or the world
+    /// was made.
+    epoch_started: std::time::Instant,
     sites: HashMap<u8, Site>,
     nonce: u64,
     _dir: tempfile::TempDir,
@@ -166,6 +182,7 @@ impl World {
         .await?;
         Ok(Self {
             state,
+            epoch_started: std::time::Instant::now(),
             sites: HashMap::new(),
             nonce: 0,
             _dir: dir,
@@ -404,11 +421,9 @@ impl World {
         Ok(accepted)
     }
 
-    /// Closes the current epoch (audits every live node over HTTP) and returns the leaves
-    /// of every epoch this closed, the current epoch's recomputed rewards (from the
-    /// published batch) and how many epochs closed (more than one when the round took
-    /// longer than an epoch), then waits for the next epoch.
-    pub async fn close(&self) -> Result<(Vec<Leaf>, EpochRewards, usize)> {
+    /// Closes the current epoch (audits every live node over HTTP), then waits for the next
+    /// epoch.
+    pub async fn close(&mut self) -> Result<Closed> {
         let epoch = self.state.config.epochs.epoch_at(now_ms());
         let closed = oracle::close::close_through(&self.state, epoch).await?;
         ensure!(
@@ -427,10 +442,17 @@ impl World {
         let batch = oracle::batch::decode_batch(&std::fs::read(file)?)
             .map_err(|e| anyhow::anyhow!("batch: {e}"))?;
         let rewards = aggregate(&batch.inputs, batch.receipts.iter().map(|r| &r.receipt))?;
+        let busy = self.epoch_started.elapsed();
         while self.state.config.epochs.epoch_at(now_ms()) == epoch {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok((leaves, rewards, closed.len()))
+        self.epoch_started = std::time::Instant::now();
+        Ok(Closed {
+            leaves,
+            rewards,
+            epochs: closed.len(),
+            busy,
+        })
     }
 
     /// The current epoch.

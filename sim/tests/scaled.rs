@@ -1,7 +1,8 @@
 //! The simulator's scaled-down run (CI): 1 and 10 attacker keys, one measured epoch. Every
 //! attack that uses only the attacker's own keys, content and traffic nets at most zero, the
 //! honest seeders lose nothing against the baseline, the farm below target takes at most one
-//! replica's share, and the rarity rule brings every content to its target while a flat
+//! replica's share (exactly that once its keys are vetted: a patient attacker is measured
+//! too), and the rarity rule brings every content to its target while a flat
 //! rule does not.
 
 use sim::{Attack, Settings, dynamics};
@@ -12,6 +13,7 @@ async fn no_attack_pays_and_honest_seeders_lose_nothing() {
         keys: vec![1, 10],
         epochs: 1,
         epoch_ms: 1_500,
+        attacks: Vec::new(),
     };
     let report = sim::run_all(&settings, |o| eprintln!("{o:?}"))
         .await
@@ -47,6 +49,37 @@ async fn no_attack_pays_and_honest_seeders_lose_nothing() {
             assert_eq!(outcome.reward, 0, "{outcome:?}");
         }
     }
+    // A patient attacker, vetted before it is measured, earns the full share a new key
+    // earns half of, and still nets at most zero.
+    for attack in Attack::ALL.into_iter().filter(|a| a.vettable() && a.keyed()) {
+        for keys in [1, 10] {
+            let find = |vetted| {
+                report
+                    .outcomes
+                    .iter()
+                    .find(|o| o.attack == attack && o.keys == keys && o.vetted == vetted)
+                    .unwrap_or_else(|| panic!("{attack:?} with {keys} keys, vetted {vetted}"))
+            };
+            let (new, patient) = (find(false), find(true));
+            assert!(patient.reward >= new.reward, "{new:?} {patient:?}");
+            if new.reward > 0 {
+                assert!(
+                    patient.reward > new.reward,
+                    "vetting pays more: {patient:?}"
+                );
+            }
+        }
+    }
+    let patient_farm = report
+        .outcomes
+        .iter()
+        .find(|o| o.attack == Attack::ReplicaFarmBelowTarget && o.vetted)
+        .expect("a patient farm");
+    assert_eq!(
+        patient_farm.net(),
+        patient_farm.allowance as i128,
+        "a vetted farm takes exactly one replica's share: {patient_farm:?}"
+    );
     assert!(report.worst_attacker_net_ppm() <= 0, "{}", report.summary());
     assert!(report.honest_loss_ppm() <= 1, "{}", report.table());
     let rarity = dynamics::run(dynamics::Rule::Rarity);
