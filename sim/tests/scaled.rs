@@ -51,7 +51,10 @@ async fn no_attack_pays_and_honest_seeders_lose_nothing() {
     }
     // A patient attacker, vetted before it is measured, earns the full share a new key
     // earns half of, and still nets at most zero.
-    for attack in Attack::ALL.into_iter().filter(|a| a.vettable() && a.keyed()) {
+    for attack in Attack::ALL
+        .into_iter()
+        .filter(|a| a.vettable() && a.keyed())
+    {
         for keys in [1, 10] {
             let find = |vetted| {
                 report
