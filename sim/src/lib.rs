@@ -8,7 +8,7 @@
 //! seeders on four networks, three funded downloaders, a popular and a rare sponsored
 //! content and one on governance's subsidized list) runs in every scenario, joined one
 //! epoch later by the attacker. The honest seeders' pay is compared with the baseline run
-//! without an attacker.
+//! without an attacker (the patient one for a patient attacker, below).
 //!
 //! A new attacker's keys earn `unvetted_share` of what they would; a patient one is played
 //! too ([`Outcome::vetted`]): it runs its attack unmeasured until every key of its has
@@ -36,7 +36,8 @@ pub const TOKEN: u128 = 1_000_000_000_000;
 pub struct Settings {
     /// Attacker key counts to try where keys matter.
     pub keys: Vec<u64>,
-    /// Measured epochs after the honest warm-up epoch.
+    /// Measured epochs after the honest warm-up epoch (and, for a patient attacker, after
+    /// its vetting rounds).
     pub epochs: u32,
     /// Shortest epoch length in milliseconds ([`epoch_ms_for`]).
     pub epoch_ms: u64,
@@ -486,13 +487,26 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
             rounds <= u64::from(MAX_VETTING_ROUNDS),
             "vetting takes {rounds} rounds, more than the simulator plays"
         );
-        for _ in 0..rounds {
+        // The last of these rounds is already paid in full (the close counts its own
+        // audits); it is played anyway so that the check below reads stored audits only.
+        for round in 0..rounds {
             honest_traffic(&mut world, &honest).await?;
             ring_traffic(&mut world, &ring, seeder_id, ring_content.as_ref()).await?;
-            world.close().await?;
+            let closed = world.close().await?;
+            outcome.busiest_ms = outcome.busiest_ms.max(closed.busy.as_millis() as u64);
+            // An overrun here would age this run more than its baseline.
+            anyhow::ensure!(
+                closed.epochs == 1,
+                "{} with {keys} keys: vetting round {round} took longer than its {epoch_ms} ms \
+                 epoch ({} epochs closed); give a longer --epoch-ms",
+                attack.name(),
+                closed.epochs
+            );
         }
+        // Every attacker key is vetted, and so is every honest seeder (the patient baseline
+        // must have aged as much as the scenario it is compared with).
         let mut unvetted = 0;
-        for id in &attackers {
+        for id in attackers.iter().chain(&honest_ids) {
             if world
                 .state
                 .store
@@ -505,7 +519,8 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
         }
         anyhow::ensure!(
             unvetted == 0,
-            "{} with {keys} keys: {unvetted} keys still unvetted after {rounds} rounds",
+            "{} with {keys} keys: {unvetted} keys (attacker or honest) still unvetted after \
+             {rounds} rounds",
             attack.name()
         );
         for (before, payer) in spent_before.iter_mut().zip(&payers) {
@@ -593,12 +608,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// The honest seeders' pay without an attacker, as long aged as in `outcome`'s run.
-    fn baseline(&self, vetted: bool) -> u128 {
+    /// The honest seeders' pay without an attacker, in a run that aged as long (new or
+    /// patient); `None` if that baseline was not played.
+    pub fn baseline(&self, vetted: bool) -> Option<u128> {
         self.outcomes
             .iter()
             .find(|o| o.attack == Attack::Baseline && o.vetted == vetted)
-            .map_or(0, |o| o.honest)
+            .map(|o| o.honest)
     }
 
     /// The worst net of the attacks that use only the attacker's own resources, in ppm of
@@ -618,7 +634,11 @@ impl Report {
         self.outcomes
             .iter()
             .filter(|o| o.attack != Attack::ReplicaFarmBelowTarget)
-            .map(|o| o.ppm(self.baseline(o.vetted) as i128 - o.honest as i128))
+            // A row without its baseline cannot show it lost nothing.
+            .map(|o| {
+                self.baseline(o.vetted)
+                    .map_or(i128::MAX, |b| o.ppm(b as i128 - o.honest as i128))
+            })
             .max()
             .unwrap_or(0)
     }
@@ -663,7 +683,10 @@ impl Report {
                 o.reward,
                 o.cost,
                 o.ppm(o.net()),
-                o.ppm(o.honest as i128 - self.baseline(o.vetted) as i128),
+                self.baseline(o.vetted).map_or_else(
+                    || "-".to_string(),
+                    |b| o.ppm(o.honest as i128 - b as i128).to_string()
+                ),
             ));
         }
         out

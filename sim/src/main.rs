@@ -15,7 +15,8 @@ struct Cli {
     /// Attacker key counts to try where keys matter (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
     keys: Vec<u64>,
-    /// Measured epochs per scenario (after one honest warm-up epoch).
+    /// Measured epochs per scenario (after one honest warm-up epoch and, for a patient
+    /// attacker, the rounds that vet its keys).
     #[arg(long, default_value_t = 2)]
     epochs: u32,
     /// Shortest epoch in milliseconds (each epoch is closed early; the next starts on
