@@ -305,6 +305,23 @@ async fn ring_traffic(
     Ok(())
 }
 
+/// Counts `closed` into `outcome`'s busiest round, and fails if its round outlasted its
+/// epoch: it would pay the sponsorships of the epochs it spans and skew every figure (and
+/// age the run more than its baseline).
+fn one_epoch(outcome: &mut Outcome, closed: &world::Closed, round: &str) -> Result<()> {
+    outcome.busiest_ms = outcome.busiest_ms.max(closed.busy.as_millis() as u64);
+    anyhow::ensure!(
+        closed.epochs == 1,
+        "{} with {} keys: {round} took longer than its {} ms epoch ({} epochs closed); give \
+         a longer --epoch-ms",
+        outcome.attack.name(),
+        outcome.keys,
+        outcome.epoch_ms,
+        closed.epochs
+    );
+    Ok(())
+}
+
 /// Unmeasured rounds a patient attacker plays while its keys are vetted, at most (a market
 /// that vets more slowly stops the run with an error).
 const MAX_VETTING_ROUNDS: u32 = 12;
@@ -347,6 +364,20 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
         epoch_ms,
         busiest_ms: 0,
     };
+    // A patient attacker plays its attack unmeasured for as many rounds as vetting takes
+    // (`vetting_audits` passed funded audits, at most `audit.chunks_per_node` counted a
+    // close), the same number in every patient scenario and its baseline.
+    let needed = u64::from(world.state.market().vetting_audits);
+    let per_epoch = world.state.config.audit.chunks_per_node as u64;
+    let vetting_rounds = if vetted {
+        needed.div_ceil(per_epoch.max(1))
+    } else {
+        0
+    };
+    anyhow::ensure!(
+        vetting_rounds <= u64::from(MAX_VETTING_ROUNDS),
+        "vetting takes {vetting_rounds} rounds, more than the simulator plays"
+    );
     let mut attackers: BTreeSet<NodeId> = BTreeSet::new();
     let mut payers: Vec<NodeId> = Vec::new();
     let mut sponsored: Vec<ContentId> = Vec::new();
@@ -464,10 +495,9 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
             if attack != Attack::RingUnfunded {
                 // Enough credit for every epoch's downloads, the vetting rounds' too.
                 let content = ring_content.as_ref().map_or(0, |c| c.manifest.size);
-                let rounds = settings.epochs + if vetted { MAX_VETTING_ROUNDS } else { 0 };
                 let need = u128::from(content)
                     * u128::from(world.state.config.market.price_per_byte)
-                    * u128::from(rounds);
+                    * (u128::from(settings.epochs) + u128::from(vetting_rounds));
                 world.credit(downloader.node_id(), need).await?;
                 payers.push(downloader.node_id());
             }
@@ -475,33 +505,15 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
         }
     }
 
-    // A patient attacker plays its attack unmeasured for as many rounds as vetting takes
-    // (`vetting_audits` passed funded audits, at most `audit.chunks_per_node` counted a
-    // close), the same number in every patient scenario and its baseline.
     let mut spent_before: Vec<u128> = vec![0; payers.len()];
     if vetted {
-        let needed = u64::from(world.state.market().vetting_audits);
-        let per_epoch = world.state.config.audit.chunks_per_node as u64;
-        let rounds = needed.div_ceil(per_epoch.max(1));
-        anyhow::ensure!(
-            rounds <= u64::from(MAX_VETTING_ROUNDS),
-            "vetting takes {rounds} rounds, more than the simulator plays"
-        );
         // The last of these rounds is already paid in full (the close counts its own
         // audits); it is played anyway so that the check below reads stored audits only.
-        for round in 0..rounds {
+        for round in 0..vetting_rounds {
             honest_traffic(&mut world, &honest).await?;
             ring_traffic(&mut world, &ring, seeder_id, ring_content.as_ref()).await?;
             let closed = world.close().await?;
-            outcome.busiest_ms = outcome.busiest_ms.max(closed.busy.as_millis() as u64);
-            // An overrun here would age this run more than its baseline.
-            anyhow::ensure!(
-                closed.epochs == 1,
-                "{} with {keys} keys: vetting round {round} took longer than its {epoch_ms} ms \
-                 epoch ({} epochs closed); give a longer --epoch-ms",
-                attack.name(),
-                closed.epochs
-            );
+            one_epoch(&mut outcome, &closed, &format!("vetting round {round}"))?;
         }
         // Every attacker key is vetted, and so is every honest seeder (the patient baseline
         // must have aged as much as the scenario it is compared with).
@@ -520,7 +532,7 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
         anyhow::ensure!(
             unvetted == 0,
             "{} with {keys} keys: {unvetted} keys (attacker or honest) still unvetted after \
-             {rounds} rounds",
+             {vetting_rounds} rounds",
             attack.name()
         );
         for (before, payer) in spent_before.iter_mut().zip(&payers) {
@@ -545,21 +557,11 @@ pub async fn run(attack: Attack, keys: u64, vetted: bool, settings: &Settings) -
         }
         honest_traffic(&mut world, &honest).await?;
         ring_traffic(&mut world, &ring, seeder_id, ring_content.as_ref()).await?;
+        let closed = world.close().await?;
+        one_epoch(&mut outcome, &closed, &format!("round {round}"))?;
         let world::Closed {
-            leaves,
-            rewards,
-            epochs: closed,
-            busy,
-        } = world.close().await?;
-        outcome.busiest_ms = outcome.busiest_ms.max(busy.as_millis() as u64);
-        // Every measured round is one epoch: a round that outlasts its epoch would pay the
-        // sponsorships of the epochs it spans and skew every figure.
-        anyhow::ensure!(
-            closed == 1,
-            "{} with {keys} keys: round {round} took longer than its {epoch_ms} ms epoch \
-             ({closed} epochs closed); give a longer --epoch-ms",
-            attack.name()
-        );
+            leaves, rewards, ..
+        } = closed;
         for leaf in &leaves {
             if attackers.contains(&leaf.seeder) {
                 outcome.reward += leaf.amount;
