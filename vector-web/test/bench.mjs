@@ -6,7 +6,7 @@
 // fetched over loopback, verified in wasm and stored in IndexedDB) and warm (pages already in
 // the wasm searcher). Prints {"cold_ms": [...], "warm_ms": [...], "ids": [[...], ...]}.
 import { readFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, index, queriesFile, k, nprobe] = process.argv.slice(2);
 if (!nprobe) {
@@ -14,12 +14,7 @@ if (!nprobe) {
   process.exit(2);
 }
 const queries = JSON.parse(readFileSync(queriesFile, 'utf8'));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await (await browser.newContext()).newPage();
   await page.goto(`${url}?index=${index}`);

@@ -10,7 +10,7 @@
 // With DSI_FUND_URL and DSI_FUND_TOKEN (an oracle and its admin token), the driver acts as
 // an app funding its user between sessions 1 and 2: it adds DSI_FUND_UNITS (default one
 // token) to the page key's credit (POST /v1/credits).
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, index, query, k, nprobe, nextPages, extra = ''] = process.argv.slice(2);
 if (!nextPages) {
@@ -18,12 +18,7 @@ if (!nextPages) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
 async function session(page, more = '') {
   const target = `${url}?index=${index}&query=${encodeURIComponent(query)}&k=${k}&nprobe=${nprobe}${extra}${more}`;
