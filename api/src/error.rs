@@ -114,6 +114,17 @@ error_codes! {
     UnknownChunk = "unknown_chunk", 404;
     /// The seeder's copy failed verification and was quarantined.
     ChunkCorrupt = "chunk_corrupt", 404;
+    /// A gateway `Range` header names no byte of the content (`Content-Range: bytes */SIZE`
+    /// tells its size).
+    RangeNotSatisfiable = "range_not_satisfiable", 416;
+    /// The gateway would have to fetch chunks from the swarm for this request, and does
+    /// not for this client (`gateway.fetch_for`, or a cross-site browser request).
+    FetchNotAllowed = "fetch_not_allowed", 403;
+    /// The gateway is fetching for as many requests as it allows at once
+    /// (`gateway.max_concurrent_fetches`); retry after `Retry-After` seconds.
+    GatewayBusy = "gateway_busy", 503;
+    /// The gateway could not get the content's manifest or chunks from any peer.
+    ContentUnavailable = "content_unavailable", 502;
     // The oracle.
     /// An id or epoch in the path does not parse.
     BadId = "bad_id", 400;

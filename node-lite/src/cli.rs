@@ -64,6 +64,16 @@ pub enum Command {
     /// Download content from peers, verifying every chunk and signing receipts for the
     /// seeders. An interrupted download resumes when run again.
     Get(crate::commands::GetRequest),
+    /// Run an HTTP gateway until Ctrl-C: GET /content/ID (or /content/ID/NAME) streams a
+    /// content, with ranges, fetching the chunks it needs from the swarm (verified, paid
+    /// with receipts, kept in this node's store). `serve` answers the same routes.
+    #[command(after_help = "\
+Examples:
+  node-lite gateway --tracker http://127.0.0.1:7400
+  curl -r 0-99 http://127.0.0.1:7080/content/ID        # the first 100 bytes
+  mpv http://127.0.0.1:7080/content/ID/movie.mp4        # players seek with ranges
+Only clients on this machine make it fetch (gateway.fetch_for, --fetch-for).")]
+    Gateway(crate::commands::GatewayRequest),
     /// Show this node key's credit as a downloader (funded, spent, available) from the
     /// oracle's funding ledger. Seeders are paid for what they serve it from this credit;
     /// without credit its receipts are still signed and counted, and pay nothing.

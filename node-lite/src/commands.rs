@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::VerifyMode;
 use crate::download::{DownloadOptions, DownloadReport, Downloader};
-use crate::peers::{PeerSource, StaticPeers, parse_peer_url};
+use crate::peers::{Peers, StaticPeers, parse_peer_url};
 use crate::receipts::{HeldReceipt, ReceiptStore};
 use crate::server::NodeState;
 use crate::size::human_bytes;
@@ -323,6 +323,17 @@ impl ServeOverrides {
     }
 }
 
+/// Opens the node's state (store, receipt database, key).
+async fn open_state(dir: &DataDir, config: Config) -> Result<NodeState, NodeError> {
+    NodeState::open(dir, config).await.map_err(|e| match e {
+        crate::server::OpenError::DataDir(e) => e,
+        other => NodeError::DataDir {
+            path: dir.path().to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
+}
+
 /// Opens the node for serving and binds its listener; `crate::serve` then runs it.
 pub async fn prepare_serve(
     dir: &DataDir,
@@ -330,37 +341,56 @@ pub async fn prepare_serve(
 ) -> Result<(Arc<NodeState>, TcpListener), NodeError> {
     let config = overrides.apply(dir.config()?)?;
     let listen = config.serve.listen;
-    let state = NodeState::open(dir, config).await.map_err(|e| match e {
-        crate::server::OpenError::DataDir(e) => e,
-        other => NodeError::DataDir {
-            path: dir.path().to_path_buf(),
-            reason: other.to_string(),
-        },
-    })?;
+    let state = open_state(dir, config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| NodeError::Usage(format!("cannot listen on {listen}: {e}")))?;
     Ok((Arc::new(state), listener))
 }
 
-/// `--peer` URLs plus, when given, the tracker's answer.
-struct CliPeers {
-    fixed: StaticPeers,
-    tracker: Option<TrackerClient>,
+/// What `gateway` was asked (its command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayRequest {
+    /// Address to listen on. Port 0 picks a free port; the address is printed on the first
+    /// line of output.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7080")]
+    pub listen: SocketAddr,
+    /// A peer to fetch from (repeatable), in addition to the tracker's.
+    #[arg(long = "peer", value_name = "URL")]
+    pub peers: Vec<String>,
+    /// The oracle whose tracker names the peers of a content (default: `[tracker] url` of
+    /// the config).
+    #[arg(long, value_name = "URL")]
+    pub tracker: Option<String>,
+    /// Who may make the gateway fetch from the swarm (default from config: loopback).
+    #[arg(long, value_enum)]
+    pub fetch_for: Option<crate::config::FetchFor>,
 }
 
-impl PeerSource for CliPeers {
-    async fn peers(&self, content: &ContentId) -> Result<Vec<reqwest::Url>, NodeError> {
-        let mut urls = self.fixed.peers(content).await?;
-        if let Some(tracker) = &self.tracker {
-            for url in tracker.peers(content).await? {
-                if !urls.contains(&url) {
-                    urls.push(url);
-                }
-            }
-        }
-        Ok(urls)
+/// Opens the node as a gateway and binds its listener; `crate::serve_gateway` runs it.
+pub async fn prepare_gateway(
+    dir: &DataDir,
+    request: GatewayRequest,
+) -> Result<(Arc<NodeState>, TcpListener), NodeError> {
+    let mut config = dir.config()?;
+    if let Some(fetch_for) = request.fetch_for {
+        config.gateway.fetch_for = fetch_for;
     }
+    let fixed = StaticPeers(parse_peers(&request.peers)?);
+    let tracker = request
+        .tracker
+        .or_else(|| Some(config.tracker.url.clone()).filter(|u| !u.is_empty()))
+        .map(|url| TrackerClient::new(&url))
+        .transpose()?;
+    if fixed.0.is_empty() && tracker.is_none() {
+        tracing::warn!("no --peer and no tracker: the gateway serves only content this node holds");
+    }
+    let mut state = open_state(dir, config).await?;
+    state.gateway.set_peers(Peers { fixed, tracker });
+    let listener = TcpListener::bind(request.listen)
+        .await
+        .map_err(|e| NodeError::Usage(format!("cannot listen on {}: {e}", request.listen)))?;
+    Ok((Arc::new(state), listener))
 }
 
 /// What `get` was asked (its command line).
@@ -464,7 +494,7 @@ pub async fn get(
         options.stall_timeout = stall;
     }
     let downloader = Downloader::new(key, config.network, config.epochs, options);
-    let source = CliPeers {
+    let source = Peers {
         fixed: StaticPeers(peers),
         tracker,
     };

@@ -44,6 +44,44 @@ pub struct Config {
     pub download: DownloadConfig,
     /// The oracle's tracker: announcing, finding peers, forwarding receipts.
     pub tracker: TrackerConfig,
+    /// The HTTP gateway (`GET /content/{id}`).
+    pub gateway: GatewayConfig,
+}
+
+/// Who may make the gateway fetch missing chunks from the swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchFor {
+    /// Clients connecting from a loopback address (this machine).
+    #[default]
+    Loopback,
+    /// Any client that can reach the listener.
+    Anyone,
+    /// Nobody: the gateway serves only chunks already held.
+    Nobody,
+}
+
+/// `[gateway]`: streaming content over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Who may make the gateway fetch missing chunks (paid with this node's receipts and
+    /// kept in its store). Held chunks are served to anyone who can reach the node.
+    pub fetch_for: FetchFor,
+    /// Requests fetching from the swarm at once; more are answered 503 `gateway_busy`.
+    pub max_concurrent_fetches: usize,
+    /// Chunks fetched per round while a response streams.
+    pub window_chunks: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            fetch_for: FetchFor::Loopback,
+            max_concurrent_fetches: 8,
+            window_chunks: 8,
+        }
+    }
 }
 
 /// `[tracker]`: the oracle this node reports to.
@@ -184,9 +222,11 @@ impl Config {
                 // other tools' settings) are not node-lite config.
                 Env::prefixed("DSI_").split("__").filter(|key| {
                     let section = key.as_str().split('.').next().unwrap_or_default();
-                    ["network", "epochs", "serve", "download", "tracker"]
-                        .iter()
-                        .any(|s| section.eq_ignore_ascii_case(s))
+                    [
+                        "network", "epochs", "serve", "download", "tracker", "gateway",
+                    ]
+                    .iter()
+                    .any(|s| section.eq_ignore_ascii_case(s))
                 }),
             )
             .extract()

@@ -199,6 +199,22 @@ enum Outcome {
     Sink(NodeError),
 }
 
+/// The peers of one content, contacted, with its verified manifest: see
+/// [`Downloader::join`].
+pub struct ContentSwarm {
+    content: ContentId,
+    manifest: Manifest,
+    peers: Vec<Peer>,
+    failed: Vec<PeerReport>,
+}
+
+impl ContentSwarm {
+    /// The content's manifest (its bytes hash to the content id).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
 /// Downloads content from the swarm, signing receipts as the node with `key`.
 pub struct Downloader {
     http: reqwest::Client,
@@ -375,15 +391,7 @@ impl Downloader {
         }
         let (mut peers, mut failed) = self.contact(urls).await;
         if peers.is_empty() {
-            let detail = failed
-                .iter()
-                .map(|p| format!("{}: {}", p.url, p.dropped.as_deref().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(NodeError::NoPeers {
-                content: *content,
-                detail,
-            });
+            return Err(no_peers(content, &failed));
         }
         let manifest = self
             .fetch_manifest(content, &mut peers, &mut failed)
@@ -597,6 +605,74 @@ impl Downloader {
         let ids: Vec<ChunkId> = needed.iter().map(|i| manifest.chunks[*i]).collect();
         store.sync_chunks(&ids)?;
         Ok((fetched, reports))
+    }
+
+    /// Contacts the peers `source` names for `content` and fetches its verified manifest
+    /// (or takes `known`, a manifest already verified against the id): a [`ContentSwarm`]
+    /// to fetch chunks from, a few at a time ([`Downloader::fetch_chunks`]), as the
+    /// gateway does while it streams.
+    pub async fn join(
+        &self,
+        content: &ContentId,
+        source: &impl PeerSource,
+        known: Option<Manifest>,
+    ) -> Result<ContentSwarm, NodeError> {
+        let (mut peers, mut failed) = self.contact(source.peers(content).await?).await;
+        if peers.is_empty() {
+            return Err(no_peers(content, &failed));
+        }
+        let manifest = match known {
+            Some(manifest) => manifest,
+            None => {
+                self.fetch_manifest(content, &mut peers, &mut failed)
+                    .await?
+            }
+        };
+        Ok(ContentSwarm {
+            content: *content,
+            manifest,
+            peers,
+            failed,
+        })
+    }
+
+    /// Fetches chunks `needed` (indexes) of the swarm's content into `store`, verified and
+    /// paid for; returns how many were fetched. The swarm's peers and payers carry over to
+    /// the next call.
+    pub async fn fetch_chunks(
+        &self,
+        swarm: &mut ContentSwarm,
+        store: &ChunkStore,
+        needed: &[usize],
+        token: &CancellationToken,
+    ) -> Result<usize, NodeError> {
+        let sink = Arc::new(StoreSink {
+            store: store.clone(),
+            chunks: swarm.manifest.chunks.clone(),
+        });
+        let (fetched, _) = self
+            .swarm(
+                Job {
+                    content: &swarm.content,
+                    manifest: &swarm.manifest,
+                    needed,
+                    sink,
+                    prefix: None,
+                },
+                &mut swarm.peers,
+                token,
+            )
+            .await?;
+        Ok(fetched)
+    }
+
+    /// Delivers the receipts still owed to the swarm's peers (bounded wait) and reports.
+    pub async fn leave(&self, swarm: ContentSwarm) -> Vec<PeerReport> {
+        self.finish_receipts(swarm.peers)
+            .await
+            .into_iter()
+            .chain(swarm.failed)
+            .collect()
     }
 
     /// Lets every payer deliver what it holds (bounded) and completes the reports.
@@ -955,6 +1031,23 @@ impl Downloader {
 /// How long to leave a peer alone after its `refusals`-th refusal in a row for owed
 /// receipts: 100 ms doubling up to 5 s, each with ±25 % jitter so that many downloaders
 /// refused together do not come back together.
+/// No peer could be contacted for `content`: why, peer by peer.
+fn no_peers(content: &ContentId, failed: &[PeerReport]) -> NodeError {
+    let detail = failed
+        .iter()
+        .map(|p| format!("{}: {}", p.url, p.dropped.as_deref().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    NodeError::NoPeers {
+        content: *content,
+        detail: if detail.is_empty() {
+            "no peers known for it".into()
+        } else {
+            detail
+        },
+    }
+}
+
 fn refusal_pause(refusals: u32) -> Duration {
     let base = Duration::from_millis(100)
         .saturating_mul(1 << refusals.saturating_sub(1).min(6))

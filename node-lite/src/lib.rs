@@ -48,6 +48,27 @@ pub use error::NodeError;
 
 pub use dsi_api::DOWNLOADER_HEADER;
 
+/// Runs the HTTP gateway of `state` on `listener` until `shutdown` fires (no announcing:
+/// a gateway fetches, it does not seed).
+pub async fn serve_gateway(
+    state: std::sync::Arc<server::NodeState>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), NodeError> {
+    let address = bound_address(&listener)?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, fetch_for = ?state.config.gateway.fetch_for, "gateway listening beyond loopback, as configured");
+    }
+    tracing::info!(node = %state.node_id.short(), %address, "gateway running");
+    let served =
+        server::serve_routes(listener, server::gateway_router(state.clone()), shutdown).await;
+    state.receipts.close().await;
+    served.map_err(|e| NodeError::Server {
+        address,
+        reason: e.to_string(),
+    })
+}
+
 /// Serves `state` on `listener` until `shutdown` fires: the HTTP API and, when `[tracker]`
 /// names an oracle, announcing and forwarding receipts to it. On shutdown, open requests
 /// finish, receipts are forwarded one last time and the receipt database is closed.
@@ -56,9 +77,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), NodeError> {
-    let address = listener
-        .local_addr()
-        .map_err(|e| NodeError::Usage(format!("the listener has no address: {e}")))?;
+    let address = bound_address(&listener)?;
     let tracker = tracker::TrackerSettings::from_config(&state.config.tracker)?
         .map(|settings| settings.announcing_from(address))
         .transpose()?;
@@ -87,4 +106,10 @@ pub async fn serve(
         address,
         reason: e.to_string(),
     })
+}
+
+fn bound_address(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, NodeError> {
+    listener
+        .local_addr()
+        .map_err(|e| NodeError::Usage(format!("the listener has no address: {e}")))
 }

@@ -15,7 +15,7 @@ use node_lite::{DataDir, NodeError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Gateway(_));
     init_logging(if serving {
         "info,sqlx=warn"
     } else {
@@ -64,6 +64,16 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
             // The first line of output: scripts and tests read the address from it.
             println!("node-lite {} listening on http://{address}", state.node_id);
             node_lite::serve(state, listener, shutdown_token()).await?;
+        }
+        Command::Gateway(request) => {
+            let (state, listener) = commands::prepare_gateway(&dir, request).await?;
+            let address = listener.local_addr()?;
+            // The first line of output: scripts and tests read the address from it.
+            println!(
+                "node-lite {} gateway listening on http://{address}",
+                state.node_id
+            );
+            node_lite::serve_gateway(state, listener, shutdown_token()).await?;
         }
         Command::Get(request) => {
             let json = request.json;

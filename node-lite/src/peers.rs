@@ -28,6 +28,29 @@ impl PeerSource for StaticPeers {
     }
 }
 
+/// Fixed peers plus, when given, the tracker's answer (fixed ones first, no repeats).
+#[derive(Clone, Debug, Default)]
+pub struct Peers {
+    /// Peers named on the command line.
+    pub fixed: StaticPeers,
+    /// The oracle's tracker, if any.
+    pub tracker: Option<crate::tracker::TrackerClient>,
+}
+
+impl PeerSource for Peers {
+    async fn peers(&self, content: &ContentId) -> Result<Vec<Url>, NodeError> {
+        let mut urls = self.fixed.peers(content).await?;
+        if let Some(tracker) = &self.tracker {
+            for url in tracker.peers(content).await? {
+                if !urls.contains(&url) {
+                    urls.push(url);
+                }
+            }
+        }
+        Ok(urls)
+    }
+}
+
 /// Parses a peer's base URL (`dsi_service::parse_base_url`): `http` or `https`, with a
 /// host, no query or fragment; a trailing `/` is added so that API paths join below it.
 pub fn parse_peer_url(text: &str) -> Result<Url, NodeError> {

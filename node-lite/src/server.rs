@@ -11,6 +11,7 @@
 //! | `GET /v1/chunks/{id}` | chunk bytes; a gated node needs `x-dsi-downloader: <id>.<ms>.<signature>` |
 //! | `POST /v1/receipts` | a batch of signed receipts; per-receipt accepted/rejected |
 //! | `POST /v1/audit` | the oracle's signed storage challenge; signed answer + chunk bytes |
+//! | `GET`/`HEAD /content/{id}[/{name}]` | the content's bytes, ranges streamed from the swarm ([`gateway`]) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /health` | `ok` |
 //!
@@ -19,6 +20,7 @@
 //! `dsi_api::ErrorBody` `{"code": "...", "message": "..."}` with a stable `code`.
 
 pub mod audit;
+pub mod gateway;
 pub mod ledger;
 pub mod metrics;
 
@@ -125,6 +127,8 @@ pub struct NodeState {
     pub metrics: Metrics,
     /// The trusted auditor and the audit challenges already answered.
     pub audits: audit::AuditGate,
+    /// The HTTP gateway's fetching state.
+    pub gateway: gateway::Gateway,
     verified: Mutex<HashMap<ChunkId, FileStamp>>,
     throttle: Option<Arc<Throttle>>,
 }
@@ -157,9 +161,28 @@ impl NodeState {
                 next: tokio::sync::Mutex::new(Instant::now()),
             })
         });
+        // The tracker URL was checked before (`ServeOverrides::apply`); without one the
+        // gateway serves held content only, until `Gateway::set_peers` gives it peers.
+        let tracker = Some(config.tracker.url.as_str())
+            .filter(|url| !url.is_empty())
+            .and_then(|url| crate::tracker::TrackerClient::new(url).ok());
+        let gateway = gateway::Gateway::new(
+            crate::download::Downloader::new(
+                key.clone(),
+                config.network.clone(),
+                config.epochs,
+                gateway::Gateway::options(&config.download),
+            ),
+            crate::peers::Peers {
+                fixed: crate::peers::StaticPeers::default(),
+                tracker,
+            },
+            config.gateway.clone(),
+        );
         Ok(Self {
             node_id: key.node_id(),
             key,
+            gateway,
             ledger: Ledger::new(LedgerLimits {
                 max_owed: config.serve.max_owed_receipts as usize,
                 max_owed_per_address: config.serve.max_owed_receipts_per_address as usize,
@@ -244,6 +267,43 @@ fn swarm_cors() -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(3600))
 }
 
+/// CORS for the gateway: any page may read content (public, content-addressed bytes) with
+/// ranges, and see the headers a player needs.
+fn gateway_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::RANGE, header::IF_NONE_MATCH, header::IF_RANGE])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ACCEPT_RANGES,
+            header::ETAG,
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+/// The gateway's routes (`/content/...`).
+fn content_routes() -> Router<Arc<NodeState>> {
+    Router::new()
+        .route("/content/{content}", get(gateway::get_content))
+        .route("/content/{content}/{name}", get(gateway::get_named))
+        .layer(gateway_cors())
+}
+
+/// The routes of `node-lite gateway`: content, `/metrics` and `/health` only (no swarm
+/// routes: a gateway is not a seeder).
+pub fn gateway_router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .merge(content_routes())
+        .route("/metrics", get(get_metrics))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_NODE_BODY_BYTES))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
 /// The routes over `state`.
 pub fn router(state: Arc<NodeState>) -> Router {
     let swarm = Router::new()
@@ -259,6 +319,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
     let web = state.config.serve.web.clone();
     let router = Router::new()
         .merge(swarm)
+        .merge(content_routes())
         .route("/metrics", get(get_metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_NODE_BODY_BYTES))
@@ -279,9 +340,18 @@ pub async fn serve(
     state: Arc<NodeState>,
     token: CancellationToken,
 ) -> io::Result<()> {
+    serve_routes(listener, router(state), token).await
+}
+
+/// Serves `routes` on `listener` until `token` is cancelled (see [`serve`]).
+pub async fn serve_routes(
+    listener: TcpListener,
+    routes: Router,
+    token: CancellationToken,
+) -> io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        routes.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(token.cancelled_owned())
     .await

@@ -148,11 +148,20 @@ impl Seeder {
     /// Initializes `data_dir` if needed and starts serving on a free loopback port (on
     /// 127.0.0.1 unless `args` has its own `--listen`) with the extra `serve` flags `args`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Result<Self> {
+        Self::start_command(data_dir, "serve", args)
+    }
+
+    /// Like [`Seeder::start`] for `node-lite gateway` (the gateway's `args`).
+    pub fn gateway(data_dir: &Path, args: &[&str]) -> Result<Self> {
+        Self::start_command(data_dir, "gateway", args)
+    }
+
+    fn start_command(data_dir: &Path, subcommand: &str, args: &[&str]) -> Result<Self> {
         node_lite_ok(data_dir, &["init"]);
         let mut command: Vec<String> = vec![
             "--data-dir".into(),
             data_dir.display().to_string(),
-            "serve".into(),
+            subcommand.into(),
         ];
         if !args.contains(&"--listen") {
             command.extend(["--listen".into(), "127.0.0.1:0".into()]);
@@ -163,7 +172,7 @@ impl Seeder {
             node_lite_bin(),
             &command,
             &[],
-            &data_dir.join("serve.log"),
+            &data_dir.join(format!("{subcommand}.log")),
         )?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),

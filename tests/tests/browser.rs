@@ -399,3 +399,106 @@ async fn the_page_searches_by_text_with_a_model_from_the_swarm() {
     assert_eq!(second["texts"], first["texts"]);
     assert_eq!(second["requested"].as_array().unwrap().len(), 0, "{report}");
 }
+
+/// Chromium, playwright-core and node, without the built page (the gateway test needs no
+/// wasm); None (after saying why) when missing and not required.
+fn browser_only() -> Option<()> {
+    let missing: Vec<String> = missing_tools(Path::new("/nonexistent"))
+        .into_iter()
+        .filter(|m| !m.contains("scripts/build-web"))
+        .collect();
+    if missing.is_empty() {
+        return Some(());
+    }
+    let message = format!("browser test needs: {}", missing.join(", "));
+    if std::env::var("DSI_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+/// Runs vector-web/test/range.mjs: `fetch` in a page at `page`, one answer per request.
+fn fetch_in_page(page: &str, requests: &[String]) -> Vec<Value> {
+    let output = Command::new("node")
+        .arg(root().join("vector-web/test/range.mjs"))
+        .arg(page)
+        .args(requests)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "range driver failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_reads_a_range_through_the_gateway_with_fetch() {
+    let Some(()) = browser_only() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    node_lite_ok(&seeder_dir, &["init"]);
+    let mut rng = SplitMix64::new(9);
+    let bytes: Vec<u8> = (0..3 * 16384 + 1001)
+        .map(|_| rng.below(256) as u8)
+        .collect();
+    let file = tmp.path().join("song.mp3");
+    std::fs::write(&file, &bytes).unwrap();
+    let add = |path: &Path| -> String {
+        node_lite_ok(
+            &seeder_dir,
+            &["add", path.to_str().unwrap(), "--chunk-size", "16KiB"],
+        )
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+    };
+    let content = add(&file);
+    let other_file = tmp.path().join("other.bin");
+    std::fs::write(&other_file, &bytes[..20000]).unwrap();
+    let other = add(&other_file);
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let gateway = Seeder::gateway(&tmp.path().join("gateway"), &["--peer", &seeder.url]).unwrap();
+
+    // Same origin: the page is the gateway's; the gateway fetches from the seeder.
+    let url = format!("{}content/{content}", gateway.url);
+    let (start, end) = (16000usize, 33000usize);
+    let seen = fetch_in_page(
+        &format!("{}health", gateway.url),
+        &[format!("{url} bytes={start}-{end}"), format!("{url} -")],
+    );
+    assert_eq!(seen[0]["status"], 206, "{:?}", seen[0]);
+    assert_eq!(
+        seen[0]["contentRange"],
+        format!("bytes {start}-{end}/{}", bytes.len())
+    );
+    assert_eq!(seen[0]["contentType"], "audio/mpeg");
+    assert_eq!(seen[0]["hex"], hex::encode(&bytes[start..=end]));
+    assert_eq!(seen[1]["status"], 200);
+    assert_eq!(seen[1]["hex"], hex::encode(&bytes));
+
+    // Another origin (the seeder's page, same site): CORS lets it read what the gateway
+    // holds, with the range headers; it never makes the gateway fetch (Sec-Fetch-Site).
+    let seen = fetch_in_page(
+        &format!("{}health", seeder.url),
+        &[
+            format!("{url} bytes=-10"),
+            format!("{}content/{other} bytes=0-9", gateway.url),
+        ],
+    );
+    assert_eq!(seen[0]["status"], 206, "{:?}", seen[0]);
+    assert_eq!(
+        seen[0]["contentRange"],
+        format!(
+            "bytes {}-{}/{}",
+            bytes.len() - 10,
+            bytes.len() - 1,
+            bytes.len()
+        )
+    );
+    assert_eq!(seen[0]["hex"], hex::encode(&bytes[bytes.len() - 10..]));
+    assert_eq!(seen[1]["status"], 403, "{:?}", seen[1]);
+}

@@ -20,6 +20,12 @@ pub struct Metrics {
     pub receipts_rejected: AtomicU64,
     /// Receipts in the database.
     pub receipts_held: AtomicU64,
+    /// Gateway requests (`/content/...`).
+    pub gateway_requests: AtomicU64,
+    /// Content bytes the gateway sent.
+    pub gateway_bytes_sent: AtomicU64,
+    /// Chunks the gateway fetched from peers.
+    pub gateway_chunks_fetched: AtomicU64,
 }
 
 impl Metrics {
@@ -30,7 +36,7 @@ impl Metrics {
 
     /// Renders every metric; `peers_banned` is the number of downloaders currently refused.
     pub fn render(&self, peers_banned: usize) -> String {
-        let rows: [(&str, &str, &str, u64); 8] = [
+        let rows: [(&str, &str, &str, u64); 11] = [
             (
                 "dsi_node_bytes_served_total",
                 "counter",
@@ -78,6 +84,24 @@ impl Metrics {
                 "counter",
                 "Chunks found corrupt on disk and quarantined.",
                 self.chunks_corrupt.load(Ordering::Relaxed),
+            ),
+            (
+                "dsi_node_gateway_requests_total",
+                "counter",
+                "Gateway requests for content.",
+                self.gateway_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "dsi_node_gateway_sent_bytes_total",
+                "counter",
+                "Content bytes sent by the gateway.",
+                self.gateway_bytes_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "dsi_node_gateway_fetched_chunks_total",
+                "counter",
+                "Chunks the gateway fetched from peers.",
+                self.gateway_chunks_fetched.load(Ordering::Relaxed),
             ),
         ];
         let mut out = String::new();

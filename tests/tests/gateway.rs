@@ -1,0 +1,419 @@
+//! The HTTP gateway (`GET /content/{id}`) end to end: real `node-lite serve` and
+//! `node-lite gateway` processes on loopback, read with `curl`.
+//!
+//! - every kind of range of a file of odd size (first byte, last byte, across chunk edges,
+//!   suffixes, past the end) equals the file's bytes, through a gateway that holds nothing
+//!   and fetches from a seeder, and through the seeder itself; the seeder is paid a receipt
+//!   for every chunk the gateway fetched;
+//! - a seek into the middle of a 64 MiB content fetches only the chunks it reads, and a
+//!   whole-content answer starts before the gateway has fetched the content;
+//! - a browser's cross-site request, or a client beyond loopback, never makes the gateway
+//!   fetch (it would spend the operator's credit on an attacker's content).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dsi_protocol::NodeId;
+use dsi_tests::{Seeder, node_lite_ok};
+use rand::{RngCore, SeedableRng};
+
+const CHUNK: usize = 16 * 1024;
+
+/// An answer read with curl: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// `curl` with `args` (and `-sS -D`) on `url`.
+fn curl(url: &str, args: &[&str]) -> Answer {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let body = dir.path().join("body");
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl {args:?} {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let head = std::fs::read_to_string(&head).unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Adds `bytes` as `name` to the node at `dir` (chunks of `chunk_size`); its content id.
+fn add(dir: &Path, bytes: &[u8], name: &str, chunk_size: &str) -> String {
+    node_lite_ok(dir, &["init"]);
+    let file = dir.with_extension(name);
+    std::fs::write(&file, bytes).unwrap();
+    node_lite_ok(
+        dir,
+        &[
+            "add",
+            file.to_str().unwrap(),
+            "--chunk-size",
+            chunk_size,
+            "--name",
+            name,
+        ],
+    )
+    .split_whitespace()
+    .next()
+    .unwrap()
+    .to_string()
+}
+
+fn chunk_files(dir: &Path) -> usize {
+    walk(&dir.join("chunks"))
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    usize::from(!e.file_name().to_string_lossy().starts_with('.'))
+                }
+            })
+            .sum()
+    })
+}
+
+fn node_id(dir: &Path) -> NodeId {
+    node_lite_ok(dir, &["id"]).trim().parse().unwrap()
+}
+
+/// Checks one range against the file: 206, the bytes, `Content-Range`.
+fn check_range(base: &str, file: &[u8], range: &str, start: usize, end: usize) {
+    let answer = curl(base, &["-H", &format!("Range: bytes={range}")]);
+    assert_eq!(answer.status, 206, "range {range}");
+    assert_eq!(
+        answer.headers["content-range"],
+        format!("bytes {start}-{end}/{}", file.len()),
+        "range {range}"
+    );
+    assert!(
+        answer.body == file[start..=end],
+        "range {range}: wrong bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_range_of_an_odd_sized_file_streams_through_curl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    // Five whole chunks and 77 bytes.
+    let file = random_bytes(5 * CHUNK + 77, 1);
+    let content = add(&seeder_dir, &file, "clip.mp4", "16KiB");
+    let other = add(
+        &seeder_dir,
+        &random_bytes(3 * CHUNK, 2),
+        "other.bin",
+        "16KiB",
+    );
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let gateway_dir = tmp.path().join("gateway");
+    let gateway = Seeder::gateway(&gateway_dir, &["--peer", &seeder.url]).unwrap();
+    let size = file.len();
+    let last = size - 1;
+    let c = CHUNK;
+    // (range, first byte, last byte)
+    let ranges: Vec<(String, usize, usize)> = vec![
+        ("0-0".into(), 0, 0),
+        (format!("{last}-{last}"), last, last),
+        ("-1".into(), last, last),
+        (format!("{}-{}", c - 1, c), c - 1, c),
+        (format!("{}-{}", c - 4, 2 * c + 2), c - 4, 2 * c + 2),
+        (format!("{}-", 4 * c + 5), 4 * c + 5, last),
+        ("-100".into(), size - 100, last),
+        (format!("{}-99999999", 3 * c), 3 * c, last),
+        (format!("1-{}", last - 1), 1, last - 1),
+        (format!("{}-{}", 5 * c, 5 * c + 76), 5 * c, last),
+        ("0-".into(), 0, last),
+    ];
+    let url = format!("{}content/{content}", gateway.url);
+    for (range, start, end) in &ranges {
+        check_range(&url, &file, range, *start, *end);
+    }
+    // The gateway fetched every chunk once, kept it, and paid the seeder a receipt each.
+    assert_eq!(chunk_files(&gateway_dir), 6);
+    assert_eq!(
+        gateway
+            .metric("dsi_node_gateway_fetched_chunks_total")
+            .await
+            .unwrap(),
+        6
+    );
+    let downloader = node_id(&gateway_dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let paid = seeder
+            .receipts()
+            .iter()
+            .filter(|r| r.receipt.downloader == downloader)
+            .count();
+        if paid == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{paid} of 6 receipts reached the seeder"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Past the end: 416 with the size, as JSON.
+    for range in [
+        format!("{size}-"),
+        format!("{}-{}", size + 10, size + 20),
+        "-0".into(),
+    ] {
+        let answer = curl(&url, &["-H", &format!("Range: bytes={range}")]);
+        assert_eq!(answer.status, 416, "range {range}");
+        assert_eq!(answer.headers["content-range"], format!("bytes */{size}"));
+        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(body["code"], "range_not_satisfiable");
+    }
+
+    // Whole, named, HEAD, conditional.
+    let whole = curl(&url, &[]);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == file);
+    assert_eq!(whole.headers["content-type"], "video/mp4");
+    assert_eq!(whole.headers["etag"], format!("\"{content}\""));
+    assert_eq!(whole.headers["accept-ranges"], "bytes");
+    assert!(whole.headers["cache-control"].contains("immutable"));
+    assert_eq!(whole.headers["content-security-policy"], "sandbox");
+    let named = curl(&format!("{url}/clip.mp4"), &["-r", "10-19"]);
+    assert_eq!(named.status, 206);
+    assert!(named.body == file[10..20]);
+    let wrong = curl(&format!("{url}/other.mp4"), &[]);
+    assert_eq!(wrong.status, 404);
+    assert!(String::from_utf8_lossy(&wrong.body).contains("clip.mp4"));
+    let head = curl(&url, &["-I"]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["content-length"], size.to_string());
+    // With -I curl writes the headers as the output too: nothing else came.
+    let text = String::from_utf8(head.body).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\n"),
+        "{text}"
+    );
+    let cached = curl(&url, &["-H", &format!("If-None-Match: \"{content}\"")]);
+    assert_eq!(cached.status, 304);
+    assert!(cached.body.is_empty());
+    let bad = curl(&format!("{}content/not-an-id", gateway.url), &[]);
+    assert_eq!(bad.status, 400);
+    assert!(String::from_utf8_lossy(&bad.body).contains("bad_content_id"));
+
+    // The seeder answers the same routes for what it holds.
+    let direct = format!("{}content/{content}", seeder.url);
+    for (range, start, end) in &ranges[..5] {
+        check_range(&direct, &file, range, *start, *end);
+    }
+
+    // A browser's cross-site request does not make the gateway fetch: it would spend this
+    // node's credit on whatever content a web page names.
+    let served = seeder.metric("dsi_node_chunks_served_total").await.unwrap();
+    let refused = curl(
+        &format!("{}content/{other}", gateway.url),
+        &["-H", "Sec-Fetch-Site: cross-site"],
+    );
+    assert_eq!(refused.status, 403);
+    let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(body["code"], "fetch_not_allowed");
+    assert_eq!(
+        seeder.metric("dsi_node_chunks_served_total").await.unwrap(),
+        served,
+        "the seeder served nothing for the refused request"
+    );
+    // What the gateway holds, it serves to anyone.
+    let held = curl(&url, &["-H", "Sec-Fetch-Site: cross-site", "-r", "0-9"]);
+    assert_eq!(held.status, 206);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_beyond_loopback_does_not_make_the_gateway_fetch() {
+    // The gateway listens on every interface; the request comes from a non-loopback
+    // address of this machine (when it has one).
+    let Some(address) = local_non_loopback() else {
+        eprintln!("skipped: this machine has no non-loopback IPv4 address");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let file = random_bytes(2 * CHUNK, 3);
+    let content = add(&seeder_dir, &file, "a.bin", "16KiB");
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let gateway = Seeder::gateway(
+        &tmp.path().join("gateway"),
+        &["--listen", &format!("{address}:0"), "--peer", &seeder.url],
+    )
+    .unwrap();
+    let refused = curl(&format!("{}content/{content}", gateway.url), &[]);
+    assert_eq!(refused.status, 403);
+    assert!(String::from_utf8_lossy(&refused.body).contains("fetch_for"));
+    assert_eq!(
+        seeder.metric("dsi_node_chunks_served_total").await.unwrap(),
+        0
+    );
+}
+
+/// A non-loopback IPv4 address of this machine, if it has one.
+fn local_non_loopback() -> Option<std::net::IpAddr> {
+    // The source address the kernel picks to reach a public address (nothing is sent).
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seek_into_64_mib_fetches_only_the_chunks_it_reads() {
+    const MIB: usize = 1 << 20;
+    const BIG_CHUNK: usize = 256 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let file = random_bytes(64 * MIB, 4);
+    let content = add(&seeder_dir, &file, "movie.mp4", "256KiB");
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let gateway_dir = tmp.path().join("gateway");
+    let gateway = Seeder::gateway(&gateway_dir, &["--peer", &seeder.url]).unwrap();
+    let url = format!("{}content/{content}", gateway.url);
+    let served = || async { seeder.metric("dsi_node_chunks_served_total").await.unwrap() };
+
+    // 100 bytes in the middle: one chunk.
+    let middle = 32 * MIB;
+    check_range(
+        &url,
+        &file,
+        &format!("{middle}-{}", middle + 99),
+        middle,
+        middle + 99,
+    );
+    assert_eq!(
+        served().await,
+        1,
+        "one chunk fetched for a seek into one chunk"
+    );
+    assert_eq!(chunk_files(&gateway_dir), 1);
+    // 20 bytes across a chunk edge: two more.
+    let edge = 40 * BIG_CHUNK;
+    check_range(
+        &url,
+        &file,
+        &format!("{}-{}", edge - 10, edge + 9),
+        edge - 10,
+        edge + 9,
+    );
+    assert_eq!(served().await, 3);
+    assert_eq!(chunk_files(&gateway_dir), 3);
+    // The same range again: nothing more.
+    check_range(
+        &url,
+        &file,
+        &format!("{}-{}", edge - 10, edge + 9),
+        edge - 10,
+        edge + 9,
+    );
+    assert_eq!(served().await, 3);
+
+    // The whole content: the first bytes arrive while most of it is still unfetched (the
+    // gateway fetches a window at a time, as the client reads).
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut response = response;
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(first[..] == file[..first.len()]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fetched = served().await;
+    eprintln!("chunks served after the first piece of the whole content: {fetched}");
+    assert!(
+        fetched < 3 + 128,
+        "{fetched} chunks served while the client read one piece of 256: not streaming"
+    );
+    drop(response);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_its_concurrent_fetches_the_gateway_answers_busy_with_retry_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let slow = add(
+        &seeder_dir,
+        &random_bytes(64 * CHUNK, 5),
+        "slow.bin",
+        "16KiB",
+    );
+    let other = add(
+        &seeder_dir,
+        &random_bytes(2 * CHUNK, 6),
+        "other.bin",
+        "16KiB",
+    );
+    // 64 KiB/s: the first answer keeps fetching (and holds its permit) for seconds.
+    let seeder = Seeder::start(&seeder_dir, &["--max-upload-rate", "64KiB"]).unwrap();
+    let gateway_dir = tmp.path().join("gateway");
+    dsi_tests::init_node(&gateway_dir, |config| {
+        config.gateway.max_concurrent_fetches = 1;
+        config.gateway.window_chunks = 2;
+    });
+    let gateway = Seeder::gateway(&gateway_dir, &["--peer", &seeder.url]).unwrap();
+    let holding = reqwest::get(format!("{}content/{slow}", gateway.url))
+        .await
+        .unwrap();
+    assert_eq!(holding.status(), 200);
+    let url = format!("{}content/{other}", gateway.url);
+    let busy = curl(&url, &["-r", "0-9"]);
+    assert_eq!(busy.status, 503);
+    assert_eq!(busy.headers["retry-after"], "1");
+    let body: serde_json::Value = serde_json::from_slice(&busy.body).unwrap();
+    assert_eq!(body["code"], "gateway_busy");
+    // The client goes away: its permit comes back.
+    drop(holding);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = curl(&url, &["-r", "0-9"]);
+        if answer.status == 206 {
+            break;
+        }
+        assert_eq!(answer.status, 503);
+        assert!(Instant::now() < deadline, "the permit never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
