@@ -697,7 +697,11 @@ async fn post_receipts(
 
 async fn get_metrics(State(state): State<Arc<NodeState>>) -> Response {
     let text = state.metrics.render(state.ledger.refused_count());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, dsi_service::prometheus::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

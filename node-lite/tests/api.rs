@@ -270,7 +270,7 @@ async fn chunks_need_a_downloader_and_exist() {
     let text = String::from_utf8(metrics).unwrap();
     assert_eq!(sample(&text, "dsi_node_chunks_served_total"), Some(2));
     assert_eq!(
-        sample(&text, "dsi_node_bytes_served_total"),
+        sample(&text, "dsi_node_served_bytes_total"),
         Some(2 * u64::from(MIN_CHUNK_SIZE))
     );
 

@@ -104,7 +104,7 @@ async fn metrics(State(state): State<Arc<OracleState>>) -> ApiResult<Response> {
     let held = state.store.count_all_receipts().await?;
     let epochs = state.store.epoch_status_counts().await?;
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, dsi_service::prometheus::CONTENT_TYPE)],
         state.metrics.render(held, &epochs),
     )
         .into_response())

@@ -1,7 +1,6 @@
 //! Prometheus metrics, kept in atomics and rendered as text.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -84,115 +83,91 @@ impl Metrics {
 
     /// Prometheus text. `epochs` is the number of closed epochs per status.
     pub fn render(&self, receipts_held: u64, epochs: &BTreeMap<EpochStatus, u64>) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_receipts_accepted_total Receipts accepted."
+        use dsi_service::prometheus::{Kind, Text};
+        let mut text = Text::new();
+        text.single(
+            "dsi_oracle_receipts_accepted_total",
+            Kind::Counter,
+            "Receipts accepted.",
+            self.accepted(),
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_receipts_accepted_total counter");
-        let _ = writeln!(
-            out,
-            "dsi_oracle_receipts_accepted_total {}",
-            self.accepted()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_receipts_rejected_total Receipts rejected, by rule."
-        );
-        let _ = writeln!(out, "# TYPE dsi_oracle_receipts_rejected_total counter");
+        let name = "dsi_oracle_receipts_rejected_total";
+        text.family(name, Kind::Counter, "Receipts rejected, by rule.");
         let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
         for rule in RULES {
             let count = rejected.get(&rule).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "dsi_oracle_receipts_rejected_total{{rule=\"{rule}\"}} {count}"
-            );
+            text.sample(name, &[("rule", rule.as_str())], count);
         }
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_receipts_held Receipts in the database."
+        text.single(
+            "dsi_oracle_receipts_held",
+            Kind::Gauge,
+            "Receipts in the database.",
+            receipts_held,
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_receipts_held gauge");
-        let _ = writeln!(out, "dsi_oracle_receipts_held {receipts_held}");
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_ingest_seconds Time to ingest one receipt batch."
+        text.family(
+            "dsi_oracle_ingest_seconds",
+            Kind::Histogram,
+            "Time to ingest one receipt batch.",
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_ingest_seconds histogram");
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
             let count = self.latency_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "dsi_oracle_ingest_seconds_bucket{{le=\"{bound}\"}} {count}"
+            text.sample(
+                "dsi_oracle_ingest_seconds_bucket",
+                &[("le", &bound.to_string())],
+                count,
             );
         }
         let batches = self.batches.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "dsi_oracle_ingest_seconds_bucket{{le=\"+Inf\"}} {batches}"
-        );
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "dsi_oracle_ingest_seconds_sum {sum}");
-        let _ = writeln!(out, "dsi_oracle_ingest_seconds_count {batches}");
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_epochs_closed_total Epochs closed by this process."
+        text.sample(
+            "dsi_oracle_ingest_seconds_bucket",
+            &[("le", "+Inf")],
+            batches,
+        )
+        .sample("dsi_oracle_ingest_seconds_sum", &[], sum)
+        .sample("dsi_oracle_ingest_seconds_count", &[], batches);
+        text.single(
+            "dsi_oracle_epochs_closed_total",
+            Kind::Counter,
+            "Epochs closed by this process.",
+            self.epochs_closed.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_epochs_closed_total counter");
-        let _ = writeln!(
-            out,
-            "dsi_oracle_epochs_closed_total {}",
-            self.epochs_closed.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_epoch_close_seconds Duration of the last epoch close."
-        );
-        let _ = writeln!(out, "# TYPE dsi_oracle_epoch_close_seconds gauge");
         let last = self.last_close_millis.load(Ordering::Relaxed) as f64 / 1e3;
-        let _ = writeln!(out, "dsi_oracle_epoch_close_seconds {last}");
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_audits_total Audit results, by outcome."
+        text.single(
+            "dsi_oracle_epoch_close_seconds",
+            Kind::Gauge,
+            "Duration of the last epoch close.",
+            last,
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_audits_total counter");
+        let name = "dsi_oracle_audits_total";
+        text.family(name, Kind::Counter, "Audit results, by outcome.");
         let audits = self.audits.lock().map(|m| m.clone()).unwrap_or_default();
         for &outcome in AuditOutcome::ALL {
             let count = audits.get(&outcome).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "dsi_oracle_audits_total{{outcome=\"{outcome}\"}} {count}"
-            );
+            text.sample(name, &[("outcome", outcome.as_str())], count);
         }
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_epochs Closed epochs by chain submission status."
+        let name = "dsi_oracle_epochs";
+        text.family(
+            name,
+            Kind::Gauge,
+            "Closed epochs by chain submission status.",
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_epochs gauge");
         for &status in EpochStatus::ALL.iter().filter(|s| **s != EpochStatus::Open) {
             let count = epochs.get(&status).copied().unwrap_or(0);
-            let _ = writeln!(out, "dsi_oracle_epochs{{status=\"{status}\"}} {count}");
+            text.sample(name, &[("status", status.as_str())], count);
         }
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_announcements_total Announcements accepted."
+        text.single(
+            "dsi_oracle_announcements_total",
+            Kind::Counter,
+            "Announcements accepted.",
+            self.announcements.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# TYPE dsi_oracle_announcements_total counter");
-        let _ = writeln!(
-            out,
-            "dsi_oracle_announcements_total {}",
-            self.announcements.load(Ordering::Relaxed)
+        text.single(
+            "dsi_oracle_chain_submissions_total",
+            Kind::Counter,
+            "Roots this process sent to the chain.",
+            self.submissions.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP dsi_oracle_chain_submissions_total Roots this process sent to the chain."
-        );
-        let _ = writeln!(out, "# TYPE dsi_oracle_chain_submissions_total counter");
-        let _ = writeln!(
-            out,
-            "dsi_oracle_chain_submissions_total {}",
-            self.submissions.load(Ordering::Relaxed)
-        );
-        out
+        text.finish()
     }
 }

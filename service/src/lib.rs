@@ -15,6 +15,7 @@
 
 pub mod http;
 pub mod oracle_client;
+pub mod prometheus;
 pub mod report;
 pub mod runtime;
 

@@ -202,7 +202,7 @@ async fn downloads_survive_a_killed_seeder_and_a_killed_downloader() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while a.metric("dsi_node_bytes_served_total").await.unwrap_or(0) < 8 * MIB as u64 {
+    while a.metric("dsi_node_served_bytes_total").await.unwrap_or(0) < 8 * MIB as u64 {
         assert!(Instant::now() < deadline, "seeder a never served 8 MiB");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -244,7 +244,7 @@ async fn downloads_survive_a_killed_seeder_and_a_killed_downloader() {
         out.to_str().unwrap(),
         "--json",
     ];
-    let served_before = b.metric("dsi_node_bytes_served_total").await.unwrap();
+    let served_before = b.metric("dsi_node_served_bytes_total").await.unwrap();
     let mut download = Command::new(node_lite_bin())
         .arg("--data-dir")
         .arg(&second_dir)
@@ -254,7 +254,7 @@ async fn downloads_survive_a_killed_seeder_and_a_killed_downloader() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while b.metric("dsi_node_bytes_served_total").await.unwrap() < served_before + 16 * MIB as u64 {
+    while b.metric("dsi_node_served_bytes_total").await.unwrap() < served_before + 16 * MIB as u64 {
         assert!(Instant::now() < deadline, "seeder b never served 16 MiB");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,6 +1,5 @@
 //! Counters exposed at `/metrics` in the Prometheus text format.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The node's counters. All monotonic except `receipts_held`.
@@ -36,98 +35,80 @@ impl Metrics {
 
     /// Renders every metric; `peers_banned` is the number of downloaders currently refused.
     pub fn render(&self, peers_banned: usize) -> String {
-        let rows: [(&str, &str, &str, u64); 11] = [
-            (
-                "dsi_node_bytes_served_total",
-                "counter",
-                "Chunk bytes sent to downloaders.",
-                self.bytes_served.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_chunks_served_total",
-                "counter",
-                "Chunks sent to downloaders.",
-                self.chunks_served.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_receipts_held",
-                "gauge",
-                "Seeding receipts held by this node.",
-                self.receipts_held.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_receipts_accepted_total",
-                "counter",
-                "Receipts accepted from downloaders.",
-                self.receipts_accepted.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_receipts_rejected_total",
-                "counter",
-                "Receipts rejected.",
-                self.receipts_rejected.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_peers_banned",
-                "gauge",
-                "Downloaders currently refused for owing receipts.",
-                peers_banned as u64,
-            ),
-            (
-                "dsi_node_requests_refused_total",
-                "counter",
-                "Chunk requests refused for owed receipts.",
-                self.requests_refused.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_chunks_corrupt_total",
-                "counter",
-                "Chunks found corrupt on disk and quarantined.",
-                self.chunks_corrupt.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_gateway_requests_total",
-                "counter",
-                "Gateway requests for content.",
-                self.gateway_requests.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_gateway_sent_bytes_total",
-                "counter",
-                "Content bytes sent by the gateway.",
-                self.gateway_bytes_sent.load(Ordering::Relaxed),
-            ),
-            (
-                "dsi_node_gateway_fetched_chunks_total",
-                "counter",
-                "Chunks the gateway fetched from peers.",
-                self.gateway_chunks_fetched.load(Ordering::Relaxed),
-            ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            // Writing to a String cannot fail.
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
-        out
+        use dsi_service::prometheus::{Kind, Text};
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut text = Text::new();
+        text.single(
+            "dsi_node_served_bytes_total",
+            Kind::Counter,
+            "Chunk bytes sent to downloaders.",
+            load(&self.bytes_served),
+        )
+        .single(
+            "dsi_node_chunks_served_total",
+            Kind::Counter,
+            "Chunks sent to downloaders.",
+            load(&self.chunks_served),
+        )
+        .single(
+            "dsi_node_receipts_held",
+            Kind::Gauge,
+            "Seeding receipts held by this node.",
+            load(&self.receipts_held),
+        )
+        .single(
+            "dsi_node_receipts_accepted_total",
+            Kind::Counter,
+            "Receipts accepted from downloaders.",
+            load(&self.receipts_accepted),
+        )
+        .single(
+            "dsi_node_receipts_rejected_total",
+            Kind::Counter,
+            "Receipts rejected.",
+            load(&self.receipts_rejected),
+        )
+        .single(
+            "dsi_node_peers_banned",
+            Kind::Gauge,
+            "Downloaders currently refused for owing receipts.",
+            peers_banned,
+        )
+        .single(
+            "dsi_node_requests_refused_total",
+            Kind::Counter,
+            "Chunk requests refused for owed receipts.",
+            load(&self.requests_refused),
+        )
+        .single(
+            "dsi_node_chunks_corrupt_total",
+            Kind::Counter,
+            "Chunks found corrupt on disk and quarantined.",
+            load(&self.chunks_corrupt),
+        )
+        .single(
+            "dsi_node_gateway_requests_total",
+            Kind::Counter,
+            "Gateway requests for content.",
+            load(&self.gateway_requests),
+        )
+        .single(
+            "dsi_node_gateway_sent_bytes_total",
+            Kind::Counter,
+            "Content bytes sent by the gateway.",
+            load(&self.gateway_bytes_sent),
+        )
+        .single(
+            "dsi_node_gateway_fetched_chunks_total",
+            Kind::Counter,
+            "Chunks the gateway fetched from peers.",
+            load(&self.gateway_chunks_fetched),
+        );
+        text.finish()
     }
 }
 
-/// Reads one sample from Prometheus text (for tests and tools).
-pub fn sample(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-}
+pub use dsi_service::prometheus::sample;
 
 #[cfg(test)]
 mod tests {
@@ -138,8 +119,12 @@ mod tests {
         let metrics = Metrics::default();
         Metrics::add(&metrics.bytes_served, 42);
         let text = metrics.render(3);
-        assert_eq!(sample(&text, "dsi_node_bytes_served_total"), Some(42));
+        assert_eq!(sample(&text, "dsi_node_served_bytes_total"), Some(42));
         assert_eq!(sample(&text, "dsi_node_peers_banned"), Some(3));
         assert!(text.contains("# TYPE dsi_node_receipts_held gauge"));
+        assert_eq!(
+            dsi_service::prometheus::undocumented(&text),
+            Vec::<String>::new()
+        );
     }
 }
