@@ -117,9 +117,9 @@ error_codes! {
     /// A gateway `Range` header names no byte of the content (`Content-Range: bytes */SIZE`
     /// tells its size).
     RangeNotSatisfiable = "range_not_satisfiable", 416;
-    /// The gateway would have to fetch chunks from the swarm for this request, and does
-    /// not for this client (`gateway.fetch_for`, or a cross-site browser request).
-    FetchNotAllowed = "fetch_not_allowed", 403;
+    /// The gateway does not serve this client (`gateway.clients`: a client beyond loopback,
+    /// a foreign `Host`, or a browser request from another site).
+    GatewayRefused = "gateway_refused", 403;
     /// The gateway is fetching for as many requests as it allows at once
     /// (`gateway.max_concurrent_fetches`); retry after `Retry-After` seconds.
     GatewayBusy = "gateway_busy", 503;

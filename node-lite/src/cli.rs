@@ -72,7 +72,8 @@ Examples:
   node-lite gateway --tracker http://127.0.0.1:7400
   curl -r 0-99 http://127.0.0.1:7080/content/ID        # the first 100 bytes
   mpv http://127.0.0.1:7080/content/ID/movie.mp4        # players seek with ranges
-Only clients on this machine make it fetch (gateway.fetch_for, --fetch-for).")]
+Only programs on this machine may use it, never a web page of another site
+(gateway.clients, --clients).")]
     Gateway(crate::commands::GatewayRequest),
     /// Show this node key's credit as a downloader (funded, spent, available) from the
     /// oracle's funding ledger. Seeders are paid for what they serve it from this credit;

@@ -362,9 +362,12 @@ pub struct GatewayRequest {
     /// the config).
     #[arg(long, value_name = "URL")]
     pub tracker: Option<String>,
-    /// Who may make the gateway fetch from the swarm (default from config: loopback).
+    /// Who may use the gateway (default from config: loopback, programs on this machine).
     #[arg(long, value_enum)]
-    pub fetch_for: Option<crate::config::FetchFor>,
+    pub clients: Option<crate::config::GatewayClients>,
+    /// Serve only what this node holds; never fetch from the swarm.
+    #[arg(long)]
+    pub no_fetch: bool,
 }
 
 /// Opens the node as a gateway and binds its listener; `crate::serve_gateway` runs it.
@@ -373,8 +376,11 @@ pub async fn prepare_gateway(
     request: GatewayRequest,
 ) -> Result<(Arc<NodeState>, TcpListener), NodeError> {
     let mut config = dir.config()?;
-    if let Some(fetch_for) = request.fetch_for {
-        config.gateway.fetch_for = fetch_for;
+    if let Some(clients) = request.clients {
+        config.gateway.clients = clients;
+    }
+    if request.no_fetch {
+        config.gateway.fetch = false;
     }
     let fixed = StaticPeers(parse_peers(&request.peers)?);
     let tracker = request

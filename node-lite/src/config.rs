@@ -48,36 +48,42 @@ pub struct Config {
     pub gateway: GatewayConfig,
 }
 
-/// Who may make the gateway fetch missing chunks from the swarm.
+/// Who may use the HTTP gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
-pub enum FetchFor {
-    /// Clients connecting from a loopback address (this machine).
+pub enum GatewayClients {
+    /// Programs on this machine: the connection comes from a loopback address, the `Host`
+    /// is a loopback address or `localhost`, and a browser request comes from a page of
+    /// the gateway itself (not another site: `Sec-Fetch-Site`, `Origin`, `Referer`).
     #[default]
     Loopback,
-    /// Any client that can reach the listener.
+    /// Anyone who can reach the listener, browsers on any site included: a public gateway,
+    /// whose reads and fetches the operator pays for.
     Anyone,
-    /// Nobody: the gateway serves only chunks already held.
-    Nobody,
 }
 
 /// `[gateway]`: streaming content over HTTP.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Who may make the gateway fetch missing chunks (paid with this node's receipts and
-    /// kept in its store). Held chunks are served to anyone who can reach the node.
-    pub fetch_for: FetchFor,
-    /// Requests fetching from the swarm at once; more are answered 503 `gateway_busy`.
+    /// Who may use the gateway (others get 403 `gateway_refused`). The gateway's reads are
+    /// not paid with receipts, and its fetches spend this node's credit and disk.
+    pub clients: GatewayClients,
+    /// Fetch the chunks a request needs and the node lacks from the swarm (verified, paid
+    /// with this node's receipts, kept in its store); false: serve only what is held.
+    pub fetch: bool,
+    /// Requests fetching from the swarm at once (1 to 1024); more are answered 503
+    /// `gateway_busy`.
     pub max_concurrent_fetches: usize,
-    /// Chunks fetched per round while a response streams.
+    /// Chunks fetched per round while a response streams (1 to 256).
     pub window_chunks: usize,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            fetch_for: FetchFor::Loopback,
+            clients: GatewayClients::Loopback,
+            fetch: true,
             max_concurrent_fetches: 8,
             window_chunks: 8,
         }

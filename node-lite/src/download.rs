@@ -157,13 +157,13 @@ impl Sink for FileSink {
 
 struct StoreSink {
     store: ChunkStore,
-    chunks: Vec<ChunkId>,
+    manifest: Arc<Manifest>,
 }
 
 impl Sink for StoreSink {
     fn write(&self, index: usize, bytes: &Pieces) -> Result<(), NodeError> {
         self.store
-            .put_chunk(&self.chunks[index], &bytes.to_vec(), false)?;
+            .put_chunk(&self.manifest.chunks[index], &bytes.to_vec(), false)?;
         Ok(())
     }
 }
@@ -190,6 +190,8 @@ struct Job<'a> {
     sink: Arc<dyn Sink>,
     /// Told how many leading chunks are complete (for the prefix hasher).
     prefix: Option<std::sync::mpsc::Sender<usize>>,
+    /// Which chunks each peer holds ([`Downloader::haves`]), in the order of the peers.
+    haves: Vec<Bitfield>,
 }
 
 enum Outcome {
@@ -203,14 +205,16 @@ enum Outcome {
 /// [`Downloader::join`].
 pub struct ContentSwarm {
     content: ContentId,
-    manifest: Manifest,
+    manifest: Arc<Manifest>,
     peers: Vec<Peer>,
     failed: Vec<PeerReport>,
+    /// What each peer held when last asked.
+    haves: Option<Vec<Bitfield>>,
 }
 
 impl ContentSwarm {
     /// The content's manifest (its bytes hash to the content id).
-    pub fn manifest(&self) -> &Manifest {
+    pub fn manifest(&self) -> &Arc<Manifest> {
         &self.manifest
     }
 }
@@ -476,6 +480,7 @@ impl Downloader {
             }
             false => (None, None),
         };
+        let haves = self.haves(content, &manifest, &mut peers, &needed).await;
         let outcome = self
             .swarm(
                 Job {
@@ -484,6 +489,7 @@ impl Downloader {
                     needed: &needed,
                     sink: sink.clone(),
                     prefix,
+                    haves,
                 },
                 &mut peers,
                 token,
@@ -578,10 +584,12 @@ impl Downloader {
             return Ok((0, Vec::new()));
         }
         let (mut peers, failed) = self.contact(source.peers(content).await?).await;
+        let manifest = Arc::new(manifest);
         let sink = Arc::new(StoreSink {
             store: store.clone(),
-            chunks: manifest.chunks.clone(),
+            manifest: manifest.clone(),
         });
+        let haves = self.haves(content, &manifest, &mut peers, &needed).await;
         let outcome = self
             .swarm(
                 Job {
@@ -590,6 +598,7 @@ impl Downloader {
                     needed: &needed,
                     sink,
                     prefix: None,
+                    haves,
                 },
                 &mut peers,
                 token,
@@ -615,7 +624,7 @@ impl Downloader {
         &self,
         content: &ContentId,
         source: &impl PeerSource,
-        known: Option<Manifest>,
+        known: Option<Arc<Manifest>>,
     ) -> Result<ContentSwarm, NodeError> {
         let (mut peers, mut failed) = self.contact(source.peers(content).await?).await;
         if peers.is_empty() {
@@ -623,22 +632,24 @@ impl Downloader {
         }
         let manifest = match known {
             Some(manifest) => manifest,
-            None => {
+            None => Arc::new(
                 self.fetch_manifest(content, &mut peers, &mut failed)
-                    .await?
-            }
+                    .await?,
+            ),
         };
         Ok(ContentSwarm {
             content: *content,
             manifest,
             peers,
             failed,
+            haves: None,
         })
     }
 
-    /// Fetches chunks `needed` (indexes) of the swarm's content into `store`, verified and
-    /// paid for; returns how many were fetched. The swarm's peers and payers carry over to
-    /// the next call.
+    /// Fetches chunks `needed` (indexes) of the swarm's content into `store`, verified,
+    /// paid for and synced to disk; returns how many were fetched. The swarm's peers,
+    /// payers and what each peer holds carry over to the next call (what peers hold is
+    /// asked again once when it no longer covers `needed`).
     pub async fn fetch_chunks(
         &self,
         swarm: &mut ContentSwarm,
@@ -648,22 +659,86 @@ impl Downloader {
     ) -> Result<usize, NodeError> {
         let sink = Arc::new(StoreSink {
             store: store.clone(),
-            chunks: swarm.manifest.chunks.clone(),
+            manifest: swarm.manifest.clone(),
         });
-        let (fetched, _) = self
-            .swarm(
-                Job {
-                    content: &swarm.content,
-                    manifest: &swarm.manifest,
-                    needed,
-                    sink,
-                    prefix: None,
-                },
-                &mut swarm.peers,
-                token,
-            )
-            .await?;
+        let mut fresh = false;
+        let fetched = loop {
+            let haves = match swarm.haves.take() {
+                Some(haves) => haves,
+                None => {
+                    fresh = true;
+                    self.haves(&swarm.content, &swarm.manifest, &mut swarm.peers, needed)
+                        .await
+                }
+            };
+            swarm.haves = Some(haves.clone());
+            let outcome = self
+                .swarm(
+                    Job {
+                        content: &swarm.content,
+                        manifest: &swarm.manifest,
+                        needed,
+                        sink: sink.clone(),
+                        prefix: None,
+                        haves,
+                    },
+                    &mut swarm.peers,
+                    token,
+                )
+                .await;
+            match outcome {
+                Err(NodeError::Incomplete { .. }) if !fresh => swarm.haves = None,
+                other => break other?.0,
+            }
+        };
+        let ids: Vec<ChunkId> = needed.iter().map(|i| swarm.manifest.chunks[*i]).collect();
+        store.sync_chunks(&ids)?;
         Ok(fetched)
+    }
+
+    /// Which chunks of `manifest` each peer holds (asked of all peers at once); a peer that
+    /// does not answer, or was dropped before, offers nothing (and is dropped). Nothing is
+    /// asked when nothing is `needed`.
+    async fn haves(
+        &self,
+        content: &ContentId,
+        manifest: &Manifest,
+        peers: &mut [Peer],
+        needed: &[usize],
+    ) -> Vec<Bitfield> {
+        let stall = self.options.stall_timeout;
+        let chunks = manifest.chunk_count();
+        if needed.is_empty() {
+            return vec![Bitfield::new(chunks); peers.len()];
+        }
+        let answers = futures_util::future::join_all(peers.iter().map(|peer| async move {
+            if peer.report.dropped.is_some() {
+                return Ok(None);
+            }
+            match peer.client.have(content, stall).await {
+                Ok(wire) => Bitfield::from_hex(&wire.held, chunks)
+                    .map(Some)
+                    .ok_or_else(|| "sent a malformed bitfield".to_string()),
+                Err(FetchError::Status { status: 404, .. }) => {
+                    Err("does not have this content".to_string())
+                }
+                Err(e) => Err(format!("cannot list its chunks: {e}")),
+            }
+        }))
+        .await;
+        peers
+            .iter_mut()
+            .zip(answers)
+            .map(|(peer, answer)| match answer {
+                Ok(Some(have)) => have,
+                Ok(None) => Bitfield::new(chunks),
+                Err(reason) => {
+                    tracing::info!(peer = %peer.client.url(), %reason, "peer has nothing to offer");
+                    peer.report.dropped = Some(reason);
+                    Bitfield::new(chunks)
+                }
+            })
+            .collect()
     }
 
     /// Delivers the receipts still owed to the swarm's peers (bounded wait) and reports.
@@ -706,6 +781,7 @@ impl Downloader {
             needed,
             sink,
             prefix,
+            haves,
         } = job;
         let stall = self.options.stall_timeout;
         let total_bytes: u64 = needed
@@ -715,23 +791,6 @@ impl Downloader {
         let bar = self.progress_bar(total_bytes);
         if needed.is_empty() {
             return Ok((0, 0));
-        }
-        // Which chunks each peer holds.
-        let mut haves = Vec::with_capacity(peers.len());
-        for peer in peers.iter_mut() {
-            let have = match peer.client.have(content, stall).await {
-                Ok(wire) => Bitfield::from_hex(&wire.held, manifest.chunk_count())
-                    .ok_or_else(|| "sent a malformed bitfield".to_string()),
-                Err(FetchError::Status { status: 404, .. }) => {
-                    Err("does not have this content".to_string())
-                }
-                Err(e) => Err(format!("cannot list its chunks: {e}")),
-            };
-            haves.push(have.unwrap_or_else(|reason| {
-                tracing::info!(peer = %peer.client.url(), %reason, "peer has nothing to offer");
-                peer.report.dropped = Some(reason);
-                Bitfield::new(manifest.chunk_count())
-            }));
         }
         let mut scheduler = Scheduler::new(manifest.chunk_count(), needed, haves);
         for (p, peer) in peers.iter_mut().enumerate() {
@@ -1028,9 +1087,6 @@ impl Downloader {
     }
 }
 
-/// How long to leave a peer alone after its `refusals`-th refusal in a row for owed
-/// receipts: 100 ms doubling up to 5 s, each with ±25 % jitter so that many downloaders
-/// refused together do not come back together.
 /// No peer could be contacted for `content`: why, peer by peer.
 fn no_peers(content: &ContentId, failed: &[PeerReport]) -> NodeError {
     let detail = failed
@@ -1048,6 +1104,9 @@ fn no_peers(content: &ContentId, failed: &[PeerReport]) -> NodeError {
     }
 }
 
+/// How long to leave a peer alone after its `refusals`-th refusal in a row for owed
+/// receipts: 100 ms doubling up to 5 s, each with ±25 % jitter so that many downloaders
+/// refused together do not come back together.
 fn refusal_pause(refusals: u32) -> Duration {
     let base = Duration::from_millis(100)
         .saturating_mul(1 << refusals.saturating_sub(1).min(6))

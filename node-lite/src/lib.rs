@@ -57,11 +57,12 @@ pub async fn serve_gateway(
 ) -> Result<(), NodeError> {
     let address = bound_address(&listener)?;
     if !address.ip().is_loopback() {
-        tracing::warn!(%address, fetch_for = ?state.config.gateway.fetch_for, "gateway listening beyond loopback, as configured");
+        tracing::warn!(%address, clients = ?state.config.gateway.clients, "gateway listening beyond loopback, as configured");
     }
     tracing::info!(node = %state.node_id.short(), %address, "gateway running");
     let served =
         server::serve_routes(listener, server::gateway_router(state.clone()), shutdown).await;
+    state.gateway.drain(drain_limit(&state)).await;
     state.receipts.close().await;
     served.map_err(|e| NodeError::Server {
         address,
@@ -100,6 +101,7 @@ pub async fn serve(
     let served = server::serve(listener, state.clone(), shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    state.gateway.drain(drain_limit(&state)).await;
     state.receipts.close().await;
     tracing::info!("stopped");
     served.map_err(|e| NodeError::Server {
@@ -112,4 +114,10 @@ fn bound_address(listener: &tokio::net::TcpListener) -> Result<std::net::SocketA
     listener
         .local_addr()
         .map_err(|e| NodeError::Usage(format!("the listener has no address: {e}")))
+}
+
+/// How long a stopping node waits for gateway fetches and receipt deliveries: a window and
+/// a delivery, each bounded by stall timeouts.
+fn drain_limit(state: &server::NodeState) -> std::time::Duration {
+    std::time::Duration::from_millis(state.config.download.stall_timeout_ms.saturating_mul(4))
 }

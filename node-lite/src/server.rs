@@ -267,8 +267,9 @@ fn swarm_cors() -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(3600))
 }
 
-/// CORS for the gateway: any page may read content (public, content-addressed bytes) with
-/// ranges, and see the headers a player needs.
+/// CORS for the gateway: with `gateway.clients = "anyone"` any page may read content
+/// (public, content-addressed bytes) with ranges and see the headers a player needs; a
+/// loopback-only gateway refuses other sites' requests itself.
 fn gateway_cors() -> tower_http::cors::CorsLayer {
     use axum::http::{Method, header};
     tower_http::cors::CorsLayer::new()
@@ -277,9 +278,10 @@ fn gateway_cors() -> tower_http::cors::CorsLayer {
         .allow_headers([header::RANGE, header::IF_NONE_MATCH, header::IF_RANGE])
         .expose_headers([
             header::CONTENT_RANGE,
-            header::CONTENT_LENGTH,
             header::ACCEPT_RANGES,
             header::ETAG,
+            header::CONTENT_DISPOSITION,
+            header::RETRY_AFTER,
         ])
         .max_age(std::time::Duration::from_secs(3600))
 }

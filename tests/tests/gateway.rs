@@ -247,30 +247,40 @@ async fn every_range_of_an_odd_sized_file_streams_through_curl() {
         check_range(&direct, &file, range, *start, *end);
     }
 
-    // A browser's cross-site request does not make the gateway fetch: it would spend this
-    // node's credit on whatever content a web page names.
+    // A loopback gateway serves programs on its machine, not web pages of other sites
+    // (they would spend this node's credit on whatever content they name, or probe what
+    // it holds), nor a page whose name was rebound to 127.0.0.1.
     let served = seeder.metric("dsi_node_chunks_served_total").await.unwrap();
-    let refused = curl(
-        &format!("{}content/{other}", gateway.url),
-        &["-H", "Sec-Fetch-Site: cross-site"],
-    );
-    assert_eq!(refused.status, 403);
-    let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
-    assert_eq!(body["code"], "fetch_not_allowed");
+    let other_url = format!("{}content/{other}", gateway.url);
+    for headers in [
+        ["-H", "Sec-Fetch-Site: cross-site"],
+        ["-H", "Sec-Fetch-Site: same-site"],
+        ["-H", "Origin: https://evil.example"],
+        ["-H", "Referer: https://evil.example/page"],
+        ["-H", "Host: evil.example:7080"],
+    ] {
+        for url in [&other_url, &url] {
+            let refused = curl(url, &headers);
+            assert_eq!(refused.status, 403, "{headers:?} {url}");
+            let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+            assert_eq!(body["code"], "gateway_refused");
+        }
+    }
     assert_eq!(
         seeder.metric("dsi_node_chunks_served_total").await.unwrap(),
         served,
-        "the seeder served nothing for the refused request"
+        "the seeder served nothing for the refused requests"
     );
-    // What the gateway holds, it serves to anyone.
-    let held = curl(&url, &["-H", "Sec-Fetch-Site: cross-site", "-r", "0-9"]);
-    assert_eq!(held.status, 206);
+    // The gateway's own pages may.
+    let own = curl(&url, &["-H", "Sec-Fetch-Site: same-origin", "-r", "0-9"]);
+    assert_eq!(own.status, 206);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_client_beyond_loopback_does_not_make_the_gateway_fetch() {
-    // The gateway listens on every interface; the request comes from a non-loopback
-    // address of this machine (when it has one).
+async fn a_client_beyond_loopback_is_refused_by_the_gateway_and_the_seeder() {
+    // The gateway and the seeder listen on a non-loopback address of this machine (when it
+    // has one); a request to it comes from that address. Neither gives content away:
+    // beyond loopback a seeder serves chunks against receipts only (/v1/chunks).
     let Some(address) = local_non_loopback() else {
         eprintln!("skipped: this machine has no non-loopback IPv4 address");
         return;
@@ -279,15 +289,20 @@ async fn a_client_beyond_loopback_does_not_make_the_gateway_fetch() {
     let seeder_dir = tmp.path().join("seeder");
     let file = random_bytes(2 * CHUNK, 3);
     let content = add(&seeder_dir, &file, "a.bin", "16KiB");
-    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let seeder = Seeder::start(&seeder_dir, &["--listen", &format!("{address}:0")]).unwrap();
     let gateway = Seeder::gateway(
         &tmp.path().join("gateway"),
         &["--listen", &format!("{address}:0"), "--peer", &seeder.url],
     )
     .unwrap();
-    let refused = curl(&format!("{}content/{content}", gateway.url), &[]);
-    assert_eq!(refused.status, 403);
-    assert!(String::from_utf8_lossy(&refused.body).contains("fetch_for"));
+    for url in [&gateway.url, &seeder.url] {
+        let refused = curl(&format!("{url}content/{content}"), &[]);
+        assert_eq!(refused.status, 403, "{url}");
+        assert!(
+            String::from_utf8_lossy(&refused.body).contains("gateway.clients"),
+            "{url}"
+        );
+    }
     assert_eq!(
         seeder.metric("dsi_node_chunks_served_total").await.unwrap(),
         0
@@ -391,13 +406,16 @@ async fn past_its_concurrent_fetches_the_gateway_answers_busy_with_retry_after()
     let gateway_dir = tmp.path().join("gateway");
     dsi_tests::init_node(&gateway_dir, |config| {
         config.gateway.max_concurrent_fetches = 1;
-        config.gateway.window_chunks = 2;
+        // 256 KiB per window: 4 s each, with a gap of a moment between them.
+        config.gateway.window_chunks = 16;
     });
     let gateway = Seeder::gateway(&gateway_dir, &["--peer", &seeder.url]).unwrap();
     let holding = reqwest::get(format!("{}content/{slow}", gateway.url))
         .await
         .unwrap();
     assert_eq!(holding.status(), 200);
+    // Well inside the second window (the first one came with the headers).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let url = format!("{}content/{other}", gateway.url);
     let busy = curl(&url, &["-r", "0-9"]);
     assert_eq!(busy.status, 503);
@@ -415,5 +433,110 @@ async fn past_its_concurrent_fetches_the_gateway_answers_busy_with_retry_after()
         assert_eq!(answer.status, 503);
         assert!(Instant::now() < deadline, "the permit never came back");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_that_gives_a_chunk_two_lengths_is_refused_not_served_shifted() {
+    // A seeder's manifest names one 100-byte chunk X twice: as the last chunk (100 bytes,
+    // right) and as the first (16 KiB, wrong). Its id is what its bytes hash to, so X is
+    // the same chunk at both places; only the manifest lies.
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    node_lite_ok(&seeder_dir, &["init"]);
+    let x = random_bytes(100, 7);
+    let id = dsi_protocol::ChunkId::of(&x);
+    let store = node_lite::store::ChunkStore::open(&seeder_dir).unwrap();
+    store.put_chunk(&id, &x, true).unwrap();
+    let manifest =
+        dsi_protocol::Manifest::new("evil.mp4", (CHUNK + 100) as u64, CHUNK as u32, vec![id, id])
+            .unwrap();
+    let content = store.put_manifest(&manifest).unwrap();
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let gateway = Seeder::gateway(&tmp.path().join("gateway"), &["--peer", &seeder.url]).unwrap();
+    let url = format!("{}content/{content}", gateway.url);
+    // The tail first (players read it for metadata): X fetched, right length, kept.
+    let tail = curl(&url, &["-r", &format!("{CHUNK}-")]);
+    assert_eq!(tail.status, 206);
+    assert!(tail.body == x);
+    // Then the start: X is held, but not 16 KiB long. A clean error, no panic, no bytes.
+    let head = curl(&url, &["-r", "1000-2000"]);
+    assert_eq!(head.status, 502);
+    let body: serde_json::Value = serde_json::from_slice(&head.body).unwrap();
+    assert_eq!(body["code"], "content_unavailable");
+    assert!(body["message"].as_str().unwrap().contains("inconsistent"));
+    // The seeder itself refuses the same way.
+    let direct = curl(&format!("{}content/{content}", seeder.url), &["-r", "0-9"]);
+    assert_eq!(direct.status, 502);
+    // And a fresh gateway that holds nothing: the swarm engine refuses X at place 0.
+    let fresh = Seeder::gateway(&tmp.path().join("fresh"), &["--peer", &seeder.url]).unwrap();
+    let fetched = curl(&format!("{}content/{content}", fresh.url), &["-r", "0-9"]);
+    assert_eq!(fetched.status, 502);
+    // The gateway still works.
+    assert_eq!(curl(&url, &["-r", &format!("{CHUNK}-")]).status, 206);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_mid_window_still_pays_for_every_chunk_fetched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let content = add(
+        &seeder_dir,
+        &random_bytes(64 * CHUNK, 8),
+        "long.bin",
+        "16KiB",
+    );
+    // 64 KiB/s: a window of 4 chunks takes a second.
+    let seeder = Seeder::start(&seeder_dir, &["--max-upload-rate", "64KiB"]).unwrap();
+    let gateway_dir = tmp.path().join("gateway");
+    dsi_tests::init_node(&gateway_dir, |config| config.gateway.window_chunks = 4);
+    let gateway = Seeder::gateway(&gateway_dir, &["--peer", &seeder.url]).unwrap();
+    let mut response = reqwest::get(format!("{}content/{content}", gateway.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.chunk().await.unwrap().unwrap();
+    // Leave while the next window is being fetched.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(response);
+    let downloader = node_id(&gateway_dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut settled = 0;
+    loop {
+        let served = seeder.metric("dsi_node_chunks_served_total").await.unwrap() as usize;
+        let paid = seeder
+            .receipts()
+            .iter()
+            .filter(|r| r.receipt.downloader == downloader)
+            .count();
+        settled = if paid == served { settled + 1 } else { 0 };
+        if settled >= 5 {
+            assert!(
+                served > 4,
+                "the second window was fetched ({served} chunks)"
+            );
+            assert!(served < 64, "the gateway stopped after the client left");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{paid} receipts for {served} chunks served"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_content_is_an_empty_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    let content = add(&seeder_dir, &[], "empty.txt", "16KiB");
+    let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
+    let url = format!("{}content/{content}", seeder.url);
+    for args in [&[][..], &["-r", "0-"][..], &["-r", "-5"][..]] {
+        let answer = curl(&url, args);
+        assert_eq!(answer.status, 200, "{args:?}");
+        assert!(answer.body.is_empty());
+        assert_eq!(answer.headers["content-length"], "0");
     }
 }

@@ -1,35 +1,45 @@
 //! The HTTP gateway: `GET`/`HEAD /content/{id}` and `/content/{id}/{name}` stream a
 //! content's bytes to any HTTP client (curl, a video player, a browser's `fetch`).
 //!
-//! - **Ranges.** One `Range: bytes=…` range is answered 206 with `Content-Range`; a range
-//!   that names no byte is 416 `range_not_satisfiable` with `Content-Range: bytes */SIZE`;
-//!   several ranges, or an `If-Range` that is not the content's ETag, get the whole content
-//!   (200), as HTTP allows.
+//! - **Ranges.** A `Range: bytes=…` is answered 206 with `Content-Range`; several ranges
+//!   are coalesced into the one span that covers them; a range that names no byte is 416
+//!   `range_not_satisfiable` with `Content-Range: bytes */SIZE`; a malformed `Range`, or an
+//!   `If-Range` that is not the content's ETag, gets the whole content (200), as HTTP allows.
 //! - **Caching.** The content id is the `ETag` and the bytes never change: `Cache-Control:
-//!   public, max-age=31536000, immutable`, and `If-None-Match` with the id is 304.
+//!   public, max-age=31536000, immutable`, and `If-None-Match` with the id is 304 before
+//!   anything is read.
 //! - **Type.** `Content-Type` comes from the manifest's name ([`content_type`]); with the
 //!   `/{name}` form the name must be the manifest's (a URL that ends in the file name, so
-//!   players and browsers name downloads right). Responses carry `X-Content-Type-Options:
+//!   players and browsers name downloads right). Answers carry `X-Content-Type-Options:
 //!   nosniff` and `Content-Security-Policy: sandbox`: content is whatever someone uploaded,
 //!   and an HTML page among it must not run as the node's own origin.
 //! - **Streaming from the swarm.** Chunks the node does not hold are fetched from peers
-//!   (the tracker's, or `node-lite gateway --peer`) a window of
-//!   `gateway.window_chunks` at a time, only those the range covers, verified, paid with
-//!   this node's receipts and kept in its store. The first window is fetched before the
-//!   answer starts (so a content no peer has is a clean 404/502), the rest while the body
-//!   streams: a player seeking into a large content gets its first bytes after one window.
-//! - **Who may make it fetch.** Fetching spends this node's credit and disk, so only the
-//!   clients `gateway.fetch_for` names may trigger it (loopback by default), at most
-//!   `gateway.max_concurrent_fetches` requests at once (then 503 `gateway_busy` with
-//!   `Retry-After`), and never a browser's cross-site request (`Sec-Fetch-Site`
-//!   `cross-site` or `same-site`): otherwise any web page the operator visits could make
-//!   the node buy an attacker's content with the operator's credit. Held chunks are served
-//!   to anyone who can reach the node, as `/v1/chunks` already serves them.
+//!   (the tracker's, or `node-lite gateway --peer`) a window of `gateway.window_chunks` at a
+//!   time, only those the range covers, verified, paid with this node's receipts, synced
+//!   and kept in its store. The first window is fetched before the answer starts (so a
+//!   content that cannot be had is a clean 404/502), the next ones as the client reads: a
+//!   player seeking into a large content gets its first bytes after one window. A window
+//!   runs as its own task: a client that goes away does not cut it short, so every chunk
+//!   fetched is paid, and the receipts still owed are delivered before the node stops.
+//! - **Who may use it.** The gateway's reads are not paid with receipts and its fetches
+//!   spend the node's credit and disk, so by default (`gateway.clients = "loopback"`) only
+//!   programs on this machine may use it: the connection must come from a loopback
+//!   address, the `Host` must be a loopback address or `localhost` (a DNS-rebinding page
+//!   names its own host), and a browser request must come from the gateway's own pages
+//!   (`Sec-Fetch-Site`, `Origin` and `Referer`, when sent, must not name another site):
+//!   otherwise any web page the operator visits could make the node buy an attacker's
+//!   content with the operator's credit, or probe what the operator watched. `"anyone"`
+//!   makes a public gateway. At most `gateway.max_concurrent_fetches` windows are fetched
+//!   at once; a new answer that would wait is refused 503 `gateway_busy` with
+//!   `Retry-After`. A held chunk is served through the node's upload cap, and its length is
+//!   checked against the manifest (a manifest may name one chunk at two places with
+//!   different lengths: that content is refused, not served shifted).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Body;
@@ -38,18 +48,19 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use dsi_api::ErrorCode;
-use dsi_protocol::{ContentId, Manifest};
+use dsi_protocol::{ChunkId, ContentId, Manifest};
 use dsi_service::http::ApiError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{NodeState, blocking, parse_content};
 use crate::NodeError;
-use crate::config::{FetchFor, GatewayConfig};
+use crate::config::{GatewayClients, GatewayConfig};
 use crate::download::{ContentSwarm, DownloadOptions, Downloader};
 use crate::peers::Peers;
 use crate::server::Metrics;
-use crate::store::StoreError;
+use crate::store::{ChunkStore, StoreError};
 
 /// `Cache-Control` of every content answer: the bytes of a content id never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -57,12 +68,18 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Most chunk ids kept in the cache of manifests fetched from peers (32 bytes each: 64 MiB).
 const MANIFEST_CACHE_CHUNKS: usize = 2 * 1024 * 1024;
 
+/// How long a streaming answer waits for a fetch permit before it gives up (the first
+/// window does not wait: it is refused 503 at once).
+const PERMIT_WAIT: Duration = Duration::from_secs(30);
+
 /// The gateway's own state inside [`NodeState`].
 pub struct Gateway {
     downloader: Arc<Downloader>,
     peers: Peers,
     fetches: Arc<Semaphore>,
     manifests: Mutex<ManifestCache>,
+    /// Window fetches and receipt deliveries, waited for on shutdown.
+    tasks: TaskTracker,
     config: GatewayConfig,
 }
 
@@ -81,8 +98,9 @@ impl Gateway {
         Self {
             downloader: Arc::new(downloader),
             peers,
-            fetches: Arc::new(Semaphore::new(config.max_concurrent_fetches.max(1))),
+            fetches: Arc::new(Semaphore::new(config.max_concurrent_fetches.clamp(1, 1024))),
             manifests: Mutex::new(ManifestCache::default()),
+            tasks: TaskTracker::new(),
             config,
         }
     }
@@ -100,50 +118,135 @@ impl Gateway {
         self.peers = peers;
     }
 
-    /// Whether `client` may make the gateway fetch from the swarm; `Err` says why not.
-    fn may_fetch(&self, client: IpAddr, headers: &HeaderMap) -> Result<(), String> {
+    /// Waits (at most `limit`) for window fetches to end and receipts to be delivered:
+    /// what the node does once its listener has stopped.
+    pub async fn drain(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.tasks.len(),
+                "gave up waiting for gateway fetches and receipt deliveries"
+            );
+        }
+    }
+
+    fn window(&self) -> usize {
+        self.config.window_chunks.clamp(1, 256)
+    }
+
+    /// Whether `client` may use the gateway; `Err` says why not.
+    fn admit(&self, client: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.config.clients == GatewayClients::Anyone {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            ApiError::new(
+                ErrorCode::GatewayRefused,
+                format!(
+                    "{why}: this gateway serves only programs on its own machine \
+                     (gateway.clients = \"loopback\")"
+                ),
+            )
+        };
+        if !is_loopback(client) {
+            return Err(refuse(format!("the request comes from {client}")));
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !local_authority(host) {
+            return Err(refuse(format!("the request names the host {host:?}")));
+        }
         if let Some(site) = headers
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .filter(|site| !matches!(*site, "same-origin" | "none"))
         {
-            return Err(format!(
-                "a browser request from another site (Sec-Fetch-Site: {site}) never makes \
-                 this gateway fetch from the swarm"
-            ));
+            return Err(refuse(format!(
+                "a browser sent it from another site (Sec-Fetch-Site: {site})"
+            )));
         }
-        let loopback = match client {
-            IpAddr::V4(v4) => v4.is_loopback(),
-            IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        for name in [header::ORIGIN, header::REFERER] {
+            if let Some(value) = headers.get(&name).and_then(|v| v.to_str().ok())
+                && value != "null"
+                && !reqwest::Url::parse(value)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_string))
+                    .is_some_and(|host| local_host(&host))
+            {
+                return Err(refuse(format!("a page of {value:?} sent it ({name})")));
             }
-        };
-        match self.config.fetch_for {
-            FetchFor::Anyone => Ok(()),
-            FetchFor::Loopback if loopback => Ok(()),
-            FetchFor::Loopback => Err(
-                "this gateway fetches from the swarm only for clients on its own machine \
-                 (gateway.fetch_for = \"loopback\")"
-                    .into(),
-            ),
-            FetchFor::Nobody => Err(
-                "this gateway serves only what it holds (gateway.fetch_for = \"nobody\")".into(),
-            ),
+        }
+        Ok(())
+    }
+
+    /// A fetch permit now, or 503 `gateway_busy`.
+    fn permit_now(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.fetches
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| self.busy())
+    }
+
+    /// A fetch permit within [`PERMIT_WAIT`].
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(PERMIT_WAIT, self.fetches.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(self.busy()),
         }
     }
 
-    fn permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.fetches.clone().try_acquire_owned().map_err(|_| {
-            ApiError::new(
-                ErrorCode::GatewayBusy,
-                format!(
-                    "this gateway is fetching for {} requests already \
-                     (gateway.max_concurrent_fetches); retry in a moment",
-                    self.config.max_concurrent_fetches.max(1)
-                ),
-            )
-        })
+    fn busy(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::GatewayBusy,
+            format!(
+                "this gateway is fetching for {} requests already \
+                 (gateway.max_concurrent_fetches); retry in a moment",
+                self.config.max_concurrent_fetches.clamp(1, 1024)
+            ),
+        )
     }
+
+    /// Lets the swarm's payers deliver what is owed, in the background (waited for on
+    /// shutdown).
+    fn leave(&self, swarm: ContentSwarm) {
+        let downloader = self.downloader.clone();
+        self.tasks.spawn(async move {
+            downloader.leave(swarm).await;
+        });
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// `localhost` (or a name under it) or a loopback address.
+fn local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(is_loopback)
+}
+
+/// A `Host` header (`host[:port]`, `[v6]:port`) that names this machine.
+fn local_authority(authority: &str) -> bool {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') => {
+            host
+        }
+        _ => authority,
+    };
+    !host.is_empty() && local_host(host)
 }
 
 /// Manifests fetched from peers, bounded by their total number of chunk ids (oldest
@@ -182,7 +285,7 @@ impl ManifestCache {
 /// A `Range` header, resolved against a content of `size` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RangeAnswer {
-    /// No usable single range: the whole content (200).
+    /// No usable range: the whole content (200).
     Whole,
     /// Bytes `start..=end` (206).
     Part {
@@ -195,57 +298,71 @@ pub enum RangeAnswer {
     Unsatisfiable,
 }
 
-/// Resolves a `Range` header value for a content of `size` bytes (RFC 9110 §14): one
-/// `bytes=FIRST-LAST`, `bytes=FIRST-` or `bytes=-SUFFIX` range; a last byte past the end is
-/// cut to the end. Several ranges, another unit or a malformed value: the whole content
-/// (a server may ignore `Range`).
+/// A position in a range: digits only; too large for u64 is `Err(())`.
+fn position(text: &str) -> Option<Result<u64, ()>> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().map_err(|_| ()))
+}
+
+/// Resolves a `Range` header value for a content of `size` bytes (RFC 9110 §14): ranges
+/// `FIRST-LAST`, `FIRST-` and `-SUFFIX` after `bytes=` (any case); a last byte past the end
+/// is cut to the end; the satisfiable ones are coalesced into the span that covers them.
+/// A malformed value, another unit or an empty content: the whole content (a server may
+/// ignore `Range`).
 pub fn resolve_range(value: &str, size: u64) -> RangeAnswer {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+    let value = value.trim();
+    let Some(spec) = value
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .map(|_| &value[6..])
+    else {
         return RangeAnswer::Whole;
     };
-    if spec.contains(',') {
+    if size == 0 {
         return RangeAnswer::Whole;
     }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return RangeAnswer::Whole;
-    };
-    let number = |text: &str| -> Option<u64> {
-        let text = text.trim();
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+    let mut span: Option<(u64, u64)> = None;
+    let mut any = false;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((first, last)) = part.split_once('-') else {
+            return RangeAnswer::Whole;
+        };
+        let range = match (first.trim().is_empty(), last.trim().is_empty()) {
+            // -N: the last N bytes.
+            (true, false) => match position(last) {
+                Some(Ok(0)) => None,
+                Some(Ok(n)) => Some((size.saturating_sub(n), size - 1)),
+                Some(Err(())) => Some((0, size - 1)),
+                None => return RangeAnswer::Whole,
+            },
+            // A-: from A to the end.
+            (false, true) => match position(first) {
+                Some(Ok(a)) if a < size => Some((a, size - 1)),
+                Some(_) => None,
+                None => return RangeAnswer::Whole,
+            },
+            (false, false) => match (position(first), position(last)) {
+                (Some(Ok(a)), Some(Ok(b))) if a > b => return RangeAnswer::Whole,
+                (Some(Ok(a)), Some(b)) if a < size => {
+                    Some((a, b.unwrap_or(u64::MAX).min(size - 1)))
+                }
+                (Some(_), Some(_)) => None,
+                _ => return RangeAnswer::Whole,
+            },
+            (true, true) => return RangeAnswer::Whole,
+        };
+        any = true;
+        if let Some((a, b)) = range {
+            span = Some(span.map_or((a, b), |(s, e)| (s.min(a), e.max(b))));
         }
-        text.parse().ok()
-    };
-    match (first.trim().is_empty(), last.trim().is_empty()) {
-        // bytes=-N: the last N bytes.
-        (true, false) => match number(last) {
-            Some(0) => RangeAnswer::Unsatisfiable,
-            Some(_) if size == 0 => RangeAnswer::Unsatisfiable,
-            Some(n) => RangeAnswer::Part {
-                start: size.saturating_sub(n),
-                end: size - 1,
-            },
-            None => RangeAnswer::Whole,
-        },
-        // bytes=A-: from A to the end.
-        (false, true) => match number(first) {
-            Some(a) if a < size => RangeAnswer::Part {
-                start: a,
-                end: size - 1,
-            },
-            Some(_) => RangeAnswer::Unsatisfiable,
-            None => RangeAnswer::Whole,
-        },
-        (false, false) => match (number(first), number(last)) {
-            (Some(a), Some(b)) if a > b => RangeAnswer::Whole,
-            (Some(a), Some(b)) if a < size => RangeAnswer::Part {
-                start: a,
-                end: b.min(size - 1),
-            },
-            (Some(_), Some(_)) => RangeAnswer::Unsatisfiable,
-            _ => RangeAnswer::Whole,
-        },
-        (true, true) => RangeAnswer::Whole,
+    }
+    match span {
+        Some((start, end)) => RangeAnswer::Part { start, end },
+        None if any => RangeAnswer::Unsatisfiable,
+        None => RangeAnswer::Whole,
     }
 }
 
@@ -294,15 +411,23 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// `Content-Disposition: inline` with the file name (RFC 6266; `filename*` in UTF-8 for
-/// names that are not plain ASCII).
+/// `Content-Disposition: inline` with the file name (RFC 6266): a plain ASCII
+/// `filename`, and for other names an ASCII stand-in plus `filename*` in UTF-8.
 fn disposition(name: &str) -> Option<HeaderValue> {
-    let plain = name
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ');
-    let value = if plain {
+    let safe = |b: u8| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ';
+    let value = if name.bytes().all(safe) {
         format!("inline; filename=\"{name}\"")
     } else {
+        let fallback: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && safe(c as u8) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let mut encoded = String::new();
         for b in name.bytes() {
             if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
@@ -311,7 +436,7 @@ fn disposition(name: &str) -> Option<HeaderValue> {
                 encoded.push_str(&format!("%{b:02X}"));
             }
         }
-        format!("inline; filename*=UTF-8''{encoded}")
+        format!("inline; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
     };
     HeaderValue::from_str(&value).ok()
 }
@@ -326,7 +451,7 @@ pub async fn get_content(
 ) -> Response {
     answer(state, &content, None, method, peer, headers)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(|response| response)
 }
 
 /// `GET`/`HEAD /content/{id}/{name}`.
@@ -339,15 +464,25 @@ pub async fn get_named(
 ) -> Response {
     answer(state, &content, Some(name), method, peer, headers)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(|response| response)
 }
 
-/// Where a request's manifest came from.
-enum Source {
-    /// The local store or the cache: no peer contacted yet.
-    Known(Arc<Manifest>),
-    /// Fetched from the swarm now, whose peers the stream keeps using.
-    Joined(Arc<Manifest>, Box<Fetcher>),
+/// An error answer; `gateway_busy` says when to retry.
+fn reject(error: ApiError) -> Response {
+    let busy = error.code() == ErrorCode::GatewayBusy;
+    let mut response = error.into_response();
+    if busy {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn put_header(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
 }
 
 async fn answer(
@@ -360,73 +495,70 @@ async fn answer(
 ) -> Result<Response, Response> {
     let content = parse_content(content).map_err(reject)?;
     Metrics::add(&state.metrics.gateway_requests, 1);
+    // Without a socket (`router(state).oneshot(..)` in tests) the client is unspecified,
+    // which is not loopback: such requests are refused unless anyone is served.
     let client = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(info)| {
         info.0.ip()
     });
-    let may_fetch = state.gateway.may_fetch(client, &headers);
-    let source = manifest(&state, &content, &may_fetch)
-        .await
-        .map_err(reject)?;
-    let (manifest, fetcher) = match source {
-        Source::Known(m) => (m, None),
-        Source::Joined(m, f) => (m, Some(f)),
-    };
-    if let Some(name) = &name
-        && *name != manifest.name
-    {
-        return Err(ApiError::new(
-            ErrorCode::UnknownContent,
-            format!(
-                "content {content} is named {:?}, not {name:?} (use /content/{content}/{})",
-                manifest.name, manifest.name
-            ),
-        )
-        .into_response());
-    }
-    let size = manifest.size;
+    state.gateway.admit(client, &headers).map_err(reject)?;
     let etag = format!("\"{content}\"");
     let mut common = HeaderMap::new();
-    let mut put = |name: header::HeaderName, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            common.insert(name, value);
-        }
-    };
-    put(header::ETAG, &etag);
-    put(header::CACHE_CONTROL, IMMUTABLE);
-    put(header::ACCEPT_RANGES, "bytes");
-    put(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    put(header::CONTENT_SECURITY_POLICY, "sandbox");
-    if let Some(value) = disposition(&manifest.name) {
-        common.insert(header::CONTENT_DISPOSITION, value);
-    }
-    let matches_etag = |value: &HeaderValue| {
+    put_header(&mut common, header::ETAG, &etag);
+    put_header(&mut common, header::CACHE_CONTROL, IMMUTABLE);
+    put_header(&mut common, header::ACCEPT_RANGES, "bytes");
+    put_header(&mut common, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    put_header(&mut common, header::CONTENT_SECURITY_POLICY, "sandbox");
+    let weakly_matches = |value: &HeaderValue| {
         value.to_str().is_ok_and(|text| {
             text.split(',')
                 .map(|t| t.trim().trim_start_matches("W/"))
                 .any(|t| t == etag || t == "*")
         })
     };
-    if headers.get(header::IF_NONE_MATCH).is_some_and(matches_etag) {
+    // The id is the ETag: a cached copy is current whatever the store holds.
+    if name.is_none()
+        && headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(weakly_matches)
+    {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
+    let (manifest, swarm) = manifest(&state, &content).await.map_err(reject)?;
+    if let Some(name) = &name
+        && *name != manifest.name
+    {
+        return Err(reject(ApiError::new(
+            ErrorCode::UnknownContent,
+            format!(
+                "content {content} is named {:?}, not {name:?} (use /content/{content}/{})",
+                manifest.name, manifest.name
+            ),
+        )));
+    }
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(weakly_matches)
+    {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    let size = manifest.size;
     let asked = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(_)
-            if headers
-                .get(header::IF_RANGE)
-                .is_some_and(|v| !matches_etag(v)) =>
-        {
-            RangeAnswer::Whole
-        }
-        Some(value) => resolve_range(value, size),
-        None => RangeAnswer::Whole,
+    // If-Range compares strongly: only the exact ETag keeps the Range.
+    let range = if asked.is_empty()
+        || headers
+            .get(header::IF_RANGE)
+            .is_some_and(|v| v.to_str().ok() != Some(etag.as_str()))
+    {
+        RangeAnswer::Whole
+    } else {
+        resolve_range(asked, size)
     };
     let (status, start, end) = match range {
         RangeAnswer::Unsatisfiable => {
-            let mut headers = common;
+            let mut headers = HeaderMap::new();
             put_header(
                 &mut headers,
                 header::CONTENT_RANGE,
@@ -461,32 +593,56 @@ async fn answer(
         header::CONTENT_TYPE,
         content_type(&manifest.name),
     );
+    if let Some(value) = disposition(&manifest.name) {
+        common.insert(header::CONTENT_DISPOSITION, value);
+    }
     if method == Method::HEAD || length == 0 {
+        if let Some(swarm) = swarm {
+            state.gateway.leave(swarm);
+        }
         return Ok((status, common, Body::empty()).into_response());
     }
     let chunk_size = u64::from(manifest.chunk_size);
+    let (next, last) = ((start / chunk_size) as usize, (end / chunk_size) as usize);
+    if !state.config.gateway.fetch {
+        // Nothing will be fetched: the whole range must be held, or the answer would break
+        // off after its status line.
+        let store = state.store.clone();
+        let ids: Vec<ChunkId> = manifest.chunks[next..=last].to_vec();
+        let missing = blocking(move || ids.iter().filter(|id| !store.has_chunk(id)).count())
+            .await
+            .map_err(reject)?;
+        if missing > 0 {
+            return Err(reject(ApiError::new(
+                ErrorCode::UnknownContent,
+                format!(
+                    "this node holds only part of that range of content {content} ({missing} \
+                     chunks missing) and does not fetch (gateway.fetch = false)"
+                ),
+            )));
+        }
+    }
     let mut stream = Streamer {
         state: state.clone(),
         content,
-        next: (start / chunk_size) as usize,
-        last: (end / chunk_size) as usize,
-        ensured_until: 0,
+        next,
+        last,
+        ensured_until: next,
         start,
         end,
         manifest,
-        may_fetch,
-        fetcher,
-        token: CancellationToken::new(),
+        swarm,
+        started: false,
     };
-    stream.ensured_until = stream.next;
     // The first piece before the answer: a content that cannot be had is a clean error.
     let first = stream.next_piece().await.map_err(reject)?;
+    stream.started = true;
     let rest = futures_util::stream::unfold(stream, |mut stream| async move {
         match stream.next_piece().await {
             Ok(Some(bytes)) => Some((Ok(bytes), stream)),
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(content = %stream.content, error = %e, "gateway stream cut");
+                tracing::warn!(content = %stream.content, error = %e, "gateway answer cut");
                 stream.next = stream.last + 1;
                 Some((Err(io::Error::other(e.to_string())), stream))
             }
@@ -499,38 +655,19 @@ async fn answer(
     Ok((status, common, Body::from_stream(body)).into_response())
 }
 
-/// An error answer; `gateway_busy` says when to retry.
-fn reject(error: ApiError) -> Response {
-    let busy = error.code() == ErrorCode::GatewayBusy;
-    let mut response = error.into_response();
-    if busy {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    response
-}
-
-fn put_header(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
-    }
-}
-
-/// The content's manifest: from the store, else the cache, else (when this client may
-/// make the gateway fetch) from peers, verified against the id.
+/// The content's manifest: from the store, else the cache, else (when the gateway fetches)
+/// from peers, verified against the id; with the swarm it was fetched from, if any.
 async fn manifest(
     state: &Arc<NodeState>,
     content: &ContentId,
-    may_fetch: &Result<(), String>,
-) -> Result<Source, ApiError> {
+) -> Result<(Arc<Manifest>, Option<ContentSwarm>), ApiError> {
     let reader = state.clone();
     let id = *content;
     let stored = blocking(move || reader.store.manifest(&id))
         .await?
         .map_err(ApiError::internal)?;
     if let Some(manifest) = stored {
-        return Ok(Source::Known(Arc::new(manifest)));
+        return Ok((Arc::new(manifest), None));
     }
     let cached = state
         .gateway
@@ -539,30 +676,33 @@ async fn manifest(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(content);
     if let Some(manifest) = cached {
-        return Ok(Source::Known(manifest));
+        return Ok((manifest, None));
     }
-    if let Err(why) = may_fetch {
+    if !state.config.gateway.fetch {
         return Err(ApiError::new(
-            ErrorCode::FetchNotAllowed,
-            format!("content {content} is not held here, and {why}"),
+            ErrorCode::UnknownContent,
+            format!(
+                "this node has no content {content} and does not fetch (gateway.fetch = false)"
+            ),
         ));
     }
-    let mut fetcher = Fetcher::new(state)?;
+    // Contacting peers is a fetch too: it takes a permit while it runs.
+    let permit = state.gateway.permit_now()?;
     let swarm = state
         .gateway
         .downloader
         .join(content, &state.gateway.peers, None)
         .await
         .map_err(|e| unavailable(content, e))?;
-    let manifest = Arc::new(swarm.manifest().clone());
-    fetcher.swarm = Some(swarm);
+    drop(permit);
+    let manifest = swarm.manifest().clone();
     state
         .gateway
         .manifests
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(*content, manifest.clone());
-    Ok(Source::Joined(manifest, Box::new(fetcher)))
+    Ok((manifest, Some(swarm)))
 }
 
 fn unavailable(content: &ContentId, error: NodeError) -> ApiError {
@@ -578,36 +718,29 @@ fn unavailable(content: &ContentId, error: NodeError) -> ApiError {
     }
 }
 
-/// A request's right to fetch (a permit of `gateway.max_concurrent_fetches`) and the swarm
-/// it fetches from. Dropped (answer finished or client gone), it lets the swarm's payers
-/// deliver the receipts owed in the background.
-struct Fetcher {
-    state: Arc<NodeState>,
-    swarm: Option<ContentSwarm>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Fetcher {
-    fn new(state: &Arc<NodeState>) -> Result<Self, ApiError> {
-        Ok(Self {
-            state: state.clone(),
-            swarm: None,
-            _permit: state.gateway.permit()?,
-        })
-    }
-}
-
-impl Drop for Fetcher {
-    fn drop(&mut self) {
-        if let Some(swarm) = self.swarm.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let downloader = self.state.gateway.downloader.clone();
-            runtime.spawn(async move {
-                downloader.leave(swarm).await;
-            });
+/// One window fetched by its own task: it runs to its end even if the answer is dropped
+/// (every chunk it fetches is paid), then hands the swarm back, or, with nobody left to
+/// take it, lets the swarm's payers deliver what is owed.
+fn spawn_window(
+    gateway: &Gateway,
+    mut swarm: ContentSwarm,
+    store: ChunkStore,
+    needed: Vec<usize>,
+    permit: OwnedSemaphorePermit,
+) -> oneshot::Receiver<(ContentSwarm, Result<usize, NodeError>)> {
+    let (tx, rx) = oneshot::channel();
+    let downloader = gateway.downloader.clone();
+    gateway.tasks.spawn(async move {
+        let token = CancellationToken::new();
+        let result = downloader
+            .fetch_chunks(&mut swarm, &store, &needed, &token)
+            .await;
+        drop(permit);
+        if let Err((swarm, _)) = tx.send((swarm, result)) {
+            downloader.leave(swarm).await;
         }
-    }
+    });
+    rx
 }
 
 /// One answer's body, chunk by chunk.
@@ -623,14 +756,18 @@ struct Streamer {
     /// First and last byte of the answer.
     start: u64,
     end: u64,
-    may_fetch: Result<(), String>,
-    fetcher: Option<Box<Fetcher>>,
-    token: CancellationToken,
+    /// The peers fetched from, kept between windows (their payers with them).
+    swarm: Option<ContentSwarm>,
+    /// Whether the status line went out (later windows wait for a permit; the first does
+    /// not).
+    started: bool,
 }
 
 impl Drop for Streamer {
     fn drop(&mut self) {
-        self.token.cancel();
+        if let Some(swarm) = self.swarm.take() {
+            self.state.gateway.leave(swarm);
+        }
     }
 }
 
@@ -638,8 +775,9 @@ impl Streamer {
     /// The next piece of the body, or `None` at the end.
     async fn next_piece(&mut self) -> Result<Option<Bytes>, ApiError> {
         if self.next > self.last {
-            // Done: the fetcher's permit goes back and its receipts are delivered.
-            self.fetcher = None;
+            if let Some(swarm) = self.swarm.take() {
+                self.state.gateway.leave(swarm);
+            }
             return Ok(None);
         }
         let index = self.next;
@@ -650,7 +788,7 @@ impl Streamer {
             Some(bytes) => bytes,
             None => {
                 // Gone or quarantined since the window was checked: fetch it alone.
-                self.fetch(&[index]).await?;
+                self.fetch(vec![index]).await?;
                 self.read(index).await?.ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::ContentUnavailable,
@@ -662,20 +800,39 @@ impl Streamer {
                 })?
             }
         };
+        let expected = self.manifest.chunk_len(index) as usize;
+        if bytes.len() != expected {
+            return Err(ApiError::new(
+                ErrorCode::ContentUnavailable,
+                format!(
+                    "the manifest of content {} gives chunk {index} ({}) {expected} bytes, but \
+                     that chunk has {}: the manifest is inconsistent",
+                    self.content,
+                    self.manifest.chunks[index],
+                    bytes.len()
+                ),
+            ));
+        }
         let chunk_size = u64::from(self.manifest.chunk_size);
         let offset = index as u64 * chunk_size;
-        let from = self.start.max(offset) - offset;
-        let to = (self.end + 1).min(offset + bytes.len() as u64) - offset;
+        let from = (self.start.max(offset) - offset) as usize;
+        let to = ((self.end + 1).min(offset + bytes.len() as u64) - offset) as usize;
+        let piece = Bytes::from(bytes).slice(from..to.max(from));
         self.next += 1;
-        Metrics::add(&self.state.metrics.gateway_bytes_sent, to - from);
-        Ok(Some(Bytes::from(bytes).slice(from as usize..to as usize)))
+        if let Some(throttle) = &self.state.throttle {
+            throttle.wait(piece.len() as u64).await;
+        }
+        Metrics::add(&self.state.metrics.gateway_bytes_sent, piece.len() as u64);
+        Ok(Some(piece))
     }
 
     /// Makes sure the window of chunks from `index` is in the store.
     async fn ensure(&mut self, index: usize) -> Result<(), ApiError> {
-        let until = (index + self.state.gateway.config.window_chunks.max(1)).min(self.last + 1);
+        let until = index
+            .saturating_add(self.state.gateway.window())
+            .min(self.last + 1);
         let store = self.state.store.clone();
-        let ids: Vec<(usize, dsi_protocol::ChunkId)> = (index..until)
+        let ids: Vec<(usize, ChunkId)> = (index..until)
             .map(|i| (i, self.manifest.chunks[i]))
             .collect();
         let needed: Vec<usize> = blocking(move || {
@@ -686,48 +843,43 @@ impl Streamer {
         })
         .await?;
         if !needed.is_empty() {
-            self.fetch(&needed).await?;
+            self.fetch(needed).await?;
         }
         self.ensured_until = until;
         Ok(())
     }
 
     /// Fetches chunks `needed` from the swarm into the store.
-    async fn fetch(&mut self, needed: &[usize]) -> Result<(), ApiError> {
-        if let Err(why) = &self.may_fetch {
+    async fn fetch(&mut self, needed: Vec<usize>) -> Result<(), ApiError> {
+        let gateway = &self.state.gateway;
+        if !self.state.config.gateway.fetch {
             return Err(ApiError::new(
-                ErrorCode::FetchNotAllowed,
+                ErrorCode::ContentUnavailable,
                 format!(
-                    "chunk {} of content {} is not held here, and {why}",
+                    "chunk {} of content {} is no longer held here",
                     needed[0], self.content
                 ),
             ));
         }
-        let fetcher = match &mut self.fetcher {
-            Some(f) => f,
-            None => self.fetcher.insert(Box::new(Fetcher::new(&self.state)?)),
+        let permit = if self.started {
+            gateway.permit().await?
+        } else {
+            gateway.permit_now()?
         };
-        let gateway = &self.state.gateway;
-        if fetcher.swarm.is_none() {
-            let swarm = gateway
+        let swarm = match self.swarm.take() {
+            Some(swarm) => swarm,
+            None => gateway
                 .downloader
-                .join(
-                    &self.content,
-                    &gateway.peers,
-                    Some((*self.manifest).clone()),
-                )
+                .join(&self.content, &gateway.peers, Some(self.manifest.clone()))
                 .await
-                .map_err(|e| unavailable(&self.content, e))?;
-            fetcher.swarm = Some(swarm);
-        }
-        let Some(swarm) = fetcher.swarm.as_mut() else {
-            return Err(ApiError::internal("the gateway's swarm vanished"));
+                .map_err(|e| unavailable(&self.content, e))?,
         };
-        let fetched = gateway
-            .downloader
-            .fetch_chunks(swarm, &self.state.store, needed, &self.token)
+        let window = spawn_window(gateway, swarm, self.state.store.clone(), needed, permit);
+        let (swarm, result) = window
             .await
-            .map_err(|e| unavailable(&self.content, e))?;
+            .map_err(|_| ApiError::internal("a gateway window task vanished"))?;
+        self.swarm = Some(swarm);
+        let fetched = result.map_err(|e| unavailable(&self.content, e))?;
         Metrics::add(&self.state.metrics.gateway_chunks_fetched, fetched as u64);
         Ok(())
     }
@@ -764,22 +916,117 @@ mod tests {
             ("bytes=3-100", 10, part(3, 9)),
             ("bytes=-1", 10, part(9, 9)),
             ("bytes=-100", 10, part(0, 9)),
+            ("Bytes=2-3", 10, part(2, 3)),
+            ("bytes= 2 - 4 ", 10, part(2, 4)),
+            ("bytes=0-5,", 10, part(0, 5)),
+            // Several ranges: one span that covers the satisfiable ones.
+            ("bytes=0-1,4-5", 10, part(0, 5)),
+            ("bytes=7-8,1-2,40-50", 10, part(1, 8)),
+            ("bytes=3-99999999999999999999999", 10, part(3, 9)),
+            ("bytes=-99999999999999999999999", 10, part(0, 9)),
             ("bytes=10-", 10, Unsatisfiable),
             ("bytes=10-20", 10, Unsatisfiable),
             ("bytes=-0", 10, Unsatisfiable),
-            ("bytes=0-", 0, Unsatisfiable),
-            ("bytes=-5", 0, Unsatisfiable),
+            ("bytes=99999999999999999999999-", 10, Unsatisfiable),
+            ("bytes=20-30,40-", 10, Unsatisfiable),
+            // Ignored: malformed, another unit, an empty content.
             ("bytes=5-2", 10, Whole),
-            ("bytes=0-1,4-5", 10, Whole),
+            ("bytes=0-1,x", 10, Whole),
             ("items=0-1", 10, Whole),
             ("bytes=a-b", 10, Whole),
             ("bytes=+1-2", 10, Whole),
             ("bytes=-", 10, Whole),
-            ("bytes= 2 - 4 ", 10, part(2, 4)),
+            ("bytes=", 10, Whole),
+            ("bytes=0-", 0, Whole),
+            ("bytes=-5", 0, Whole),
         ];
         for (value, size, expected) in cases {
             assert_eq!(resolve_range(value, *size), *expected, "{value} of {size}");
         }
+    }
+
+    #[test]
+    fn only_local_hosts_are_local() {
+        for local in [
+            "127.0.0.1:7080",
+            "127.0.0.1",
+            "localhost:7080",
+            "LOCALHOST",
+            "app.localhost:80",
+            "[::1]:7080",
+            "[::1]",
+            "127.1.2.3:1",
+        ] {
+            assert!(local_authority(local), "{local}");
+        }
+        for foreign in [
+            "",
+            "evil.example:7080",
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1:7080",
+            "[2001:db8::1]:80",
+            "0.0.0.0:7080",
+        ] {
+            assert!(!local_authority(foreign), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn a_loopback_gateway_refuses_other_sites_and_rebound_names() {
+        let gateway = Gateway::new(
+            Downloader::new(
+                dsi_protocol::SecretKey::from_seed(&[7; 32]),
+                dsi_protocol::NetworkId::default(),
+                dsi_protocol::EpochSchedule::default(),
+                Gateway::options(&crate::config::DownloadConfig::default()),
+            ),
+            Peers::default(),
+            GatewayConfig::default(),
+        );
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, HeaderValue::from_static(v));
+            }
+            map
+        };
+        let admitted = |ip, pairs: &[(&'static str, &'static str)]| {
+            gateway.admit(ip, &headers(pairs)).map_err(|e| e.code())
+        };
+        let host = ("host", "127.0.0.1:7080");
+        assert_eq!(admitted(loopback, &[host]), Ok(()));
+        assert_eq!(
+            admitted(loopback, &[host, ("sec-fetch-site", "same-origin")]),
+            Ok(())
+        );
+        assert_eq!(
+            admitted(loopback, &[host, ("referer", "http://localhost:7080/page")]),
+            Ok(())
+        );
+        let refused = Err(ErrorCode::GatewayRefused);
+        assert_eq!(
+            admitted(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), &[host]),
+            refused
+        );
+        assert_eq!(admitted(loopback, &[]), refused, "no Host");
+        assert_eq!(
+            admitted(loopback, &[("host", "evil.example:7080")]),
+            refused
+        );
+        for site in ["cross-site", "same-site"] {
+            let pairs = [host, ("sec-fetch-site", site)];
+            assert_eq!(admitted(loopback, &pairs), refused, "{site}");
+        }
+        assert_eq!(
+            admitted(loopback, &[host, ("origin", "https://evil.example")]),
+            refused
+        );
+        assert_eq!(
+            admitted(loopback, &[host, ("referer", "https://evil.example/x")]),
+            refused
+        );
     }
 
     #[test]
@@ -796,7 +1043,10 @@ mod tests {
         let plain = disposition("my movie.mp4").unwrap();
         assert_eq!(plain, "inline; filename=\"my movie.mp4\"");
         let odd = disposition("a\"b\u{e9}.txt").unwrap();
-        assert_eq!(odd, "inline; filename*=UTF-8''a%22b%C3%A9.txt");
+        assert_eq!(
+            odd,
+            "inline; filename=\"a_b_.txt\"; filename*=UTF-8''a%22b%C3%A9.txt"
+        );
     }
 
     #[test]
