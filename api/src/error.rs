@@ -125,6 +125,9 @@ error_codes! {
     GatewayBusy = "gateway_busy", 503;
     /// The gateway could not get the content's manifest or chunks from any peer.
     ContentUnavailable = "content_unavailable", 502;
+    /// The node's disk quota (`storage.max_bytes`) leaves no room for what the gateway
+    /// would fetch, even after evicting everything unpinned.
+    StoreFull = "store_full", 507;
     // The oracle.
     /// An id or epoch in the path does not parse.
     BadId = "bad_id", 400;

@@ -53,6 +53,16 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Keep content whatever the disk quota needs: pinned content is never evicted.
+    Pin {
+        /// The content id.
+        content_id: String,
+    },
+    /// Let the disk quota evict content again when it needs room.
+    Unpin {
+        /// The content id.
+        content_id: String,
+    },
     /// List the content this node holds.
     List {
         /// Print JSON instead of a table.

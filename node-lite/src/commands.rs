@@ -150,6 +150,8 @@ pub struct AddReport {
     pub chunks_new: u64,
     /// Bytes written now.
     pub bytes_new: u64,
+    /// What the disk quota evicted to make room.
+    pub evicted: crate::quota::Evicted,
 }
 
 impl Report for AddReport {
@@ -158,20 +160,38 @@ impl Report for AddReport {
     }
 
     fn summary(&self) -> Option<String> {
-        Some(format!(
+        let mut text = format!(
             "added {} ({}, {} chunks, {} new, {} written)",
             self.name,
             human_bytes(self.size),
             self.chunks,
             self.chunks_new,
             human_bytes(self.bytes_new)
-        ))
+        );
+        if self.evicted.bytes > 0 {
+            let names: Vec<String> = self
+                .evicted
+                .contents
+                .iter()
+                .map(|(id, name)| format!("{name} ({id})"))
+                .collect();
+            text.push_str(&format!(
+                "; evicted {} to stay under storage.max_bytes: {} unreferenced chunks{}{}",
+                human_bytes(self.evicted.bytes),
+                self.evicted.orphan_chunks,
+                if names.is_empty() { "" } else { ", " },
+                names.join(", ")
+            ));
+        }
+        Some(text)
     }
 }
 
 /// Splits `file` into chunks of `chunk_size` and stores it as content named `name` (default:
-/// the file's name), with a progress bar on a terminal.
-pub fn add(
+/// the file's name), with a progress bar on a terminal. Under a disk quota
+/// (`storage.max_bytes`) room is made first ([`crate::quota`]); a file that cannot fit
+/// stores nothing and evicts nothing.
+pub async fn add(
     dir: &DataDir,
     file: &Path,
     chunk_size: u32,
@@ -202,8 +222,34 @@ pub fn add(
             })?,
     };
     let store = ChunkStore::open(dir.path())?;
+    let config = dir.config()?;
+    let tracker = Some(config.tracker.url.as_str())
+        .filter(|url| !url.is_empty())
+        .map(TrackerClient::new)
+        .transpose()?;
+    let quota = crate::quota::Quota::new(config.storage.max_bytes, tracker);
+    let evicted = quota
+        .make_room(&store, meta.len(), Default::default())
+        .await
+        .map_err(|e| match e {
+            NodeError::StoreFull { need, max, detail } => NodeError::StoreFull {
+                need,
+                max,
+                detail: format!("{} was not added: {detail}", file.display()),
+            },
+            other => other,
+        })?;
     let bar = progress_bar(meta.len());
-    let report = store.add_file(file, &name, chunk_size, &mut |done| bar.set_position(done))?;
+    let adder = store.clone();
+    let (path, named) = (file.to_path_buf(), name.clone());
+    let progress = bar.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        adder.add_file(&path, &named, chunk_size, &mut |done| {
+            progress.set_position(done)
+        })
+    })
+    .await
+    .map_err(|e| NodeError::Usage(format!("the add task failed: {e}")))??;
     bar.finish_and_clear();
     Ok(AddReport {
         content_id: report.content_id,
@@ -212,6 +258,48 @@ pub fn add(
         chunks: report.manifest.chunk_count() as u64,
         chunks_new: report.chunks_new as u64,
         bytes_new: report.bytes_new,
+        evicted,
+    })
+}
+
+/// `node-lite pin` and `unpin`.
+#[derive(Debug, Serialize)]
+pub struct PinReport {
+    /// The content.
+    pub content_id: ContentId,
+    /// Pinned now.
+    pub pinned: bool,
+    /// Whether this changed anything.
+    pub changed: bool,
+}
+
+impl Report for PinReport {
+    fn text(&self) -> String {
+        let state = if self.pinned { "pinned" } else { "not pinned" };
+        let change = if self.changed { "" } else { " (already)" };
+        format!("{} {state}{change}", self.content_id)
+    }
+}
+
+/// Pins (never evicted by the disk quota) or unpins content this node holds.
+pub fn pin(dir: &DataDir, content: &str, pinned: bool) -> Result<PinReport, NodeError> {
+    let content = parse_content(content)?;
+    let store = ChunkStore::open(dir.path())?;
+    if pinned && store.manifest(&content)?.is_none() {
+        return Err(NodeError::UnknownContent {
+            content,
+            detail: "not in the local store (add or fetch it first)".into(),
+        });
+    }
+    let changed = if pinned {
+        store.pin(&content)?
+    } else {
+        store.unpin(&content)?
+    };
+    Ok(PinReport {
+        content_id: content,
+        pinned,
+        changed,
     })
 }
 

@@ -46,6 +46,19 @@ pub struct Config {
     pub tracker: TrackerConfig,
     /// The HTTP gateway (`GET /content/{id}`).
     pub gateway: GatewayConfig,
+    /// The chunk store.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: the chunk store on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The most bytes the stored chunks may take (`"50GiB"`, or a number of bytes); 0: no
+    /// quota. When `add` or the gateway needs room, the least valuable unpinned content is
+    /// evicted (`node-lite/src/quota.rs`).
+    #[serde(deserialize_with = "crate::size::deserialize_size")]
+    pub max_bytes: u64,
 }
 
 /// Who may use the HTTP gateway.

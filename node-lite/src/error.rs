@@ -42,6 +42,20 @@ pub enum NodeError {
     /// Bad command-line or config value.
     #[error("{0}")]
     Usage(String),
+    /// The disk quota leaves no room (`storage.max_bytes`); nothing was stored or evicted.
+    #[error(
+        "no room for {} under the disk quota storage.max_bytes = {}: {detail}",
+        crate::size::human_bytes(*need),
+        crate::size::human_bytes(*max)
+    )]
+    StoreFull {
+        /// Bytes asked for.
+        need: u64,
+        /// The quota.
+        max: u64,
+        /// Why it cannot be made.
+        detail: String,
+    },
     /// The oracle's tracker could not be reached or refused a request.
     #[error("{0}")]
     Tracker(String),
@@ -136,7 +150,7 @@ impl NodeError {
     pub fn exit(&self) -> Exit {
         use crate::store::StoreError;
         match self {
-            Self::Usage(_) | Self::OutputExists { .. } => Exit::Usage,
+            Self::Usage(_) | Self::OutputExists { .. } | Self::StoreFull { .. } => Exit::Usage,
             Self::InputFile { .. } | Self::UnknownContent { .. } => Exit::NotFound,
             Self::ManifestMismatch { .. } | Self::CorruptChunks { .. } => Exit::Integrity,
             Self::Incomplete { .. } | Self::NoPeers { .. } | Self::Tracker(_) => Exit::Unavailable,

@@ -14,6 +14,7 @@
 //! - [`download`]: the swarm downloader (rarest-first, endgame, resume);
 //! - [`payer`]: signing receipts and paying seeders with them, for the downloader and for
 //!   vector pages;
+//! - [`quota`]: the disk quota and what is evicted first when room is needed;
 //! - [`peers`]: peer discovery behind the [`peers::PeerSource`] trait (explicit `--peer` URLs
 //!   and the oracle's tracker, [`tracker`]);
 //! - [`vectors`]: vector indexes (the `vector-store` crate) stored as chunks, queried from
@@ -35,6 +36,7 @@ pub mod download;
 pub mod error;
 pub mod payer;
 pub mod peers;
+pub mod quota;
 pub mod receipts;
 pub mod server;
 pub mod size;

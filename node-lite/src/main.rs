@@ -55,7 +55,11 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let chunk_size = chunk_size
                 .parse()
                 .map_err(|e| NodeError::Usage(format!("chunk size {chunk_size:?}: {e}")))?;
-            emit(&commands::add(&dir, &file, chunk_size, name)?, false)?;
+            emit(&commands::add(&dir, &file, chunk_size, name).await?, false)?;
+        }
+        Command::Pin { content_id } => emit(&commands::pin(&dir, &content_id, true)?, false)?,
+        Command::Unpin { content_id } => {
+            emit(&commands::pin(&dir, &content_id, false)?, false)?;
         }
         Command::List { json } => emit(&commands::list(&dir)?, json)?,
         Command::Serve(overrides) => {

@@ -129,6 +129,8 @@ pub struct NodeState {
     pub audits: audit::AuditGate,
     /// The HTTP gateway's fetching state.
     pub gateway: gateway::Gateway,
+    /// The disk quota.
+    pub quota: crate::quota::Quota,
     verified: Mutex<HashMap<ChunkId, FileStamp>>,
     throttle: Option<Arc<Throttle>>,
 }
@@ -175,14 +177,16 @@ impl NodeState {
             ),
             crate::peers::Peers {
                 fixed: crate::peers::StaticPeers::default(),
-                tracker,
+                tracker: tracker.clone(),
             },
             config.gateway.clone(),
         );
+        let quota = crate::quota::Quota::new(config.storage.max_bytes, tracker);
         Ok(Self {
             node_id: key.node_id(),
             key,
             gateway,
+            quota,
             ledger: Ledger::new(LedgerLimits {
                 max_owed: config.serve.max_owed_receipts as usize,
                 max_owed_per_address: config.serve.max_owed_receipts_per_address as usize,

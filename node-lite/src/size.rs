@@ -52,6 +52,22 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(value)
 }
 
+/// Deserializes a byte size written as a number or as text (`"50GiB"`, [`parse_size`]).
+pub fn deserialize_size<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<u64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match <Size as serde::Deserialize>::deserialize(deserializer)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Parses a duration: a whole number with unit `ms`, `s`, `m` or `h` (a bare number is
 /// seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -163,7 +163,7 @@ pub struct ChunkStore {
 impl ChunkStore {
     /// Opens (creating its folders if needed) the store under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        for sub in ["chunks", "manifests", "quarantine"] {
+        for sub in ["chunks", "manifests", "quarantine", "pins"] {
             let path = data_dir.join(sub);
             fs::create_dir_all(&path).map_err(io_error("cannot create", &path))?;
         }
@@ -381,6 +381,112 @@ impl ChunkStore {
             chunks_new: written.len(),
             bytes_new,
         })
+    }
+
+    /// Every stored chunk file: its id, length and modification time (unreadable entries
+    /// and temporary files are skipped).
+    pub fn chunk_files(&self) -> Result<Vec<(ChunkId, u64, std::time::SystemTime)>, StoreError> {
+        let chunks_dir = self.root.join("chunks");
+        let mut files = Vec::new();
+        for shard in fs::read_dir(&chunks_dir).map_err(io_error("cannot list", &chunks_dir))? {
+            let shard = shard.map_err(io_error("cannot list", &chunks_dir))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&shard).map_err(io_error("cannot list", &shard))? {
+                let Ok(entry) = entry else { continue };
+                let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<ChunkId>().ok())
+                else {
+                    continue;
+                };
+                if let Ok(meta) = entry.metadata()
+                    && meta.is_file()
+                {
+                    let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                    files.push((id, meta.len(), modified));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Bytes the stored chunks take (their lengths; manifests and pins are not counted).
+    pub fn usage(&self) -> Result<u64, StoreError> {
+        Ok(self.chunk_files()?.iter().map(|(_, len, _)| len).sum())
+    }
+
+    fn pin_path(&self, content: &ContentId) -> PathBuf {
+        self.root.join("pins").join(content.to_string())
+    }
+
+    /// Pins `content`: it is never evicted to make room. Returns whether it was unpinned.
+    pub fn pin(&self, content: &ContentId) -> Result<bool, StoreError> {
+        let path = self.pin_path(content);
+        if path.is_file() {
+            return Ok(false);
+        }
+        write_atomically(&self.root.join("pins"), &path, b"", true)?;
+        Ok(true)
+    }
+
+    /// Unpins `content`. Returns whether it was pinned.
+    pub fn unpin(&self, content: &ContentId) -> Result<bool, StoreError> {
+        let path = self.pin_path(content);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&self.root.join("pins"))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("cannot remove", &path)(e)),
+        }
+    }
+
+    /// Whether `content` is pinned.
+    pub fn is_pinned(&self, content: &ContentId) -> bool {
+        self.pin_path(content).is_file()
+    }
+
+    /// When `content` was last used (added, fetched, or read through the gateway): its
+    /// manifest file's modification time.
+    pub fn last_used(&self, content: &ContentId) -> Option<std::time::SystemTime> {
+        fs::metadata(self.manifest_path(content))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Marks `content` used now (best effort: a failure only makes it look older).
+    pub fn touch(&self, content: &ContentId) {
+        if let Ok(file) = File::options()
+            .append(true)
+            .open(self.manifest_path(content))
+        {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
+    /// Removes the manifest of `content` (its chunks stay until removed one by one).
+    pub fn remove_manifest(&self, content: &ContentId) -> Result<(), StoreError> {
+        let path = self.manifest_path(content);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.root.join("manifests")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("cannot remove", &path)(e)),
+        }
+    }
+
+    /// Removes chunk `id`'s file. Returns the bytes freed.
+    pub fn remove_chunk(&self, id: &ChunkId) -> Result<u64, StoreError> {
+        let path = self.chunk_path(id);
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(len),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_error("cannot remove", &path)(e)),
+        }
     }
 
     /// Flushes chunk files and their directory entries to disk.

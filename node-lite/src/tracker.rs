@@ -63,6 +63,14 @@ impl TrackerClient {
         self.oracle.credit(downloader).await.map_err(tracker_error)
     }
 
+    /// Who funds `content` now, and who holds it (the oracle's public funding answer).
+    pub async fn funding(
+        &self,
+        content: &ContentId,
+    ) -> Result<dsi_api::oracle::ContentFunding, NodeError> {
+        self.oracle.funding(content).await.map_err(tracker_error)
+    }
+
     /// The oracle's base URL.
     pub fn url(&self) -> &Url {
         self.oracle.url()

@@ -35,7 +35,7 @@
 //!   checked against the manifest (a manifest may name one chunk at two places with
 //!   different lengths: that content is refused, not served shifted).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -667,6 +667,9 @@ async fn manifest(
         .await?
         .map_err(ApiError::internal)?;
     if let Some(manifest) = stored {
+        // Read through the gateway: recently used, for the disk quota's eviction order.
+        let toucher = state.clone();
+        blocking(move || toucher.store.touch(&id)).await?;
         return Ok((Arc::new(manifest), None));
     }
     let cached = state
@@ -866,6 +869,23 @@ impl Streamer {
         } else {
             gateway.permit_now()?
         };
+        // Room under the disk quota; what this answer is about to read stays.
+        let need: u64 = needed
+            .iter()
+            .map(|i| u64::from(self.manifest.chunk_len(*i)))
+            .sum();
+        let protect: HashSet<ChunkId> = (self.next..self.ensured_until.max(self.next))
+            .chain(needed.iter().copied())
+            .map(|i| self.manifest.chunks[i])
+            .collect();
+        self.state
+            .quota
+            .make_room(&self.state.store, need, protect)
+            .await
+            .map_err(|e| match e {
+                NodeError::StoreFull { .. } => ApiError::new(ErrorCode::StoreFull, e.to_string()),
+                other => ApiError::internal(other),
+            })?;
         let swarm = match self.swarm.take() {
             Some(swarm) => swarm,
             None => gateway
