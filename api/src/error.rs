@@ -114,6 +114,13 @@ error_codes! {
     UnknownChunk = "unknown_chunk", 404;
     /// The seeder's copy failed verification and was quarantined.
     ChunkCorrupt = "chunk_corrupt", 404;
+    /// The node has sent its egress budget for the day or month
+    /// (`serve.max_egress_per_day`, `serve.max_egress_per_month`); `Retry-After` says when it
+    /// renews.
+    EgressBudgetSpent = "egress_budget_spent", 503;
+    /// The node serves `serve.max_concurrent_downloaders` other downloaders now; retry after
+    /// `Retry-After` seconds.
+    TooManyDownloaders = "too_many_downloaders", 503;
     /// A gateway `Range` header names no byte of the content (`Content-Range: bytes */SIZE`
     /// tells its size).
     RangeNotSatisfiable = "range_not_satisfiable", 416;

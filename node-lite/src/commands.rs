@@ -356,6 +356,15 @@ pub struct ServeOverrides {
     /// Upload cap, bytes per second across all downloaders (suffixes accepted: 8MiB).
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_upload_rate: Option<u64>,
+    /// Bytes this node may send per UTC day (e.g. 10GiB; 0: no budget).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_egress_per_day: Option<u64>,
+    /// Bytes this node may send per UTC month (e.g. 500GiB; 0: no budget).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_egress_per_month: Option<u64>,
+    /// Downloaders served at once (0: no cap).
+    #[arg(long, value_name = "N")]
+    pub max_downloaders: Option<u32>,
     /// The oracle to announce to and forward receipts to, e.g. http://127.0.0.1:7400
     /// (default from config `[tracker] url`).
     #[arg(long, value_name = "URL")]
@@ -405,6 +414,15 @@ impl ServeOverrides {
         }
         if let Some(rate) = self.max_upload_rate {
             config.serve.max_upload_bytes_per_sec = rate;
+        }
+        if let Some(bytes) = self.max_egress_per_day {
+            config.serve.max_egress_per_day = bytes;
+        }
+        if let Some(bytes) = self.max_egress_per_month {
+            config.serve.max_egress_per_month = bytes;
+        }
+        if let Some(n) = self.max_downloaders {
+            config.serve.max_concurrent_downloaders = n;
         }
         crate::tracker::TrackerSettings::from_config(&config.tracker)?;
         Ok(config)

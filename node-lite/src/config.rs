@@ -159,6 +159,16 @@ pub struct ServeConfig {
     pub verify: VerifyMode,
     /// Upload cap in bytes per second across all downloaders; 0 means unlimited.
     pub max_upload_bytes_per_sec: u64,
+    /// Bytes the node may send per UTC day (chunks and gateway answers; `"10GiB"`); 0: no
+    /// budget. Past it downloads are answered 503 `egress_budget_spent` until midnight UTC.
+    #[serde(deserialize_with = "crate::size::deserialize_size")]
+    pub max_egress_per_day: u64,
+    /// Bytes the node may send per UTC month (`"500GiB"`); 0: no budget.
+    #[serde(deserialize_with = "crate::size::deserialize_size")]
+    pub max_egress_per_month: u64,
+    /// Downloaders served at once (by signed key, or address when serving is not gated); a
+    /// new one past it is answered 503 `too_many_downloaders`. 0: no cap.
+    pub max_concurrent_downloaders: u32,
     /// Receipts for epochs more than this many epochs before the current one are refused.
     pub receipt_epoch_grace: u64,
     /// A receipt's `issued_at_ms` must lie in its epoch's window widened by this many
@@ -195,6 +205,9 @@ impl Default for ServeConfig {
             owed_forgive_after_secs: 600,
             verify: VerifyMode::Cached,
             max_upload_bytes_per_sec: 0,
+            max_egress_per_day: 0,
+            max_egress_per_month: 0,
+            max_concurrent_downloaders: 0,
             receipt_epoch_grace: 1,
             receipt_issued_at_skew_ms: 60_000,
             web: String::new(),

@@ -62,8 +62,15 @@ pub async fn serve_gateway(
         tracing::warn!(%address, clients = ?state.config.gateway.clients, "gateway listening beyond loopback, as configured");
     }
     tracing::info!(node = %state.node_id.short(), %address, "gateway running");
-    let served =
-        server::serve_routes(listener, server::gateway_router(state.clone()), shutdown).await;
+    let saver = tokio::spawn(save_egress(state.clone(), shutdown.clone()));
+    let served = server::serve_routes(
+        listener,
+        server::gateway_router(state.clone()),
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    let _ = saver.await;
     state.gateway.drain(drain_limit(&state)).await;
     state.receipts.close().await;
     served.map_err(|e| NodeError::Server {
@@ -100,6 +107,7 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
+    tasks.spawn(save_egress(state.clone(), shutdown.clone()));
     let served = server::serve(listener, state.clone(), shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
@@ -122,4 +130,23 @@ fn bound_address(listener: &tokio::net::TcpListener) -> Result<std::net::SocketA
 /// a delivery, each bounded by stall timeouts.
 fn drain_limit(state: &server::NodeState) -> std::time::Duration {
     std::time::Duration::from_millis(state.config.download.stall_timeout_ms.saturating_mul(4))
+}
+
+/// Saves the egress counts every few seconds, and once more when `shutdown` fires.
+async fn save_egress(
+    state: std::sync::Arc<server::NodeState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let stop = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
+        };
+        if let Err(e) = state.egress.save() {
+            tracing::warn!(error = %e, "cannot save the egress counts");
+        }
+        if stop {
+            return;
+        }
+    }
 }

@@ -175,6 +175,14 @@ impl Quota {
         self.max
     }
 
+    /// The store's size as last measured or counted (None before the first need for room).
+    pub fn last_usage(&self) -> Option<u64> {
+        self.usage
+            .try_lock()
+            .ok()
+            .and_then(|u| u.map(|(bytes, _)| bytes))
+    }
+
     /// Makes room in `store` for `need` more bytes, evicting as the module says and never a
     /// chunk in `protect`; the room is counted as used from now on.
     pub async fn make_room(

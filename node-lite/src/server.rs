@@ -20,6 +20,7 @@
 //! `dsi_api::ErrorBody` `{"code": "...", "message": "..."}` with a stable `code`.
 
 pub mod audit;
+pub mod budget;
 pub mod gateway;
 pub mod ledger;
 pub mod metrics;
@@ -89,24 +90,31 @@ impl Throttle {
         };
         tokio::time::sleep_until(start + cost).await;
     }
+}
 
-    /// `bytes` as a body paced by this throttle.
-    fn body(self: Arc<Self>, bytes: Vec<u8>) -> Body {
-        let bytes = bytes::Bytes::from(bytes);
-        let pieces = futures_util::stream::unfold(0usize, move |offset| {
-            let throttle = self.clone();
-            let bytes = bytes.clone();
-            async move {
-                if offset >= bytes.len() {
-                    return None;
-                }
-                let end = (offset + THROTTLE_PIECE).min(bytes.len());
-                throttle.wait((end - offset) as u64).await;
-                Some((Ok::<_, io::Error>(bytes.slice(offset..end)), end))
+/// `bytes` as a body, paced by `throttle` if there is one, holding `slot` (the downloader's
+/// place under `serve.max_concurrent_downloaders`) until it is sent or abandoned.
+fn paced_body(bytes: Vec<u8>, throttle: Option<Arc<Throttle>>, slot: budget::Slot) -> Body {
+    let bytes = bytes::Bytes::from(bytes);
+    let pieces = futures_util::stream::unfold((0usize, slot), move |(offset, slot)| {
+        let throttle = throttle.clone();
+        let bytes = bytes.clone();
+        async move {
+            if offset >= bytes.len() {
+                return None;
             }
-        });
-        Body::from_stream(pieces)
-    }
+            let end = match &throttle {
+                Some(throttle) => {
+                    let end = (offset + THROTTLE_PIECE).min(bytes.len());
+                    throttle.wait((end - offset) as u64).await;
+                    end
+                }
+                None => bytes.len(),
+            };
+            Some((Ok::<_, io::Error>(bytes.slice(offset..end)), (end, slot)))
+        }
+    });
+    Body::from_stream(pieces)
 }
 
 /// Everything the handlers share.
@@ -131,6 +139,10 @@ pub struct NodeState {
     pub gateway: gateway::Gateway,
     /// The disk quota.
     pub quota: crate::quota::Quota,
+    /// The egress budget (`egress.json`).
+    pub egress: budget::Egress,
+    /// The downloaders served now.
+    pub downloaders: Arc<budget::Downloaders>,
     verified: Mutex<HashMap<ChunkId, FileStamp>>,
     throttle: Option<Arc<Throttle>>,
 }
@@ -182,7 +194,16 @@ impl NodeState {
             config.gateway.clone(),
         );
         let quota = crate::quota::Quota::new(config.storage.max_bytes, tracker);
+        let egress = budget::Egress::open(
+            config.serve.max_egress_per_day,
+            config.serve.max_egress_per_month,
+            Some(data_dir.path().join("egress.json")),
+        );
+        let downloaders =
+            budget::Downloaders::new(config.serve.max_concurrent_downloaders as usize);
         Ok(Self {
+            egress,
+            downloaders,
             node_id: key.node_id(),
             key,
             gateway,
@@ -491,6 +512,15 @@ fn authenticated_downloader(
     Ok(Some(header))
 }
 
+/// An error answer with `Retry-After: seconds`.
+pub(crate) fn retry_after(error: ApiError, seconds: u64) -> Response {
+    let mut response = error.into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 async fn get_chunk(
     State(state): State<Arc<NodeState>>,
     Path(chunk): Path<String>,
@@ -509,6 +539,17 @@ async fn get_chunk(
         info.0.ip()
     });
     let downloader = authenticated_downloader(&state, &headers, chunk)?;
+    let key = match &downloader {
+        Some(header) => budget::DownloaderKey::Node(header.downloader),
+        None => budget::DownloaderKey::Address(address),
+    };
+    let slot = match state.downloaders.admit(key) {
+        Ok(slot) => slot,
+        Err(e) => {
+            Metrics::add(&state.metrics.downloaders_refused, 1);
+            return Ok(retry_after(e, 1));
+        }
+    };
     if let Some(header) = &downloader {
         let refused =
             state
@@ -577,12 +618,20 @@ async fn get_chunk(
             return Err(ApiError::internal(e));
         }
     };
+    if let Err(spent) = state
+        .egress
+        .reserve(bytes.len() as u64, dsi_protocol::now_ms())
+    {
+        unserve(&state);
+        Metrics::add(&state.metrics.egress_refused, 1);
+        return Ok(retry_after(
+            spent.error(state.egress.limits()),
+            spent.retry_after(),
+        ));
+    }
     Metrics::add(&state.metrics.bytes_served, bytes.len() as u64);
     Metrics::add(&state.metrics.chunks_served, 1);
-    let body = match &state.throttle {
-        Some(throttle) => throttle.clone().body(bytes),
-        None => Body::from(bytes),
-    };
+    let body = paced_body(bytes, state.throttle.clone(), slot);
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
@@ -702,7 +751,18 @@ async fn post_receipts(
 }
 
 async fn get_metrics(State(state): State<Arc<NodeState>>) -> Response {
-    let text = state.metrics.render(state.ledger.refused_count());
+    let egress = state.egress.counts(dsi_protocol::now_ms());
+    let (day_limit, month_limit) = state.egress.limits();
+    let text = state.metrics.render(&metrics::Gauges {
+        peers_banned: state.ledger.refused_count(),
+        egress_day_bytes: egress.day_bytes,
+        egress_month_bytes: egress.month_bytes,
+        egress_day_limit_bytes: day_limit,
+        egress_month_limit_bytes: month_limit,
+        downloaders_serving: state.downloaders.serving(),
+        storage_limit_bytes: state.quota.max(),
+        stored_bytes: state.quota.last_usage().unwrap_or(0),
+    });
     (
         [(header::CONTENT_TYPE, dsi_service::prometheus::CONTENT_TYPE)],
         text,

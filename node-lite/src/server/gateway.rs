@@ -467,16 +467,12 @@ pub async fn get_named(
         .unwrap_or_else(|response| response)
 }
 
-/// An error answer; `gateway_busy` says when to retry.
+/// An error answer; `gateway_busy` says to retry in a second.
 fn reject(error: ApiError) -> Response {
-    let busy = error.code() == ErrorCode::GatewayBusy;
-    let mut response = error.into_response();
-    if busy {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    match error.code() {
+        ErrorCode::GatewayBusy => super::retry_after(error, 1),
+        _ => error.into_response(),
     }
-    response
 }
 
 fn put_header(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
@@ -633,9 +629,16 @@ async fn answer(
         manifest,
         swarm,
         started: false,
+        retry_after: 0,
     };
     // The first piece before the answer: a content that cannot be had is a clean error.
-    let first = stream.next_piece().await.map_err(reject)?;
+    let first = match stream.next_piece().await {
+        Ok(first) => first,
+        Err(e) if e.code() == ErrorCode::EgressBudgetSpent => {
+            return Err(super::retry_after(e, stream.retry_after));
+        }
+        Err(e) => return Err(reject(e)),
+    };
     stream.started = true;
     let rest = futures_util::stream::unfold(stream, |mut stream| async move {
         match stream.next_piece().await {
@@ -764,6 +767,8 @@ struct Streamer {
     /// Whether the status line went out (later windows wait for a permit; the first does
     /// not).
     started: bool,
+    /// Seconds until the egress budget renews, once it was found spent.
+    retry_after: u64,
 }
 
 impl Drop for Streamer {
@@ -822,6 +827,15 @@ impl Streamer {
         let to = ((self.end + 1).min(offset + bytes.len() as u64) - offset) as usize;
         let piece = Bytes::from(bytes).slice(from..to.max(from));
         self.next += 1;
+        if let Err(spent) = self
+            .state
+            .egress
+            .reserve(piece.len() as u64, dsi_protocol::now_ms())
+        {
+            Metrics::add(&self.state.metrics.egress_refused, 1);
+            self.retry_after = spent.retry_after();
+            return Err(spent.error(self.state.egress.limits()));
+        }
         if let Some(throttle) = &self.state.throttle {
             throttle.wait(piece.len() as u64).await;
         }

@@ -25,6 +25,31 @@ pub struct Metrics {
     pub gateway_bytes_sent: AtomicU64,
     /// Chunks the gateway fetched from peers.
     pub gateway_chunks_fetched: AtomicU64,
+    /// Requests refused because the egress budget was spent.
+    pub egress_refused: AtomicU64,
+    /// Requests refused because as many downloaders as allowed were being served.
+    pub downloaders_refused: AtomicU64,
+}
+
+/// Gauges read from the node's state when `/metrics` is rendered.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Downloaders currently refused for owing receipts.
+    pub peers_banned: usize,
+    /// Bytes sent this UTC day and month.
+    pub egress_day_bytes: u64,
+    /// Bytes sent this UTC month.
+    pub egress_month_bytes: u64,
+    /// The budgets (0: none).
+    pub egress_day_limit_bytes: u64,
+    /// The month's budget (0: none).
+    pub egress_month_limit_bytes: u64,
+    /// Downloaders being served now.
+    pub downloaders_serving: usize,
+    /// The disk quota (0: none).
+    pub storage_limit_bytes: u64,
+    /// The store's size as the quota last measured it (0 before that, or without a quota).
+    pub stored_bytes: u64,
 }
 
 impl Metrics {
@@ -33,8 +58,8 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Renders every metric; `peers_banned` is the number of downloaders currently refused.
-    pub fn render(&self, peers_banned: usize) -> String {
+    /// Renders every metric, with the `gauges` read from the node's state.
+    pub fn render(&self, gauges: &Gauges) -> String {
         use dsi_service::prometheus::{Kind, Text};
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let mut text = Text::new();
@@ -72,7 +97,7 @@ impl Metrics {
             "dsi_node_peers_banned",
             Kind::Gauge,
             "Downloaders currently refused for owing receipts.",
-            peers_banned,
+            gauges.peers_banned,
         )
         .single(
             "dsi_node_requests_refused_total",
@@ -103,6 +128,60 @@ impl Metrics {
             Kind::Counter,
             "Chunks the gateway fetched from peers.",
             load(&self.gateway_chunks_fetched),
+        )
+        .single(
+            "dsi_node_egress_refused_total",
+            Kind::Counter,
+            "Requests refused because the egress budget was spent.",
+            load(&self.egress_refused),
+        )
+        .single(
+            "dsi_node_downloaders_refused_total",
+            Kind::Counter,
+            "Requests refused because serve.max_concurrent_downloaders were being served.",
+            load(&self.downloaders_refused),
+        )
+        .single(
+            "dsi_node_downloaders_serving",
+            Kind::Gauge,
+            "Downloaders being served now.",
+            gauges.downloaders_serving,
+        )
+        .single(
+            "dsi_node_egress_day_bytes",
+            Kind::Gauge,
+            "Bytes sent this UTC day.",
+            gauges.egress_day_bytes,
+        )
+        .single(
+            "dsi_node_egress_month_bytes",
+            Kind::Gauge,
+            "Bytes sent this UTC month.",
+            gauges.egress_month_bytes,
+        )
+        .single(
+            "dsi_node_egress_day_limit_bytes",
+            Kind::Gauge,
+            "The egress budget per UTC day (0: none).",
+            gauges.egress_day_limit_bytes,
+        )
+        .single(
+            "dsi_node_egress_month_limit_bytes",
+            Kind::Gauge,
+            "The egress budget per UTC month (0: none).",
+            gauges.egress_month_limit_bytes,
+        )
+        .single(
+            "dsi_node_storage_limit_bytes",
+            Kind::Gauge,
+            "The disk quota storage.max_bytes (0: none).",
+            gauges.storage_limit_bytes,
+        )
+        .single(
+            "dsi_node_stored_bytes",
+            Kind::Gauge,
+            "Chunk bytes stored, as the disk quota last measured them (0: not yet, or no quota).",
+            gauges.stored_bytes,
         );
         text.finish()
     }
@@ -118,7 +197,10 @@ mod tests {
     fn renders_and_reads_back() {
         let metrics = Metrics::default();
         Metrics::add(&metrics.bytes_served, 42);
-        let text = metrics.render(3);
+        let text = metrics.render(&Gauges {
+            peers_banned: 3,
+            ..Gauges::default()
+        });
         assert_eq!(sample(&text, "dsi_node_served_bytes_total"), Some(42));
         assert_eq!(sample(&text, "dsi_node_peers_banned"), Some(3));
         assert!(text.contains("# TYPE dsi_node_receipts_held gauge"));
