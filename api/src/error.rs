@@ -124,9 +124,10 @@ error_codes! {
     /// A gateway `Range` header names no byte of the content (`Content-Range: bytes */SIZE`
     /// tells its size).
     RangeNotSatisfiable = "range_not_satisfiable", 416;
-    /// The gateway does not serve this client (`gateway.clients`: a client beyond loopback,
-    /// a foreign `Host`, or a browser request from another site).
-    GatewayRefused = "gateway_refused", 403;
+    /// The gateway or the dashboard does not serve this client (`gateway.clients`,
+    /// `dashboard.clients`: a client beyond loopback, a foreign `Host`, or a browser request
+    /// from another site).
+    ClientRefused = "client_refused", 403;
     /// The gateway is fetching for as many requests as it allows at once
     /// (`gateway.max_concurrent_fetches`); retry after `Retry-After` seconds.
     GatewayBusy = "gateway_busy", 503;

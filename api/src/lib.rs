@@ -24,14 +24,14 @@
 macro_rules! named_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident { $( $(#[$doc:meta])* $variant:ident = $text:literal, )* }
+        pub enum $name:ident { $( $(#[doc = $doc:literal])* $variant:ident = $text:literal, )* }
         $(unknown: $(#[$udoc:meta])* $unknown:ident,)?
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
             $( $(#[$udoc])* #[serde(other)] $unknown, )?
         }
 
@@ -45,6 +45,19 @@ macro_rules! named_enum {
                     $($name::$variant => $text,)*
                     $($name::$unknown => "unknown",)?
                 }
+            }
+
+            /// What the value means, for people: its documentation as one line.
+            pub fn describe(self) -> String {
+                let text: &str = match self {
+                    $($name::$variant => concat!($($doc, "\n",)* ""),)*
+                    $($name::$unknown => "a value this version does not know",)?
+                };
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             }
         }
 

@@ -63,6 +63,17 @@ pub enum Command {
         /// The content id.
         content_id: String,
     },
+    /// Show this node's status: disk and bandwidth against their limits, receipts waiting
+    /// and refused (each rule explained), and from the oracle its earnings per epoch,
+    /// reputation and audits (what `/dashboard` shows).
+    Status {
+        /// The oracle's URL (default: `[tracker] url` of the config).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
+        /// Print JSON (the dashboard's `/dashboard/status.json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the content this node holds.
     List {
         /// Print JSON instead of a table.

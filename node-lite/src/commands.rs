@@ -262,6 +262,43 @@ pub async fn add(
     })
 }
 
+/// `node-lite status`: the same report as the dashboard's.
+pub async fn status(
+    dir: &DataDir,
+    tracker: Option<String>,
+) -> Result<crate::status::StatusReport, NodeError> {
+    let key = dir.key()?;
+    let config = dir.config()?;
+    let store = ChunkStore::open(dir.path())?;
+    let receipts =
+        ReceiptStore::open(&dir.receipts_db())
+            .await
+            .map_err(|e| NodeError::DataDir {
+                path: dir.receipts_db(),
+                reason: e.to_string(),
+            })?;
+    let tracker = tracker
+        .or_else(|| Some(config.tracker.url.clone()).filter(|u| !u.is_empty()))
+        .map(|url| TrackerClient::new(&url))
+        .transpose()?;
+    let egress = crate::server::budget::Egress::open(
+        config.serve.max_egress_per_day,
+        config.serve.max_egress_per_month,
+        Some(dir.path().join("egress.json")),
+    );
+    let report = crate::status::collect(crate::status::Sources {
+        node_id: key.node_id(),
+        config: &config,
+        store: &store,
+        receipts: &receipts,
+        egress: egress.counts(dsi_protocol::now_ms()),
+        tracker: tracker.as_ref(),
+    })
+    .await;
+    receipts.close().await;
+    report
+}
+
 /// `node-lite pin` and `unpin`.
 #[derive(Debug, Serialize)]
 pub struct PinReport {
@@ -470,7 +507,7 @@ pub struct GatewayRequest {
     pub tracker: Option<String>,
     /// Who may use the gateway (default from config: loopback, programs on this machine).
     #[arg(long, value_enum)]
-    pub clients: Option<crate::config::GatewayClients>,
+    pub clients: Option<crate::config::Clients>,
     /// Serve only what this node holds; never fetch from the swarm.
     #[arg(long)]
     pub no_fetch: bool,

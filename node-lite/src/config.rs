@@ -48,6 +48,17 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The chunk store.
     pub storage: StorageConfig,
+    /// The seeder dashboard (`/dashboard`).
+    pub dashboard: DashboardConfig,
+}
+
+/// `[dashboard]`: the page at `/dashboard` and its data at `/dashboard/status.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Who may see it (others get 403 `client_refused`): it shows earnings, payout and
+    /// holdings.
+    pub clients: Clients,
 }
 
 /// `[storage]`: the chunk store on disk.
@@ -61,10 +72,10 @@ pub struct StorageConfig {
     pub max_bytes: u64,
 }
 
-/// Who may use the HTTP gateway.
+/// Who may use the HTTP gateway, or see the dashboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
-pub enum GatewayClients {
+pub enum Clients {
     /// Programs on this machine: the connection comes from a loopback address, the `Host`
     /// is a loopback address or `localhost`, and a browser request comes from a page of
     /// the gateway itself (not another site: `Sec-Fetch-Site`, `Origin`, `Referer`).
@@ -79,9 +90,9 @@ pub enum GatewayClients {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Who may use the gateway (others get 403 `gateway_refused`). The gateway's reads are
+    /// Who may use the gateway (others get 403 `client_refused`). The gateway's reads are
     /// not paid with receipts, and its fetches spend this node's credit and disk.
-    pub clients: GatewayClients,
+    pub clients: Clients,
     /// Fetch the chunks a request needs and the node lacks from the swarm (verified, paid
     /// with this node's receipts, kept in its store); false: serve only what is held.
     pub fetch: bool,
@@ -95,7 +106,7 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            clients: GatewayClients::Loopback,
+            clients: Clients::Loopback,
             fetch: true,
             max_concurrent_fetches: 8,
             window_chunks: 8,

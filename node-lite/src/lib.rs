@@ -14,6 +14,7 @@
 //! - [`download`]: the swarm downloader (rarest-first, endgame, resume);
 //! - [`payer`]: signing receipts and paying seeders with them, for the downloader and for
 //!   vector pages;
+//! - [`status`]: the seeder's status (`node-lite status`, the `/dashboard` page);
 //! - [`quota`]: the disk quota and what is evicted first when room is needed;
 //! - [`peers`]: peer discovery behind the [`peers::PeerSource`] trait (explicit `--peer` URLs
 //!   and the oracle's tracker, [`tracker`]);
@@ -40,6 +41,7 @@ pub mod quota;
 pub mod receipts;
 pub mod server;
 pub mod size;
+pub mod status;
 pub mod store;
 pub mod tracker;
 pub mod vectors;

@@ -57,6 +57,9 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 .map_err(|e| NodeError::Usage(format!("chunk size {chunk_size:?}: {e}")))?;
             emit(&commands::add(&dir, &file, chunk_size, name).await?, false)?;
         }
+        Command::Status { tracker, json } => {
+            emit(&commands::status(&dir, tracker).await?, json)?;
+        }
         Command::Pin { content_id } => emit(&commands::pin(&dir, &content_id, true)?, false)?,
         Command::Unpin { content_id } => {
             emit(&commands::pin(&dir, &content_id, false)?, false)?;

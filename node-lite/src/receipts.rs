@@ -257,6 +257,30 @@ impl ReceiptStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Receipts not yet forwarded, and those the oracle refused by rule code (kept for the
+    /// operator), most refused first.
+    pub async fn summary(&self) -> Result<(u64, Vec<(String, u64)>), sqlx::Error> {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM receipts WHERE oracle_verdict IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query(
+            "SELECT oracle_verdict AS code, COUNT(*) AS n FROM receipts
+             WHERE oracle_verdict IS NOT NULL GROUP BY oracle_verdict ORDER BY n DESC, code",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let refused = rows
+            .into_iter()
+            .map(|row| {
+                let code: String = row.try_get("code")?;
+                let n: i64 = row.try_get("n")?;
+                Ok((code, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((u64::try_from(pending).unwrap_or(0), refused))
+    }
+
     /// Receipts held, oldest epoch first, optionally for one epoch only.
     pub async fn list(&self, epoch: Option<Epoch>) -> Result<Vec<HeldReceipt>, sqlx::Error> {
         let rows = sqlx::query(

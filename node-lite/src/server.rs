@@ -12,6 +12,7 @@
 //! | `POST /v1/receipts` | a batch of signed receipts; per-receipt accepted/rejected |
 //! | `POST /v1/audit` | the oracle's signed storage challenge; signed answer + chunk bytes |
 //! | `GET`/`HEAD /content/{id}[/{name}]` | the content's bytes, ranges streamed from the swarm ([`gateway`]) |
+//! | `GET /dashboard`, `/dashboard/status.json` | the seeder's dashboard and its data ([`crate::status`]; loopback only by default) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /health` | `ok` |
 //!
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod budget;
 pub mod gateway;
 pub mod ledger;
+pub mod local;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -143,6 +145,8 @@ pub struct NodeState {
     pub egress: budget::Egress,
     /// The downloaders served now.
     pub downloaders: Arc<budget::Downloaders>,
+    /// The tracker (oracle) configured, if any.
+    pub tracker: Option<crate::tracker::TrackerClient>,
     verified: Mutex<HashMap<ChunkId, FileStamp>>,
     throttle: Option<Arc<Throttle>>,
 }
@@ -193,7 +197,7 @@ impl NodeState {
             },
             config.gateway.clone(),
         );
-        let quota = crate::quota::Quota::new(config.storage.max_bytes, tracker);
+        let quota = crate::quota::Quota::new(config.storage.max_bytes, tracker.clone());
         let egress = budget::Egress::open(
             config.serve.max_egress_per_day,
             config.serve.max_egress_per_month,
@@ -204,6 +208,7 @@ impl NodeState {
         Ok(Self {
             egress,
             downloaders,
+            tracker,
             node_id: key.node_id(),
             key,
             gateway,
@@ -347,6 +352,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
     let router = Router::new()
         .merge(swarm)
         .merge(content_routes())
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/status.json", get(dashboard_status))
         .route("/metrics", get(get_metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_NODE_BODY_BYTES))
@@ -748,6 +755,65 @@ async fn post_receipts(
         })
         .collect();
     Ok(Json(ReceiptBatchResponse { results }))
+}
+
+/// The dashboard page (one file, no external scripts or fonts).
+const DASHBOARD_HTML: &str = include_str!("server/dashboard.html");
+
+fn admit_dashboard(
+    state: &NodeState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let client = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(info)| {
+        info.0.ip()
+    });
+    local::admit(
+        state.config.dashboard.clients,
+        "dashboard.clients",
+        client,
+        headers,
+    )
+}
+
+async fn dashboard_page(
+    State(state): State<Arc<NodeState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit_dashboard(&state, peer, &headers)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src data:; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        DASHBOARD_HTML,
+    )
+        .into_response())
+}
+
+async fn dashboard_status(
+    State(state): State<Arc<NodeState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::status::StatusReport>, ApiError> {
+    admit_dashboard(&state, peer, &headers)?;
+    let report = crate::status::collect(crate::status::Sources {
+        node_id: state.node_id,
+        config: &state.config,
+        store: &state.store,
+        receipts: &state.receipts,
+        egress: state.egress.counts(dsi_protocol::now_ms()),
+        tracker: state.tracker.as_ref(),
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(report))
 }
 
 async fn get_metrics(State(state): State<Arc<NodeState>>) -> Response {

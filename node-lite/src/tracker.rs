@@ -71,6 +71,14 @@ impl TrackerClient {
         self.oracle.funding(content).await.map_err(tracker_error)
     }
 
+    /// The oracle's record of `seeder`: reputation, audits, leaves.
+    pub async fn seeder(
+        &self,
+        seeder: &NodeId,
+    ) -> Result<dsi_api::oracle::SeederResponse, NodeError> {
+        self.oracle.seeder(seeder).await.map_err(tracker_error)
+    }
+
     /// The oracle's base URL.
     pub fn url(&self) -> &Url {
         self.oracle.url()

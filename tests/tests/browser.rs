@@ -516,3 +516,145 @@ async fn a_page_reads_a_range_through_the_gateway_with_fetch() {
     );
     assert_eq!(seen[0]["hex"], hex::encode(&bytes[bytes.len() - 10..]));
 }
+
+/// Polls `check` every 200 ms for up to 60 s.
+async fn poll<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_earnings_reputation_receipts_and_limits() {
+    let Some(()) = browser_only() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let oracle = dsi_tests::OracleProcess::start(&tmp.path().join("oracle"), &[]).unwrap();
+    let seeder_dir = tmp.path().join("seeder");
+    dsi_tests::init_node(&seeder_dir, |config| {
+        config.tracker.announce_interval_secs = 1;
+        config.tracker.forward_interval_secs = 1;
+        config.storage.max_bytes = 64 << 20;
+        config.serve.max_egress_per_day = 10 << 30;
+    });
+    let file = tmp.path().join("film.mp4");
+    dsi_tests::random_file(&file, 600_000);
+    let content = node_lite_ok(&seeder_dir, &["add", file.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let seeder = Seeder::start(
+        &seeder_dir,
+        &[
+            "--tracker",
+            &oracle.url,
+            "--payout",
+            "0x0101010101010101010101010101010101010101",
+        ],
+    )
+    .unwrap();
+    let client = oracle.client.clone();
+    let content_id: dsi_protocol::ContentId = content.parse().unwrap();
+    poll("the seeder announced", async || {
+        let answer = client.peers(&content_id).await.ok()?;
+        (!answer.peers.is_empty()).then_some(())
+    })
+    .await;
+    // A downloader with credit fetches the content; the seeder forwards its receipts; the
+    // epoch closes: the seeder has a leaf.
+    let downloader = tmp.path().join("downloader");
+    node_lite_ok(&downloader, &["init"]);
+    let key = node_lite::DataDir::new(&downloader).key().unwrap();
+    client
+        .add_credit(
+            &oracle.admin_token(),
+            &dsi_api::oracle::CreditRequest {
+                downloader: key.node_id(),
+                amount: 1_000_000_000_000,
+            },
+        )
+        .await
+        .unwrap();
+    let out = tmp.path().join("out.mp4");
+    node_lite_ok(
+        &downloader,
+        &[
+            "get",
+            &content,
+            "--tracker",
+            &oracle.url,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let epoch = client.current_epoch().await.unwrap().epoch;
+    poll("receipts forwarded", async || {
+        let info = client.epoch(epoch).await.ok()?;
+        (info.receipts() == 3).then_some(())
+    })
+    .await;
+    client
+        .close(&oracle.admin_token(), Some(epoch))
+        .await
+        .unwrap();
+
+    // The terminal and the page say the same.
+    let status: Value = serde_json::from_str(&node_lite_ok(
+        &seeder_dir,
+        &["status", "--json", "--tracker", &oracle.url],
+    ))
+    .unwrap();
+    let earned = status["oracle"]["cumulative"].as_str().unwrap().to_string();
+    assert_ne!(earned, "0", "{status}");
+    assert_eq!(status["oracle"]["epochs"].as_array().unwrap().len(), 1);
+    assert_eq!(status["storage"]["max_bytes"], 64 << 20);
+    let text = node_lite_ok(&seeder_dir, &["status", "--tracker", &oracle.url]);
+    assert!(text.contains(&earned) && text.contains("epoch "), "{text}");
+
+    let screenshot = std::env::var("DSI_DASHBOARD_SCREENSHOT").ok();
+    let mut args = vec![
+        root()
+            .join("vector-web/test/dashboard.mjs")
+            .display()
+            .to_string(),
+        format!("{}dashboard", seeder.url),
+    ];
+    args.extend(screenshot);
+    let output = Command::new("node").args(&args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "dashboard driver failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(page["error"], "", "{page}");
+    assert_eq!(
+        page["failed"],
+        serde_json::json!([]),
+        "no external or failed requests"
+    );
+    assert_eq!(page["node"], status["node_id"]);
+    assert_eq!(page["cumulative"], earned);
+    assert_eq!(page["epochRows"], 1);
+    assert!(page["standing"].as_str().unwrap().len() > 2, "{page}");
+    assert!(
+        page["storage"].as_str().unwrap().contains("of 64.0 MiB"),
+        "{page}"
+    );
+    assert!(
+        page["bandwidth"].as_str().unwrap().contains("of 10.0 GiB"),
+        "{page}"
+    );
+
+    // Another site's page may not read it.
+    let refused = reqwest::Client::new()
+        .get(format!("{}dashboard/status.json", seeder.url))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+}

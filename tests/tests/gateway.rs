@@ -263,7 +263,7 @@ async fn every_range_of_an_odd_sized_file_streams_through_curl() {
             let refused = curl(url, &headers);
             assert_eq!(refused.status, 403, "{headers:?} {url}");
             let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
-            assert_eq!(body["code"], "gateway_refused");
+            assert_eq!(body["code"], "client_refused");
         }
     }
     assert_eq!(

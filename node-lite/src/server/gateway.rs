@@ -56,7 +56,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{NodeState, blocking, parse_content};
 use crate::NodeError;
-use crate::config::{GatewayClients, GatewayConfig};
+use crate::config::GatewayConfig;
 use crate::download::{ContentSwarm, DownloadOptions, Downloader};
 use crate::peers::Peers;
 use crate::server::Metrics;
@@ -139,49 +139,7 @@ impl Gateway {
 
     /// Whether `client` may use the gateway; `Err` says why not.
     fn admit(&self, client: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.config.clients == GatewayClients::Anyone {
-            return Ok(());
-        }
-        let refuse = |why: String| {
-            ApiError::new(
-                ErrorCode::GatewayRefused,
-                format!(
-                    "{why}: this gateway serves only programs on its own machine \
-                     (gateway.clients = \"loopback\")"
-                ),
-            )
-        };
-        if !is_loopback(client) {
-            return Err(refuse(format!("the request comes from {client}")));
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !local_authority(host) {
-            return Err(refuse(format!("the request names the host {host:?}")));
-        }
-        if let Some(site) = headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .filter(|site| !matches!(*site, "same-origin" | "none"))
-        {
-            return Err(refuse(format!(
-                "a browser sent it from another site (Sec-Fetch-Site: {site})"
-            )));
-        }
-        for name in [header::ORIGIN, header::REFERER] {
-            if let Some(value) = headers.get(&name).and_then(|v| v.to_str().ok())
-                && value != "null"
-                && !reqwest::Url::parse(value)
-                    .ok()
-                    .and_then(|url| url.host_str().map(str::to_string))
-                    .is_some_and(|host| local_host(&host))
-            {
-                return Err(refuse(format!("a page of {value:?} sent it ({name})")));
-            }
-        }
-        Ok(())
+        super::local::admit(self.config.clients, "gateway.clients", client, headers)
     }
 
     /// A fetch permit now, or 503 `gateway_busy`.
@@ -219,34 +177,6 @@ impl Gateway {
             downloader.leave(swarm).await;
         });
     }
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
-/// `localhost` (or a name under it) or a loopback address.
-fn local_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.to_ascii_lowercase().ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(is_loopback)
-}
-
-/// A `Host` header (`host[:port]`, `[v6]:port`) that names this machine.
-fn local_authority(authority: &str) -> bool {
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') => {
-            host
-        }
-        _ => authority,
-    };
-    !host.is_empty() && local_host(host)
 }
 
 /// Manifests fetched from peers, bounded by their total number of chunk ids (oldest
@@ -980,33 +910,6 @@ mod tests {
     }
 
     #[test]
-    fn only_local_hosts_are_local() {
-        for local in [
-            "127.0.0.1:7080",
-            "127.0.0.1",
-            "localhost:7080",
-            "LOCALHOST",
-            "app.localhost:80",
-            "[::1]:7080",
-            "[::1]",
-            "127.1.2.3:1",
-        ] {
-            assert!(local_authority(local), "{local}");
-        }
-        for foreign in [
-            "",
-            "evil.example:7080",
-            "evil.example",
-            "localhost.evil.example",
-            "10.0.0.1:7080",
-            "[2001:db8::1]:80",
-            "0.0.0.0:7080",
-        ] {
-            assert!(!local_authority(foreign), "{foreign}");
-        }
-    }
-
-    #[test]
     fn a_loopback_gateway_refuses_other_sites_and_rebound_names() {
         let gateway = Gateway::new(
             Downloader::new(
@@ -1039,7 +942,7 @@ mod tests {
             admitted(loopback, &[host, ("referer", "http://localhost:7080/page")]),
             Ok(())
         );
-        let refused = Err(ErrorCode::GatewayRefused);
+        let refused = Err(ErrorCode::ClientRefused);
         assert_eq!(
             admitted(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), &[host]),
             refused
