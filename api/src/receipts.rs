@@ -107,6 +107,13 @@ mod tests {
             assert_eq!(code.as_str().parse::<RejectionCode>(), Ok(code));
         }
         assert!("unknown".parse::<RejectionCode>().is_err());
+        // Each code explains itself from its documentation (the dashboard shows it).
+        assert!(RejectionCode::DownloaderCap.describe().contains("cap"));
+        assert!(
+            RejectionCode::ALL
+                .iter()
+                .all(|c| !c.describe().is_empty() && !c.describe().contains('\n'))
+        );
         let newer: ReceiptVerdict =
             serde_json::from_str(r#"{"status":"rejected","code":"later_rule","message":""}"#)
                 .unwrap_or(ReceiptVerdict::Accepted);

@@ -223,8 +223,9 @@ pub async fn add(
     };
     let store = ChunkStore::open(dir.path())?;
     let config = dir.config()?;
+    // The tracker says what content is worth, asked only under a quota.
     let tracker = Some(config.tracker.url.as_str())
-        .filter(|url| !url.is_empty())
+        .filter(|url| !url.is_empty() && config.storage.max_bytes > 0)
         .map(TrackerClient::new)
         .transpose()?;
     let quota = crate::quota::Quota::new(config.storage.max_bytes, tracker);

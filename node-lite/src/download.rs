@@ -1023,10 +1023,26 @@ impl Downloader {
                 }
                 Outcome::Fetch(FetchError::Status { status: 404, .. }) => scheduler.lacks(index, p),
                 Outcome::Fetch(FetchError::Status {
-                    status: 429,
+                    code: dsi_api::ErrorCode::EgressBudgetSpent,
+                    message,
+                    ..
+                }) => {
+                    // Hours or days away: not worth waiting for in this download.
+                    drop_peer(
+                        p,
+                        format!("its egress budget is spent: {message}"),
+                        &mut scheduler,
+                        &mut handles,
+                        peers,
+                    );
+                }
+                // Owed receipts (429), or as many downloaders served as it takes (503): pay,
+                // pause, ask again.
+                Outcome::Fetch(FetchError::Status {
+                    status,
                     code,
                     message,
-                }) => {
+                }) if status == 429 || code == dsi_api::ErrorCode::TooManyDownloaders => {
                     scheduler.failed(index, p);
                     let now = tokio::time::Instant::now();
                     let peer = &mut peers[p];
@@ -1038,7 +1054,7 @@ impl Downloader {
                             drop_peer(
                                 p,
                                 format!(
-                                    "refused {} times in a row for owed receipts, last: {code}: {message}",
+                                    "refused {} times in a row, last: {code}: {message}",
                                     peer.refusals
                                 ),
                                 &mut scheduler,
@@ -1047,7 +1063,7 @@ impl Downloader {
                             );
                         } else {
                             let pause = refusal_pause(peer.refusals);
-                            tracing::debug!(peer = %peer.client.url(), refusals = peer.refusals, ?pause, %code, "refused for owed receipts; paying and pausing");
+                            tracing::debug!(peer = %peer.client.url(), refusals = peer.refusals, ?pause, %code, "refused (owed receipts or busy); paying and pausing");
                             peer.paused_until = Some(now + pause);
                         }
                     }

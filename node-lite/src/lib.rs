@@ -74,6 +74,9 @@ pub async fn serve_gateway(
     shutdown.cancel();
     let _ = saver.await;
     state.gateway.drain(drain_limit(&state)).await;
+    if let Err(e) = state.egress.save() {
+        tracing::warn!(error = %e, "cannot save the egress counts");
+    }
     state.receipts.close().await;
     served.map_err(|e| NodeError::Server {
         address,
@@ -114,6 +117,10 @@ pub async fn serve(
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     state.gateway.drain(drain_limit(&state)).await;
+    // What the last answers sent, counted after the listener stopped.
+    if let Err(e) = state.egress.save() {
+        tracing::warn!(error = %e, "cannot save the egress counts");
+    }
     state.receipts.close().await;
     tracing::info!("stopped");
     served.map_err(|e| NodeError::Server {

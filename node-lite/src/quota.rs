@@ -1,5 +1,5 @@
-//! The disk quota (`storage.max_bytes`): the chunk store never grows past it. When an
-//! `add` or a gateway fetch needs room, the least valuable unpinned holdings go first:
+//! The disk quota (`storage.max_bytes`) on the chunk files of the store. When an `add` or
+//! a gateway fetch needs room, the least valuable unpinned holdings go first:
 //!
 //! 1. chunks no stored manifest names (what the gateway fetched and passed through, chunks
 //!    left by an earlier eviction), oldest first;
@@ -12,7 +12,13 @@
 //! to use. The plan is made before anything is deleted: if even evicting everything
 //! allowed would not make room, nothing is evicted and the caller gets
 //! [`NodeError::StoreFull`] with the figures. A chunk shared by several contents is freed
-//! only with the last of them.
+//! only with the last of them; a vector index's pages count as its chunks.
+//!
+//! Limits, said plainly: vector builds and page fetches and `verify --repair` write without
+//! asking for room; manifests, pins and `quarantine/` are not counted; and the size is
+//! measured at most every 10 s, with reservations counted in between, so processes
+//! sharing a data directory (an `add` beside `serve`) can pass the quota briefly by what
+//! they wrote at the same time. Under the gateway alone the store stays under it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,7 +39,7 @@ const USAGE_TTL: Duration = Duration::from_secs(10);
 pub struct Value {
     /// Someone funds it now.
     pub funded: bool,
-    /// Funding per epoch per holder per byte, in millionths of a unit.
+    /// Funding per epoch per holder per byte, in 10^-12 units.
     pub reward_per_byte: u128,
 }
 
@@ -210,11 +216,14 @@ impl Quota {
             }
         };
         if usage.saturating_add(need) <= self.max {
-            *cached = Some((usage + need, Instant::now()));
+            // The room counts as used; the files are measured again once the measurement
+            // is USAGE_TTL old (the time is the measurement's, not this reservation's).
+            let measured = cached.map_or_else(Instant::now, |(_, at)| at);
+            *cached = Some((usage + need, measured));
             return Ok(Evicted::default());
         }
         let reader = store.clone();
-        let (files, mut holdings, names) = blocking(move || {
+        let (files, mut holdings, names, protect) = blocking(move || {
             let files: HashMap<ChunkId, (u64, SystemTime)> = reader
                 .chunk_files()?
                 .into_iter()
@@ -222,17 +231,36 @@ impl Quota {
                 .collect();
             let mut holdings = Vec::new();
             let mut names = HashMap::new();
+            // A vector index's pages are chunks its manifest does not list: they are named
+            // inside the index manifest's own bytes. An index whose pages cannot be read
+            // makes every unreferenced chunk possibly one of them: none is deleted then.
+            let mut pages_known = true;
             for (content, manifest) in reader.list()? {
                 names.insert(content, (manifest.name.clone(), manifest.size));
+                let mut chunks = manifest.chunks.clone();
+                if manifest.name == vector_store::INDEX_CONTENT_NAME {
+                    match index_pages(&reader, &manifest) {
+                        Some(pages) => chunks.extend(pages),
+                        None => pages_known = false,
+                    }
+                }
                 holdings.push(Holding {
                     content,
                     pinned: reader.is_pinned(&content),
                     last_used: reader.last_used(&content).unwrap_or(std::time::UNIX_EPOCH),
-                    chunks: manifest.chunks,
+                    chunks,
                     value: Value::default(),
                 });
             }
-            Ok::<_, crate::store::StoreError>((files, holdings, names))
+            let mut protect = protect;
+            if !pages_known {
+                let named: HashSet<ChunkId> = holdings
+                    .iter()
+                    .flat_map(|h| h.chunks.iter().copied())
+                    .collect();
+                protect.extend(files.keys().filter(|id| !named.contains(id)).copied());
+            }
+            Ok::<_, crate::store::StoreError>((files, holdings, names, protect))
         })
         .await??;
         // What the files really hold now (the cached figure may be stale).
@@ -243,8 +271,12 @@ impl Quota {
                 holding.value = value_of(tracker, &holding.content, size).await;
             }
         }
-        let plan = plan(usage, self.max, need, &files, &holdings, &protect).map_err(|short| {
-            NodeError::StoreFull {
+        // Evict a tenth of the quota more than needed when that is possible, so that the
+        // next requests find room without walking the store again.
+        let slack = need.saturating_add(self.max / 10).min(self.max);
+        let plan = plan(usage, self.max, slack, &files, &holdings, &protect)
+            .or_else(|_| plan(usage, self.max, need, &files, &holdings, &protect))
+            .map_err(|short| NodeError::StoreFull {
                 need,
                 max: self.max,
                 detail: format!(
@@ -253,8 +285,7 @@ impl Quota {
                     crate::size::human_bytes(short.usage),
                     crate::size::human_bytes(short.freeable)
                 ),
-            }
-        })?;
+            })?;
         let remover = store.clone();
         let executed = plan.clone();
         blocking(move || -> Result<(), crate::store::StoreError> {
@@ -289,17 +320,35 @@ impl Quota {
 
 /// A content's worth from the tracker's funding answer; unfunded when it cannot say.
 async fn value_of(tracker: &TrackerClient, content: &ContentId, size: u64) -> Value {
-    match tracker.funding(content).await {
-        Ok(funding) if funding.per_epoch_now > 0 => {
+    let asked = tokio::time::timeout(Duration::from_secs(5), tracker.funding(content)).await;
+    match asked {
+        Ok(Ok(funding)) if funding.per_epoch_now > 0 => {
             let holders = funding.holders.len().max(1) as u128;
             Value {
                 funded: true,
-                reward_per_byte: funding.per_epoch_now.saturating_mul(1_000_000)
+                reward_per_byte: funding.per_epoch_now.saturating_mul(1_000_000_000_000)
                     / holders.saturating_mul(u128::from(size.max(1))),
             }
         }
-        _ => Value::default(),
+        Ok(Ok(_)) => Value::default(),
+        // The tracker cannot say: keep it as if it paid best (an outage must not make
+        // funded content look worthless).
+        _ => Value {
+            funded: true,
+            reward_per_byte: u128::MAX,
+        },
     }
+}
+
+/// The page ids of a stored vector index (None when its manifest chunks cannot be read).
+fn index_pages(store: &ChunkStore, manifest: &dsi_protocol::Manifest) -> Option<Vec<ChunkId>> {
+    let chunks: Vec<Vec<u8>> = manifest
+        .chunks
+        .iter()
+        .map(|id| store.read_chunk(id).ok().flatten())
+        .collect::<Option<_>>()?;
+    let index = vector_store::IndexManifest::from_content(manifest, &chunks).ok()?;
+    Some(index.pages().map(|page| page.chunk).collect())
 }
 
 async fn blocking<T: Send + 'static>(

@@ -531,9 +531,17 @@ pub(crate) fn retry_after(error: ApiError, seconds: u64) -> Response {
 async fn get_chunk(
     State(state): State<Arc<NodeState>>,
     Path(chunk): Path<String>,
+    method: axum::http::Method,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // A HEAD would count as served (a debt, egress) while sending nothing.
+    if method == axum::http::Method::HEAD {
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "chunks are fetched with GET, against receipts",
+        ));
+    }
     let chunk: ChunkId = chunk.parse().map_err(|e| {
         ApiError::new(
             ErrorCode::BadChunkId,

@@ -171,3 +171,46 @@ async fn a_gateway_streams_a_content_larger_than_its_quota() {
     assert_eq!(tail.status(), 206);
     assert!(tail.bytes().await.unwrap()[..] == bytes[bytes.len() - 20000..]);
 }
+
+#[test]
+fn a_vector_indexs_pages_are_not_taken_for_unreferenced_chunks() {
+    // An index's pages are chunks its content manifest does not list (the index manifest
+    // names them): eviction must count them as the index's, not as leftovers.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    dsi_tests::init_node(&dir, |config| {
+        config.storage.max_bytes = 2 << 20;
+    });
+    let dim = 16;
+    let mut rng = vector_store::SplitMix64::new(3);
+    let data: Vec<f32> = (0..4000 * dim).map(|_| rng.normal()).collect();
+    let npy = tmp.path().join("v.npy");
+    std::fs::write(&npy, vector_store::input::to_npy(dim, &data)).unwrap();
+    let index = node_lite_ok(
+        &dir,
+        &[
+            "vectors",
+            "build",
+            npy.to_str().unwrap(),
+            "--metric",
+            "l2",
+            "--lists",
+            "16",
+        ],
+    )
+    .trim()
+    .to_string();
+    node_lite_ok(&dir, &["pin", &index]);
+    let query: Vec<String> = data[..dim].iter().map(|x| x.to_string()).collect();
+    let query = query.join(",");
+    let before = node_lite_ok(&dir, &["vectors", "query", &index, "--vector", &query]);
+    // Fill the rest of the quota twice over: unpinned files evict each other, the pinned
+    // index keeps every page.
+    let room = (2 << 20) - stored_bytes(&dir) as usize;
+    for seed in 0..4 {
+        content_id(&add(&dir, &format!("f{seed}.bin"), room * 3 / 4, 10 + seed));
+        assert!(stored_bytes(&dir) <= 2 << 20);
+    }
+    let after = node_lite_ok(&dir, &["vectors", "query", &index, "--vector", &query]);
+    assert_eq!(before, after, "the index still answers from its own pages");
+}

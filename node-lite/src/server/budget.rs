@@ -142,11 +142,17 @@ impl Egress {
     /// A budget of `per_day` and `per_month` bytes (0: none), counted in `path` (None: in
     /// memory only).
     pub fn open(per_day: u64, per_month: u64, path: Option<PathBuf>) -> Self {
-        let counts = path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        let counts = match path.as_ref().map(std::fs::read) {
+            Some(Ok(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "egress.json is damaged: counting from zero");
+                EgressCounts::default()
+            }),
+            Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(error = %e, "cannot read egress.json: counting from zero");
+                EgressCounts::default()
+            }
+            _ => EgressCounts::default(),
+        };
         Self {
             per_day,
             per_month,
@@ -168,25 +174,37 @@ impl Egress {
         state.0.clone()
     }
 
+    /// Which budget sending `bytes` more would pass at `now_ms`, if any (the month's first:
+    /// when both are spent, the later renewal is the one to wait for).
+    fn passes(&self, counts: &EgressCounts, bytes: u64, now_ms: u64) -> Option<Spent> {
+        if self.per_month > 0 && counts.month_bytes.saturating_add(bytes) > self.per_month {
+            let (year, month) = year_month(counts.day);
+            let end_ms = next_month_start(year, month).saturating_mul(DAY_MS);
+            return Some(Spent::Month {
+                retry_after: end_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
+            });
+        }
+        if self.per_day > 0 && counts.day_bytes.saturating_add(bytes) > self.per_day {
+            return Some(Spent::Day {
+                retry_after: (DAY_MS - now_ms % DAY_MS).div_ceil(1000),
+            });
+        }
+        None
+    }
+
+    /// Which budget sending `bytes` now would pass, without reserving anything.
+    pub fn check(&self, bytes: u64, now_ms: u64) -> Option<Spent> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.roll(now_ms);
+        self.passes(&state.0, bytes, now_ms)
+    }
+
     /// Reserves `bytes` to send now, or says which budget they would pass.
     pub fn reserve(&self, bytes: u64, now_ms: u64) -> Result<(), Spent> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (counts, dirty) = &mut *state;
         counts.roll(now_ms);
-        let into_day = now_ms % DAY_MS;
-        if self.per_day > 0 && counts.day_bytes.saturating_add(bytes) > self.per_day {
-            let spent = Spent::Day {
-                retry_after: (DAY_MS - into_day).div_ceil(1000),
-            };
-            self.warn(counts, spent);
-            return Err(spent);
-        }
-        if self.per_month > 0 && counts.month_bytes.saturating_add(bytes) > self.per_month {
-            let (year, month) = year_month(counts.day);
-            let end_ms = next_month_start(year, month).saturating_mul(DAY_MS);
-            let spent = Spent::Month {
-                retry_after: end_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
-            };
+        if let Some(spent) = self.passes(counts, bytes, now_ms) {
             self.warn(counts, spent);
             return Err(spent);
         }
@@ -213,7 +231,9 @@ impl Egress {
         }
     }
 
-    /// Saves the counts if they changed (atomically: a temporary file renamed).
+    /// Saves the counts if they changed: a temporary file (named for this process),
+    /// synced, renamed into place, and the directory synced. A failed save is tried again
+    /// at the next call.
     pub fn save(&self) -> std::io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -226,9 +246,22 @@ impl Egress {
             state.1 = false;
             state.0.clone()
         };
-        let temp = path.with_extension("json.tmp");
-        std::fs::write(&temp, serde_json::to_vec(&counts).unwrap_or_default())?;
-        std::fs::rename(&temp, path)
+        let written = (|| {
+            use std::io::Write;
+            let temp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+            let mut file = std::fs::File::create(&temp)?;
+            file.write_all(&serde_json::to_vec(&counts).unwrap_or_default())?;
+            file.sync_all()?;
+            std::fs::rename(&temp, path)?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        }
+        written
     }
 }
 

@@ -726,7 +726,7 @@ impl Streamer {
             Some(bytes) => bytes,
             None => {
                 // Gone or quarantined since the window was checked: fetch it alone.
-                self.fetch(vec![index]).await?;
+                self.fetch(vec![index], index..index + 1).await?;
                 self.read(index).await?.ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::ContentUnavailable,
@@ -790,14 +790,19 @@ impl Streamer {
         })
         .await?;
         if !needed.is_empty() {
-            self.fetch(needed).await?;
+            self.fetch(needed, index..until).await?;
         }
         self.ensured_until = until;
         Ok(())
     }
 
-    /// Fetches chunks `needed` from the swarm into the store.
-    async fn fetch(&mut self, needed: Vec<usize>) -> Result<(), ApiError> {
+    /// Fetches chunks `needed` of the chunks `window` (indexes) from the swarm into the
+    /// store; the whole window is kept from eviction while room is made.
+    async fn fetch(
+        &mut self,
+        needed: Vec<usize>,
+        window: std::ops::Range<usize>,
+    ) -> Result<(), ApiError> {
         let gateway = &self.state.gateway;
         if !self.state.config.gateway.fetch {
             return Err(ApiError::new(
@@ -807,6 +812,11 @@ impl Streamer {
                     needed[0], self.content
                 ),
             ));
+        }
+        // Nothing is bought for an answer the egress budget would stop.
+        if let Some(spent) = self.state.egress.check(1, dsi_protocol::now_ms()) {
+            self.retry_after = spent.retry_after();
+            return Err(spent.error(self.state.egress.limits()));
         }
         let permit = if self.started {
             gateway.permit().await?
@@ -818,7 +828,7 @@ impl Streamer {
             .iter()
             .map(|i| u64::from(self.manifest.chunk_len(*i)))
             .sum();
-        let protect: HashSet<ChunkId> = (self.next..self.ensured_until.max(self.next))
+        let protect: HashSet<ChunkId> = window
             .chain(needed.iter().copied())
             .map(|i| self.manifest.chunks[i])
             .collect();
