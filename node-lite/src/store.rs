@@ -511,24 +511,7 @@ impl ChunkStore {
     /// are missing. `progress` is called with bytes hashed so far.
     pub fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
-        let chunks_dir = self.root.join("chunks");
-        let mut files = Vec::new();
-        for shard in fs::read_dir(&chunks_dir).map_err(io_error("cannot list", &chunks_dir))? {
-            let shard = shard.map_err(io_error("cannot list", &chunks_dir))?.path();
-            if !shard.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(&shard).map_err(io_error("cannot list", &shard))? {
-                let entry = entry.map_err(io_error("cannot list", &shard))?;
-                if let Some(id) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<ChunkId>().ok())
-                {
-                    files.push(id);
-                }
-            }
-        }
+        let mut files: Vec<ChunkId> = self.chunk_files()?.into_iter().map(|(id, ..)| id).collect();
         files.sort();
         for id in files {
             match self.read_chunk_verified(&id) {
