@@ -251,6 +251,8 @@ pub async fn add(
     })
     .await
     .map_err(|e| NodeError::Usage(format!("the add task failed: {e}")))??;
+    // Added again: used now (the manifest was already there and was not rewritten).
+    store.touch(&report.content_id);
     bar.finish_and_clear();
     Ok(AddReport {
         content_id: report.content_id,

@@ -4,7 +4,7 @@
 //! 1. chunks no stored manifest names (what the gateway fetched and passed through, chunks
 //!    left by an earlier eviction), oldest first;
 //! 2. then whole contents, unfunded before funded, then least reward per byte, then least
-//!    recently used (added, fetched, or read through the gateway). Funding and reward come
+//!    recently used (added, or read through the gateway). Funding and reward come
 //!    from the tracker's public `GET /v1/content/{id}/funding` (without a tracker every
 //!    content counts as unfunded, so the order is least recently used);
 //!
@@ -120,20 +120,26 @@ pub fn plan(
         if enough(plan.frees) {
             return Ok(plan);
         }
-        plan.contents.push(holding.content);
         let unique: HashSet<&ChunkId> = holding.chunks.iter().collect();
+        // What evicting it would free: chunks no other remaining content names.
+        let freed: Vec<(ChunkId, u64)> = unique
+            .iter()
+            .filter(|id| references.get(**id) == Some(&1) && !protect.contains(**id))
+            .filter_map(|id| files.get(*id).map(|(len, _)| (**id, *len)))
+            .collect();
+        if freed.is_empty() {
+            // Nothing to gain: its chunks are shared, protected or gone. It stays.
+            continue;
+        }
+        plan.contents.push(holding.content);
         for id in unique {
-            let Some(count) = references.get_mut(id) else {
-                continue;
-            };
-            *count -= 1;
-            if *count == 0
-                && !protect.contains(id)
-                && let Some((len, _)) = files.get(id)
-            {
-                plan.freed_chunks.push(*id);
-                plan.frees += len;
+            if let Some(count) = references.get_mut(id) {
+                *count -= 1;
             }
+        }
+        for (id, len) in freed {
+            plan.freed_chunks.push(id);
+            plan.frees += len;
         }
     }
     if enough(plan.frees) {
@@ -427,6 +433,10 @@ mod tests {
                 freeable: 70
             })
         );
+        // A content whose every chunk is protected frees nothing: it is not evicted.
+        let protect: HashSet<ChunkId> = [id(8), id(5), id(6)].into();
+        let p = plan(80, 80, 5, &files, &holdings, &protect).unwrap();
+        assert_eq!(p.contents, vec![content(3)], "d frees nothing, c goes");
         // A protected chunk is never deleted (the orphan a request is about to read).
         let protect: HashSet<ChunkId> = [id(8)].into();
         let p = plan(80, 80, 5, &files, &holdings, &protect).unwrap();

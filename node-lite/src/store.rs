@@ -450,8 +450,8 @@ impl ChunkStore {
         self.pin_path(content).is_file()
     }
 
-    /// When `content` was last used (added, fetched, or read through the gateway): its
-    /// manifest file's modification time.
+    /// When `content` was last used (added, or read through the gateway): its manifest
+    /// file's modification time.
     pub fn last_used(&self, content: &ContentId) -> Option<std::time::SystemTime> {
         fs::metadata(self.manifest_path(content))
             .and_then(|m| m.modified())
