@@ -228,6 +228,29 @@ pub fn random_file(path: &Path, len: usize) -> String {
     hex::encode(sha2::Sha256::digest(&bytes))
 }
 
+/// `len` bytes from a seeded generator: the same for the same seed.
+pub fn seeded_bytes(len: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut bytes = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Polls `check` every 200 ms until it gives a value; panics after 60 s naming `what`.
+pub async fn poll<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// SHA-256 of a file (hex).
 pub fn sha256_of(path: &Path) -> String {
     use sha2::Digest;

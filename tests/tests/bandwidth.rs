@@ -9,14 +9,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use dsi_tests::{Seeder, node_lite, node_lite_bin, node_lite_ok};
-use rand::{RngCore, SeedableRng};
 
 const KIB: usize = 1024;
 
 fn add(dir: &Path, len: usize, seed: u64) -> String {
     node_lite_ok(dir, &["init"]);
-    let mut bytes = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    let bytes = dsi_tests::seeded_bytes(len, seed);
     let file = dir.with_extension("bin");
     std::fs::write(&file, &bytes).unwrap();
     node_lite_ok(

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dsi_tests::{Seeder, node_lite_ok};
+use dsi_tests::{Seeder, node_lite_ok, poll};
 use serde_json::Value;
 use vector_store::SplitMix64;
 use vector_store::input::to_npy;
@@ -515,18 +515,6 @@ async fn a_page_reads_a_range_through_the_gateway_with_fetch() {
         )
     );
     assert_eq!(seen[0]["hex"], hex::encode(&bytes[bytes.len() - 10..]));
-}
-
-/// Polls `check` every 200 ms for up to 60 s.
-async fn poll<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use dsi_protocol::NodeId;
 use dsi_tests::{Seeder, node_lite_ok};
-use rand::{RngCore, SeedableRng};
 
 const CHUNK: usize = 16 * 1024;
 
@@ -65,12 +64,6 @@ fn curl(url: &str, args: &[&str]) -> Answer {
         headers,
         body: std::fs::read(&body).unwrap_or_default(),
     }
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
-    bytes
 }
 
 /// Adds `bytes` as `name` to the node at `dir` (chunks of `chunk_size`); its content id.
@@ -138,11 +131,11 @@ async fn every_range_of_an_odd_sized_file_streams_through_curl() {
     let tmp = tempfile::tempdir().unwrap();
     let seeder_dir = tmp.path().join("seeder");
     // Five whole chunks and 77 bytes.
-    let file = random_bytes(5 * CHUNK + 77, 1);
+    let file = dsi_tests::seeded_bytes(5 * CHUNK + 77, 1);
     let content = add(&seeder_dir, &file, "clip.mp4", "16KiB");
     let other = add(
         &seeder_dir,
-        &random_bytes(3 * CHUNK, 2),
+        &dsi_tests::seeded_bytes(3 * CHUNK, 2),
         "other.bin",
         "16KiB",
     );
@@ -287,7 +280,7 @@ async fn a_client_beyond_loopback_is_refused_by_the_gateway_and_the_seeder() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let seeder_dir = tmp.path().join("seeder");
-    let file = random_bytes(2 * CHUNK, 3);
+    let file = dsi_tests::seeded_bytes(2 * CHUNK, 3);
     let content = add(&seeder_dir, &file, "a.bin", "16KiB");
     let seeder = Seeder::start(&seeder_dir, &["--listen", &format!("{address}:0")]).unwrap();
     let gateway = Seeder::gateway(
@@ -324,7 +317,7 @@ async fn a_seek_into_64_mib_fetches_only_the_chunks_it_reads() {
     const BIG_CHUNK: usize = 256 * 1024;
     let tmp = tempfile::tempdir().unwrap();
     let seeder_dir = tmp.path().join("seeder");
-    let file = random_bytes(64 * MIB, 4);
+    let file = dsi_tests::seeded_bytes(64 * MIB, 4);
     let content = add(&seeder_dir, &file, "movie.mp4", "256KiB");
     let seeder = Seeder::start(&seeder_dir, &[]).unwrap();
     let gateway_dir = tmp.path().join("gateway");
@@ -391,13 +384,13 @@ async fn past_its_concurrent_fetches_the_gateway_answers_busy_with_retry_after()
     let seeder_dir = tmp.path().join("seeder");
     let slow = add(
         &seeder_dir,
-        &random_bytes(64 * CHUNK, 5),
+        &dsi_tests::seeded_bytes(64 * CHUNK, 5),
         "slow.bin",
         "16KiB",
     );
     let other = add(
         &seeder_dir,
-        &random_bytes(2 * CHUNK, 6),
+        &dsi_tests::seeded_bytes(2 * CHUNK, 6),
         "other.bin",
         "16KiB",
     );
@@ -444,7 +437,7 @@ async fn a_manifest_that_gives_a_chunk_two_lengths_is_refused_not_served_shifted
     let tmp = tempfile::tempdir().unwrap();
     let seeder_dir = tmp.path().join("seeder");
     node_lite_ok(&seeder_dir, &["init"]);
-    let x = random_bytes(100, 7);
+    let x = dsi_tests::seeded_bytes(100, 7);
     let id = dsi_protocol::ChunkId::of(&x);
     let store = node_lite::store::ChunkStore::open(&seeder_dir).unwrap();
     store.put_chunk(&id, &x, true).unwrap();
@@ -482,7 +475,7 @@ async fn a_client_that_leaves_mid_window_still_pays_for_every_chunk_fetched() {
     let seeder_dir = tmp.path().join("seeder");
     let content = add(
         &seeder_dir,
-        &random_bytes(64 * CHUNK, 8),
+        &dsi_tests::seeded_bytes(64 * CHUNK, 8),
         "long.bin",
         "16KiB",
     );

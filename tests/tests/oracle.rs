@@ -199,20 +199,6 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
-async fn poll<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Sponsors `content`'s storage (one token per epoch for 1000 epochs, 3 replicas) through
 /// the oracle's admin API.
 async fn sponsor(oracle: &OracleProcess, content: &ContentId) {
@@ -232,7 +218,7 @@ async fn sponsor(oracle: &OracleProcess, content: &ContentId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
-    use dsi_tests::{Seeder, node_lite_ok, random_file, sha256_of};
+    use dsi_tests::{Seeder, node_lite_ok, poll, random_file, sha256_of};
     let tmp = tempfile::tempdir().expect("tempdir");
     let oracle = OracleProcess::start(
         &tmp.path().join("oracle"),
@@ -375,7 +361,7 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
     use dsi_protocol::{Announcement, ContentId, PayoutAccount, SignedAnnouncement};
-    use dsi_tests::{Seeder, node_lite_ok, random_file};
+    use dsi_tests::{Seeder, node_lite_ok, poll, random_file};
     let tmp = tempfile::tempdir().expect("tempdir");
     let oracle = OracleProcess::start(
         &tmp.path().join("oracle"),
@@ -568,7 +554,7 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
 /// its bytes, and registers its manifest; the false manifest is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_false_length_for_a_common_chunk_does_not_block_honest_content() {
-    use dsi_tests::{Seeder, node_lite_ok};
+    use dsi_tests::{Seeder, node_lite_ok, poll};
     let tmp = tempfile::tempdir().expect("tempdir");
     let oracle = OracleProcess::start(
         &tmp.path().join("oracle"),

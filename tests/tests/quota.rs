@@ -11,15 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use dsi_tests::{Seeder, node_lite, node_lite_ok};
-use rand::{RngCore, SeedableRng};
 
 const KIB: usize = 1024;
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
-    bytes
-}
 
 /// Bytes of chunk files in the store at `dir`.
 fn stored_bytes(dir: &Path) -> u64 {
@@ -42,7 +35,7 @@ fn listed(dir: &Path) -> Vec<String> {
 /// `node-lite add` of `len` random bytes named `name`: the output.
 fn add(dir: &Path, name: &str, len: usize, seed: u64) -> std::process::Output {
     let file = dir.with_extension(name);
-    std::fs::write(&file, random_bytes(len, seed)).unwrap();
+    std::fs::write(&file, dsi_tests::seeded_bytes(len, seed)).unwrap();
     // Distinct last-use times, in the order of the adds.
     std::thread::sleep(Duration::from_millis(20));
     node_lite(
@@ -126,7 +119,7 @@ async fn a_gateway_streams_a_content_larger_than_its_quota() {
     let tmp = tempfile::tempdir().unwrap();
     let seeder_dir = tmp.path().join("seeder");
     node_lite_ok(&seeder_dir, &["init"]);
-    let bytes = random_bytes(512 * KIB, 6);
+    let bytes = dsi_tests::seeded_bytes(512 * KIB, 6);
     let file = tmp.path().join("long.bin");
     std::fs::write(&file, &bytes).unwrap();
     let content = node_lite_ok(
