@@ -154,6 +154,21 @@ error_codes! {
     /// A new node key announced from a network (/24 IPv4, /48 IPv6) that already has
     /// `tracker.max_nodes_per_location` live nodes.
     LocationFull = "location_full", 429;
+    /// An availability notice (`POST /v1/availability`) from a key the tracker holds no
+    /// announcement of: announce first.
+    UnknownNode = "unknown_node", 404;
+    /// A pause of 0 epochs, or of more than the oracle's `tracker.max_paused_epochs`.
+    PauseTooLong = "pause_too_long", 400;
+    /// A pause from a node that is paused already, or whose pause starts at the next epoch:
+    /// resume first.
+    AlreadyPaused = "already_paused", 409;
+    /// A resume from a node that is not paused.
+    NotPaused = "not_paused", 409;
+    /// An availability notice not newer than the last one the tracker took from the node.
+    StaleNotice = "stale_notice", 409;
+    /// The key exited the network (`node-lite exit`): its announcements and notices are
+    /// refused for good.
+    NodeExited = "node_exited", 410;
     /// An announcement's signature does not verify (or is for another network).
     BadSignature = "bad_signature", 401;
     /// The body is not a canonical DSI manifest.

@@ -36,6 +36,40 @@ pub struct AnnounceResponse {
     pub stored: bool,
 }
 
+/// Where a node stands with the tracker (`POST /v1/availability`, `GET /v1/seeders/{node}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NodeAvailability {
+    /// Listed and audited as usual.
+    #[default]
+    Active,
+    /// Paused for the epochs `from` (inclusive) to `until` (exclusive): not listed (from the
+    /// notice on), not audited at those epochs' closes, its reputation and seniority kept.
+    Paused {
+        /// The first paused epoch.
+        from: Epoch,
+        /// The first epoch after the pause.
+        until: Epoch,
+    },
+    /// Exited in `epoch`: not listed, not audited, its announcements refused for good.
+    Exited {
+        /// The epoch the node exited in.
+        epoch: Epoch,
+    },
+}
+
+/// Answer to `POST /v1/availability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailabilityResponse {
+    /// The node's availability after the notice.
+    pub availability: NodeAvailability,
+    /// The epoch now. A pause starts after it: its close still audits the node.
+    pub current_epoch: Epoch,
+    /// When the current epoch closes at the earliest (its end plus `close.delay_ms`, Unix
+    /// ms): a pausing node keeps serving until its audit there, or fails it.
+    pub audited_until_ms: u64,
+}
+
 /// Answer to `POST /v1/manifests`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestResponse {
@@ -361,6 +395,9 @@ pub struct SeederResponse {
     pub cumulative: u128,
     /// Its current announcement, if any.
     pub announcement: Option<NodeAnnouncement>,
+    /// Whether it is paused or exited.
+    #[serde(default)]
+    pub availability: NodeAvailability,
     /// Newest audits first (at most 50).
     pub audits: Vec<Audit>,
     /// Its leaves, newest first (at most 50).

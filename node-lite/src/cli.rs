@@ -74,6 +74,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause for N epochs (maintenance, a move, a holiday): the tracker stops listing this
+    /// node now, and from the next epoch stops auditing it; its reputation and seniority
+    /// wait for it (up to the oracle's `tracker.max_paused_epochs`). The current epoch is
+    /// still audited at its close: keep serving until the time printed.
+    Pause {
+        /// Epochs to pause after the current one.
+        #[arg(long, value_name = "N")]
+        epochs: u32,
+        /// The oracle's URL (default: `[tracker] url` of the config).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a pause now (or cancel one not started): listed again at once, audited from the
+    /// current epoch's close.
+    Resume {
+        /// The oracle's URL (default: `[tracker] url` of the config).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leave the network for good: forward every receipt held, tell the tracker (which
+    /// stops listing and auditing this node and never takes its key again), mark the data
+    /// directory so `serve` no longer announces, and list what is owed and how to claim it.
+    Exit {
+        /// The oracle's URL (default: `[tracker] url` of the config).
+        #[arg(long, value_name = "URL")]
+        tracker: Option<String>,
+        /// Confirm: an exit cannot be undone for this node key.
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the content this node holds.
     List {
         /// Print JSON instead of a table.

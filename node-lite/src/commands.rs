@@ -3,6 +3,7 @@
 //! (`dsi_service::report::emit`): the report's [`Report::text`] on stdout (or the whole
 //! report as JSON with `--json`) and its [`Report::summary`] for a human on stderr.
 
+pub mod availability;
 pub mod vectors;
 
 use std::collections::BTreeMap;
@@ -486,6 +487,15 @@ pub async fn prepare_serve(
     overrides: ServeOverrides,
 ) -> Result<(Arc<NodeState>, TcpListener), NodeError> {
     let config = overrides.apply(dir.config()?)?;
+    if !config.tracker.url.is_empty()
+        && let Some(mark) = availability::exit_mark(dir)?
+    {
+        return Err(NodeError::Exited(format!(
+            "this node exited the network in epoch {} (node-lite exit): its key is not \
+             announced again; serve without --tracker, or rejoin with a new data directory",
+            mark.epoch
+        )));
+    }
     let listen = config.serve.listen;
     let state = open_state(dir, config).await?;
     let listener = TcpListener::bind(listen)

@@ -59,6 +59,10 @@ pub enum NodeError {
     /// The oracle's tracker could not be reached or refused a request.
     #[error("{0}")]
     Tracker(String),
+    /// This node key exited the network (`node-lite exit`): the tracker takes nothing
+    /// from it again.
+    #[error("{0}")]
+    Exited(String),
     /// No manifest for this content id here or on any peer.
     #[error("unknown content id {content}: {detail}")]
     UnknownContent {
@@ -150,7 +154,10 @@ impl NodeError {
     pub fn exit(&self) -> Exit {
         use crate::store::StoreError;
         match self {
-            Self::Usage(_) | Self::OutputExists { .. } | Self::StoreFull { .. } => Exit::Usage,
+            Self::Usage(_)
+            | Self::OutputExists { .. }
+            | Self::StoreFull { .. }
+            | Self::Exited(_) => Exit::Usage,
             Self::InputFile { .. } | Self::UnknownContent { .. } => Exit::NotFound,
             Self::ManifestMismatch { .. } | Self::CorruptChunks { .. } => Exit::Integrity,
             Self::Incomplete { .. } | Self::NoPeers { .. } | Self::Tracker(_) => Exit::Unavailable,

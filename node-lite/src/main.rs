@@ -64,6 +64,28 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Unpin { content_id } => {
             emit(&commands::pin(&dir, &content_id, false)?, false)?;
         }
+        Command::Pause {
+            epochs,
+            tracker,
+            json,
+        } => emit(
+            &commands::availability::pause(&dir, tracker, epochs).await?,
+            json,
+        )?,
+        Command::Resume { tracker, json } => {
+            emit(&commands::availability::resume(&dir, tracker).await?, json)?;
+        }
+        Command::Exit { tracker, yes, json } => {
+            if !yes {
+                return Err(NodeError::Usage(
+                    "an exit is final for this node key: run again with --yes to confirm \
+                     (`node-lite pause --epochs N` is for a while)"
+                        .into(),
+                )
+                .into());
+            }
+            emit(&commands::availability::exit(&dir, tracker).await?, json)?;
+        }
         Command::List { json } => emit(&commands::list(&dir)?, json)?,
         Command::Serve(overrides) => {
             let (state, listener) = commands::prepare_serve(&dir, overrides).await?;

@@ -113,6 +113,10 @@ pub struct OracleStatus {
     pub standing: String,
     /// Reward factor now, ppm.
     pub factor: u32,
+    /// Active, paused (the epochs) or exited, as the tracker holds it.
+    pub availability: dsi_api::oracle::NodeAvailability,
+    /// The same in words.
+    pub availability_text: String,
     /// Earned in all, native units.
     pub cumulative: String,
     /// Earnings per closed epoch, newest first.
@@ -242,6 +246,19 @@ pub async fn collect(sources: Sources<'_>) -> Result<StatusReport, NodeError> {
     })
 }
 
+/// A node's availability in words (`node-lite status`, the dashboard).
+pub fn availability_text(availability: dsi_api::oracle::NodeAvailability) -> String {
+    use dsi_api::oracle::NodeAvailability;
+    match availability {
+        NodeAvailability::Active => "active".to_string(),
+        NodeAvailability::Paused { from, until } => format!(
+            "paused for epochs {from} to {} (not listed; not audited then)",
+            until.0.saturating_sub(1)
+        ),
+        NodeAvailability::Exited { epoch } => format!("exited in epoch {epoch}"),
+    }
+}
+
 fn oracle_status(seeder: SeederResponse) -> OracleStatus {
     let passed = seeder.audits.iter().filter(|a| a.passed()).count();
     OracleStatus {
@@ -251,6 +268,8 @@ fn oracle_status(seeder: SeederResponse) -> OracleStatus {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| format!("{:?}", seeder.standing).to_lowercase()),
         factor: seeder.factor,
+        availability: seeder.availability,
+        availability_text: availability_text(seeder.availability),
         cumulative: seeder.cumulative.to_string(),
         audits_passed: passed,
         audits_failed: seeder.audits.len() - passed,
@@ -325,6 +344,7 @@ impl Report for StatusReport {
                     oracle.factor,
                     oracle.cumulative
                 ));
+                lines.push(format!("state     {}", oracle.availability_text));
                 lines.push(format!(
                     "audits    {} passed, {} failed (latest {})",
                     oracle.audits_passed,

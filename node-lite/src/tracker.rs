@@ -79,6 +79,24 @@ impl TrackerClient {
         self.oracle.seeder(seeder).await.map_err(tracker_error)
     }
 
+    /// Sends a signed pause, resume or exit. A refusal (a pause too long, a resume when
+    /// not paused, an exited key) is a usage error naming the rule.
+    pub async fn availability(
+        &self,
+        signed: &dsi_protocol::SignedAvailability,
+    ) -> Result<dsi_api::oracle::AvailabilityResponse, NodeError> {
+        self.oracle
+            .availability(signed)
+            .await
+            .map_err(|e| match e.code() {
+                Some(ErrorCode::NodeExited) => NodeError::Exited(e.to_string()),
+                Some(code) if (400..500).contains(&code.status()) => {
+                    NodeError::Usage(e.to_string())
+                }
+                _ => tracker_error(e),
+            })
+    }
+
     /// The oracle's base URL.
     pub fn url(&self) -> &Url {
         self.oracle.url()
@@ -94,7 +112,13 @@ impl TrackerClient {
         signed: &SignedAnnouncement,
         state: &NodeState,
     ) -> Result<(), NodeError> {
-        let answer = self.oracle.announce(signed).await.map_err(tracker_error)?;
+        let answer = self.oracle.announce(signed).await.map_err(|e| {
+            if e.code() == Some(ErrorCode::NodeExited) {
+                NodeError::Exited(e.to_string())
+            } else {
+                tracker_error(e)
+            }
+        })?;
         for content in answer.unknown_contents {
             let Some(bytes) = state.store.manifest_bytes(&content).ok().flatten() else {
                 continue;
@@ -300,15 +324,20 @@ pub async fn forward_pending(
     state: &NodeState,
     tracker: &TrackerClient,
 ) -> Result<Forwarded, NodeError> {
+    forward_all(&state.receipts, tracker, state.config.tracker.forward_batch).await
+}
+
+/// Forwards every pending receipt of `receipts` in batches of `batch`, until none is left
+/// or the tracker fails; each is deleted only once acknowledged.
+pub async fn forward_all(
+    receipts: &crate::receipts::ReceiptStore,
+    tracker: &TrackerClient,
+    batch: usize,
+) -> Result<Forwarded, NodeError> {
     let mut total = Forwarded::default();
-    let batch = state
-        .config
-        .tracker
-        .forward_batch
-        .clamp(1, MAX_RECEIPT_BATCH);
+    let batch = batch.clamp(1, MAX_RECEIPT_BATCH);
     loop {
-        let pending = state
-            .receipts
+        let pending = receipts
             .pending(batch)
             .await
             .map_err(|e| NodeError::Tracker(format!("reading receipts: {e}")))?;
@@ -327,8 +356,7 @@ pub async fn forward_pending(
         }
         let settled: Vec<(SignedReceipt, Option<RejectionCode>)> =
             pending.into_iter().zip(verdicts).collect();
-        state
-            .receipts
+        receipts
             .settle(&settled)
             .await
             .map_err(|e| NodeError::Tracker(format!("recording verdicts: {e}")))?;
@@ -350,12 +378,18 @@ pub async fn run(
     let forward_every = Duration::from_secs(state.config.tracker.forward_interval_secs.max(1));
     let mut announce = tokio::time::interval(announce_every);
     let mut forward = tokio::time::interval(forward_every);
+    let mut exited = false;
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
-            _ = announce.tick() => {
+            _ = announce.tick(), if !exited => {
                 match announce_once(&state, &tracker, &public_url, payout).await {
                     Ok(()) => tracing::debug!("announced"),
+                    Err(NodeError::Exited(error)) => {
+                        // Receipts still go out (the oracle pays an exited key's receipts).
+                        tracing::error!(%error, "this node exited the network: announcements stopped");
+                        exited = true;
+                    }
                     Err(error) => {
                         // Retried soon, not a whole interval later: a node the tracker
                         // does not list is neither found nor paid.

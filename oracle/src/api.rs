@@ -14,11 +14,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dsi_api::oracle::{
-    AnnounceResponse, ChunkLengthsRequest, ChunkLengthsResponse, ChunkProofResponse, CloseRequest,
-    CloseResponse, ClosedEpoch, ContentFunding, Credit, CreditRequest, CurrentEpoch, EpochInfo,
-    EpochStatus, FundedHolder, Info, Leaf, MAX_CHUNK_LENGTH_QUERY, MAX_SPONSORED_EPOCHS,
-    MAX_SPONSORED_REPLICAS, ManifestResponse, OpenEpoch, Peer, PeersResponse, SeederResponse,
-    SponsorRequest, Sponsorship,
+    AnnounceResponse, AvailabilityResponse, ChunkLengthsRequest, ChunkLengthsResponse,
+    ChunkProofResponse, CloseRequest, CloseResponse, ClosedEpoch, ContentFunding, Credit,
+    CreditRequest, CurrentEpoch, EpochInfo, EpochStatus, FundedHolder, Info, Leaf,
+    MAX_CHUNK_LENGTH_QUERY, MAX_SPONSORED_EPOCHS, MAX_SPONSORED_REPLICAS, ManifestResponse,
+    OpenEpoch, Peer, PeersResponse, SeederResponse, SponsorRequest, Sponsorship,
 };
 use dsi_api::registrant::{RegistrantHeader, RegistrantHeaderError};
 use dsi_api::{
@@ -27,13 +27,16 @@ use dsi_api::{
 };
 use dsi_protocol::announce::{MAX_ANNOUNCED_CONTENTS, MAX_URL_LEN};
 use dsi_protocol::manifest::MAX_CHUNK_SIZE;
-use dsi_protocol::{ChunkId, ContentId, Epoch, Manifest, NodeId, SignedAnnouncement, now_ms};
+use dsi_protocol::{
+    Availability, ChunkId, ContentId, Epoch, Manifest, NodeId, SignedAnnouncement,
+    SignedAvailability, now_ms,
+};
 use dsi_service::http::{ApiError, JsonBody, json_errors, parse_json};
 
 use crate::OracleState;
 use crate::close::{CloseError, close_through};
 use crate::ingest::ingest;
-use crate::store::{AnnounceOutcome, LocationBound, Registered, StoreError};
+use crate::store::{AnnounceOutcome, LocationBound, NoticeOutcome, Registered, StoreError};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -62,6 +65,7 @@ pub fn router(state: Arc<OracleState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/info", get(info))
         .route("/v1/announce", post(announce))
+        .route("/v1/availability", post(availability))
         .route("/v1/manifests", post(register_manifest))
         .route("/v1/chunk-lengths", post(chunk_lengths))
         .route("/v1/chunks/{id}", post(prove_chunk))
@@ -287,6 +291,9 @@ async fn announce(
             ),
         ));
     }
+    if let AnnounceOutcome::Exited(epoch) = outcome {
+        return Err(exited(&a.node, epoch));
+    }
     if let AnnounceOutcome::Displaced { weaker } = outcome {
         tracing::info!(node = %a.node.short(), weaker = %weaker.short(), "a key took a full network's place from one the last close did not prove");
     }
@@ -308,6 +315,100 @@ async fn announce(
         expires_at_ms,
         unknown_contents,
         stored,
+    }))
+}
+
+fn exited(node: &NodeId, epoch: Epoch) -> ApiError {
+    ApiError::new(
+        ErrorCode::NodeExited,
+        format!(
+            "{node} exited the network in epoch {epoch}; an exited key is not taken again (a \
+             node that rejoins does so with a new key)"
+        ),
+    )
+}
+
+/// `POST /v1/availability`: a node pauses, resumes or exits ([`SignedAvailability`]).
+async fn availability(
+    State(state): State<Arc<OracleState>>,
+    JsonBody(signed): JsonBody<SignedAvailability>,
+) -> ApiResult<Json<AvailabilityResponse>> {
+    let notice = &signed.notice;
+    let max = state.config.tracker.max_paused_epochs;
+    if let Availability::Pause { epochs } = notice.change
+        && (epochs == 0 || epochs > max)
+    {
+        return Err(ApiError::new(
+            ErrorCode::PauseTooLong,
+            format!(
+                "a pause of {epochs} epochs: a pause lasts 1 to {max} epochs \
+                 (tracker.max_paused_epochs); resume, then pause again for longer"
+            ),
+        ));
+    }
+    signed.verify(&state.config.network).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadSignature,
+            format!("{e} (network {})", state.config.network),
+        )
+    })?;
+    let now = now_ms();
+    if notice.issued_at_ms.abs_diff(now) > state.config.tracker.max_clock_skew_ms {
+        return Err(ApiError::new(
+            ErrorCode::ClockSkew,
+            format!(
+                "notice issued at {} ms, oracle time is {now} ms",
+                notice.issued_at_ms
+            ),
+        ));
+    }
+    let epochs = &state.config.epochs;
+    let current = epochs.epoch_at(now);
+    let outcome = {
+        let _serial = state.announce_lock.lock().await;
+        state.store.apply_notice(notice, current, now).await?
+    };
+    let node = notice.node;
+    let availability = match outcome {
+        NoticeOutcome::Applied(availability) => availability,
+        NoticeOutcome::UnknownNode => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownNode,
+                format!("the tracker holds no announcement of {node}: announce first"),
+            ));
+        }
+        NoticeOutcome::Exited(epoch) => return Err(exited(&node, epoch)),
+        NoticeOutcome::Stale => {
+            return Err(ApiError::new(
+                ErrorCode::StaleNotice,
+                format!(
+                    "a notice issued at {} ms is not newer than the last one taken from {node}",
+                    notice.issued_at_ms
+                ),
+            ));
+        }
+        NoticeOutcome::AlreadyPaused { from, until } => {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyPaused,
+                format!(
+                    "{node} is paused for epochs {from} to {} already; resume first",
+                    until.0.saturating_sub(1)
+                ),
+            ));
+        }
+        NoticeOutcome::NotPaused => {
+            return Err(ApiError::new(
+                ErrorCode::NotPaused,
+                format!("{node} is not paused"),
+            ));
+        }
+    };
+    tracing::info!(node = %node.short(), ?availability, "availability notice");
+    let (_, end) = epochs.window(current);
+    Ok(Json(AvailabilityResponse {
+        availability,
+        current_epoch: current,
+        audited_until_ms: end.saturating_add(state.config.close.delay_ms),
     }))
 }
 
@@ -532,9 +633,10 @@ async fn peers(
             format!("no manifest for {content}"),
         ));
     }
+    let now = now_ms();
     let peers = state
         .store
-        .peers_for(&content, now_ms())
+        .peers_for(&content, now, state.config.epochs.epoch_at(now))
         .await?
         .into_iter()
         .map(|n| Peer {
@@ -719,6 +821,10 @@ async fn seeder(
         factor: seeder.reputation.factor(params).0,
         cumulative: seeder.cumulative,
         announcement,
+        availability: state
+            .store
+            .availability(&node, state.config.epochs.epoch_at(now_ms()))
+            .await?,
         audits: state.store.audits(&node, 50).await?,
         epochs: state.store.seeder_leaves(&node, 50).await?,
     }))

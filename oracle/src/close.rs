@@ -568,11 +568,16 @@ pub async fn content_chunks(
 /// expired announcement is a node that was away, like an unreachable one). A run keeps its
 /// `since` and its last `proven` epoch; it counts for nothing until proven again, and then
 /// its `since` moves on by the epochs it missed ([`resumed_since`]).
+///
+/// The runs of a node paused in `epoch` (`paused(node)`) wait for it whatever their age:
+/// `since` and `proven` both move on by one, so the pause uses none of the grace and
+/// adds no seniority.
 pub fn carried_runs<'a>(
     before: impl IntoIterator<Item = &'a Held>,
     proven_now: &[Held],
     announces: impl Fn(&NodeId, &ContentId) -> Option<bool>,
     disproven: impl Fn(&NodeId, &ContentId) -> bool,
+    paused: impl Fn(&NodeId) -> bool,
     epoch: Epoch,
     grace: u64,
 ) -> Vec<Held> {
@@ -583,10 +588,20 @@ pub fn carried_runs<'a>(
         .filter(|h| {
             !now.contains(&(h.node, h.content))
                 && !disproven(&h.node, &h.content)
-                && epoch.0.saturating_sub(h.proven.0) <= grace
                 && announces(&h.node, &h.content) != Some(false)
         })
-        .copied()
+        .filter_map(|h| {
+            if paused(&h.node) {
+                let shift = |e: Epoch| Epoch(e.0.saturating_add(1).min(epoch.0));
+                Some(Held {
+                    since: shift(h.since),
+                    proven: shift(h.proven),
+                    ..*h
+                })
+            } else {
+                (epoch.0.saturating_sub(h.proven.0) <= grace).then_some(*h)
+            }
+        })
         .collect();
     carried.sort_by_key(|h| (h.node, h.content));
     carried
@@ -631,6 +646,9 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         mirror_chain_funding(state, chain, epoch).await?;
     }
     let live = state.store.live_nodes(now).await?;
+    // Nodes that announced a pause covering this epoch: not audited, their reputation and
+    // runs wait for them (`tracker.max_paused_epochs` bounds a pause).
+    let paused = state.store.paused_in(epoch).await?;
     let content_chunks = content_chunks(state, &live).await?;
     // Every funded content a node announces gets a chunk in its challenge. (Read again
     // under the lock for the pay: a sponsorship recorded meanwhile is paid, and only
@@ -647,9 +665,14 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     // announce time): a URL proves nothing about where a node is, and a node is audited
     // only at an address of its URL inside that network.
     let locations = state.store.live_locations(now).await?;
+    let audited: Vec<NodeAnnouncement> = live
+        .iter()
+        .filter(|n| !paused.contains(&n.node))
+        .cloned()
+        .collect();
     let audits = crate::audit::audit_nodes(
         state,
-        &live,
+        &audited,
         &locations,
         &content_chunks,
         &funded_now,
@@ -775,10 +798,11 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     // it). Without audits (a test network with `audit.enabled = false`) every announcement
     // counts.
     let proven = |node: &NodeId| {
-        !config.audit.enabled
-            || outcomes
-                .get(node)
-                .is_some_and(|&(passed, failed)| passed > 0 && failed == 0)
+        !paused.contains(node)
+            && (!config.audit.enabled
+                || outcomes
+                    .get(node)
+                    .is_some_and(|&(passed, failed)| passed > 0 && failed == 0))
     };
     // Funded contents. Only registered, announced contents can have holders.
     let all_funded = funded_contents(
@@ -855,6 +879,7 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
         &held,
         |node, content| announced.get(node).map(|c| c.contains(content)),
         |node, content| disproven.contains(&(*node, *content)),
+        |node| paused.contains(node),
         epoch,
         config.audit.seniority_grace_epochs,
     );
@@ -925,9 +950,14 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
     for (seeder, payout) in &earners {
         let previous = state.store.seeder_state(seeder).await?;
         let (passed, failed) = outcomes.get(seeder).copied().unwrap_or((0, 0));
-        let reputation = previous
-            .reputation
-            .update(&config.reputation, passed, failed);
+        // A paused node's evidence neither decays nor grows: its reputation waits.
+        let reputation = if paused.contains(seeder) {
+            previous.reputation
+        } else {
+            previous
+                .reputation
+                .update(&config.reputation, passed, failed)
+        };
         // A network without audits cannot vet anyone: every key counts as vetted there.
         // Only audits of funded content vet a key: holding junk proves nothing anyone pays
         // for, and would vet a stock of fresh keys for free.
@@ -1618,7 +1648,15 @@ mod tests {
             6 => None,
             _ => Some(true),
         };
-        let carried = carried_runs(&before, &proven_now, announces, disproven, Epoch(20), 3);
+        let carried = carried_runs(
+            &before,
+            &proven_now,
+            announces,
+            disproven,
+            |_| false,
+            Epoch(20),
+            3,
+        );
         assert_eq!(
             carried,
             vec![
@@ -1629,8 +1667,54 @@ mod tests {
             ]
         );
         // Without grace, only runs proven now go on.
-        let none = carried_runs(&before, &proven_now, announces, disproven, Epoch(20), 0);
+        let none = carried_runs(
+            &before,
+            &proven_now,
+            announces,
+            disproven,
+            |_| false,
+            Epoch(20),
+            0,
+        );
         assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn a_paused_node_keeps_its_runs_without_using_grace_or_gaining_seniority() {
+        let paused = |node: &NodeId| node.0[0] == 1;
+        // Node 1 proved its run last in 10 (since 4) and pauses 11 to 30, far past a grace of
+        // 3; node 2, not paused, loses its run of the same age.
+        let mut runs = vec![run(1, 9, 4, 10), run(2, 9, 4, 10)];
+        for epoch in 11..=30 {
+            runs = carried_runs(
+                &runs,
+                &[],
+                |_, _| None,
+                |_, _| false,
+                paused,
+                Epoch(epoch),
+                3,
+            );
+        }
+        assert_eq!(
+            runs,
+            vec![run(1, 9, 24, 30)],
+            "shifted by the 20 paused epochs"
+        );
+        // Back and proven in 31: no epoch counts as missed, and the seniority (epochs since
+        // `since`) is what it was when the pause began (10 − 4 = 6, now 30 − 24 = 6).
+        assert_eq!(resumed_since(&runs[0], Epoch(31)), Epoch(24));
+        // A paused node's run disproven or let go still ends.
+        let ended = carried_runs(
+            &runs,
+            &[],
+            |_, _| Some(false),
+            |_, _| false,
+            paused,
+            Epoch(31),
+            3,
+        );
+        assert!(ended.is_empty(), "{ended:?}");
     }
 
     #[test]

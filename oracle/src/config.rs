@@ -119,6 +119,10 @@ pub struct TrackerConfig {
     /// Announced URLs naming a host (not an IP address) resolved at once; an announcement
     /// past it is refused `503 resolver_busy`. 0: names are refused (announce an address).
     pub max_concurrent_resolutions: u32,
+    /// Longest pause a node may announce (`node-lite pause --epochs N`), in epochs. A
+    /// paused node is neither listed nor audited, and its reputation and seniority wait
+    /// for it; past this the node resumes, and an absent node is treated as one.
+    pub max_paused_epochs: u32,
 }
 
 /// `[close]`.
@@ -203,6 +207,7 @@ impl Default for TrackerConfig {
             max_manifest_bytes_per_node: 64 << 20,
             max_nodes_per_location: 16,
             max_concurrent_resolutions: 16,
+            max_paused_epochs: 168,
         }
     }
 }

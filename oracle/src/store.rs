@@ -11,12 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
-use dsi_api::oracle::{Audit, ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement, Sponsorship};
+use dsi_api::oracle::{
+    Audit, ClosedEpoch, EpochStatus, Leaf, NodeAnnouncement, NodeAvailability, Sponsorship,
+};
 use dsi_protocol::reputation::ReputationState;
 use dsi_protocol::reward::Location;
 use dsi_protocol::{
-    Announcement, ChunkId, ContentId, Epoch, Manifest, NodeId, PayoutAccount, Receipt, Signature,
-    SignedReceipt,
+    Announcement, Availability, AvailabilityNotice, ChunkId, ContentId, Epoch, Manifest, NodeId,
+    PayoutAccount, Receipt, Signature, SignedReceipt,
 };
 use parity_scale_codec::{Decode, Encode};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -175,6 +177,8 @@ pub enum AnnounceOutcome {
     },
     /// Older than (or as old as) the one held; ignored.
     Stale,
+    /// The key exited the network (in this epoch); nothing stored.
+    Exited(Epoch),
     /// A key not yet live at `location`, which already has `live` live keys (the
     /// per-location bound), none with less vetting credit; nothing stored.
     LocationFull {
@@ -183,6 +187,28 @@ pub enum AnnounceOutcome {
         /// Live keys there.
         live: u64,
     },
+}
+
+/// What happened to an availability notice ([`Store::apply_notice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeOutcome {
+    /// Taken: the node's availability now.
+    Applied(NodeAvailability),
+    /// The tracker holds no record of the key.
+    UnknownNode,
+    /// The key exited in this epoch.
+    Exited(Epoch),
+    /// Not newer than the last notice taken from the node.
+    Stale,
+    /// A pause from a node paused now or from the next epoch.
+    AlreadyPaused {
+        /// The pause in effect.
+        from: Epoch,
+        /// Its end (exclusive).
+        until: Epoch,
+    },
+    /// A resume from a node that is not paused.
+    NotPaused,
 }
 
 /// A seeder's running state.
@@ -722,8 +748,8 @@ impl Store {
         let node = announcement.node.0.to_vec();
         let mut tx = self.pool.begin().await.map_err(query_error("announcing"))?;
         let held = sqlx::query(
-            "SELECT issued_at_ms, first_seen_ms, expires_at_ms, location FROM nodes \
-             WHERE node = $1",
+            "SELECT issued_at_ms, first_seen_ms, expires_at_ms, location, exited_epoch \
+             FROM nodes WHERE node = $1",
         )
         .bind(node.clone())
         .fetch_optional(&mut *tx)
@@ -733,6 +759,9 @@ impl Store {
         let mut live_here = false;
         let first_seen = match held {
             Some(row) => {
+                if let Some(exited) = row.try_get::<Option<i64>, _>(4).map_err(corrupt)? {
+                    return Ok(AnnounceOutcome::Exited(Epoch(u64_of(exited))));
+                }
                 let issued: i64 = row.try_get(0).map_err(corrupt)?;
                 if u64_of(issued) >= announcement.issued_at_ms {
                     return Ok(AnnounceOutcome::Stale);
@@ -935,8 +964,189 @@ impl Store {
         .await
         .map_err(query_error("pruning nodes"))?
         .rows_affected();
+        // Ended pauses once older than any notice the clock-skew window lets in (a replay
+        // of one is refused `clock_skew`), and rows of forgotten nodes.
+        sqlx::query(
+            "DELETE FROM availability WHERE (until_epoch <= $1 AND issued_at_ms < $2) \
+             OR node NOT IN (SELECT node FROM nodes)",
+        )
+        .bind(i64_of(closed.0))
+        .bind(i64_of(before_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("pruning pauses"))?;
         tx.commit().await.map_err(query_error("pruning nodes"))?;
         Ok(gone)
+    }
+
+    // ---- availability ----------------------------------------------------------------
+
+    /// Takes a verified availability notice from a node, issued at `current` (the epoch
+    /// now) and `now_ms`. A pause covers the `epochs` epochs after `current`; a resume ends
+    /// a pause before `current` (which its close then audits) or cancels one not started;
+    /// an exit ends the node's announcement and its runs and refuses its later ones.
+    /// Callers check the pause's length and serialize notices with announcements.
+    pub async fn apply_notice(
+        &self,
+        notice: &AvailabilityNotice,
+        current: Epoch,
+        now_ms: u64,
+    ) -> Result<NoticeOutcome> {
+        let node = notice.node.0.to_vec();
+        let corrupt = |_| StoreError::Corrupt("availability");
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("taking a notice"))?;
+        let exited = sqlx::query("SELECT exited_epoch FROM nodes WHERE node = $1")
+            .bind(node.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error("reading a node"))?;
+        match exited {
+            None => return Ok(NoticeOutcome::UnknownNode),
+            Some(row) => {
+                if let Some(epoch) = row.try_get::<Option<i64>, _>(0).map_err(corrupt)? {
+                    return Ok(NoticeOutcome::Exited(Epoch(u64_of(epoch))));
+                }
+            }
+        }
+        let held = sqlx::query(
+            "SELECT issued_at_ms, from_epoch, until_epoch FROM availability WHERE node = $1",
+        )
+        .bind(node.clone())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error("reading a pause"))?;
+        let held = match held {
+            Some(row) => {
+                let issued: i64 = row.try_get(0).map_err(corrupt)?;
+                if u64_of(issued) >= notice.issued_at_ms {
+                    return Ok(NoticeOutcome::Stale);
+                }
+                let from = Epoch(u64_of(row.try_get(1).map_err(corrupt)?));
+                let until = Epoch(u64_of(row.try_get(2).map_err(corrupt)?));
+                (until > current).then_some((from, until))
+            }
+            None => None,
+        };
+        let (from, until, availability) = match notice.change {
+            Availability::Pause { epochs } => {
+                if let Some((from, until)) = held {
+                    return Ok(NoticeOutcome::AlreadyPaused { from, until });
+                }
+                let from = Epoch(current.0.saturating_add(1));
+                let until = Epoch(from.0.saturating_add(u64::from(epochs)));
+                (from, until, NodeAvailability::Paused { from, until })
+            }
+            Availability::Resume => {
+                let Some((from, _)) = held else {
+                    return Ok(NoticeOutcome::NotPaused);
+                };
+                // The current epoch is active again (its close audits the node); a pause
+                // that had not started is cancelled.
+                (from, current, NodeAvailability::Active)
+            }
+            Availability::Exit => {
+                sqlx::query(
+                    "UPDATE nodes SET exited_epoch = $1, \
+                     expires_at_ms = CASE WHEN expires_at_ms > $2 THEN $2 ELSE expires_at_ms END \
+                     WHERE node = $3",
+                )
+                .bind(i64_of(current.0))
+                .bind(i64_of(now_ms))
+                .bind(node.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording an exit"))?;
+                for table in ["holdings", "held_since"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE node = $1"))
+                        .bind(node.clone())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("recording an exit"))?;
+                }
+                (
+                    current,
+                    current,
+                    NodeAvailability::Exited { epoch: current },
+                )
+            }
+        };
+        sqlx::query("DELETE FROM availability WHERE node = $1")
+            .bind(node.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording a notice"))?;
+        sqlx::query(
+            "INSERT INTO availability (node, issued_at_ms, from_epoch, until_epoch) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(node)
+        .bind(i64_of(notice.issued_at_ms))
+        .bind(i64_of(from.0))
+        .bind(i64_of(until.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("recording a notice"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("recording a notice"))?;
+        Ok(NoticeOutcome::Applied(availability))
+    }
+
+    /// A node's availability at `current` (the epoch now): exited, paused now or from a
+    /// later epoch, or active.
+    pub async fn availability(&self, node: &NodeId, current: Epoch) -> Result<NodeAvailability> {
+        let corrupt = |_| StoreError::Corrupt("availability");
+        let exited = sqlx::query("SELECT exited_epoch FROM nodes WHERE node = $1")
+            .bind(node.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading a node"))?;
+        if let Some(row) = exited
+            && let Some(epoch) = row.try_get::<Option<i64>, _>(0).map_err(corrupt)?
+        {
+            return Ok(NodeAvailability::Exited {
+                epoch: Epoch(u64_of(epoch)),
+            });
+        }
+        let row = sqlx::query(
+            "SELECT from_epoch, until_epoch FROM availability WHERE node = $1 AND until_epoch > $2",
+        )
+        .bind(node.0.to_vec())
+        .bind(i64_of(current.0))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a pause"))?;
+        Ok(match row {
+            Some(row) => NodeAvailability::Paused {
+                from: Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
+                until: Epoch(u64_of(row.try_get(1).map_err(corrupt)?)),
+            },
+            None => NodeAvailability::Active,
+        })
+    }
+
+    /// The nodes paused in `epoch`: its close neither audits them nor moves their
+    /// reputation, and their runs wait for them.
+    pub async fn paused_in(&self, epoch: Epoch) -> Result<HashSet<NodeId>> {
+        let rows = sqlx::query(
+            "SELECT node FROM availability WHERE from_epoch <= $1 AND until_epoch > $1",
+        )
+        .bind(i64_of(epoch.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading pauses"))?;
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row
+                    .try_get(0)
+                    .map_err(|_| StoreError::Corrupt("availability"))?;
+                Ok(NodeId(id_from(bytes, "availability.node")?))
+            })
+            .collect()
     }
 
     /// The location each node live at `now_ms` announced from (nodes without one are
@@ -976,19 +1186,24 @@ impl Store {
         Ok(nodes.pop())
     }
 
-    /// Live nodes holding `content`, by id.
+    /// Live nodes holding `content`, by id, except those paused in `epoch` (the epoch now)
+    /// or from the next one.
     pub async fn peers_for(
         &self,
         content: &ContentId,
         now_ms: u64,
+        epoch: Epoch,
     ) -> Result<Vec<NodeAnnouncement>> {
         let rows = sqlx::query(
             "SELECT n.node, n.url, n.payout, n.issued_at_ms, n.expires_at_ms, n.first_seen_ms \
              FROM nodes n JOIN holdings h ON h.node = n.node \
-             WHERE h.content_id = $1 AND n.expires_at_ms > $2 ORDER BY n.node",
+             WHERE h.content_id = $1 AND n.expires_at_ms > $2 AND NOT EXISTS \
+             (SELECT 1 FROM availability a WHERE a.node = n.node AND a.until_epoch > $3) \
+             ORDER BY n.node",
         )
         .bind(content.0.to_vec())
         .bind(i64_of(now_ms))
+        .bind(i64_of(epoch.0))
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("finding peers"))?;

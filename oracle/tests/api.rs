@@ -506,6 +506,156 @@ async fn tracker_announce_manifests_and_peers() {
 }
 
 #[tokio::test]
+async fn availability_notices_pause_resume_and_exit_a_node() {
+    use dsi_protocol::{Availability, SignedAvailability};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let network = state.config.network.clone();
+        let (manifest, _) = content(1, 2);
+        register(&state, &manifest).await;
+        let cid = manifest.content_id();
+        let node = key(1);
+        let id = node.node_id();
+        let peers = async || {
+            get(&state, &format!("/v1/content/{cid}/peers"))
+                .await
+                .json()["peers"]
+                .as_array()
+                .map_or(0, Vec::len)
+        };
+        let mut clock = now_ms();
+        let mut notice = |change| {
+            clock += 1;
+            SignedAvailability::sign(change, clock, &network, &node)
+        };
+        // A key the tracker never saw.
+        let reply = post_json(&state, "/v1/availability", notice(Availability::Resume)).await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::NOT_FOUND, "unknown_node"),
+            "{url}"
+        );
+        let announced = post_json(
+            &state,
+            "/v1/announce",
+            announcement(&node, "http://127.0.0.1:9", 1, vec![cid], &network),
+        )
+        .await;
+        assert_eq!(announced.status, StatusCode::OK);
+        assert_eq!(peers().await, 1);
+
+        let max = state.config.tracker.max_paused_epochs;
+        for epochs in [0, max + 1] {
+            let reply = post_json(
+                &state,
+                "/v1/availability",
+                notice(Availability::Pause { epochs }),
+            )
+            .await;
+            assert_eq!(
+                (reply.status, reply.code().as_str()),
+                (StatusCode::BAD_REQUEST, "pause_too_long")
+            );
+        }
+        let pause = notice(Availability::Pause { epochs: 3 });
+        let reply = post_json(&state, "/v1/availability", pause).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+        let current = Epoch(reply.json()["current_epoch"].as_u64().expect("epoch"));
+        assert_eq!(reply.json()["availability"]["state"], "paused");
+        assert_eq!(reply.json()["availability"]["from"], current.0 + 1);
+        assert_eq!(reply.json()["availability"]["until"], current.0 + 4);
+        assert_eq!(peers().await, 0, "not listed from the notice on");
+        // The notice's epoch is audited; the next three are not.
+        for (epoch, paused) in [(0, false), (1, true), (3, true), (4, false)] {
+            let set = state
+                .store
+                .paused_in(Epoch(current.0 + epoch))
+                .await
+                .expect("paused");
+            assert_eq!(set.contains(&id), paused, "epoch +{epoch}");
+        }
+        let replay = post_json(&state, "/v1/availability", pause).await;
+        assert_eq!(
+            (replay.status, replay.code().as_str()),
+            (StatusCode::CONFLICT, "stale_notice")
+        );
+        let again = post_json(
+            &state,
+            "/v1/availability",
+            notice(Availability::Pause { epochs: 1 }),
+        )
+        .await;
+        assert_eq!(again.code(), "already_paused");
+        let mut forged = notice(Availability::Resume);
+        forged.notice.change = Availability::Exit;
+        assert_eq!(
+            post_json(&state, "/v1/availability", forged).await.code(),
+            "bad_signature"
+        );
+        let mut skewed = notice(Availability::Resume);
+        skewed.notice.issued_at_ms += 3_600_000;
+        let skewed = SignedAvailability::sign(
+            skewed.notice.change,
+            skewed.notice.issued_at_ms,
+            &network,
+            &node,
+        );
+        assert_eq!(
+            post_json(&state, "/v1/availability", skewed).await.code(),
+            "clock_skew"
+        );
+        let page = get(&state, &format!("/v1/seeders/{id}")).await.json();
+        assert_eq!(page["availability"]["state"], "paused");
+
+        // A resume before the pause starts cancels it.
+        let reply = post_json(&state, "/v1/availability", notice(Availability::Resume)).await;
+        assert_eq!(reply.json()["availability"]["state"], "active");
+        assert_eq!(peers().await, 1);
+        assert!(
+            !state
+                .store
+                .paused_in(Epoch(current.0 + 1))
+                .await
+                .expect("paused")
+                .contains(&id)
+        );
+        let reply = post_json(&state, "/v1/availability", notice(Availability::Resume)).await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::CONFLICT, "not_paused")
+        );
+
+        // An exit is final: off the lists, the key's announcements and notices refused.
+        let reply = post_json(&state, "/v1/availability", notice(Availability::Exit)).await;
+        assert_eq!(reply.json()["availability"]["state"], "exited");
+        assert_eq!(peers().await, 0);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let back = post_json(
+            &state,
+            "/v1/announce",
+            announcement(&node, "http://127.0.0.1:9", 1, vec![cid], &network),
+        )
+        .await;
+        assert_eq!(
+            (back.status, back.code().as_str()),
+            (StatusCode::GONE, "node_exited")
+        );
+        let reply = post_json(&state, "/v1/availability", notice(Availability::Resume)).await;
+        assert_eq!(reply.code(), "node_exited");
+        let page = get(&state, &format!("/v1/seeders/{id}")).await.json();
+        assert_eq!(page["availability"]["state"], "exited");
+        // The prune forgets a key that never earned, with its notices.
+        let pruned = state
+            .store
+            .prune_expired_nodes(now_ms() + 1, current)
+            .await
+            .expect("prune");
+        assert_eq!(pruned, 1);
+    }
+}
+
+#[tokio::test]
 async fn announcements_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config();

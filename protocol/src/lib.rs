@@ -44,6 +44,7 @@ extern crate std;
 pub mod announce;
 #[cfg(feature = "blake3")]
 pub mod audit;
+pub mod availability;
 pub mod epoch;
 pub mod fixed;
 pub mod ids;
@@ -58,6 +59,7 @@ pub mod request;
 pub mod reward;
 
 pub use announce::{Announcement, SignedAnnouncement};
+pub use availability::{Availability, AvailabilityNotice, SignedAvailability};
 pub use epoch::EpochSchedule;
 #[cfg(feature = "std")]
 pub use epoch::now_ms;

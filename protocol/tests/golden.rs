@@ -6,7 +6,8 @@
 //! golden` and review the diff: a changed vector is a breaking protocol change.
 //!
 //! `docs/PROTOCOL.md` explains every field of these files. Besides the formats themselves
-//! (`manifest.json`, `manifest_long.json`, `receipt.json`, `announce.json`, `merkle.json`,
+//! (`manifest.json`, `manifest_long.json`, `receipt.json`, `announce.json`,
+//! `availability.json`, `merkle.json`,
 //! `epoch.json`, `chunk_request.json`, `audit.json`), `compact.json` pins SCALE's compact length prefix in all its modes and
 //! `refused.json` lists byte strings and names that decoders must refuse (and edge cases
 //! they must accept), each checked here against the crate's strict decoders.
@@ -386,6 +387,56 @@ fn announce_vector() {
             "signing_bytes": hex::encode(&signing_bytes),
             "signature": signed.signature.to_string(),
             "wire_json": wire,
+        }),
+    );
+}
+
+#[test]
+fn availability_vector() {
+    use dsi_protocol::{Availability, SignedAvailability};
+    let key = SecretKey::from_seed(&[0x07; 32]);
+    let network = NetworkId::new("dsi-local").unwrap();
+    let notices: Vec<Value> = [
+        Availability::Pause { epochs: 24 },
+        Availability::Resume,
+        Availability::Exit,
+    ]
+    .into_iter()
+    .map(|change| {
+        let signed = SignedAvailability::sign(change, 1_764_000_000_000, &network, &key);
+        signed.verify(&network).unwrap();
+        assert!(
+            signed
+                .verify(&NetworkId::new("dsi-devnet").unwrap())
+                .is_err()
+        );
+        let wire = serde_json::to_string(&signed).unwrap();
+        let parsed: SignedAvailability = serde_json::from_str(&wire).unwrap();
+        assert_eq!(parsed, signed);
+        let signing_bytes = signed.notice.signing_bytes(&network);
+        let mut expected = b"dsi/availability/v1".to_vec();
+        expected.extend(network.encode());
+        expected.extend(signed.notice.encode());
+        assert_eq!(signing_bytes, expected);
+        json!({
+            "notice": serde_json::to_value(signed.notice).unwrap(),
+            "scale": hex::encode(signed.notice.encode()),
+            "signing_bytes": hex::encode(&signing_bytes),
+            "signature": signed.signature.to_string(),
+            "wire_json": wire,
+        })
+    })
+    .collect();
+    check(
+        "availability.json",
+        json!({
+            "description": "node seed = 32 bytes of 0x07 (the seeder of receipt.json); a pause \
+                of 24 epochs, a resume and an exit, each issued at 1764000000000. wire_json is \
+                the exact body of POST /v1/availability (flat: the notice's fields and \
+                \"signature\" in one object)",
+            "network": network.as_str(),
+            "node_seed": hex::encode([0x07u8; 32]),
+            "notices": notices,
         }),
     );
 }

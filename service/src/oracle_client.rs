@@ -193,6 +193,16 @@ impl OracleClient {
             .await
     }
 
+    /// `POST /v1/availability`: a node's signed pause, resume or exit.
+    pub async fn availability(
+        &self,
+        signed: &dsi_protocol::SignedAvailability,
+    ) -> Result<dsi_api::oracle::AvailabilityResponse> {
+        let url = self.endpoint("v1/availability")?;
+        self.json(&url, self.http.post(url.clone()).json(signed))
+            .await
+    }
+
     /// `POST /v1/manifests`: registers a manifest's canonical bytes as the node of `key`
     /// (signed `x-dsi-registrant` header for `network`; the oracle charges the bytes to
     /// that key's quota).

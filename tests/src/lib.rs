@@ -351,6 +351,22 @@ impl OracleProcess {
             .to_string()
     }
 
+    /// Sponsors `content`'s storage (one token per epoch for 1000 epochs, 3 replicas)
+    /// through the admin API.
+    pub async fn sponsor(&self, content: &dsi_protocol::ContentId) {
+        let request = dsi_api::oracle::SponsorRequest {
+            content: *content,
+            per_epoch: 1_000_000_000_000,
+            epochs: 1_000,
+            replicas: 3,
+            first_epoch: None,
+        };
+        self.client
+            .sponsor(&self.admin_token(), &request)
+            .await
+            .expect("sponsor");
+    }
+
     /// The SQLite database URL.
     pub fn database_url(&self) -> String {
         format!("sqlite://{}", self.data_dir.join("oracle.db").display())

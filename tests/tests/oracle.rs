@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use dsi_api::oracle::EpochInfo;
 use dsi_protocol::reputation::Standing;
-use dsi_protocol::{
-    ChunkId, ContentId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt, now_ms,
-};
+use dsi_protocol::{ChunkId, Manifest, NodeId, Receipt, SecretKey, SignedReceipt, now_ms};
 use dsi_service::OracleClient;
 use dsi_tests::OracleProcess;
 
@@ -199,23 +197,6 @@ async fn kill_9_during_ingest_loses_no_acknowledged_receipt() {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
-/// Sponsors `content`'s storage (one token per epoch for 1000 epochs, 3 replicas) through
-/// the oracle's admin API.
-async fn sponsor(oracle: &OracleProcess, content: &ContentId) {
-    let request = dsi_api::oracle::SponsorRequest {
-        content: *content,
-        per_epoch: 1_000_000_000_000,
-        epochs: 1_000,
-        replicas: 3,
-        first_epoch: None,
-    };
-    oracle
-        .client
-        .sponsor(&oracle.admin_token(), &request)
-        .await
-        .expect("sponsor");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     use dsi_tests::{Seeder, node_lite_ok, poll, random_file, sha256_of};
@@ -277,7 +258,7 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     // is sponsored and the downloader's key has credit.
     let downloader = tmp.path().join("downloader");
     node_lite_ok(&downloader, &["init"]);
-    sponsor(&oracle, &content_id).await;
+    oracle.sponsor(&content_id).await;
     let key = node_lite::DataDir::new(&downloader).key().expect("key");
     let request = dsi_api::oracle::CreditRequest {
         downloader: key.node_id(),
@@ -431,7 +412,7 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
     );
     // All three contents are sponsored: storage pays only for funded content.
     for content in held.iter().chain(&third) {
-        sponsor(&oracle, content).await;
+        oracle.sponsor(content).await;
     }
     poll("the three nodes announced", async || {
         let peers = client.peers(&third[0]).await.ok()?;

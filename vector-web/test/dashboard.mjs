@@ -25,6 +25,7 @@ try {
     node: await text('#node'),
     cumulative: await text('#cumulative'),
     standing: await text('#standing'),
+    availability: await text('#availability'),
     pending: await text('#pending'),
     epochRows: await page.$$eval('#epochs table tr', (rows) => rows.length - 1),
     storage: await text('#storage'),

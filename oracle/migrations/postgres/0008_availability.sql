@@ -1,0 +1,14 @@
+-- Pause, resume and exit (issue 16): a node's signed availability notices.
+-- The newest notice taken from each node (replays of older ones are refused), and the
+-- epochs it is paused: from_epoch (inclusive) to until_epoch (exclusive). A resumed or
+-- ended pause keeps its row (until_epoch <= the epoch now) until it is older than the
+-- clock skew window; rows of nodes forgotten by the prune go with them.
+CREATE TABLE availability (
+    node         BYTEA PRIMARY KEY,
+    issued_at_ms BIGINT NOT NULL,
+    from_epoch   BIGINT NOT NULL,
+    until_epoch  BIGINT NOT NULL
+);
+
+-- The epoch a node exited in (NULL: it has not). An exited key's announcements are refused.
+ALTER TABLE nodes ADD COLUMN exited_epoch BIGINT;
