@@ -511,6 +511,63 @@ pub struct ContentFunding {
     pub holders: Vec<FundedHolder>,
 }
 
+/// `GET /v1/replication`: every funded content with its counted replicas and what one more
+/// replica would earn, best paid per byte first. Replicators (`node-lite serve
+/// --replicate`) fetch what is below its target and drop what is over it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    /// The newest closed epoch: its audits proved the holders listed (`None`: no close yet).
+    pub closed_epoch: Option<Epoch>,
+    /// The funded contents, at most [`MAX_REPLICATION_ENTRIES`].
+    pub contents: Vec<ReplicationEntry>,
+}
+
+/// Most contents in a [`Replication`] answer.
+pub const MAX_REPLICATION_ENTRIES: usize = 1000;
+
+/// One funded content in [`Replication`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationEntry {
+    /// The content.
+    pub content: ContentId,
+    /// Its size in bytes.
+    pub length: u64,
+    /// Replicas its funding pays (one per network).
+    pub target: u32,
+    /// The replicas counted (one node per /24 or /48 network, the longest-proven first,
+    /// proven by the newest close), at most `target` of them: a holder not listed is
+    /// surplus.
+    pub holders: Vec<NodeId>,
+    /// Networks holding it proven by the newest close, listed or not.
+    pub holder_count: u32,
+    /// Its funding per epoch, native units (for subsidized content an even share of the
+    /// subsidy budget: an estimate, the close weighs by length, rarity and boost).
+    #[serde(with = "decimal")]
+    pub per_epoch: u128,
+    /// What one replica earns per epoch at the target (`per_epoch / target`).
+    #[serde(with = "decimal")]
+    pub per_replica_per_epoch: u128,
+}
+
+impl ReplicationEntry {
+    /// Replicas still wanted (0 at or above the target).
+    pub fn wanted(&self) -> u32 {
+        self.target.saturating_sub(self.holder_count)
+    }
+
+    /// Orders entries best paid per byte first (`per_replica_per_epoch / length`, compared
+    /// by cross-multiplication; empty content last), then by content id.
+    pub fn better_paid(a: &Self, b: &Self) -> std::cmp::Ordering {
+        let left = a
+            .per_replica_per_epoch
+            .saturating_mul(u128::from(b.length.max(1)));
+        let right = b
+            .per_replica_per_epoch
+            .saturating_mul(u128::from(a.length.max(1)));
+        right.cmp(&left).then(a.content.cmp(&b.content))
+    }
+}
+
 /// A proven holder of a funded content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FundedHolder {

@@ -406,6 +406,10 @@ pub struct ServeOverrides {
     /// Downloaders served at once (0: no cap).
     #[arg(long, value_name = "N")]
     pub max_downloaders: Option<u32>,
+    /// Replicate funded content below its target, up to SIZE in all (e.g. 20GiB; 0: off):
+    /// best paid per byte first, dropped once no longer needed. Needs a tracker.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub replicate: Option<u64>,
     /// The oracle to announce to and forward receipts to, e.g. http://127.0.0.1:7400
     /// (default from config `[tracker] url`).
     #[arg(long, value_name = "URL")]
@@ -464,6 +468,16 @@ impl ServeOverrides {
         }
         if let Some(n) = self.max_downloaders {
             config.serve.max_concurrent_downloaders = n;
+        }
+        if let Some(bytes) = self.replicate {
+            config.serve.replicate = bytes;
+        }
+        if config.serve.replicate > 0 && config.tracker.url.is_empty() {
+            return Err(NodeError::Usage(
+                "--replicate needs a tracker (--tracker URL or [tracker] url): the oracle says \
+                 what is funded and under-replicated"
+                    .into(),
+            ));
         }
         crate::tracker::TrackerSettings::from_config(&config.tracker)?;
         Ok(config)

@@ -180,6 +180,14 @@ pub struct ServeConfig {
     /// Downloaders served at once (by signed key, or address when serving is not gated); a
     /// new one past it is answered 503 `too_many_downloaders`. 0: no cap.
     pub max_concurrent_downloaders: u32,
+    /// Bytes of funded content the replicator may hold (`"20GiB"`; 0: no replicator). With
+    /// a tracker, the node fetches funded content below its target replication, best paid
+    /// per byte first, and drops what it fetched once no longer needed.
+    #[serde(deserialize_with = "crate::size::deserialize_size")]
+    pub replicate: u64,
+    /// Seconds between the replicator's rounds (each asks the oracle, then fetches at most
+    /// one content or drops what is no longer needed).
+    pub replicate_interval_secs: u64,
     /// Receipts for epochs more than this many epochs before the current one are refused.
     pub receipt_epoch_grace: u64,
     /// A receipt's `issued_at_ms` must lie in its epoch's window widened by this many
@@ -219,6 +227,8 @@ impl Default for ServeConfig {
             max_egress_per_day: 0,
             max_egress_per_month: 0,
             max_concurrent_downloaders: 0,
+            replicate: 0,
+            replicate_interval_secs: 60,
             receipt_epoch_grace: 1,
             receipt_issued_at_skew_ms: 60_000,
             web: String::new(),

@@ -39,6 +39,7 @@ pub mod payer;
 pub mod peers;
 pub mod quota;
 pub mod receipts;
+pub mod replicate;
 pub mod server;
 pub mod size;
 pub mod status;
@@ -103,6 +104,14 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(settings) = tracker {
         let public_url = settings.public_url(address);
+        if state.config.serve.replicate > 0 {
+            tasks.spawn(replicate::run(
+                state.clone(),
+                settings.client.clone(),
+                state.config.serve.replicate,
+                shutdown.clone(),
+            ));
+        }
         tracing::info!(tracker = %settings.client.url(), %public_url, "announcing to the tracker");
         tasks.spawn(tracker::run(
             state.clone(),

@@ -172,6 +172,11 @@ impl ChunkStore {
         })
     }
 
+    /// The data directory the store lives in.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// Where chunk `id` is (or would be) stored.
     pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
         let hex = id.to_string();

@@ -71,6 +71,11 @@ impl TrackerClient {
         self.oracle.funding(content).await.map_err(tracker_error)
     }
 
+    /// Funded contents, their counted replicas and pay per replica (`GET /v1/replication`).
+    pub async fn replication(&self) -> Result<dsi_api::oracle::Replication, NodeError> {
+        self.oracle.replication().await.map_err(tracker_error)
+    }
+
     /// The oracle's record of `seeder`: reputation, audits, leaves.
     pub async fn seeder(
         &self,

@@ -2,6 +2,7 @@
 //! over a shared [`OracleState`]; tests call `router(state).oneshot(request)`. See
 //! `oracle/API.md` for every route with examples.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,8 +18,9 @@ use dsi_api::oracle::{
     AnnounceResponse, AvailabilityResponse, ChunkLengthsRequest, ChunkLengthsResponse,
     ChunkProofResponse, CloseRequest, CloseResponse, ClosedEpoch, ContentFunding, Credit,
     CreditRequest, CurrentEpoch, EpochInfo, EpochStatus, FundedHolder, Info, Leaf,
-    MAX_CHUNK_LENGTH_QUERY, MAX_SPONSORED_EPOCHS, MAX_SPONSORED_REPLICAS, ManifestResponse,
-    OpenEpoch, Peer, PeersResponse, SeederResponse, SponsorRequest, Sponsorship,
+    MAX_CHUNK_LENGTH_QUERY, MAX_REPLICATION_ENTRIES, MAX_SPONSORED_EPOCHS, MAX_SPONSORED_REPLICAS,
+    ManifestResponse, OpenEpoch, Peer, PeersResponse, Replication, ReplicationEntry,
+    SeederResponse, SponsorRequest, Sponsorship,
 };
 use dsi_api::registrant::{RegistrantHeader, RegistrantHeaderError};
 use dsi_api::{
@@ -79,6 +81,7 @@ pub fn router(state: Arc<OracleState>) -> Router {
         .route("/v1/epochs/{epoch}/batch", get(epoch_batch))
         .route("/v1/epochs/{epoch}/seeders/{node}", get(epoch_leaf))
         .route("/v1/seeders/{node}", get(seeder))
+        .route("/v1/replication", get(replication))
         .route("/v1/sponsors", post(sponsor))
         .route("/v1/credits", post(add_credit))
         .merge(
@@ -828,6 +831,91 @@ async fn seeder(
         audits: state.store.audits(&node, 50).await?,
         epochs: state.store.seeder_leaves(&node, 50).await?,
     }))
+}
+
+/// How long a `GET /v1/replication` answer is reused.
+const REPLICATION_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /v1/replication`: funded contents, their counted replicas and what one more would
+/// earn (answered from a copy at most [`REPLICATION_TTL`] old and made after the newest
+/// close: anyone may ask).
+async fn replication(State(state): State<Arc<OracleState>>) -> ApiResult<Json<Replication>> {
+    let closed = state.store.last_closed_epoch().await?;
+    let mut cached = state.replication.lock().await;
+    if let Some((at, answer)) = cached.as_ref()
+        && at.elapsed() < REPLICATION_TTL
+        && answer.closed_epoch == closed
+    {
+        return Ok(Json(Replication::clone(answer)));
+    }
+    let answer = replication_now(&state, closed).await?;
+    *cached = Some((Instant::now(), Arc::new(answer.clone())));
+    Ok(Json(answer))
+}
+
+async fn replication_now(
+    state: &OracleState,
+    closed_epoch: Option<Epoch>,
+) -> ApiResult<Replication> {
+    let config = &state.config;
+    let current = config.epochs.epoch_at(now_ms());
+    let sponsorships = state.store.sponsorships(None, Some(current)).await?;
+    let funded = crate::close::funded_contents(
+        &config.subsidized,
+        &sponsorships,
+        config.rewards.target_replication,
+    );
+    let subsidized = config.subsidized.len().max(1) as u128;
+    // The replicas the newest close counted: holders proven by it, one per network, the
+    // longest-proven first (as the close orders them).
+    let locations = state.store.live_locations(0).await?;
+    let mut runs: HashMap<ContentId, Vec<(Epoch, NodeId)>> = HashMap::new();
+    for held in state.store.held_since().await? {
+        if Some(held.proven) == closed_epoch && funded.contains_key(&held.content) {
+            runs.entry(held.content)
+                .or_default()
+                .push((held.since, held.node));
+        }
+    }
+    let mut contents = Vec::new();
+    for (content, (funding, target)) in &funded {
+        let Some(bytes) = state.store.manifest_bytes(content).await? else {
+            continue;
+        };
+        let Ok(manifest) = Manifest::from_bytes(&bytes) else {
+            continue;
+        };
+        let per_epoch = match funding {
+            dsi_protocol::reward::Funding::Sponsored { per_epoch } => *per_epoch,
+            dsi_protocol::reward::Funding::Subsidized { .. } => {
+                u128::from(config.close.budget) / subsidized
+            }
+        };
+        let mut held = runs.remove(content).unwrap_or_default();
+        held.sort();
+        let mut seen = std::collections::HashSet::new();
+        let counted: Vec<NodeId> = held
+            .into_iter()
+            .filter(|(_, node)| locations.get(node).is_some_and(|l| seen.insert(*l)))
+            .map(|(_, node)| node)
+            .collect();
+        let target = (*target).max(1);
+        contents.push(ReplicationEntry {
+            content: *content,
+            length: manifest.size,
+            target,
+            holder_count: counted.len() as u32,
+            holders: counted.into_iter().take(target as usize).collect(),
+            per_epoch,
+            per_replica_per_epoch: per_epoch / u128::from(target),
+        });
+    }
+    contents.sort_by(ReplicationEntry::better_paid);
+    contents.truncate(MAX_REPLICATION_ENTRIES);
+    Ok(Replication {
+        closed_epoch,
+        contents,
+    })
 }
 
 fn bad_funding(message: impl Into<String>) -> ApiError {

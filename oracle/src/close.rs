@@ -1170,6 +1170,8 @@ pub async fn close_epoch(state: &OracleState, epoch: Epoch) -> Result<ClosedEpoc
             held,
         })
         .await?;
+    // The replicas the close counted changed: `GET /v1/replication` answers afresh.
+    *state.replication.lock().await = None;
     // Announcements expired longer than a day (or than the seniority grace, if longer)
     // are forgotten: a runaway of abandoned keys does not grow the database for ever.
     let keep_ms = EXPIRED_NODE_RETENTION_MS.max(

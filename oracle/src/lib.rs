@@ -83,6 +83,10 @@ pub struct OracleState {
     /// `multipliers` contract's as the last close or chain round read them (the public
     /// routes show and apply these, and never read the chain themselves).
     market: std::sync::Mutex<dsi_protocol::reward::MarketParams>,
+    /// The last `GET /v1/replication` answer and when it was made (a public route reading
+    /// every funded content: answered from this for a few seconds).
+    pub replication:
+        tokio::sync::Mutex<Option<(std::time::Instant, Arc<dsi_api::oracle::Replication>)>>,
 }
 
 impl OracleState {
@@ -112,6 +116,7 @@ impl OracleState {
             metrics: Metrics::default(),
             chain: None,
             market: std::sync::Mutex::new(config_market),
+            replication: tokio::sync::Mutex::new(None),
         }))
     }
 

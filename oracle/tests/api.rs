@@ -656,6 +656,76 @@ async fn availability_notices_pause_resume_and_exit_a_node() {
 }
 
 #[tokio::test]
+async fn the_replication_answer_lists_funded_content_and_is_reused_for_a_moment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = oracle_at(
+        &format!("sqlite://{}", dir.path().join("oracle.db").display()),
+        dir.path(),
+        test_config(),
+    )
+    .await;
+    let sponsor = async |manifest: &dsi_protocol::Manifest, per_epoch: &str| {
+        register(&state, manifest).await;
+        let reply = call_with_headers(
+            &state,
+            "POST",
+            "/v1/sponsors",
+            serde_json::json!({
+                "content": manifest.content_id().to_string(),
+                "per_epoch": per_epoch,
+                "epochs": 10,
+                "replicas": 2,
+            })
+            .to_string()
+            .into_bytes(),
+            &[
+                ("content-type", "application/json".to_string()),
+                ("authorization", format!("Bearer {TOKEN}")),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    };
+    let listed = async || {
+        get(&state, "/v1/replication").await.json()["contents"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["content"].as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let (small, _) = content(1, 1);
+    let (large, _) = content(2, 4);
+    // Unfunded content is never listed.
+    let (unfunded, _) = content(3, 2);
+    register(&state, &unfunded).await;
+    sponsor(&small, "1000").await;
+    let first = get(&state, "/v1/replication").await.json();
+    assert_eq!(first["closed_epoch"], serde_json::Value::Null);
+    assert_eq!(first["contents"][0]["target"], 2);
+    assert_eq!(first["contents"][0]["holder_count"], 0);
+    assert_eq!(first["contents"][0]["per_replica_per_epoch"], "500");
+    // A sponsorship made now shows once the answer is older than its 2 s.
+    sponsor(&large, "1000000").await;
+    assert_eq!(
+        listed().await,
+        vec![small.content_id().to_string()],
+        "reused"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    assert_eq!(
+        listed().await,
+        vec![
+            large.content_id().to_string(),
+            small.content_id().to_string()
+        ],
+        "made afresh, best paid per byte first"
+    );
+}
+
+#[tokio::test]
 async fn announcements_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config();

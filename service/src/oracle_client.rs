@@ -193,6 +193,12 @@ impl OracleClient {
             .await
     }
 
+    /// `GET /v1/replication`: funded contents, their counted replicas and pay per replica.
+    pub async fn replication(&self) -> Result<dsi_api::oracle::Replication> {
+        let url = self.endpoint("v1/replication")?;
+        self.json(&url, self.http.get(url.clone())).await
+    }
+
     /// `POST /v1/availability`: a node's signed pause, resume or exit.
     pub async fn availability(
         &self,
