@@ -36,6 +36,27 @@ pub struct AnnounceResponse {
     pub stored: bool,
 }
 
+/// An estimate of a seeder's pay for the open epoch (`GET /v1/seeders/{node}`): its
+/// receipts accepted so far priced at the market, less the fee, and the per-replica pay of
+/// each funded content the newest close counted it for, both times its reputation factor.
+/// An upper bound: an unvetted key earns its share only, a downloader pays only what its
+/// credit covers, and the close may count other replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenEstimate {
+    /// The open epoch.
+    pub epoch: Epoch,
+    /// Receipts accepted for it so far.
+    pub receipts: u64,
+    /// Bytes they attest.
+    pub bytes: u64,
+    /// Bandwidth pay, native units.
+    #[serde(with = "decimal")]
+    pub bandwidth: u128,
+    /// Storage pay, native units.
+    #[serde(with = "decimal")]
+    pub storage: u128,
+}
+
 /// Where a node stands with the tracker (`POST /v1/availability`, `GET /v1/seeders/{node}`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -398,6 +419,9 @@ pub struct SeederResponse {
     /// Whether it is paused or exited.
     #[serde(default)]
     pub availability: NodeAvailability,
+    /// What the open (current) epoch may pay it, from what the oracle holds so far.
+    #[serde(default)]
+    pub open_epoch: Option<OpenEstimate>,
     /// Newest audits first (at most 50).
     pub audits: Vec<Audit>,
     /// Its leaves, newest first (at most 50).

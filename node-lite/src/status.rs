@@ -117,6 +117,8 @@ pub struct OracleStatus {
     pub availability: dsi_api::oracle::NodeAvailability,
     /// The same in words.
     pub availability_text: String,
+    /// What the open epoch may pay (an upper bound: see `dsi_api::oracle::OpenEstimate`).
+    pub open_epoch: Option<dsi_api::oracle::OpenEstimate>,
     /// Earned in all, native units.
     pub cumulative: String,
     /// Earnings per closed epoch, newest first.
@@ -270,6 +272,7 @@ fn oracle_status(seeder: SeederResponse) -> OracleStatus {
         factor: seeder.factor,
         availability: seeder.availability,
         availability_text: availability_text(seeder.availability),
+        open_epoch: seeder.open_epoch,
         cumulative: seeder.cumulative.to_string(),
         audits_passed: passed,
         audits_failed: seeder.audits.len() - passed,
@@ -345,6 +348,16 @@ impl Report for StatusReport {
                     oracle.cumulative
                 ));
                 lines.push(format!("state     {}", oracle.availability_text));
+                if let Some(open) = &oracle.open_epoch {
+                    lines.push(format!(
+                        "open      epoch {}: {} receipts, {} so far; up to {} for bandwidth and {} for storage",
+                        open.epoch,
+                        open.receipts,
+                        human_bytes(open.bytes),
+                        open.bandwidth,
+                        open.storage
+                    ));
+                }
                 lines.push(format!(
                     "audits    {} passed, {} failed (latest {})",
                     oracle.audits_passed,

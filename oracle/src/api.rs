@@ -19,7 +19,7 @@ use dsi_api::oracle::{
     ChunkProofResponse, CloseRequest, CloseResponse, ClosedEpoch, ContentFunding, Credit,
     CreditRequest, CurrentEpoch, EpochInfo, EpochStatus, FundedHolder, Info, Leaf,
     MAX_CHUNK_LENGTH_QUERY, MAX_REPLICATION_ENTRIES, MAX_SPONSORED_EPOCHS, MAX_SPONSORED_REPLICAS,
-    ManifestResponse, OpenEpoch, Peer, PeersResponse, Replication, ReplicationEntry,
+    ManifestResponse, OpenEpoch, OpenEstimate, Peer, PeersResponse, Replication, ReplicationEntry,
     SeederResponse, SponsorRequest, Sponsorship,
 };
 use dsi_api::registrant::{RegistrantHeader, RegistrantHeaderError};
@@ -817,6 +817,7 @@ async fn seeder(
         ));
     }
     let params = &state.config.reputation;
+    let open_epoch = Some(open_estimate(&state, &node, seeder.reputation.factor(params)).await?);
     Ok(Json(SeederResponse {
         seeder: node,
         score: seeder.reputation.score().0,
@@ -828,6 +829,7 @@ async fn seeder(
             .store
             .availability(&node, state.config.epochs.epoch_at(now_ms()))
             .await?,
+        open_epoch,
         audits: state.store.audits(&node, 50).await?,
         epochs: state.store.seeder_leaves(&node, 50).await?,
     }))
@@ -840,17 +842,57 @@ const REPLICATION_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 /// earn (answered from a copy at most [`REPLICATION_TTL`] old and made after the newest
 /// close: anyone may ask).
 async fn replication(State(state): State<Arc<OracleState>>) -> ApiResult<Json<Replication>> {
+    Ok(Json(Replication::clone(
+        &*cached_replication(&state).await?,
+    )))
+}
+
+/// The replication answer, reused while at most [`REPLICATION_TTL`] old and newer than the
+/// newest close.
+async fn cached_replication(state: &OracleState) -> ApiResult<Arc<Replication>> {
     let closed = state.store.last_closed_epoch().await?;
     let mut cached = state.replication.lock().await;
     if let Some((at, answer)) = cached.as_ref()
         && at.elapsed() < REPLICATION_TTL
         && answer.closed_epoch == closed
     {
-        return Ok(Json(Replication::clone(answer)));
+        return Ok(answer.clone());
     }
-    let answer = replication_now(&state, closed).await?;
-    *cached = Some((Instant::now(), Arc::new(answer.clone())));
-    Ok(Json(answer))
+    let answer = Arc::new(replication_now(state, closed).await?);
+    *cached = Some((Instant::now(), answer.clone()));
+    Ok(answer)
+}
+
+/// The open epoch's estimate for `node` ([`OpenEstimate`]).
+async fn open_estimate(
+    state: &OracleState,
+    node: &NodeId,
+    factor: dsi_protocol::fixed::Ppm,
+) -> ApiResult<OpenEstimate> {
+    use dsi_protocol::fixed::{PPM_SCALE, mul_div};
+    let epoch = state.config.epochs.epoch_at(now_ms());
+    let (receipts, bytes) = state.store.seeder_epoch_total(node, epoch).await?;
+    let market = state.market();
+    let scale = u128::from(PPM_SCALE);
+    let gross = u128::from(bytes).saturating_mul(u128::from(market.price_per_byte));
+    let keep = scale.saturating_sub(u128::from(market.fee.0.min(PPM_SCALE)));
+    let factored = |amount: u128| {
+        mul_div(amount, u128::from(factor.0.min(PPM_SCALE)), scale).unwrap_or(amount)
+    };
+    let bandwidth = factored(mul_div(gross, keep, scale).unwrap_or(gross));
+    let storage = cached_replication(state)
+        .await?
+        .contents
+        .iter()
+        .filter(|e| e.holders.contains(node))
+        .fold(0u128, |sum, e| sum.saturating_add(e.per_replica_per_epoch));
+    Ok(OpenEstimate {
+        epoch,
+        receipts,
+        bytes,
+        bandwidth,
+        storage: factored(storage),
+    })
 }
 
 async fn replication_now(

@@ -964,6 +964,12 @@ impl Store {
         .await
         .map_err(query_error("pruning nodes"))?
         .rows_affected();
+        // Open-epoch totals of closed epochs (their leaves hold the figures).
+        sqlx::query("DELETE FROM seeder_epoch_totals WHERE epoch <= $1")
+            .bind(i64_of(closed.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("pruning receipt totals"))?;
         // Ended pauses once older than any notice the clock-skew window lets in (a replay
         // of one is refused `clock_skew`), and rows of forgotten nodes.
         sqlx::query(
@@ -977,6 +983,24 @@ impl Store {
         .map_err(query_error("pruning pauses"))?;
         tx.commit().await.map_err(query_error("pruning nodes"))?;
         Ok(gone)
+    }
+
+    /// Receipts and bytes accepted for `seeder` in `epoch` (an epoch not closed yet).
+    pub async fn seeder_epoch_total(&self, seeder: &NodeId, epoch: Epoch) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT receipts, bytes FROM seeder_epoch_totals WHERE epoch = $1 AND seeder = $2",
+        )
+        .bind(i64_of(epoch.0))
+        .bind(seeder.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a seeder's receipts"))?;
+        let Some(row) = row else { return Ok((0, 0)) };
+        let corrupt = |_| StoreError::Corrupt("seeder_epoch_totals");
+        Ok((
+            u64_of(row.try_get(0).map_err(corrupt)?),
+            u64_of(row.try_get(1).map_err(corrupt)?),
+        ))
     }
 
     // ---- availability ----------------------------------------------------------------
@@ -1276,6 +1300,8 @@ impl Store {
             .await
             .map_err(query_error("storing receipts"))?;
         let mut inserted = 0;
+        let mut totals: std::collections::BTreeMap<(Epoch, NodeId), (u64, u64)> =
+            std::collections::BTreeMap::new();
         for part in receipts.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
@@ -1294,11 +1320,69 @@ impl Store {
                     .bind(i64_of(r.nonce))
                     .bind(signed.signature.0.to_vec());
             }
-            inserted += query
+            let stored = query
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error("storing receipts"))?
                 .rows_affected();
+            inserted += stored;
+            if stored == part.len() as u64 {
+                for signed in part {
+                    let r = &signed.receipt;
+                    let total = totals.entry((r.epoch, r.seeder)).or_default();
+                    total.0 += 1;
+                    total.1 += u64::from(r.bytes);
+                }
+            } else {
+                // Some were held already: count the groups again from the table.
+                for signed in part {
+                    totals
+                        .entry((signed.receipt.epoch, signed.receipt.seeder))
+                        .or_default();
+                }
+            }
+        }
+        for ((epoch, seeder), (count, bytes)) in totals {
+            if count == 0 {
+                let row = sqlx::query(
+                    "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) \
+                     FROM receipts WHERE epoch = $1 AND seeder = $2",
+                )
+                .bind(i64_of(epoch.0))
+                .bind(seeder.0.to_vec())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error("counting a seeder's receipts"))?;
+                let corrupt = |_| StoreError::Corrupt("receipts");
+                let count: i64 = row.try_get(0).map_err(corrupt)?;
+                let bytes: i64 = row.try_get(1).map_err(corrupt)?;
+                sqlx::query(
+                    "INSERT INTO seeder_epoch_totals (epoch, seeder, receipts, bytes) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (epoch, seeder) DO UPDATE \
+                     SET receipts = excluded.receipts, bytes = excluded.bytes",
+                )
+                .bind(i64_of(epoch.0))
+                .bind(seeder.0.to_vec())
+                .bind(count)
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("counting a seeder's receipts"))?;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO seeder_epoch_totals (epoch, seeder, receipts, bytes) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (epoch, seeder) DO UPDATE \
+                 SET receipts = seeder_epoch_totals.receipts + excluded.receipts, \
+                 bytes = seeder_epoch_totals.bytes + excluded.bytes",
+            )
+            .bind(i64_of(epoch.0))
+            .bind(seeder.0.to_vec())
+            .bind(i64_of(count))
+            .bind(i64_of(bytes))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("counting a seeder's receipts"))?;
         }
         tx.commit().await.map_err(query_error("storing receipts"))?;
         Ok(inserted)

@@ -726,6 +726,52 @@ async fn the_replication_answer_lists_funded_content_and_is_reused_for_a_moment(
 }
 
 #[tokio::test]
+async fn the_open_epoch_totals_count_each_stored_receipt_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let (manifest, _) = content(1, 4);
+        let seeder = key(1);
+        let make = |downloader: u8, chunk: usize| {
+            receipt(
+                &state,
+                &seeder,
+                &key(downloader),
+                manifest.chunks[chunk],
+                1000 + chunk as u32,
+                1,
+            )
+        };
+        let epoch = epoch_of(&state);
+        let first = vec![make(2, 0), make(2, 1)];
+        assert_eq!(
+            state.store.insert_receipts(&first).await.expect("insert"),
+            2
+        );
+        // A batch overlapping what is held: only the new one counts.
+        let second = vec![make(2, 1), make(3, 2)];
+        assert_eq!(
+            state.store.insert_receipts(&second).await.expect("insert"),
+            1
+        );
+        let total = state
+            .store
+            .seeder_epoch_total(&seeder.node_id(), epoch)
+            .await
+            .expect("total");
+        assert_eq!(total, (3, 1000 + 1001 + 1002), "{url}");
+        assert_eq!(
+            state
+                .store
+                .seeder_epoch_total(&key(9).node_id(), epoch)
+                .await
+                .expect("total"),
+            (0, 0)
+        );
+    }
+}
+
+#[tokio::test]
 async fn announcements_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config();

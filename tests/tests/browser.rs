@@ -629,6 +629,14 @@ async fn the_dashboard_shows_earnings_reputation_receipts_and_limits() {
     assert_eq!(page["epochRows"], 1);
     assert!(page["standing"].as_str().unwrap().len() > 2, "{page}");
     assert_eq!(page["availability"], "active", "{page}");
+    assert!(
+        page["openEpoch"]
+            .as_str()
+            .unwrap()
+            .starts_with("open epoch "),
+        "{page}"
+    );
+    assert!(status["oracle"]["open_epoch"]["epoch"].is_u64(), "{status}");
     assert_eq!(status["oracle"]["availability"]["state"], "active");
     assert!(
         page["storage"].as_str().unwrap().contains("of 64.0 MiB"),

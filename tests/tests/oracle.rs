@@ -304,6 +304,31 @@ async fn seeders_announce_forward_receipts_and_earn_through_the_tracker() {
     })
     .await;
 
+    // Before the close, each seeder's page estimates the open epoch from its receipts: the
+    // bytes at the price, less the 10 % fee (unrated: factor 1).
+    let (mut receipts, mut bytes) = (0, 0);
+    for seeder in &seeders {
+        let id = node_lite::DataDir::new(&seeder.data_dir)
+            .key()
+            .expect("key")
+            .node_id();
+        let open = client
+            .seeder(&id)
+            .await
+            .expect("seeder page")
+            .open_epoch
+            .expect("an open-epoch estimate");
+        assert_eq!(open.epoch, epoch);
+        assert_eq!(
+            open.bandwidth,
+            u128::from(open.bytes) * 1_000 * 9 / 10,
+            "{open:?}"
+        );
+        receipts += open.receipts;
+        bytes += open.bytes;
+    }
+    assert_eq!((receipts, bytes), (chunks, 1 << 20));
+
     // Close: both seeders are audited (they serve real chunks) and earn storage; the
     // bytes they served add up to the file.
     let closed = client

@@ -26,6 +26,7 @@ try {
     cumulative: await text('#cumulative'),
     standing: await text('#standing'),
     availability: await text('#availability'),
+    openEpoch: await text('#open-epoch'),
     pending: await text('#pending'),
     epochRows: await page.$$eval('#epochs table tr', (rows) => rows.length - 1),
     storage: await text('#storage'),

@@ -12,3 +12,15 @@ CREATE TABLE availability (
 
 -- The epoch a node exited in (NULL: it has not). An exited key's announcements are refused.
 ALTER TABLE nodes ADD COLUMN exited_epoch BIGINT;
+
+-- Receipts and bytes accepted per (open epoch, seeder), kept with the receipts in one
+-- transaction: the open epoch's estimate in GET /v1/seeders/{node} reads one row instead
+-- of summing the epoch's receipts. Rows of closed epochs are deleted at each close (the
+-- leaves hold those figures).
+CREATE TABLE seeder_epoch_totals (
+    epoch    BIGINT NOT NULL,
+    seeder   BYTEA NOT NULL,
+    receipts BIGINT NOT NULL,
+    bytes    BIGINT NOT NULL,
+    PRIMARY KEY (epoch, seeder)
+);
