@@ -6,7 +6,7 @@ use dsi_protocol::reputation::Standing;
 use dsi_protocol::{ChunkId, ContentId, Epoch, EpochSchedule, NetworkId, NodeId, PayoutAccount};
 use serde::{Deserialize, Serialize};
 
-use crate::serde_as::{decimal, hex_32, hex_list};
+use crate::serde_as::{decimal, decimal_option, hex_32, hex_list};
 
 /// `GET /v1/info`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +55,24 @@ pub struct OpenEstimate {
     /// Storage pay, native units.
     #[serde(with = "decimal")]
     pub storage: u128,
+}
+
+/// A seeder's claims (`GET /v1/seeders/{node}`), over its newest 50 leaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Paid out on chain so far (`reward_pool.claimed`, read at most every 10 s); `None`
+    /// without a chain, or when the chain could not be read just now.
+    #[serde(default, with = "decimal_option")]
+    pub claimed: Option<u128>,
+    /// Leaves of claimable epochs (final and funded) not claimed yet (`reward_pool.claimed_in`
+    /// read for each): `oracle claim --seeder NODE` pays them (anyone may; the money goes
+    /// to the payout account). When `claimed` is unknown this is every claimable leaf.
+    #[serde(with = "decimal")]
+    pub claimable: u128,
+    /// Leaves of epochs closed but not claimable yet (submitted, in their challenge window,
+    /// or waiting for funds).
+    #[serde(with = "decimal")]
+    pub waiting: u128,
 }
 
 /// Where a node stands with the tracker (`POST /v1/availability`, `GET /v1/seeders/{node}`).
@@ -422,6 +440,9 @@ pub struct SeederResponse {
     /// What the open (current) epoch may pay it, from what the oracle holds so far.
     #[serde(default)]
     pub open_epoch: Option<OpenEstimate>,
+    /// What its leaves paid out on chain and what can be claimed now.
+    #[serde(default)]
+    pub claims: Claims,
     /// Newest audits first (at most 50).
     pub audits: Vec<Audit>,
     /// Its leaves, newest first (at most 50).

@@ -22,6 +22,34 @@ pub mod decimal {
     }
 }
 
+/// serde: `Option<u128>` as a decimal string or `null`.
+pub mod decimal_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes.
+    pub fn serialize<S: Serializer>(value: &Option<u128>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => s.collect_str(value),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes `null` or a decimal string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u128>, D::Error> {
+        match Option::<std::borrow::Cow<'de, str>>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => {
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(serde::de::Error::custom(format!(
+                        "{text:?} is not a decimal amount"
+                    )));
+                }
+                text.parse().map(Some).map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
 fn parse_hash<E: serde::de::Error>(text: &str) -> Result<[u8; 32], E> {
     let digits = text
         .strip_prefix("0x")

@@ -6,8 +6,9 @@
 //! From the oracle's public API (`GET /v1/seeders/{node}`, when a tracker is configured):
 //! earnings per epoch (what each leaf pays, for bandwidth and for storage, cumulative),
 //! reputation (score, standing, factor, and the factor each epoch applied), and the audits
-//! that moved it. Claims are on chain and not shown here: `oracle claim` pays what the
-//! leaves say.
+//! that moved it, the pause state, an estimate for the open epoch, and the claims (what
+//! the chain paid out, what can be claimed now with `oracle claim`, what waits for its
+//! epoch to become claimable).
 
 use dsi_api::RejectionCode;
 use dsi_api::oracle::{Audit, SeederResponse};
@@ -119,6 +120,8 @@ pub struct OracleStatus {
     pub availability_text: String,
     /// What the open epoch may pay (an upper bound: see `dsi_api::oracle::OpenEstimate`).
     pub open_epoch: Option<dsi_api::oracle::OpenEstimate>,
+    /// Claimed on chain, claimable now, and waiting for their epochs to be claimable.
+    pub claims: dsi_api::oracle::Claims,
     /// Earned in all, native units.
     pub cumulative: String,
     /// Earnings per closed epoch, newest first.
@@ -273,6 +276,7 @@ fn oracle_status(seeder: SeederResponse) -> OracleStatus {
         availability: seeder.availability,
         availability_text: availability_text(seeder.availability),
         open_epoch: seeder.open_epoch,
+        claims: seeder.claims,
         cumulative: seeder.cumulative.to_string(),
         audits_passed: passed,
         audits_failed: seeder.audits.len() - passed,
@@ -348,6 +352,16 @@ impl Report for StatusReport {
                     oracle.cumulative
                 ));
                 lines.push(format!("state     {}", oracle.availability_text));
+                lines.push(format!(
+                    "claims    claimed {}; claimable now {} (oracle claim --seeder {}); waiting {}",
+                    oracle
+                        .claims
+                        .claimed
+                        .map_or_else(|| "unknown (no chain)".to_string(), |c| c.to_string()),
+                    oracle.claims.claimable,
+                    self.node_id,
+                    oracle.claims.waiting
+                ));
                 if let Some(open) = &oracle.open_epoch {
                     lines.push(format!(
                         "open      epoch {}: {} receipts, {} so far; up to {} for bandwidth and {} for storage",

@@ -2,7 +2,7 @@
 //! over a shared [`OracleState`]; tests call `router(state).oneshot(request)`. See
 //! `oracle/API.md` for every route with examples.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dsi_api::oracle::{
     AnnounceResponse, AvailabilityResponse, ChunkLengthsRequest, ChunkLengthsResponse,
-    ChunkProofResponse, CloseRequest, CloseResponse, ClosedEpoch, ContentFunding, Credit,
+    ChunkProofResponse, Claims, CloseRequest, CloseResponse, ClosedEpoch, ContentFunding, Credit,
     CreditRequest, CurrentEpoch, EpochInfo, EpochStatus, FundedHolder, Info, Leaf,
     MAX_CHUNK_LENGTH_QUERY, MAX_REPLICATION_ENTRIES, MAX_SPONSORED_EPOCHS, MAX_SPONSORED_REPLICAS,
     ManifestResponse, OpenEpoch, OpenEstimate, Peer, PeersResponse, Replication, ReplicationEntry,
@@ -818,6 +818,7 @@ async fn seeder(
     }
     let params = &state.config.reputation;
     let open_epoch = Some(open_estimate(&state, &node, seeder.reputation.factor(params)).await?);
+    let leaves = state.store.seeder_leaves(&node, 50).await?;
     Ok(Json(SeederResponse {
         seeder: node,
         score: seeder.reputation.score().0,
@@ -831,7 +832,8 @@ async fn seeder(
             .await?,
         open_epoch,
         audits: state.store.audits(&node, 50).await?,
-        epochs: state.store.seeder_leaves(&node, 50).await?,
+        claims: claims(&state, &node, &leaves).await?,
+        epochs: leaves,
     }))
 }
 
@@ -861,6 +863,97 @@ async fn cached_replication(state: &OracleState) -> ApiResult<Arc<Replication>> 
     let answer = Arc::new(replication_now(state, closed).await?);
     *cached = Some((Instant::now(), answer.clone()));
     Ok(answer)
+}
+
+/// How long a seeder's claimed amount read from the chain is reused.
+const CLAIMED_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Most seeders whose claimed amount is remembered.
+const CLAIMED_CACHE: usize = 4096;
+
+/// What `node` claimed on chain in all, and how much of `claimable` (leaves of claimable
+/// epochs) is not claimed yet: remembered for [`CLAIMED_TTL`], read with one of
+/// `chain_reads`' slots (`None` without a chain, with no slot free, or on a failed read).
+async fn claimed_on_chain(
+    state: &OracleState,
+    node: &NodeId,
+    claimable: &[&Leaf],
+) -> Option<(u128, u128)> {
+    let chain = state.chain.as_ref()?;
+    let cached = || {
+        let held = state.claimed.lock().ok()?;
+        held.get(node)
+            .filter(|(at, _)| at.elapsed() < CLAIMED_TTL)
+            .map(|(_, amounts)| *amounts)
+    };
+    if let Some(amounts) = cached() {
+        return Some(amounts);
+    }
+    let _slot = state.chain_reads.try_acquire().ok()?;
+    let read = async {
+        let claimed = chain.claimed(node).await?;
+        let mut unclaimed = 0u128;
+        for leaf in claimable {
+            if chain.claimed_in(leaf.epoch.0, node).await?.is_none() {
+                unclaimed = unclaimed.saturating_add(leaf.amount);
+            }
+        }
+        Ok::<_, crate::chain::ChainError>((claimed, unclaimed))
+    };
+    let amounts = match tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+        Ok(Ok(amounts)) => amounts,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "reading a seeder's claims from the chain failed");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    if let Ok(mut held) = state.claimed.lock() {
+        if held.len() >= CLAIMED_CACHE {
+            held.retain(|_, (at, _)| at.elapsed() < CLAIMED_TTL);
+            if held.len() >= CLAIMED_CACHE {
+                held.clear();
+            }
+        }
+        held.insert(*node, (Instant::now(), amounts));
+    }
+    Some(amounts)
+}
+
+/// A seeder's claims over `leaves` (its newest).
+async fn claims(state: &OracleState, node: &NodeId, leaves: &[Leaf]) -> ApiResult<Claims> {
+    let epochs_in = async |statuses: &[EpochStatus]| -> ApiResult<HashSet<Epoch>> {
+        Ok(state
+            .store
+            .epochs_with_status(statuses)
+            .await?
+            .into_iter()
+            .map(|e| e.epoch)
+            .collect())
+    };
+    let claimable = epochs_in(&[EpochStatus::Claimable]).await?;
+    let waiting = epochs_in(&[
+        EpochStatus::Closed,
+        EpochStatus::Submitted,
+        EpochStatus::Final,
+    ])
+    .await?;
+    let in_set = |set: &HashSet<Epoch>| -> Vec<&Leaf> {
+        leaves.iter().filter(|l| set.contains(&l.epoch)).collect()
+    };
+    let sum = |leaves: &[&Leaf]| leaves.iter().fold(0u128, |t, l| t.saturating_add(l.amount));
+    let claimable = in_set(&claimable);
+    Ok(match claimed_on_chain(state, node, &claimable).await {
+        Some((claimed, unclaimed)) => Claims {
+            claimed: Some(claimed),
+            claimable: unclaimed,
+            waiting: sum(&in_set(&waiting)),
+        },
+        None => Claims {
+            claimed: None,
+            claimable: sum(&claimable),
+            waiting: sum(&in_set(&waiting)),
+        },
+    })
 }
 
 /// The open epoch's estimate for `node` ([`OpenEstimate`]).

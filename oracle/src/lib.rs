@@ -87,7 +87,17 @@ pub struct OracleState {
     /// every funded content: answered from this for a few seconds).
     pub replication:
         tokio::sync::Mutex<Option<(std::time::Instant, Arc<dsi_api::oracle::Replication>)>>,
+    /// What each seeder claimed on chain in all and what its claimable leaves still owe,
+    /// as last read, and when (`GET /v1/seeders/{node}` reads the chain at most every 10 s
+    /// a seeder, at most 2 seeders at once, remembering at most 4096).
+    pub claimed: std::sync::Mutex<ClaimedCache>,
+    /// Chain reads public routes may make at once.
+    pub chain_reads: tokio::sync::Semaphore,
 }
+
+/// Per seeder: when its claims were read from the chain, what it claimed in all, and what
+/// its claimable leaves still owe.
+pub type ClaimedCache = HashMap<dsi_protocol::NodeId, (std::time::Instant, (u128, u128))>;
 
 impl OracleState {
     /// Builds the state over an open store.
@@ -117,6 +127,8 @@ impl OracleState {
             chain: None,
             market: std::sync::Mutex::new(config_market),
             replication: tokio::sync::Mutex::new(None),
+            claimed: std::sync::Mutex::new(HashMap::new()),
+            chain_reads: tokio::sync::Semaphore::new(2),
         }))
     }
 

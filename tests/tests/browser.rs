@@ -637,6 +637,13 @@ async fn the_dashboard_shows_earnings_reputation_receipts_and_limits() {
         "{page}"
     );
     assert!(status["oracle"]["open_epoch"]["epoch"].is_u64(), "{status}");
+    // No chain here: the closed epoch's leaf waits (never submitted), nothing is claimable
+    // and the claimed amount is unknown.
+    assert_eq!(
+        page["claims"],
+        format!("claimed unknown (no chain) · claimable now 0 · waiting {earned}"),
+        "{page}"
+    );
     assert_eq!(status["oracle"]["availability"]["state"], "active");
     assert!(
         page["storage"].as_str().unwrap().contains("of 64.0 MiB"),

@@ -367,6 +367,14 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         );
         let again = oracle_cli(&oracle_dir, &claim);
         assert!(again.contains("paid 0"), "{again}");
+        // The seeder page reads the claim from the chain (a read is reused for 10 s):
+        // nothing left to claim.
+        dsi_tests::poll("the seeder page shows the claim", async || {
+            let claims = client.seeder(&leaf.seeder).await.ok()?.claims;
+            ((claims.claimed, claims.claimable, claims.waiting) == (Some(leaf.amount), 0, 0))
+                .then_some(())
+        })
+        .await;
         // Reputation reached the contract.
         let page = client.seeder(&leaf.seeder).await.expect("seeder page");
         let score = net

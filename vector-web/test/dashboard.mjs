@@ -27,6 +27,7 @@ try {
     standing: await text('#standing'),
     availability: await text('#availability'),
     openEpoch: await text('#open-epoch'),
+    claims: await text('#claims'),
     pending: await text('#pending'),
     epochRows: await page.$$eval('#epochs table tr', (rows) => rows.length - 1),
     storage: await text('#storage'),
