@@ -123,6 +123,12 @@ impl Report for CreditReport {
 /// This node key's credit at the oracle (`tracker`, or `[tracker] url`).
 pub async fn credit(dir: &DataDir, tracker: Option<String>) -> Result<CreditReport, NodeError> {
     let key = dir.key()?;
+    let client = tracker_for(dir, tracker)?;
+    Ok(CreditReport(client.credit(&key.node_id()).await?))
+}
+
+/// The oracle a command talks to: `--tracker URL`, else `[tracker] url` of the config.
+pub fn tracker_for(dir: &DataDir, tracker: Option<String>) -> Result<TrackerClient, NodeError> {
     let url = match tracker {
         Some(url) => url,
         None => dir.config()?.tracker.url,
@@ -132,8 +138,7 @@ pub async fn credit(dir: &DataDir, tracker: Option<String>) -> Result<CreditRepo
             "no oracle: pass --tracker URL or set [tracker] url in the config".into(),
         ));
     }
-    let client = crate::tracker::TrackerClient::new(&url)?;
-    Ok(CreditReport(client.credit(&key.node_id()).await?))
+    TrackerClient::new(&url)
 }
 
 /// `node-lite add`.

@@ -208,22 +208,12 @@ async fn announce(
             format!("at most {MAX_ANNOUNCED_CONTENTS} contents per announcement"),
         ));
     }
-    signed.verify(&state.config.network).map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadSignature,
-            format!("{e} (network {})", state.config.network),
-        )
-    })?;
-    let now = now_ms();
-    if a.issued_at_ms.abs_diff(now) > state.config.tracker.max_clock_skew_ms {
-        return Err(ApiError::new(
-            ErrorCode::ClockSkew,
-            format!(
-                "announcement issued at {} ms, oracle time is {now} ms",
-                a.issued_at_ms
-            ),
-        ));
-    }
+    let now = signed_now(
+        &state,
+        signed.verify(&state.config.network),
+        "announcement",
+        a.issued_at_ms,
+    )?;
     let expires_at_ms = now.saturating_add(state.config.tracker.announce_ttl_secs * 1000);
     let location = source_location(
         peer.map(|Extension(ConnectInfo(addr))| addr),
@@ -321,6 +311,30 @@ async fn announce(
     }))
 }
 
+/// The checks every signed tracker message passes: its signature (`verified`), then its
+/// time within `tracker.max_clock_skew_ms` of the oracle's clock. Returns the time now.
+fn signed_now(
+    state: &OracleState,
+    verified: Result<(), dsi_protocol::announce::AnnounceError>,
+    what: &str,
+    issued_at_ms: u64,
+) -> ApiResult<u64> {
+    verified.map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadSignature,
+            format!("{e} (network {})", state.config.network),
+        )
+    })?;
+    let now = now_ms();
+    if issued_at_ms.abs_diff(now) > state.config.tracker.max_clock_skew_ms {
+        return Err(ApiError::new(
+            ErrorCode::ClockSkew,
+            format!("{what} issued at {issued_at_ms} ms, oracle time is {now} ms"),
+        ));
+    }
+    Ok(now)
+}
+
 fn exited(node: &NodeId, epoch: Epoch) -> ApiError {
     ApiError::new(
         ErrorCode::NodeExited,
@@ -349,22 +363,12 @@ async fn availability(
             ),
         ));
     }
-    signed.verify(&state.config.network).map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadSignature,
-            format!("{e} (network {})", state.config.network),
-        )
-    })?;
-    let now = now_ms();
-    if notice.issued_at_ms.abs_diff(now) > state.config.tracker.max_clock_skew_ms {
-        return Err(ApiError::new(
-            ErrorCode::ClockSkew,
-            format!(
-                "notice issued at {} ms, oracle time is {now} ms",
-                notice.issued_at_ms
-            ),
-        ));
-    }
+    let now = signed_now(
+        &state,
+        signed.verify(&state.config.network),
+        "notice",
+        notice.issued_at_ms,
+    )?;
     let epochs = &state.config.epochs;
     let current = epochs.epoch_at(now);
     let outcome = {

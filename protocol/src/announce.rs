@@ -68,7 +68,7 @@ impl Announcement {
 }
 
 #[cfg(feature = "ed25519")]
-mod signing {
+pub(crate) mod signing {
     use super::*;
     use crate::keys::StrictFailure;
 
@@ -89,16 +89,25 @@ mod signing {
 
         /// Verifies the signature (strict ed25519, weak keys refused).
         pub fn verify(&self, network: &NetworkId) -> Result<(), AnnounceError> {
-            crate::keys::verify_strict(
+            verify_node(
                 &self.announcement.node,
                 &self.announcement.signing_bytes(network),
                 &self.signature,
             )
-            .map_err(|e| match e {
-                StrictFailure::BadKey => AnnounceError::BadKey,
-                StrictFailure::BadSignature => AnnounceError::BadSignature,
-            })
         }
+    }
+
+    /// Verifies `node`'s strict ed25519 signature over `bytes`, as a tracker message's
+    /// [`AnnounceError`].
+    pub(crate) fn verify_node(
+        node: &NodeId,
+        bytes: &[u8],
+        signature: &Signature,
+    ) -> Result<(), AnnounceError> {
+        crate::keys::verify_strict(node, bytes, signature).map_err(|e| match e {
+            StrictFailure::BadKey => AnnounceError::BadKey,
+            StrictFailure::BadSignature => AnnounceError::BadSignature,
+        })
     }
 
     #[cfg(test)]

@@ -71,7 +71,6 @@ impl AvailabilityNotice {
 #[cfg(feature = "ed25519")]
 mod signing {
     use super::*;
-    use crate::keys::StrictFailure;
 
     impl SignedAvailability {
         /// Signs `change` issued at `issued_at_ms` for `network` with `key`.
@@ -92,15 +91,11 @@ mod signing {
 
         /// Verifies the signature (strict ed25519, weak keys refused).
         pub fn verify(&self, network: &NetworkId) -> Result<(), AnnounceError> {
-            crate::keys::verify_strict(
+            crate::announce::signing::verify_node(
                 &self.notice.node,
                 &self.notice.signing_bytes(network),
                 &self.signature,
             )
-            .map_err(|e| match e {
-                StrictFailure::BadKey => AnnounceError::BadKey,
-                StrictFailure::BadSignature => AnnounceError::BadSignature,
-            })
         }
     }
 

@@ -11,7 +11,7 @@ use dsi_api::oracle::{AvailabilityResponse, Leaf, NodeAvailability};
 use dsi_protocol::{Availability, Epoch, NodeId, SignedAvailability};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::Report;
+use crate::commands::{Report, tracker_for};
 use crate::receipts::ReceiptStore;
 use crate::tracker::TrackerClient;
 use crate::{DataDir, NodeError};
@@ -41,19 +41,6 @@ pub fn exit_mark(dir: &DataDir) -> Result<Option<ExitMark>, NodeError> {
             reason: e.to_string(),
         }),
     }
-}
-
-fn tracker_for(dir: &DataDir, tracker: Option<String>) -> Result<TrackerClient, NodeError> {
-    let url = match tracker {
-        Some(url) => url,
-        None => dir.config()?.tracker.url,
-    };
-    if url.is_empty() {
-        return Err(NodeError::Usage(
-            "no tracker: pass --tracker URL or set [tracker] url in the config".into(),
-        ));
-    }
-    TrackerClient::new(&url)
 }
 
 async fn send(
