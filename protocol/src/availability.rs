@@ -15,7 +15,6 @@ use alloc::vec::Vec;
 
 use parity_scale_codec::{Decode, Encode};
 
-use crate::announce::AnnounceError;
 use crate::{NetworkId, NodeId, Signature};
 
 /// Domain tag that starts the signing bytes of an availability notice.
@@ -71,6 +70,7 @@ impl AvailabilityNotice {
 #[cfg(feature = "ed25519")]
 mod signing {
     use super::*;
+    use crate::announce::AnnounceError;
 
     impl SignedAvailability {
         /// Signs `change` issued at `issued_at_ms` for `network` with `key`.
