@@ -104,9 +104,10 @@ pub struct AvailabilityResponse {
     pub availability: NodeAvailability,
     /// The epoch now. A pause starts after it: its close still audits the node.
     pub current_epoch: Epoch,
-    /// When the current epoch closes at the earliest (its end plus `close.delay_ms`, Unix
-    /// ms): a pausing node keeps serving until its audit there, or fails it.
-    pub audited_until_ms: u64,
+    /// When the current epoch's close starts at the earliest (its end plus
+    /// `close.delay_ms`, Unix ms). A pausing node keeps serving until that close is done
+    /// (`GET /v1/epochs/{current_epoch}` answers a closed epoch), or fails its audits there.
+    pub close_starts_ms: u64,
 }
 
 /// Answer to `POST /v1/manifests`.

@@ -77,6 +77,8 @@ named_enum! {
         Duplicate = "duplicate",
         /// (oracle) The downloader would attest more bytes in the epoch than the cap.
         DownloaderCap = "downloader_cap",
+        /// (oracle) The seeder left the network (`node-lite exit`) in an earlier epoch.
+        SeederExited = "seeder_exited",
     }
     unknown:
         /// A code this version does not know (a newer peer).

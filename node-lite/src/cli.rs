@@ -77,11 +77,16 @@ pub enum Command {
     /// Pause for N epochs (maintenance, a move, a holiday): the tracker stops listing this
     /// node now, and from the next epoch stops auditing it; its reputation and seniority
     /// wait for it (up to the oracle's `tracker.max_paused_epochs`). The current epoch is
-    /// still audited at its close: keep serving until the time printed.
+    /// still audited at its close: keep serving until that close is done (`--wait` waits
+    /// for it).
     Pause {
         /// Epochs to pause after the current one.
         #[arg(long, value_name = "N")]
         epochs: u32,
+        /// Return only once the current epoch is closed (its audits done): then this node
+        /// may stop.
+        #[arg(long)]
+        wait: bool,
         /// The oracle's URL (default: `[tracker] url` of the config).
         #[arg(long, value_name = "URL")]
         tracker: Option<String>,

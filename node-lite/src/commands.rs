@@ -508,6 +508,7 @@ pub async fn prepare_serve(
     let config = overrides.apply(dir.config()?)?;
     if !config.tracker.url.is_empty()
         && let Some(mark) = availability::exit_mark(dir)?
+        && mark.applies_to(&config.network)
     {
         return Err(NodeError::Exited(format!(
             "this node exited the network in epoch {} (node-lite exit): its key is not \

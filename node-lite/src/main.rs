@@ -66,10 +66,11 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Pause {
             epochs,
+            wait,
             tracker,
             json,
         } => emit(
-            &commands::availability::pause(&dir, tracker, epochs).await?,
+            &commands::availability::pause(&dir, tracker, epochs, wait).await?,
             json,
         )?,
         Command::Resume { tracker, json } => {

@@ -76,6 +76,14 @@ impl TrackerClient {
         self.oracle.replication().await.map_err(tracker_error)
     }
 
+    /// An epoch's state: open (with its receipts so far) or closed.
+    pub async fn epoch(
+        &self,
+        epoch: dsi_protocol::Epoch,
+    ) -> Result<dsi_api::oracle::EpochInfo, NodeError> {
+        self.oracle.epoch(epoch).await.map_err(tracker_error)
+    }
+
     /// The oracle's record of `seeder`: reputation, audits, leaves.
     pub async fn seeder(
         &self,

@@ -415,7 +415,7 @@ async fn availability(
     Ok(Json(AvailabilityResponse {
         availability,
         current_epoch: current,
-        audited_until_ms: end.saturating_add(state.config.close.delay_ms),
+        close_starts_ms: end.saturating_add(state.config.close.delay_ms),
     }))
 }
 

@@ -15,8 +15,8 @@ use dsi_protocol::{Epoch, NodeId, SignedReceipt, now_ms};
 
 use crate::OracleState;
 use crate::rules::{
-    Admitted, OpenEpochs, RuleParams, Tally, Violation, check_signatures, check_stateless,
-    check_window, receipt_key,
+    Admitted, OpenEpochs, RuleParams, Tally, Violation, check_exit, check_signatures,
+    check_stateless, check_window, receipt_key,
 };
 use crate::store::StoreError;
 
@@ -51,6 +51,21 @@ pub async fn ingest(
     for (verdict, signed) in verdicts.iter_mut().zip(&batch) {
         if verdict.is_ok() {
             *verdict = check_window(&signed.receipt, &params, open);
+        }
+    }
+    // Seeders that exited earn nothing for later epochs.
+    let mut seeders: Vec<NodeId> = verdicts
+        .iter()
+        .zip(&batch)
+        .filter(|(v, _)| v.is_ok())
+        .map(|(_, r)| r.receipt.seeder)
+        .collect();
+    seeders.sort_unstable();
+    seeders.dedup();
+    let exited = state.store.exited(&seeders).await?;
+    for (verdict, signed) in verdicts.iter_mut().zip(&batch) {
+        if verdict.is_ok() {
+            *verdict = check_exit(&signed.receipt, exited.get(&signed.receipt.seeder).copied());
         }
     }
 

@@ -12,11 +12,14 @@
 //! | `unknown_chunk` | no registered manifest contains the chunk |
 //! | `chunk_size_mismatch` | `bytes` is not the chunk's length |
 //! | `bad_signature` | the downloader's ed25519 signature does not verify for the network (weak keys refused) |
+//! | `seeder_exited` | the seeder exited (`node-lite exit`) in an epoch before the receipt's |
 //! | `duplicate` | a different receipt for the same (epoch, downloader, seeder, chunk) is held or came earlier |
 //! | `downloader_cap` | the downloader would attest more than `downloader_cap_bytes` in the epoch |
 //!
 //! The first four are [`check_stateless`]; with signatures they form the [`screen`], which
-//! needs no stored state. Duplicates and the cap need what came before: the [`Tally`]. An
+//! needs no stored state. Duplicates and the cap need what came before: the [`Tally`]; the
+//! exit, the tracker's record ([`check_exit`], at ingest only: a published batch holds no
+//! receipt it refused, and `verify-epoch` cannot know when a key exited). An
 //! identical resubmission of a held receipt is [`Admitted::AlreadyHeld`]: accepted again,
 //! stored once.
 
@@ -29,15 +32,31 @@ use dsi_protocol::{ChunkId, Epoch, EpochSchedule, NetworkId, NodeId, Receipt, Si
 pub type Rule = RejectionCode;
 
 /// The oracle's rules, in the order they apply.
-pub const RULES: [Rule; 7] = [
+pub const RULES: [Rule; 8] = [
     Rule::SelfReceipt,
     Rule::EpochOutOfWindow,
     Rule::UnknownChunk,
     Rule::ChunkSizeMismatch,
     Rule::BadSignature,
+    Rule::SeederExited,
     Rule::Duplicate,
     Rule::DownloaderCap,
 ];
+
+/// The exit rule: a key that exited (`exited`, the epoch it exited in) earns nothing for
+/// later epochs. Receipts of the exit's own epoch still count: the node served them.
+pub fn check_exit(receipt: &Receipt, exited: Option<Epoch>) -> Result<(), Violation> {
+    match exited {
+        Some(epoch) if receipt.epoch > epoch => Err(Violation::new(
+            Rule::SeederExited,
+            format!(
+                "seeder {} exited the network in epoch {epoch}; receipt of epoch {}",
+                receipt.seeder, receipt.epoch
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A receipt broke a rule.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -944,8 +944,14 @@ impl Store {
             .map_err(query_error("pruning nodes"))?;
         // Kept: seeders with receipts still to be paid, and every key that ever earned (its
         // payout account pays receipts that arrive late; earning is never free).
+        // Also kept: a paused key while its pause lasts (at most `max_paused_epochs`), if
+        // it ever passed an audit of funded content (a key that only announced is
+        // forgotten, pause or not: keeping it would be free).
         let keep = "SELECT DISTINCT seeder FROM receipts WHERE epoch > $2 \
-                    UNION SELECT DISTINCT seeder FROM leaves";
+                    UNION SELECT DISTINCT seeder FROM leaves \
+                    UNION SELECT DISTINCT p.node FROM pauses p WHERE p.until_epoch > $2 \
+                    AND EXISTS (SELECT 1 FROM audits a WHERE a.seeder = p.node \
+                    AND a.outcome = 'passed' AND a.funded = 1)";
         sqlx::query(&format!(
             "DELETE FROM holdings WHERE node IN (SELECT node FROM nodes \
              WHERE expires_at_ms < $1 AND node NOT IN ({keep}))"
@@ -970,17 +976,24 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query_error("pruning receipt totals"))?;
-        // Ended pauses once older than any notice the clock-skew window lets in (a replay
-        // of one is refused `clock_skew`), and rows of forgotten nodes.
+        // Pauses whose epochs are all closed, and those of forgotten nodes.
         sqlx::query(
-            "DELETE FROM availability WHERE (until_epoch <= $1 AND issued_at_ms < $2) \
-             OR node NOT IN (SELECT node FROM nodes)",
+            "DELETE FROM pauses WHERE until_epoch <= $1 OR node NOT IN (SELECT node FROM nodes)",
         )
         .bind(i64_of(closed.0))
-        .bind(i64_of(before_ms))
         .execute(&mut *tx)
         .await
         .map_err(query_error("pruning pauses"))?;
+        // The newest notice's time once older than any notice the clock-skew window lets
+        // in (a replay of one is refused `clock_skew`), and those of forgotten nodes.
+        sqlx::query(
+            "DELETE FROM availability WHERE issued_at_ms < $1 \
+             OR node NOT IN (SELECT node FROM nodes)",
+        )
+        .bind(i64_of(before_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("pruning notices"))?;
         tx.commit().await.map_err(query_error("pruning nodes"))?;
         Ok(gone)
     }
@@ -1036,41 +1049,71 @@ impl Store {
                 }
             }
         }
+        let newest = sqlx::query("SELECT issued_at_ms FROM availability WHERE node = $1")
+            .bind(node.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error("reading a notice"))?;
+        if let Some(row) = newest {
+            let issued: i64 = row.try_get(0).map_err(corrupt)?;
+            if u64_of(issued) >= notice.issued_at_ms {
+                return Ok(NoticeOutcome::Stale);
+            }
+        }
+        // The pause now or to come (at most one: a pause is refused while one is held).
+        // Pauses that ended stay as they are: their epochs' closes may not have run yet.
         let held = sqlx::query(
-            "SELECT issued_at_ms, from_epoch, until_epoch FROM availability WHERE node = $1",
+            "SELECT from_epoch, until_epoch FROM pauses WHERE node = $1 AND until_epoch > $2",
         )
         .bind(node.clone())
+        .bind(i64_of(current.0))
         .fetch_optional(&mut *tx)
         .await
         .map_err(query_error("reading a pause"))?;
         let held = match held {
-            Some(row) => {
-                let issued: i64 = row.try_get(0).map_err(corrupt)?;
-                if u64_of(issued) >= notice.issued_at_ms {
-                    return Ok(NoticeOutcome::Stale);
-                }
-                let from = Epoch(u64_of(row.try_get(1).map_err(corrupt)?));
-                let until = Epoch(u64_of(row.try_get(2).map_err(corrupt)?));
-                (until > current).then_some((from, until))
-            }
+            Some(row) => Some((
+                Epoch(u64_of(row.try_get(0).map_err(corrupt)?)),
+                Epoch(u64_of(row.try_get(1).map_err(corrupt)?)),
+            )),
             None => None,
         };
-        let (from, until, availability) = match notice.change {
+        let availability = match notice.change {
             Availability::Pause { epochs } => {
                 if let Some((from, until)) = held {
                     return Ok(NoticeOutcome::AlreadyPaused { from, until });
                 }
                 let from = Epoch(current.0.saturating_add(1));
                 let until = Epoch(from.0.saturating_add(u64::from(epochs)));
-                (from, until, NodeAvailability::Paused { from, until })
+                sqlx::query(
+                    "INSERT INTO pauses (node, from_epoch, until_epoch) VALUES ($1, $2, $3)",
+                )
+                .bind(node.clone())
+                .bind(i64_of(from.0))
+                .bind(i64_of(until.0))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("recording a pause"))?;
+                NodeAvailability::Paused { from, until }
             }
             Availability::Resume => {
                 let Some((from, _)) = held else {
                     return Ok(NoticeOutcome::NotPaused);
                 };
                 // The current epoch is active again (its close audits the node); a pause
-                // that had not started is cancelled.
-                (from, current, NodeAvailability::Active)
+                // that has not started is cancelled.
+                let sql = if from >= current {
+                    "DELETE FROM pauses WHERE node = $1 AND from_epoch = $2"
+                } else {
+                    "UPDATE pauses SET until_epoch = $3 WHERE node = $1 AND from_epoch = $2"
+                };
+                sqlx::query(sql)
+                    .bind(node.clone())
+                    .bind(i64_of(from.0))
+                    .bind(i64_of(current.0))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("ending a pause"))?;
+                NodeAvailability::Active
             }
             Availability::Exit => {
                 sqlx::query(
@@ -1091,11 +1134,7 @@ impl Store {
                         .await
                         .map_err(query_error("recording an exit"))?;
                 }
-                (
-                    current,
-                    current,
-                    NodeAvailability::Exited { epoch: current },
-                )
+                NodeAvailability::Exited { epoch: current }
             }
         };
         sqlx::query("DELETE FROM availability WHERE node = $1")
@@ -1103,21 +1142,35 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query_error("recording a notice"))?;
-        sqlx::query(
-            "INSERT INTO availability (node, issued_at_ms, from_epoch, until_epoch) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(node)
-        .bind(i64_of(notice.issued_at_ms))
-        .bind(i64_of(from.0))
-        .bind(i64_of(until.0))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error("recording a notice"))?;
+        sqlx::query("INSERT INTO availability (node, issued_at_ms) VALUES ($1, $2)")
+            .bind(node)
+            .bind(i64_of(notice.issued_at_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("recording a notice"))?;
         tx.commit()
             .await
             .map_err(query_error("recording a notice"))?;
         Ok(NoticeOutcome::Applied(availability))
+    }
+
+    /// The epoch each of `nodes` exited in, for those that exited.
+    pub async fn exited(&self, nodes: &[NodeId]) -> Result<HashMap<NodeId, Epoch>> {
+        let mut out = HashMap::new();
+        for node in nodes {
+            let row = sqlx::query(
+                "SELECT exited_epoch FROM nodes WHERE node = $1 AND exited_epoch IS NOT NULL",
+            )
+            .bind(node.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading a node"))?;
+            if let Some(row) = row {
+                let epoch: i64 = row.try_get(0).map_err(|_| StoreError::Corrupt("nodes"))?;
+                out.insert(*node, Epoch(u64_of(epoch)));
+            }
+        }
+        Ok(out)
     }
 
     /// A node's availability at `current` (the epoch now): exited, paused now or from a
@@ -1137,7 +1190,8 @@ impl Store {
             });
         }
         let row = sqlx::query(
-            "SELECT from_epoch, until_epoch FROM availability WHERE node = $1 AND until_epoch > $2",
+            "SELECT from_epoch, until_epoch FROM pauses WHERE node = $1 AND until_epoch > $2 \
+             ORDER BY from_epoch LIMIT 1",
         )
         .bind(node.0.to_vec())
         .bind(i64_of(current.0))
@@ -1157,7 +1211,7 @@ impl Store {
     /// reputation, and their runs wait for them.
     pub async fn paused_in(&self, epoch: Epoch) -> Result<HashSet<NodeId>> {
         let rows = sqlx::query(
-            "SELECT node FROM availability WHERE from_epoch <= $1 AND until_epoch > $1",
+            "SELECT DISTINCT node FROM pauses WHERE from_epoch <= $1 AND until_epoch > $1",
         )
         .bind(i64_of(epoch.0))
         .fetch_all(&self.pool)
@@ -1165,10 +1219,8 @@ impl Store {
         .map_err(query_error("reading pauses"))?;
         rows.iter()
             .map(|row| {
-                let bytes: Vec<u8> = row
-                    .try_get(0)
-                    .map_err(|_| StoreError::Corrupt("availability"))?;
-                Ok(NodeId(id_from(bytes, "availability.node")?))
+                let bytes: Vec<u8> = row.try_get(0).map_err(|_| StoreError::Corrupt("pauses"))?;
+                Ok(NodeId(id_from(bytes, "pauses.node")?))
             })
             .collect()
     }
@@ -1222,7 +1274,7 @@ impl Store {
             "SELECT n.node, n.url, n.payout, n.issued_at_ms, n.expires_at_ms, n.first_seen_ms \
              FROM nodes n JOIN holdings h ON h.node = n.node \
              WHERE h.content_id = $1 AND n.expires_at_ms > $2 AND NOT EXISTS \
-             (SELECT 1 FROM availability a WHERE a.node = n.node AND a.until_epoch > $3) \
+             (SELECT 1 FROM pauses p WHERE p.node = n.node AND p.until_epoch > $3) \
              ORDER BY n.node",
         )
         .bind(content.0.to_vec())
@@ -1614,6 +1666,14 @@ impl Store {
             .await
             .map_err(query_error("recording holdings"))?;
         }
+        // A node that exited while the close ran keeps no runs (the close read them before).
+        sqlx::query(
+            "DELETE FROM held_since WHERE node IN \
+             (SELECT node FROM nodes WHERE exited_epoch IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("recording holdings"))?;
         tx.commit().await.map_err(query_error("closing"))?;
         Ok(())
     }

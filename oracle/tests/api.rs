@@ -655,6 +655,189 @@ async fn availability_notices_pause_resume_and_exit_a_node() {
     }
 }
 
+/// Pauses are kept one interval each until their epochs are closed: a later pause (or a
+/// resume) never makes an earlier paused epoch audited when its close runs late. The prune
+/// keeps a paused key that has proven funded storage, an exit during a running close gets
+/// no runs back, and an exited key's receipts of later epochs are refused.
+#[tokio::test]
+async fn pauses_stay_per_interval_until_closed_and_exits_end_runs_and_pay() {
+    use dsi_protocol::{Availability, AvailabilityNotice};
+    use oracle::store::{EpochClose, Held, NoticeOutcome};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let network = state.config.network.clone();
+        let (manifest, chunks) = content(1, 2);
+        register(&state, &manifest).await;
+        let cid = manifest.content_id();
+        for n in [1, 2, 3] {
+            let reply = post_json(
+                &state,
+                "/v1/announce",
+                announcement(&key(n), "http://127.0.0.1:9", n, vec![cid], &network),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}");
+        }
+        let mut clock = now_ms();
+        let mut apply = async |n: u8, change, current: u64| {
+            clock += 1;
+            let notice = AvailabilityNotice {
+                node: key(n).node_id(),
+                change,
+                issued_at_ms: clock,
+            };
+            state
+                .store
+                .apply_notice(&notice, Epoch(current), clock)
+                .await
+                .expect("notice")
+        };
+        let paused = async |epoch: u64| {
+            let set = state.store.paused_in(Epoch(epoch)).await.expect("paused");
+            [1, 2, 3].map(|n| set.contains(&key(n).node_id()))
+        };
+        // Key 1 pauses epochs 11 and 12 in epoch 10, then (their closes late) epoch 16 in
+        // epoch 15: 11 and 12 stay paused.
+        let c = 10;
+        assert!(matches!(
+            apply(1, Availability::Pause { epochs: 2 }, c).await,
+            NoticeOutcome::Applied(_)
+        ));
+        assert!(matches!(
+            apply(1, Availability::Pause { epochs: 1 }, c + 5).await,
+            NoticeOutcome::Applied(_)
+        ));
+        for (epoch, was) in [(c, false), (c + 1, true), (c + 2, true), (c + 3, false)] {
+            assert_eq!(paused(epoch).await[0], was, "{url}: epoch {epoch}");
+        }
+        assert!(paused(c + 6).await[0]);
+        // A pause of 21..25 resumed in 23: 21 and 22 stay paused, 23 is audited.
+        apply(1, Availability::Pause { epochs: 5 }, c + 10).await;
+        apply(1, Availability::Resume, c + 13).await;
+        assert!(paused(c + 11).await[0] && paused(c + 12).await[0]);
+        assert!(!paused(c + 13).await[0]);
+        assert_eq!(
+            state
+                .store
+                .availability(&key(1).node_id(), Epoch(c + 13))
+                .await
+                .expect("availability"),
+            dsi_api::oracle::NodeAvailability::Active
+        );
+        // Keys 1 and 2 pause 31..33 in epoch 30; key 3 exits in 29.
+        apply(1, Availability::Pause { epochs: 3 }, c + 20).await;
+        apply(2, Availability::Pause { epochs: 3 }, c + 20).await;
+        apply(3, Availability::Exit, c + 19).await;
+
+        // Key 3's receipts of the exit's epoch count; later ones are refused.
+        let chunk = manifest.chunks[0];
+        let bytes = u32::try_from(chunks[&chunk].len()).expect("length");
+        let current = epoch_of(&state);
+        let exit_at = Epoch(current.0 - 1);
+        post_json(
+            &state,
+            "/v1/announce",
+            announcement(&key(4), "http://127.0.0.1:9", 4, vec![cid], &network),
+        )
+        .await;
+        let exited = state
+            .store
+            .apply_notice(
+                &AvailabilityNotice {
+                    node: key(4).node_id(),
+                    change: Availability::Exit,
+                    issued_at_ms: now_ms(),
+                },
+                exit_at,
+                now_ms(),
+            )
+            .await
+            .expect("exit");
+        assert!(matches!(exited, NoticeOutcome::Applied(_)), "{exited:?}");
+        let verdicts = send_receipts(
+            &state,
+            &[
+                receipt(&state, &key(4), &key(9), chunk, bytes, 1),
+                receipt(&state, &key(5), &key(9), chunk, bytes, 2),
+            ],
+        )
+        .await;
+        assert_eq!(verdicts, ["seeder_exited", "accepted"], "{url}");
+
+        // A close that read key 3's runs before its exit records none for it; key 1 passed
+        // an audit of funded content there.
+        let held = |n: u8| Held {
+            node: key(n).node_id(),
+            content: cid,
+            since: Epoch(1),
+            proven: Epoch(c + 19),
+        };
+        state
+            .store
+            .record_close(&EpochClose {
+                record: dsi_api::oracle::ClosedEpoch {
+                    epoch: Epoch(c + 19),
+                    status: dsi_api::oracle::EpochStatus::Closed,
+                    root: [1; 32],
+                    total: 0,
+                    seeders: 0,
+                    receipts: 0,
+                    batch_content_id: ContentId([1; 32]),
+                    batch_file: "epoch.batch".into(),
+                    closed_at_ms: now_ms(),
+                    close_duration_ms: 1,
+                },
+                leaves: Vec::new(),
+                seeders: Vec::new(),
+                scores: Vec::new(),
+                audits: vec![dsi_api::oracle::Audit {
+                    epoch: Epoch(c + 19),
+                    seeder: key(1).node_id(),
+                    chunk,
+                    outcome: dsi_api::oracle::AuditOutcome::Passed,
+                    detail: String::new(),
+                    at_ms: 1,
+                }],
+                funded_chunks: [chunk].into(),
+                debits: Vec::new(),
+                draws: Vec::new(),
+                held: vec![held(1), held(3)],
+            })
+            .await
+            .expect("close");
+        let runs: Vec<_> = state
+            .store
+            .held_since()
+            .await
+            .expect("runs")
+            .iter()
+            .map(|h| h.node)
+            .collect();
+        assert_eq!(runs, [key(1).node_id()], "{url}");
+
+        // Two days on, with epoch 30 closed: key 1 (paused, proven storage) is kept with
+        // its pause; key 2 (paused, never proven anything) and key 3 (exited, never paid)
+        // are forgotten like any abandoned key; the closed pauses go.
+        let pruned = state
+            .store
+            .prune_expired_nodes(now_ms() + 2 * 86_400_000, Epoch(c + 20))
+            .await
+            .expect("prune");
+        assert_eq!(pruned, 3, "{url}: keys 2, 3 and 4");
+        assert_eq!(paused(c + 21).await, [true, false, false], "{url}");
+        assert_eq!(paused(c + 11).await, [false; 3], "{url}");
+        assert!(
+            state
+                .store
+                .node(&key(1).node_id())
+                .await
+                .expect("node")
+                .is_some()
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_replication_answer_lists_funded_content_and_is_reused_for_a_moment() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -143,17 +143,28 @@ async fn a_paused_node_is_neither_listed_nor_audited_and_keeps_its_reputation_an
     refused(&a_dir, &["resume", tracker[0], tracker[1]], "not_paused");
     assert_eq!(listed(&client, &content).await, all);
 
-    // A pauses for 20 epochs (the most the oracle allows): off the lists at once, paused from the next epoch.
-    let paused: Value = serde_json::from_str(&node_lite_ok(
-        &a_dir,
-        &["pause", "--epochs", "20", "--json", tracker[0], tracker[1]],
-    ))
-    .expect("pause report");
-    let current = Epoch(paused["current_epoch"].as_u64().expect("current epoch"));
-    let from = Epoch(current.0 + 1);
-    assert_eq!(paused["availability"]["state"], "paused", "{paused}");
-    assert_eq!(paused["availability"]["from"], from.0, "{paused}");
-    assert_eq!(paused["availability"]["until"], from.0 + 20, "{paused}");
+    // A pauses for 20 epochs (the most the oracle allows): off the lists at once, paused
+    // from the next epoch. `--wait` returns only once the notice's epoch is closed.
+    let mut pausing = std::process::Command::new(dsi_tests::node_lite_bin())
+        .arg("--data-dir")
+        .arg(&a_dir)
+        .args([
+            "pause", "--epochs", "20", "--wait", "--json", tracker[0], tracker[1],
+        ])
+        .env("DSI_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node-lite pause --wait");
+    let from = poll("A's pause is taken", async || {
+        match client.seeder(&a_id).await.ok()?.availability {
+            NodeAvailability::Paused { from, until } => Some((from, until)),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(from.1.0, from.0.0 + 20);
+    let from = from.0;
+    let current = Epoch(from.0 - 1);
     let mut others = vec![b_id, c_id];
     others.sort();
     assert_eq!(listed(&client, &content).await, others, "A is not listed");
@@ -180,12 +191,27 @@ async fn a_paused_node_is_neither_listed_nor_audited_and_keeps_its_reputation_an
         "{status}"
     );
 
-    // The epoch of the notice is still audited at its close: A passes it.
+    // The epoch of the notice is still audited at its close: A passes it. Until that close
+    // is done, `pause --wait` keeps waiting.
     wait_past(&client, current).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        pausing.try_wait().expect("pause --wait").is_none(),
+        "pause --wait returned before epoch {current} closed"
+    );
     client
         .close(&oracle.admin_token(), Some(current))
         .await
         .expect("close the notice's epoch");
+    let waited = tokio::task::spawn_blocking(move || pausing.wait_with_output())
+        .await
+        .expect("join")
+        .expect("pause --wait output");
+    assert!(waited.status.success(), "pause --wait: {}", waited.status);
+    let paused: Value = serde_json::from_slice(&waited.stdout).expect("pause report");
+    assert_eq!(paused["current_epoch"], current.0, "{paused}");
+    assert_eq!(paused["audited"], true, "{paused}");
+    assert_eq!(paused["availability"]["from"], from.0, "{paused}");
     let a_before = score(&client, &a_id).await;
     let c_before = score(&client, &c_id).await;
     assert!(
@@ -356,6 +382,18 @@ async fn a_paused_node_is_neither_listed_nor_audited_and_keeps_its_reputation_an
         code(from_b.announce(&again).await.expect_err("an exited key")),
         Some("node_exited".into())
     );
+    // An exit whose answer was lost (no mark written) is taken as done when tried again.
+    let mark = b_dir.join("exited.json");
+    std::fs::remove_file(&mark).expect("remove the mark");
+    let again: Value = serde_json::from_str(&node_lite_ok(
+        &b_dir,
+        &["exit", "--yes", "--json", tracker[0], tracker[1]],
+    ))
+    .expect("exit report");
+    assert_eq!(again["epoch"], exit["epoch"], "{again}");
+    let mark: Value =
+        serde_json::from_slice(&std::fs::read(&mark).expect("mark again")).expect("mark");
+    assert_eq!(mark["network"], network.to_string(), "{mark}");
     refused(
         &b_dir,
         &["exit", "--yes", tracker[0], tracker[1]],

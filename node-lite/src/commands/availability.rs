@@ -1,8 +1,8 @@
 //! `node-lite pause`, `resume` and `exit`: this node's signed availability notices to the
 //! tracker ([`dsi_protocol::SignedAvailability`], `POST /v1/availability`).
 //!
-//! A pause starts after the current epoch, whose close still audits the node: the report
-//! says until when to keep serving. `exit` first forwards every receipt this node holds
+//! A pause starts after the current epoch, whose close still audits the node: the node
+//! keeps serving until that close is done (`pause --wait` returns then). `exit` first forwards every receipt this node holds
 //! (the oracle pays them to the payout account the node announced), then tells the tracker,
 //! marks the data directory (`exited.json`: `serve` no longer announces), and lists what
 //! the oracle owes and how it is claimed.
@@ -17,12 +17,22 @@ use crate::tracker::TrackerClient;
 use crate::{DataDir, NodeError};
 
 /// What `exited.json` in the data directory says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitMark {
     /// The epoch the node exited in.
     pub epoch: Epoch,
     /// When (Unix ms).
     pub at_ms: u64,
+    /// The network it left (marks written before this field lack it).
+    #[serde(default)]
+    pub network: Option<dsi_protocol::NetworkId>,
+}
+
+impl ExitMark {
+    /// Whether the exit was from `network` (a mark without one is taken as from any).
+    pub fn applies_to(&self, network: &dsi_protocol::NetworkId) -> bool {
+        self.network.as_ref().is_none_or(|n| n == network)
+    }
 }
 
 /// The exit mark of `dir`, if the node exited.
@@ -63,6 +73,9 @@ pub struct AvailabilityReport {
     /// The tracker's answer.
     #[serde(flatten)]
     pub answer: AvailabilityResponse,
+    /// `pause --wait`: the current epoch's close is done, so the node may stop now.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub audited: bool,
 }
 
 fn when(ms: u64) -> String {
@@ -77,12 +90,20 @@ fn when(ms: u64) -> String {
 impl Report for AvailabilityReport {
     fn text(&self) -> String {
         match self.answer.availability {
-            NodeAvailability::Paused { from, until } => format!(
-                "paused for epochs {from} to {}: the tracker no longer lists this node; \
-                 keep serving until epoch {}'s close has audited it ({}), then stop it\n",
+            NodeAvailability::Paused { from, until } if self.audited => format!(
+                "paused for epochs {from} to {}: epoch {} is closed and its audits are done; \
+                 this node may stop now\n",
                 until.0.saturating_sub(1),
                 self.answer.current_epoch,
-                when(self.answer.audited_until_ms),
+            ),
+            NodeAvailability::Paused { from, until } => format!(
+                "paused for epochs {from} to {}: the tracker no longer lists this node; \
+                 keep serving until epoch {} is closed (its close starts {}; `node-lite \
+                 pause --wait` or `GET /v1/epochs/{}` tells when), then stop it\n",
+                until.0.saturating_sub(1),
+                self.answer.current_epoch,
+                when(self.answer.close_starts_ms),
+                self.answer.current_epoch,
             ),
             NodeAvailability::Active => format!(
                 "resumed: listed again, and epoch {} is audited at its close\n",
@@ -93,15 +114,54 @@ impl Report for AvailabilityReport {
     }
 }
 
-/// `node-lite pause --epochs N`.
+/// `node-lite pause --epochs N [--wait]`. With `wait`, returns once the notice's epoch is
+/// closed (its audits done), with a spinner on a terminal.
 pub async fn pause(
     dir: &DataDir,
     tracker: Option<String>,
     epochs: u32,
+    wait: bool,
 ) -> Result<AvailabilityReport, NodeError> {
     let tracker = tracker_for(dir, tracker)?;
     let (node_id, answer) = send(dir, &tracker, Availability::Pause { epochs }).await?;
-    Ok(AvailabilityReport { node_id, answer })
+    let audited = wait && {
+        wait_closed(&tracker, answer.current_epoch, answer.close_starts_ms).await?;
+        true
+    };
+    Ok(AvailabilityReport {
+        node_id,
+        answer,
+        audited,
+    })
+}
+
+/// Polls the tracker until `epoch` is closed. Errors on the way (a restarting oracle)
+/// are shown and retried; the caller's Ctrl-C ends the wait.
+async fn wait_closed(
+    tracker: &TrackerClient,
+    epoch: Epoch,
+    close_starts_ms: u64,
+) -> Result<(), NodeError> {
+    use dsi_api::oracle::EpochInfo;
+    let spinner = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    loop {
+        match tracker.epoch(epoch).await {
+            Ok(EpochInfo::Closed(_)) => break,
+            Ok(EpochInfo::Open(_)) => spinner.set_message(format!(
+                "keep serving: waiting for epoch {epoch} to close (its close starts {})",
+                when(close_starts_ms)
+            )),
+            Err(e) => spinner.set_message(format!("waiting for epoch {epoch}: {e}")),
+        }
+        spinner.tick();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    spinner.finish_and_clear();
+    Ok(())
 }
 
 /// `node-lite resume`.
@@ -111,7 +171,11 @@ pub async fn resume(
 ) -> Result<AvailabilityReport, NodeError> {
     let tracker = tracker_for(dir, tracker)?;
     let (node_id, answer) = send(dir, &tracker, Availability::Resume).await?;
-    Ok(AvailabilityReport { node_id, answer })
+    Ok(AvailabilityReport {
+        node_id,
+        answer,
+        audited: false,
+    })
 }
 
 /// `node-lite exit`.
@@ -170,13 +234,15 @@ impl Report for ExitReport {
 /// `node-lite exit`: forwards the receipts held, tells the tracker, marks the data
 /// directory. A node that exited already (here or at the tracker) gets a clear error.
 pub async fn exit(dir: &DataDir, tracker: Option<String>) -> Result<ExitReport, NodeError> {
-    if let Some(mark) = exit_mark(dir)? {
+    let config = dir.config()?;
+    if let Some(mark) = exit_mark(dir)?
+        && mark.applies_to(&config.network)
+    {
         return Err(NodeError::Usage(format!(
             "this node exited in epoch {} already; rejoin with a new data directory",
             mark.epoch
         )));
     }
-    let config = dir.config()?;
     let tracker = tracker_for(dir, tracker)?;
     let receipts =
         ReceiptStore::open(&dir.receipts_db())
@@ -189,14 +255,28 @@ pub async fn exit(dir: &DataDir, tracker: Option<String>) -> Result<ExitReport, 
         crate::tracker::forward_all(&receipts, &tracker, config.tracker.forward_batch).await;
     receipts.close().await;
     let forwarded = forwarded?;
-    let (node_id, answer) = send(dir, &tracker, Availability::Exit).await?;
-    let epoch = match answer.availability {
-        NodeAvailability::Exited { epoch } => epoch,
-        _ => answer.current_epoch,
+    // An exit the tracker took before (its answer lost on the way) is taken as done.
+    let key = dir.key()?;
+    let node_id = key.node_id();
+    let epoch = match send(dir, &tracker, Availability::Exit).await {
+        Ok((_, answer)) => match answer.availability {
+            NodeAvailability::Exited { epoch } => epoch,
+            _ => answer.current_epoch,
+        },
+        Err(NodeError::Exited(_)) => match tracker.seeder(&node_id).await?.availability {
+            NodeAvailability::Exited { epoch } => epoch,
+            other => {
+                return Err(NodeError::Tracker(format!(
+                    "the tracker refused the exit as node_exited but reports {other:?}"
+                )));
+            }
+        },
+        Err(e) => return Err(e),
     };
     let mark = ExitMark {
         epoch,
         at_ms: dsi_protocol::now_ms(),
+        network: Some(config.network.clone()),
     };
     let path = dir.path().join("exited.json");
     let bytes = serde_json::to_vec_pretty(&mark).map_err(|e| NodeError::Usage(e.to_string()))?;
