@@ -57,7 +57,7 @@ pub struct Config {
 }
 
 /// `[chain]`: where the contracts are and who signs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChainConfig {
     /// The deployment file `scripts/deploy` wrote (addresses, contract bundles, node URL);
@@ -70,6 +70,13 @@ pub struct ChainConfig {
     pub suri_file: String,
     /// Milliseconds between submission rounds.
     pub poll_ms: u64,
+    /// Claim, with this oracle's account (which pays the fees), the leaves of keys that
+    /// exited (`node-lite exit`) as their epochs become claimable, so a node that left is
+    /// paid without a chain account of its own. Each leaf is tried once.
+    pub claim_for_exited: bool,
+    /// Leaves below this (native units) are left to the seeder to claim: the fee of a claim
+    /// is not spent on dust.
+    pub exit_claim_min: u64,
 }
 
 /// A per-content reward boost.
@@ -181,10 +188,20 @@ impl Default for Config {
             market: MarketParams::default(),
             reputation: ReputationParams::default(),
             audit: AuditConfig::default(),
-            chain: ChainConfig {
-                poll_ms: 2_000,
-                ..ChainConfig::default()
-            },
+            chain: ChainConfig::default(),
+        }
+    }
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            deployment: String::new(),
+            url: String::new(),
+            suri_file: String::new(),
+            poll_ms: 2_000,
+            claim_for_exited: true,
+            exit_claim_min: 1_000_000_000,
         }
     }
 }

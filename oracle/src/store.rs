@@ -2131,6 +2131,54 @@ impl Store {
         rows.iter().map(Self::leaf_from_row).collect()
     }
 
+    /// Leaves of keys that exited, in claimable epochs, that the oracle has not tried to
+    /// claim for them yet (`exit_claims`), oldest first, at most `limit`.
+    pub async fn exit_claims_due(&self, limit: u32) -> Result<Vec<Leaf>> {
+        let sql = format!(
+            "SELECT {} FROM leaves l WHERE l.epoch IN \
+             (SELECT epoch FROM epochs WHERE status = $1) \
+             AND l.seeder IN (SELECT node FROM nodes WHERE exited_epoch IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM exit_claims c \
+             WHERE c.epoch = l.epoch AND c.seeder = l.seeder) \
+             ORDER BY l.epoch, l.seeder LIMIT $2",
+            Self::LEAF_COLUMNS
+                .split(", ")
+                .map(|c| format!("l.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(EpochStatus::Claimable.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("reading leaves to claim"))?;
+        rows.iter().map(Self::leaf_from_row).collect()
+    }
+
+    /// Records what claiming an exited key's leaf came to (`outcome`: `paid`,
+    /// `already_claimed`, `below_min`, `refused: ...`): it is not tried again.
+    pub async fn record_exit_claim(
+        &self,
+        epoch: Epoch,
+        seeder: &NodeId,
+        outcome: &str,
+        at_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO exit_claims (epoch, seeder, outcome, at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(i64_of(epoch.0))
+        .bind(seeder.0.to_vec())
+        .bind(outcome)
+        .bind(i64_of(at_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("recording a claim"))?;
+        Ok(())
+    }
+
     /// A seeder's leaves, newest first.
     pub async fn seeder_leaves(&self, seeder: &NodeId, limit: u32) -> Result<Vec<Leaf>> {
         let sql = format!(

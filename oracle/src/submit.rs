@@ -113,6 +113,71 @@ pub async fn sync(state: &OracleState, chain: &Chain) -> Result<(), SubmitError>
         }
         submit_scores(state, chain, epoch).await?;
     }
+    if state.config.chain.claim_for_exited {
+        claim_for_exited(state, chain).await?;
+    }
+    Ok(())
+}
+
+/// Leaves claimed for exited keys in one round at most (each is one extrinsic).
+const EXIT_CLAIMS_PER_ROUND: u32 = 16;
+
+/// Claims the leaves of keys that exited (`node-lite exit`) in claimable epochs, with this
+/// oracle's account: a node that left is paid without a chain account of its own. Each
+/// leaf is tried once (`exit_claims`); leaves below `chain.exit_claim_min` and leaves the
+/// pool refuses are left to the seeder (`oracle claim --seeder`). Bounded: only keys that
+/// earned have leaves, and each leaf pays one fee once.
+async fn claim_for_exited(state: &OracleState, chain: &Chain) -> Result<(), SubmitError> {
+    let min = u128::from(state.config.chain.exit_claim_min);
+    for leaf in state.store.exit_claims_due(EXIT_CLAIMS_PER_ROUND).await? {
+        let outcome = if leaf.amount < min {
+            "below_min".to_string()
+        } else {
+            match chain
+                .claim(
+                    leaf.epoch.0,
+                    &leaf.seeder,
+                    &leaf.payout,
+                    leaf.amount,
+                    &leaf.proof,
+                )
+                .await
+            {
+                Ok(0) => "already_claimed".to_string(),
+                Ok(paid) => {
+                    tracing::info!(
+                        epoch = leaf.epoch.0,
+                        seeder = %leaf.seeder.short(),
+                        paid = %paid,
+                        payout = %leaf.payout,
+                        "claimed for an exited seeder"
+                    );
+                    "paid".to_string()
+                }
+                // Not payable yet after all: the next round tries again.
+                Err(ChainError::Refused { error, .. })
+                    if error == "InChallengeWindow" || error == "EpochNotFinal" =>
+                {
+                    continue;
+                }
+                Err(ChainError::Refused { error, .. }) => {
+                    tracing::warn!(
+                        epoch = leaf.epoch.0,
+                        seeder = %leaf.seeder.short(),
+                        %error,
+                        "the pool refused a claim for an exited seeder; left to the seeder"
+                    );
+                    format!("refused: {error}")
+                }
+                // The chain is unreachable: try again next round.
+                Err(e) => return Err(e.into()),
+            }
+        };
+        state
+            .store
+            .record_exit_claim(leaf.epoch, &leaf.seeder, &outcome, dsi_protocol::now_ms())
+            .await?;
+    }
     Ok(())
 }
 

@@ -788,7 +788,19 @@ async fn pauses_stay_per_interval_until_closed_and_exits_end_runs_and_pay() {
                     closed_at_ms: now_ms(),
                     close_duration_ms: 1,
                 },
-                leaves: Vec::new(),
+                leaves: vec![dsi_api::oracle::Leaf {
+                    epoch: Epoch(c + 19),
+                    seeder: key(4).node_id(),
+                    payout: dsi_protocol::PayoutAccount([4; 20]),
+                    amount: 7,
+                    cumulative: 7,
+                    bandwidth_amount: 7,
+                    storage_amount: 0,
+                    bytes_served: u64::from(bytes),
+                    receipts: 1,
+                    reputation: 800_000,
+                    proof: vec![[9; 32]],
+                }],
                 seeders: Vec::new(),
                 scores: Vec::new(),
                 audits: vec![dsi_api::oracle::Audit {
@@ -815,16 +827,53 @@ async fn pauses_stay_per_interval_until_closed_and_exits_end_runs_and_pay() {
             .map(|h| h.node)
             .collect();
         assert_eq!(runs, [key(1).node_id()], "{url}");
+        // Once the epoch is claimable, the exited key 4's leaf is due for the oracle to
+        // claim for it, once.
+        assert!(
+            state
+                .store
+                .exit_claims_due(16)
+                .await
+                .expect("due")
+                .is_empty()
+        );
+        state
+            .store
+            .set_epoch_status(Epoch(c + 19), dsi_api::oracle::EpochStatus::Claimable)
+            .await
+            .expect("status");
+        let due = state.store.exit_claims_due(16).await.expect("due");
+        assert_eq!(
+            due.iter()
+                .map(|l| (l.epoch, l.seeder, l.amount))
+                .collect::<Vec<_>>(),
+            [(Epoch(c + 19), key(4).node_id(), 7)],
+            "{url}"
+        );
+        state
+            .store
+            .record_exit_claim(Epoch(c + 19), &key(4).node_id(), "paid", now_ms())
+            .await
+            .expect("record");
+        assert!(
+            state
+                .store
+                .exit_claims_due(16)
+                .await
+                .expect("due")
+                .is_empty()
+        );
 
         // Two days on, with epoch 30 closed: key 1 (paused, proven storage) is kept with
-        // its pause; key 2 (paused, never proven anything) and key 3 (exited, never paid)
-        // are forgotten like any abandoned key; the closed pauses go.
+        // its pause, key 4 (exited, paid) with its leaf; key 2 (paused, never proven
+        // anything) and key 3 (exited, never paid) are forgotten like any abandoned key;
+        // the closed pauses go.
         let pruned = state
             .store
             .prune_expired_nodes(now_ms() + 2 * 86_400_000, Epoch(c + 20))
             .await
             .expect("prune");
-        assert_eq!(pruned, 3, "{url}: keys 2, 3 and 4");
+        assert_eq!(pruned, 2, "{url}: keys 2 and 3");
         assert_eq!(paused(c + 21).await, [true, false, false], "{url}");
         assert_eq!(paused(c + 11).await, [false; 3], "{url}");
         assert!(

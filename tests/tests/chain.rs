@@ -273,6 +273,17 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         printed.contains(&format!("epoch {epoch}: 4 receipts")),
         "{printed}"
     );
+    // seeder-1 leaves the network after the close paid it: the oracle claims its leaf for
+    // it once the epoch is claimable.
+    let leaver = net.peer("seeder-1").expect("seeder-1");
+    let (leaver_dir, leaver_id) = (leaver.dir.clone(), leaver.id);
+    let exit: serde_json::Value = serde_json::from_str(&dsi_tests::node_lite_ok(
+        &leaver_dir,
+        &["exit", "--yes", "--json", "--tracker", &net.oracle.url],
+    ))
+    .expect("exit report");
+    assert_eq!(exit["node_id"], leaver_id.to_string(), "{exit}");
+    let leaver_before = net.chain.balance(&payouts[1]).await.expect("balance");
     let record = net.wait_claimable(epoch).await.expect("claimable");
     stop.store(true, Ordering::Relaxed);
     let shown = watcher.join().expect("watcher");
@@ -342,25 +353,49 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
         "{said}"
     );
 
-    // `oracle claim` for both seeders: balances move by exactly their leaves; again pays 0.
+    // `oracle claim` for the seeder that stayed, and the oracle by itself for the one that
+    // exited: balances move by exactly their leaves; claiming again pays 0.
     let leaves = net.leaves(epoch).await.expect("leaves");
     assert_eq!(leaves.len(), 2);
     for leaf in &leaves {
         assert!(payouts.contains(&leaf.payout));
-        let before = net.chain.balance(&leaf.payout).await.expect("balance");
         let seeder = leaf.seeder.to_string();
         let claim = ["claim", "--seeder", &seeder, "--url", &net.oracle.url];
-        let printed = oracle_cli(&oracle_dir, &claim);
-        assert!(
-            printed.contains(&format!("paid {}", leaf.amount)),
-            "{printed}"
-        );
-        let after = net.chain.balance(&leaf.payout).await.expect("balance");
-        assert_eq!(
-            after - before,
-            leaf.amount,
-            "the payout account received exactly the leaf"
-        );
+        if leaf.seeder == leaver_id {
+            // Paid without anyone asking.
+            net.wait_for("the oracle's claim for the exited seeder", 60, async || {
+                let paid = net.chain.claimed_in(epoch, &leaf.seeder).await.ok()??;
+                Some(paid)
+            })
+            .await
+            .map(|paid| assert_eq!(paid, leaf.amount, "exactly the leaf"))
+            .expect("claimed for the exited seeder");
+            assert_eq!(leaf.payout, payouts[1]);
+            assert_eq!(
+                net.chain.balance(&leaf.payout).await.expect("balance") - leaver_before,
+                leaf.amount,
+                "the exited seeder's payout account received exactly the leaf"
+            );
+            let log =
+                std::fs::read_to_string(net.run_dir().join("oracle.log")).expect("oracle log");
+            assert!(
+                log.contains("claimed for an exited seeder"),
+                "the oracle claimed:\n{log}"
+            );
+        } else {
+            let before = net.chain.balance(&leaf.payout).await.expect("balance");
+            let printed = oracle_cli(&oracle_dir, &claim);
+            assert!(
+                printed.contains(&format!("paid {}", leaf.amount)),
+                "{printed}"
+            );
+            let after = net.chain.balance(&leaf.payout).await.expect("balance");
+            assert_eq!(
+                after - before,
+                leaf.amount,
+                "the payout account received exactly the leaf"
+            );
+        }
         assert_eq!(
             net.chain.claimed(&leaf.seeder).await.expect("claimed"),
             leaf.amount
@@ -375,7 +410,10 @@ async fn epochs_are_submitted_once_and_claims_pay_exactly_the_leaves() {
                 .then_some(())
         })
         .await;
-        // Reputation reached the contract.
+        // Reputation reached the contract (the exited seeder was not audited at this close).
+        if leaf.seeder == leaver_id {
+            continue;
+        }
         let page = client.seeder(&leaf.seeder).await.expect("seeder page");
         let score = net
             .chain

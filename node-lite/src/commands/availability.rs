@@ -192,8 +192,9 @@ pub struct ExitReport {
     /// Its cumulative earnings (native units, 12 decimals).
     #[serde(with = "dsi_api::serde_as::decimal")]
     pub cumulative: u128,
-    /// Its leaves, newest first: each epoch's pay, claimed on chain with
-    /// `oracle claim --seeder NODE` (anyone may; the money goes to the payout account).
+    /// Its leaves, newest first: each epoch's pay. The oracle claims them on chain for an
+    /// exited key (`chain.claim_for_exited`); anyone may with `oracle claim --seeder NODE`
+    /// (the money goes to the payout account).
     pub leaves: Vec<Leaf>,
 }
 
@@ -209,7 +210,9 @@ impl Report for ExitReport {
         } else {
             out.push_str(&format!(
                 "earned {} in all over {} epochs; receipts of epochs not closed yet are paid at \
-                 their close. Claim with: oracle claim --seeder {}\n",
+                 their close. The oracle claims each leaf for the payout account once its \
+                 epoch is claimable (if it runs with `chain.claim_for_exited`, the default); \
+                 anyone may also claim with: oracle claim --seeder {}\n",
                 self.cumulative,
                 self.leaves.len(),
                 self.node_id

@@ -15,3 +15,14 @@ INSERT INTO pauses (node, from_epoch, until_epoch)
     SELECT node, from_epoch, until_epoch FROM availability WHERE until_epoch > from_epoch;
 ALTER TABLE availability DROP COLUMN from_epoch;
 ALTER TABLE availability DROP COLUMN until_epoch;
+
+-- The leaves of exited keys the oracle claimed for them on chain (`chain.claim_for_exited`),
+-- or left to the seeder (below `chain.exit_claim_min`, or refused by the pool): each leaf
+-- is tried once.
+CREATE TABLE exit_claims (
+    epoch   BIGINT NOT NULL,
+    seeder  BLOB NOT NULL,
+    outcome TEXT NOT NULL,
+    at_ms   BIGINT NOT NULL,
+    PRIMARY KEY (epoch, seeder)
+);
