@@ -504,7 +504,7 @@ async fn open_state(dir: &DataDir, config: Config) -> Result<NodeState, NodeErro
 pub async fn prepare_serve(
     dir: &DataDir,
     overrides: ServeOverrides,
-) -> Result<(Arc<NodeState>, TcpListener), NodeError> {
+) -> Result<(Arc<NodeState>, TcpListener, Option<iroh::Endpoint>), NodeError> {
     let config = overrides.apply(dir.config()?)?;
     if !config.tracker.url.is_empty()
         && let Some(mark) = availability::exit_mark(dir)?
@@ -521,7 +521,13 @@ pub async fn prepare_serve(
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| NodeError::Usage(format!("cannot listen on {listen}: {e}")))?;
-    Ok((Arc::new(state), listener))
+    // Bound (and on its relay) before `serve` says it is up, so peers can dial at once.
+    let iroh = if state.config.iroh.enabled() {
+        Some(crate::transport::bind(&state.key, &state.config.iroh, true).await?)
+    } else {
+        None
+    };
+    Ok((Arc::new(state), listener, iroh))
 }
 
 /// What `gateway` was asked (its command line).
@@ -580,8 +586,13 @@ pub async fn prepare_gateway(
 pub struct GetRequest {
     /// The content id to fetch.
     pub content_id: String,
-    /// A peer's base URL, e.g. http://127.0.0.1:7070 (repeat for more peers).
-    #[arg(long = "peer", value_name = "URL", required_unless_present = "tracker")]
+    /// A peer: its base URL (http://127.0.0.1:7070), or its node id to reach it over iroh
+    /// (needs `[iroh] relays` in the config). Repeat for more peers.
+    #[arg(
+        long = "peer",
+        value_name = "URL|NODE_ID",
+        required_unless_present = "tracker"
+    )]
     pub peers: Vec<String>,
     /// Ask the oracle's tracker at URL which peers hold the content (in addition to
     /// any --peer).
@@ -675,14 +686,26 @@ pub async fn get(
     if let Some(stall) = request.stall_timeout {
         options.stall_timeout = stall;
     }
-    let downloader = Downloader::new(key, config.network, config.epochs, options);
+    let dialer = config
+        .iroh
+        .enabled()
+        .then(|| crate::transport::Dialer::new(key.clone(), &config.iroh))
+        .transpose()?;
+    let mut downloader = Downloader::new(key, config.network, config.epochs, options);
+    if let Some(dialer) = &dialer {
+        downloader = downloader.with_iroh(dialer.clone());
+    }
     let source = Peers {
         fixed: StaticPeers(peers),
         tracker,
     };
-    downloader
+    let report = downloader
         .download(&content, &source, &request.out, token)
-        .await
+        .await;
+    if let Some(dialer) = dialer {
+        dialer.close().await;
+    }
+    report
 }
 
 /// `node-lite receipts`.

@@ -50,6 +50,41 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The seeder dashboard (`/dashboard`).
     pub dashboard: DashboardConfig,
+    /// Node-to-node connections over iroh (QUIC, hole punching, the network's relays).
+    pub iroh: IrohConfig,
+}
+
+/// `[iroh]`: node-to-node connections over iroh (`node_lite::transport`). Off until the
+/// network's relay is named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IrohConfig {
+    /// Relay URLs of the network (`dsi-relay`, run by the network's operator); empty: no
+    /// iroh endpoint, HTTP only. With a relay, `serve` accepts peers over iroh and `get`
+    /// reaches peers named by node id.
+    pub relays: Vec<String>,
+    /// UDP sockets for direct connections and hole punching (port 0: any free port);
+    /// empty: relay only. Used only when `relays` is set.
+    pub bind: Vec<SocketAddr>,
+    /// Most peers connected over iroh at once (`serve`).
+    pub max_connections: usize,
+}
+
+impl Default for IrohConfig {
+    fn default() -> Self {
+        Self {
+            relays: Vec::new(),
+            bind: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
+            max_connections: 256,
+        }
+    }
+}
+
+impl IrohConfig {
+    /// Whether iroh is on (a relay is named).
+    pub fn enabled(&self) -> bool {
+        !self.relays.is_empty()
+    }
 }
 
 /// `[dashboard]`: the page at `/dashboard` and its data at `/dashboard/status.json`.
@@ -276,7 +311,15 @@ impl Config {
                 Env::prefixed("DSI_").split("__").filter(|key| {
                     let section = key.as_str().split('.').next().unwrap_or_default();
                     [
-                        "network", "epochs", "serve", "download", "tracker", "gateway",
+                        "network",
+                        "epochs",
+                        "serve",
+                        "download",
+                        "tracker",
+                        "gateway",
+                        "storage",
+                        "dashboard",
+                        "iroh",
                     ]
                     .iter()
                     .any(|s| section.eq_ignore_ascii_case(s))

@@ -222,6 +222,7 @@ impl ContentSwarm {
 /// Downloads content from the swarm, signing receipts as the node with `key`.
 pub struct Downloader {
     http: reqwest::Client,
+    dialer: Option<crate::transport::Dialer>,
     signer: Signer,
     options: DownloadOptions,
 }
@@ -236,9 +237,16 @@ impl Downloader {
     ) -> Self {
         Self {
             http: client::http_client(),
+            dialer: None,
             signer: Signer::new(key, network, epochs),
             options,
         }
+    }
+
+    /// Reaches peers named by node id (`iroh://NODE_ID/`) over iroh with `dialer`.
+    pub fn with_iroh(mut self, dialer: crate::transport::Dialer) -> Self {
+        self.dialer = Some(dialer);
+        self
     }
 
     fn progress_bar(&self, total: u64) -> ProgressBar {
@@ -260,7 +268,7 @@ impl Downloader {
         let stall = self.options.stall_timeout;
         let mut tasks = JoinSet::new();
         for (i, url) in urls.into_iter().enumerate() {
-            let client = PeerClient::new(self.http.clone(), url);
+            let client = PeerClient::for_url(&self.http, self.dialer.as_ref(), url);
             tasks.spawn(async move { (i, client.node_info(stall).await, client) });
         }
         let mut answers = Vec::new();
@@ -294,6 +302,13 @@ impl Downloader {
                 }
                 Ok(info) if info.node_id == self.signer.node_id() => {
                     report.dropped = Some("peer is this node itself".into());
+                }
+                Ok(info) if client.iroh_node().is_some_and(|node| node != info.node_id) => {
+                    // Over iroh the connection proves the key; receipts go to that key only.
+                    report.dropped = Some(format!(
+                        "peer dialed over iroh answers as another node, {}",
+                        info.node_id
+                    ));
                 }
                 Ok(info) => {
                     report.node_id = Some(info.node_id);

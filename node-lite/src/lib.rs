@@ -11,6 +11,8 @@
 //! - [`store`]: chunks and manifests on disk, adding files, verification and quarantine;
 //! - [`receipts`]: the seeder's durable receipt database (SQLite) and acceptance rules;
 //! - [`server`]: the HTTP API (`router(state)` separate from binding) and `/metrics`;
+//! - [`transport`]: the same node-to-node routes over iroh (QUIC keyed by the node key,
+//!   hole punching, the network's relays), for nodes without a public address;
 //! - [`download`]: the swarm downloader (rarest-first, endgame, resume);
 //! - [`payer`]: signing receipts and paying seeders with them, for the downloader and for
 //!   vector pages;
@@ -45,6 +47,7 @@ pub mod size;
 pub mod status;
 pub mod store;
 pub mod tracker;
+pub mod transport;
 pub mod vectors;
 
 pub use config::Config;
@@ -85,12 +88,14 @@ pub async fn serve_gateway(
     })
 }
 
-/// Serves `state` on `listener` until `shutdown` fires: the HTTP API and, when `[tracker]`
-/// names an oracle, announcing and forwarding receipts to it. On shutdown, open requests
-/// finish, receipts are forwarded one last time and the receipt database is closed.
+/// Serves `state` on `listener` (and to peers over iroh on `iroh`, an endpoint from
+/// [`transport::bind`]) until `shutdown` fires: the HTTP API and, when `[tracker]` names an
+/// oracle, announcing and forwarding receipts to it. On shutdown, open requests finish,
+/// receipts are forwarded one last time and the receipt database is closed.
 pub async fn serve(
     state: std::sync::Arc<server::NodeState>,
     listener: tokio::net::TcpListener,
+    iroh: Option<iroh::Endpoint>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), NodeError> {
     let address = bound_address(&listener)?;
@@ -122,8 +127,14 @@ pub async fn serve(
         ));
     }
     tasks.spawn(save_egress(state.clone(), shutdown.clone()));
+    let iroh = iroh.map(|endpoint| serve_iroh(&state, endpoint));
     let served = server::serve(listener, state.clone(), shutdown.clone()).await;
     shutdown.cancel();
+    if let Some(router) = iroh
+        && let Err(e) = router.shutdown().await
+    {
+        tracing::warn!(error = %e, "the iroh endpoint did not close cleanly");
+    }
     while tasks.join_next().await.is_some() {}
     state.gateway.drain(drain_limit(&state)).await;
     // What the last answers sent, counted after the listener stopped.
@@ -136,6 +147,28 @@ pub async fn serve(
         address,
         reason: e.to_string(),
     })
+}
+
+/// Accepts peers over iroh (`transport`) on the node key, serving the swarm routes.
+fn serve_iroh(
+    state: &std::sync::Arc<server::NodeState>,
+    endpoint: iroh::Endpoint,
+) -> iroh::protocol::Router {
+    let config = &state.config.iroh;
+    let direct: Vec<String> = endpoint
+        .addr()
+        .ip_addrs()
+        .map(ToString::to_string)
+        .collect();
+    if config.bind.iter().any(|a| !a.ip().is_loopback()) {
+        tracing::warn!(bind = ?config.bind, "iroh listening beyond loopback, as configured");
+    }
+    tracing::info!(node = %state.node_id, relays = ?config.relays, ?direct, "accepting peers over iroh");
+    let service =
+        transport::PeerService::new(server::peer_routes(state.clone()), config.max_connections);
+    iroh::protocol::Router::builder(endpoint)
+        .accept(transport::ALPN, service)
+        .spawn()
 }
 
 fn bound_address(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, NodeError> {

@@ -89,11 +89,11 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::List { json } => emit(&commands::list(&dir)?, json)?,
         Command::Serve(overrides) => {
-            let (state, listener) = commands::prepare_serve(&dir, overrides).await?;
+            let (state, listener, iroh) = commands::prepare_serve(&dir, overrides).await?;
             let address = listener.local_addr()?;
             // The first line of output: scripts and tests read the address from it.
             println!("node-lite {} listening on http://{address}", state.node_id);
-            node_lite::serve(state, listener, shutdown_token()).await?;
+            node_lite::serve(state, listener, iroh, shutdown_token()).await?;
         }
         Command::Gateway(request) => {
             let (state, listener) = commands::prepare_gateway(&dir, request).await?;

@@ -53,13 +53,38 @@ impl PeerSource for Peers {
 
 /// Parses a peer's base URL (`dsi_service::parse_base_url`): `http` or `https`, with a
 /// host, no query or fragment; a trailing `/` is added so that API paths join below it.
+/// A node id (64 hex digits) names a peer reached over iroh: `iroh://NODE_ID/`
+/// (`crate::transport`).
 pub fn parse_peer_url(text: &str) -> Result<Url, NodeError> {
+    if let Ok(node) = text.parse::<dsi_protocol::NodeId>() {
+        return Ok(crate::transport::peer_url(&node));
+    }
+    if text.starts_with("iroh://") {
+        let url: Url = text
+            .parse()
+            .map_err(|e| NodeError::Usage(format!("peer {text:?}: {e}")))?;
+        return match crate::transport::peer_node(&url) {
+            Some(node) => Ok(crate::transport::peer_url(&node)),
+            None => Err(NodeError::Usage(format!(
+                "peer {text:?}: iroh://NODE_ID/ needs a node id of 64 hex digits"
+            ))),
+        };
+    }
     dsi_service::parse_base_url(text, "peer URL").map_err(NodeError::Usage)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_ids_name_peers_over_iroh() {
+        let node = dsi_protocol::SecretKey::from_seed(&[9; 32]).node_id();
+        let url = parse_peer_url(&node.to_string()).unwrap();
+        assert_eq!(url.as_str(), format!("iroh://{node}/"));
+        assert_eq!(parse_peer_url(url.as_str()).unwrap(), url);
+        assert!(parse_peer_url("iroh://abc/").is_err());
+    }
 
     #[test]
     fn peer_urls() {

@@ -122,7 +122,7 @@ fn paced_body(bytes: Vec<u8>, throttle: Option<Arc<Throttle>>, slot: budget::Slo
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct NodeState {
-    key: SecretKey,
+    pub(crate) key: SecretKey,
     /// This node's id.
     pub node_id: NodeId,
     /// Configuration in effect.
@@ -336,16 +336,30 @@ pub fn gateway_router(state: Arc<NodeState>) -> Router {
         .layer(axum::middleware::from_fn(json_errors))
 }
 
-/// The routes over `state`.
-pub fn router(state: Arc<NodeState>) -> Router {
-    let swarm = Router::new()
+/// The routes nodes use with each other: node info, content list, manifest, have, chunks
+/// and receipts.
+fn swarm_routes() -> Router<Arc<NodeState>> {
+    Router::new()
         .route("/v1/node", get(node_info))
         .route("/v1/content", get(list_content))
         .route("/v1/content/{content}/manifest", get(get_manifest))
         .route("/v1/content/{content}/have", get(get_have))
         .route("/v1/chunks/{chunk}", get(get_chunk))
         .route("/v1/receipts", post(post_receipts))
-        .layer(swarm_cors());
+}
+
+/// The routes served to peers over iroh (`transport`): the swarm routes only, with the
+/// same handlers, limits and JSON errors as over HTTP. No CORS (no browser speaks it).
+pub fn peer_routes(state: Arc<NodeState>) -> Router {
+    swarm_routes()
+        .layer(DefaultBodyLimit::max(MAX_NODE_BODY_BYTES))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// The routes over `state`.
+pub fn router(state: Arc<NodeState>) -> Router {
+    let swarm = swarm_routes().layer(swarm_cors());
     // Audits are for the oracle only: no CORS.
     let swarm = swarm.route("/v1/audit", post(audit::post_audit));
     let web = state.config.serve.web.clone();

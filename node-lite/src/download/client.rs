@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dsi_api::downloader::DownloaderHeader;
+use dsi_protocol::NodeId;
 use dsi_protocol::{ChunkId, ContentId, SignedReceipt};
-use reqwest::{Client, Response, Url};
+use http_body_util::BodyExt;
+use reqwest::{Client, Url};
+
+use crate::transport::{self, Body, Dialer};
 
 use dsi_api::node::{Have, NodeInfo};
 use dsi_api::{ErrorBody, ErrorCode, ReceiptBatch, ReceiptBatchResponse};
@@ -88,33 +92,74 @@ impl Pieces {
     }
 }
 
+/// The `User-Agent` of node-lite's requests to peers.
+const USER_AGENT: &str = concat!("node-lite/", env!("CARGO_PKG_VERSION"));
+
 /// Builds the HTTP client shared by all peers of a download.
 pub fn http_client() -> Client {
     Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(64)
         .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("node-lite/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .build()
         // Building fails only if the TLS backend or resolver cannot initialise; this client
         // has neither configured.
         .expect("a plain HTTP client always builds")
 }
 
-/// One peer's API.
+/// How a peer is reached.
+#[derive(Clone, Debug)]
+enum Via {
+    /// HTTP at the peer's base URL.
+    Http(Client),
+    /// HTTP/1.1 over iroh streams to the peer's node id (`crate::transport`).
+    Iroh { dialer: Dialer, node: NodeId },
+}
+
+/// One peer's API, over HTTP or over iroh.
 #[derive(Clone, Debug)]
 pub struct PeerClient {
-    http: Client,
+    via: Via,
     base: Url,
 }
 
 impl PeerClient {
-    /// A client for the peer at `base` (as parsed by `peers::parse_peer_url`).
+    /// A client for the peer at `base` (as parsed by `peers::parse_peer_url`) over HTTP.
     pub fn new(http: Client, base: Url) -> Self {
-        Self { http, base }
+        Self {
+            via: Via::Http(http),
+            base,
+        }
     }
 
-    /// The peer's base URL.
+    /// A client for the peer at `url`: over iroh for an `iroh://NODE_ID/` URL when a
+    /// `dialer` is given, else over HTTP (an `iroh://` URL without a dialer fails each
+    /// request, saying that iroh is off).
+    pub fn for_url(http: &Client, dialer: Option<&Dialer>, url: Url) -> Self {
+        match (transport::peer_node(&url), dialer) {
+            (Some(node), Some(dialer)) => Self::over_iroh(dialer.clone(), node),
+            _ => Self::new(http.clone(), url),
+        }
+    }
+
+    /// The node id this client dials over iroh (`None` over HTTP).
+    pub fn iroh_node(&self) -> Option<NodeId> {
+        match &self.via {
+            Via::Iroh { node, .. } => Some(*node),
+            Via::Http(_) => None,
+        }
+    }
+
+    /// A client for the peer with node id `node` over iroh; its URL is `iroh://NODE_ID/`.
+    pub fn over_iroh(dialer: Dialer, node: NodeId) -> Self {
+        Self {
+            base: transport::peer_url(&node),
+            via: Via::Iroh { dialer, node },
+        }
+    }
+
+    /// The peer's base URL (`iroh://NODE_ID/` for a peer over iroh).
     pub fn url(&self) -> &Url {
         &self.base
     }
@@ -125,7 +170,31 @@ impl PeerClient {
             .map_err(|e| FetchError::Decode(e.to_string()))
     }
 
-    async fn check(response: Response, stall: Duration) -> Result<Response, FetchError> {
+    /// A request for `path` below the peer's URL: absolute for HTTP, origin-form (path and
+    /// query) over iroh.
+    fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+    ) -> Result<http::request::Builder, FetchError> {
+        let url = self.endpoint(path)?;
+        let uri = match &self.via {
+            Via::Http(_) => url.to_string(),
+            Via::Iroh { .. } => match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            },
+        };
+        Ok(http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::USER_AGENT, USER_AGENT))
+    }
+
+    async fn check(
+        response: http::Response<Body>,
+        stall: Duration,
+    ) -> Result<http::Response<Body>, FetchError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -144,19 +213,47 @@ impl PeerClient {
 
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        request: http::request::Builder,
+        body: Bytes,
         stall: Duration,
-    ) -> Result<Response, FetchError> {
-        let response = tokio::time::timeout(stall, request.send())
+    ) -> Result<http::Response<Body>, FetchError> {
+        let request = request
+            .body(body)
+            .map_err(|e| FetchError::Decode(format!("building the request: {e}")))?;
+        let sent = async {
+            match &self.via {
+                Via::Http(_) if self.base.scheme() == transport::SCHEME => {
+                    Err(FetchError::Connection(
+                        "this peer is named by node id, reached over iroh: only `get` does \
+                         that so far, and it needs iroh.relays set to the network's relay"
+                            .into(),
+                    ))
+                }
+                Via::Http(http) => {
+                    let request = reqwest::Request::try_from(request)
+                        .map_err(|e| FetchError::Decode(format!("building the request: {e}")))?;
+                    let response = http
+                        .execute(request)
+                        .await
+                        .map_err(|e| FetchError::Connection(error_chain(&e)))?;
+                    Ok(http::Response::from(response)
+                        .map(|body| body.map_err(transport::BoxError::from).boxed_unsync()))
+                }
+                Via::Iroh { dialer, node } => dialer
+                    .request(node, request)
+                    .await
+                    .map_err(|e| FetchError::Connection(e.to_string())),
+            }
+        };
+        let response = tokio::time::timeout(stall, sent)
             .await
-            .map_err(|_| FetchError::Stalled(stall))?
-            .map_err(|e| FetchError::Connection(error_chain(&e)))?;
+            .map_err(|_| FetchError::Stalled(stall))??;
         Self::check(response, stall).await
     }
 
     /// Reads a body of at most `limit` bytes, failing if it stalls.
     async fn body(
-        response: Response,
+        response: http::Response<Body>,
         limit: usize,
         stall: Duration,
     ) -> Result<Vec<u8>, FetchError> {
@@ -166,17 +263,22 @@ impl PeerClient {
     /// Reads a body of at most `limit` bytes as the pieces it arrives in, failing if it
     /// stalls.
     async fn pieces(
-        mut response: Response,
+        response: http::Response<Body>,
         limit: usize,
         stall: Duration,
     ) -> Result<Pieces, FetchError> {
+        let mut body = response.into_body();
         let mut out = Pieces::default();
         loop {
-            let piece = tokio::time::timeout(stall, response.chunk())
+            let frame = tokio::time::timeout(stall, body.frame())
                 .await
-                .map_err(|_| FetchError::Stalled(stall))?
-                .map_err(|e| FetchError::Connection(error_chain(&e)))?;
-            let Some(piece) = piece else { return Ok(out) };
+                .map_err(|_| FetchError::Stalled(stall))?;
+            let Some(frame) = frame else { return Ok(out) };
+            let frame = frame.map_err(|e| FetchError::Connection(error_chain(&*e)))?;
+            // Trailers carry no bytes of the body.
+            let Ok(piece) = frame.into_data() else {
+                continue;
+            };
             if out.len + piece.len() > limit {
                 return Err(FetchError::TooLong(limit));
             }
@@ -191,7 +293,7 @@ impl PeerClient {
         stall: Duration,
     ) -> Result<T, FetchError> {
         let response = self
-            .send(self.http.get(self.endpoint(path)?), stall)
+            .send(self.request(http::Method::GET, path)?, Bytes::new(), stall)
             .await?;
         let body = Self::body(response, 64 << 20, stall).await?;
         serde_json::from_slice(&body).map_err(|e| FetchError::Decode(e.to_string()))
@@ -208,8 +310,8 @@ impl PeerClient {
         content: &ContentId,
         stall: Duration,
     ) -> Result<Vec<u8>, FetchError> {
-        let url = self.endpoint(&format!("v1/content/{content}/manifest"))?;
-        let response = self.send(self.http.get(url), stall).await?;
+        let request = self.request(http::Method::GET, &format!("v1/content/{content}/manifest"))?;
+        let response = self.send(request, Bytes::new(), stall).await?;
         Self::body(response, 256 << 20, stall).await
     }
 
@@ -228,12 +330,10 @@ impl PeerClient {
         max_len: usize,
         stall: Duration,
     ) -> Result<Pieces, FetchError> {
-        let url = self.endpoint(&format!("v1/chunks/{chunk}"))?;
         let request = self
-            .http
-            .get(url)
+            .request(http::Method::GET, &format!("v1/chunks/{chunk}"))?
             .header(crate::DOWNLOADER_HEADER, header.to_string());
-        let response = self.send(request, stall).await?;
+        let response = self.send(request, Bytes::new(), stall).await?;
         Self::pieces(response, max_len, stall).await
     }
 
@@ -246,12 +346,11 @@ impl PeerClient {
         let batch = ReceiptBatch {
             receipts: receipts.to_vec(),
         };
-        let response = self
-            .send(
-                self.http.post(self.endpoint("v1/receipts")?).json(&batch),
-                stall,
-            )
-            .await?;
+        let body = serde_json::to_vec(&batch).map_err(|e| FetchError::Decode(e.to_string()))?;
+        let request = self
+            .request(http::Method::POST, "v1/receipts")?
+            .header(http::header::CONTENT_TYPE, "application/json");
+        let response = self.send(request, Bytes::from(body), stall).await?;
         let body = Self::body(response, 16 << 20, stall).await?;
         let answer: ReceiptBatchResponse =
             serde_json::from_slice(&body).map_err(|e| FetchError::Decode(e.to_string()))?;

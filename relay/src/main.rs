@@ -1,0 +1,65 @@
+//! `dsi-relay`: runs the network's iroh relay until Ctrl-C (see the library docs).
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+
+use clap::Parser;
+
+/// The network's iroh relay: nodes that cannot reach each other directly exchange their
+/// (end-to-end encrypted) traffic through it. Nodes name it in `[iroh] relays`.
+#[derive(Parser, Debug)]
+#[command(name = "dsi-relay", version)]
+struct Args {
+    /// Address to serve HTTP and WebSocket on. Loopback by default: serving the internet
+    /// is an explicit choice (then front it with a TLS proxy that passes WebSocket
+    /// upgrades).
+    #[arg(
+        long,
+        env = "DSI_RELAY_LISTEN",
+        default_value = "127.0.0.1:3340",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+    /// Most bytes per second one client may send through the relay (unlimited if unset).
+    #[arg(long, env = "DSI_RELAY_CLIENT_BYTES_PER_SEC", value_name = "N")]
+    client_bytes_per_sec: Option<NonZeroU32>,
+    /// How many node keys the relay remembers (bounds its memory).
+    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    key_cache: usize,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DSI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = dsi_relay::Settings {
+        listen: args.listen,
+        client_bytes_per_sec: args.client_bytes_per_sec,
+        key_cache: args.key_cache,
+    };
+    match serve(&settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dsi-relay: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the relay until Ctrl-C or SIGTERM; the first line on stdout names its URL.
+async fn serve(settings: &dsi_relay::Settings) -> anyhow::Result<()> {
+    let relay = dsi_relay::Relay::start(settings).await?;
+    println!("dsi-relay: relaying at {}", relay.url());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    relay.shutdown().await
+}

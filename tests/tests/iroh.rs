@@ -1,0 +1,171 @@
+//! Node-to-node transport over iroh, end to end: real `node-lite` processes and a real
+//! `dsi-relay` on loopback. Every node has `iroh.bind = []` (no UDP socket, so no direct
+//! path can exist) and is never told another node's HTTP address: the only way between
+//! them is QUIC through the relay.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use devnet::harness::{Service, cargo_bin};
+use dsi_protocol::{ChunkId, NodeId};
+use dsi_tests::{Seeder, init_node, node_lite_ok, random_file, sha256_of};
+use serde_json::Value;
+
+const CHUNK: usize = 256 * 1024;
+
+fn node_id(dir: &Path) -> NodeId {
+    node_lite_ok(dir, &["id"]).trim().parse().expect("node id")
+}
+
+fn chunk_path(data_dir: &Path, id: &ChunkId) -> std::path::PathBuf {
+    let hex = id.to_string();
+    data_dir.join("chunks").join(&hex[..2]).join(hex)
+}
+
+/// A `dsi-relay` on a free loopback port; its URL for `[iroh] relays`.
+fn start_relay(dir: &Path) -> (Service, String) {
+    let bin = cargo_bin("dsi-relay", "dsi-relay").expect("building dsi-relay");
+    let relay = Service::spawn(
+        "dsi-relay",
+        &bin,
+        &["--listen".to_string(), "127.0.0.1:0".to_string()],
+        &[],
+        &dir.join("relay.log"),
+    )
+    .expect("dsi-relay starts");
+    let url = format!("{}/", relay.url);
+    (relay, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_without_a_direct_path_swap_chunks_through_the_relay_and_drop_a_corrupt_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_relay, relay_url) = start_relay(tmp.path());
+    let relay_only = |config: &mut node_lite::Config| {
+        config.iroh.relays = vec![relay_url.clone()];
+        config.iroh.bind = Vec::new();
+    };
+    let (honest_dir, corrupt_dir, downloader_dir) = (
+        tmp.path().join("honest"),
+        tmp.path().join("corrupt"),
+        tmp.path().join("downloader"),
+    );
+    for dir in [&honest_dir, &corrupt_dir, &downloader_dir] {
+        init_node(dir, relay_only);
+    }
+
+    // An odd size: the last chunk is short.
+    let file = tmp.path().join("data.bin");
+    let sha = random_file(&file, 12 * CHUNK + 12_345);
+    let content = node_lite_ok(&honest_dir, &["add", file.to_str().unwrap()])
+        .trim()
+        .to_string();
+    node_lite_ok(&corrupt_dir, &["add", file.to_str().unwrap()]);
+    // The corrupt seeder's disk rots under three chunks, and it serves without checking.
+    let ids: Vec<ChunkId> = std::fs::read(&file)
+        .unwrap()
+        .chunks(CHUNK)
+        .map(ChunkId::of)
+        .collect();
+    let corrupted: HashSet<ChunkId> = [1, 6, 12].iter().map(|i| ids[*i]).collect();
+    for id in &corrupted {
+        let path = chunk_path(&corrupt_dir, id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[100] ^= 0x5a;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let honest = Seeder::start(&honest_dir, &[]).unwrap();
+    let corrupt = Seeder::start(&corrupt_dir, &["--verify", "never"]).unwrap();
+    let (honest_id, corrupt_id) = (node_id(&honest_dir), node_id(&corrupt_dir));
+    let downloader_id = node_id(&downloader_dir);
+
+    // Peers named by node id only: dialed over iroh, through the relay.
+    let out = tmp.path().join("out.bin");
+    let stdout = node_lite_ok(
+        &downloader_dir,
+        &[
+            "get",
+            &content,
+            "--peer",
+            &corrupt_id.to_string(),
+            "--peer",
+            &honest_id.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(sha256_of(&out), sha, "the bytes arrived intact");
+    assert_eq!(report["chunks_fetched"], ids.len());
+    let peer = |id: &NodeId| -> Value {
+        let url = format!("iroh://{id}/");
+        report["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["url"] == url)
+            .unwrap_or_else(|| panic!("no report for {url}: {report}"))
+            .clone()
+    };
+    let (bad, good) = (peer(&corrupt_id), peer(&honest_id));
+    assert!(
+        bad["dropped"].as_str().unwrap_or("").contains("bad bytes"),
+        "the corrupt peer is dropped for its bytes: {bad}"
+    );
+    assert_eq!(good["node_id"], honest_id.to_string());
+    assert!(good["dropped"].is_null(), "{good}");
+
+    // Receipts went back over the same connections: one per chunk each seeder served
+    // correctly, none for bad bytes, and every chunk paid for by someone.
+    let mut paid = HashSet::new();
+    for (seeder, id) in [(&honest, honest_id), (&corrupt, corrupt_id)] {
+        let receipts = seeder.receipts();
+        let chunks: HashSet<ChunkId> = receipts.iter().map(|r| r.receipt.chunk).collect();
+        assert_eq!(chunks.len(), receipts.len(), "one receipt per chunk");
+        for receipt in &receipts {
+            assert_eq!(receipt.receipt.seeder, id);
+            assert_eq!(receipt.receipt.downloader, downloader_id);
+            assert!(
+                !corrupted.contains(&receipt.receipt.chunk) || id == honest_id,
+                "no receipt for a corrupt chunk"
+            );
+        }
+        let reported = peer(&id)["receipts_accepted"].as_u64().unwrap();
+        assert_eq!(reported, receipts.len() as u64, "{id}");
+        paid.extend(chunks);
+    }
+    assert_eq!(paid.len(), ids.len(), "every chunk was paid for, over iroh");
+    assert_eq!(
+        honest.metric("dsi_node_chunks_served_total").await.unwrap(),
+        honest.receipts().len() as u64,
+        "the honest seeder is paid for every chunk it served"
+    );
+    // The honest seeder served what the other could not.
+    assert!(good["chunks"].as_u64().unwrap() >= corrupted.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_id_without_iroh_configured_is_refused_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("downloader");
+    init_node(&dir, |_| {});
+    let peer = node_id(&dir).to_string();
+    let content = "00".repeat(32);
+    let output = dsi_tests::node_lite(
+        &dir,
+        &[
+            "get",
+            &content,
+            "--peer",
+            &peer,
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("iroh.relays"), "{stderr}");
+}
