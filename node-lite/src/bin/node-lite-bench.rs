@@ -7,14 +7,16 @@
 //! - BLAKE3 throughput, one thread, over 256 KiB chunks (the per-chunk check);
 //! - a plain single-stream HTTP GET of the same file from a minimal axum server, written to
 //!   a file and synced (the baseline);
-//! - `node-lite get` (the library's `Downloader`) from 1 and from 3 seeders, with chunk
-//!   verification, receipts signed and delivered, the output synced and its SHA-256
-//!   computed, as the command does.
+//! - `node-lite get` (the library's `Downloader`) from 1 and from 3 seeders, over HTTP and
+//!   over iroh (QUIC on direct loopback paths, a new endpoint per run as a new process
+//!   has), with chunk verification, receipts signed and delivered, the output synced, and
+//!   (HTTP, last two rows) its SHA-256 computed as the command does by default.
 //!
 //! Everything runs in this process on the same runtime (the machine's cores are shared by
 //! seeders and downloader, as on one host). The last line is a summary for scripts.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,12 +25,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use dsi_protocol::manifest::DEFAULT_CHUNK_SIZE;
-use dsi_protocol::{ChunkId, ContentId, NetworkId, SecretKey};
+use dsi_protocol::{ChunkId, ContentId, NetworkId, NodeId, SecretKey};
 use futures_util::StreamExt;
+use node_lite::config::IrohConfig;
 use node_lite::download::{DownloadOptions, Downloader};
 use node_lite::peers::{StaticPeers, parse_peer_url};
-use node_lite::server::{NodeState, serve};
-use node_lite::{Config, DataDir};
+use node_lite::server::{NodeState, peer_routes, serve};
+use node_lite::{Config, DataDir, transport};
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
@@ -80,22 +83,53 @@ where
     Ok(median(samples))
 }
 
-async fn start_seeder(
-    root: &Path,
-    name: &str,
-    file: &Path,
-) -> anyhow::Result<(Url, ContentId, CancellationToken)> {
+/// A seeder serving over HTTP and over iroh (direct paths on loopback, no relay).
+struct BenchSeeder {
+    url: Url,
+    node: NodeId,
+    iroh_addresses: Vec<SocketAddr>,
+    content: ContentId,
+    stop: CancellationToken,
+    iroh: iroh::protocol::Router,
+}
+
+/// The iroh settings of the benchmark: loopback sockets, no relay.
+fn loopback_iroh() -> IrohConfig {
+    IrohConfig {
+        relays: Vec::new(),
+        bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        ..IrohConfig::default()
+    }
+}
+
+async fn start_seeder(root: &Path, name: &str, file: &Path) -> anyhow::Result<BenchSeeder> {
     let dir = DataDir::new(root.join(name));
     dir.init()?;
+    let key = dir.key()?;
     let state = Arc::new(NodeState::open(&dir, Config::default()).await?);
     let report = state
         .store
         .add_file(file, "bench.bin", DEFAULT_CHUNK_SIZE, &mut |_| {})?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = parse_peer_url(&format!("http://{}", listener.local_addr()?))?;
+    let endpoint = transport::bind(&key, &loopback_iroh(), true).await?;
+    let iroh_addresses = endpoint.addr().ip_addrs().copied().collect();
+    let iroh = iroh::protocol::Router::builder(endpoint)
+        .accept(
+            transport::ALPN,
+            transport::PeerService::new(peer_routes(state.clone()), 256),
+        )
+        .spawn();
     let stop = CancellationToken::new();
     tokio::spawn(serve(listener, state, stop.clone()));
-    Ok((url, report.content_id, stop))
+    Ok(BenchSeeder {
+        url,
+        node: key.node_id(),
+        iroh_addresses,
+        content: report.content_id,
+        stop,
+        iroh,
+    })
 }
 
 /// A minimal static file server: one route streaming the file from disk.
@@ -180,7 +214,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     println!(
-        "{:<45} {blake3:>9.1} MiB/s",
+        "{:<52} {blake3:>9.1} MiB/s",
         "blake3, one thread, 256 KiB chunks"
     );
     drop(data);
@@ -194,7 +228,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for name in ["seeder-1", "seeder-2", "seeder-3"] {
         seeders.push(start_seeder(tmp.path(), name, &file).await?);
     }
-    let content = seeders[0].1;
+    let content = seeders[0].content;
 
     // Each configuration runs as interleaved pairs (plain GET, then node-lite get), so both
     // sides of a ratio see the same machine conditions; the figures are medians over pairs.
@@ -203,11 +237,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut summary = String::new();
     let mut all_plain = Vec::new();
     let concurrency = args.concurrency;
-    for (count, sha256) in [(1usize, false), (3, false), (1, true), (3, true)] {
-        let peers = StaticPeers(seeders.iter().take(count).map(|s| s.0.clone()).collect());
+    for (count, iroh, sha256) in [
+        (1usize, false, false),
+        (3, false, false),
+        (1, true, false),
+        (3, true, false),
+        (1, false, true),
+        (3, false, true),
+    ] {
+        let peers = StaticPeers(
+            seeders
+                .iter()
+                .take(count)
+                .map(|s| {
+                    if iroh {
+                        transport::peer_url(&s.node)
+                    } else {
+                        s.url.clone()
+                    }
+                })
+                .collect(),
+        );
         let get_once = || {
             let peers = peers.clone();
             let out = out.clone();
+            let seeders = &seeders;
             async move {
                 let _ = std::fs::remove_file(&out);
                 // A fresh downloader identity each run: receipts are new, not duplicates.
@@ -217,11 +271,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if let Some(n) = concurrency {
                     options.per_peer_concurrency = n;
                 }
-                let downloader =
-                    Downloader::new(key, NetworkId::default(), Default::default(), options);
+                let mut downloader = Downloader::new(
+                    key.clone(),
+                    NetworkId::default(),
+                    Default::default(),
+                    options,
+                );
+                // A new endpoint per run, as a new `node-lite get` process has.
+                let dialer = if iroh {
+                    let dialer = transport::Dialer::new(key, &loopback_iroh())?;
+                    for seeder in seeders {
+                        dialer.add_direct_addresses(seeder.node, seeder.iroh_addresses.clone());
+                    }
+                    downloader = downloader.with_iroh(dialer.clone());
+                    Some(dialer)
+                } else {
+                    None
+                };
                 let report = downloader
                     .download(&content, &peers, &out, &CancellationToken::new())
                     .await?;
+                if let Some(dialer) = dialer {
+                    dialer.close().await;
+                }
                 let accepted: u64 = report.peers.iter().map(|p| p.receipts_accepted).sum();
                 anyhow::ensure!(
                     report.chunks_fetched == report.chunks_total,
@@ -251,21 +323,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         let (get, ratio) = (median(gets), median(ratios));
         let label = format!(
-            "get, {count} seeder{}, verified + receipts{}",
+            "get, {count} seeder{}, {}, verified + receipts{}",
             if count == 1 { "" } else { "s" },
+            if iroh { "iroh" } else { "HTTP" },
             if sha256 { " + sha256" } else { "" }
         );
-        println!("{label:<45} {get:>9.1} MiB/s  ({ratio:.2}x the plain GET)");
-        let key = format!("get_{count}{}", if sha256 { "_sha256" } else { "" });
+        println!("{label:<52} {get:>9.1} MiB/s  ({ratio:.2}x the plain GET)");
+        let key = format!(
+            "get_{count}{}{}",
+            if iroh { "_iroh" } else { "" },
+            if sha256 { "_sha256" } else { "" }
+        );
         summary.push_str(&format!(" {key}_mib_s={get:.1} {key}_ratio={ratio:.2}"));
     }
     plain_stop.cancel();
-    for (_, _, stop) in &seeders {
-        stop.cancel();
+    for seeder in seeders {
+        seeder.stop.cancel();
+        seeder.iroh.shutdown().await?;
     }
     let plain = median(all_plain);
     println!(
-        "{:<45} {plain:>9.1} MiB/s",
+        "{:<52} {plain:>9.1} MiB/s",
         "plain HTTP GET, one stream (baseline, median)"
     );
     println!("summary: blake3_mib_s={blake3:.1} plain_get_mib_s={plain:.1}{summary}");

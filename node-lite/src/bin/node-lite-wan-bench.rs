@@ -1,6 +1,6 @@
 //! `node-lite-wan-bench`: `node-lite get` from three seeders over emulated wide-area links,
-//! against `aria2c` downloading the same file from three plain HTTP servers on the same
-//! links, measured side by side in one run.
+//! over HTTP and over iroh, against `aria2c` downloading the same file from three plain
+//! HTTP servers on the same links, measured side by side in one run.
 //!
 //! Run as root (it makes network namespaces), after `cargo build --release -p node-lite`:
 //! `sudo target/release/node-lite-wan-bench [--size-mib 64] [--rate-mbit 20]`, or
@@ -9,11 +9,15 @@
 //! Each seeder runs `node-lite serve` in its own network namespace, reachable only through
 //! its own veth link whose upload is shaped by `tc tbf` to `--rate-mbit`; a plain HTTP file
 //! server with ranges (for aria2c's split download) runs beside it in the same namespace.
+//! A `dsi-relay` runs on the host at 10.213.0.1 (every namespace routes there through its
+//! link); over iroh the downloader dials the seeders by node id through it and moves to a
+//! direct path over the link when hole punching succeeds (relayed or direct, every byte
+//! crosses the seeder's shaped link).
 //! The downloader (`node-lite get --peer …` or `aria2c -s3 -x3`) runs in the host namespace
 //! as a child process, so its CPU time (user + sys) is measured per GiB received.
 //! No latency is added (`netem` is not available on these machines).
 //!
-//! Figures are medians of `--runs` interleaved pairs after one warm-up pair. The last line
+//! Figures are medians of `--runs` interleaved triples after one warm-up of each. The last line
 //! is a summary for scripts.
 
 use std::net::SocketAddr;
@@ -22,6 +26,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+
+/// Where the bench's relay listens: a host address every namespace routes to.
+const RELAY_HOST_CIDR: &str = "10.213.0.1/32";
+const RELAY_LISTEN: &str = "10.213.0.1:3340";
 
 /// `get` from several seeders over shaped links against `aria2c` on the same links.
 #[derive(clap::Parser, Debug)]
@@ -42,6 +50,9 @@ struct Args {
     /// The `node-lite` binary (default: the one beside this one).
     #[arg(long, value_name = "FILE")]
     node_lite: Option<PathBuf>,
+    /// The `dsi-relay` binary (default: the one beside `node-lite`).
+    #[arg(long, value_name = "FILE")]
+    relay: Option<PathBuf>,
     /// (internal) Serve FILE with ranges at --listen until killed.
     #[arg(long, value_name = "FILE", hide = true, requires = "listen")]
     serve_file: Option<PathBuf>,
@@ -103,6 +114,8 @@ fn which(program: &str) -> bool {
 struct Links {
     namespaces: Vec<String>,
     children: Vec<Child>,
+    /// The relay's address on the host's loopback interface, once added.
+    relay_address: Option<String>,
 }
 
 impl Drop for Links {
@@ -114,6 +127,11 @@ impl Drop for Links {
         // Deleting a namespace deletes its end of the veth pair, and the pair with it.
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if let Some(address) = &self.relay_address {
+            let _ = Command::new("ip")
+                .args(["addr", "del", address, "dev", "lo"])
+                .status();
         }
     }
 }
@@ -151,6 +169,15 @@ fn make_link(links: &mut Links, tag: &str, n: u8, rate_mbit: u32) -> anyhow::Res
     ])?;
     in_ns(&["ip", "link", "set", &inner, "up"])?;
     in_ns(&["ip", "link", "set", "lo", "up"])?;
+    // The relay listens on a host address outside the link's /24.
+    in_ns(&[
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        &format!("10.213.{n}.1"),
+    ])?;
     in_ns(&[
         "tc",
         "qdisc",
@@ -265,6 +292,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .trim()
         .parse()
         .context("getconf CLK_TCK")?;
+    let relay_bin = match &args.relay {
+        Some(path) => path.clone(),
+        None => node_lite.with_file_name("dsi-relay"),
+    };
+    ensure!(
+        relay_bin.is_file(),
+        "{} not found: build it first (cargo build --release -p dsi-relay) or give --relay",
+        relay_bin.display()
+    );
     let me = std::env::current_exe()?;
     let size = args.size_mib << 20;
     let tmp = tempfile::tempdir()?;
@@ -283,14 +319,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut links = Links {
         namespaces: Vec::new(),
         children: Vec::new(),
+        relay_address: None,
     };
     let client = reqwest::Client::new();
+    // The network's relay, on the host at an address every namespace routes to. Nodes
+    // find each other through it, then hole-punch to a direct path over their link.
+    run_ok("ip", &["addr", "add", RELAY_HOST_CIDR, "dev", "lo"])?;
+    links.relay_address = Some(RELAY_HOST_CIDR.to_string());
+    links.children.push(
+        Command::new(&relay_bin)
+            .args(["--listen", RELAY_LISTEN])
+            .env("DSI_LOG", "off")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting dsi-relay")?,
+    );
+    let relay_url = format!("http://{RELAY_LISTEN}/");
+    wait_up(&client, &format!("{relay_url}generate_204")).await?;
+    let with_iroh = |dir: &Path| -> anyhow::Result<()> {
+        let mut config = node_lite::Config::load(dir)?;
+        config.iroh.relays = vec![relay_url.clone()];
+        config.iroh.bind = vec![std::net::SocketAddr::from(([0, 0, 0, 0], 0))];
+        config.save(dir)?;
+        Ok(())
+    };
+    let mut node_ids = Vec::new();
     let (mut peers, mut mirrors) = (Vec::new(), Vec::new());
     let mut content = String::new();
     for n in 1..=args.seeders {
         let ns = make_link(&mut links, &tag, n, args.rate_mbit)?;
         let dir = tmp.path().join(format!("seeder-{n}"));
         node(&dir, &["init"])?;
+        with_iroh(&dir)?;
+        node_ids.push(node(&dir, &["id"])?.trim().to_string());
         content = node(&dir, &["add", file.to_str().context("UTF-8 path")?])?
             .trim()
             .to_string();
@@ -327,7 +388,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let link_sum =
         f64::from(args.rate_mbit) * f64::from(args.seeders) * 1e6 / 8.0 / f64::from(1 << 20);
     println!(
-        "node-lite-wan-bench: {} MiB random file, {} seeders each behind a {} Mbit/s link (sum {link_sum:.2} MiB/s), medians of {} interleaved pairs",
+        "node-lite-wan-bench: {} MiB random file, {} seeders each behind a {} Mbit/s link (sum {link_sum:.2} MiB/s), medians of {} interleaved triples",
         args.size_mib, args.seeders, args.rate_mbit, args.runs
     );
 
@@ -335,10 +396,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let aria_dir = tmp.path().join("aria");
     std::fs::create_dir_all(&aria_dir)?;
     let aria_out = aria_dir.join("aria.bin");
-    let get_once = |run: usize| -> anyhow::Result<(f64, f64)> {
-        // A fresh downloader each run: nothing cached, new receipts.
-        let dir = tmp.path().join(format!("downloader-{run}"));
+    let get_once = |run: usize, iroh: bool| -> anyhow::Result<(f64, f64)> {
+        // A fresh downloader each run: nothing cached, new receipts, a new endpoint.
+        let dir = tmp.path().join(format!("downloader-{run}-{iroh}"));
         node(&dir, &["init"])?;
+        with_iroh(&dir)?;
         let _ = std::fs::remove_file(&get_out);
         let mut get_args = vec![
             "--data-dir".to_string(),
@@ -348,7 +410,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "--out".into(),
             get_out.display().to_string(),
         ];
-        for peer in &peers {
+        for peer in if iroh { &node_ids } else { &peers } {
             get_args.push("--peer".into());
             get_args.push(peer.clone());
         }
@@ -379,37 +441,56 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(timing)
     };
 
-    get_once(0)?;
+    // One warm-up of each, then interleaved triples: aria2c, get over HTTP, get over iroh.
+    get_once(0, false)?;
+    get_once(0, true)?;
     aria_once()?;
     let mib = size as f64 / f64::from(1 << 20);
     let gib = size as f64 / f64::from(1 << 30);
-    let (mut get_rate, mut aria_rate, mut get_cpu, mut aria_cpu, mut ratio) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut samples: [Vec<(f64, f64, f64)>; 3] = Default::default();
     for run in 1..=args.runs {
-        let (aria_wall, aria_secs) = aria_once()?;
-        let (get_wall, get_secs) = get_once(run)?;
-        get_rate.push(mib / get_wall);
-        aria_rate.push(mib / aria_wall);
-        get_cpu.push(get_secs / gib);
-        aria_cpu.push(aria_secs / gib);
-        ratio.push(aria_wall / get_wall);
+        let aria = aria_once()?;
+        let http = get_once(run, false)?;
+        let iroh = get_once(run, true)?;
+        for (i, (wall, cpu)) in [aria, http, iroh].into_iter().enumerate() {
+            samples[i].push((mib / wall, cpu / gib, aria.0 / wall));
+        }
     }
-    let (get_rate, aria_rate) = (median(get_rate), median(aria_rate));
-    let (get_cpu, aria_cpu, ratio) = (median(get_cpu), median(aria_cpu), median(ratio));
-    println!(
-        "{:<48} {get_rate:>7.2} MiB/s  {:.2}x the links' sum  {get_cpu:>6.2} CPU s/GiB",
-        format!("node-lite get, {} seeders, HTTP", args.seeders),
-        get_rate / link_sum
-    );
-    println!(
-        "{:<48} {aria_rate:>7.2} MiB/s  {:.2}x the links' sum  {aria_cpu:>6.2} CPU s/GiB",
+    let figures: Vec<(f64, f64, f64)> = samples
+        .iter()
+        .map(|runs| {
+            (
+                median(runs.iter().map(|s| s.0).collect()),
+                median(runs.iter().map(|s| s.1).collect()),
+                median(runs.iter().map(|s| s.2).collect()),
+            )
+        })
+        .collect();
+    let labels = [
         format!("aria2c -s{0} -x{0}, {0} HTTP mirrors", args.seeders),
-        aria_rate / link_sum
-    );
+        format!("node-lite get, {} seeders, HTTP", args.seeders),
+        format!("node-lite get, {} seeders, iroh", args.seeders),
+    ];
+    for (label, (rate, cpu, vs_aria)) in labels.iter().zip(&figures) {
+        println!(
+            "{label:<40} {rate:>7.2} MiB/s  {:.2}x the links' sum  {vs_aria:.2}x aria2c  {cpu:>6.2} CPU s/GiB",
+            rate / link_sum
+        );
+    }
+    let [aria, http, iroh] = [figures[0], figures[1], figures[2]];
     println!(
-        "summary: link_sum_mib_s={link_sum:.2} get_mib_s={get_rate:.2} get_of_links={:.2} aria2c_mib_s={aria_rate:.2} aria2c_of_links={:.2} get_vs_aria2c={ratio:.2} get_cpu_s_per_gib={get_cpu:.2} aria2c_cpu_s_per_gib={aria_cpu:.2}",
-        get_rate / link_sum,
-        aria_rate / link_sum
+        "summary: link_sum_mib_s={link_sum:.2} aria2c_mib_s={:.2} aria2c_of_links={:.2} http_get_mib_s={:.2} http_get_of_links={:.2} http_get_vs_aria2c={:.2} iroh_get_mib_s={:.2} iroh_get_of_links={:.2} iroh_get_vs_aria2c={:.2} aria2c_cpu_s_per_gib={:.2} http_get_cpu_s_per_gib={:.2} iroh_get_cpu_s_per_gib={:.2}",
+        aria.0,
+        aria.0 / link_sum,
+        http.0,
+        http.0 / link_sum,
+        http.2,
+        iroh.0,
+        iroh.0 / link_sum,
+        iroh.2,
+        aria.1,
+        http.1,
+        iroh.1,
     );
     drop(links);
     Ok(())
