@@ -693,6 +693,10 @@ pub async fn get(
         .transpose()?;
     let mut downloader = Downloader::new(key, config.network, config.epochs, options);
     if let Some(dialer) = &dialer {
+        // A relay that does not answer costs its wait once, here, not on every peer.
+        if let Err(e) = dialer.bind().await {
+            tracing::warn!(error = %e, "no iroh endpoint; peers named by node id are skipped");
+        }
         downloader = downloader.with_iroh(dialer.clone());
     }
     let source = Peers {

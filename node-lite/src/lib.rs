@@ -128,13 +128,25 @@ pub async fn serve(
     }
     tasks.spawn(save_egress(state.clone(), shutdown.clone()));
     let iroh = iroh.map(|endpoint| serve_iroh(&state, endpoint));
-    let served = server::serve(listener, state.clone(), shutdown.clone()).await;
-    shutdown.cancel();
-    if let Some(router) = iroh
-        && let Err(e) = router.shutdown().await
-    {
-        tracing::warn!(error = %e, "the iroh endpoint did not close cleanly");
-    }
+    // HTTP and iroh stop together once `shutdown` fires (or HTTP fails).
+    let http = async {
+        let served = server::serve(listener, state.clone(), shutdown.clone()).await;
+        shutdown.cancel();
+        served
+    };
+    let peers = async {
+        if let Some((router, streams)) = &iroh {
+            shutdown.cancelled().await;
+            if let Err(e) = router.shutdown().await {
+                tracing::warn!(error = %e, "the iroh endpoint did not close cleanly");
+            }
+            // Streams still answering finish (their connections are closed) before the
+            // counts they moved are saved.
+            streams.close();
+            streams.wait().await;
+        }
+    };
+    let (served, ()) = tokio::join!(http, peers);
     while tasks.join_next().await.is_some() {}
     state.gateway.drain(drain_limit(&state)).await;
     // What the last answers sent, counted after the listener stopped.
@@ -153,7 +165,7 @@ pub async fn serve(
 fn serve_iroh(
     state: &std::sync::Arc<server::NodeState>,
     endpoint: iroh::Endpoint,
-) -> iroh::protocol::Router {
+) -> (iroh::protocol::Router, tokio_util::task::TaskTracker) {
     let config = &state.config.iroh;
     let direct: Vec<String> = endpoint
         .addr()
@@ -166,9 +178,12 @@ fn serve_iroh(
     tracing::info!(node = %state.node_id, relays = ?config.relays, ?direct, "accepting peers over iroh");
     let service =
         transport::PeerService::new(server::peer_routes(state.clone()), config.max_connections);
-    iroh::protocol::Router::builder(endpoint)
+    let streams = service.tasks();
+    let router = iroh::protocol::Router::builder(endpoint)
+        .incoming_filter(service.incoming_filter())
         .accept(transport::ALPN, service)
-        .spawn()
+        .spawn();
+    (router, streams)
 }
 
 fn bound_address(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, NodeError> {

@@ -30,7 +30,7 @@ use iroh::endpoint::{Connection, presets};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use iroh::{EndpointAddr, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl};
 use reqwest::Url;
-use tokio::sync::{Mutex, OnceCell, Semaphore};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::NodeError;
 use crate::config::IrohConfig;
@@ -118,6 +118,7 @@ pub async fn bind(
         .secret_key(iroh::SecretKey::from_bytes(&key.seed()))
         .relay_mode(relay_mode)
         .net_report_config(net_report)
+        .transport_config(quic_config(accept))
         .clear_ip_transports();
     for address in &config.bind {
         builder = builder
@@ -146,13 +147,90 @@ pub async fn bind(
 }
 
 /// The address a seeder counts a connection's unpaid chunks against: the remote IP on a
-/// direct path, `0.0.0.0` for all relayed connections together.
+/// direct path; on a relayed path, an address of the private range `fd00::/8` made from the
+/// remote key, so each relayed key is bounded by itself (a relay hides the address, and one
+/// shared bucket would let one relayed leecher lock every relayed downloader out).
 fn counted_address(connection: &Connection) -> SocketAddr {
+    match direct_path(connection) {
+        Some(address) => address,
+        None => SocketAddr::from((relayed_address(&connection.remote_id()), 0)),
+    }
+}
+
+/// The remote address of `connection`'s selected path, if it is a direct (IP) path.
+fn direct_path(connection: &Connection) -> Option<SocketAddr> {
     let paths = connection.paths();
     let selected = paths.iter().find(|path| path.is_selected());
     match selected.map(|path| path.remote_addr().clone()) {
-        Some(iroh::TransportAddr::Ip(address)) => address,
-        _ => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        Some(iroh::TransportAddr::Ip(address)) => Some(address),
+        _ => None,
+    }
+}
+
+/// The address a relayed key is counted under: `fd` followed by the first 7 bytes of the
+/// key, so the /64 the ledger groups by holds one key.
+fn relayed_address(node: &iroh::EndpointId) -> std::net::IpAddr {
+    let mut octets = [0u8; 16];
+    octets[0] = 0xfd;
+    octets[1..8].copy_from_slice(&node.as_bytes()[..7]);
+    std::net::IpAddr::V6(octets.into())
+}
+
+/// How long a seeder waits, when a peer arrives through a relay, for hole punching to find
+/// a direct path before it serves (and counts) the peer as relayed.
+const DIRECT_PATH_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a connection may go without completing an exchange, with none in progress,
+/// before the seeder closes it (iroh keeps connections alive, so an idle peer would
+/// otherwise hold its slot for ever).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection that completed no exchange for this long gives its slot to a newcomer when
+/// the seeder is full (the stalest first).
+pub const EVICT_AFTER: Duration = Duration::from_secs(10);
+
+/// Connections one key may hold at once; its newest wins (a peer reconnecting after a lost
+/// connection is not locked out by the dead one).
+pub const MAX_CONNECTIONS_PER_KEY: usize = 2;
+
+/// Connections one address group (an IPv4 address or an IPv6 /64, as the receipt ledger
+/// counts) may hold at once over direct paths.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
+
+/// Streams a peer may have open on one connection at once.
+const MAX_STREAMS_PER_PEER: u32 = 16;
+
+/// How long a stream may take to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A stream whose reads and writes stay blocked past this is dropped; bytes moved at
+/// [`MIN_STREAM_RATE`] or more keep extending it (a slow honest peer keeps its stream, a
+/// peer trickling a byte now and then loses it).
+const STREAM_STALL: Duration = Duration::from_secs(30);
+
+/// Bytes per second that keep a stream's deadline moving.
+const MIN_STREAM_RATE: u64 = 4 * 1024;
+
+/// The QUIC settings of an endpoint: no datagrams, no unidirectional streams; a serving
+/// endpoint accepts [`MAX_STREAMS_PER_PEER`] bidirectional streams with small receive
+/// windows (peers send requests and receipts), a dialing endpoint accepts no streams at
+/// all (it only opens them).
+fn quic_config(accept: bool) -> iroh::endpoint::QuicTransportConfig {
+    use iroh::endpoint::VarInt;
+    let builder = iroh::endpoint::QuicTransportConfig::builder()
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .datagram_receive_buffer_size(None);
+    if accept {
+        builder
+            .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_PEER))
+            .stream_receive_window(VarInt::from_u32(1 << 20))
+            .receive_window(VarInt::from_u32(2 << 20))
+            .send_window(8 << 20)
+            .build()
+    } else {
+        builder
+            .max_concurrent_bidi_streams(VarInt::from_u32(0))
+            .build()
     }
 }
 
@@ -160,50 +238,491 @@ fn counted_address(connection: &Connection) -> SocketAddr {
 #[derive(Clone, Debug)]
 pub struct PeerService {
     routes: axum::Router,
-    connections: Arc<Semaphore>,
+    peers: Arc<std::sync::Mutex<Peers>>,
+    limits: PeerLimits,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// What a [`PeerService`] bounds.
+#[derive(Clone, Copy, Debug)]
+struct PeerLimits {
+    max_connections: usize,
+    per_key: usize,
+    per_address: usize,
+    idle: Duration,
+    evict_after: Duration,
 }
 
 impl PeerService {
-    /// Serves `routes` (`server::peer_router`) to at most `max_connections` peers at once.
+    /// Serves `routes` (`server::peer_routes`) to at most `max_connections` peers at once
+    /// ([`MAX_CONNECTIONS_PER_KEY`] per key, [`MAX_CONNECTIONS_PER_ADDRESS`] per address
+    /// group), closing connections idle for [`IDLE_TIMEOUT`] and, when full, giving the
+    /// slot of the stalest connection (none completed for [`EVICT_AFTER`]) to a newcomer.
     pub fn new(routes: axum::Router, max_connections: usize) -> Self {
         Self {
             routes,
-            connections: Arc::new(Semaphore::new(max_connections.max(1))),
+            peers: Arc::default(),
+            limits: PeerLimits {
+                max_connections: max_connections.max(1),
+                per_key: MAX_CONNECTIONS_PER_KEY,
+                per_address: MAX_CONNECTIONS_PER_ADDRESS,
+                idle: IDLE_TIMEOUT,
+                evict_after: EVICT_AFTER,
+            },
+            tasks: tokio_util::task::TaskTracker::new(),
+        }
+    }
+
+    /// Closes connections idle for `idle` and evicts those without a completed exchange for
+    /// `evict_after` instead (tests).
+    pub fn timeouts(mut self, idle: Duration, evict_after: Duration) -> Self {
+        self.limits.idle = idle;
+        self.limits.evict_after = evict_after;
+        self
+    }
+
+    /// Admits at most `per_address` connections per address group instead (tests: every
+    /// loopback peer is one address).
+    pub fn per_address(mut self, per_address: usize) -> Self {
+        self.limits.per_address = per_address.max(1);
+        self
+    }
+
+    /// The tasks serving streams: a stopping node closes and waits for them (after the
+    /// router shut down) before it saves its counts.
+    pub fn tasks(&self) -> tokio_util::task::TaskTracker {
+        self.tasks.clone()
+    }
+
+    /// A filter for `iroh::protocol::RouterBuilder::incoming_filter`: refuses, before any
+    /// handshake work, a peer whose address group or relayed key is at its cap with no
+    /// connection there to evict, so a flood of attempts costs the seeder little.
+    pub fn incoming_filter(&self) -> iroh::protocol::IncomingFilter {
+        let peers = self.peers.clone();
+        let limits = self.limits;
+        Arc::new(move |incoming: &iroh::endpoint::Incoming| {
+            use iroh::endpoint::IncomingAddr;
+            use iroh::protocol::IncomingFilterOutcome;
+            let Ok(peers) = peers.lock() else {
+                return IncomingFilterOutcome::Reject;
+            };
+            let now = std::time::Instant::now();
+            let full = match incoming.remote_addr() {
+                IncomingAddr::Ip(address) => {
+                    let group = crate::server::ledger::address_group(address.ip());
+                    peers.group_full(Some(group), &limits, now)
+                }
+                _ => false,
+            };
+            if full || peers.all_full(&limits, now) {
+                IncomingFilterOutcome::Reject
+            } else {
+                IncomingFilterOutcome::Accept
+            }
+        })
+    }
+}
+
+/// The connections a [`PeerService`] holds.
+#[derive(Debug, Default)]
+struct Peers {
+    next: u64,
+    live: HashMap<u64, Peer>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    node: iroh::EndpointId,
+    /// The address group it connected from over a direct path (none when relayed).
+    group: Option<std::net::IpAddr>,
+    since: std::time::Instant,
+    activity: Arc<Activity>,
+    connection: Connection,
+}
+
+/// A connection's exchanges: when it last completed one, how many are in progress.
+#[derive(Debug)]
+struct Activity {
+    last: std::sync::Mutex<std::time::Instant>,
+    busy: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn last(&self) -> std::time::Instant {
+        self.last
+            .lock()
+            .map_or_else(|e| *e.into_inner(), |last| *last)
+    }
+
+    fn touch(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = std::time::Instant::now();
+        }
+    }
+
+    fn busy(&self) -> usize {
+        self.busy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Why a connection was not admitted.
+const REFUSED_FULL: &[u8] = b"too many peers connected";
+
+impl Peers {
+    /// The stalest connection among those `matching`, if it completed nothing for
+    /// `evict_after`.
+    fn evictable(
+        &self,
+        limits: &PeerLimits,
+        now: std::time::Instant,
+        matching: impl Fn(u64, &Peer) -> bool,
+    ) -> Option<u64> {
+        self.live
+            .iter()
+            .filter(|(id, peer)| matching(**id, peer))
+            .map(|(id, peer)| (*id, peer.activity.last()))
+            .filter(|(_, last)| now.saturating_duration_since(*last) >= limits.evict_after)
+            .min_by_key(|(_, last)| *last)
+            .map(|(id, _)| id)
+    }
+
+    /// How many connections are `matching`.
+    fn count(&self, matching: impl Fn(u64, &Peer) -> bool) -> usize {
+        self.live
+            .iter()
+            .filter(|(id, peer)| matching(**id, peer))
+            .count()
+    }
+
+    /// Whether a newcomer from address group `group` would be refused.
+    fn group_full(
+        &self,
+        group: Option<std::net::IpAddr>,
+        limits: &PeerLimits,
+        now: std::time::Instant,
+    ) -> bool {
+        let Some(group) = group else { return false };
+        let in_group = |_: u64, peer: &Peer| peer.group == Some(group);
+        self.count(in_group) >= limits.per_address
+            && self.evictable(limits, now, in_group).is_none()
+    }
+
+    /// Whether a newcomer would be refused for want of room.
+    fn all_full(&self, limits: &PeerLimits, now: std::time::Instant) -> bool {
+        self.live.len() >= limits.max_connections
+            && self.evictable(limits, now, |_, _| true).is_none()
+    }
+
+    /// Admits `connection` from `node` (from address group `group` over a direct path),
+    /// closing the connections it displaces; `None` if there is no room.
+    fn admit(
+        &mut self,
+        limits: &PeerLimits,
+        node: iroh::EndpointId,
+        group: Option<std::net::IpAddr>,
+        connection: &Connection,
+    ) -> Option<(u64, Arc<Activity>)> {
+        let now = std::time::Instant::now();
+        // The key's oldest connections make way for its newest.
+        let mut own: Vec<(u64, std::time::Instant)> = self
+            .live
+            .iter()
+            .filter(|(_, peer)| peer.node == node)
+            .map(|(id, peer)| (*id, peer.since))
+            .collect();
+        own.sort_by_key(|(_, since)| *since);
+        let surplus = (own.len() + 1).saturating_sub(limits.per_key);
+        let mut evict: Vec<u64> = own.iter().take(surplus).map(|(id, _)| *id).collect();
+        if let Some(group) = group {
+            let in_group = |id: u64, peer: &Peer| peer.group == Some(group) && !evict.contains(&id);
+            if self.count(in_group) >= limits.per_address {
+                let id = self.evictable(limits, now, in_group)?;
+                evict.push(id);
+            }
+        }
+        let staying = |id: u64, _: &Peer| !evict.contains(&id);
+        if self.count(staying) >= limits.max_connections {
+            let id = self.evictable(limits, now, staying)?;
+            evict.push(id);
+        }
+        for id in evict {
+            if let Some(peer) = self.live.remove(&id) {
+                tracing::debug!(peer = %peer.node.fmt_short(), "iroh peer evicted for a newcomer");
+                peer.connection
+                    .close(2u32.into(), b"evicted for a newcomer");
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let activity = Arc::new(Activity {
+            last: std::sync::Mutex::new(now),
+            busy: std::sync::atomic::AtomicUsize::new(0),
+        });
+        self.live.insert(
+            id,
+            Peer {
+                node,
+                group,
+                since: now,
+                activity: activity.clone(),
+                connection: connection.clone(),
+            },
+        );
+        Some((id, activity))
+    }
+}
+
+/// Removes a connection from the registry when its handler ends.
+struct Admitted {
+    peers: Arc<std::sync::Mutex<Peers>>,
+    id: u64,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.live.remove(&self.id);
+        }
+    }
+}
+
+/// Marks an exchange in progress on a connection until dropped; `done` records it as
+/// completed.
+struct Exchange {
+    activity: Arc<Activity>,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl Exchange {
+    fn start(&self) {
+        if !self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.activity
+                .busy
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if self.started.load(std::sync::atomic::Ordering::SeqCst) {
+            self.activity
+                .busy
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
 
 impl ProtocolHandler for PeerService {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
-        let Ok(_permit) = self.connections.clone().try_acquire_owned() else {
-            connection.close(1u32.into(), b"too many peers connected");
+        let node = connection.remote_id();
+        // A peer arriving through a relay usually finds a direct path within a moment;
+        // serve it (and count its debts) by address once it has.
+        if direct_path(&connection).is_none() {
+            let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
+            while direct_path(&connection).is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let group = direct_path(&connection)
+            .map(|address| crate::server::ledger::address_group(address.ip()));
+        let admitted = self
+            .peers
+            .lock()
+            .ok()
+            .and_then(|mut peers| peers.admit(&self.limits, node, group, &connection));
+        let Some((id, activity)) = admitted else {
+            connection.close(1u32.into(), REFUSED_FULL);
             return Ok(());
         };
-        let remote = connection.remote_id();
-        tracing::debug!(peer = %remote.fmt_short(), "iroh peer connected");
-        while let Ok((send, recv)) = connection.accept_bi().await {
+        let _admitted = Admitted {
+            peers: self.peers.clone(),
+            id,
+        };
+        tracing::debug!(peer = %node.fmt_short(), "iroh peer connected");
+        loop {
+            let idle_at = activity.last() + self.limits.idle;
+            let wait = tokio::time::sleep_until(idle_at.into());
+            let (send, recv) = tokio::select! {
+                stream = connection.accept_bi() => match stream {
+                    Ok(stream) => stream,
+                    Err(_) => break,
+                },
+                () = wait => {
+                    if activity.busy() == 0 && activity.last() + self.limits.idle <= std::time::Instant::now() {
+                        tracing::debug!(peer = %node.fmt_short(), "closing an idle iroh peer");
+                        connection.close(0u32.into(), b"idle");
+                        break;
+                    }
+                    // Busy: look again a little later.
+                    tokio::time::sleep(self.limits.idle.min(Duration::from_secs(1))).await;
+                    continue;
+                }
+            };
             let address = counted_address(&connection);
             let routes = self.routes.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(tokio::io::join(recv, send));
-                let service = hyper::service::service_fn(
-                    move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(address));
-                        tower::ServiceExt::oneshot(
-                            routes.clone(),
-                            request.map(axum::body::Body::new),
-                        )
-                    },
-                );
-                let served = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-                if let Err(e) = served {
-                    tracing::debug!(error = %e, "iroh stream ended with an error");
-                }
+            let exchange = Arc::new(Exchange {
+                activity: activity.clone(),
+                started: std::sync::atomic::AtomicBool::new(false),
             });
+            self.tasks
+                .spawn(serve_stream(routes, address, send, recv, exchange));
         }
         Ok(())
+    }
+}
+
+/// Serves one exchange on a stream: the request head within [`HEADER_READ_TIMEOUT`], then
+/// bytes moving at [`MIN_STREAM_RATE`] (see [`Paced`]).
+async fn serve_stream(
+    routes: axum::Router,
+    address: SocketAddr,
+    send: iroh::endpoint::SendStream,
+    recv: iroh::endpoint::RecvStream,
+    exchange: Arc<Exchange>,
+) {
+    let io = hyper_util::rt::TokioIo::new(Box::pin(Paced::new(
+        tokio::io::join(recv, send),
+        STREAM_STALL,
+    )));
+    let started = exchange.clone();
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            started.start();
+            request.extensions_mut().insert(ConnectInfo(address));
+            tower::ServiceExt::oneshot(routes.clone(), request.map(axum::body::Body::new))
+        });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(false)
+        .half_close(true)
+        .serve_connection(io, service)
+        .await;
+    match served {
+        Ok(()) if exchange.started.load(std::sync::atomic::Ordering::SeqCst) => {
+            exchange.activity.touch();
+        }
+        Ok(()) => {}
+        Err(e) => tracing::debug!(error = %e, "iroh stream ended with an error"),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A stream that fails once its reads or writes stay blocked past a deadline: the
+    /// deadline starts `stall` ([`STREAM_STALL`]) ahead, each byte moved pushes it on by
+    /// 1/[`MIN_STREAM_RATE`] s, and it never lies more than `stall` ahead.
+    struct Paced<T> {
+        #[pin]
+        inner: T,
+        #[pin]
+        sleep: tokio::time::Sleep,
+        deadline: tokio::time::Instant,
+        stall: Duration,
+    }
+}
+
+impl<T> Paced<T> {
+    /// `inner`, failing once blocked `stall` past the credit of the bytes it moved.
+    fn new(inner: T, stall: Duration) -> Self {
+        let deadline = tokio::time::Instant::now() + stall;
+        Self {
+            inner,
+            sleep: tokio::time::sleep_until(deadline),
+            deadline,
+            stall,
+        }
+    }
+}
+
+impl<T> Paced<T> {
+    /// Pushes the deadline on for `bytes` moved.
+    fn moved(self: std::pin::Pin<&mut Self>, bytes: usize) {
+        let this = self.project();
+        let now = tokio::time::Instant::now();
+        let credit =
+            Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / MIN_STREAM_RATE);
+        let deadline = (*this.deadline).max(now) + credit;
+        *this.deadline = deadline.min(now + *this.stall);
+        let deadline = *this.deadline;
+        this.sleep.reset(deadline);
+    }
+
+    /// Whether the deadline passed (registering the waker otherwise).
+    fn expired(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> bool {
+        self.project().sleep.poll(cx).is_ready()
+    }
+}
+
+fn stalled() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the peer moved too few bytes on this stream",
+    )
+}
+
+impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Paced<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match self.as_mut().project().inner.poll_read(cx, buf) {
+            std::task::Poll::Ready(result) => {
+                let read = buf.filled().len().saturating_sub(before);
+                self.as_mut().moved(read);
+                std::task::Poll::Ready(result)
+            }
+            std::task::Poll::Pending if self.as_mut().expired(cx) => {
+                std::task::Poll::Ready(Err(stalled()))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.as_mut().project().inner.poll_write(cx, buf) {
+            std::task::Poll::Ready(Ok(written)) => {
+                self.as_mut().moved(written);
+                std::task::Poll::Ready(Ok(written))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending if self.as_mut().expired(cx) => {
+                std::task::Poll::Ready(Err(stalled()))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.as_mut().project().inner.poll_flush(cx) {
+            std::task::Poll::Pending if self.as_mut().expired(cx) => {
+                std::task::Poll::Ready(Err(stalled()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.as_mut().project().inner.poll_shutdown(cx) {
+            std::task::Poll::Pending if self.as_mut().expired(cx) => {
+                std::task::Poll::Ready(Err(stalled()))
+            }
+            other => other,
+        }
     }
 }
 
@@ -230,7 +749,9 @@ struct DialerInner {
     key: SecretKey,
     config: IrohConfig,
     endpoint: OnceCell<iroh::Endpoint>,
-    connections: Mutex<HashMap<NodeId, Connection>>,
+    /// One slot per peer, each with its own lock: dialing one peer (slow, or unreachable)
+    /// never holds up requests to another.
+    connections: std::sync::Mutex<HashMap<NodeId, Arc<Mutex<Option<Connection>>>>>,
     /// Direct addresses learnt for peers (tried beside the relays).
     direct: std::sync::Mutex<HashMap<NodeId, Vec<SocketAddr>>>,
 }
@@ -250,7 +771,7 @@ impl Dialer {
                 key,
                 config: config.clone(),
                 endpoint: OnceCell::new(),
-                connections: Mutex::new(HashMap::new()),
+                connections: std::sync::Mutex::new(HashMap::new()),
                 direct: std::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -295,10 +816,26 @@ impl Dialer {
         Ok(direct.into_iter().fold(address, EndpointAddr::with_ip_addr))
     }
 
+    /// Makes the local endpoint now (waiting up to 10 s for a relay), so that the first
+    /// requests to peers do not spend their stall timeouts on it.
+    pub async fn bind(&self) -> Result<(), DialError> {
+        self.endpoint().await.map(|_| ())
+    }
+
+    /// The slot of `node`'s connection.
+    fn slot(&self, node: &NodeId) -> Arc<Mutex<Option<Connection>>> {
+        match self.inner.connections.lock() {
+            Ok(mut connections) => connections.entry(*node).or_default().clone(),
+            // A poisoned map: go on without sharing the connection.
+            Err(_) => Arc::default(),
+        }
+    }
+
     /// The open connection to `node`, made if there is none or the last one closed.
     async fn connection(&self, node: &NodeId) -> Result<Connection, DialError> {
-        let mut connections = self.inner.connections.lock().await;
-        if let Some(connection) = connections.get(node)
+        let slot = self.slot(node);
+        let mut slot = slot.lock().await;
+        if let Some(connection) = slot.as_ref()
             && connection.close_reason().is_none()
         {
             return Ok(connection.clone());
@@ -308,7 +845,7 @@ impl Dialer {
             .connect(self.address(node)?, ALPN)
             .await
             .map_err(|e| DialError::Connection(format!("connecting over iroh: {e}")))?;
-        connections.insert(*node, connection.clone());
+        *slot = Some(connection.clone());
         Ok(connection)
     }
 
@@ -324,7 +861,7 @@ impl Dialer {
         let (send, recv) = match stream {
             Ok(stream) => stream,
             Err(e) => {
-                self.inner.connections.lock().await.remove(node);
+                *self.slot(node).lock().await = None;
                 return Err(DialError::Connection(format!("opening a stream: {e}")));
             }
         };
@@ -346,7 +883,15 @@ impl Dialer {
 
     /// Closes every connection and the endpoint (peers see a clean close).
     pub async fn close(&self) {
-        self.inner.connections.lock().await.clear();
+        let slots: Vec<_> = match self.inner.connections.lock() {
+            Ok(mut connections) => connections.drain().map(|(_, slot)| slot).collect(),
+            Err(_) => Vec::new(),
+        };
+        for slot in slots {
+            if let Some(connection) = slot.lock().await.take() {
+                connection.close(0u32.into(), b"done");
+            }
+        }
         if let Some(endpoint) = self.inner.endpoint.get() {
             endpoint.close().await;
         }
@@ -369,5 +914,47 @@ mod tests {
         );
         assert_eq!(peer_node(&"http://127.0.0.1:7070/".parse().unwrap()), None);
         assert_eq!(peer_node(&"iroh://zz/".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn each_relayed_key_is_counted_in_its_own_address_group() {
+        let a = iroh::SecretKey::from_bytes(&[1; 32]).public();
+        let b = iroh::SecretKey::from_bytes(&[2; 32]).public();
+        let group = |node| crate::server::ledger::address_group(relayed_address(&node));
+        assert_ne!(group(a), group(b));
+        assert_eq!(group(a), group(a));
+        assert!(matches!(relayed_address(&a), std::net::IpAddr::V6(v6) if v6.octets()[0] == 0xfd));
+    }
+
+    #[tokio::test]
+    async fn a_stream_blocked_past_its_stall_time_fails_and_a_flowing_one_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stall = Duration::from_millis(300);
+        // Nobody reads the other end: the writer blocks once the 64-byte pipe is full.
+        let (near, _far) = tokio::io::duplex(64);
+        let mut stuck = Box::pin(Paced::new(near, stall));
+        let started = std::time::Instant::now();
+        let error = stuck.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= stall);
+        // A reader taking 1 KiB every 100 ms (10 KiB/s, above the minimum rate) keeps the
+        // writer going for longer than the stall time.
+        let (near, mut far) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1024];
+            let mut total = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match far.read(&mut buf).await {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
+        });
+        let mut flowing = Box::pin(Paced::new(near, stall));
+        flowing.write_all(&[1u8; 8 * 1024]).await.unwrap();
+        flowing.shutdown().await.unwrap();
+        drop(flowing);
+        assert_eq!(reader.await.unwrap(), 8 * 1024);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dsi_protocol::manifest::MIN_CHUNK_SIZE;
 use dsi_protocol::{NetworkId, NodeId, SecretKey};
+use iroh::endpoint::Connection;
 use node_lite::config::IrohConfig;
 use node_lite::download::{DownloadOptions, Downloader};
 use node_lite::peers::StaticPeers;
@@ -40,23 +41,95 @@ async fn start(
     endpoint_key: Option<SecretKey>,
     max_connections: usize,
 ) -> IrohNode {
+    start_with(root, name, endpoint_key, |routes| {
+        transport::PeerService::new(routes, max_connections)
+    })
+    .await
+}
+
+/// A node served by the `PeerService` that `service` makes from its routes.
+async fn start_with(
+    root: &std::path::Path,
+    name: &str,
+    endpoint_key: Option<SecretKey>,
+    service: impl FnOnce(axum::Router) -> transport::PeerService,
+) -> IrohNode {
     let dir = DataDir::new(root.join(name));
     dir.init().unwrap();
     let key = endpoint_key.unwrap_or_else(|| dir.key().unwrap());
     let state = Arc::new(NodeState::open(&dir, Config::default()).await.unwrap());
     let endpoint = transport::bind(&key, &loopback(), true).await.unwrap();
     let addresses = endpoint.addr().ip_addrs().copied().collect();
+    let service = service(peer_routes(state.clone()));
     let router = iroh::protocol::Router::builder(endpoint)
-        .accept(
-            transport::ALPN,
-            transport::PeerService::new(peer_routes(state.clone()), max_connections),
-        )
+        .incoming_filter(service.incoming_filter())
+        .accept(transport::ALPN, service)
         .spawn();
     IrohNode {
         state,
         endpoint_id: key.node_id(),
         addresses,
         router,
+    }
+}
+
+/// A raw QUIC connection to `node` on the DSI ALPN from a fresh endpoint keyed `key`.
+async fn connect_raw(node: &IrohNode, key: &SecretKey) -> (iroh::Endpoint, Connection) {
+    let endpoint = transport::bind(key, &loopback(), false).await.unwrap();
+    let connection = endpoint
+        .connect(address_of(node), transport::ALPN)
+        .await
+        .unwrap();
+    (endpoint, connection)
+}
+
+/// Where `node` is dialed: its id and loopback addresses.
+fn address_of(node: &IrohNode) -> iroh::EndpointAddr {
+    let id = iroh::EndpointId::from_bytes(&node.endpoint_id.0).unwrap();
+    node.addresses
+        .iter()
+        .fold(iroh::EndpointAddr::new(id), |address, ip| {
+            address.with_ip_addr(*ip)
+        })
+}
+
+/// Whether `connection` is closed by the seeder within a few seconds.
+async fn closed_soon(connection: &Connection) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), connection.closed())
+        .await
+        .is_ok()
+}
+
+/// `GET /v1/node` on a new stream of `connection`: whether the seeder answered it.
+async fn node_info(connection: &Connection) -> bool {
+    let (mut send, mut recv) = match connection.open_bi().await {
+        Ok(stream) => stream,
+        Err(e) => {
+            eprintln!("node info: opening a stream: {e}");
+            return false;
+        }
+    };
+    let request = b"GET /v1/node HTTP/1.1\r\nhost: peer\r\nconnection: close\r\n\r\n";
+    if let Err(e) = send.write_all(request).await {
+        eprintln!("node info: writing: {e}");
+        return false;
+    }
+    if let Err(e) = send.finish() {
+        eprintln!("node info: finishing: {e}");
+        return false;
+    }
+    match tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 20)).await {
+        Ok(Ok(answer)) => {
+            let ok = answer.starts_with(b"HTTP/1.1 200");
+            if !ok {
+                eprintln!("node info: {}", String::from_utf8_lossy(&answer));
+            }
+            ok
+        }
+        other => {
+            eprintln!("node info: {other:?}");
+            false
+        }
     }
 }
 
@@ -85,6 +158,33 @@ fn downloader_for(nodes: &[&IrohNode]) -> (Downloader, transport::Dialer) {
     (downloader, dialer)
 }
 
+/// Downloads `content` from `peers` into `out` with `downloader`.
+async fn fetch(
+    downloader: &Downloader,
+    content: &dsi_protocol::ContentId,
+    peers: &StaticPeers,
+    out: &std::path::Path,
+) -> Result<node_lite::download::DownloadReport, NodeError> {
+    downloader
+        .download(content, peers, out, &CancellationToken::new())
+        .await
+}
+
+/// A seeder with one iroh slot, closing idle peers after `idle` and evicting for a
+/// newcomer after `evict_after`, holding a two-chunk content.
+async fn one_slot_seeder(
+    root: &std::path::Path,
+    idle: Duration,
+    evict_after: Duration,
+) -> (IrohNode, dsi_protocol::ContentId) {
+    let seeder = start_with(root, "seeder", None, |routes| {
+        transport::PeerService::new(routes, 1).timeouts(idle, evict_after)
+    })
+    .await;
+    let content = add(&seeder, root, 2 * MIN_CHUNK_SIZE as usize);
+    (seeder, content)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_over_iroh_pays_the_key_that_answered() {
     let tmp = tempfile::tempdir().unwrap();
@@ -92,15 +192,14 @@ async fn a_download_over_iroh_pays_the_key_that_answered() {
     let content = add(&seeder, tmp.path(), 5 * MIN_CHUNK_SIZE as usize + 77);
     let (downloader, dialer) = downloader_for(&[&seeder]);
     let out = tmp.path().join("out.bin");
-    let report = downloader
-        .download(
-            &content,
-            &StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]),
-            &out,
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let report = fetch(
+        &downloader,
+        &content,
+        &StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]),
+        &out,
+    )
+    .await
+    .unwrap();
     dialer.close().await;
     assert_eq!(report.chunks_fetched, 6);
     assert_eq!(report.peers[0].node_id, Some(seeder.endpoint_id));
@@ -119,14 +218,13 @@ async fn a_peer_answering_as_another_node_is_dropped_before_any_receipt() {
     assert_ne!(liar.endpoint_id, liar.state.node_id);
     let content = add(&liar, tmp.path(), 3 * MIN_CHUNK_SIZE as usize);
     let (downloader, dialer) = downloader_for(&[&liar]);
-    let result = downloader
-        .download(
-            &content,
-            &StaticPeers(vec![transport::peer_url(&liar.endpoint_id)]),
-            &tmp.path().join("out.bin"),
-            &CancellationToken::new(),
-        )
-        .await;
+    let result = fetch(
+        &downloader,
+        &content,
+        &StaticPeers(vec![transport::peer_url(&liar.endpoint_id)]),
+        &tmp.path().join("out.bin"),
+    )
+    .await;
     dialer.close().await;
     match result {
         Err(NodeError::NoPeers { detail, .. }) => {
@@ -147,24 +245,11 @@ async fn peers_past_max_connections_are_turned_away_and_the_first_is_served() {
 
     // The first peer holds its connection open (its dialer is not closed).
     let (first, first_dialer) = downloader_for(&[&seeder]);
-    first
-        .download(
-            &content,
-            &peers,
-            &tmp.path().join("first.bin"),
-            &CancellationToken::new(),
-        )
+    fetch(&first, &content, &peers, &tmp.path().join("first.bin"))
         .await
         .unwrap();
     let (second, second_dialer) = downloader_for(&[&seeder]);
-    let refused = second
-        .download(
-            &content,
-            &peers,
-            &tmp.path().join("second.bin"),
-            &CancellationToken::new(),
-        )
-        .await;
+    let refused = fetch(&second, &content, &peers, &tmp.path().join("second.bin")).await;
     assert!(
         matches!(refused, Err(NodeError::NoPeers { .. })),
         "{refused:?}"
@@ -192,5 +277,134 @@ async fn peers_past_max_connections_are_turned_away_and_the_first_is_served() {
         served.expect("served once the slot is free").chunks_fetched,
         2
     );
+    seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_peer_loses_its_slot_to_the_next() {
+    // One slot; the first peer keeps its connection open but sends nothing more. iroh
+    // keeps connections alive, so without the idle close it would hold the slot for ever.
+    let tmp = tempfile::tempdir().unwrap();
+    let (seeder, content) = one_slot_seeder(
+        tmp.path(),
+        Duration::from_millis(300),
+        Duration::from_secs(600),
+    )
+    .await;
+    let peers = StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]);
+    let (first, first_dialer) = downloader_for(&[&seeder]);
+    fetch(&first, &content, &peers, &tmp.path().join("first.bin"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (second, second_dialer) = downloader_for(&[&seeder]);
+    let report = fetch(&second, &content, &peers, &tmp.path().join("second.bin"))
+        .await
+        .unwrap();
+    assert_eq!(report.chunks_fetched, 2);
+    first_dialer.close().await;
+    second_dialer.close().await;
+    seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_opening_empty_streams_loses_its_slot_to_a_newcomer() {
+    // One slot. The attacker keeps its connection busy-looking: a new stream with a few
+    // bytes of a request head every 100 ms, never a whole request. It completes no
+    // exchange, so past the eviction time a real downloader takes its slot.
+    let tmp = tempfile::tempdir().unwrap();
+    let (seeder, content) = one_slot_seeder(
+        tmp.path(),
+        Duration::from_secs(600),
+        Duration::from_millis(500),
+    )
+    .await;
+    let attacker_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (attacker, connection) = connect_raw(&seeder, &attacker_key).await;
+    let keep_busy = {
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            let mut streams = Vec::new();
+            while let Ok((mut send, recv)) = connection.open_bi().await {
+                let _ = send.write_all(b"GET /v1/no").await;
+                streams.push((send, recv));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (newcomer, dialer) = downloader_for(&[&seeder]);
+    let report = fetch(
+        &newcomer,
+        &content,
+        &StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]),
+        &tmp.path().join("out.bin"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.chunks_fetched, 2);
+    assert!(
+        closed_soon(&connection).await,
+        "the attacker keeps its slot"
+    );
+    keep_busy.abort();
+    dialer.close().await;
+    attacker.close().await;
+    seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_holds_two_connections_and_its_newest_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder = start(tmp.path(), "seeder", None, 16).await;
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (first_endpoint, first) = connect_raw(&seeder, &key).await;
+    assert!(node_info(&first).await);
+    let (second_endpoint, second) = connect_raw(&seeder, &key).await;
+    assert!(node_info(&second).await);
+    let (third_endpoint, third) = connect_raw(&seeder, &key).await;
+    assert!(node_info(&third).await, "the newest connection is served");
+    assert!(closed_soon(&first).await, "a third connection of one key");
+    assert!(second.close_reason().is_none() && third.close_reason().is_none());
+    for endpoint in [first_endpoint, second_endpoint, third_endpoint] {
+        endpoint.close().await;
+    }
+    seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    // Fresh keys are free, addresses are not: past two connections from one address
+    // (loopback here) with recent activity, a third key from it is refused, and the
+    // seeder still has room for others.
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder = start_with(tmp.path(), "seeder", None, |routes| {
+        transport::PeerService::new(routes, 16).per_address(2)
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let key = SecretKey::generate(&mut rand::rngs::OsRng);
+        let (endpoint, connection) = connect_raw(&seeder, &key).await;
+        assert!(node_info(&connection).await);
+        held.push((endpoint, connection));
+    }
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let endpoint = transport::bind(&key, &loopback(), false).await.unwrap();
+    let refused = match endpoint.connect(address_of(&seeder), transport::ALPN).await {
+        Err(_) => true,
+        Ok(connection) => !node_info(&connection).await,
+    };
+    assert!(refused, "a third connection from one address was served");
+    for (_, connection) in &held {
+        assert!(
+            connection.close_reason().is_none(),
+            "an admitted peer was dropped"
+        );
+    }
+    endpoint.close().await;
+    for (endpoint, _) in held {
+        endpoint.close().await;
+    }
     seeder.router.shutdown().await.unwrap();
 }
