@@ -1,14 +1,13 @@
 //! Node-to-node transport over iroh, end to end: real `node-lite` processes and a real
-//! `dsi-relay` on loopback. Every node has `iroh.bind = []` (no UDP socket, so no direct
-//! path can exist) and is never told another node's HTTP address: the only way between
-//! them is QUIC through the relay.
+//! relay (`dsi_relay`, the server of the `dsi-relay` binary) on loopback. Every node has
+//! `iroh.bind = []` (no UDP socket, so no direct path can exist) and is never told another
+//! node's HTTP address: the only way between them is QUIC through the relay.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashSet;
 use std::path::Path;
 
-use devnet::harness::{Service, cargo_bin};
 use dsi_protocol::{ChunkId, NodeId};
 use dsi_tests::{Seeder, init_node, node_lite_ok, random_file, sha256_of};
 use serde_json::Value;
@@ -24,25 +23,54 @@ fn chunk_path(data_dir: &Path, id: &ChunkId) -> std::path::PathBuf {
     data_dir.join("chunks").join(&hex[..2]).join(hex)
 }
 
-/// A `dsi-relay` on a free loopback port; its URL for `[iroh] relays`.
-fn start_relay(dir: &Path) -> (Service, String) {
-    let bin = cargo_bin("dsi-relay", "dsi-relay").expect("building dsi-relay");
-    let relay = Service::spawn(
-        "dsi-relay",
-        &bin,
-        &["--listen".to_string(), "127.0.0.1:0".to_string()],
-        &[],
-        &dir.join("relay.log"),
-    )
-    .expect("dsi-relay starts");
-    let url = format!("{}/", relay.url);
-    (relay, url)
+/// A `dsi-relay` on a free loopback port, run in this process on a runtime of its own (the
+/// relay server code of the `dsi-relay` binary, without a separate build of it); stops when
+/// dropped.
+struct TestRelay {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn start_relay() -> TestRelay {
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let settings = dsi_relay::Settings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..dsi_relay::Settings::default()
+            };
+            let relay = dsi_relay::Relay::start(&settings).await.unwrap();
+            url_tx.send(relay.url()).unwrap();
+            let _ = stopped.await;
+            relay.shutdown().await.unwrap();
+        });
+    });
+    let url = url_rx.recv().expect("dsi-relay starts");
+    TestRelay {
+        url,
+        stop: Some(stop),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_without_a_direct_path_swap_chunks_through_the_relay_and_drop_a_corrupt_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_relay, relay_url) = start_relay(tmp.path());
+    let relay = start_relay();
+    let relay_url = relay.url.clone();
     let relay_only = |config: &mut node_lite::Config| {
         config.iroh.relays = vec![relay_url.clone()];
         config.iroh.bind = Vec::new();
