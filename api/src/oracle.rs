@@ -159,6 +159,9 @@ pub struct Peer {
     pub node: NodeId,
     /// Its base URL.
     pub url: String,
+    /// Where it is reached over iroh, as it announced (signed) it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<dsi_protocol::NodeEndpoint>,
 }
 
 /// `GET /v1/content/{id}/peers`: live nodes announcing the content.
@@ -365,6 +368,9 @@ pub struct NodeAnnouncement {
     pub first_seen_ms: u64,
     /// Content it holds completely.
     pub contents: Vec<ContentId>,
+    /// Where it is reached over iroh, if it announced that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<dsi_protocol::NodeEndpoint>,
 }
 
 named_enum! {

@@ -574,7 +574,11 @@ pub async fn prepare_gateway(
         tracing::warn!("no --peer and no tracker: the gateway serves only content this node holds");
     }
     let mut state = open_state(dir, config).await?;
-    state.gateway.set_peers(Peers { fixed, tracker });
+    state.gateway.set_peers(Peers {
+        fixed,
+        tracker,
+        iroh: None,
+    });
     let listener = TcpListener::bind(request.listen)
         .await
         .map_err(|e| NodeError::Usage(format!("cannot listen on {}: {e}", request.listen)))?;
@@ -702,6 +706,7 @@ pub async fn get(
     let source = Peers {
         fixed: StaticPeers(peers),
         tracker,
+        iroh: dialer.clone(),
     };
     let report = downloader
         .download(&content, &source, &request.out, token)

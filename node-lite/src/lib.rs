@@ -99,6 +99,10 @@ pub async fn serve(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), NodeError> {
     let address = bound_address(&listener)?;
+    if let Some(endpoint) = &iroh {
+        // Announced with the HTTP URL, so the tracker can send downloaders here over iroh.
+        let _ = state.iroh.set(endpoint.clone());
+    }
     let tracker = tracker::TrackerSettings::from_config(&state.config.tracker)?
         .map(|settings| settings.announcing_from(address))
         .transpose()?;
@@ -143,7 +147,12 @@ pub async fn serve(
             // Streams still answering finish (their connections are closed) before the
             // counts they moved are saved.
             streams.close();
-            streams.wait().await;
+            if tokio::time::timeout(drain_limit(&state), streams.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("iroh streams still answering at shutdown; left behind");
+            }
         }
     };
     let (served, ()) = tokio::join!(http, peers);

@@ -35,13 +35,23 @@ pub struct Peers {
     pub fixed: StaticPeers,
     /// The oracle's tracker, if any.
     pub tracker: Option<crate::tracker::TrackerClient>,
+    /// With iroh on, tracker peers that announced an iroh endpoint are dialed by node id
+    /// (their direct addresses handed to this dialer) rather than at their HTTP URL.
+    pub iroh: Option<crate::transport::Dialer>,
 }
 
 impl PeerSource for Peers {
     async fn peers(&self, content: &ContentId) -> Result<Vec<Url>, NodeError> {
         let mut urls = self.fixed.peers(content).await?;
         if let Some(tracker) = &self.tracker {
-            for url in tracker.peers(content).await? {
+            for peer in tracker.peer_list(content).await? {
+                let url = match (&self.iroh, &peer.endpoint) {
+                    (Some(dialer), Some(endpoint)) => {
+                        dialer.add_endpoint(peer.node, endpoint);
+                        crate::transport::peer_url(&peer.node)
+                    }
+                    _ => parse_peer_url(&peer.url)?,
+                };
                 if !urls.contains(&url) {
                     urls.push(url);
                 }

@@ -147,6 +147,9 @@ pub struct NodeState {
     pub downloaders: Arc<budget::Downloaders>,
     /// The tracker (oracle) configured, if any.
     pub tracker: Option<crate::tracker::TrackerClient>,
+    /// The iroh endpoint peers reach this node on, once `serve` bound it (its address goes
+    /// into announcements).
+    pub iroh: std::sync::OnceLock<iroh::Endpoint>,
     verified: Mutex<HashMap<ChunkId, FileStamp>>,
     throttle: Option<Arc<Throttle>>,
 }
@@ -194,6 +197,7 @@ impl NodeState {
             crate::peers::Peers {
                 fixed: crate::peers::StaticPeers::default(),
                 tracker: tracker.clone(),
+                iroh: None,
             },
             config.gateway.clone(),
         );
@@ -224,6 +228,7 @@ impl NodeState {
             receipts,
             metrics,
             audits: audit::AuditGate::default(),
+            iroh: std::sync::OnceLock::new(),
             verified: Mutex::new(HashMap::new()),
             throttle,
         })

@@ -225,11 +225,22 @@ impl TrackerClient {
     }
 }
 
+impl TrackerClient {
+    /// The live peers holding `content`, as the tracker lists them (node id, HTTP URL and,
+    /// if announced, the iroh endpoint).
+    pub async fn peer_list(
+        &self,
+        content: &ContentId,
+    ) -> Result<Vec<dsi_api::oracle::Peer>, NodeError> {
+        let answer = self.oracle.peers(content).await.map_err(tracker_error)?;
+        Ok(answer.peers)
+    }
+}
+
 impl PeerSource for TrackerClient {
     async fn peers(&self, content: &ContentId) -> Result<Vec<Url>, NodeError> {
-        let answer = self.oracle.peers(content).await.map_err(tracker_error)?;
-        answer
-            .peers
+        self.peer_list(content)
+            .await?
             .iter()
             .map(|p| parse_peer_url(&p.url))
             .collect()
@@ -327,6 +338,10 @@ pub async fn announce_once(
         payout,
         contents: state_contents,
         issued_at_ms: dsi_protocol::now_ms(),
+        endpoint: state
+            .iroh
+            .get()
+            .map(|endpoint| crate::transport::announced_endpoint(endpoint, &state.config.iroh)),
     };
     let signed = SignedAnnouncement::sign(announcement, &state.config.network, state.key());
     tracker.announce(&signed, state).await

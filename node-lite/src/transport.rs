@@ -208,6 +208,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// peer trickling a byte now and then loses it).
 const STREAM_STALL: Duration = Duration::from_secs(30);
 
+/// The most a stream's HTTP reader buffers (a request head; bodies stream through).
+const MAX_STREAM_BUFFER: usize = 64 * 1024;
+
 /// Bytes per second that keep a stream's deadline moving.
 const MIN_STREAM_RATE: u64 = 4 * 1024;
 
@@ -225,7 +228,7 @@ fn quic_config(accept: bool) -> iroh::endpoint::QuicTransportConfig {
             .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_PEER))
             .stream_receive_window(VarInt::from_u32(1 << 20))
             .receive_window(VarInt::from_u32(2 << 20))
-            .send_window(8 << 20)
+            .send_window(2 << 20)
             .build()
     } else {
         builder
@@ -239,6 +242,9 @@ fn quic_config(accept: bool) -> iroh::endpoint::QuicTransportConfig {
 pub struct PeerService {
     routes: axum::Router,
     peers: Arc<std::sync::Mutex<Peers>>,
+    /// Connections between their handshake and admission (waiting for a direct path):
+    /// bounded like the admitted ones, so a flood of them holds no unbounded tasks.
+    pending: Arc<tokio::sync::Semaphore>,
     limits: PeerLimits,
     tasks: tokio_util::task::TaskTracker,
 }
@@ -262,6 +268,7 @@ impl PeerService {
         Self {
             routes,
             peers: Arc::default(),
+            pending: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
             limits: PeerLimits {
                 max_connections: max_connections.max(1),
                 per_key: MAX_CONNECTIONS_PER_KEY,
@@ -295,7 +302,7 @@ impl PeerService {
     }
 
     /// A filter for `iroh::protocol::RouterBuilder::incoming_filter`: refuses, before any
-    /// handshake work, a peer whose address group or relayed key is at its cap with no
+    /// handshake work, a peer whose address group is at its cap (or a seeder full) with no
     /// connection there to evict, so a flood of attempts costs the seeder little.
     pub fn incoming_filter(&self) -> iroh::protocol::IncomingFilter {
         let peers = self.peers.clone();
@@ -516,6 +523,10 @@ impl Drop for Exchange {
 impl ProtocolHandler for PeerService {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let node = connection.remote_id();
+        let Ok(pending) = self.pending.clone().try_acquire_owned() else {
+            connection.close(1u32.into(), REFUSED_FULL);
+            return Ok(());
+        };
         // A peer arriving through a relay usually finds a direct path within a moment;
         // serve it (and count its debts) by address once it has.
         if direct_path(&connection).is_none() {
@@ -531,6 +542,7 @@ impl ProtocolHandler for PeerService {
             .lock()
             .ok()
             .and_then(|mut peers| peers.admit(&self.limits, node, group, &connection));
+        drop(pending);
         let Some((id, activity)) = admitted else {
             connection.close(1u32.into(), REFUSED_FULL);
             return Ok(());
@@ -541,21 +553,26 @@ impl ProtocolHandler for PeerService {
         };
         tracing::debug!(peer = %node.fmt_short(), "iroh peer connected");
         loop {
-            let idle_at = activity.last() + self.limits.idle;
-            let wait = tokio::time::sleep_until(idle_at.into());
+            // When to look at idleness again: its deadline, or shortly while busy.
+            let check = if activity.busy() > 0 {
+                std::time::Instant::now() + self.limits.idle.min(Duration::from_secs(1))
+            } else {
+                activity.last() + self.limits.idle
+            };
             let (send, recv) = tokio::select! {
+                biased;
                 stream = connection.accept_bi() => match stream {
                     Ok(stream) => stream,
                     Err(_) => break,
                 },
-                () = wait => {
-                    if activity.busy() == 0 && activity.last() + self.limits.idle <= std::time::Instant::now() {
+                () = tokio::time::sleep_until(check.into()) => {
+                    if activity.busy() == 0
+                        && activity.last() + self.limits.idle <= std::time::Instant::now()
+                    {
                         tracing::debug!(peer = %node.fmt_short(), "closing an idle iroh peer");
                         connection.close(0u32.into(), b"idle");
                         break;
                     }
-                    // Busy: look again a little later.
-                    tokio::time::sleep(self.limits.idle.min(Duration::from_secs(1))).await;
                     continue;
                 }
             };
@@ -581,10 +598,10 @@ async fn serve_stream(
     recv: iroh::endpoint::RecvStream,
     exchange: Arc<Exchange>,
 ) {
-    let io = hyper_util::rt::TokioIo::new(Box::pin(Paced::new(
-        tokio::io::join(recv, send),
-        STREAM_STALL,
-    )));
+    let io = hyper_util::rt::TokioIo::new(Box::pin(
+        Paced::new(tokio::io::join(recv, send), STREAM_STALL)
+            .reporting_to(exchange.activity.clone()),
+    ));
     let started = exchange.clone();
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -597,6 +614,7 @@ async fn serve_stream(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(false)
         .half_close(true)
+        .max_buf_size(MAX_STREAM_BUFFER)
         .serve_connection(io, service)
         .await;
     match served {
@@ -619,6 +637,8 @@ pin_project_lite::pin_project! {
         sleep: tokio::time::Sleep,
         deadline: tokio::time::Instant,
         stall: Duration,
+        // The connection whose activity bytes written to the peer refresh.
+        activity: Option<Arc<Activity>>,
     }
 }
 
@@ -631,7 +651,15 @@ impl<T> Paced<T> {
             sleep: tokio::time::sleep_until(deadline),
             deadline,
             stall,
+            activity: None,
         }
+    }
+
+    /// Counts bytes written to the peer as activity of its connection (a transfer in
+    /// progress is not stale, whatever its length).
+    fn reporting_to(mut self, activity: Arc<Activity>) -> Self {
+        self.activity = Some(activity);
+        self
     }
 }
 
@@ -690,6 +718,11 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
     ) -> std::task::Poll<std::io::Result<usize>> {
         match self.as_mut().project().inner.poll_write(cx, buf) {
             std::task::Poll::Ready(Ok(written)) => {
+                if written > 0
+                    && let Some(activity) = &self.activity
+                {
+                    activity.touch();
+                }
                 self.as_mut().moved(written);
                 std::task::Poll::Ready(Ok(written))
             }
@@ -737,6 +770,36 @@ pub enum DialError {
     Connection(String),
 }
 
+/// Where a dialer reaches one peer, beside its node id.
+#[derive(Clone, Debug, Default)]
+struct KnownAddress {
+    direct: Vec<SocketAddr>,
+    relays: Vec<RelayUrl>,
+}
+
+/// The endpoint address a serving node announces: the relays it is homed on (those
+/// configured until it reached one) and its direct addresses, within the protocol's limits.
+pub fn announced_endpoint(
+    endpoint: &iroh::Endpoint,
+    config: &IrohConfig,
+) -> dsi_protocol::NodeEndpoint {
+    use dsi_protocol::announce::{MAX_ENDPOINT_ADDRESSES, MAX_ENDPOINT_RELAYS, MAX_URL_LEN};
+    let address = endpoint.addr();
+    let mut relays: Vec<String> = address.relay_urls().map(ToString::to_string).collect();
+    if relays.is_empty() {
+        relays.clone_from(&config.relays);
+    }
+    relays.retain(|relay| relay.len() <= MAX_URL_LEN);
+    relays.truncate(MAX_ENDPOINT_RELAYS);
+    let direct = address
+        .ip_addrs()
+        .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+        .take(MAX_ENDPOINT_ADDRESSES)
+        .map(ToString::to_string)
+        .collect();
+    dsi_protocol::NodeEndpoint { relays, direct }
+}
+
 /// The client side: one endpoint (made on first use) and one connection per peer, each
 /// request on its own stream.
 #[derive(Clone, Debug)]
@@ -752,8 +815,8 @@ struct DialerInner {
     /// One slot per peer, each with its own lock: dialing one peer (slow, or unreachable)
     /// never holds up requests to another.
     connections: std::sync::Mutex<HashMap<NodeId, Arc<Mutex<Option<Connection>>>>>,
-    /// Direct addresses learnt for peers (tried beside the relays).
-    direct: std::sync::Mutex<HashMap<NodeId, Vec<SocketAddr>>>,
+    /// Addresses learnt for peers (given, or announced to the tracker).
+    known: std::sync::Mutex<HashMap<NodeId, KnownAddress>>,
 }
 
 impl Dialer {
@@ -772,7 +835,7 @@ impl Dialer {
                 config: config.clone(),
                 endpoint: OnceCell::new(),
                 connections: std::sync::Mutex::new(HashMap::new()),
-                direct: std::sync::Mutex::new(HashMap::new()),
+                known: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -780,8 +843,40 @@ impl Dialer {
     /// Direct addresses where `node` may be reached (tried beside the relays); the last
     /// call for a node wins.
     pub fn add_direct_addresses(&self, node: NodeId, addresses: Vec<SocketAddr>) {
-        if let Ok(mut direct) = self.inner.direct.lock() {
-            direct.insert(node, addresses);
+        self.learn(
+            node,
+            KnownAddress {
+                direct: addresses,
+                relays: Vec::new(),
+            },
+        );
+    }
+
+    /// What `node` announced to the tracker: its direct addresses, and which of our relays
+    /// it is homed on (a relay we were not configured with is never contacted: a peer
+    /// cannot send us to a host of its choosing). The last call for a node wins.
+    pub fn add_endpoint(&self, node: NodeId, endpoint: &dsi_protocol::NodeEndpoint) {
+        let ours = relay_map(&self.inner.config)
+            .map(|(_, urls)| urls)
+            .unwrap_or_default();
+        let relays = endpoint
+            .relays
+            .iter()
+            .filter_map(|text| text.parse::<RelayUrl>().ok())
+            .filter(|url| ours.contains(url))
+            .collect();
+        self.learn(
+            node,
+            KnownAddress {
+                direct: endpoint.direct_addresses(),
+                relays,
+            },
+        );
+    }
+
+    fn learn(&self, node: NodeId, address: KnownAddress) {
+        if let Ok(mut known) = self.inner.known.lock() {
+            known.insert(node, address);
         }
     }
 
@@ -801,15 +896,22 @@ impl Dialer {
     fn address(&self, node: &NodeId) -> Result<EndpointAddr, DialError> {
         let id = iroh::EndpointId::from_bytes(&node.0)
             .map_err(|e| DialError::Connection(format!("{node} is not a usable node id: {e}")))?;
-        let (_, relays) =
+        let (_, ours) =
             relay_map(&self.inner.config).map_err(|e| DialError::Endpoint(e.to_string()))?;
-        let direct = self
+        let known = self
             .inner
-            .direct
+            .known
             .lock()
             .ok()
-            .and_then(|direct| direct.get(node).cloned())
+            .and_then(|known| known.get(node).cloned())
             .unwrap_or_default();
+        // Its home relay if it announced one of ours, else all of ours.
+        let relays = if known.relays.is_empty() {
+            ours
+        } else {
+            known.relays
+        };
+        let direct = known.direct;
         let address = relays
             .into_iter()
             .fold(EndpointAddr::new(id), EndpointAddr::with_relay_url);
@@ -861,7 +963,15 @@ impl Dialer {
         let (send, recv) = match stream {
             Ok(stream) => stream,
             Err(e) => {
-                *self.slot(node).lock().await = None;
+                // Forget this connection, not one a concurrent request made since.
+                let slot = self.slot(node);
+                let mut slot = slot.lock().await;
+                if slot
+                    .as_ref()
+                    .is_some_and(|held| held.stable_id() == connection.stable_id())
+                {
+                    *slot = None;
+                }
                 return Err(DialError::Connection(format!("opening a stream: {e}")));
             }
         };
@@ -924,6 +1034,23 @@ mod tests {
         assert_ne!(group(a), group(b));
         assert_eq!(group(a), group(a));
         assert!(matches!(relayed_address(&a), std::net::IpAddr::V6(v6) if v6.octets()[0] == 0xfd));
+    }
+
+    #[tokio::test]
+    async fn bytes_written_to_a_peer_keep_its_connection_from_looking_stale() {
+        // Eviction picks the connection with the oldest activity: a long transfer in
+        // progress must count as activity, or free keys could evict honest downloads.
+        use tokio::io::AsyncWriteExt;
+        let start = std::time::Instant::now() - Duration::from_secs(60);
+        let activity = Arc::new(Activity {
+            last: std::sync::Mutex::new(start),
+            busy: std::sync::atomic::AtomicUsize::new(1),
+        });
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut stream =
+            Box::pin(Paced::new(near, Duration::from_secs(5)).reporting_to(activity.clone()));
+        stream.write_all(b"chunk bytes").await.unwrap();
+        assert!(activity.last() > start + Duration::from_secs(59));
     }
 
     #[tokio::test]

@@ -202,6 +202,11 @@ async fn announce(
             ));
         }
     };
+    if let Some(endpoint) = &a.endpoint {
+        endpoint
+            .check()
+            .map_err(|e| ApiError::new(ErrorCode::BadUrl, e.to_string()))?;
+    }
     if a.contents.len() > MAX_ANNOUNCED_CONTENTS {
         return Err(ApiError::new(
             ErrorCode::TooManyContents,
@@ -251,6 +256,17 @@ async fn announce(
                 )
             })?;
     }
+    // Direct addresses outside the network the announcement came from are left out: a
+    // node cannot point downloaders' QUIC handshakes at someone else's address.
+    let mut announcement = a.clone();
+    if let (Some(endpoint), Some(location)) = (&mut announcement.endpoint, location) {
+        endpoint.direct.retain(|text| {
+            text.parse::<std::net::SocketAddr>().is_ok_and(|address| {
+                dsi_protocol::reward::Location::of(embedded_ipv4(address.ip())) == location
+            })
+        });
+    }
+    let a = &announcement;
     let outcome = {
         let _serial = state.announce_lock.lock().await;
         state
@@ -649,6 +665,7 @@ async fn peers(
         .map(|n| Peer {
             node: n.node,
             url: n.url,
+            endpoint: n.endpoint,
         })
         .collect();
     Ok(Json(PeersResponse { peers }))

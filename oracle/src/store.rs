@@ -746,6 +746,12 @@ impl Store {
         expires_at_ms: u64,
     ) -> Result<AnnounceOutcome> {
         let node = announcement.node.0.to_vec();
+        let endpoint = announcement
+            .endpoint
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("nodes.endpoint"))?;
         let mut tx = self.pool.begin().await.map_err(query_error("announcing"))?;
         let held = sqlx::query(
             "SELECT issued_at_ms, first_seen_ms, expires_at_ms, location, exited_epoch \
@@ -842,8 +848,8 @@ impl Store {
             .map_err(query_error("announcing"))?;
         sqlx::query(
             "INSERT INTO nodes \
-             (node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms, location) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms, location, \
+             endpoint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(node.clone())
         .bind(announcement.url.clone())
@@ -852,6 +858,7 @@ impl Store {
         .bind(i64_of(expires_at_ms))
         .bind(first_seen)
         .bind(location.map(|l| l.0.to_vec()))
+        .bind(endpoint)
         .execute(&mut *tx)
         .await
         .map_err(query_error("announcing"))?;
@@ -888,6 +895,12 @@ impl Store {
             expires_at_ms: u64_of(row.try_get(4).map_err(corrupt)?),
             first_seen_ms: u64_of(row.try_get(5).map_err(corrupt)?),
             contents: Vec::new(),
+            endpoint: row
+                .try_get::<Option<String>, _>(6)
+                .map_err(corrupt)?
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("nodes.endpoint"))?,
         })
     }
 
@@ -915,7 +928,8 @@ impl Store {
     /// Nodes whose announcement has not expired at `now_ms`, with their holdings, by id.
     pub async fn live_nodes(&self, now_ms: u64) -> Result<Vec<NodeAnnouncement>> {
         let rows = sqlx::query(
-            "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms FROM nodes \
+            "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms, endpoint \
+             FROM nodes \
              WHERE expires_at_ms > $1 ORDER BY node",
         )
         .bind(i64_of(now_ms))
@@ -1249,7 +1263,8 @@ impl Store {
     /// A node's record, live or not.
     pub async fn node(&self, node: &NodeId) -> Result<Option<NodeAnnouncement>> {
         let row = sqlx::query(
-            "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms FROM nodes \
+            "SELECT node, url, payout, issued_at_ms, expires_at_ms, first_seen_ms, endpoint \
+             FROM nodes \
              WHERE node = $1",
         )
         .bind(node.0.to_vec())
@@ -1271,8 +1286,8 @@ impl Store {
         epoch: Epoch,
     ) -> Result<Vec<NodeAnnouncement>> {
         let rows = sqlx::query(
-            "SELECT n.node, n.url, n.payout, n.issued_at_ms, n.expires_at_ms, n.first_seen_ms \
-             FROM nodes n JOIN holdings h ON h.node = n.node \
+            "SELECT n.node, n.url, n.payout, n.issued_at_ms, n.expires_at_ms, n.first_seen_ms, \
+             n.endpoint FROM nodes n JOIN holdings h ON h.node = n.node \
              WHERE h.content_id = $1 AND n.expires_at_ms > $2 AND NOT EXISTS \
              (SELECT 1 FROM pauses p WHERE p.node = n.node AND p.until_epoch > $3) \
              ORDER BY n.node",

@@ -1721,3 +1721,84 @@ async fn manifests_need_a_signed_registrant_and_each_key_has_a_quota() {
         assert!(registered(state.clone(), manifests[2].clone()).await);
     }
 }
+
+/// A node's iroh endpoint (issue 17) is signed in its announcement, checked, and listed with
+/// it by the tracker; direct addresses outside the network the announcement came from are
+/// left out, so a node cannot aim downloaders' QUIC handshakes at someone else.
+#[tokio::test]
+async fn an_announced_iroh_endpoint_is_listed_without_addresses_outside_the_source() {
+    use dsi_protocol::{NodeEndpoint, SignedAnnouncement};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let network = state.config.network.clone();
+        let (manifest, _) = content(2, 2);
+        let cid = manifest.content_id();
+        register(&state, &manifest).await;
+        let node = key(7);
+        let from = std::net::SocketAddr::from(([127, 0, 5, 9], 50_000));
+        let announce = |endpoint: NodeEndpoint| {
+            let state = state.clone();
+            let mut a =
+                announcement(&node, "http://127.0.5.1:9", 7, vec![cid], &network).announcement;
+            a.endpoint = Some(endpoint);
+            let body =
+                serde_json::to_vec(&SignedAnnouncement::sign(a, &network, &node)).expect("json");
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                call_from(&state, from, "POST", "/v1/announce", body, &[]).await
+            }
+        };
+
+        let bad = announce(NodeEndpoint {
+            relays: vec![],
+            direct: vec!["relay.example:1".into()],
+        })
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{url}");
+        assert_eq!(bad.code(), "bad_url");
+        let message = bad.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains("relay.example:1"), "{message}");
+
+        let good = announce(NodeEndpoint {
+            relays: vec!["http://relay.example:3340/".into()],
+            direct: vec!["127.0.5.1:4000".into(), "127.0.99.1:4000".into()],
+        })
+        .await;
+        assert_eq!(good.status, StatusCode::OK, "{url}: {:?}", good.json());
+        let peers = get(&state, &format!("/v1/content/{cid}/peers"))
+            .await
+            .json();
+        let endpoint = &peers["peers"][0]["endpoint"];
+        assert_eq!(
+            endpoint["relays"][0], "http://relay.example:3340/",
+            "{peers}"
+        );
+        assert_eq!(
+            endpoint["direct"],
+            serde_json::json!(["127.0.5.1:4000"]),
+            "the address in another network is left out: {peers}"
+        );
+
+        // Announced again without one: listed without one.
+        let plain = announcement(&node, "http://127.0.5.1:9", 7, vec![cid], &network);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let reply = call_from(
+            &state,
+            from,
+            "POST",
+            "/v1/announce",
+            serde_json::to_vec(&plain).expect("json"),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let peers = get(&state, &format!("/v1/content/{cid}/peers"))
+            .await
+            .json();
+        assert!(peers["peers"][0].get("endpoint").is_none(), "{peers}");
+    }
+}

@@ -55,6 +55,7 @@ fn node(key: &SecretKey, url: &str) -> NodeAnnouncement {
         expires_at_ms: u64::MAX,
         first_seen_ms: 0,
         contents: vec![ContentId([3; 32])],
+        endpoint: None,
     }
 }
 

@@ -58,7 +58,7 @@ pub mod reputation;
 pub mod request;
 pub mod reward;
 
-pub use announce::{Announcement, SignedAnnouncement};
+pub use announce::{Announcement, NodeEndpoint, SignedAnnouncement};
 pub use availability::{Availability, AvailabilityNotice, SignedAvailability};
 pub use epoch::EpochSchedule;
 #[cfg(feature = "std")]

@@ -23,7 +23,8 @@ use dsi_protocol::reward::{
 };
 use dsi_protocol::{
     Announcement, ChunkId, ContentId, Epoch, EpochSchedule, Manifest, ManifestError, NetworkId,
-    NodeId, PayoutAccount, Receipt, RewardLeaf, SecretKey, SignedAnnouncement, SignedReceipt,
+    NodeEndpoint, NodeId, PayoutAccount, Receipt, RewardLeaf, SecretKey, SignedAnnouncement,
+    SignedReceipt,
 };
 use parity_scale_codec::{Compact, Decode, Encode};
 use serde_json::{Value, json};
@@ -355,6 +356,10 @@ fn announce_vector() {
         payout: PayoutAccount(std::array::from_fn(|i| i as u8)),
         contents: vec![vector_manifest().content_id(), long_manifest().content_id()],
         issued_at_ms: 1_764_000_000_000,
+        endpoint: Some(NodeEndpoint {
+            relays: vec!["http://127.0.0.1:3340/".into()],
+            direct: vec!["127.0.0.1:41641".into()],
+        }),
     };
     let signed = SignedAnnouncement::sign(announcement.clone(), &network, &key);
     assert_eq!(signed.announcement, announcement);

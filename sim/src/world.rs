@@ -330,6 +330,7 @@ impl World {
                 payout: PayoutAccount(payout),
                 contents: announces,
                 issued_at_ms: now_ms(),
+                endpoint: None,
             },
             self.network(),
             node,

@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use dsi_protocol::{ChunkId, NodeId};
-use dsi_tests::{Seeder, init_node, node_lite_ok, random_file, sha256_of};
+use dsi_protocol::{ChunkId, ContentId, NodeId};
+use dsi_tests::{OracleProcess, Seeder, init_node, node_lite_ok, poll, random_file, sha256_of};
 use serde_json::Value;
 
 const CHUNK: usize = 256 * 1024;
@@ -196,4 +196,79 @@ async fn a_node_id_without_iroh_configured_is_refused_with_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("iroh.relays"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_through_the_tracker_dials_a_seeder_at_its_announced_endpoint() {
+    // The seeder has no UDP socket and the downloader is never told its address: the
+    // tracker lists it with the iroh endpoint from its signed announcement, and `get
+    // --tracker` dials it by node id through the relay.
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = start_relay();
+    let oracle = OracleProcess::start(
+        &tmp.path().join("oracle"),
+        &[("DSI_ORACLE_CLOSE__AUTO", "false")],
+    )
+    .expect("oracle starts");
+    let relay_only = |config: &mut node_lite::Config| {
+        config.iroh.relays = vec![relay.url.clone()];
+        config.iroh.bind = Vec::new();
+        config.tracker.announce_interval_secs = 1;
+    };
+    let (seeder_dir, downloader_dir) = (tmp.path().join("seeder"), tmp.path().join("downloader"));
+    init_node(&seeder_dir, relay_only);
+    init_node(&downloader_dir, relay_only);
+    let file = tmp.path().join("data.bin");
+    let sha = random_file(&file, 3 * CHUNK + 999);
+    let content: ContentId = node_lite_ok(&seeder_dir, &["add", file.to_str().unwrap()])
+        .trim()
+        .parse()
+        .unwrap();
+    let payout = format!("0x{}", "01".repeat(20));
+    let seeder = Seeder::start(
+        &seeder_dir,
+        &["--tracker", &oracle.url, "--payout", &payout],
+    )
+    .expect("seeder starts");
+    let seeder_id = node_id(&seeder_dir);
+
+    let endpoint = poll(
+        "the tracker lists the seeder with its iroh endpoint",
+        async || {
+            let answer = oracle.client.peers(&content).await.ok()?;
+            let peer = answer.peers.into_iter().find(|p| p.node == seeder_id)?;
+            peer.endpoint.filter(|e| !e.relays.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(endpoint.relays, vec![relay.url.clone()]);
+    assert!(
+        endpoint.direct.is_empty(),
+        "a relay-only seeder has no direct address"
+    );
+
+    let out = tmp.path().join("out.bin");
+    let stdout = node_lite_ok(
+        &downloader_dir,
+        &[
+            "get",
+            &content.to_string(),
+            "--tracker",
+            &oracle.url,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(sha256_of(&out), sha, "the bytes arrived intact");
+    let peers = report["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 1, "{report}");
+    assert_eq!(peers[0]["url"], format!("iroh://{seeder_id}/"), "{report}");
+    assert_eq!(peers[0]["receipts_accepted"], 4, "{report}");
+    assert_eq!(
+        seeder.receipts().len(),
+        4,
+        "paid for every chunk, over iroh"
+    );
 }

@@ -453,6 +453,7 @@ async fn audits_pay_storage_only_for_what_the_announcing_key_holds() {
                 payout: PayoutAccount([payout; 20]),
                 contents,
                 issued_at_ms: now_ms(),
+                endpoint: None,
             },
             &network,
             key,

@@ -368,6 +368,7 @@ async fn a_paused_node_is_neither_listed_nor_audited_and_keeps_its_reputation_an
             payout: PayoutAccount([2; 20]),
             contents: vec![content],
             issued_at_ms: now_ms(),
+            endpoint: None,
         },
         &network,
         &b_key,

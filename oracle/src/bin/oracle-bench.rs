@@ -265,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
                 payout: PayoutAccount([s + 1; 20]),
                 contents: vec![manifest.content_id()],
                 issued_at_ms: now,
+                endpoint: None,
             };
             state
                 .store

@@ -144,6 +144,7 @@ pub fn announcement(
             payout: PayoutAccount([payout; 20]),
             contents,
             issued_at_ms: now_ms(),
+            endpoint: None,
         },
         network,
         node,
