@@ -529,11 +529,9 @@ impl ProtocolHandler for PeerService {
         };
         // A peer arriving through a relay usually finds a direct path within a moment;
         // serve it (and count its debts) by address once it has.
-        if direct_path(&connection).is_none() {
-            let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
-            while direct_path(&connection).is_none() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
+        while direct_path(&connection).is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let group = direct_path(&connection)
             .map(|address| crate::server::ledger::address_group(address.ip()));
@@ -676,9 +674,19 @@ impl<T> Paced<T> {
         this.sleep.reset(deadline);
     }
 
-    /// Whether the deadline passed (registering the waker otherwise).
-    fn expired(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> bool {
-        self.project().sleep.poll(cx).is_ready()
+    /// `poll` as it is, unless it is blocked past the deadline: then the stall error
+    /// (registering the deadline's waker otherwise).
+    fn checked<R>(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        poll: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        match poll {
+            std::task::Poll::Pending if self.project().sleep.poll(cx).is_ready() => {
+                std::task::Poll::Ready(Err(stalled()))
+            }
+            other => other,
+        }
     }
 }
 
@@ -702,10 +710,7 @@ impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Paced<T> {
                 self.as_mut().moved(read);
                 std::task::Poll::Ready(result)
             }
-            std::task::Poll::Pending if self.as_mut().expired(cx) => {
-                std::task::Poll::Ready(Err(stalled()))
-            }
-            std::task::Poll::Pending => std::task::Poll::Pending,
+            pending => self.checked(cx, pending),
         }
     }
 }
@@ -726,11 +731,7 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
                 self.as_mut().moved(written);
                 std::task::Poll::Ready(Ok(written))
             }
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending if self.as_mut().expired(cx) => {
-                std::task::Poll::Ready(Err(stalled()))
-            }
-            std::task::Poll::Pending => std::task::Poll::Pending,
+            other => self.checked(cx, other),
         }
     }
 
@@ -738,24 +739,16 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match self.as_mut().project().inner.poll_flush(cx) {
-            std::task::Poll::Pending if self.as_mut().expired(cx) => {
-                std::task::Poll::Ready(Err(stalled()))
-            }
-            other => other,
-        }
+        let poll = self.as_mut().project().inner.poll_flush(cx);
+        self.checked(cx, poll)
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match self.as_mut().project().inner.poll_shutdown(cx) {
-            std::task::Poll::Pending if self.as_mut().expired(cx) => {
-                std::task::Poll::Ready(Err(stalled()))
-            }
-            other => other,
-        }
+        let poll = self.as_mut().project().inner.poll_shutdown(cx);
+        self.checked(cx, poll)
     }
 }
 
