@@ -693,7 +693,7 @@ pub async fn get(
     let dialer = config
         .iroh
         .enabled()
-        .then(|| crate::transport::Dialer::new(key.clone(), &config.iroh))
+        .then(|| crate::transport::Dialer::new(key.clone(), &config.iroh.endpoint()))
         .transpose()?;
     let mut downloader = Downloader::new(key, config.network, config.epochs, options);
     if let Some(dialer) = &dialer {

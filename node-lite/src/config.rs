@@ -85,6 +85,14 @@ impl IrohConfig {
     pub fn enabled(&self) -> bool {
         !self.relays.is_empty()
     }
+
+    /// The relays and sockets of the endpoint (`dsi_transport`).
+    pub fn endpoint(&self) -> dsi_transport::EndpointConfig {
+        dsi_transport::EndpointConfig {
+            relays: self.relays.clone(),
+            bind: self.bind.clone(),
+        }
+    }
 }
 
 /// `[dashboard]`: the page at `/dashboard` and its data at `/dashboard/status.json`.
@@ -158,7 +166,9 @@ pub struct TrackerConfig {
     /// The H160 account (`0x` + 40 hex) that receives this node's rewards; needed to
     /// announce.
     pub payout: String,
-    /// The URL other nodes reach this one at; empty: `http://<listen address>`.
+    /// The URL other nodes reach this one at; empty: `iroh://NODE_ID/` when iroh is on and
+    /// HTTP listens on loopback only (peers and audits come over iroh), else
+    /// `http://<listen address>`.
     pub public_url: String,
     /// Seconds between announcements (the tracker forgets a node after 300 s by default).
     pub announce_interval_secs: u64,

@@ -112,7 +112,7 @@ pub async fn serve(
     tracing::info!(node = %state.node_id.short(), %address, verify = ?state.config.serve.verify, "serving");
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(settings) = tracker {
-        let public_url = settings.public_url(address);
+        let public_url = settings.public_url(address, iroh.as_ref().map(|_| state.node_id));
         if state.config.serve.replicate > 0 {
             tasks.spawn(replicate::run(
                 state.clone(),
@@ -185,8 +185,10 @@ fn serve_iroh(
         tracing::warn!(bind = ?config.bind, "iroh listening beyond loopback, as configured");
     }
     tracing::info!(node = %state.node_id, relays = ?config.relays, ?direct, "accepting peers over iroh");
+    let auditor = state.clone();
     let service =
-        transport::PeerService::new(server::peer_routes(state.clone()), config.max_connections);
+        transport::PeerService::new(server::peer_routes(state.clone()), config.max_connections)
+            .privileged(move |node| auditor.audits.auditor() == Some(*node));
     let streams = service.tasks();
     let router = iroh::protocol::Router::builder(endpoint)
         .incoming_filter(service.incoming_filter())

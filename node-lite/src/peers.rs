@@ -50,7 +50,15 @@ impl PeerSource for Peers {
                         dialer.add_endpoint(peer.node, endpoint);
                         crate::transport::peer_url(&peer.node)
                     }
-                    _ => parse_peer_url(&peer.url)?,
+                    _ => match parse_peer_url(&peer.url) {
+                        // Reached over iroh only, and iroh is off here.
+                        Ok(url) if url.scheme() == crate::transport::SCHEME => continue,
+                        Ok(url) => url,
+                        Err(e) => {
+                            tracing::debug!(peer = %peer.node.short(), error = %e, "skipping a tracker peer with an unusable URL");
+                            continue;
+                        }
+                    },
                 };
                 if !urls.contains(&url) {
                     urls.push(url);

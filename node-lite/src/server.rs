@@ -353,10 +353,12 @@ fn swarm_routes() -> Router<Arc<NodeState>> {
         .route("/v1/receipts", post(post_receipts))
 }
 
-/// The routes served to peers over iroh (`transport`): the swarm routes only, with the
-/// same handlers, limits and JSON errors as over HTTP. No CORS (no browser speaks it).
+/// The routes served to peers over iroh (`transport`): the swarm routes and the oracle's
+/// audits, with the same handlers, limits and JSON errors as over HTTP. No CORS (no
+/// browser speaks it).
 pub fn peer_routes(state: Arc<NodeState>) -> Router {
     swarm_routes()
+        .route("/v1/audit", post(audit::post_audit))
         .layer(DefaultBodyLimit::max(MAX_NODE_BODY_BYTES))
         .with_state(state)
         .layer(axum::middleware::from_fn(json_errors))

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NodeError;
 use crate::config::TrackerConfig;
-use crate::peers::{PeerSource, parse_peer_url};
+use crate::peers::PeerSource;
 use crate::server::NodeState;
 
 /// A client for one oracle's tracker.
@@ -238,12 +238,15 @@ impl TrackerClient {
 }
 
 impl PeerSource for TrackerClient {
+    /// The tracker's peers reachable over HTTP (those reached over iroh only are left out:
+    /// [`crate::peers::Peers`] with a dialer reaches them).
     async fn peers(&self, content: &ContentId) -> Result<Vec<Url>, NodeError> {
-        self.peer_list(content)
-            .await?
-            .iter()
-            .map(|p| parse_peer_url(&p.url))
-            .collect()
+        crate::peers::Peers {
+            tracker: Some(self.clone()),
+            ..crate::peers::Peers::default()
+        }
+        .peers(content)
+        .await
     }
 }
 
@@ -254,7 +257,7 @@ pub struct TrackerSettings {
     pub client: TrackerClient,
     /// Where this node's rewards go.
     pub payout: PayoutAccount,
-    /// The URL other nodes reach this node at (empty: `http://<listen address>`).
+    /// The URL other nodes reach this node at (empty: see [`TrackerSettings::public_url`]).
     pub public_url: String,
 }
 
@@ -292,12 +295,17 @@ impl TrackerSettings {
         }
     }
 
-    /// The URL announced: the configured one, else `http://<bound address>`.
-    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
-        if self.public_url.is_empty() {
-            format!("http://{bound}")
-        } else {
-            self.public_url.clone()
+    /// The URL announced: the configured one; else, for a node that accepts peers over
+    /// iroh as `iroh_node` and serves HTTP on loopback only (nobody else could reach that
+    /// URL), `iroh://NODE_ID/` (downloaders and audits reach it over iroh); else
+    /// `http://<bound address>`.
+    pub fn public_url(&self, bound: std::net::SocketAddr, iroh_node: Option<NodeId>) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.clone();
+        }
+        match iroh_node {
+            Some(node) if bound.ip().is_loopback() => crate::transport::peer_url(&node).to_string(),
+            _ => format!("http://{bound}"),
         }
     }
 }
@@ -338,10 +346,9 @@ pub async fn announce_once(
         payout,
         contents: state_contents,
         issued_at_ms: dsi_protocol::now_ms(),
-        endpoint: state
-            .iroh
-            .get()
-            .map(|endpoint| crate::transport::announced_endpoint(endpoint, &state.config.iroh)),
+        endpoint: state.iroh.get().map(|endpoint| {
+            crate::transport::announced_endpoint(endpoint, &state.config.iroh.endpoint())
+        }),
     };
     let signed = SignedAnnouncement::sign(announcement, &state.config.network, state.key());
     tracker.announce(&signed, state).await

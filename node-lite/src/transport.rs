@@ -1,149 +1,63 @@
-//! Node-to-node transport over [iroh](https://docs.rs/iroh): QUIC connections whose TLS
-//! identity is the node key (so the node id a downloader dials is the key that answers, and
-//! everything on the wire is encrypted end to end), hole punching, and the network's own
-//! relays when no direct path works (a node behind a home router or a carrier-grade NAT).
+//! The serving side of the node-to-node transport over iroh: [`dsi_transport`] dials
+//! (QUIC connections whose TLS identity is the node key, hole punching, the network's own
+//! relays); this module accepts peers and serves them.
 //!
 //! The protocol on ALPN [`ALPN`] (`dsi/1`) is HTTP/1.1, one request per bidirectional QUIC
 //! stream, over one connection per peer: the same routes, bodies, error codes, receipt
 //! gating and upload caps as the HTTP API, served by the same `axum` handlers
-//! ([`crate::server::peer_routes`]). Only the routes nodes use with each other are served:
-//! node info, content list, manifest, have, chunks and receipts (no audits, gateway,
-//! dashboard or metrics).
+//! ([`crate::server::peer_routes`]). Only the routes nodes use with each other are served,
+//! plus audits: node info, content list, manifest, have, chunks, receipts and the oracle's
+//! audit challenges (no gateway, dashboard or metrics).
 //!
 //! A peer reached over iroh is named by its node id; inside the downloader it is the URL
 //! `iroh://NODE_ID/` ([`peer_url`]), so peer lists mix HTTP seeders and iroh peers.
 //!
 //! What a seeder counts a downloader's unpaid chunks against: the downloader's IP address
-//! while the connection runs on a direct path, and one shared bucket for all relayed
-//! connections (a relay hides the address; see `docs/SECURITY.md`).
+//! while the connection runs on a direct path, and an address made from its key when it is
+//! relayed ([`PeerService`]). The node's trusted auditor (its tracker's oracle key) is
+//! admitted past every cap and never evicted: a seeder kept full by others still answers
+//! its audits.
+
+pub use dsi_transport::{
+    ALPN, Body, BoxError, DialError, Dialer, SCHEME, announced_endpoint, direct_path, peer_node,
+    peer_url,
+};
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use bytes::Bytes;
 use dsi_protocol::{NodeId, SecretKey};
-use http_body_util::BodyExt;
-use iroh::endpoint::{Connection, presets};
+use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler};
-use iroh::{EndpointAddr, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl};
-use reqwest::Url;
-use tokio::sync::{Mutex, OnceCell};
 
 use crate::NodeError;
 use crate::config::IrohConfig;
 
-/// The ALPN of the DSI node protocol over iroh.
-pub const ALPN: &[u8] = b"dsi/1";
-
-/// The URL scheme of peers reached over iroh (`iroh://NODE_ID/`).
-pub const SCHEME: &str = "iroh";
-
-/// How long a new endpoint waits to reach its home relay before going on without it.
-const ONLINE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A response body from either transport.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-
-/// An error of a response body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The peer URL of `node` over iroh: `iroh://NODE_ID/`.
-pub fn peer_url(node: &NodeId) -> Url {
-    // A 64-hex-digit host under a scheme with no special rules always parses.
-    Url::parse(&format!("{SCHEME}://{node}/")).unwrap_or_else(|_| unreachable_url())
-}
-
-#[cold]
-fn unreachable_url() -> Url {
-    // `peer_url` builds from hex digits only; keep a panic-free fallback all the same.
-    Url::parse("iroh://invalid/").unwrap_or_else(|_| std::process::abort())
-}
-
-/// The node id of an `iroh://NODE_ID/` peer URL, or `None` for any other URL.
-pub fn peer_node(url: &Url) -> Option<NodeId> {
-    if url.scheme() != SCHEME {
-        return None;
-    }
-    url.host_str()?.parse().ok()
-}
-
-/// The relays of `config` as iroh's relay map (no QUIC address discovery: `dsi-relay`
-/// serves HTTP(S) only).
-fn relay_map(config: &IrohConfig) -> Result<(RelayMap, Vec<RelayUrl>), NodeError> {
-    let mut urls = Vec::new();
-    for text in &config.relays {
-        let url: RelayUrl = text.parse().map_err(|e| {
-            NodeError::Usage(format!("iroh.relays: {text:?} is not a relay URL: {e}"))
-        })?;
-        urls.push(url);
-    }
-    let map = urls
-        .iter()
-        .map(|url| RelayConfig::new(url.clone(), None))
-        .collect();
-    Ok((map, urls))
-}
-
-/// Binds an iroh endpoint keyed by `key` with the relays and sockets of `config`; with
-/// `accept` it accepts connections on [`ALPN`]. Waits up to 10 s to reach a relay (a node
-/// whose relay is down still works over direct paths). Without relays the endpoint has
-/// direct paths only (peers must be given its addresses: benchmarks, a LAN).
+/// Binds an iroh endpoint keyed by `key` with the relays and sockets of `config`
+/// ([`dsi_transport::bind`]); with `accept` it accepts connections on [`ALPN`].
 pub async fn bind(
     key: &SecretKey,
     config: &IrohConfig,
     accept: bool,
 ) -> Result<iroh::Endpoint, NodeError> {
-    let (relays, _) = relay_map(config)?;
-    if relays.is_empty() && config.bind.is_empty() {
-        return Err(NodeError::Usage(
-            "iroh needs a relay or a socket: name the network's relay (for example \
-             iroh.relays = [\"http://relay.example:3340\"])"
-                .into(),
-        ));
+    dsi_transport::bind(key, &config.endpoint(), accept)
+        .await
+        .map_err(NodeError::from)
+}
+
+impl From<dsi_transport::TransportError> for NodeError {
+    fn from(error: dsi_transport::TransportError) -> Self {
+        match error {
+            dsi_transport::TransportError::Config(message) => NodeError::Usage(message),
+            dsi_transport::TransportError::Bind { address, reason } => NodeError::Server {
+                address,
+                reason: format!("binding the iroh endpoint: {reason}"),
+            },
+        }
     }
-    let has_relay = !relays.is_empty();
-    let relay_mode = if has_relay {
-        RelayMode::Custom(relays)
-    } else {
-        RelayMode::Disabled
-    };
-    let mut net_report = NetReportConfig::minimal();
-    // Relay latency over HTTP(S) is how an endpoint picks its home relay when the relay
-    // has no QUIC address discovery.
-    net_report.https_probes = true;
-    let mut builder = iroh::Endpoint::builder(presets::Minimal)
-        .secret_key(iroh::SecretKey::from_bytes(&key.seed()))
-        .relay_mode(relay_mode)
-        .net_report_config(net_report)
-        .transport_config(quic_config(accept))
-        .clear_ip_transports();
-    for address in &config.bind {
-        builder = builder
-            .bind_addr(*address)
-            .map_err(|e| NodeError::Usage(format!("iroh.bind: {address}: {e}")))?;
-    }
-    if accept {
-        builder = builder.alpns(vec![ALPN.to_vec()]);
-    }
-    let endpoint = builder.bind().await.map_err(|e| NodeError::Server {
-        address: config
-            .bind
-            .first()
-            .copied()
-            .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
-        reason: format!("binding the iroh endpoint: {e}"),
-    })?;
-    if has_relay
-        && tokio::time::timeout(ONLINE_TIMEOUT, endpoint.online())
-            .await
-            .is_err()
-    {
-        tracing::warn!(relays = ?config.relays, "no iroh relay reached in 10 s; going on with direct paths only");
-    }
-    Ok(endpoint)
 }
 
 /// The address a seeder counts a connection's unpaid chunks against: the remote IP on a
@@ -154,16 +68,6 @@ fn counted_address(connection: &Connection) -> SocketAddr {
     match direct_path(connection) {
         Some(address) => address,
         None => SocketAddr::from((relayed_address(&connection.remote_id()), 0)),
-    }
-}
-
-/// The remote address of `connection`'s selected path, if it is a direct (IP) path.
-fn direct_path(connection: &Connection) -> Option<SocketAddr> {
-    let paths = connection.paths();
-    let selected = paths.iter().find(|path| path.is_selected());
-    match selected.map(|path| path.remote_addr().clone()) {
-        Some(iroh::TransportAddr::Ip(address)) => Some(address),
-        _ => None,
     }
 }
 
@@ -197,9 +101,6 @@ pub const MAX_CONNECTIONS_PER_KEY: usize = 2;
 /// counts) may hold at once over direct paths.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
 
-/// Streams a peer may have open on one connection at once.
-const MAX_STREAMS_PER_PEER: u32 = 16;
-
 /// How long a stream may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -214,29 +115,6 @@ const MAX_STREAM_BUFFER: usize = 64 * 1024;
 /// Bytes per second that keep a stream's deadline moving.
 const MIN_STREAM_RATE: u64 = 4 * 1024;
 
-/// The QUIC settings of an endpoint: no datagrams, no unidirectional streams; a serving
-/// endpoint accepts [`MAX_STREAMS_PER_PEER`] bidirectional streams with small receive
-/// windows (peers send requests and receipts), a dialing endpoint accepts no streams at
-/// all (it only opens them).
-fn quic_config(accept: bool) -> iroh::endpoint::QuicTransportConfig {
-    use iroh::endpoint::VarInt;
-    let builder = iroh::endpoint::QuicTransportConfig::builder()
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .datagram_receive_buffer_size(None);
-    if accept {
-        builder
-            .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_PEER))
-            .stream_receive_window(VarInt::from_u32(1 << 20))
-            .receive_window(VarInt::from_u32(2 << 20))
-            .send_window(2 << 20)
-            .build()
-    } else {
-        builder
-            .max_concurrent_bidi_streams(VarInt::from_u32(0))
-            .build()
-    }
-}
-
 /// The server side: each accepted stream is one HTTP/1.1 exchange with `routes`.
 #[derive(Clone, Debug)]
 pub struct PeerService {
@@ -247,6 +125,17 @@ pub struct PeerService {
     pending: Arc<tokio::sync::Semaphore>,
     limits: PeerLimits,
     tasks: tokio_util::task::TaskTracker,
+    privileged: Privileged,
+}
+
+/// Which keys are admitted past every cap (the node's trusted auditor).
+#[derive(Clone)]
+struct Privileged(Arc<dyn Fn(&NodeId) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Privileged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Privileged")
+    }
 }
 
 /// What a [`PeerService`] bounds.
@@ -277,7 +166,19 @@ impl PeerService {
                 evict_after: EVICT_AFTER,
             },
             tasks: tokio_util::task::TaskTracker::new(),
+            privileged: Privileged(Arc::new(|_| false)),
         }
+    }
+
+    /// Admits the keys `privileged` accepts past every cap, and never evicts them: the
+    /// node's trusted auditor (its tracker's oracle key, known once it announced), so that
+    /// peers keeping a seeder full cannot make it miss its audits.
+    pub fn privileged(
+        mut self,
+        privileged: impl Fn(&NodeId) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.privileged = Privileged(Arc::new(privileged));
+        self
     }
 
     /// Closes connections idle for `idle` and evicts those without a completed exchange for
@@ -302,8 +203,10 @@ impl PeerService {
     }
 
     /// A filter for `iroh::protocol::RouterBuilder::incoming_filter`: refuses, before any
-    /// handshake work, a peer whose address group is at its cap (or a seeder full) with no
-    /// connection there to evict, so a flood of attempts costs the seeder little.
+    /// handshake work, a peer whose address group is at its cap with no connection there
+    /// to evict, so a flood of attempts from one address costs the seeder little. A full
+    /// seeder still completes handshakes (at most `max_connections` at once): the key is
+    /// known only after one, and its auditor must get in.
     pub fn incoming_filter(&self) -> iroh::protocol::IncomingFilter {
         let peers = self.peers.clone();
         let limits = self.limits;
@@ -321,7 +224,7 @@ impl PeerService {
                 }
                 _ => false,
             };
-            if full || peers.all_full(&limits, now) {
+            if full {
                 IncomingFilterOutcome::Reject
             } else {
                 IncomingFilterOutcome::Accept
@@ -345,6 +248,8 @@ struct Peer {
     since: std::time::Instant,
     activity: Arc<Activity>,
     connection: Connection,
+    /// Admitted past the caps ([`PeerService::privileged`]): not counted, not evicted.
+    privileged: bool,
 }
 
 /// A connection's exchanges: when it last completed one, how many are in progress.
@@ -386,18 +291,18 @@ impl Peers {
     ) -> Option<u64> {
         self.live
             .iter()
-            .filter(|(id, peer)| matching(**id, peer))
+            .filter(|(id, peer)| !peer.privileged && matching(**id, peer))
             .map(|(id, peer)| (*id, peer.activity.last()))
             .filter(|(_, last)| now.saturating_duration_since(*last) >= limits.evict_after)
             .min_by_key(|(_, last)| *last)
             .map(|(id, _)| id)
     }
 
-    /// How many connections are `matching`.
+    /// How many connections are `matching` (privileged ones are not counted).
     fn count(&self, matching: impl Fn(u64, &Peer) -> bool) -> usize {
         self.live
             .iter()
-            .filter(|(id, peer)| matching(**id, peer))
+            .filter(|(id, peer)| !peer.privileged && matching(**id, peer))
             .count()
     }
 
@@ -414,20 +319,16 @@ impl Peers {
             && self.evictable(limits, now, in_group).is_none()
     }
 
-    /// Whether a newcomer would be refused for want of room.
-    fn all_full(&self, limits: &PeerLimits, now: std::time::Instant) -> bool {
-        self.live.len() >= limits.max_connections
-            && self.evictable(limits, now, |_, _| true).is_none()
-    }
-
     /// Admits `connection` from `node` (from address group `group` over a direct path),
-    /// closing the connections it displaces; `None` if there is no room.
+    /// closing the connections it displaces; `None` if there is no room. A `privileged`
+    /// key passes the address and total caps (its own per-key cap still holds).
     fn admit(
         &mut self,
         limits: &PeerLimits,
         node: iroh::EndpointId,
         group: Option<std::net::IpAddr>,
         connection: &Connection,
+        privileged: bool,
     ) -> Option<(u64, Arc<Activity>)> {
         let now = std::time::Instant::now();
         // The key's oldest connections make way for its newest.
@@ -440,7 +341,7 @@ impl Peers {
         own.sort_by_key(|(_, since)| *since);
         let surplus = (own.len() + 1).saturating_sub(limits.per_key);
         let mut evict: Vec<u64> = own.iter().take(surplus).map(|(id, _)| *id).collect();
-        if let Some(group) = group {
+        if let Some(group) = group.filter(|_| !privileged) {
             let in_group = |id: u64, peer: &Peer| peer.group == Some(group) && !evict.contains(&id);
             if self.count(in_group) >= limits.per_address {
                 let id = self.evictable(limits, now, in_group)?;
@@ -448,7 +349,7 @@ impl Peers {
             }
         }
         let staying = |id: u64, _: &Peer| !evict.contains(&id);
-        if self.count(staying) >= limits.max_connections {
+        if !privileged && self.count(staying) >= limits.max_connections {
             let id = self.evictable(limits, now, staying)?;
             evict.push(id);
         }
@@ -473,6 +374,7 @@ impl Peers {
                 since: now,
                 activity: activity.clone(),
                 connection: connection.clone(),
+                privileged,
             },
         );
         Some((id, activity))
@@ -523,9 +425,14 @@ impl Drop for Exchange {
 impl ProtocolHandler for PeerService {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let node = connection.remote_id();
-        let Ok(pending) = self.pending.clone().try_acquire_owned() else {
-            connection.close(1u32.into(), REFUSED_FULL);
-            return Ok(());
+        let privileged = (self.privileged.0)(&NodeId(*node.as_bytes()));
+        let pending = match self.pending.clone().try_acquire_owned() {
+            Ok(pending) => Some(pending),
+            Err(_) if privileged => None,
+            Err(_) => {
+                connection.close(1u32.into(), REFUSED_FULL);
+                return Ok(());
+            }
         };
         // A peer arriving through a relay usually finds a direct path within a moment;
         // serve it (and count its debts) by address once it has.
@@ -535,11 +442,10 @@ impl ProtocolHandler for PeerService {
         }
         let group = direct_path(&connection)
             .map(|address| crate::server::ledger::address_group(address.ip()));
-        let admitted = self
-            .peers
-            .lock()
-            .ok()
-            .and_then(|mut peers| peers.admit(&self.limits, node, group, &connection));
+        let admitted =
+            self.peers.lock().ok().and_then(|mut peers| {
+                peers.admit(&self.limits, node, group, &connection, privileged)
+            });
         drop(pending);
         let Some((id, activity)) = admitted else {
             connection.close(1u32.into(), REFUSED_FULL);
@@ -752,272 +658,9 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
     }
 }
 
-/// Why a request over iroh failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DialError {
-    /// The local endpoint could not be made.
-    #[error("{0}")]
-    Endpoint(String),
-    /// The peer could not be reached, or the connection or stream failed.
-    #[error("{0}")]
-    Connection(String),
-}
-
-/// Where a dialer reaches one peer, beside its node id.
-#[derive(Clone, Debug, Default)]
-struct KnownAddress {
-    direct: Vec<SocketAddr>,
-    relays: Vec<RelayUrl>,
-}
-
-/// The endpoint address a serving node announces: the relays it is homed on (those
-/// configured until it reached one) and its direct addresses, within the protocol's limits.
-pub fn announced_endpoint(
-    endpoint: &iroh::Endpoint,
-    config: &IrohConfig,
-) -> dsi_protocol::NodeEndpoint {
-    use dsi_protocol::announce::{MAX_ENDPOINT_ADDRESSES, MAX_ENDPOINT_RELAYS, MAX_URL_LEN};
-    let address = endpoint.addr();
-    let mut relays: Vec<String> = address.relay_urls().map(ToString::to_string).collect();
-    if relays.is_empty() {
-        relays.clone_from(&config.relays);
-    }
-    relays.retain(|relay| relay.len() <= MAX_URL_LEN);
-    relays.truncate(MAX_ENDPOINT_RELAYS);
-    let direct = address
-        .ip_addrs()
-        .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
-        .take(MAX_ENDPOINT_ADDRESSES)
-        .map(ToString::to_string)
-        .collect();
-    dsi_protocol::NodeEndpoint { relays, direct }
-}
-
-/// The client side: one endpoint (made on first use) and one connection per peer, each
-/// request on its own stream.
-#[derive(Clone, Debug)]
-pub struct Dialer {
-    inner: Arc<DialerInner>,
-}
-
-#[derive(Debug)]
-struct DialerInner {
-    key: SecretKey,
-    config: IrohConfig,
-    endpoint: OnceCell<iroh::Endpoint>,
-    /// One slot per peer, each with its own lock: dialing one peer (slow, or unreachable)
-    /// never holds up requests to another.
-    connections: std::sync::Mutex<HashMap<NodeId, Arc<Mutex<Option<Connection>>>>>,
-    /// Addresses learnt for peers (given, or announced to the tracker).
-    known: std::sync::Mutex<HashMap<NodeId, KnownAddress>>,
-}
-
-impl Dialer {
-    /// A dialer signing as `key` over the relays and sockets of `config`; fails if
-    /// `config` names a bad relay, or neither a relay nor a socket.
-    pub fn new(key: SecretKey, config: &IrohConfig) -> Result<Self, NodeError> {
-        let (relays, _) = relay_map(config)?;
-        if relays.is_empty() && config.bind.is_empty() {
-            return Err(NodeError::Usage(
-                "iroh.relays is empty: name the network's relay to reach peers by node id".into(),
-            ));
-        }
-        Ok(Self {
-            inner: Arc::new(DialerInner {
-                key,
-                config: config.clone(),
-                endpoint: OnceCell::new(),
-                connections: std::sync::Mutex::new(HashMap::new()),
-                known: std::sync::Mutex::new(HashMap::new()),
-            }),
-        })
-    }
-
-    /// Direct addresses where `node` may be reached (tried beside the relays); the last
-    /// call for a node wins.
-    pub fn add_direct_addresses(&self, node: NodeId, addresses: Vec<SocketAddr>) {
-        self.learn(
-            node,
-            KnownAddress {
-                direct: addresses,
-                relays: Vec::new(),
-            },
-        );
-    }
-
-    /// What `node` announced to the tracker: its direct addresses, and which of our relays
-    /// it is homed on (a relay we were not configured with is never contacted: a peer
-    /// cannot send us to a host of its choosing). The last call for a node wins.
-    pub fn add_endpoint(&self, node: NodeId, endpoint: &dsi_protocol::NodeEndpoint) {
-        let ours = relay_map(&self.inner.config)
-            .map(|(_, urls)| urls)
-            .unwrap_or_default();
-        let relays = endpoint
-            .relays
-            .iter()
-            .filter_map(|text| text.parse::<RelayUrl>().ok())
-            .filter(|url| ours.contains(url))
-            .collect();
-        self.learn(
-            node,
-            KnownAddress {
-                direct: endpoint.direct_addresses(),
-                relays,
-            },
-        );
-    }
-
-    fn learn(&self, node: NodeId, address: KnownAddress) {
-        if let Ok(mut known) = self.inner.known.lock() {
-            known.insert(node, address);
-        }
-    }
-
-    async fn endpoint(&self) -> Result<&iroh::Endpoint, DialError> {
-        self.inner
-            .endpoint
-            .get_or_try_init(|| async {
-                bind(&self.inner.key, &self.inner.config, false)
-                    .await
-                    .map_err(|e| DialError::Endpoint(e.to_string()))
-            })
-            .await
-    }
-
-    /// The address `node` is dialed at: its id, homed on our relays (peers of one network
-    /// share its relays), with hole punching to a direct path once connected.
-    fn address(&self, node: &NodeId) -> Result<EndpointAddr, DialError> {
-        let id = iroh::EndpointId::from_bytes(&node.0)
-            .map_err(|e| DialError::Connection(format!("{node} is not a usable node id: {e}")))?;
-        let (_, ours) =
-            relay_map(&self.inner.config).map_err(|e| DialError::Endpoint(e.to_string()))?;
-        let known = self
-            .inner
-            .known
-            .lock()
-            .ok()
-            .and_then(|known| known.get(node).cloned())
-            .unwrap_or_default();
-        // Its home relay if it announced one of ours, else all of ours.
-        let relays = if known.relays.is_empty() {
-            ours
-        } else {
-            known.relays
-        };
-        let direct = known.direct;
-        let address = relays
-            .into_iter()
-            .fold(EndpointAddr::new(id), EndpointAddr::with_relay_url);
-        Ok(direct.into_iter().fold(address, EndpointAddr::with_ip_addr))
-    }
-
-    /// Makes the local endpoint now (waiting up to 10 s for a relay), so that the first
-    /// requests to peers do not spend their stall timeouts on it.
-    pub async fn bind(&self) -> Result<(), DialError> {
-        self.endpoint().await.map(|_| ())
-    }
-
-    /// The slot of `node`'s connection.
-    fn slot(&self, node: &NodeId) -> Arc<Mutex<Option<Connection>>> {
-        match self.inner.connections.lock() {
-            Ok(mut connections) => connections.entry(*node).or_default().clone(),
-            // A poisoned map: go on without sharing the connection.
-            Err(_) => Arc::default(),
-        }
-    }
-
-    /// The open connection to `node`, made if there is none or the last one closed.
-    async fn connection(&self, node: &NodeId) -> Result<Connection, DialError> {
-        let slot = self.slot(node);
-        let mut slot = slot.lock().await;
-        if let Some(connection) = slot.as_ref()
-            && connection.close_reason().is_none()
-        {
-            return Ok(connection.clone());
-        }
-        let endpoint = self.endpoint().await?;
-        let connection = endpoint
-            .connect(self.address(node)?, ALPN)
-            .await
-            .map_err(|e| DialError::Connection(format!("connecting over iroh: {e}")))?;
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
-    /// Sends `request` (origin-form: path and query only) to `node` on a new stream of its
-    /// connection.
-    pub async fn request(
-        &self,
-        node: &NodeId,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, DialError> {
-        let connection = self.connection(node).await?;
-        let stream = connection.open_bi().await;
-        let (send, recv) = match stream {
-            Ok(stream) => stream,
-            Err(e) => {
-                // Forget this connection, not one a concurrent request made since.
-                let slot = self.slot(node);
-                let mut slot = slot.lock().await;
-                if slot
-                    .as_ref()
-                    .is_some_and(|held| held.stable_id() == connection.stable_id())
-                {
-                    *slot = None;
-                }
-                return Err(DialError::Connection(format!("opening a stream: {e}")));
-            }
-        };
-        let io = hyper_util::rt::TokioIo::new(tokio::io::join(recv, send));
-        let (mut sender, exchange) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| DialError::Connection(format!("HTTP over iroh: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = exchange.await {
-                tracing::debug!(error = %e, "iroh stream ended with an error");
-            }
-        });
-        let response = sender
-            .send_request(request.map(http_body_util::Full::new))
-            .await
-            .map_err(|e| DialError::Connection(format!("HTTP over iroh: {e}")))?;
-        Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
-    }
-
-    /// Closes every connection and the endpoint (peers see a clean close).
-    pub async fn close(&self) {
-        let slots: Vec<_> = match self.inner.connections.lock() {
-            Ok(mut connections) => connections.drain().map(|(_, slot)| slot).collect(),
-            Err(_) => Vec::new(),
-        };
-        for slot in slots {
-            if let Some(connection) = slot.lock().await.take() {
-                connection.close(0u32.into(), b"done");
-            }
-        }
-        if let Some(endpoint) = self.inner.endpoint.get() {
-            endpoint.close().await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn peer_urls_round_trip_node_ids() {
-        let node = SecretKey::from_seed(&[3; 32]).node_id();
-        let url = peer_url(&node);
-        assert_eq!(url.as_str(), format!("iroh://{node}/"));
-        assert_eq!(peer_node(&url), Some(node));
-        assert_eq!(
-            url.join("v1/chunks/ab").map(|u| u.path().to_string()).ok(),
-            Some("/v1/chunks/ab".to_string())
-        );
-        assert_eq!(peer_node(&"http://127.0.0.1:7070/".parse().unwrap()), None);
-        assert_eq!(peer_node(&"iroh://zz/".parse().unwrap()), None);
-    }
 
     #[test]
     fn each_relayed_key_is_counted_in_its_own_address_group() {

@@ -147,7 +147,7 @@ fn add(node: &IrohNode, root: &std::path::Path, len: usize) -> dsi_protocol::Con
 
 fn downloader_for(nodes: &[&IrohNode]) -> (Downloader, transport::Dialer) {
     let key = SecretKey::generate(&mut rand::rngs::OsRng);
-    let dialer = transport::Dialer::new(key.clone(), &loopback()).unwrap();
+    let dialer = transport::Dialer::new(key.clone(), &loopback().endpoint()).unwrap();
     for node in nodes {
         dialer.add_direct_addresses(node.endpoint_id, node.addresses.clone());
     }
@@ -404,6 +404,51 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     }
     endpoint.close().await;
     for (endpoint, _) in held {
+        endpoint.close().await;
+    }
+    seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_seeder_still_admits_its_auditor() {
+    // Peers that keep every slot busy must not make a seeder miss its audits (and lose its
+    // storage pay): its trusted auditor's key is admitted past the caps, and evicts nobody.
+    let tmp = tempfile::tempdir().unwrap();
+    let auditor = SecretKey::generate(&mut rand::rngs::OsRng);
+    let auditor_id = auditor.node_id();
+    let seeder = start_with(tmp.path(), "seeder", None, move |routes| {
+        transport::PeerService::new(routes, 1).privileged(move |node| *node == auditor_id)
+    })
+    .await;
+    let busy = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (busy_endpoint, busy_connection) = connect_raw(&seeder, &busy).await;
+    assert!(node_info(&busy_connection).await);
+
+    // Full, with nothing stale to evict: a newcomer is refused...
+    let newcomer = SecretKey::generate(&mut rand::rngs::OsRng);
+    let newcomer_endpoint = transport::bind(&newcomer, &loopback(), false)
+        .await
+        .unwrap();
+    let refused = match newcomer_endpoint
+        .connect(address_of(&seeder), transport::ALPN)
+        .await
+    {
+        Err(_) => true,
+        Ok(connection) => !node_info(&connection).await,
+    };
+    assert!(refused, "a newcomer was served by a full seeder");
+    // ... the auditor is served, and the busy peer keeps its slot.
+    let (auditor_endpoint, auditor_connection) = connect_raw(&seeder, &auditor).await;
+    assert!(
+        node_info(&auditor_connection).await,
+        "the auditor was refused"
+    );
+    assert!(
+        node_info(&busy_connection).await,
+        "the busy peer lost its slot"
+    );
+    assert!(busy_connection.close_reason().is_none());
+    for endpoint in [busy_endpoint, newcomer_endpoint, auditor_endpoint] {
         endpoint.close().await;
     }
     seeder.router.shutdown().await.unwrap();

@@ -166,6 +166,33 @@ pub fn embedded_ipv4(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
+/// Checks an announcement whose URL is `iroh://NODE_ID/`: the id is the announcing node's,
+/// it carries an endpoint, and this oracle can reach it (`[iroh]` names a relay).
+fn iroh_url(state: &OracleState, a: &dsi_protocol::Announcement) -> ApiResult<()> {
+    let bad = |message: String| Err(ApiError::new(ErrorCode::BadUrl, message));
+    if !state.config.iroh.enabled() {
+        return bad(format!(
+            "{:?}: this tracker does not reach nodes over iroh (no [iroh] relays configured); \
+             announce an http:// URL",
+            a.url
+        ));
+    }
+    if a.url != dsi_transport::peer_url(&a.node).as_str() {
+        return bad(format!(
+            "{:?}: an iroh URL names the announcing node itself: {}",
+            a.url,
+            dsi_transport::peer_url(&a.node)
+        ));
+    }
+    if a.endpoint.is_none() {
+        return bad(format!(
+            "{:?}: a node reached over iroh announces its endpoint (relays, addresses)",
+            a.url
+        ));
+    }
+    Ok(())
+}
+
 /// How long an announced URL's host name may take to resolve.
 const URL_RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -182,9 +209,15 @@ async fn announce(
         ));
     }
     // Plain http: audits and node-lite's downloads do not speak TLS, so an https URL
-    // would be listed for downloads nobody can make and fail every audit.
+    // would be listed for downloads nobody can make and fail every audit. Or the node's
+    // own `iroh://NODE_ID/` with an endpoint, when this oracle audits over iroh: a node
+    // behind a home router has no URL anyone can reach.
     let url = match reqwest::Url::parse(&a.url) {
-        Ok(url) if url.scheme() == "http" && url.host().is_some() => url,
+        Ok(url) if dsi_transport::peer_node(&url).is_some() => {
+            iroh_url(&state, a)?;
+            None
+        }
+        Ok(url) if url.scheme() == "http" && url.host().is_some() => Some(url),
         Ok(url) if url.scheme() == "https" => {
             return Err(ApiError::new(
                 ErrorCode::BadUrl,
@@ -225,8 +258,9 @@ async fn announce(
         state.config.audit.allow_private_addresses,
     );
     // The URL must point into the network the announcement comes from (audits go only
-    // there): a node cannot take a network's replica place by announcing through it.
-    if let Some(location) = location {
+    // there): a node cannot take a network's replica place by announcing through it. (An
+    // iroh node is audited on a direct path from that network instead, `audit::over_iroh`.)
+    if let (Some(location), Some(url)) = (location, url) {
         // A name holds one of a bounded number of slots while it resolves (a lookup takes
         // a blocking thread); an address needs no lookup.
         let _slot = if crate::audit::ip_literal(&url).is_none() {

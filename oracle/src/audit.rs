@@ -220,6 +220,9 @@ pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
 pub struct Auditor<'a> {
     /// The HTTP client ([`client`]).
     pub client: &'a reqwest::Client,
+    /// The iroh dialer (the oracle's key, the network's relays), when `[iroh]` names a
+    /// relay: nodes that announced an iroh endpoint are audited over it.
+    pub dialer: Option<&'a dsi_transport::Dialer>,
     /// The oracle's key: it signs the challenges.
     pub key: &'a SecretKey,
     /// The network.
@@ -233,6 +236,12 @@ pub struct Auditor<'a> {
 /// Where the node's URL points, if the auditor may contact it.
 fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad node URL {url:?}: {e}"))?;
+    if parsed.scheme() == dsi_transport::SCHEME {
+        return Err(format!(
+            "node URL {url:?} is reached over iroh only, and this oracle has no [iroh] relays \
+             configured (or the node announced no endpoint)"
+        ));
+    }
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("node URL {url:?} is not http(s)"));
     }
@@ -281,11 +290,13 @@ fn all(
 /// Challenges `node` to prove it holds `chunks` (id and length, at most
 /// [`MAX_AUDIT_CHUNKS`]) and checks the answer. One record per chunk.
 ///
-/// A node located at `location` (the network its announcement came from) is audited only
-/// at an address of its URL inside that network ([`addresses_in`]): the request goes to
-/// that address (audits are plain HTTP), so a name that resolved into the network when the
-/// node announced cannot send the audit elsewhere now. A node whose URL points nowhere in
-/// its network is `unreachable`.
+/// A node that announced an iroh endpoint is audited over iroh when the oracle has relays
+/// configured ([`over_iroh`]); others at their http URL. A node located at `location` (the
+/// network its announcement came from) is audited only inside that network: over HTTP at
+/// an address of its URL there ([`addresses_in`]; the request goes to that address, so a
+/// name that resolved into the network when the node announced cannot send the audit
+/// elsewhere now), over iroh on a direct path from an address there. A node that cannot
+/// be reached so is `unreachable`. The whole challenge has `audit.timeout_ms`.
 pub async fn challenge_node(
     auditor: &Auditor<'_>,
     node: &NodeAnnouncement,
@@ -297,36 +308,7 @@ pub async fn challenge_node(
     if chunks.is_empty() {
         return Vec::new();
     }
-    let mut url = match check_url(&node.url, auditor.allow_private) {
-        Ok(url) => url,
-        Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
-    };
-    // The URL's own authority, sent as `Host` when the request goes to a pinned address
-    // (a name-based virtual host in front of the node still routes it).
-    let host = url.host_str().unwrap_or_default();
-    let authority = url
-        .port()
-        .map_or_else(|| host.to_string(), |p| format!("{host}:{p}"));
-    let mut pinned_to = None;
-    if let Some(location) = location {
-        let pinned = addresses_in(&url, location, auditor.timeout)
-            .await
-            .and_then(|inside| {
-                inside
-                    .into_iter()
-                    .map(|ip| ip.to_canonical())
-                    .find(|ip| auditor.allow_private || is_public(*ip))
-                    .ok_or_else(|| format!("{} has no public address in {location}", node.url))
-            })
-            .and_then(|ip| {
-                url.set_ip_host(ip)
-                    .map_err(|()| format!("cannot address {ip} in {}", node.url))
-            });
-        match pinned {
-            Ok(()) => pinned_to = Some(authority),
-            Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
-        }
-    }
+    let deadline = tokio::time::Instant::now() + auditor.timeout;
     let mut nonce = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let signed = SignedAuditChallenge::sign(
@@ -341,22 +323,29 @@ pub async fn challenge_node(
         auditor.network,
         auditor.key,
     );
-    let mut request = auditor.client.post(url).json(&signed);
-    if let Some(authority) = pinned_to {
-        request = request.header(reqwest::header::HOST, authority);
-    }
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(error) => {
-            let detail = dsi_service::oracle_client::error_chain(&error);
-            return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail);
+    // Over iroh when both sides speak it, else at the node's http URL.
+    let sent = match (&node.endpoint, auditor.dialer) {
+        (Some(endpoint), Some(dialer)) => {
+            let sent = over_iroh(auditor, dialer, node, endpoint, location, &signed);
+            tokio::time::timeout_at(deadline, sent)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer over iroh within {:?} (audit.timeout_ms)",
+                        auditor.timeout
+                    ))
+                })
         }
+        _ => over_http(auditor, node, location, &signed).await,
     };
-    let status = response.status();
-    if !status.is_success() {
+    let answer = match sent {
+        Ok(answer) => answer,
+        Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
+    };
+    if !(200..300).contains(&answer.status) {
         // Error bodies are small JSON; read at most 16 KiB of one.
         let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
+        let mut stream = answer.body;
         while let Some(Ok(piece)) = stream.next().await {
             body.extend_from_slice(&piece);
             if body.len() > 16 * 1024 {
@@ -364,16 +353,145 @@ pub async fn challenge_node(
                 break;
             }
         }
-        let error = ErrorBody::from_answer(status.as_u16(), &body);
-        let detail = format!(
-            "HTTP {}: {}: {}",
-            status.as_u16(),
-            error.code,
-            error.message
-        );
+        let error = ErrorBody::from_answer(answer.status, &body);
+        let detail = format!("HTTP {}: {}: {}", answer.status, error.code, error.message);
         return all(node, chunks, epoch, AuditOutcome::Missing, &detail);
     }
-    check_answer(auditor, node, &signed.challenge, chunks, response).await
+    let checked = check_answer(auditor, node, &signed.challenge, chunks, answer.body);
+    tokio::time::timeout_at(deadline, checked)
+        .await
+        .unwrap_or_else(|_| {
+            let detail = format!(
+                "the answer did not arrive within {:?} (audit.timeout_ms)",
+                auditor.timeout
+            );
+            all(node, chunks, epoch, AuditOutcome::Unreachable, &detail)
+        })
+}
+
+/// An audit answer's status and body, from either transport.
+struct Answer {
+    status: u16,
+    body: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>>,
+}
+
+/// Sends `signed` to the node's URL over HTTP: to an address of that URL inside
+/// `location` when the node has one.
+async fn over_http(
+    auditor: &Auditor<'_>,
+    node: &NodeAnnouncement,
+    location: Option<Location>,
+    signed: &SignedAuditChallenge,
+) -> Result<Answer, String> {
+    let mut url = check_url(&node.url, auditor.allow_private)?;
+    // The URL's own authority, sent as `Host` when the request goes to a pinned address
+    // (a name-based virtual host in front of the node still routes it).
+    let host = url.host_str().unwrap_or_default();
+    let authority = url
+        .port()
+        .map_or_else(|| host.to_string(), |p| format!("{host}:{p}"));
+    let mut pinned_to = None;
+    if let Some(location) = location {
+        addresses_in(&url, location, auditor.timeout)
+            .await
+            .and_then(|inside| {
+                inside
+                    .into_iter()
+                    .map(|ip| ip.to_canonical())
+                    .find(|ip| auditor.allow_private || is_public(*ip))
+                    .ok_or_else(|| format!("{} has no public address in {location}", node.url))
+            })
+            .and_then(|ip| {
+                url.set_ip_host(ip)
+                    .map_err(|()| format!("cannot address {ip} in {}", node.url))
+            })?;
+        pinned_to = Some(authority);
+    }
+    let mut request = auditor.client.post(url).json(signed);
+    if let Some(authority) = pinned_to {
+        request = request.header(reqwest::header::HOST, authority);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| dsi_service::oracle_client::error_chain(&error))?;
+    Ok(Answer {
+        status: response.status().as_u16(),
+        body: response
+            .bytes_stream()
+            .map(|piece| piece.map_err(|e| dsi_service::oracle_client::error_chain(&e)))
+            .boxed(),
+    })
+}
+
+/// How long an audit over iroh waits for hole punching to put the connection on a direct
+/// path inside the node's network.
+const DIRECT_PATH_WAIT: Duration = Duration::from_secs(3);
+
+/// Sends `signed` to the node over iroh: dialed by its key, through the oracle's own
+/// relays and the direct addresses it announced (public ones only unless
+/// `allow_private`). A node with a `location` is audited only once the connection runs on
+/// a direct path from an address inside that network: a relay hides where a node is, and
+/// one server answering for keys "located" in many networks is what the location rule
+/// keeps out ([`addresses_in`]). A node behind a home router gets such a path by hole
+/// punching (its public address is its router's, the one it announced from).
+async fn over_iroh(
+    auditor: &Auditor<'_>,
+    dialer: &dsi_transport::Dialer,
+    node: &NodeAnnouncement,
+    endpoint: &dsi_protocol::NodeEndpoint,
+    location: Option<Location>,
+    signed: &SignedAuditChallenge,
+) -> Result<Answer, String> {
+    let mut endpoint = endpoint.clone();
+    endpoint.direct.retain(|text| {
+        text.parse::<SocketAddr>()
+            .is_ok_and(|address| auditor.allow_private || is_public(address.ip()))
+    });
+    dialer.add_endpoint(node.node, &endpoint);
+    let connection = dialer
+        .connection(&node.node)
+        .await
+        .map_err(|e| format!("over iroh: {e}"))?;
+    if let Some(location) = location {
+        let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
+        loop {
+            let path = dsi_transport::direct_path(&connection);
+            let inside = path.filter(|address| {
+                let ip = address.ip().to_canonical();
+                Location::of(crate::api::embedded_ipv4(ip)) == location
+                    && (auditor.allow_private || is_public(ip))
+            });
+            if inside.is_some() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let seen = path.map_or_else(|| "a relay".to_string(), |a| a.to_string());
+                return Err(format!(
+                    "over iroh the node answers only through {seen}, not on a direct path \
+                     inside {location}, the network it announces from (hole punching to the \
+                     oracle failed)"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let body = serde_json::to_vec(signed).map_err(|e| format!("encoding the challenge: {e}"))?;
+    let request = http::Request::post("/v1/audit")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(bytes::Bytes::from(body))
+        .map_err(|e| format!("building the request: {e}"))?;
+    let response = dialer
+        .send(&node.node, &connection, request)
+        .await
+        .map_err(|e| format!("over iroh: {e}"))?;
+    let status = response.status().as_u16();
+    Ok(Answer {
+        status,
+        body: http_body_util::BodyExt::into_data_stream(response.into_body())
+            .map(|piece| piece.map_err(|e| format!("over iroh: {e}")))
+            .boxed(),
+    })
 }
 
 /// Streams an answer: the signature, then each chunk, hashed as it arrives.
@@ -382,7 +500,7 @@ async fn check_answer(
     node: &NodeAnnouncement,
     challenge: &AuditChallenge,
     chunks: &[(ChunkId, u32)],
-    response: reqwest::Response,
+    mut stream: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>>,
 ) -> Vec<Audit> {
     let epoch = challenge.epoch;
     let expected: u64 = 64 + chunks.iter().map(|(_, len)| u64::from(*len)).sum::<u64>();
@@ -396,12 +514,10 @@ async fn check_answer(
     }
     let mut ids: Vec<ChunkId> = Vec::with_capacity(chunks.len());
     let mut received = 0u64;
-    let mut stream = response.bytes_stream();
     while let Some(piece) = stream.next().await {
         let piece = match piece {
             Ok(piece) => piece,
-            Err(error) => {
-                let detail = dsi_service::oracle_client::error_chain(&error);
+            Err(detail) => {
                 return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail);
             }
         };
@@ -511,8 +627,27 @@ pub async fn audit_nodes(
             plans.push((node, plan(&contents, |c| funded.contains(c), count)));
         }
     }
+    // One endpoint for the round, closed after it: the oracle holds no iroh socket
+    // between audits.
+    let dialer = if state.config.iroh.enabled() {
+        match dsi_transport::Dialer::new(state.key.clone(), &state.config.iroh) {
+            Ok(dialer) => {
+                if let Err(e) = dialer.bind().await {
+                    tracing::warn!(error = %e, "no iroh endpoint for audits; nodes reached over iroh only are unreachable this round");
+                }
+                Some(dialer)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "[iroh] is unusable; auditing over HTTP only");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let auditor = Auditor {
         client: &client,
+        dialer: dialer.as_ref(),
         key: &state.key,
         network: &state.config.network,
         allow_private: config.allow_private_addresses,
@@ -531,6 +666,9 @@ pub async fn audit_nodes(
         .collect()
         .await;
     let results: Vec<Audit> = results.into_iter().flatten().collect();
+    if let Some(dialer) = &dialer {
+        dialer.close().await;
+    }
     for result in &results {
         state.metrics.audit(result.outcome);
         if !result.passed() {

@@ -114,6 +114,11 @@ pub async fn prepare_serve(
     let state = OracleState::open(dir, database_url)
         .await
         .map_err(data_dir_error)?;
+    if state.config.iroh.enabled() {
+        // A bad relay URL fails now, not at the first close's audits.
+        dsi_transport::Dialer::new(state.key.clone(), &state.config.iroh)
+            .map_err(|e| CommandError::Usage(format!("[iroh]: {e}")))?;
+    }
     let addr = listen.unwrap_or(state.config.listen);
     let (listener, _) = crate::bind(addr)
         .await

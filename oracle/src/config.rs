@@ -52,6 +52,11 @@ pub struct Config {
     pub reputation: ReputationParams,
     /// Storage audits.
     pub audit: AuditConfig,
+    /// Audits over iroh (`[iroh]`): the network's relays (`dsi-relay`) and the UDP sockets
+    /// the auditor dials from while it audits. With a relay named, nodes that announce an
+    /// iroh endpoint are audited over iroh, and may announce `iroh://NODE_ID/` instead of
+    /// an http URL (a node behind a home router). No relay: HTTP audits only.
+    pub iroh: dsi_transport::EndpointConfig,
     /// The chain (optional).
     pub chain: ChainConfig,
 }
@@ -188,6 +193,7 @@ impl Default for Config {
             market: MarketParams::default(),
             reputation: ReputationParams::default(),
             audit: AuditConfig::default(),
+            iroh: dsi_transport::EndpointConfig::default(),
             chain: ChainConfig::default(),
         }
     }

@@ -1802,3 +1802,72 @@ async fn an_announced_iroh_endpoint_is_listed_without_addresses_outside_the_sour
         assert!(peers["peers"][0].get("endpoint").is_none(), "{peers}");
     }
 }
+
+/// A node behind a home router has no URL anyone can reach: it announces `iroh://NODE_ID/`
+/// (issue 17), which a tracker that audits over iroh accepts for the announcing key itself,
+/// with an endpoint, and lists; anything else is `bad_url` with the reason.
+#[tokio::test]
+async fn an_iroh_url_names_the_announcing_node_and_needs_an_endpoint_and_an_iroh_oracle() {
+    use dsi_protocol::{NodeEndpoint, SignedAnnouncement};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let endpoint = NodeEndpoint {
+            relays: vec!["http://relay.example:3340/".into()],
+            direct: vec![],
+        };
+        let node = key(8);
+        let own = format!("iroh://{}/", node.node_id());
+        let (manifest, _) = content(3, 2);
+        let cid = manifest.content_id();
+        let try_announce = |state: std::sync::Arc<oracle::OracleState>,
+                            url: String,
+                            endpoint: Option<NodeEndpoint>| {
+            let network = state.config.network.clone();
+            let mut a = announcement(&node, &url, 8, vec![cid], &network).announcement;
+            a.node = node.node_id();
+            a.endpoint = endpoint;
+            let body =
+                serde_json::to_vec(&SignedAnnouncement::sign(a, &network, &node)).expect("json");
+            let from = std::net::SocketAddr::from(([127, 0, 6, 9], 50_000));
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                call_from(&state, from, "POST", "/v1/announce", body, &[]).await
+            }
+        };
+        let refused = |reply: &Reply, needle: &str| {
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{url}");
+            assert_eq!(reply.code(), "bad_url");
+            let message = reply.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(message.contains(needle), "{message}");
+        };
+
+        // An oracle without [iroh] could not audit it.
+        let plain = oracle_at(&url, dir.path(), test_config()).await;
+        let reply = try_announce(plain.clone(), own.clone(), Some(endpoint.clone())).await;
+        refused(&reply, "does not reach nodes over iroh");
+
+        let mut config = test_config();
+        config.iroh.relays = vec!["http://relay.example:3340/".into()];
+        let state = oracle_at(&url, dir.path(), config).await;
+        register(&state, &manifest).await;
+        let other = format!("iroh://{}/", key(9).node_id());
+        let reply = try_announce(state.clone(), other, Some(endpoint.clone())).await;
+        refused(&reply, "names the announcing node itself");
+        let reply = try_announce(state.clone(), own.clone(), None).await;
+        refused(&reply, "announces its endpoint");
+
+        let reply = try_announce(state.clone(), own.clone(), Some(endpoint.clone())).await;
+        assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.json());
+        let peers = get(&state, &format!("/v1/content/{cid}/peers"))
+            .await
+            .json();
+        assert_eq!(peers["peers"][0]["url"], serde_json::json!(own), "{peers}");
+        assert_eq!(
+            peers["peers"][0]["endpoint"]["relays"][0], "http://relay.example:3340/",
+            "{peers}"
+        );
+    }
+}

@@ -77,6 +77,7 @@ async fn challenge_at(
     let oracle_key = key(42);
     let network = NetworkId::default();
     let auditor = Auditor {
+        dialer: None,
         client: &http,
         key: &oracle_key,
         network: &network,

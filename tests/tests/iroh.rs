@@ -205,9 +205,15 @@ async fn get_through_the_tracker_dials_a_seeder_at_its_announced_endpoint() {
     // --tracker` dials it by node id through the relay.
     let tmp = tempfile::tempdir().unwrap();
     let relay = start_relay();
+    // The seeder serves HTTP on loopback only, so it announces `iroh://SEEDER/`: a tracker
+    // takes that only when it can audit over iroh.
+    let relays = format!("[\"{}\"]", relay.url);
     let oracle = OracleProcess::start(
         &tmp.path().join("oracle"),
-        &[("DSI_ORACLE_CLOSE__AUTO", "false")],
+        &[
+            ("DSI_ORACLE_CLOSE__AUTO", "false"),
+            ("DSI_ORACLE_IROH__RELAYS", &relays),
+        ],
     )
     .expect("oracle starts");
     let relay_only = |config: &mut node_lite::Config| {
@@ -270,5 +276,93 @@ async fn get_through_the_tracker_dials_a_seeder_at_its_announced_endpoint() {
         seeder.receipts().len(),
         4,
         "paid for every chunk, over iroh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_audits_an_iroh_node_on_a_direct_path_in_its_network_and_not_through_a_relay() {
+    // Two seeders serve HTTP on loopback only, so they announce `iroh://NODE_ID/` (no URL
+    // the oracle could reach). The oracle audits both over iroh: `direct` has a UDP socket
+    // in the network it announces from, and passes; `relayed` has none and answers only
+    // through the relay, which hides where it is: unreachable (one server could otherwise
+    // answer for keys announced from many networks).
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = start_relay();
+    let relays = format!("[\"{}\"]", relay.url);
+    let oracle = OracleProcess::start(
+        &tmp.path().join("oracle"),
+        &[
+            ("DSI_ORACLE_CLOSE__AUTO", "false"),
+            ("DSI_ORACLE_EPOCHS__LENGTH_MS", "400"),
+            ("DSI_ORACLE_IROH__RELAYS", &relays),
+            ("DSI_ORACLE_IROH__BIND", "[\"127.0.0.1:0\"]"),
+        ],
+    )
+    .expect("oracle starts");
+    let file = tmp.path().join("data.bin");
+    random_file(&file, 2 * CHUNK + 17);
+    let start = |name: &str, listen: &str, bind: Vec<std::net::SocketAddr>| {
+        let dir = tmp.path().join(name);
+        init_node(&dir, |config| {
+            config.iroh.relays = vec![relay.url.clone()];
+            config.iroh.bind = bind;
+            config.tracker.announce_interval_secs = 1;
+        });
+        let content: ContentId = node_lite_ok(&dir, &["add", file.to_str().unwrap()])
+            .trim()
+            .parse()
+            .unwrap();
+        let payout = format!("0x{}", "02".repeat(20));
+        let seeder = Seeder::start(
+            &dir,
+            &[
+                "--tracker",
+                &oracle.url,
+                "--payout",
+                &payout,
+                "--listen",
+                listen,
+            ],
+        )
+        .expect("seeder starts");
+        (seeder, node_id(&dir), content)
+    };
+    let (_direct, direct_id, content) = start(
+        "direct",
+        "127.0.4.1:0",
+        vec!["127.0.4.1:0".parse().unwrap()],
+    );
+    let (_relayed, relayed_id, _) = start("relayed", "127.0.5.1:0", Vec::new());
+    poll("both seeders listed at their iroh URLs", async || {
+        let peers = oracle.client.peers(&content).await.ok()?.peers;
+        let urls: HashSet<String> = peers.iter().map(|p| p.url.clone()).collect();
+        let want: HashSet<String> = [direct_id, relayed_id]
+            .iter()
+            .map(|id| format!("iroh://{id}/"))
+            .collect();
+        (urls == want).then_some(())
+    })
+    .await;
+
+    let client = &oracle.client;
+    let first = client.current_epoch().await.unwrap().epoch;
+    while client.current_epoch().await.unwrap().epoch <= first {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client
+        .close(&oracle.admin_token(), Some(first))
+        .await
+        .expect("closed");
+    let direct = client.seeder(&direct_id).await.unwrap().audits;
+    assert!(!direct.is_empty(), "the direct seeder was audited");
+    assert!(direct.iter().all(|a| a.passed()), "{direct:?}");
+    let relayed = client.seeder(&relayed_id).await.unwrap().audits;
+    assert!(!relayed.is_empty(), "the relayed seeder was audited");
+    assert!(
+        relayed
+            .iter()
+            .all(|a| a.outcome == dsi_api::oracle::AuditOutcome::Unreachable
+                && a.detail.contains("relay")),
+        "{relayed:?}"
     );
 }

@@ -279,7 +279,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 );
                 // A new endpoint per run, as a new `node-lite get` process has.
                 let dialer = if iroh {
-                    let dialer = transport::Dialer::new(key, &loopback_iroh())?;
+                    let dialer = transport::Dialer::new(key, &loopback_iroh().endpoint())?;
                     for seeder in seeders {
                         dialer.add_direct_addresses(seeder.node, seeder.iroh_addresses.clone());
                     }

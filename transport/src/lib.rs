@@ -1,0 +1,503 @@
+//! # dsi-transport: DSI's node protocol over iroh, the dialing side
+//!
+//! QUIC connections over [iroh](https://docs.rs/iroh) whose TLS identity is a DSI key (so
+//! the node id one dials is the key that answers, and everything on the wire is encrypted
+//! end to end), hole punching, and the network's own relays (`dsi-relay`) when no direct
+//! path works: a node behind a home router or a carrier-grade NAT.
+//!
+//! The protocol on ALPN [`ALPN`] (`dsi/1`) is HTTP/1.1, one request per bidirectional QUIC
+//! stream, one connection per peer. This crate holds what every program that dials nodes
+//! shares: [`bind`] (an endpoint with the network's relays and the QUIC limits), the
+//! [`Dialer`] (node-lite's downloads, the oracle's audits), the `iroh://NODE_ID/` peer URLs
+//! ([`peer_url`], [`peer_node`]), what a node announces ([`announced_endpoint`]) and which
+//! path a connection runs on ([`direct_path`]). The serving side (admission, slots, paced
+//! streams) is node-lite's `transport` module.
+//!
+//! Relays are never anyone's public ones: an endpoint knows only the relays it was
+//! configured with, and a dialer contacts only those, whatever a peer announces.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dsi_protocol::{NodeId, SecretKey};
+use http_body_util::BodyExt;
+use iroh::endpoint::{Connection, presets};
+use iroh::{EndpointAddr, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl};
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, OnceCell};
+
+/// Where an endpoint meets the network: its relays and its UDP sockets (`[iroh]` of a
+/// node's or the oracle's configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Relay URLs of the network (`dsi-relay`, run by the network's operator); empty: iroh
+    /// is off.
+    pub relays: Vec<String>,
+    /// UDP sockets for direct connections and hole punching (port 0: any free port);
+    /// empty: relay only.
+    pub bind: Vec<SocketAddr>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            relays: Vec::new(),
+            bind: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
+        }
+    }
+}
+
+impl EndpointConfig {
+    /// Whether iroh is on (a relay is named).
+    pub fn enabled(&self) -> bool {
+        !self.relays.is_empty()
+    }
+}
+
+/// Why an endpoint could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The configuration is unusable (a bad relay URL, no relay and no socket).
+    #[error("{0}")]
+    Config(String),
+    /// The sockets could not be bound.
+    #[error("{address}: {reason}")]
+    Bind {
+        /// The first socket asked for.
+        address: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The ALPN of the DSI node protocol over iroh.
+pub const ALPN: &[u8] = b"dsi/1";
+
+/// The URL scheme of peers reached over iroh (`iroh://NODE_ID/`).
+pub const SCHEME: &str = "iroh";
+
+/// How long a new endpoint waits to reach its home relay before going on without it.
+const ONLINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A response body from either transport.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// An error of a response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The peer URL of `node` over iroh: `iroh://NODE_ID/`.
+pub fn peer_url(node: &NodeId) -> Url {
+    // A 64-hex-digit host under a scheme with no special rules always parses.
+    Url::parse(&format!("{SCHEME}://{node}/")).unwrap_or_else(|_| unreachable_url())
+}
+
+#[cold]
+fn unreachable_url() -> Url {
+    // `peer_url` builds from hex digits only; keep a panic-free fallback all the same.
+    Url::parse("iroh://invalid/").unwrap_or_else(|_| std::process::abort())
+}
+
+/// The node id of an `iroh://NODE_ID/` peer URL, or `None` for any other URL.
+pub fn peer_node(url: &Url) -> Option<NodeId> {
+    if url.scheme() != SCHEME {
+        return None;
+    }
+    url.host_str()?.parse().ok()
+}
+
+/// The relays of `config` as iroh's relay map (no QUIC address discovery: `dsi-relay`
+/// serves HTTP(S) only).
+fn relay_map(config: &EndpointConfig) -> Result<(RelayMap, Vec<RelayUrl>), TransportError> {
+    let mut urls = Vec::new();
+    for text in &config.relays {
+        let url: RelayUrl = text.parse().map_err(|e| {
+            TransportError::Config(format!("iroh.relays: {text:?} is not a relay URL: {e}"))
+        })?;
+        urls.push(url);
+    }
+    let map = urls
+        .iter()
+        .map(|url| RelayConfig::new(url.clone(), None))
+        .collect();
+    Ok((map, urls))
+}
+
+/// Binds an iroh endpoint keyed by `key` with the relays and sockets of `config`; with
+/// `accept` it accepts connections on [`ALPN`]. Waits up to 10 s to reach a relay (a node
+/// whose relay is down still works over direct paths). Without relays the endpoint has
+/// direct paths only (peers must be given its addresses: benchmarks, a LAN).
+pub async fn bind(
+    key: &SecretKey,
+    config: &EndpointConfig,
+    accept: bool,
+) -> Result<iroh::Endpoint, TransportError> {
+    let (relays, _) = relay_map(config)?;
+    if relays.is_empty() && config.bind.is_empty() {
+        return Err(TransportError::Config(
+            "iroh needs a relay or a socket: name the network's relay (for example \
+             iroh.relays = [\"http://relay.example:3340\"])"
+                .into(),
+        ));
+    }
+    let has_relay = !relays.is_empty();
+    let relay_mode = if has_relay {
+        RelayMode::Custom(relays)
+    } else {
+        RelayMode::Disabled
+    };
+    let mut net_report = NetReportConfig::minimal();
+    // Relay latency over HTTP(S) is how an endpoint picks its home relay when the relay
+    // has no QUIC address discovery.
+    net_report.https_probes = true;
+    let mut builder = iroh::Endpoint::builder(presets::Minimal)
+        .secret_key(iroh::SecretKey::from_bytes(&key.seed()))
+        .relay_mode(relay_mode)
+        .net_report_config(net_report)
+        .transport_config(quic_config(accept))
+        .clear_ip_transports();
+    for address in &config.bind {
+        builder = builder
+            .bind_addr(*address)
+            .map_err(|e| TransportError::Config(format!("iroh.bind: {address}: {e}")))?;
+    }
+    if accept {
+        builder = builder.alpns(vec![ALPN.to_vec()]);
+    }
+    let endpoint = builder.bind().await.map_err(|e| TransportError::Bind {
+        address: config
+            .bind
+            .first()
+            .copied()
+            .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+        reason: format!("binding the iroh endpoint: {e}"),
+    })?;
+    if has_relay
+        && tokio::time::timeout(ONLINE_TIMEOUT, endpoint.online())
+            .await
+            .is_err()
+    {
+        tracing::warn!(relays = ?config.relays, "no iroh relay reached in 10 s; going on with direct paths only");
+    }
+    Ok(endpoint)
+}
+
+/// The remote address of `connection`'s selected path, if it is a direct (IP) path.
+pub fn direct_path(connection: &Connection) -> Option<SocketAddr> {
+    let paths = connection.paths();
+    let selected = paths.iter().find(|path| path.is_selected());
+    match selected.map(|path| path.remote_addr().clone()) {
+        Some(iroh::TransportAddr::Ip(address)) => Some(address),
+        _ => None,
+    }
+}
+
+/// Streams a peer may have open on one connection at once.
+pub const MAX_STREAMS_PER_PEER: u32 = 16;
+
+/// The QUIC settings of an endpoint: no datagrams, no unidirectional streams; a serving
+/// endpoint accepts [`MAX_STREAMS_PER_PEER`] bidirectional streams with small receive
+/// windows (peers send requests and receipts), a dialing endpoint accepts no streams at
+/// all (it only opens them).
+fn quic_config(accept: bool) -> iroh::endpoint::QuicTransportConfig {
+    use iroh::endpoint::VarInt;
+    let builder = iroh::endpoint::QuicTransportConfig::builder()
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .datagram_receive_buffer_size(None);
+    if accept {
+        builder
+            .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_PEER))
+            .stream_receive_window(VarInt::from_u32(1 << 20))
+            .receive_window(VarInt::from_u32(2 << 20))
+            .send_window(2 << 20)
+            .build()
+    } else {
+        builder
+            .max_concurrent_bidi_streams(VarInt::from_u32(0))
+            .build()
+    }
+}
+
+/// Why a request over iroh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The local endpoint could not be made.
+    #[error("{0}")]
+    Endpoint(String),
+    /// The peer could not be reached, or the connection or stream failed.
+    #[error("{0}")]
+    Connection(String),
+}
+
+/// Where a dialer reaches one peer, beside its node id.
+#[derive(Clone, Debug, Default)]
+struct KnownAddress {
+    direct: Vec<SocketAddr>,
+    relays: Vec<RelayUrl>,
+}
+
+/// The endpoint address a serving node announces: the relays it is homed on (those
+/// configured until it reached one) and its direct addresses, within the protocol's limits.
+pub fn announced_endpoint(
+    endpoint: &iroh::Endpoint,
+    config: &EndpointConfig,
+) -> dsi_protocol::NodeEndpoint {
+    use dsi_protocol::announce::{MAX_ENDPOINT_ADDRESSES, MAX_ENDPOINT_RELAYS, MAX_URL_LEN};
+    let address = endpoint.addr();
+    let mut relays: Vec<String> = address.relay_urls().map(ToString::to_string).collect();
+    if relays.is_empty() {
+        relays.clone_from(&config.relays);
+    }
+    relays.retain(|relay| relay.len() <= MAX_URL_LEN);
+    relays.truncate(MAX_ENDPOINT_RELAYS);
+    let direct = address
+        .ip_addrs()
+        .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+        .take(MAX_ENDPOINT_ADDRESSES)
+        .map(ToString::to_string)
+        .collect();
+    dsi_protocol::NodeEndpoint { relays, direct }
+}
+
+/// The client side: one endpoint (made on first use) and one connection per peer, each
+/// request on its own stream.
+#[derive(Clone, Debug)]
+pub struct Dialer {
+    inner: Arc<DialerInner>,
+}
+
+#[derive(Debug)]
+struct DialerInner {
+    key: SecretKey,
+    config: EndpointConfig,
+    endpoint: OnceCell<iroh::Endpoint>,
+    /// One slot per peer, each with its own lock: dialing one peer (slow, or unreachable)
+    /// never holds up requests to another.
+    connections: std::sync::Mutex<HashMap<NodeId, Arc<Mutex<Option<Connection>>>>>,
+    /// Addresses learnt for peers (given, or announced to the tracker).
+    known: std::sync::Mutex<HashMap<NodeId, KnownAddress>>,
+}
+
+impl Dialer {
+    /// A dialer signing as `key` over the relays and sockets of `config`; fails if
+    /// `config` names a bad relay, or neither a relay nor a socket.
+    pub fn new(key: SecretKey, config: &EndpointConfig) -> Result<Self, TransportError> {
+        let (relays, _) = relay_map(config)?;
+        if relays.is_empty() && config.bind.is_empty() {
+            return Err(TransportError::Config(
+                "iroh.relays is empty: name the network's relay to reach peers by node id".into(),
+            ));
+        }
+        Ok(Self {
+            inner: Arc::new(DialerInner {
+                key,
+                config: config.clone(),
+                endpoint: OnceCell::new(),
+                connections: std::sync::Mutex::new(HashMap::new()),
+                known: std::sync::Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Direct addresses where `node` may be reached (tried beside the relays); the last
+    /// call for a node wins.
+    pub fn add_direct_addresses(&self, node: NodeId, addresses: Vec<SocketAddr>) {
+        self.learn(
+            node,
+            KnownAddress {
+                direct: addresses,
+                relays: Vec::new(),
+            },
+        );
+    }
+
+    /// What `node` announced to the tracker: its direct addresses, and which of our relays
+    /// it is homed on (a relay we were not configured with is never contacted: a peer
+    /// cannot send us to a host of its choosing). The last call for a node wins.
+    pub fn add_endpoint(&self, node: NodeId, endpoint: &dsi_protocol::NodeEndpoint) {
+        let ours = relay_map(&self.inner.config)
+            .map(|(_, urls)| urls)
+            .unwrap_or_default();
+        let relays = endpoint
+            .relays
+            .iter()
+            .filter_map(|text| text.parse::<RelayUrl>().ok())
+            .filter(|url| ours.contains(url))
+            .collect();
+        self.learn(
+            node,
+            KnownAddress {
+                direct: endpoint.direct_addresses(),
+                relays,
+            },
+        );
+    }
+
+    fn learn(&self, node: NodeId, address: KnownAddress) {
+        if let Ok(mut known) = self.inner.known.lock() {
+            known.insert(node, address);
+        }
+    }
+
+    async fn endpoint(&self) -> Result<&iroh::Endpoint, DialError> {
+        self.inner
+            .endpoint
+            .get_or_try_init(|| async {
+                bind(&self.inner.key, &self.inner.config, false)
+                    .await
+                    .map_err(|e| DialError::Endpoint(e.to_string()))
+            })
+            .await
+    }
+
+    /// The address `node` is dialed at: its id, homed on our relays (peers of one network
+    /// share its relays), with hole punching to a direct path once connected.
+    fn address(&self, node: &NodeId) -> Result<EndpointAddr, DialError> {
+        let id = iroh::EndpointId::from_bytes(&node.0)
+            .map_err(|e| DialError::Connection(format!("{node} is not a usable node id: {e}")))?;
+        let (_, ours) =
+            relay_map(&self.inner.config).map_err(|e| DialError::Endpoint(e.to_string()))?;
+        let known = self
+            .inner
+            .known
+            .lock()
+            .ok()
+            .and_then(|known| known.get(node).cloned())
+            .unwrap_or_default();
+        // Its home relay if it announced one of ours, else all of ours.
+        let relays = if known.relays.is_empty() {
+            ours
+        } else {
+            known.relays
+        };
+        let direct = known.direct;
+        let address = relays
+            .into_iter()
+            .fold(EndpointAddr::new(id), EndpointAddr::with_relay_url);
+        Ok(direct.into_iter().fold(address, EndpointAddr::with_ip_addr))
+    }
+
+    /// Makes the local endpoint now (waiting up to 10 s for a relay), so that the first
+    /// requests to peers do not spend their stall timeouts on it.
+    pub async fn bind(&self) -> Result<(), DialError> {
+        self.endpoint().await.map(|_| ())
+    }
+
+    /// The slot of `node`'s connection.
+    fn slot(&self, node: &NodeId) -> Arc<Mutex<Option<Connection>>> {
+        match self.inner.connections.lock() {
+            Ok(mut connections) => connections.entry(*node).or_default().clone(),
+            // A poisoned map: go on without sharing the connection.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// The open connection to `node`, made if there is none or the last one closed (the
+    /// one [`Dialer::request`] uses; [`direct_path`] tells over which path it runs).
+    pub async fn connection(&self, node: &NodeId) -> Result<Connection, DialError> {
+        let slot = self.slot(node);
+        let mut slot = slot.lock().await;
+        if let Some(connection) = slot.as_ref()
+            && connection.close_reason().is_none()
+        {
+            return Ok(connection.clone());
+        }
+        let endpoint = self.endpoint().await?;
+        let connection = endpoint
+            .connect(self.address(node)?, ALPN)
+            .await
+            .map_err(|e| DialError::Connection(format!("connecting over iroh: {e}")))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Sends `request` (origin-form: path and query only) to `node` on a new stream of its
+    /// connection.
+    pub async fn request(
+        &self,
+        node: &NodeId,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, DialError> {
+        let connection = self.connection(node).await?;
+        self.send(node, &connection, request).await
+    }
+
+    /// Sends `request` to `node` on a new stream of `connection` (from
+    /// [`Dialer::connection`]); a connection that can no longer open streams is forgotten.
+    pub async fn send(
+        &self,
+        node: &NodeId,
+        connection: &Connection,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, DialError> {
+        let stream = connection.open_bi().await;
+        let (send, recv) = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Forget this connection, not one a concurrent request made since.
+                let slot = self.slot(node);
+                let mut slot = slot.lock().await;
+                if slot
+                    .as_ref()
+                    .is_some_and(|held| held.stable_id() == connection.stable_id())
+                {
+                    *slot = None;
+                }
+                return Err(DialError::Connection(format!("opening a stream: {e}")));
+            }
+        };
+        let io = hyper_util::rt::TokioIo::new(tokio::io::join(recv, send));
+        let (mut sender, exchange) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| DialError::Connection(format!("HTTP over iroh: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = exchange.await {
+                tracing::debug!(error = %e, "iroh stream ended with an error");
+            }
+        });
+        let response = sender
+            .send_request(request.map(http_body_util::Full::new))
+            .await
+            .map_err(|e| DialError::Connection(format!("HTTP over iroh: {e}")))?;
+        Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+    }
+
+    /// Closes every connection and the endpoint (peers see a clean close).
+    pub async fn close(&self) {
+        let slots: Vec<_> = match self.inner.connections.lock() {
+            Ok(mut connections) => connections.drain().map(|(_, slot)| slot).collect(),
+            Err(_) => Vec::new(),
+        };
+        for slot in slots {
+            if let Some(connection) = slot.lock().await.take() {
+                connection.close(0u32.into(), b"done");
+            }
+        }
+        if let Some(endpoint) = self.inner.endpoint.get() {
+            endpoint.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls_round_trip_node_ids() {
+        let node = SecretKey::from_seed(&[3; 32]).node_id();
+        let url = peer_url(&node);
+        assert_eq!(url.as_str(), format!("iroh://{node}/"));
+        assert_eq!(peer_node(&url), Some(node));
+        assert_eq!(
+            url.join("v1/chunks/ab").map(|u| u.path().to_string()).ok(),
+            Some("/v1/chunks/ab".to_string())
+        );
+        assert_eq!(peer_node(&"http://127.0.0.1:7070/".parse().unwrap()), None);
+        assert_eq!(peer_node(&"iroh://zz/".parse().unwrap()), None);
+    }
+}
