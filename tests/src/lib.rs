@@ -14,6 +14,9 @@ use devnet::harness::{Service, cargo_bin};
 use dsi_protocol::{NetworkId, SignedReceipt};
 use dsi_service::OracleClient;
 
+pub mod scenarios;
+pub use scenarios::{TestRelay, downloads_survive_killed_peers, peer, start_relay};
+
 /// The all-MiniLM-L6-v2 model directory (`DSI_MODEL_DIR`, else what `scripts/setup --model`
 /// unpacked into target/models/), or None after saying why when it is missing. With
 /// `DSI_REQUIRE_MODEL` set (as `scripts/test` does) a missing model fails the test instead.

@@ -4,11 +4,9 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use dsi_protocol::{ChunkId, NodeId};
-use dsi_tests::{Seeder, node_lite, node_lite_bin, node_lite_ok, random_file, sha256_of};
+use dsi_tests::{Seeder, node_lite, node_lite_ok, peer, random_file, sha256_of};
 use serde_json::Value;
 
 const MIB: usize = 1 << 20;
@@ -30,15 +28,6 @@ fn chunk_ids(file: &Path) -> Vec<ChunkId> {
 fn chunk_path(data_dir: &Path, id: &ChunkId) -> std::path::PathBuf {
     let hex = id.to_string();
     data_dir.join("chunks").join(&hex[..2]).join(hex)
-}
-
-fn peer<'a>(report: &'a Value, url: &str) -> &'a Value {
-    report["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["url"] == url)
-        .unwrap_or_else(|| panic!("no report for {url}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,111 +152,15 @@ async fn a_corrupt_seeder_is_dropped_and_receipts_match_what_was_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_survive_a_killed_seeder_and_a_killed_downloader() {
+    // Over HTTP: seeders named by their URLs (`tests/tests/iroh.rs` runs the same over iroh).
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("data.bin");
-    let sha = random_file(&file, 64 * MIB);
-    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
-    let content = {
-        node_lite_ok(&a_dir, &["init"]);
-        node_lite_ok(&b_dir, &["init"]);
-        node_lite_ok(&b_dir, &["add", file.to_str().unwrap()]);
-        node_lite_ok(&a_dir, &["add", file.to_str().unwrap()])
-            .trim()
-            .to_string()
-    };
-    // Capped uploads make the download last a few seconds: time to kill things.
-    let mut a = Seeder::start(&a_dir, &["--max-upload-rate", "12MiB"]).unwrap();
-    let b = Seeder::start(&b_dir, &["--max-upload-rate", "12MiB"]).unwrap();
-
-    // 1. Kill seeder a (SIGKILL) once it has served 8 MiB; the download finishes from b.
-    let first_dir = tmp.path().join("first");
-    node_lite_ok(&first_dir, &["init"]);
-    let out = tmp.path().join("out1.bin");
-    let download = Command::new(node_lite_bin())
-        .arg("--data-dir")
-        .arg(&first_dir)
-        .args([
-            "get",
-            &content,
-            "--peer",
-            &a.url,
-            "--peer",
-            &b.url,
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while a.metric("dsi_node_served_bytes_total").await.unwrap_or(0) < 8 * MIB as u64 {
-        assert!(Instant::now() < deadline, "seeder a never served 8 MiB");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    a.kill();
-    let output = download.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(sha256_of(&out), sha);
-    let a_report = peer(&report, &a.url);
-    assert!(a_report["chunks"].as_u64().unwrap() > 0);
-    assert!(
-        a_report["dropped"].is_string(),
-        "the dead seeder was dropped: {a_report}"
-    );
-
-    // Every receipt a acknowledged before it was killed is still there after a restart.
-    a.restart().unwrap();
-    let acknowledged = a_report["receipts_accepted"].as_u64().unwrap();
-    assert!(acknowledged > 0);
-    assert!(
-        a.receipts().len() as u64 >= acknowledged,
-        "acknowledged receipts survive kill -9"
-    );
-
-    // 2. Kill a downloader (SIGKILL) mid-way; running it again resumes from the part file.
-    let second_dir = tmp.path().join("second");
-    node_lite_ok(&second_dir, &["init"]);
-    let out = tmp.path().join("out2.bin");
-    let args = [
-        "get",
-        &content,
-        "--peer",
-        &b.url,
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ];
-    let served_before = b.metric("dsi_node_served_bytes_total").await.unwrap();
-    let mut download = Command::new(node_lite_bin())
-        .arg("--data-dir")
-        .arg(&second_dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while b.metric("dsi_node_served_bytes_total").await.unwrap() < served_before + 16 * MIB as u64 {
-        assert!(Instant::now() < deadline, "seeder b never served 16 MiB");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    download.kill().unwrap();
-    download.wait().unwrap();
-    assert!(!out.exists());
-    assert!(tmp.path().join("out2.bin.dsi-part").exists());
-    let report: Value = serde_json::from_str(&node_lite_ok(&second_dir, &args)).unwrap();
-    let resumed = report["chunks_resumed"].as_u64().unwrap();
-    assert!(resumed >= 32, "at least 8 MiB were kept: resumed {resumed}");
-    assert_eq!(resumed + report["chunks_fetched"].as_u64().unwrap(), 256);
-    assert_eq!(sha256_of(&out), sha);
-    assert!(!tmp.path().join("out2.bin.dsi-part").exists());
+    dsi_tests::downloads_survive_killed_peers(
+        tmp.path(),
+        |_| {},
+        |seeder| seeder.url.clone(),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
