@@ -23,6 +23,10 @@ pub struct Info {
     pub database: String,
     /// Oracle version.
     pub version: String,
+    /// The relays through which this oracle audits nodes over iroh (its `[iroh] relays`);
+    /// empty: it reaches nodes over HTTP only, so they announce an http URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<String>,
 }
 
 /// Answer to `POST /v1/announce`.

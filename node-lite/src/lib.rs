@@ -112,7 +112,7 @@ pub async fn serve(
     tracing::info!(node = %state.node_id.short(), %address, verify = ?state.config.serve.verify, "serving");
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(settings) = tracker {
-        let public_url = settings.public_url(address, iroh.as_ref().map(|_| state.node_id));
+        let public_url = settings.public_url(address);
         if state.config.serve.replicate > 0 {
             tasks.spawn(replicate::run(
                 state.clone(),

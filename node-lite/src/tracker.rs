@@ -295,17 +295,13 @@ impl TrackerSettings {
         }
     }
 
-    /// The URL announced: the configured one; else, for a node that accepts peers over
-    /// iroh as `iroh_node` and serves HTTP on loopback only (nobody else could reach that
-    /// URL), `iroh://NODE_ID/` (downloaders and audits reach it over iroh); else
-    /// `http://<bound address>`.
-    pub fn public_url(&self, bound: std::net::SocketAddr, iroh_node: Option<NodeId>) -> String {
-        if !self.public_url.is_empty() {
-            return self.public_url.clone();
-        }
-        match iroh_node {
-            Some(node) if bound.ip().is_loopback() => crate::transport::peer_url(&node).to_string(),
-            _ => format!("http://{bound}"),
+    /// The URL announced: the configured one, else `http://<bound address>` (which
+    /// [`announced_url`] may replace by the node's iroh URL).
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.clone()
         }
     }
 }
@@ -319,6 +315,44 @@ fn complete_contents(state: &NodeState) -> Vec<ContentId> {
         .filter(|(_, manifest)| state.store.held(manifest).count() == manifest.chunk_count())
         .map(|(id, _)| id)
         .collect()
+}
+
+/// The URL a node announces: `iroh://NODE_ID/` when the URL it would announce was derived
+/// (none configured) and points to loopback, where nobody else reaches it, while it
+/// accepts peers over iroh on `relays` and the tracker audits over one of them
+/// (`tracker_relays`, from its `GET /v1/info`): downloaders and audits then come over
+/// iroh. Else `public_url` (a tracker without iroh would refuse the iroh URL, and one on
+/// loopback accepts the loopback URL on a test network).
+pub fn announced_url(
+    public_url: &str,
+    derived: bool,
+    node: NodeId,
+    relays: Option<&[String]>,
+    tracker_relays: &[String],
+) -> String {
+    let normalized = |text: &String| Url::parse(text).map(|url| url.to_string()).ok();
+    let shared_relay = relays.is_some_and(|ours| {
+        let ours: Vec<Option<String>> = ours.iter().map(normalized).collect();
+        tracker_relays
+            .iter()
+            .map(normalized)
+            .any(|theirs| theirs.is_some() && ours.contains(&theirs))
+    });
+    let loopback = Url::parse(public_url)
+        .ok()
+        .and_then(|url| {
+            let host = url
+                .host_str()?
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            host.parse::<std::net::IpAddr>().ok()
+        })
+        .is_some_and(|ip| ip.is_loopback());
+    if derived && loopback && shared_relay {
+        crate::transport::peer_url(&node).to_string()
+    } else {
+        public_url.to_string()
+    }
 }
 
 /// One announcement of this node's current holdings.
@@ -340,9 +374,19 @@ pub async fn announce_once(
     }
     state.audits.trust(info.oracle);
     let state_contents = complete_contents(state);
+    let url = announced_url(
+        public_url,
+        state.config.tracker.public_url.is_empty(),
+        state.node_id,
+        state
+            .iroh
+            .get()
+            .map(|_| state.config.iroh.relays.as_slice()),
+        &info.relays,
+    );
     let announcement = Announcement {
         node: state.node_id,
-        url: public_url.to_string(),
+        url,
         payout,
         contents: state_contents,
         issued_at_ms: dsi_protocol::now_ms(),
@@ -495,6 +539,34 @@ pub fn announce_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loopback_node_with_iroh_announces_its_iroh_url_only_to_a_tracker_that_audits_over_iroh() {
+        let node = dsi_protocol::SecretKey::from_seed(&[4; 32]).node_id();
+        let iroh = format!("iroh://{node}/");
+        let ours = vec!["http://relay.example:3340".to_string()];
+        let theirs = vec!["http://relay.example:3340/".to_string()];
+        let local = "http://127.0.0.1:7070";
+        assert_eq!(announced_url(local, true, node, Some(&ours), &theirs), iroh);
+        // A tracker without iroh (or on other relays) gets the URL it can check.
+        assert_eq!(announced_url(local, true, node, Some(&ours), &[]), local);
+        let elsewhere = vec!["http://other.example:3340".to_string()];
+        assert_eq!(
+            announced_url(local, true, node, Some(&ours), &elsewhere),
+            local
+        );
+        // iroh off, a configured URL, or a URL others reach: unchanged.
+        assert_eq!(announced_url(local, true, node, None, &theirs), local);
+        assert_eq!(
+            announced_url(local, false, node, Some(&ours), &theirs),
+            local
+        );
+        let public = "http://203.0.113.5:7070";
+        assert_eq!(
+            announced_url(public, true, node, Some(&ours), &theirs),
+            public
+        );
+    }
 
     #[test]
     fn a_node_announces_over_the_address_or_family_it_listens_on() {

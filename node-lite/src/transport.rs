@@ -101,6 +101,12 @@ pub const MAX_CONNECTIONS_PER_KEY: usize = 2;
 /// counts) may hold at once over direct paths.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
 
+/// How long a peer may take to complete its QUIC handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes a full seeder takes at once (see [`PeerService::incoming_filter`]).
+pub const MAX_HANDSHAKES_WHEN_FULL: usize = 8;
+
 /// How long a stream may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -126,6 +132,8 @@ pub struct PeerService {
     limits: PeerLimits,
     tasks: tokio_util::task::TaskTracker,
     privileged: Privileged,
+    /// Handshakes let in while the seeder was full: where from, since when.
+    handshakes: Arc<std::sync::Mutex<Vec<(iroh::endpoint::IncomingAddr, std::time::Instant)>>>,
 }
 
 /// Which keys are admitted past every cap (the node's trusted auditor).
@@ -167,6 +175,7 @@ impl PeerService {
             },
             tasks: tokio_util::task::TaskTracker::new(),
             privileged: Privileged(Arc::new(|_| false)),
+            handshakes: Arc::default(),
         }
     }
 
@@ -205,30 +214,51 @@ impl PeerService {
     /// A filter for `iroh::protocol::RouterBuilder::incoming_filter`: refuses, before any
     /// handshake work, a peer whose address group is at its cap with no connection there
     /// to evict, so a flood of attempts from one address costs the seeder little. A full
-    /// seeder still completes handshakes (at most `max_connections` at once): the key is
-    /// known only after one, and its auditor must get in.
+    /// seeder (nothing evictable) still takes [`MAX_HANDSHAKES_WHEN_FULL`] handshakes at
+    /// once, each for at most [`HANDSHAKE_TIMEOUT`], and refuses the rest: a key is known
+    /// only after its handshake, and the auditor must get in (a relayed auditor is known
+    /// before: the relay names the key, and it is always let through).
     pub fn incoming_filter(&self) -> iroh::protocol::IncomingFilter {
         let peers = self.peers.clone();
+        let handshakes = self.handshakes.clone();
+        let privileged = self.privileged.clone();
         let limits = self.limits;
         Arc::new(move |incoming: &iroh::endpoint::Incoming| {
             use iroh::endpoint::IncomingAddr;
             use iroh::protocol::IncomingFilterOutcome;
+            let remote = incoming.remote_addr();
+            if let IncomingAddr::Relay { endpoint_id, .. } = &remote
+                && (privileged.0)(&NodeId(*endpoint_id.as_bytes()))
+            {
+                return IncomingFilterOutcome::Accept;
+            }
             let Ok(peers) = peers.lock() else {
                 return IncomingFilterOutcome::Reject;
             };
             let now = std::time::Instant::now();
-            let full = match incoming.remote_addr() {
+            let group_full = match &remote {
                 IncomingAddr::Ip(address) => {
                     let group = crate::server::ledger::address_group(address.ip());
                     peers.group_full(Some(group), &limits, now)
                 }
                 _ => false,
             };
-            if full {
-                IncomingFilterOutcome::Reject
-            } else {
-                IncomingFilterOutcome::Accept
+            if group_full {
+                return IncomingFilterOutcome::Reject;
             }
+            if peers.all_full(&limits, now) {
+                let Ok(mut handshakes) = handshakes.lock() else {
+                    return IncomingFilterOutcome::Reject;
+                };
+                handshakes.retain(|(_, started)| {
+                    now.saturating_duration_since(*started) < HANDSHAKE_TIMEOUT
+                });
+                if handshakes.len() >= MAX_HANDSHAKES_WHEN_FULL {
+                    return IncomingFilterOutcome::Reject;
+                }
+                handshakes.push((remote, now));
+            }
+            IncomingFilterOutcome::Accept
         })
     }
 }
@@ -317,6 +347,12 @@ impl Peers {
         let in_group = |_: u64, peer: &Peer| peer.group == Some(group);
         self.count(in_group) >= limits.per_address
             && self.evictable(limits, now, in_group).is_none()
+    }
+
+    /// Whether a newcomer would be refused for want of room.
+    fn all_full(&self, limits: &PeerLimits, now: std::time::Instant) -> bool {
+        self.count(|_, _| true) >= limits.max_connections
+            && self.evictable(limits, now, |_, _| true).is_none()
     }
 
     /// Admits `connection` from `node` (from address group `group` over a direct path),
@@ -423,6 +459,22 @@ impl Drop for Exchange {
 }
 
 impl ProtocolHandler for PeerService {
+    /// Completes the handshake within [`HANDSHAKE_TIMEOUT`] (a peer that stalls it holds
+    /// state no longer), then frees its place among the handshakes of a full seeder.
+    async fn on_accepting(
+        &self,
+        accepting: iroh::endpoint::Accepting,
+    ) -> Result<Connection, AcceptError> {
+        let remote = accepting.remote_addr();
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accepting).await;
+        if let Ok(mut handshakes) = self.handshakes.lock()
+            && let Some(at) = handshakes.iter().position(|(from, _)| *from == remote)
+        {
+            handshakes.swap_remove(at);
+        }
+        Ok(handshake.map_err(AcceptError::from_err)??)
+    }
+
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let node = connection.remote_id();
         let privileged = (self.privileged.0)(&NodeId(*node.as_bytes()));
@@ -437,10 +489,8 @@ impl ProtocolHandler for PeerService {
         // A peer arriving through a relay usually finds a direct path within a moment;
         // serve it (and count its debts) by address once it has.
         let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
-        while direct_path(&connection).is_none() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let group = direct_path(&connection)
+        let group = dsi_transport::wait_for(deadline, || direct_path(&connection))
+            .await
             .map(|address| crate::server::ledger::address_group(address.ip()));
         let admitted =
             self.peers.lock().ok().and_then(|mut peers| {

@@ -424,19 +424,21 @@ async fn a_full_seeder_still_admits_its_auditor() {
     let (busy_endpoint, busy_connection) = connect_raw(&seeder, &busy).await;
     assert!(node_info(&busy_connection).await);
 
-    // Full, with nothing stale to evict: a newcomer is refused...
-    let newcomer = SecretKey::generate(&mut rand::rngs::OsRng);
-    let newcomer_endpoint = transport::bind(&newcomer, &loopback(), false)
-        .await
-        .unwrap();
-    let refused = match newcomer_endpoint
-        .connect(address_of(&seeder), transport::ALPN)
-        .await
-    {
-        Err(_) => true,
-        Ok(connection) => !node_info(&connection).await,
-    };
-    assert!(refused, "a newcomer was served by a full seeder");
+    // Full, with nothing stale to evict: newcomers are refused, more of them than a full
+    // seeder takes handshakes at once (each finished handshake frees its place)...
+    let mut newcomers = Vec::new();
+    for _ in 0..transport::MAX_HANDSHAKES_WHEN_FULL + 2 {
+        let newcomer = SecretKey::generate(&mut rand::rngs::OsRng);
+        let endpoint = transport::bind(&newcomer, &loopback(), false)
+            .await
+            .unwrap();
+        let refused = match endpoint.connect(address_of(&seeder), transport::ALPN).await {
+            Err(_) => true,
+            Ok(connection) => !node_info(&connection).await,
+        };
+        assert!(refused, "a newcomer was served by a full seeder");
+        newcomers.push(endpoint);
+    }
     // ... the auditor is served, and the busy peer keeps its slot.
     let (auditor_endpoint, auditor_connection) = connect_raw(&seeder, &auditor).await;
     assert!(
@@ -448,7 +450,10 @@ async fn a_full_seeder_still_admits_its_auditor() {
         "the busy peer lost its slot"
     );
     assert!(busy_connection.close_reason().is_none());
-    for endpoint in [busy_endpoint, newcomer_endpoint, auditor_endpoint] {
+    for endpoint in newcomers
+        .into_iter()
+        .chain([busy_endpoint, auditor_endpoint])
+    {
         endpoint.close().await;
     }
     seeder.router.shutdown().await.unwrap();

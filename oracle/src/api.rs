@@ -128,6 +128,7 @@ async fn info(State(state): State<Arc<OracleState>>) -> Json<Info> {
             crate::store::Backend::Postgres => "postgres".into(),
         },
         version: env!("CARGO_PKG_VERSION").into(),
+        relays: state.config.iroh.relays.clone(),
     })
 }
 

@@ -221,7 +221,7 @@ pub struct Auditor<'a> {
     /// The HTTP client ([`client`]).
     pub client: &'a reqwest::Client,
     /// The iroh dialer (the oracle's key, the network's relays), when `[iroh]` names a
-    /// relay: nodes that announced an iroh endpoint are audited over it.
+    /// relay: nodes announced at `iroh://NODE_ID/` are audited over it.
     pub dialer: Option<&'a dsi_transport::Dialer>,
     /// The oracle's key: it signs the challenges.
     pub key: &'a SecretKey,
@@ -236,12 +236,6 @@ pub struct Auditor<'a> {
 /// Where the node's URL points, if the auditor may contact it.
 fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad node URL {url:?}: {e}"))?;
-    if parsed.scheme() == dsi_transport::SCHEME {
-        return Err(format!(
-            "node URL {url:?} is reached over iroh only, and this oracle has no [iroh] relays \
-             configured (or the node announced no endpoint)"
-        ));
-    }
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("node URL {url:?} is not http(s)"));
     }
@@ -290,13 +284,14 @@ fn all(
 /// Challenges `node` to prove it holds `chunks` (id and length, at most
 /// [`MAX_AUDIT_CHUNKS`]) and checks the answer. One record per chunk.
 ///
-/// A node that announced an iroh endpoint is audited over iroh when the oracle has relays
-/// configured ([`over_iroh`]); others at their http URL. A node located at `location` (the
-/// network its announcement came from) is audited only inside that network: over HTTP at
-/// an address of its URL there ([`addresses_in`]; the request goes to that address, so a
-/// name that resolved into the network when the node announced cannot send the audit
-/// elsewhere now), over iroh on a direct path from an address there. A node that cannot
-/// be reached so is `unreachable`. The whole challenge has `audit.timeout_ms`.
+/// A node announced at `iroh://NODE_ID/` is audited over iroh ([`over_iroh`]), any other
+/// at its http URL ([`over_http`]). A node located at `location` (the network its
+/// announcement came from) is audited only inside that network: over HTTP at an address
+/// of its URL there ([`addresses_in`]; the request goes to that address, so a name that
+/// resolved into the network when the node announced cannot send the audit elsewhere
+/// now), over iroh on direct paths from addresses there. A node that cannot be reached so
+/// is `unreachable`. Everything, from resolving or dialing to the answer's last byte,
+/// has `audit.timeout_ms`.
 pub async fn challenge_node(
     auditor: &Auditor<'_>,
     node: &NodeAnnouncement,
@@ -309,6 +304,29 @@ pub async fn challenge_node(
         return Vec::new();
     }
     let deadline = tokio::time::Instant::now() + auditor.timeout;
+    let audited = audit_once(auditor, node, location, chunks, epoch, deadline);
+    // A moment's grace, so that a phase's own deadline (with its own reason) wins.
+    match tokio::time::timeout_at(deadline + Duration::from_millis(250), audited).await {
+        Ok(records) => records,
+        Err(_) => {
+            let detail = format!(
+                "no complete answer within {:?} (audit.timeout_ms)",
+                auditor.timeout
+            );
+            all(node, chunks, epoch, AuditOutcome::Unreachable, &detail)
+        }
+    }
+}
+
+/// [`challenge_node`] without its overall deadline.
+async fn audit_once(
+    auditor: &Auditor<'_>,
+    node: &NodeAnnouncement,
+    location: Option<Location>,
+    chunks: &[(ChunkId, u32)],
+    epoch: Epoch,
+    deadline: tokio::time::Instant,
+) -> Vec<Audit> {
     let mut nonce = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let signed = SignedAuditChallenge::sign(
@@ -323,23 +341,28 @@ pub async fn challenge_node(
         auditor.network,
         auditor.key,
     );
-    // Over iroh when both sides speak it, else at the node's http URL.
-    let sent = match (&node.endpoint, auditor.dialer) {
-        (Some(endpoint), Some(dialer)) => {
-            let sent = over_iroh(auditor, dialer, node, endpoint, location, &signed);
-            tokio::time::timeout_at(deadline, sent)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "no answer over iroh within {:?} (audit.timeout_ms)",
-                        auditor.timeout
-                    ))
-                })
+    let over_iroh_only = reqwest::Url::parse(&node.url)
+        .ok()
+        .and_then(|url| dsi_transport::peer_node(&url))
+        .is_some();
+    let sent = if over_iroh_only {
+        match (&node.endpoint, auditor.dialer) {
+            (Some(endpoint), Some(dialer)) => {
+                over_iroh(auditor, dialer, node, endpoint, location, &signed, deadline).await
+            }
+            _ => Err(format!(
+                "node URL {:?} is reached over iroh only, and this oracle has no [iroh] relays \
+                 configured (or the node announced no endpoint)",
+                node.url
+            )),
         }
-        _ => over_http(auditor, node, location, &signed).await,
+    } else {
+        over_http(auditor, node, location, &signed)
+            .await
+            .map(|answer| (answer, None))
     };
-    let answer = match sent {
-        Ok(answer) => answer,
+    let (answer, paths) = match sent {
+        Ok(sent) => sent,
         Err(detail) => return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail),
     };
     if !(200..300).contains(&answer.status) {
@@ -357,16 +380,14 @@ pub async fn challenge_node(
         let detail = format!("HTTP {}: {}: {}", answer.status, error.code, error.message);
         return all(node, chunks, epoch, AuditOutcome::Missing, &detail);
     }
-    let checked = check_answer(auditor, node, &signed.challenge, chunks, answer.body);
-    tokio::time::timeout_at(deadline, checked)
-        .await
-        .unwrap_or_else(|_| {
-            let detail = format!(
-                "the answer did not arrive within {:?} (audit.timeout_ms)",
-                auditor.timeout
-            );
-            all(node, chunks, epoch, AuditOutcome::Unreachable, &detail)
-        })
+    let records = check_answer(auditor, node, &signed.challenge, chunks, answer.body).await;
+    if let Some(paths) = paths
+        && records.iter().all(Audit::passed)
+        && let Err(detail) = paths.carried_the_answer(chunks)
+    {
+        return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail);
+    }
+    records
 }
 
 /// An audit answer's status and body, from either transport.
@@ -424,14 +445,85 @@ async fn over_http(
     })
 }
 
-/// How long an audit over iroh waits for hole punching to put the connection on a direct
-/// path inside the node's network.
+/// How long an audit over iroh waits for hole punching to give the connection a direct
+/// path inside the node's network (less if the challenge's deadline comes first).
 const DIRECT_PATH_WAIT: Duration = Duration::from_secs(3);
+
+/// Which paths of an iroh audit may carry the answer, and what they had received before
+/// the challenge was sent.
+struct AnswerPaths {
+    connection: dsi_transport::PeerConnection,
+    before: dsi_transport::ReceivedByPath,
+    location: Location,
+    allow_private: bool,
+}
+
+impl AnswerPaths {
+    /// Whether `address` is a direct path the answer may come over: inside the node's
+    /// network, and public unless private addresses are allowed.
+    fn inside(&self, address: SocketAddr) -> bool {
+        let ip = address.ip().to_canonical();
+        Location::of(crate::api::embedded_ipv4(ip)) == self.location
+            && (self.allow_private || is_public(ip))
+    }
+
+    /// Whether direct paths inside the node's network carried the answer
+    /// ([`came_inside`]).
+    fn carried_the_answer(&self, chunks: &[(ChunkId, u32)]) -> Result<(), String> {
+        let answer: u64 = 64 + chunks.iter().map(|(_, len)| u64::from(*len)).sum::<u64>();
+        let after = dsi_transport::received_by_path(&self.connection);
+        came_inside(&self.before, &after, |a| self.inside(a), answer).map_err(|detail| {
+            format!(
+                "{detail}, not inside {}, the network the node announces from",
+                self.location
+            )
+        })
+    }
+}
+
+/// Whether direct paths that `inside` accepts received, between `before` and `after`, at
+/// least the `answer`'s bytes: a node cannot send its answer from elsewhere (through the
+/// relay, or over a path from another network) while a forwarder in its network only
+/// keeps a path there open. The error says where the bytes came instead.
+fn came_inside(
+    before: &dsi_transport::ReceivedByPath,
+    after: &dsi_transport::ReceivedByPath,
+    inside: impl Fn(SocketAddr) -> bool,
+    answer: u64,
+) -> Result<(), String> {
+    let mut carried = 0u64;
+    let mut elsewhere: Vec<String> = Vec::new();
+    for (id, (direct, received)) in after {
+        let moved = received.saturating_sub(before.get(id).map_or(0, |(_, bytes)| *bytes));
+        match direct {
+            Some(address) if inside(*address) => carried += moved,
+            _ if moved > 0 => elsewhere.push(format!(
+                "{moved} bytes over {}",
+                direct.map_or_else(|| "the relay".to_string(), |a| a.to_string())
+            )),
+            _ => {}
+        }
+    }
+    if carried >= answer {
+        return Ok(());
+    }
+    elsewhere.sort();
+    Err(format!(
+        "over iroh the {answer}-byte answer came {carried} bytes on direct paths inside and {}",
+        if elsewhere.is_empty() {
+            "nothing elsewhere".to_string()
+        } else {
+            elsewhere.join(", ")
+        }
+    ))
+}
 
 /// Sends `signed` to the node over iroh: dialed by its key, through the oracle's own
 /// relays and the direct addresses it announced (public ones only unless
-/// `allow_private`). A node with a `location` is audited only once the connection runs on
-/// a direct path from an address inside that network: a relay hides where a node is, and
+/// `allow_private`; hole punching may still probe the candidates the node names through
+/// the relay). A node with a `location` is audited only over direct paths from addresses
+/// inside that network: one must be open before the challenge is sent, and the answer's
+/// bytes must arrive on such paths ([`AnswerPaths`]). A relay hides where a node is, and
 /// one server answering for keys "located" in many networks is what the location rule
 /// keeps out ([`addresses_in`]). A node behind a home router gets such a path by hole
 /// punching (its public address is its router's, the one it announced from).
@@ -442,7 +534,8 @@ async fn over_iroh(
     endpoint: &dsi_protocol::NodeEndpoint,
     location: Option<Location>,
     signed: &SignedAuditChallenge,
-) -> Result<Answer, String> {
+    deadline: tokio::time::Instant,
+) -> Result<(Answer, Option<AnswerPaths>), String> {
     let mut endpoint = endpoint.clone();
     endpoint.direct.retain(|text| {
         text.parse::<SocketAddr>()
@@ -453,29 +546,47 @@ async fn over_iroh(
         .connection(&node.node)
         .await
         .map_err(|e| format!("over iroh: {e}"))?;
-    if let Some(location) = location {
-        let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
-        loop {
-            let path = dsi_transport::direct_path(&connection);
-            let inside = path.filter(|address| {
-                let ip = address.ip().to_canonical();
-                Location::of(crate::api::embedded_ipv4(ip)) == location
-                    && (auditor.allow_private || is_public(ip))
-            });
-            if inside.is_some() {
-                break;
+    let paths = match location {
+        None => None,
+        Some(location) => {
+            let mut paths = AnswerPaths {
+                connection: connection.clone(),
+                before: dsi_transport::ReceivedByPath::new(),
+                location,
+                allow_private: auditor.allow_private,
+            };
+            let until = deadline.min(tokio::time::Instant::now() + DIRECT_PATH_WAIT);
+            let open = dsi_transport::wait_for(until, || {
+                let now = dsi_transport::received_by_path(&connection);
+                now.values()
+                    .any(|(direct, _)| direct.is_some_and(|a| paths.inside(a)))
+                    .then_some(now)
+            })
+            .await;
+            match open {
+                Some(before) => paths.before = before,
+                None => {
+                    let seen: Vec<String> = dsi_transport::received_by_path(&connection)
+                        .values()
+                        .map(|(direct, _)| {
+                            direct.map_or_else(|| "the relay".to_string(), |a| a.to_string())
+                        })
+                        .collect();
+                    return Err(format!(
+                        "over iroh the node is reached only through {}, with no direct path \
+                         inside {location}, the network it announces from (hole punching to \
+                         the oracle failed)",
+                        if seen.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            seen.join(", ")
+                        }
+                    ));
+                }
             }
-            if tokio::time::Instant::now() >= deadline {
-                let seen = path.map_or_else(|| "a relay".to_string(), |a| a.to_string());
-                return Err(format!(
-                    "over iroh the node answers only through {seen}, not on a direct path \
-                     inside {location}, the network it announces from (hole punching to the \
-                     oracle failed)"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Some(paths)
         }
-    }
+    };
     let body = serde_json::to_vec(signed).map_err(|e| format!("encoding the challenge: {e}"))?;
     let request = http::Request::post("/v1/audit")
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -486,12 +597,13 @@ async fn over_iroh(
         .await
         .map_err(|e| format!("over iroh: {e}"))?;
     let status = response.status().as_u16();
-    Ok(Answer {
+    let answer = Answer {
         status,
         body: http_body_util::BodyExt::into_data_stream(response.into_body())
             .map(|piece| piece.map_err(|e| format!("over iroh: {e}")))
             .boxed(),
-    })
+    };
+    Ok((answer, paths))
 }
 
 /// Streams an answer: the signature, then each chunk, hashed as it arrives.
@@ -628,8 +740,14 @@ pub async fn audit_nodes(
         }
     }
     // One endpoint for the round, closed after it: the oracle holds no iroh socket
-    // between audits.
-    let dialer = if state.config.iroh.enabled() {
+    // between audits, nor during a round with no node to reach over iroh.
+    let over_iroh = nodes.iter().any(|node| {
+        reqwest::Url::parse(&node.url)
+            .ok()
+            .and_then(|url| dsi_transport::peer_node(&url))
+            .is_some()
+    });
+    let dialer = if state.config.iroh.enabled() && over_iroh {
         match dsi_transport::Dialer::new(state.key.clone(), &state.config.iroh) {
             Ok(dialer) => {
                 if let Err(e) = dialer.bind().await {
@@ -681,6 +799,40 @@ pub async fn audit_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_iroh_answer_counts_only_if_it_came_on_a_path_inside_the_network() {
+        // A node keeps a direct path open in its network (a forwarder there) but sends the
+        // answer's bytes through the relay: refused. Sent on the direct path: accepted.
+        use dsi_transport::{PathId, ReceivedByPath};
+        let direct: SocketAddr = "203.0.113.7:4000".parse().unwrap();
+        let inside = |a: SocketAddr| a == direct;
+        let before: ReceivedByPath = [
+            (PathId::ZERO, (None, 1_000)),
+            (PathId::MAX, (Some(direct), 500)),
+        ]
+        .into();
+        let through_relay: ReceivedByPath = [
+            (PathId::ZERO, (None, 300_000)),
+            (PathId::MAX, (Some(direct), 900)),
+        ]
+        .into();
+        let error = came_inside(&before, &through_relay, inside, 262_208).unwrap_err();
+        assert!(error.contains("299000 bytes over the relay"), "{error}");
+        assert!(error.contains("came 400 bytes on direct paths"), "{error}");
+        let direct_answer: ReceivedByPath = [
+            (PathId::ZERO, (None, 1_200)),
+            (PathId::MAX, (Some(direct), 270_000)),
+        ]
+        .into();
+        assert!(came_inside(&before, &direct_answer, inside, 262_208).is_ok());
+        // A path from another network counts as elsewhere, and a new path starts at 0.
+        let other: SocketAddr = "198.51.100.1:9".parse().unwrap();
+        let mut from_elsewhere = before.clone();
+        from_elsewhere.insert(PathId::MAX, (Some(other), 270_000));
+        let error = came_inside(&before, &from_elsewhere, inside, 262_208).unwrap_err();
+        assert!(error.contains("198.51.100.1:9"), "{error}");
+    }
 
     fn content(n: u8, chunks: u16) -> (ContentId, Vec<(ChunkId, u32)>) {
         let chunks = (0..chunks)

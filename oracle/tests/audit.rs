@@ -4,7 +4,8 @@
 //! contacted unless configured, and a node that holds 2 of the 3 contents it announces
 //! earns less storage credit than one announcing only what it holds. A sponsorship sent
 //! while a close runs is paid by it or refused, never accepted and left out. An unreachable
-//! epoch keeps a holder's seniority; a wrong answer ends it.
+//! epoch keeps a holder's seniority; a wrong answer ends it. A node over iroh that never
+//! finishes its answer is cut off at the challenge's deadline.
 
 mod support;
 
@@ -713,4 +714,83 @@ async fn an_unreachable_epoch_costs_only_its_own_seniority_and_a_wrong_answer_en
         holders_in(state.clone(), again).await,
         vec![(holder.node_id(), again)]
     );
+}
+
+/// A node over iroh that answers every stream with an error status and a body it never
+/// finishes (QUIC keep-alives hold the connection open).
+#[derive(Debug, Clone)]
+struct StallingNode;
+
+impl iroh::protocol::ProtocolHandler for StallingNode {
+    async fn accept(
+        &self,
+        connection: iroh::endpoint::Connection,
+    ) -> Result<(), iroh::protocol::AcceptError> {
+        while let Ok((mut send, _recv)) = connection.accept_bi().await {
+            tokio::spawn(async move {
+                let head = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 10000\r\n\r\n{";
+                let _ = send.write_all(head).await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iroh_node_that_never_finishes_its_error_answer_is_cut_off_at_the_deadline() {
+    // Left unbounded, one free key doing this would hold the audit round, and with it
+    // every epoch close, for ever.
+    let loopback = dsi_transport::EndpointConfig {
+        relays: Vec::new(),
+        bind: vec!["127.0.0.1:0".parse().expect("address")],
+    };
+    let node_key = key(7);
+    let endpoint = dsi_transport::bind(&node_key, &loopback, true)
+        .await
+        .expect("endpoint");
+    let direct: Vec<String> = endpoint
+        .addr()
+        .ip_addrs()
+        .map(ToString::to_string)
+        .collect();
+    let router = iroh::protocol::Router::builder(endpoint)
+        .accept(dsi_transport::ALPN, StallingNode)
+        .spawn();
+    let mut target = node(
+        &node_key,
+        dsi_transport::peer_url(&node_key.node_id()).as_str(),
+    );
+    target.endpoint = Some(dsi_protocol::NodeEndpoint {
+        relays: Vec::new(),
+        direct,
+    });
+    let http = client(Duration::from_secs(10), true);
+    let oracle_key = key(42);
+    let dialer = dsi_transport::Dialer::new(oracle_key.clone(), &loopback).expect("dialer");
+    let network = NetworkId::default();
+    let auditor = Auditor {
+        dialer: Some(&dialer),
+        client: &http,
+        key: &oracle_key,
+        network: &network,
+        allow_private: true,
+        timeout: Duration::from_secs(2),
+    };
+    let chunks = [(ChunkId([4; 32]), 1024)];
+    let audits = tokio::time::timeout(
+        Duration::from_secs(60),
+        challenge_node(&auditor, &target, None, &chunks, Epoch(1)),
+    )
+    .await
+    .expect("the audit ended at its deadline");
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0].outcome, AuditOutcome::Unreachable, "{audits:?}");
+    assert!(
+        audits[0].detail.contains("audit.timeout_ms"),
+        "{}",
+        audits[0].detail
+    );
+    dialer.close().await;
+    router.shutdown().await.expect("shutdown");
 }

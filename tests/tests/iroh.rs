@@ -20,6 +20,19 @@ fn node_id(dir: &Path) -> NodeId {
     node_lite_ok(dir, &["id"]).trim().parse().expect("node id")
 }
 
+/// An oracle (closing only when asked) that audits over iroh through `relay`, dialing from
+/// loopback, with the extra configuration `env`.
+fn oracle_on(dir: &Path, relay: &dsi_tests::TestRelay, env: &[(&str, &str)]) -> OracleProcess {
+    let relays = format!("[\"{}\"]", relay.url);
+    let mut env = env.to_vec();
+    env.extend([
+        ("DSI_ORACLE_CLOSE__AUTO", "false"),
+        ("DSI_ORACLE_IROH__RELAYS", relays.as_str()),
+        ("DSI_ORACLE_IROH__BIND", "[\"127.0.0.1:0\"]"),
+    ]);
+    OracleProcess::start(dir, &env).expect("oracle starts")
+}
+
 fn chunk_path(data_dir: &Path, id: &ChunkId) -> std::path::PathBuf {
     let hex = id.to_string();
     data_dir.join("chunks").join(&hex[..2]).join(hex)
@@ -166,15 +179,7 @@ async fn get_through_the_tracker_dials_a_seeder_at_its_announced_endpoint() {
     let relay = start_relay();
     // The seeder serves HTTP on loopback only, so it announces `iroh://SEEDER/`: a tracker
     // takes that only when it can audit over iroh.
-    let relays = format!("[\"{}\"]", relay.url);
-    let oracle = OracleProcess::start(
-        &tmp.path().join("oracle"),
-        &[
-            ("DSI_ORACLE_CLOSE__AUTO", "false"),
-            ("DSI_ORACLE_IROH__RELAYS", &relays),
-        ],
-    )
-    .expect("oracle starts");
+    let oracle = oracle_on(&tmp.path().join("oracle"), &relay, &[]);
     let relay_only = |config: &mut node_lite::Config| {
         config.iroh.relays = vec![relay.url.clone()];
         config.iroh.bind = Vec::new();
@@ -247,17 +252,11 @@ async fn the_oracle_audits_an_iroh_node_on_a_direct_path_in_its_network_and_not_
     // answer for keys announced from many networks).
     let tmp = tempfile::tempdir().unwrap();
     let relay = start_relay();
-    let relays = format!("[\"{}\"]", relay.url);
-    let oracle = OracleProcess::start(
+    let oracle = oracle_on(
         &tmp.path().join("oracle"),
-        &[
-            ("DSI_ORACLE_CLOSE__AUTO", "false"),
-            ("DSI_ORACLE_EPOCHS__LENGTH_MS", "400"),
-            ("DSI_ORACLE_IROH__RELAYS", &relays),
-            ("DSI_ORACLE_IROH__BIND", "[\"127.0.0.1:0\"]"),
-        ],
-    )
-    .expect("oracle starts");
+        &relay,
+        &[("DSI_ORACLE_EPOCHS__LENGTH_MS", "400")],
+    );
     let file = tmp.path().join("data.bin");
     random_file(&file, 2 * CHUNK + 17);
     let start = |name: &str, listen: &str, bind: Vec<std::net::SocketAddr>| {

@@ -30,6 +30,12 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
 
+pub use iroh::endpoint::{Connection as PeerConnection, PathId};
+
+/// The bytes a connection received on each of its paths, with the remote address of the
+/// direct (IP) ones (`None`: a relay path); see [`received_by_path`].
+pub type ReceivedByPath = HashMap<PathId, (Option<SocketAddr>, u64)>;
+
 /// Where an endpoint meets the network: its relays and its UDP sockets (`[iroh]` of a
 /// node's or the oracle's configuration).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +190,39 @@ pub async fn bind(
         tracing::warn!(relays = ?config.relays, "no iroh relay reached in 10 s; going on with direct paths only");
     }
     Ok(endpoint)
+}
+
+/// Checks `probe` every 50 ms until it finds something or `deadline` passes (waiting for
+/// hole punching to give a connection a direct path).
+pub async fn wait_for<T>(
+    deadline: tokio::time::Instant,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The bytes `connection` received so far on each of its paths, with the remote address of
+/// the direct (IP) ones (`None`: a relay path).
+pub fn received_by_path(connection: &Connection) -> ReceivedByPath {
+    connection
+        .paths()
+        .iter()
+        .map(|path| {
+            let direct = match path.remote_addr() {
+                iroh::TransportAddr::Ip(address) => Some(*address),
+                _ => None,
+            };
+            (path.id(), (direct, path.stats().udp_rx.bytes))
+        })
+        .collect()
 }
 
 /// The remote address of `connection`'s selected path, if it is a direct (IP) path.
