@@ -121,7 +121,8 @@ pub async fn serve(
                 shutdown.clone(),
             ));
         }
-        tracing::info!(tracker = %settings.client.url(), %public_url, "announcing to the tracker");
+        let iroh_url = iroh.as_ref().map(|_| transport::peer_url(&state.node_id));
+        tracing::info!(tracker = %settings.client.url(), %public_url, iroh_url = ?iroh_url.map(|u| u.to_string()), "announcing to the tracker (at the iroh URL instead when the URL is loopback and the tracker audits over a relay of ours)");
         tasks.spawn(tracker::run(
             state.clone(),
             settings.client,

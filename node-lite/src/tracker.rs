@@ -349,10 +349,18 @@ pub fn announced_url(
         })
         .is_some_and(|ip| ip.is_loopback());
     if derived && loopback && shared_relay {
-        crate::transport::peer_url(&node).to_string()
-    } else {
-        public_url.to_string()
+        return crate::transport::peer_url(&node).to_string();
     }
+    if derived && loopback && relays.is_some() && !tracker_relays.is_empty() {
+        tracing::warn!(
+            ?tracker_relays,
+            ours = ?relays,
+            "the tracker audits over iroh through relays this node does not use: announcing \
+             the loopback URL, which a public tracker refuses; add one of its relays to \
+             [iroh] relays"
+        );
+    }
+    public_url.to_string()
 }
 
 /// One announcement of this node's current holdings.

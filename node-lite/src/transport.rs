@@ -107,6 +107,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes a full seeder takes at once (see [`PeerService::incoming_filter`]).
 pub const MAX_HANDSHAKES_WHEN_FULL: usize = 8;
 
+/// Of those, handshakes from one address group.
+pub const HANDSHAKES_PER_GROUP_WHEN_FULL: usize = 2;
+
 /// How long a stream may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -133,8 +136,15 @@ pub struct PeerService {
     tasks: tokio_util::task::TaskTracker,
     privileged: Privileged,
     /// Handshakes let in while the seeder was full: where from, since when.
-    handshakes: Arc<std::sync::Mutex<Vec<(iroh::endpoint::IncomingAddr, std::time::Instant)>>>,
+    handshakes: Arc<std::sync::Mutex<Vec<Handshake>>>,
 }
+
+/// A handshake let in while the seeder was full: where from, its address group, since when.
+type Handshake = (
+    iroh::endpoint::IncomingAddr,
+    std::net::IpAddr,
+    std::time::Instant,
+);
 
 /// Which keys are admitted past every cap (the node's trusted auditor).
 #[derive(Clone)]
@@ -214,10 +224,12 @@ impl PeerService {
     /// A filter for `iroh::protocol::RouterBuilder::incoming_filter`: refuses, before any
     /// handshake work, a peer whose address group is at its cap with no connection there
     /// to evict, so a flood of attempts from one address costs the seeder little. A full
-    /// seeder (nothing evictable) still takes [`MAX_HANDSHAKES_WHEN_FULL`] handshakes at
-    /// once, each for at most [`HANDSHAKE_TIMEOUT`], and refuses the rest: a key is known
-    /// only after its handshake, and the auditor must get in (a relayed auditor is known
-    /// before: the relay names the key, and it is always let through).
+    /// seeder (nothing evictable) asks a direct peer to prove its address first (a QUIC
+    /// Retry: spoofed sources never come back), then holds [`MAX_HANDSHAKES_WHEN_FULL`]
+    /// places for handshakes, [`HANDSHAKES_PER_GROUP_WHEN_FULL`] per address group (a
+    /// relayed key is its own group), each place for at most [`HANDSHAKE_TIMEOUT`], and
+    /// refuses the rest: a key is known only after its handshake. The auditor dials
+    /// through the relay, which names its key before the handshake: it is always let in.
     pub fn incoming_filter(&self) -> iroh::protocol::IncomingFilter {
         let peers = self.peers.clone();
         let handshakes = self.handshakes.clone();
@@ -236,28 +248,38 @@ impl PeerService {
                 return IncomingFilterOutcome::Reject;
             };
             let now = std::time::Instant::now();
-            let group_full = match &remote {
+            let group = match &remote {
                 IncomingAddr::Ip(address) => {
                     let group = crate::server::ledger::address_group(address.ip());
-                    peers.group_full(Some(group), &limits, now)
+                    if peers.group_full(Some(group), &limits, now) {
+                        return IncomingFilterOutcome::Reject;
+                    }
+                    group
                 }
-                _ => false,
+                IncomingAddr::Relay { endpoint_id, .. } => {
+                    crate::server::ledger::address_group(relayed_address(endpoint_id))
+                }
+                _ => return IncomingFilterOutcome::Reject,
             };
-            if group_full {
+            if !peers.all_full(&limits, now) {
+                return IncomingFilterOutcome::Accept;
+            }
+            if matches!(remote, IncomingAddr::Ip(_)) && !incoming.remote_addr_validated() {
+                return IncomingFilterOutcome::Retry;
+            }
+            let Ok(mut handshakes) = handshakes.lock() else {
+                return IncomingFilterOutcome::Reject;
+            };
+            handshakes.retain(|(_, _, started)| {
+                now.saturating_duration_since(*started) < HANDSHAKE_TIMEOUT
+            });
+            let from_group = handshakes.iter().filter(|(_, g, _)| *g == group).count();
+            if handshakes.len() >= MAX_HANDSHAKES_WHEN_FULL
+                || from_group >= HANDSHAKES_PER_GROUP_WHEN_FULL
+            {
                 return IncomingFilterOutcome::Reject;
             }
-            if peers.all_full(&limits, now) {
-                let Ok(mut handshakes) = handshakes.lock() else {
-                    return IncomingFilterOutcome::Reject;
-                };
-                handshakes.retain(|(_, started)| {
-                    now.saturating_duration_since(*started) < HANDSHAKE_TIMEOUT
-                });
-                if handshakes.len() >= MAX_HANDSHAKES_WHEN_FULL {
-                    return IncomingFilterOutcome::Reject;
-                }
-                handshakes.push((remote, now));
-            }
+            handshakes.push((remote, group, now));
             IncomingFilterOutcome::Accept
         })
     }
@@ -468,7 +490,7 @@ impl ProtocolHandler for PeerService {
         let remote = accepting.remote_addr();
         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accepting).await;
         if let Ok(mut handshakes) = self.handshakes.lock()
-            && let Some(at) = handshakes.iter().position(|(from, _)| *from == remote)
+            && let Some(at) = handshakes.iter().position(|(from, _, _)| *from == remote)
         {
             handshakes.swap_remove(at);
         }

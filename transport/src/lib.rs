@@ -225,6 +225,67 @@ pub fn received_by_path(connection: &Connection) -> ReceivedByPath {
         .collect()
 }
 
+/// Counts what a connection receives on each path from the moment it is made, paths that
+/// close meanwhile included (iroh drops a closed path from [`Connection::paths`]; its
+/// last counts come with its close event).
+#[derive(Debug)]
+pub struct PathLedger {
+    connection: Connection,
+    before: ReceivedByPath,
+    events: iroh::endpoint::PathEventStream,
+    closed: ReceivedByPath,
+}
+
+impl PathLedger {
+    /// Starts counting on `connection` now.
+    pub fn start(connection: &Connection) -> Self {
+        let events = connection.path_events();
+        Self {
+            before: received_by_path(connection),
+            connection: connection.clone(),
+            events,
+            closed: ReceivedByPath::new(),
+        }
+    }
+
+    /// The bytes received on each path since [`PathLedger::start`] (keyed like
+    /// [`received_by_path`], a path's counts starting from 0 if it opened since), or `None`
+    /// when path events were lost and a closed path's bytes may be missing.
+    pub fn since_start(&mut self) -> Option<ReceivedByPath> {
+        use futures_util::{FutureExt, StreamExt};
+        while let Some(Some(event)) = self.events.next().now_or_never() {
+            match event {
+                iroh::endpoint::PathEvent::Closed {
+                    id,
+                    remote_addr,
+                    last_stats,
+                    ..
+                } => {
+                    let direct = match remote_addr {
+                        iroh::TransportAddr::Ip(address) => Some(address),
+                        _ => None,
+                    };
+                    self.closed.insert(id, (direct, last_stats.udp_rx.bytes));
+                }
+                iroh::endpoint::PathEvent::Lagged { .. } => return None,
+                _ => {}
+            }
+        }
+        let mut now = received_by_path(&self.connection);
+        for (id, counts) in &self.closed {
+            now.entry(*id).or_insert(*counts);
+        }
+        Some(
+            now.into_iter()
+                .map(|(id, (direct, received))| {
+                    let before = self.before.get(&id).map_or(0, |(_, bytes)| *bytes);
+                    (id, (direct, received.saturating_sub(before)))
+                })
+                .collect(),
+        )
+    }
+}
+
 /// The remote address of `connection`'s selected path, if it is a direct (IP) path.
 pub fn direct_path(connection: &Connection) -> Option<SocketAddr> {
     let paths = connection.paths();
