@@ -340,13 +340,8 @@ pub fn announced_url(
     });
     let loopback = Url::parse(public_url)
         .ok()
-        .and_then(|url| {
-            let host = url
-                .host_str()?
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            host.parse::<std::net::IpAddr>().ok()
-        })
+        .as_ref()
+        .and_then(ip_literal)
         .is_some_and(|ip| ip.is_loopback());
     if derived && loopback && shared_relay {
         return crate::transport::peer_url(&node).to_string();
@@ -361,6 +356,15 @@ pub fn announced_url(
         );
     }
     public_url.to_string()
+}
+
+/// The address a URL names as its host, if it names one rather than a host name.
+fn ip_literal(url: &Url) -> Option<std::net::IpAddr> {
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.parse().ok()
 }
 
 /// One announcement of this node's current holdings.
@@ -517,13 +521,7 @@ pub fn announce_source(
     tracker: &Url,
 ) -> Option<std::net::IpAddr> {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let literal = |url: &Url| {
-        let host = url
-            .host_str()?
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        host.parse::<IpAddr>().ok()
-    };
+    let literal = ip_literal;
     let ip = match listen.ip() {
         IpAddr::V6(v6) if v6.is_unspecified() => {
             match Url::parse(public_url).ok().as_ref().and_then(literal)? {

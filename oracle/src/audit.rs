@@ -341,11 +341,7 @@ async fn audit_once(
         auditor.network,
         auditor.key,
     );
-    let over_iroh_only = reqwest::Url::parse(&node.url)
-        .ok()
-        .and_then(|url| dsi_transport::peer_node(&url))
-        .is_some();
-    let sent = if over_iroh_only {
+    let sent = if reached_over_iroh(node) {
         match (&node.endpoint, auditor.dialer) {
             (Some(endpoint), Some(dialer)) => {
                 over_iroh(auditor, dialer, node, endpoint, location, &signed, deadline).await
@@ -388,6 +384,19 @@ async fn audit_once(
         return all(node, chunks, epoch, AuditOutcome::Unreachable, &detail);
     }
     records
+}
+
+/// Whether `node` is announced at `iroh://NODE_ID/` (audited over iroh only).
+fn reached_over_iroh(node: &NodeAnnouncement) -> bool {
+    reqwest::Url::parse(&node.url)
+        .ok()
+        .and_then(|url| dsi_transport::peer_node(&url))
+        .is_some()
+}
+
+/// How an audit's error names a path: its remote address, or the relay.
+fn path_name(direct: Option<SocketAddr>) -> String {
+    direct.map_or_else(|| "the relay".to_string(), |a| a.to_string())
 }
 
 /// An audit answer's status and body, from either transport.
@@ -504,10 +513,9 @@ fn came_inside(
     for (direct, received) in moved.values() {
         match direct {
             Some(address) if inside(*address) => carried += received,
-            _ if *received > 0 => elsewhere.push(format!(
-                "{received} bytes over {}",
-                direct.map_or_else(|| "the relay".to_string(), |a| a.to_string())
-            )),
+            _ if *received > 0 => {
+                elsewhere.push(format!("{received} bytes over {}", path_name(*direct)))
+            }
             _ => {}
         }
     }
@@ -576,9 +584,7 @@ async fn over_iroh(
             if open.is_none() {
                 let seen: Vec<String> = dsi_transport::received_by_path(&connection)
                     .values()
-                    .map(|(direct, _)| {
-                        direct.map_or_else(|| "the relay".to_string(), |a| a.to_string())
-                    })
+                    .map(|(direct, _)| path_name(*direct))
                     .collect();
                 return Err(format!(
                     "over iroh the node is reached only through {}, with no direct path \
@@ -752,12 +758,7 @@ pub async fn audit_nodes(
     }
     // One endpoint for the round, closed after it: the oracle holds no iroh socket
     // between audits, nor during a round with no node to reach over iroh.
-    let over_iroh = nodes.iter().any(|node| {
-        reqwest::Url::parse(&node.url)
-            .ok()
-            .and_then(|url| dsi_transport::peer_node(&url))
-            .is_some()
-    });
+    let over_iroh = nodes.iter().any(reached_over_iroh);
     let dialer = if state.config.iroh.enabled() && over_iroh {
         match dsi_transport::Dialer::new(state.key.clone(), &state.config.iroh) {
             Ok(dialer) => {
