@@ -78,6 +78,35 @@ b.get("source", {}).pop("build_info", None)
 print(json.dumps(b, sort_keys=True))' "$1"
 }
 
+# cargo-contract builds a contract from a rewritten copy of its manifest, made a workspace of
+# its own, in a temporary directory; it copies the Cargo.lock of the manifest's workspace root
+# to that directory's top, where a member's copy (one level down) never reads it. Left so, a
+# build resolves every dependency afresh and the bundles' bytes change whenever a crate
+# publishes a new version. In the build copy (never in the repository) each contract is made
+# its own workspace root holding contracts/Cargo.lock, so the rewritten manifest sits beside
+# the lock and cargo keeps its versions.
+pin_contract_lock() {  # contract directory in the build copy
+  printf '\n[workspace]\n' >> "$1/Cargo.toml"
+  cp "$1/../Cargo.lock" "$1/Cargo.lock"
+}
+
+# Fails if the build resolved a crate version that contracts/Cargo.lock does not list (the
+# contract's lock, as cargo left it, holds only versions from contracts/Cargo.lock).
+check_contract_lock() {  # contract directory in the build copy
+  local unlisted
+  unlisted=$(comm -23 <(lock_versions "$1/Cargo.lock") <(lock_versions "$1/../Cargo.lock"))
+  if [ -n "$unlisted" ]; then
+    echo "build: $(basename "$1") resolved crate versions that contracts/Cargo.lock does not list:" >&2
+    echo "$unlisted" | sed 's/^/  /' >&2
+    return 1
+  fi
+}
+
+# "name version" of each package in a Cargo.lock, sorted.
+lock_versions() {  # Cargo.lock
+  awk '/^name = /{n=$3} /^version = /{print n, $3}' "$1" | tr -d '"' | sort -u
+}
+
 # Builds the four contracts from a copy of the repository at CONTRACT_BUILD_SRC into
 # contracts/target/ink/<name>/. The copy is a fresh directory of ours (mode 0700, created by
 # this build, never a link or another user's: the bundles built there get committed) and is
@@ -100,8 +129,10 @@ build_contracts() {
     (cd "$DSI_ROOT" && repo_files | tar -cf - -T -) | tar -xf - -C "$CONTRACT_BUILD_SRC"
     for contract in "${CONTRACTS[@]}"; do
       echo "== building $contract"
+      pin_contract_lock "$CONTRACT_BUILD_SRC/contracts/$contract"
       (cd "$CONTRACT_BUILD_SRC/contracts/$contract" \
         && CARGO_TARGET_DIR="$DSI_ROOT/contracts/target" cargo contract build --release --quiet)
+      check_contract_lock "$CONTRACT_BUILD_SRC/contracts/$contract"
     done
   ) 9>"$lock_dir/dsi-contracts-build.lock"
 }
