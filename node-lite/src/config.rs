@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use dsi_protocol::{EpochSchedule, NetworkId};
+use dsi_protocol::{EpochSchedule, NetworkId, NodeId};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -176,6 +176,25 @@ pub struct TrackerConfig {
     pub forward_interval_secs: u64,
     /// Most receipts per forwarded batch.
     pub forward_batch: usize,
+    /// The network's oracle key (64 hex digits), the only auditor this node answers; empty:
+    /// the key the tracker's `GET /v1/info` names, which whoever answers at the tracker's URL
+    /// (over plain HTTP, anyone on the path) chooses. Set, the node does not announce to a
+    /// tracker that names another key.
+    pub oracle_key: String,
+}
+
+impl TrackerConfig {
+    /// The pinned oracle key (`oracle_key`), if one is set; an error naming the field if it
+    /// is not a key.
+    pub fn pinned_oracle(&self) -> Result<Option<NodeId>, String> {
+        if self.oracle_key.is_empty() {
+            return Ok(None);
+        }
+        self.oracle_key
+            .parse::<NodeId>()
+            .map(Some)
+            .map_err(|e| format!("[tracker] oracle_key {:?}: {e}", self.oracle_key))
+    }
 }
 
 impl Default for TrackerConfig {
@@ -187,6 +206,7 @@ impl Default for TrackerConfig {
             announce_interval_secs: 60,
             forward_interval_secs: 5,
             forward_batch: 1000,
+            oracle_key: String::new(),
         }
     }
 }

@@ -172,6 +172,7 @@ impl NodeState {
     /// Opens the node's store and receipt database.
     pub async fn open(data_dir: &DataDir, config: Config) -> Result<Self, OpenError> {
         let key = data_dir.key()?;
+        let auditor = config.tracker.pinned_oracle().map_err(NodeError::Usage)?;
         let store = ChunkStore::open(data_dir.path())?;
         let receipts = ReceiptStore::open(&data_dir.receipts_db()).await?;
         let metrics = Metrics::default();
@@ -227,7 +228,7 @@ impl NodeState {
             store,
             receipts,
             metrics,
-            audits: audit::AuditGate::default(),
+            audits: audit::AuditGate::pinned(auditor),
             iroh: std::sync::OnceLock::new(),
             verified: Mutex::new(HashMap::new()),
             throttle,

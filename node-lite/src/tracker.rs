@@ -265,6 +265,7 @@ impl TrackerSettings {
     /// `None` when no tracker is configured; an error for a bad tracker URL or a missing
     /// or malformed payout account.
     pub fn from_config(config: &TrackerConfig) -> Result<Option<Self>, NodeError> {
+        config.pinned_oracle().map_err(NodeError::Usage)?;
         if config.url.is_empty() {
             return Ok(None);
         }
@@ -384,7 +385,14 @@ pub async fn announce_once(
             info.network, state.config.network
         )));
     }
-    state.audits.trust(info.oracle);
+    state.audits.trust(info.oracle).map_err(|pinned| {
+        NodeError::Tracker(format!(
+            "the tracker names oracle key {}, this node answers {pinned} only ([tracker] \
+             oracle_key): not announcing to it (a wrong tracker URL, or someone between this \
+             node and the tracker)",
+            info.oracle
+        ))
+    })?;
     let state_contents = complete_contents(state);
     let url = announced_url(
         public_url,

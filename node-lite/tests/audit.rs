@@ -94,7 +94,7 @@ async fn a_signed_challenge_is_answered_once_with_the_nodes_signature() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(code(&body), "audit_refused");
 
-    f.state.audits.trust(oracle.node_id());
+    f.state.audits.trust(oracle.node_id()).unwrap();
     let (status, body) = post(&f.state, &signed).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let signature = Signature::from_slice(&body[..64]).unwrap();
@@ -125,7 +125,7 @@ async fn foreign_stale_oversized_and_unsigned_challenges_are_refused() {
     let network = f.state.config.network.clone();
     let oracle = SecretKey::from_seed(&[42; 32]);
     let stranger = SecretKey::from_seed(&[43; 32]);
-    f.state.audits.trust(oracle.node_id());
+    f.state.audits.trust(oracle.node_id()).unwrap();
     let ids: Vec<ChunkId> = f.chunks.iter().map(|(id, _)| *id).collect();
     let now = now_ms();
     let cases = [
@@ -193,4 +193,125 @@ async fn foreign_stale_oversized_and_unsigned_challenges_are_refused() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "unknown_chunk");
     assert!(String::from_utf8_lossy(&body).contains(&missing.to_string()));
+}
+
+/// A tracker (or whoever answers at its URL) that names `oracle` as the network's oracle
+/// and accepts every announcement, counting them.
+async fn tracker_naming(
+    oracle: NodeId,
+    network: dsi_protocol::NetworkId,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::routing::{get, post};
+    let info = dsi_api::oracle::Info {
+        network,
+        oracle,
+        epochs: Default::default(),
+        current_epoch: Epoch(1),
+        database: "sqlite".into(),
+        version: "impostor".into(),
+        relays: Vec::new(),
+    };
+    let announced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = announced.clone();
+    let app = axum::Router::new()
+        .route("/v1/info", get(move || async move { axum::Json(info) }))
+        .route(
+            "/v1/announce",
+            post(move || async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                axum::Json(dsi_api::oracle::AnnounceResponse {
+                    expires_at_ms: now_ms() + 300_000,
+                    unknown_contents: Vec::new(),
+                    stored: true,
+                })
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, announced)
+}
+
+#[tokio::test]
+async fn a_node_with_a_pinned_oracle_key_answers_only_that_oracle_whatever_its_tracker_names() {
+    let oracle = SecretKey::from_seed(&[42; 32]);
+    let impostor = SecretKey::from_seed(&[66; 32]);
+    let payout: dsi_protocol::PayoutAccount = "0x1111111111111111111111111111111111111111"
+        .parse()
+        .unwrap();
+
+    // Unpinned, the node trusts whatever key its tracker's URL answers with: an impostor
+    // there (a wrong URL, or anyone on a plain-HTTP path) takes over its audits.
+    let f = fixture().await;
+    let network = f.state.config.network.clone();
+    let (url, announced) = tracker_naming(impostor.node_id(), network.clone()).await;
+    let client = node_lite::tracker::TrackerClient::new(&url).unwrap();
+    node_lite::tracker::announce_once(&f.state, &client, "http://127.0.0.1:1", payout)
+        .await
+        .unwrap();
+    assert_eq!(f.state.audits.auditor(), Some(impostor.node_id()));
+    assert_eq!(announced.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Pinned ([tracker] oracle_key): the same tracker is refused, nothing is announced to
+    // it, and only the pinned oracle's challenges are answered, from the start.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path().join("node"));
+    dir.init().unwrap();
+    let mut config = Config::default();
+    config.tracker.oracle_key = oracle.node_id().to_string();
+    let state = Arc::new(NodeState::open(&dir, config).await.unwrap());
+    assert_eq!(state.audits.auditor(), Some(oracle.node_id()));
+    let (url, announced) = tracker_naming(impostor.node_id(), network.clone()).await;
+    let client = node_lite::tracker::TrackerClient::new(&url).unwrap();
+    let refused = node_lite::tracker::announce_once(&state, &client, "http://127.0.0.1:1", payout)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&impostor.node_id().to_string()) && refused.contains("oracle_key"),
+        "{refused}"
+    );
+    assert_eq!(announced.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(state.audits.auditor(), Some(oracle.node_id()));
+
+    let file = tmp.path().join("data.bin");
+    std::fs::write(&file, vec![7u8; MIN_CHUNK_SIZE as usize]).unwrap();
+    let report = state
+        .store
+        .add_file(&file, "data.bin", MIN_CHUNK_SIZE, &mut |_| {})
+        .unwrap();
+    let ids = report.manifest.chunks.clone();
+    let mut by_impostor = challenge(state.node_id, &ids, 7, now_ms());
+    by_impostor.auditor = impostor.node_id();
+    let (status, body) = post(
+        &state,
+        &SignedAuditChallenge::sign(by_impostor, &network, &impostor),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&body), "audit_refused");
+    let mut by_oracle = challenge(state.node_id, &ids, 8, now_ms());
+    by_oracle.auditor = oracle.node_id();
+    let (status, body) = post(
+        &state,
+        &SignedAuditChallenge::sign(by_oracle, &network, &oracle),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+
+    // A tracker naming the pinned key is announced to as before.
+    let (url, announced) = tracker_naming(oracle.node_id(), network).await;
+    let client = node_lite::tracker::TrackerClient::new(&url).unwrap();
+    node_lite::tracker::announce_once(&state, &client, "http://127.0.0.1:1", payout)
+        .await
+        .unwrap();
+    assert_eq!(announced.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_malformed_oracle_key_is_refused_naming_the_field() {
+    let mut config = Config::default();
+    config.tracker.oracle_key = "not-a-key".into();
+    let error = config.tracker.pinned_oracle().unwrap_err();
+    assert!(error.contains("[tracker] oracle_key"), "{error}");
 }

@@ -32,17 +32,38 @@ const MAX_REMEMBERED_NONCES: usize = 4096;
 /// The auditor this node answers and the challenges it already answered.
 #[derive(Debug, Default)]
 pub struct AuditGate {
+    /// The configured oracle key (`[tracker] oracle_key`): then the only auditor ever.
+    pinned: Option<NodeId>,
     auditor: Mutex<Option<NodeId>>,
     answered: Mutex<HashMap<AuditNonce, u64>>,
 }
 
 impl AuditGate {
-    /// Trusts `auditor`'s challenges from now on (the tracker's oracle key).
-    pub fn trust(&self, auditor: NodeId) {
+    /// A gate that answers `pinned` only, whatever a tracker names; with `None` it trusts
+    /// the key the tracker names ([`AuditGate::trust`]).
+    pub fn pinned(pinned: Option<NodeId>) -> Self {
+        Self {
+            pinned,
+            auditor: Mutex::new(pinned),
+            answered: Mutex::default(),
+        }
+    }
+
+    /// Trusts `auditor`'s challenges from now on (the tracker's oracle key); with a pinned
+    /// key, refuses any other (the error is the pinned key).
+    pub fn trust(&self, auditor: NodeId) -> Result<(), NodeId> {
+        if let Some(pinned) = self.pinned {
+            return if pinned == auditor {
+                Ok(())
+            } else {
+                Err(pinned)
+            };
+        }
         *self
             .auditor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(auditor);
+        Ok(())
     }
 
     /// The trusted auditor, if known.
