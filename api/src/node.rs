@@ -20,6 +20,12 @@ pub struct NodeInfo {
     /// a browser page for one, looks up its key's credit (`GET /v1/credits/{node}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracker: Option<String>,
+    /// The most receipts one downloader may owe this node before it is refused
+    /// (`429 receipts_owed`); absent: serving is not gated (or an older node). A downloader
+    /// keeps its requests in flight plus its unanswered receipts within it, so that it
+    /// never has to be refused and pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_owed_receipts: Option<u32>,
 }
 
 /// One entry of `GET /v1/content` (and of `node-lite list --json`).

@@ -137,10 +137,86 @@ trait Sink: Send + Sync {
     fn write(&self, index: usize, bytes: &Pieces) -> Result<(), NodeError>;
 }
 
+/// Bytes written to a part file past which a background `sync_data` starts: the disk
+/// writes the file while the rest downloads, so the final sync has little left to wait for.
+const FLUSH_EVERY: u64 = 8 << 20;
+
 struct FileSink {
     file: File,
     chunk_size: u64,
     path: PathBuf,
+    /// Bytes written since the last background flush began.
+    unflushed: std::sync::atomic::AtomicU64,
+    /// Whether a background flush is running, and the first error one met (a flush on a
+    /// shared file description consumes the error, so the final sync reports it from here).
+    flush: Arc<Flush>,
+}
+
+#[derive(Default)]
+struct Flush {
+    running: std::sync::atomic::AtomicBool,
+    error: std::sync::Mutex<Option<String>>,
+}
+
+impl FileSink {
+    fn new(file: File, chunk_size: u64, path: PathBuf) -> Self {
+        Self {
+            file,
+            chunk_size,
+            path,
+            unflushed: Default::default(),
+            flush: Arc::default(),
+        }
+    }
+
+    /// Starts a background `sync_data` once [`FLUSH_EVERY`] bytes were written since the
+    /// last, unless one is running.
+    fn flush_behind(&self, written: u64) {
+        use std::sync::atomic::Ordering;
+        let unflushed = self.unflushed.fetch_add(written, Ordering::Relaxed) + written;
+        if unflushed < FLUSH_EVERY || self.flush.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.unflushed.store(0, Ordering::Relaxed);
+        let flush = self.flush.clone();
+        let started = self.file.try_clone().map(|file| {
+            std::thread::spawn(move || {
+                if let Err(e) = file.sync_data() {
+                    let mut error = flush
+                        .error
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    error.get_or_insert(e.to_string());
+                }
+                flush.running.store(false, Ordering::Release);
+            })
+        });
+        if started.is_err() {
+            self.flush.running.store(false, Ordering::Release);
+        }
+    }
+
+    /// Makes everything written durable: the first background flush error, else `sync_all`.
+    fn sync(&self) -> Result<(), NodeError> {
+        let failed = self
+            .flush
+            .error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match failed {
+            Some(reason) => Err(NodeError::Io {
+                action: "cannot sync",
+                path: self.path.clone(),
+                reason,
+            }),
+            None => self.file.sync_all().map_err(|e| NodeError::Io {
+                action: "cannot sync",
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
 }
 
 impl Sink for FileSink {
@@ -151,7 +227,9 @@ impl Sink for FileSink {
                 action: "cannot write",
                 path: self.path.clone(),
                 reason: e.to_string(),
-            })
+            })?;
+        self.flush_behind(bytes.len() as u64);
+        Ok(())
     }
 }
 
@@ -178,6 +256,9 @@ struct Peer {
     paused_until: Option<tokio::time::Instant>,
     report: PeerReport,
     payer: Option<Payer>,
+    /// The receipts it lets a downloader owe (`NodeInfo::max_owed_receipts`): requests in
+    /// flight plus unanswered receipts stay within it, so it never has to refuse.
+    max_owed: Option<u32>,
 }
 
 /// What one run of the engine fetches, and where it puts it.
@@ -320,6 +401,7 @@ impl Downloader {
                         paused_until: None,
                         report,
                         payer: None,
+                        max_owed: info.max_owed_receipts,
                     });
                     continue;
                 }
@@ -483,11 +565,11 @@ impl Downloader {
         if resumed > 0 {
             tracing::info!(resumed, total = manifest.chunk_count(), "resuming download");
         }
-        let sink = Arc::new(FileSink {
+        let sink = Arc::new(FileSink::new(
             file,
-            chunk_size: u64::from(manifest.chunk_size),
-            path: part_path.clone(),
-        });
+            u64::from(manifest.chunk_size),
+            part_path.clone(),
+        ));
         let (prefix, hasher) = match self.options.sha256 {
             true => {
                 let (prefix, hasher) = prefix_hasher(part_path.clone(), &manifest);
@@ -543,9 +625,7 @@ impl Downloader {
             other => other,
         })?;
         tracing::debug!(elapsed = ?started.elapsed(), "receipts delivered");
-        sink.file
-            .sync_all()
-            .map_err(io_err("cannot sync", &part_path))?;
+        sink.sync()?;
         std::fs::rename(&part_path, out).map_err(io_err("cannot rename into place", out))?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)
@@ -863,6 +943,8 @@ impl Downloader {
                     Duration::from_millis(20),
                     (stall / 2).max(Duration::from_millis(20)),
                 );
+            // The payers' answers that let a peer held at its receipt limit be asked again.
+            let mut answers = Vec::new();
             for (p, peer) in peers.iter_mut().enumerate() {
                 if peer.paused_until.is_some_and(|until| until > now) {
                     continue;
@@ -874,7 +956,26 @@ impl Downloader {
                     peer.paused_until = Some(now + Duration::from_millis(20));
                     continue;
                 }
-                let concurrency = if peer.refusals > 0 { 1 } else { concurrency };
+                let mut concurrency = if peer.refusals > 0 { 1 } else { concurrency };
+                // Never owe the peer more than it serves against: a request is sent only
+                // while those in flight plus the receipts not yet answered stay within its
+                // limit; past it, wait for the payer's answers instead of being refused.
+                if let (Some(max), Some(payer)) = (peer.max_owed, &peer.payer)
+                    && let Some((unanswered, watch)) = payer.unanswered_watch()
+                {
+                    // At least one: a peer naming 0 is not waited on for answers that
+                    // nothing sent can bring.
+                    let room = u64::from(max.max(1)).saturating_sub(unanswered);
+                    let room = usize::try_from(room).unwrap_or(usize::MAX);
+                    if room < concurrency {
+                        concurrency = room;
+                        // Room grows only as receipts are answered (none unanswered: the
+                        // room is the whole limit and a request goes out).
+                        if unanswered > 0 {
+                            answers.push(watch);
+                        }
+                    }
+                }
                 while scheduler.is_active(p) && scheduler.inflight(p) < concurrency {
                     let Some(index) = scheduler.next_for(p, clock, delay) else {
                         break;
@@ -940,7 +1041,7 @@ impl Downloader {
                         .map(tokio::time::Instant::from_std),
                 )
                 .min();
-            if tasks.is_empty() && wake.is_none() {
+            if tasks.is_empty() && wake.is_none() && answers.is_empty() {
                 let missing = scheduler.remaining();
                 let unavailable = scheduler.unavailable();
                 for handle in handles.values() {
@@ -960,6 +1061,7 @@ impl Downloader {
                     return Err(NodeError::Interrupted);
                 }
                 () = async { if let Some(wake) = wake { tokio::time::sleep_until(wake).await } else { std::future::pending().await } } => continue,
+                () = Payer::any_answer(answers) => continue,
                 joined = tasks.join_next_with_id() => joined,
             };
             let Some(joined) = joined else { continue };

@@ -165,6 +165,30 @@ impl Payer {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Receipts queued and not yet answered (nor given up on), and a watch that
+    /// [`Payer::any_answer`] wakes on when that number falls; None once the payer stopped.
+    pub fn unanswered_watch(&self) -> Option<(u64, watch::Receiver<u64>)> {
+        let mut watch = self.answered.clone();
+        // Marked seen at the value counted, so any later answer wakes it.
+        let answered = *watch.borrow_and_update();
+        watch.has_changed().ok()?;
+        Some((self.sent.saturating_sub(answered), watch))
+    }
+
+    /// Returns when any of `watches` ([`Payer::unanswered_watch`]) sees a new answer or
+    /// its payer stops; never with none.
+    pub async fn any_answer(watches: Vec<watch::Receiver<u64>>) {
+        if watches.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = watches.into_iter().map(|mut watch| {
+            Box::pin(async move {
+                let _ = watch.changed().await;
+            })
+        });
+        futures_util::future::select_all(waits).await;
+    }
+
     /// Receipts queued and not yet answered (nor given up on).
     pub fn unanswered(&self) -> u64 {
         self.sent.saturating_sub(*self.answered.borrow())

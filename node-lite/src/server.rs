@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /v1/node` | node id, network, current epoch |
+//! | `GET /v1/node` | node id, network, current epoch, receipts a downloader may owe |
 //! | `GET /v1/content` | content held: id, name, size, chunks held |
 //! | `GET /v1/content/{id}/manifest` | canonical manifest bytes (`application/octet-stream`) |
 //! | `GET /v1/content/{id}/have` | which chunks of it are held (hex bitfield) |
@@ -437,6 +437,7 @@ async fn node_info(State(state): State<Arc<NodeState>>) -> Json<NodeInfo> {
         epoch: state.current_epoch(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         tracker: public_tracker(&state.config.tracker.url),
+        max_owed_receipts: Some(state.config.serve.max_owed_receipts).filter(|max| *max > 0),
     })
 }
 

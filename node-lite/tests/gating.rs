@@ -242,7 +242,10 @@ async fn the_ledger_stays_bounded_under_many_keys() {
 }
 
 /// A peer that answers every chunk request with 429 `receipts_owed`, counting them.
-async fn refusing_peer(manifest: &Manifest) -> (Url, Arc<AtomicUsize>, CancellationToken) {
+async fn refusing_peer(
+    manifest: &Manifest,
+    max_owed_receipts: Option<u32>,
+) -> (Url, Arc<AtomicUsize>, CancellationToken) {
     let manifest_bytes = manifest.to_bytes();
     let count = manifest.chunk_count();
     let info = NodeInfo {
@@ -251,6 +254,7 @@ async fn refusing_peer(manifest: &Manifest) -> (Url, Arc<AtomicUsize>, Cancellat
         epoch: Default::default(),
         version: "refusing".into(),
         tracker: None,
+        max_owed_receipts,
     };
     let mut full = node_lite::store::Bitfield::new(count);
     for i in 0..count {
@@ -314,7 +318,7 @@ async fn refusing_peer(manifest: &Manifest) -> (Url, Arc<AtomicUsize>, Cancellat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_keeps_refusing_is_dropped_after_bounded_requests() {
     let honest = seeder(24, |_| {}).await;
-    let (url, requests, _stop) = refusing_peer(&honest.manifest).await;
+    let (url, requests, _stop) = refusing_peer(&honest.manifest, None).await;
     let concurrency = 8;
     let refusals = 4;
     // The first wave of requests, then one probe per pause.
@@ -383,4 +387,38 @@ async fn an_honest_downloader_pays_its_way_through_a_tight_seeder() {
     assert_eq!(std::fs::read(&out).unwrap(), node.bytes);
     assert_eq!(report.peers[0].dropped, None);
     assert_eq!(report.peers[0].receipts_accepted, 40);
+    // The seeder names its limit (`GET /v1/node`) and the downloader keeps its requests
+    // in flight plus unanswered receipts within it: never refused, so it never pauses.
+    assert_eq!(
+        node.state
+            .metrics
+            .requests_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "refusals"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_naming_a_zero_receipt_limit_is_still_asked_and_cannot_hang_the_download() {
+    // Requests in flight plus unanswered receipts stay within a peer's named limit; a peer
+    // naming 0 (nothing could ever be asked, no answer could ever come) is asked one chunk
+    // at a time, and its refusals end the download as any refusing peer's do.
+    let honest = seeder(4, |_| {}).await;
+    let (url, requests, _stop) = refusing_peer(&honest.manifest, Some(0)).await;
+    let out = honest._tmp.path().join("zero");
+    let (peers, token) = (StaticPeers(vec![url]), CancellationToken::new());
+    let downloader = downloader(SecretKey::generate(&mut rand::rngs::OsRng), |o| {
+        o.max_peer_refusals = 3;
+    });
+    let download = downloader.download(&honest.content, &peers, &out, &token);
+    let error = tokio::time::timeout(Duration::from_secs(30), download)
+        .await
+        .expect("the download ends")
+        .unwrap_err();
+    assert!(
+        matches!(&error, NodeError::Incomplete { detail, .. } if detail.contains("refused 3 times in a row")),
+        "{error}"
+    );
+    assert!(requests.load(Ordering::SeqCst) >= 3);
 }

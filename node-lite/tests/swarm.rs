@@ -104,6 +104,7 @@ async fn fake_peer(
         epoch: Default::default(),
         version: "fake".into(),
         tracker: None,
+        max_owed_receipts: None,
     };
     let mut full = node_lite::store::Bitfield::new(count);
     for i in 0..count {
