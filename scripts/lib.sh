@@ -93,8 +93,11 @@ pin_contract_lock() {  # contract directory in the build copy
 # Fails if the build resolved a crate version that contracts/Cargo.lock does not list (the
 # contract's lock, as cargo left it, holds only versions from contracts/Cargo.lock).
 check_contract_lock() {  # contract directory in the build copy
-  local unlisted
-  unlisted=$(comm -23 <(lock_versions "$1/Cargo.lock") <(lock_versions "$1/../Cargo.lock"))
+  local used listed unlisted
+  used=$(lock_versions "$1/Cargo.lock") && listed=$(lock_versions "$1/../Cargo.lock") \
+    && [ -n "$used" ] && [ -n "$listed" ] \
+    || { echo "build: cannot read the lock files of $(basename "$1")" >&2; return 1; }
+  unlisted=$(comm -23 <(echo "$used") <(echo "$listed"))
   if [ -n "$unlisted" ]; then
     echo "build: $(basename "$1") resolved crate versions that contracts/Cargo.lock does not list:" >&2
     echo "$unlisted" | sed 's/^/  /' >&2
@@ -104,6 +107,7 @@ check_contract_lock() {  # contract directory in the build copy
 
 # "name version" of each package in a Cargo.lock, sorted.
 lock_versions() {  # Cargo.lock
+  [ -s "$1" ] || return 1
   awk '/^name = /{n=$3} /^version = /{print n, $3}' "$1" | tr -d '"' | sort -u
 }
 

@@ -156,6 +156,8 @@ struct FileSink {
 struct Flush {
     running: std::sync::atomic::AtomicBool,
     error: std::sync::Mutex<Option<String>>,
+    /// The running flush, joined before the final sync.
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl FileSink {
@@ -179,25 +181,49 @@ impl FileSink {
         }
         self.unflushed.store(0, Ordering::Relaxed);
         let flush = self.flush.clone();
-        let started = self.file.try_clone().map(|file| {
-            std::thread::spawn(move || {
-                if let Err(e) = file.sync_data() {
-                    let mut error = flush
-                        .error
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    error.get_or_insert(e.to_string());
-                }
-                flush.running.store(false, Ordering::Release);
-            })
+        let started = self.file.try_clone().and_then(|file| {
+            std::thread::Builder::new()
+                .name("dsi-flush".into())
+                .spawn(move || {
+                    if let Err(e) = file.sync_data() {
+                        let mut error = flush
+                            .error
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        error.get_or_insert(e.to_string());
+                    }
+                    flush.running.store(false, Ordering::Release);
+                })
         });
-        if started.is_err() {
-            self.flush.running.store(false, Ordering::Release);
+        match started {
+            // The previous flush has finished (`running` was false): replacing its handle
+            // drops nothing that still runs.
+            Ok(thread) => {
+                *self
+                    .flush
+                    .thread
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
+            }
+            // No flush this time; the final sync writes everything anyway.
+            Err(_) => self.flush.running.store(false, Ordering::Release),
         }
     }
 
-    /// Makes everything written durable: the first background flush error, else `sync_all`.
+    /// Makes everything written durable: waits for a running background flush, then
+    /// `sync_all`; the first error either met fails it (a write-back error is reported to
+    /// one of two syncs on the same file, so both are checked).
     fn sync(&self) -> Result<(), NodeError> {
+        let running = self
+            .flush
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = running {
+            let _ = thread.join();
+        }
+        let synced = self.file.sync_all();
         let failed = self
             .flush
             .error
@@ -210,7 +236,7 @@ impl FileSink {
                 path: self.path.clone(),
                 reason,
             }),
-            None => self.file.sync_all().map_err(|e| NodeError::Io {
+            None => synced.map_err(|e| NodeError::Io {
                 action: "cannot sync",
                 path: self.path.clone(),
                 reason: e.to_string(),
@@ -971,7 +997,7 @@ impl Downloader {
                         concurrency = room;
                         // Room grows only as receipts are answered (none unanswered: the
                         // room is the whole limit and a request goes out).
-                        if unanswered > 0 {
+                        if unanswered > 0 && scheduler.is_active(p) {
                             answers.push(watch);
                         }
                     }

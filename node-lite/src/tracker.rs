@@ -423,16 +423,35 @@ pub async fn forward_pending(
     state: &NodeState,
     tracker: &TrackerClient,
 ) -> Result<Forwarded, NodeError> {
-    forward_all(&state.receipts, tracker, state.config.tracker.forward_batch).await
+    forward_all(
+        &state.receipts,
+        tracker,
+        state.config.tracker.forward_batch,
+        state.audits.pinned_key(),
+    )
+    .await
 }
 
 /// Forwards every pending receipt of `receipts` in batches of `batch`, until none is left
-/// or the tracker fails; each is deleted only once acknowledged.
+/// or the tracker fails; each is deleted only once acknowledged. With a `pinned` oracle key
+/// (`[tracker] oracle_key`) nothing goes to a tracker that names another: its
+/// acknowledgements would delete receipts the real oracle never saw.
 pub async fn forward_all(
     receipts: &crate::receipts::ReceiptStore,
     tracker: &TrackerClient,
     batch: usize,
+    pinned: Option<NodeId>,
 ) -> Result<Forwarded, NodeError> {
+    if let Some(pinned) = pinned {
+        let info = tracker.info().await?;
+        if info.oracle != pinned {
+            return Err(NodeError::Tracker(format!(
+                "the tracker names oracle key {}, this node answers {pinned} only ([tracker] \
+                 oracle_key): receipts are not forwarded to it",
+                info.oracle
+            )));
+        }
+    }
     let mut total = Forwarded::default();
     let batch = batch.clamp(1, MAX_RECEIPT_BATCH);
     loop {

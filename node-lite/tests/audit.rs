@@ -216,6 +216,14 @@ async fn tracker_naming(
     let app = axum::Router::new()
         .route("/v1/info", get(move || async move { axum::Json(info) }))
         .route(
+            "/v1/receipts",
+            post(|| async {
+                axum::Json(dsi_api::ReceiptBatchResponse {
+                    results: vec![dsi_api::ReceiptVerdict::Accepted],
+                })
+            }),
+        )
+        .route(
             "/v1/announce",
             post(move || async move {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -273,6 +281,29 @@ async fn a_node_with_a_pinned_oracle_key_answers_only_that_oracle_whatever_its_t
     );
     assert_eq!(announced.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(state.audits.auditor(), Some(oracle.node_id()));
+    // Nor are its receipts forwarded there: the impostor's acknowledgement would delete
+    // them before the real oracle saw them.
+    let downloader = SecretKey::from_seed(&[7; 32]);
+    let receipt = dsi_protocol::SignedReceipt::sign(
+        dsi_protocol::Receipt {
+            epoch: Epoch(1),
+            seeder: state.node_id,
+            downloader: downloader.node_id(),
+            chunk: ChunkId([3; 32]),
+            bytes: 1024,
+            issued_at_ms: now_ms(),
+            nonce: 1,
+        },
+        &network,
+        &downloader,
+    );
+    state.receipts.insert(&[receipt]).await.unwrap();
+    let refused = node_lite::tracker::forward_pending(&state, &client)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("not forwarded"), "{refused}");
+    assert_eq!(state.receipts.pending(10).await.unwrap().len(), 1);
 
     let file = tmp.path().join("data.bin");
     std::fs::write(&file, vec![7u8; MIN_CHUNK_SIZE as usize]).unwrap();

@@ -254,8 +254,13 @@ pub async fn exit(dir: &DataDir, tracker: Option<String>) -> Result<ExitReport, 
                 path: dir.receipts_db(),
                 reason: e.to_string(),
             })?;
-    let forwarded =
-        crate::tracker::forward_all(&receipts, &tracker, config.tracker.forward_batch).await;
+    let forwarded = match config.tracker.pinned_oracle().map_err(NodeError::Usage) {
+        Ok(pinned) => {
+            crate::tracker::forward_all(&receipts, &tracker, config.tracker.forward_batch, pinned)
+                .await
+        }
+        Err(e) => Err(e),
+    };
     receipts.close().await;
     let forwarded = forwarded?;
     // An exit the tracker took before (its answer lost on the way) is taken as done.

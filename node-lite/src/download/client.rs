@@ -350,8 +350,15 @@ impl PeerClient {
         let request = self
             .request(http::Method::POST, "v1/receipts")?
             .header(http::header::CONTENT_TYPE, "application/json");
-        let response = self.send(request, Bytes::from(body), stall).await?;
-        let body = Self::body(response, 16 << 20, stall).await?;
+        // One deadline over the whole exchange: a seeder trickling its answer a byte at a
+        // time would otherwise hold the payer (and a downloader waiting on it) for ever.
+        let exchange = async {
+            let response = self.send(request, Bytes::from(body), stall).await?;
+            Self::body(response, 16 << 20, stall).await
+        };
+        let body = tokio::time::timeout(stall, exchange)
+            .await
+            .map_err(|_| FetchError::Stalled(stall))??;
         let answer: ReceiptBatchResponse =
             serde_json::from_slice(&body).map_err(|e| FetchError::Decode(e.to_string()))?;
         if answer.results.len() != receipts.len() {

@@ -66,6 +66,11 @@ impl AuditGate {
         Ok(())
     }
 
+    /// The configured oracle key (`[tracker] oracle_key`), if one is.
+    pub fn pinned_key(&self) -> Option<NodeId> {
+        self.pinned
+    }
+
     /// The trusted auditor, if known.
     pub fn auditor(&self) -> Option<NodeId> {
         *self
