@@ -111,8 +111,16 @@ lock_versions() {  # Cargo.lock
   awk '/^name = /{n=$3} /^version = /{print n, $3}' "$1" | tr -d '"' | sort -u
 }
 
+# Where build_contracts leaves a contract's bundle: each contract is built as its own
+# workspace root (pin_contract_lock), and cargo-contract puts a root's artifacts at the top
+# of target/ink (a member's go to target/ink/<name>/, where the e2e tests' debug builds
+# are).
+built_contract() {  # name
+  echo "$DSI_ROOT/contracts/target/ink/$1.contract"
+}
+
 # Builds the four contracts from a copy of the repository at CONTRACT_BUILD_SRC into
-# contracts/target/ink/<name>/. The copy is a fresh directory of ours (mode 0700, created by
+# contracts/target/ink/ (built_contract). The copy is a fresh directory of ours (mode 0700, created by
 # this build, never a link or another user's: the bundles built there get committed) and is
 # removed afterwards; builds by this user run one at a time.
 build_contracts() {
@@ -134,9 +142,13 @@ build_contracts() {
     for contract in "${CONTRACTS[@]}"; do
       echo "== building $contract"
       pin_contract_lock "$CONTRACT_BUILD_SRC/contracts/$contract"
+      # No stale bundle can stand in for this build's.
+      rm -f "$(built_contract "$contract")"
       (cd "$CONTRACT_BUILD_SRC/contracts/$contract" \
         && CARGO_TARGET_DIR="$DSI_ROOT/contracts/target" cargo contract build --release --quiet)
       check_contract_lock "$CONTRACT_BUILD_SRC/contracts/$contract"
+      [ -f "$(built_contract "$contract")" ] \
+        || { echo "build: no $(built_contract "$contract") after building $contract" >&2; exit 1; }
     done
   ) 9>"$lock_dir/dsi-contracts-build.lock"
 }
