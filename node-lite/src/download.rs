@@ -230,18 +230,15 @@ impl FileSink {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        match failed {
-            Some(reason) => Err(NodeError::Io {
-                action: "cannot sync",
-                path: self.path.clone(),
-                reason,
-            }),
-            None => synced.map_err(|e| NodeError::Io {
-                action: "cannot sync",
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }),
-        }
+        let outcome = match failed {
+            Some(reason) => Err(reason),
+            None => synced.map_err(|e| e.to_string()),
+        };
+        outcome.map_err(|reason| NodeError::Io {
+            action: "cannot sync",
+            path: self.path.clone(),
+            reason,
+        })
     }
 }
 
