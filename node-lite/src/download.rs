@@ -147,17 +147,24 @@ struct FileSink {
     path: PathBuf,
     /// Bytes written since the last background flush began.
     unflushed: std::sync::atomic::AtomicU64,
-    /// Whether a background flush is running, and the first error one met (a flush on a
-    /// shared file description consumes the error, so the final sync reports it from here).
+    /// The background flush and the first error one met.
     flush: Arc<Flush>,
 }
 
 #[derive(Default)]
 struct Flush {
-    running: std::sync::atomic::AtomicBool,
-    error: std::sync::Mutex<Option<String>>,
-    /// The running flush, joined before the final sync.
+    /// The latest flush, joined before the final sync (one runs at a time).
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// A flush on a shared file description consumes a write-back error, so the final
+    /// sync reports it from here.
+    error: std::sync::Mutex<Option<String>>,
+}
+
+/// A lock that outlives a panicked holder (the data stays usable).
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl FileSink {
@@ -176,60 +183,41 @@ impl FileSink {
     fn flush_behind(&self, written: u64) {
         use std::sync::atomic::Ordering;
         let unflushed = self.unflushed.fetch_add(written, Ordering::Relaxed) + written;
-        if unflushed < FLUSH_EVERY || self.flush.running.swap(true, Ordering::AcqRel) {
+        if unflushed < FLUSH_EVERY {
+            return;
+        }
+        let mut thread = locked(&self.flush.thread);
+        if thread.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
         self.unflushed.store(0, Ordering::Relaxed);
         let flush = self.flush.clone();
-        let started = self.file.try_clone().and_then(|file| {
-            std::thread::Builder::new()
-                .name("dsi-flush".into())
-                .spawn(move || {
-                    if let Err(e) = file.sync_data() {
-                        let mut error = flush
-                            .error
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        error.get_or_insert(e.to_string());
-                    }
-                    flush.running.store(false, Ordering::Release);
-                })
-        });
-        match started {
-            // The previous flush has finished (`running` was false): replacing its handle
-            // drops nothing that still runs.
-            Ok(thread) => {
-                *self
-                    .flush
-                    .thread
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
-            }
-            // No flush this time; the final sync writes everything anyway.
-            Err(_) => self.flush.running.store(false, Ordering::Release),
-        }
+        // If none can start, no flush this time: the final sync writes everything anyway.
+        *thread = self
+            .file
+            .try_clone()
+            .and_then(|file| {
+                std::thread::Builder::new()
+                    .name("dsi-flush".into())
+                    .spawn(move || {
+                        if let Err(e) = file.sync_data() {
+                            locked(&flush.error).get_or_insert(e.to_string());
+                        }
+                    })
+            })
+            .ok();
     }
 
     /// Makes everything written durable: waits for a running background flush, then
     /// `sync_all`; the first error either met fails it (a write-back error is reported to
     /// one of two syncs on the same file, so both are checked).
     fn sync(&self) -> Result<(), NodeError> {
-        let running = self
-            .flush
-            .thread
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let running = locked(&self.flush.thread).take();
         if let Some(thread) = running {
             let _ = thread.join();
         }
         let synced = self.file.sync_all();
-        let failed = self
-            .flush
-            .error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let failed = locked(&self.flush.error).clone();
         let outcome = match failed {
             Some(reason) => Err(reason),
             None => synced.map_err(|e| e.to_string()),

@@ -385,14 +385,10 @@ pub async fn announce_once(
             info.network, state.config.network
         )));
     }
-    state.audits.trust(info.oracle).map_err(|pinned| {
-        NodeError::Tracker(format!(
-            "the tracker names oracle key {}, this node answers {pinned} only ([tracker] \
-             oracle_key): not announcing to it (a wrong tracker URL, or someone between this \
-             node and the tracker)",
-            info.oracle
-        ))
-    })?;
+    state
+        .audits
+        .trust(info.oracle)
+        .map_err(|pinned| other_oracle(info.oracle, pinned, "not announcing to it"))?;
     let state_contents = complete_contents(state);
     let url = announced_url(
         public_url,
@@ -416,6 +412,16 @@ pub async fn announce_once(
     };
     let signed = SignedAnnouncement::sign(announcement, &state.config.network, state.key());
     tracker.announce(&signed, state).await
+}
+
+/// A tracker naming another oracle key than the pinned one (`[tracker] oracle_key`): what
+/// this node does not do with it.
+fn other_oracle(named: NodeId, pinned: NodeId, refused: &str) -> NodeError {
+    NodeError::Tracker(format!(
+        "the tracker names oracle key {named}, this node answers {pinned} only ([tracker] \
+         oracle_key): {refused} (a wrong tracker URL, or someone between this node and the \
+         tracker)"
+    ))
 }
 
 /// Forwards every pending receipt, in batches, until none is left or the tracker fails.
@@ -443,13 +449,13 @@ pub async fn forward_all(
     pinned: Option<NodeId>,
 ) -> Result<Forwarded, NodeError> {
     if let Some(pinned) = pinned {
-        let info = tracker.info().await?;
-        if info.oracle != pinned {
-            return Err(NodeError::Tracker(format!(
-                "the tracker names oracle key {}, this node answers {pinned} only ([tracker] \
-                 oracle_key): receipts are not forwarded to it",
-                info.oracle
-            )));
+        let named = tracker.info().await?.oracle;
+        if named != pinned {
+            return Err(other_oracle(
+                named,
+                pinned,
+                "receipts are not forwarded to it",
+            ));
         }
     }
     let mut total = Forwarded::default();

@@ -247,6 +247,7 @@ pub async fn exit(dir: &DataDir, tracker: Option<String>) -> Result<ExitReport, 
         )));
     }
     let tracker = tracker_for(dir, tracker)?;
+    let pinned = config.tracker.pinned_oracle().map_err(NodeError::Usage)?;
     let receipts =
         ReceiptStore::open(&dir.receipts_db())
             .await
@@ -254,13 +255,9 @@ pub async fn exit(dir: &DataDir, tracker: Option<String>) -> Result<ExitReport, 
                 path: dir.receipts_db(),
                 reason: e.to_string(),
             })?;
-    let forwarded = match config.tracker.pinned_oracle().map_err(NodeError::Usage) {
-        Ok(pinned) => {
-            crate::tracker::forward_all(&receipts, &tracker, config.tracker.forward_batch, pinned)
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    let forwarded =
+        crate::tracker::forward_all(&receipts, &tracker, config.tracker.forward_batch, pinned)
+            .await;
     receipts.close().await;
     let forwarded = forwarded?;
     // An exit the tracker took before (its answer lost on the way) is taken as done.
