@@ -10,7 +10,10 @@
 //! - `node-lite get` (the library's `Downloader`) from 1 and from 3 seeders, over HTTP and
 //!   over iroh (QUIC on direct loopback paths, a new endpoint per run as a new process
 //!   has), with chunk verification, receipts signed and delivered, the output synced, and
-//!   (HTTP, last two rows) its SHA-256 computed as the command does by default.
+//!   (HTTP, last two rows) its SHA-256 computed as the command does by default;
+//! - the iroh transport's own ceiling: the file on one QUIC stream of a new endpoint, no DSI
+//!   protocol (no HTTP framing, signed requests, verification or receipts), written to a
+//!   file and synced like the baseline.
 //!
 //! Everything runs in this process on the same runtime (the machine's cores are shared by
 //! seeders and downloader, as on one host). The last line is a summary for scripts.
@@ -49,6 +52,30 @@ struct Args {
     /// Chunk requests in flight per peer (default: the config's).
     #[arg(long, value_parser = positive, value_name = "N")]
     concurrency: Option<usize>,
+    /// Which transports to measure (the plain HTTP GET baseline is always measured).
+    #[arg(long, value_enum, default_value_t = Transports::Both)]
+    transport: Transports,
+}
+
+/// The transports a run measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Transports {
+    /// HTTP and iroh.
+    Both,
+    /// HTTP only.
+    Http,
+    /// iroh only.
+    Iroh,
+}
+
+impl Transports {
+    fn includes(self, iroh: bool) -> bool {
+        match self {
+            Transports::Both => true,
+            Transports::Http => !iroh,
+            Transports::Iroh => iroh,
+        }
+    }
 }
 
 fn positive(text: &str) -> Result<usize, String> {
@@ -102,6 +129,68 @@ fn loopback_iroh() -> IrohConfig {
     }
 }
 
+/// The ALPN of the transport-ceiling measurement: a stream asking for anything gets the
+/// whole file.
+const RAW_ALPN: &[u8] = b"dsi-bench/raw-file/1";
+
+/// Serves the benchmark file on every stream of [`RAW_ALPN`], read from disk in 256 KiB
+/// pieces as the baseline HTTP server reads it.
+#[derive(Debug, Clone)]
+struct RawFile(Arc<std::path::PathBuf>);
+
+impl iroh::protocol::ProtocolHandler for RawFile {
+    async fn accept(
+        &self,
+        connection: iroh::endpoint::Connection,
+    ) -> Result<(), iroh::protocol::AcceptError> {
+        use iroh::protocol::AcceptError;
+        use tokio::io::AsyncReadExt;
+        // Streams until the client closes the connection.
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            recv.read_to_end(64).await.map_err(AcceptError::from_err)?;
+            let mut file = tokio::fs::File::open(&*self.0).await?;
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buffer).await?;
+                if n == 0 {
+                    break;
+                }
+                send.write_all(&buffer[..n])
+                    .await
+                    .map_err(AcceptError::from_err)?;
+            }
+            send.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// The file on one stream of [`RAW_ALPN`] from `seeder`, over a new endpoint (as a
+/// `node-lite get` process makes one), written to `out` and synced.
+async fn raw_iroh_get(seeder: &BenchSeeder, out: &Path) -> anyhow::Result<()> {
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let endpoint = transport::bind(&key, &loopback_iroh(), false).await?;
+    let id = iroh::EndpointId::from_bytes(&seeder.node.0)?;
+    let address = seeder
+        .iroh_addresses
+        .iter()
+        .fold(iroh::EndpointAddr::new(id), |address, socket| {
+            address.with_ip_addr(*socket)
+        });
+    let connection = endpoint.connect(address, RAW_ALPN).await?;
+    let (mut send, mut recv) = connection.open_bi().await?;
+    send.write_all(b"get").await?;
+    send.finish()?;
+    let mut file = std::fs::File::create(out)?;
+    while let Some(piece) = recv.read_chunk(usize::MAX).await? {
+        file.write_all(&piece)?;
+    }
+    file.sync_all()?;
+    connection.close(0u32.into(), b"done");
+    endpoint.close().await;
+    Ok(())
+}
+
 async fn start_seeder(root: &Path, name: &str, file: &Path) -> anyhow::Result<BenchSeeder> {
     let dir = DataDir::new(root.join(name));
     dir.init()?;
@@ -119,6 +208,7 @@ async fn start_seeder(root: &Path, name: &str, file: &Path) -> anyhow::Result<Be
             transport::ALPN,
             transport::PeerService::new(peer_routes(state.clone()), 256),
         )
+        .accept(RAW_ALPN, RawFile(Arc::new(file.to_path_buf())))
         .spawn();
     let stop = CancellationToken::new();
     tokio::spawn(serve(listener, state, stop.clone()));
@@ -236,6 +326,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // digest, one more CPU pass over the bytes.
     let mut summary = String::new();
     let mut all_plain = Vec::new();
+
+    // The iroh transport's ceiling on this machine, in interleaved pairs with the baseline.
+    let mut iroh_stream = None;
+    if args.transport.includes(true) {
+        plain_get(&client, &plain_url, &plain_out).await?;
+        raw_iroh_get(&seeders[0], &out).await?;
+        let (mut raws, mut ratios) = (Vec::new(), Vec::new());
+        for _ in 0..args.runs {
+            let start = Instant::now();
+            plain_get(&client, &plain_url, &plain_out).await?;
+            let plain = mib_per_sec(size, start.elapsed());
+            let start = Instant::now();
+            raw_iroh_get(&seeders[0], &out).await?;
+            let raw = mib_per_sec(size, start.elapsed());
+            all_plain.push(plain);
+            raws.push(raw);
+            ratios.push(raw / plain);
+        }
+        let (raw, ratio) = (median(raws), median(ratios));
+        println!(
+            "{:<52} {raw:>9.1} MiB/s  ({ratio:.2}x the plain GET)",
+            "iroh, one QUIC stream, no DSI protocol (ceiling)"
+        );
+        summary.push_str(&format!(
+            " iroh_stream_mib_s={raw:.1} iroh_stream_ratio={ratio:.2}"
+        ));
+        iroh_stream = Some(raw);
+    }
+
     let concurrency = args.concurrency;
     for (count, iroh, sha256) in [
         (1usize, false, false),
@@ -245,6 +364,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (1, false, true),
         (3, false, true),
     ] {
+        if !args.transport.includes(iroh) {
+            continue;
+        }
         let peers = StaticPeers(
             seeders
                 .iter()
@@ -328,7 +450,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if iroh { "iroh" } else { "HTTP" },
             if sha256 { " + sha256" } else { "" }
         );
-        println!("{label:<52} {get:>9.1} MiB/s  ({ratio:.2}x the plain GET)");
+        match iroh_stream {
+            Some(stream) if iroh => println!(
+                "{label:<52} {get:>9.1} MiB/s  ({ratio:.2}x the plain GET, {:.2}x the iroh stream)",
+                get / stream
+            ),
+            _ => println!("{label:<52} {get:>9.1} MiB/s  ({ratio:.2}x the plain GET)"),
+        }
         let key = format!(
             "get_{count}{}{}",
             if iroh { "_iroh" } else { "" },
