@@ -268,6 +268,45 @@ async fn plain_get(client: &reqwest::Client, url: &str, out: &Path) -> anyhow::R
     Ok(())
 }
 
+/// The plain GET every measurement is paired with.
+struct Baseline<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
+    out: &'a Path,
+    size: usize,
+    runs: usize,
+}
+
+impl Baseline<'_> {
+    /// After one warm-up pair, `runs` interleaved pairs (the plain GET, then `candidate`,
+    /// which returns the time it counts), so both sides of a ratio see the same machine
+    /// conditions: the candidate's median MiB/s and the median of its ratios to the GET
+    /// of its pair. Each timed GET's MiB/s goes to `plain`.
+    async fn against<F, Fut>(
+        &self,
+        plain: &mut Vec<f64>,
+        mut candidate: F,
+    ) -> anyhow::Result<(f64, f64)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Duration>>,
+    {
+        plain_get(self.client, self.url, self.out).await?;
+        candidate().await?;
+        let (mut values, mut ratios) = (Vec::new(), Vec::new());
+        for _ in 0..self.runs {
+            let start = Instant::now();
+            plain_get(self.client, self.url, self.out).await?;
+            let get = mib_per_sec(self.size, start.elapsed());
+            let value = mib_per_sec(self.size, candidate().await?);
+            plain.push(get);
+            values.push(value);
+            ratios.push(value / get);
+        }
+        Ok((median(values), median(ratios)))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
     if let Ok(filter) = std::env::var("DSI_LOG") {
@@ -333,23 +372,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // digest, one more CPU pass over the bytes.
     let mut summary = String::new();
     let mut all_plain = Vec::new();
+    let baseline = Baseline {
+        client: &client,
+        url: &plain_url,
+        out: &plain_out,
+        size,
+        runs: args.runs,
+    };
 
     // The iroh transport's ceiling on this machine, in interleaved pairs with the baseline.
     let mut iroh_stream = None;
     if args.transport.includes(true) {
-        plain_get(&client, &plain_url, &plain_out).await?;
-        raw_iroh_get(&seeders[0], &out).await?;
-        let (mut raws, mut ratios) = (Vec::new(), Vec::new());
-        for _ in 0..args.runs {
-            let start = Instant::now();
-            plain_get(&client, &plain_url, &plain_out).await?;
-            let plain = mib_per_sec(size, start.elapsed());
-            let raw = mib_per_sec(size, raw_iroh_get(&seeders[0], &out).await?);
-            all_plain.push(plain);
-            raws.push(raw);
-            ratios.push(raw / plain);
-        }
-        let (raw, ratio) = (median(raws), median(ratios));
+        let (raw, ratio) = baseline
+            .against(&mut all_plain, || raw_iroh_get(&seeders[0], &out))
+            .await?;
         println!(
             "{:<52} {raw:>9.1} MiB/s  ({ratio:.2}x the plain GET)",
             "iroh, one QUIC stream, no DSI protocol (ceiling)"
@@ -438,19 +474,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 anyhow::Ok(took)
             }
         };
-        plain_get(&client, &plain_url, &plain_out).await?;
-        get_once().await?;
-        let (mut gets, mut ratios) = (Vec::new(), Vec::new());
-        for _ in 0..args.runs {
-            let start = Instant::now();
-            plain_get(&client, &plain_url, &plain_out).await?;
-            let plain = mib_per_sec(size, start.elapsed());
-            let get = mib_per_sec(size, get_once().await?);
-            all_plain.push(plain);
-            gets.push(get);
-            ratios.push(get / plain);
-        }
-        let (get, ratio) = (median(gets), median(ratios));
+        let (get, ratio) = baseline.against(&mut all_plain, get_once).await?;
         let label = format!(
             "get, {count} seeder{}, {}, verified + receipts{}",
             if count == 1 { "" } else { "s" },
