@@ -66,7 +66,8 @@ pub struct IrohConfig {
     /// UDP sockets for direct connections and hole punching (port 0: any free port);
     /// empty: relay only. Used only when `relays` is set.
     pub bind: Vec<SocketAddr>,
-    /// Most peers connected over iroh at once (`serve`).
+    /// Most peers connected over iroh at once (`serve`); half of them (at least one) may be
+    /// peers reached only through a relay.
     pub max_connections: usize,
 }
 

@@ -14,7 +14,8 @@
 //!
 //! What a seeder counts a downloader's unpaid chunks against: the downloader's IP address
 //! while the connection runs on a direct path, and an address made from its key when it is
-//! relayed ([`PeerService`]). The node's trusted auditor (its tracker's oracle key) is
+//! relayed ([`PeerService`]). Relayed peers hold at most half of the slots: through a relay
+//! keys are all that tells peers apart, and keys are free. The node's trusted auditor (its tracker's oracle key) is
 //! admitted past every cap and never evicted: a seeder kept full by others still answers
 //! its audits.
 
@@ -110,6 +111,14 @@ pub const MAX_HANDSHAKES_WHEN_FULL: usize = 8;
 /// Of those, handshakes from one address group.
 pub const HANDSHAKES_PER_GROUP_WHEN_FULL: usize = 2;
 
+/// Of those, handshakes arriving through a relay (each relayed key is a group of its own,
+/// and keys are free): the other places stay for peers with a real address.
+pub const RELAYED_HANDSHAKES_WHEN_FULL: usize = MAX_HANDSHAKES_WHEN_FULL / 2;
+
+/// The share of a seeder's connections peers without a direct path may hold (see
+/// [`PeerService::new`]): `max_connections / RELAYED_SHARE_DIVISOR`, at least one.
+pub const RELAYED_SHARE_DIVISOR: usize = 2;
+
 /// How long a stream may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -129,9 +138,11 @@ const MIN_STREAM_RATE: u64 = 4 * 1024;
 pub struct PeerService {
     routes: axum::Router,
     peers: Arc<std::sync::Mutex<Peers>>,
-    /// Connections between their handshake and admission (waiting for a direct path):
-    /// bounded like the admitted ones, so a flood of them holds no unbounded tasks.
-    pending: Arc<tokio::sync::Semaphore>,
+    /// Connections that arrived through a relay, between their handshake and admission
+    /// (waiting for a direct path): bounded like the relayed ones admitted, so a flood of
+    /// them holds no unbounded tasks and keeps out no peer arriving on a direct path
+    /// (admitted at once, without waiting).
+    waiting: Arc<tokio::sync::Semaphore>,
     limits: PeerLimits,
     tasks: tokio_util::task::TaskTracker,
     privileged: Privileged,
@@ -162,6 +173,8 @@ struct PeerLimits {
     max_connections: usize,
     per_key: usize,
     per_address: usize,
+    /// Most connections without a direct path.
+    relayed: usize,
     idle: Duration,
     evict_after: Duration,
 }
@@ -169,17 +182,24 @@ struct PeerLimits {
 impl PeerService {
     /// Serves `routes` (`server::peer_routes`) to at most `max_connections` peers at once
     /// ([`MAX_CONNECTIONS_PER_KEY`] per key, [`MAX_CONNECTIONS_PER_ADDRESS`] per address
-    /// group), closing connections idle for [`IDLE_TIMEOUT`] and, when full, giving the
-    /// slot of the stalest connection (none completed for [`EVICT_AFTER`]) to a newcomer.
+    /// group, and `max_connections / RELAYED_SHARE_DIVISOR` (at least one) for peers still
+    /// without a direct path after [`DIRECT_PATH_WAIT`]: through a relay keys are the only
+    /// thing told apart, and keys are free, so relayed newcomers take and evict only
+    /// relayed slots and never push out peers on direct paths), closing connections idle
+    /// for [`IDLE_TIMEOUT`] and, when full, giving the slot of the stalest connection
+    /// (none completed for [`EVICT_AFTER`]) to a newcomer.
     pub fn new(routes: axum::Router, max_connections: usize) -> Self {
+        let max_connections = max_connections.max(1);
+        let relayed = (max_connections / RELAYED_SHARE_DIVISOR).max(1);
         Self {
             routes,
             peers: Arc::default(),
-            pending: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+            waiting: Arc::new(tokio::sync::Semaphore::new(relayed)),
             limits: PeerLimits {
-                max_connections: max_connections.max(1),
+                max_connections,
                 per_key: MAX_CONNECTIONS_PER_KEY,
                 per_address: MAX_CONNECTIONS_PER_ADDRESS,
+                relayed,
                 idle: IDLE_TIMEOUT,
                 evict_after: EVICT_AFTER,
             },
@@ -273,16 +293,35 @@ impl PeerService {
             handshakes.retain(|(_, _, started)| {
                 now.saturating_duration_since(*started) < HANDSHAKE_TIMEOUT
             });
-            let from_group = handshakes.iter().filter(|(_, g, _)| *g == group).count();
-            if handshakes.len() >= MAX_HANDSHAKES_WHEN_FULL
-                || from_group >= HANDSHAKES_PER_GROUP_WHEN_FULL
-            {
+            if !has_handshake_place(&handshakes, &remote, group) {
                 return IncomingFilterOutcome::Reject;
             }
             handshakes.push((remote, group, now));
             IncomingFilterOutcome::Accept
         })
     }
+}
+
+/// Whether a full seeder holding `handshakes` takes one more from `remote` (in address
+/// group `group`): [`MAX_HANDSHAKES_WHEN_FULL`] in all, [`HANDSHAKES_PER_GROUP_WHEN_FULL`]
+/// per group, [`RELAYED_HANDSHAKES_WHEN_FULL`] through relays (fresh keys through a relay
+/// are fresh groups; this keeps places for peers with real addresses).
+fn has_handshake_place(
+    handshakes: &[Handshake],
+    remote: &iroh::endpoint::IncomingAddr,
+    group: std::net::IpAddr,
+) -> bool {
+    let relayed = |from: &iroh::endpoint::IncomingAddr| {
+        matches!(from, iroh::endpoint::IncomingAddr::Relay { .. })
+    };
+    let from_group = handshakes.iter().filter(|(_, g, _)| *g == group).count();
+    let from_relays = handshakes
+        .iter()
+        .filter(|(from, _, _)| relayed(from))
+        .count();
+    handshakes.len() < MAX_HANDSHAKES_WHEN_FULL
+        && from_group < HANDSHAKES_PER_GROUP_WHEN_FULL
+        && (!relayed(remote) || from_relays < RELAYED_HANDSHAKES_WHEN_FULL)
 }
 
 /// The connections a [`PeerService`] holds.
@@ -399,10 +438,17 @@ impl Peers {
         own.sort_by_key(|(_, since)| *since);
         let surplus = (own.len() + 1).saturating_sub(limits.per_key);
         let mut evict: Vec<u64> = own.iter().take(surplus).map(|(id, _)| *id).collect();
-        if let Some(group) = group.filter(|_| !privileged) {
-            let in_group = |id: u64, peer: &Peer| peer.group == Some(group) && !evict.contains(&id);
-            if self.count(in_group) >= limits.per_address {
-                let id = self.evictable(limits, now, in_group)?;
+        if !privileged {
+            // Peers from the newcomer's address group, or all relayed peers for a relayed
+            // newcomer: at their cap, the stalest of them makes way (or the newcomer is
+            // refused), never a peer from elsewhere.
+            let (cap, same_source) = match group {
+                Some(_) => (limits.per_address, group),
+                None => (limits.relayed, None),
+            };
+            let alike = |id: u64, peer: &Peer| peer.group == same_source && !evict.contains(&id);
+            if self.count(alike) >= cap {
+                let id = self.evictable(limits, now, alike)?;
                 evict.push(id);
             }
         }
@@ -500,25 +546,31 @@ impl ProtocolHandler for PeerService {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let node = connection.remote_id();
         let privileged = (self.privileged.0)(&NodeId(*node.as_bytes()));
-        let pending = match self.pending.clone().try_acquire_owned() {
-            Ok(pending) => Some(pending),
-            Err(_) if privileged => None,
-            Err(_) => {
-                connection.close(1u32.into(), REFUSED_FULL);
-                return Ok(());
+        let address = match direct_path(&connection) {
+            Some(address) => Some(address),
+            None => {
+                // A peer arriving through a relay usually finds a direct path within a
+                // moment; serve it (and count its debts) by address once it has. Only so
+                // many wait at once (the relayed share): the rest are refused.
+                let waiting = match self.waiting.clone().try_acquire_owned() {
+                    Ok(waiting) => Some(waiting),
+                    Err(_) if privileged => None,
+                    Err(_) => {
+                        connection.close(1u32.into(), REFUSED_FULL);
+                        return Ok(());
+                    }
+                };
+                let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
+                let address = dsi_transport::wait_for(deadline, || direct_path(&connection)).await;
+                drop(waiting);
+                address
             }
         };
-        // A peer arriving through a relay usually finds a direct path within a moment;
-        // serve it (and count its debts) by address once it has.
-        let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
-        let group = dsi_transport::wait_for(deadline, || direct_path(&connection))
-            .await
-            .map(|address| crate::server::ledger::address_group(address.ip()));
+        let group = address.map(|address| crate::server::ledger::address_group(address.ip()));
         let admitted =
             self.peers.lock().ok().and_then(|mut peers| {
                 peers.admit(&self.limits, node, group, &connection, privileged)
             });
-        drop(pending);
         let Some((id, activity)) = admitted else {
             connection.close(1u32.into(), REFUSED_FULL);
             return Ok(());
@@ -733,6 +785,59 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_seeder_keeps_handshake_places_for_peers_with_real_addresses() {
+        use iroh::endpoint::IncomingAddr;
+        let relay: iroh::RelayUrl = "http://127.0.0.1:3340/".parse().unwrap();
+        let relayed = || {
+            let key = SecretKey::generate(&mut rand::rngs::OsRng);
+            let endpoint_id = iroh::EndpointId::from_bytes(&key.node_id().0).unwrap();
+            let group = crate::server::ledger::address_group(relayed_address(&endpoint_id));
+            (
+                IncomingAddr::Relay {
+                    url: relay.clone(),
+                    endpoint_id,
+                },
+                group,
+            )
+        };
+        let direct = |host: u8, port: u16| {
+            let address = SocketAddr::from(([203, 0, 113, host], port));
+            (
+                IncomingAddr::Ip(address),
+                crate::server::ledger::address_group(address.ip()),
+            )
+        };
+        let now = std::time::Instant::now();
+        let mut handshakes: Vec<Handshake> = Vec::new();
+        let take = |handshakes: &mut Vec<Handshake>, (from, group)| {
+            let place = has_handshake_place(handshakes, &from, group);
+            if place {
+                handshakes.push((from, group, now));
+            }
+            place
+        };
+        // Fresh keys through a relay (each a group of its own) take half the places...
+        for _ in 0..RELAYED_HANDSHAKES_WHEN_FULL {
+            assert!(take(&mut handshakes, relayed()));
+        }
+        assert!(
+            !take(&mut handshakes, relayed()),
+            "a relayed key past its share"
+        );
+        // ... the rest stay for real addresses, two per address group.
+        assert!(take(&mut handshakes, direct(1, 1000)));
+        assert!(take(&mut handshakes, direct(1, 1001)));
+        assert!(
+            !take(&mut handshakes, direct(1, 1002)),
+            "a third from one address"
+        );
+        assert!(take(&mut handshakes, direct(2, 1000)));
+        assert!(take(&mut handshakes, direct(3, 1000)));
+        assert_eq!(handshakes.len(), MAX_HANDSHAKES_WHEN_FULL);
+        assert!(!take(&mut handshakes, direct(4, 1000)), "past every place");
+    }
 
     #[test]
     fn each_relayed_key_is_counted_in_its_own_address_group() {

@@ -1,6 +1,7 @@
-//! The iroh transport in this process: real QUIC endpoints on loopback (direct paths, no
-//! relay), the real node routes behind them, and the real downloader dialing by node id.
-//! (`tests/tests/iroh.rs` runs processes through a real relay.)
+//! The iroh transport in this process: real QUIC endpoints on loopback (direct paths, and
+//! a real `dsi-relay` for peers without one), the real node routes behind them, and the
+//! real downloader dialing by node id. (`tests/tests/iroh.rs` runs processes through a
+//! relay.)
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -54,11 +55,22 @@ async fn start_with(
     endpoint_key: Option<SecretKey>,
     service: impl FnOnce(axum::Router) -> transport::PeerService,
 ) -> IrohNode {
+    start_on(root, name, endpoint_key, &loopback(), service).await
+}
+
+/// A node whose endpoint has the relays and sockets of `iroh`.
+async fn start_on(
+    root: &std::path::Path,
+    name: &str,
+    endpoint_key: Option<SecretKey>,
+    iroh: &IrohConfig,
+    service: impl FnOnce(axum::Router) -> transport::PeerService,
+) -> IrohNode {
     let dir = DataDir::new(root.join(name));
     dir.init().unwrap();
     let key = endpoint_key.unwrap_or_else(|| dir.key().unwrap());
     let state = Arc::new(NodeState::open(&dir, Config::default()).await.unwrap());
-    let endpoint = transport::bind(&key, &loopback(), true).await.unwrap();
+    let endpoint = transport::bind(&key, iroh, true).await.unwrap();
     let addresses = endpoint.addr().ip_addrs().copied().collect();
     let service = service(peer_routes(state.clone()));
     let router = iroh::protocol::Router::builder(endpoint)
@@ -80,6 +92,41 @@ async fn connect_raw(node: &IrohNode, key: &SecretKey) -> (iroh::Endpoint, Conne
         .connect(address_of(node), transport::ALPN)
         .await
         .unwrap();
+    (endpoint, connection)
+}
+
+/// A relay on loopback and the config of a seeder using it beside its loopback socket.
+async fn relay_and_seeder_config() -> (dsi_relay::Relay, IrohConfig) {
+    let relay = dsi_relay::Relay::start(&dsi_relay::Settings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..dsi_relay::Settings::default()
+    })
+    .await
+    .unwrap();
+    let config = IrohConfig {
+        relays: vec![relay.url()],
+        ..loopback()
+    };
+    (relay, config)
+}
+
+/// A connection to `node` through `relay` only, from a fresh key with no socket of its
+/// own (no direct path can ever be found): what a peer behind a strict NAT looks like.
+async fn connect_relayed(
+    node: &IrohNode,
+    relay: &dsi_relay::Relay,
+) -> (iroh::Endpoint, Connection) {
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let relay_only = IrohConfig {
+        relays: vec![relay.url()],
+        bind: Vec::new(),
+        ..IrohConfig::default()
+    };
+    let endpoint = transport::bind(&key, &relay_only, false).await.unwrap();
+    let id = iroh::EndpointId::from_bytes(&node.endpoint_id.0).unwrap();
+    let address = iroh::EndpointAddr::new(id).with_relay_url(relay.url().parse().unwrap());
+    let connection = endpoint.connect(address, transport::ALPN).await.unwrap();
+    assert!(transport::direct_path(&connection).is_none());
     (endpoint, connection)
 }
 
@@ -457,4 +504,113 @@ async fn a_full_seeder_still_admits_its_auditor() {
         endpoint.close().await;
     }
     seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
+    // Through a relay a seeder tells peers apart by key only, and keys are free: relayed
+    // newcomers must take (and evict from) only the relayed share of the slots, half of
+    // them, so that fresh keys through a relay cannot fill a seeder or churn its peers
+    // on direct paths out.
+    let tmp = tempfile::tempdir().unwrap();
+    let (relay, config) = relay_and_seeder_config().await;
+    let evict_after = Duration::from_secs(6);
+    let seeder = start_on(tmp.path(), "seeder", None, &config, |routes| {
+        transport::PeerService::new(routes, 2).timeouts(Duration::from_secs(600), evict_after)
+    })
+    .await;
+
+    // One relayed peer fills the relayed share (one of two slots)...
+    let (a_endpoint, a) = connect_relayed(&seeder, &relay).await;
+    assert!(node_info(&a).await, "the first relayed peer was refused");
+    // ... so a second relayed key is refused while the first is active, though a slot is
+    // free ...
+    let (b_endpoint, b) = connect_relayed(&seeder, &relay).await;
+    assert!(
+        !node_info(&b).await,
+        "a relayed key took more than the relayed share"
+    );
+    assert!(
+        a.close_reason().is_none(),
+        "the active relayed peer was evicted"
+    );
+    // ... which a peer on a direct path takes.
+    let d_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (d_endpoint, d) = connect_raw(&seeder, &d_key).await;
+    assert!(
+        node_info(&d).await,
+        "a direct peer was kept out by relayed keys"
+    );
+
+    // Both go quiet, the direct peer first (the stalest): a relayed newcomer evicts the
+    // relayed peer, never the direct one.
+    assert!(node_info(&a).await);
+    tokio::time::sleep(evict_after + Duration::from_secs(1)).await;
+    let (c_endpoint, c) = connect_relayed(&seeder, &relay).await;
+    assert!(
+        node_info(&c).await,
+        "a relayed newcomer found no stale relayed slot"
+    );
+    assert!(
+        closed_soon(&a).await,
+        "the stale relayed peer kept its slot"
+    );
+    assert!(
+        d.close_reason().is_none(),
+        "a relayed newcomer evicted a direct peer"
+    );
+    assert!(node_info(&d).await, "the direct peer lost its slot");
+
+    for endpoint in [a_endpoint, b_endpoint, c_endpoint, d_endpoint] {
+        endpoint.close().await;
+    }
+    seeder.router.shutdown().await.unwrap();
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_arrivals_waiting_for_a_direct_path_keep_no_direct_peer_out() {
+    // A seeder gives a peer arriving through a relay a moment to find a direct path
+    // before admitting it. Fresh keys through the relay arriving together must not hold
+    // every place in that wait: a peer on a direct path needs none and is admitted.
+    let tmp = tempfile::tempdir().unwrap();
+    let (relay, config) = relay_and_seeder_config().await;
+    let seeder = start_on(tmp.path(), "seeder", None, &config, |routes| {
+        transport::PeerService::new(routes, 2)
+    })
+    .await;
+    let mut relayed = Vec::new();
+    for _ in 0..2 {
+        relayed.push(connect_relayed(&seeder, &relay).await);
+    }
+    // Both relayed connections are now in (or refused from) their wait for a direct path.
+    let d_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (d_endpoint, d) = connect_raw(&seeder, &d_key).await;
+    assert!(
+        node_info(&d).await,
+        "a direct peer was refused while relayed keys waited"
+    );
+    let served = served_count(&relayed).await;
+    assert_eq!(
+        served, 1,
+        "relayed peers served beside a direct one, of two slots"
+    );
+
+    for (endpoint, _) in relayed {
+        endpoint.close().await;
+    }
+    d_endpoint.close().await;
+    seeder.router.shutdown().await.unwrap();
+    relay.shutdown().await.unwrap();
+}
+
+/// How many of the `relayed` connections the seeder serves.
+async fn served_count(relayed: &[(iroh::Endpoint, Connection)]) -> usize {
+    let mut served = 0;
+    for (_, connection) in relayed {
+        if node_info(connection).await {
+            served += 1;
+        }
+    }
+    served
 }
