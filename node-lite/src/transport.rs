@@ -14,10 +14,10 @@
 //!
 //! What a seeder counts a downloader's unpaid chunks against: the downloader's IP address
 //! while the connection runs on a direct path, and an address made from its key when it is
-//! relayed ([`PeerService`]). Relayed peers hold at most half of the slots: through a relay
-//! keys are all that tells peers apart, and keys are free. The node's trusted auditor (its tracker's oracle key) is
-//! admitted past every cap and never evicted: a seeder kept full by others still answers
-//! its audits.
+//! relayed ([`PeerService`]). Relayed peers hold at most half of the slots: through a
+//! relay keys are all that tells peers apart, and keys are free. The node's trusted
+//! auditor (its tracker's oracle key) is admitted past every cap and never evicted: a
+//! seeder kept full by others still answers its audits.
 
 pub use dsi_transport::{
     ALPN, Body, BoxError, DialError, Dialer, SCHEME, announced_endpoint, direct_path, peer_node,
@@ -182,12 +182,13 @@ struct PeerLimits {
 impl PeerService {
     /// Serves `routes` (`server::peer_routes`) to at most `max_connections` peers at once
     /// ([`MAX_CONNECTIONS_PER_KEY`] per key, [`MAX_CONNECTIONS_PER_ADDRESS`] per address
-    /// group, and `max_connections / RELAYED_SHARE_DIVISOR` (at least one) for peers still
-    /// without a direct path after [`DIRECT_PATH_WAIT`]: through a relay keys are the only
-    /// thing told apart, and keys are free, so relayed newcomers take and evict only
-    /// relayed slots and never push out peers on direct paths), closing connections idle
-    /// for [`IDLE_TIMEOUT`] and, when full, giving the slot of the stalest connection
-    /// (none completed for [`EVICT_AFTER`]) to a newcomer.
+    /// group, and at most `max_connections / RELAYED_SHARE_DIVISOR` (at least one) for
+    /// peers still without a direct path after [`DIRECT_PATH_WAIT`]: through a relay keys
+    /// are the only thing told apart, and keys are free, so once relayed peers hold their
+    /// share a relayed newcomer evicts only a relayed peer; below it, the stalest of all),
+    /// closing connections idle for [`IDLE_TIMEOUT`] and, when full, giving the slot of the
+    /// stalest connection (none completed for [`EVICT_AFTER`]) to a newcomer. A relayed
+    /// peer that finds a direct path later moves to its address group (if it has room).
     pub fn new(routes: axum::Router, max_connections: usize) -> Self {
         let max_connections = max_connections.max(1);
         let relayed = (max_connections / RELAYED_SHARE_DIVISOR).max(1);
@@ -247,7 +248,8 @@ impl PeerService {
     /// seeder (nothing evictable) asks a direct peer to prove its address first (a QUIC
     /// Retry: spoofed sources never come back), then holds [`MAX_HANDSHAKES_WHEN_FULL`]
     /// places for handshakes, [`HANDSHAKES_PER_GROUP_WHEN_FULL`] per address group (a
-    /// relayed key is its own group), each place for at most [`HANDSHAKE_TIMEOUT`], and
+    /// relayed key is its own group) and [`RELAYED_HANDSHAKES_WHEN_FULL`] for arrivals
+    /// through a relay, each place for at most [`HANDSHAKE_TIMEOUT`], and
     /// refuses the rest: a key is known only after its handshake. The auditor dials
     /// through the relay, which names its key before the handshake: it is always let in.
     pub fn incoming_filter(&self) -> iroh::protocol::IncomingFilter {
@@ -448,7 +450,17 @@ impl Peers {
             };
             let alike = |id: u64, peer: &Peer| peer.group == same_source && !evict.contains(&id);
             if self.count(alike) >= cap {
-                let id = self.evictable(limits, now, alike)?;
+                // The key's own older connection there first (a peer reconnecting after a
+                // lost connection), else the stalest.
+                let own_there = own.iter().map(|(id, _)| *id).find(|id| {
+                    self.live
+                        .get(id)
+                        .is_some_and(|peer| !peer.privileged && alike(*id, peer))
+                });
+                let id = match own_there {
+                    Some(id) => id,
+                    None => self.evictable(limits, now, alike)?,
+                };
                 evict.push(id);
             }
         }
@@ -482,6 +494,22 @@ impl Peers {
             },
         );
         Some((id, activity))
+    }
+
+    /// Moves connection `id`, admitted as relayed, to address group `group` once it found a
+    /// direct path there (freeing its relayed slot), if the group has room; whether it did.
+    fn found_direct_path(&mut self, id: u64, group: std::net::IpAddr, limits: &PeerLimits) -> bool {
+        let in_group = |_: u64, peer: &Peer| peer.group == Some(group);
+        if self.count(in_group) >= limits.per_address {
+            return false;
+        }
+        match self.live.get_mut(&id) {
+            Some(peer) if peer.group.is_none() => {
+                peer.group = Some(group);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -551,19 +579,18 @@ impl ProtocolHandler for PeerService {
             None => {
                 // A peer arriving through a relay usually finds a direct path within a
                 // moment; serve it (and count its debts) by address once it has. Only so
-                // many wait at once (the relayed share): the rest are refused.
-                let waiting = match self.waiting.clone().try_acquire_owned() {
-                    Ok(waiting) => Some(waiting),
-                    Err(_) if privileged => None,
-                    Err(_) => {
-                        connection.close(1u32.into(), REFUSED_FULL);
-                        return Ok(());
+                // many wait at once (the relayed share): the rest are admitted at once as
+                // relayed (moved to their address group if a direct path turns up later).
+                match self.waiting.clone().try_acquire_owned() {
+                    Ok(waiting) => {
+                        let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
+                        let address =
+                            dsi_transport::wait_for(deadline, || direct_path(&connection)).await;
+                        drop(waiting);
+                        address
                     }
-                };
-                let deadline = tokio::time::Instant::now() + DIRECT_PATH_WAIT;
-                let address = dsi_transport::wait_for(deadline, || direct_path(&connection)).await;
-                drop(waiting);
-                address
+                    Err(_) => None,
+                }
             }
         };
         let group = address.map(|address| crate::server::ledger::address_group(address.ip()));
@@ -580,6 +607,7 @@ impl ProtocolHandler for PeerService {
             id,
         };
         tracing::debug!(peer = %node.fmt_short(), "iroh peer connected");
+        let mut relayed = group.is_none() && !privileged;
         loop {
             // When to look at idleness again: its deadline, or shortly while busy.
             let check = if activity.busy() > 0 {
@@ -605,6 +633,14 @@ impl ProtocolHandler for PeerService {
                 }
             };
             let address = counted_address(&connection);
+            // A relayed peer that found a direct path leaves the relayed share.
+            if relayed && let Some(direct) = direct_path(&connection) {
+                let group = crate::server::ledger::address_group(direct.ip());
+                relayed = !self
+                    .peers
+                    .lock()
+                    .is_ok_and(|mut peers| peers.found_direct_path(id, group, &self.limits));
+            }
             let routes = self.routes.clone();
             let exchange = Arc::new(Exchange {
                 activity: activity.clone(),

@@ -116,13 +116,21 @@ async fn connect_relayed(
     node: &IrohNode,
     relay: &dsi_relay::Relay,
 ) -> (iroh::Endpoint, Connection) {
-    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    connect_relayed_as(node, relay, &SecretKey::generate(&mut rand::rngs::OsRng)).await
+}
+
+/// [`connect_relayed`] from `key`.
+async fn connect_relayed_as(
+    node: &IrohNode,
+    relay: &dsi_relay::Relay,
+    key: &SecretKey,
+) -> (iroh::Endpoint, Connection) {
     let relay_only = IrohConfig {
         relays: vec![relay.url()],
         bind: Vec::new(),
         ..IrohConfig::default()
     };
-    let endpoint = transport::bind(&key, &relay_only, false).await.unwrap();
+    let endpoint = transport::bind(key, &relay_only, false).await.unwrap();
     let id = iroh::EndpointId::from_bytes(&node.endpoint_id.0).unwrap();
     let address = iroh::EndpointAddr::new(id).with_relay_url(relay.url().parse().unwrap());
     let connection = endpoint.connect(address, transport::ALPN).await.unwrap();
@@ -520,11 +528,20 @@ async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
     })
     .await;
 
-    // One relayed peer fills the relayed share (one of two slots)...
+    // One relayed peer fills the relayed share (one of two slots), and keeps busy...
     let (a_endpoint, a) = connect_relayed(&seeder, &relay).await;
     assert!(node_info(&a).await, "the first relayed peer was refused");
-    // ... so a second relayed key is refused while the first is active, though a slot is
-    // free ...
+    let busy = CancellationToken::new();
+    let keep_busy = tokio::spawn({
+        let (a, busy) = (a.clone(), busy.clone());
+        async move {
+            while !busy.is_cancelled() {
+                assert!(node_info(&a).await, "the busy relayed peer lost its slot");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
+    // ... so a second relayed key is refused, though a slot is free ...
     let (b_endpoint, b) = connect_relayed(&seeder, &relay).await;
     assert!(
         !node_info(&b).await,
@@ -542,11 +559,13 @@ async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
         "a direct peer was kept out by relayed keys"
     );
 
-    // Both go quiet, the direct peer first (the stalest): a relayed newcomer evicts the
-    // relayed peer, never the direct one.
-    assert!(node_info(&a).await);
+    // Both go quiet, the direct peer first (the stalest): once relayed peers hold their
+    // share, a relayed newcomer evicts a relayed peer, not the direct one.
+    busy.cancel();
+    keep_busy.await.unwrap();
     tokio::time::sleep(evict_after + Duration::from_secs(1)).await;
-    let (c_endpoint, c) = connect_relayed(&seeder, &relay).await;
+    let c_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (c_endpoint, c) = connect_relayed_as(&seeder, &relay, &c_key).await;
     assert!(
         node_info(&c).await,
         "a relayed newcomer found no stale relayed slot"
@@ -561,7 +580,19 @@ async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
     );
     assert!(node_info(&d).await, "the direct peer lost its slot");
 
-    for endpoint in [a_endpoint, b_endpoint, c_endpoint, d_endpoint] {
+    // A relayed peer reconnecting (its old connection lost to it, still active to the
+    // seeder) is not locked out by the share it holds: its own old connection makes way.
+    // (The relay now routes the key to its new endpoint, so the old one never hears of
+    // its close; that the new one is served with the share full is the proof.)
+    let (c2_endpoint, c2) = connect_relayed_as(&seeder, &relay, &c_key).await;
+    assert!(
+        node_info(&c2).await,
+        "a reconnecting relayed key was refused"
+    );
+    assert!(d.close_reason().is_none());
+    assert!(node_info(&d).await, "the direct peer lost its slot");
+
+    for endpoint in [a_endpoint, b_endpoint, c_endpoint, c2_endpoint, d_endpoint] {
         endpoint.close().await;
     }
     seeder.router.shutdown().await.unwrap();
