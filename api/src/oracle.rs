@@ -648,6 +648,20 @@ pub struct CreditRequest {
     pub amount: u128,
 }
 
+/// `GET /v1/relay-access/{node}`: whether the network's relays carry a key's traffic
+/// (`dsi-relay --admit-from`). Keys are free, so a relay that carries every key carries
+/// anyone's traffic at the operator's cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayAccess {
+    /// The key asked about.
+    pub node: NodeId,
+    /// Whether it is admitted: the oracle itself, a node that announced to this tracker
+    /// (unless excluded for good), or a downloader with credit left.
+    pub allowed: bool,
+    /// Why, in words (for the relay's log).
+    pub reason: String,
+}
+
 /// `GET /v1/credits/{node}`: a downloader key's credit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credit {

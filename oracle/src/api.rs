@@ -19,8 +19,8 @@ use dsi_api::oracle::{
     ChunkProofResponse, Claims, CloseRequest, CloseResponse, ClosedEpoch, ContentFunding, Credit,
     CreditRequest, CurrentEpoch, EpochInfo, EpochStatus, FundedHolder, Info, Leaf,
     MAX_CHUNK_LENGTH_QUERY, MAX_REPLICATION_ENTRIES, MAX_SPONSORED_EPOCHS, MAX_SPONSORED_REPLICAS,
-    ManifestResponse, OpenEpoch, OpenEstimate, Peer, PeersResponse, Replication, ReplicationEntry,
-    SeederResponse, SponsorRequest, Sponsorship,
+    ManifestResponse, OpenEpoch, OpenEstimate, Peer, PeersResponse, RelayAccess, Replication,
+    ReplicationEntry, SeederResponse, SponsorRequest, Sponsorship,
 };
 use dsi_api::registrant::{RegistrantHeader, RegistrantHeaderError};
 use dsi_api::{
@@ -81,6 +81,7 @@ pub fn router(state: Arc<OracleState>) -> Router {
         .route("/v1/epochs/{epoch}/batch", get(epoch_batch))
         .route("/v1/epochs/{epoch}/seeders/{node}", get(epoch_leaf))
         .route("/v1/seeders/{node}", get(seeder))
+        .route("/v1/relay-access/{node}", get(relay_access))
         .route("/v1/replication", get(replication))
         .route("/v1/sponsors", post(sponsor))
         .route("/v1/credits", post(add_credit))
@@ -1230,6 +1231,47 @@ async fn add_credit(
         .await?;
     tracing::info!(downloader = %request.downloader.short(), amount = %request.amount, "credit added");
     Ok(Json(credit_of(&state, request.downloader).await?))
+}
+
+/// Whether the network's relays carry `node`'s traffic (`dsi-relay --admit-from`): the
+/// oracle itself (it audits through them), a node that announced here (unless excluded for
+/// good: a suspended node still needs the relay to be audited back into standing), or a
+/// downloader with credit left. Announcing is free, so this keeps out strangers, not
+/// fresh keys willing to announce; credit is what costs.
+async fn relay_access(
+    State(state): State<Arc<OracleState>>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<RelayAccess>> {
+    let node: NodeId = parse(&node, "node id")?;
+    let answer = |allowed: bool, reason: &str| {
+        Ok(Json(RelayAccess {
+            node,
+            allowed,
+            reason: reason.into(),
+        }))
+    };
+    if node == state.key.node_id() {
+        return answer(true, "the network's oracle");
+    }
+    if state.store.node(&node).await?.is_some() {
+        let standing = state
+            .store
+            .seeder_state(&node)
+            .await?
+            .reputation
+            .standing(&state.config.reputation);
+        if standing == dsi_protocol::reputation::Standing::Excluded {
+            return answer(false, "an announced node excluded for good");
+        }
+        return answer(true, "an announced node");
+    }
+    if credit_of(&state, node).await?.available > 0 {
+        return answer(true, "a downloader with credit");
+    }
+    answer(
+        false,
+        "neither an announced node nor a downloader with credit",
+    )
 }
 
 async fn credit(

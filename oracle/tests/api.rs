@@ -1871,3 +1871,58 @@ async fn an_iroh_url_names_the_announcing_node_and_needs_an_endpoint_and_an_iroh
         );
     }
 }
+
+/// `GET /v1/relay-access/{node}` (what `dsi-relay --admit-from` asks): the oracle, announced
+/// nodes and downloaders with credit are carried; a stranger is not; a malformed id is a
+/// JSON error naming it.
+#[tokio::test]
+async fn relay_access_admits_the_oracle_announced_nodes_and_funded_downloaders_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in backends(dir.path()).await {
+        let state = oracle_at(&url, dir.path(), test_config()).await;
+        let network = state.config.network.clone();
+        let access = |node: String| {
+            let state = state.clone();
+            async move {
+                let reply = get(&state, &format!("/v1/relay-access/{node}")).await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+                let body = reply.json();
+                assert_eq!(body["node"], node, "{body}");
+                body["allowed"].as_bool().expect("allowed")
+            }
+        };
+        let (seeder, downloader, stranger) = (key(21), key(22), key(23));
+        assert!(!access(stranger.node_id().to_string()).await, "{url}");
+        assert!(!access(seeder.node_id().to_string()).await, "{url}");
+        assert!(!access(downloader.node_id().to_string()).await, "{url}");
+        assert!(access(state.key.node_id().to_string()).await, "{url}");
+
+        let (manifest, _) = content(2, 2);
+        register(&state, &manifest).await;
+        let announced = announcement(
+            &seeder,
+            "http://127.0.0.1:9",
+            7,
+            vec![manifest.content_id()],
+            &network,
+        );
+        let reply = post_json(&state, "/v1/announce", &announced).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+        assert!(access(seeder.node_id().to_string()).await, "{url}");
+
+        fund(&state, &manifest.content_id(), [downloader.clone()]).await;
+        assert!(access(downloader.node_id().to_string()).await, "{url}");
+        assert!(!access(stranger.node_id().to_string()).await, "{url}");
+
+        let bad = get(&state, "/v1/relay-access/not-a-key").await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(
+            bad.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("node id"),
+            "{:?}",
+            bad.json()
+        );
+    }
+}

@@ -26,6 +26,12 @@ struct Args {
     /// How many node keys the relay remembers (bounds its memory).
     #[arg(long, default_value_t = 65_536, value_name = "N")]
     key_cache: usize,
+    /// Carry only the keys this tracker (the network's oracle) vouches for: the oracle,
+    /// nodes announced to it, downloaders with credit (`GET /v1/relay-access/{node}`,
+    /// asked once per key, answers kept 5 min, refusals 5 s). Unset: every key, so anyone
+    /// who knows the relay's URL can relay through it.
+    #[arg(long, env = "DSI_RELAY_ADMIT_FROM", value_name = "URL")]
+    admit_from: Option<String>,
 }
 
 #[tokio::main]
@@ -42,6 +48,7 @@ async fn main() -> std::process::ExitCode {
         listen: args.listen,
         client_bytes_per_sec: args.client_bytes_per_sec,
         key_cache: args.key_cache,
+        admit_from: args.admit_from,
     };
     match serve(&settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -56,6 +63,10 @@ async fn main() -> std::process::ExitCode {
 async fn serve(settings: &dsi_relay::Settings) -> anyhow::Result<()> {
     let relay = dsi_relay::Relay::start(settings).await?;
     println!("dsi-relay: relaying at {}", relay.url());
+    match &settings.admit_from {
+        Some(tracker) => eprintln!("dsi-relay: carrying the keys {tracker} vouches for"),
+        None => eprintln!("dsi-relay: carrying every key (--admit-from limits it to a network's)"),
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -387,6 +387,11 @@ impl OracleClient {
         self.get(&format!("v1/credits/{downloader}")).await
     }
 
+    /// `GET /v1/relay-access/{node}`: whether the network's relays carry `node`.
+    pub async fn relay_access(&self, node: &NodeId) -> Result<dsi_api::oracle::RelayAccess> {
+        self.get(&format!("v1/relay-access/{node}")).await
+    }
+
     /// `GET /v1/content/{id}/funding`.
     pub async fn funding(&self, content: &ContentId) -> Result<dsi_api::oracle::ContentFunding> {
         self.get(&format!("v1/content/{content}/funding")).await

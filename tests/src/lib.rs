@@ -15,7 +15,9 @@ use dsi_protocol::{NetworkId, SignedReceipt};
 use dsi_service::OracleClient;
 
 pub mod scenarios;
-pub use scenarios::{TestRelay, downloads_survive_killed_peers, peer, start_relay};
+pub use scenarios::{
+    TestRelay, downloads_survive_killed_peers, peer, start_relay, start_relay_with,
+};
 
 /// The all-MiniLM-L6-v2 model directory (`DSI_MODEL_DIR`, else what `scripts/setup --model`
 /// unpacked into target/models/), or None after saying why when it is missing. With

@@ -23,8 +23,16 @@ impl Drop for TestRelay {
     }
 }
 
-/// Starts a [`TestRelay`].
+/// Starts a [`TestRelay`] on a free loopback port, carrying every key.
 pub fn start_relay() -> TestRelay {
+    start_relay_with(dsi_relay::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..dsi_relay::Settings::default()
+    })
+}
+
+/// Starts a [`TestRelay`] with `settings`.
+pub fn start_relay_with(settings: dsi_relay::Settings) -> TestRelay {
     let (url_tx, url_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -34,10 +42,6 @@ pub fn start_relay() -> TestRelay {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let settings = dsi_relay::Settings {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                ..dsi_relay::Settings::default()
-            };
             let relay = dsi_relay::Relay::start(&settings).await.unwrap();
             url_tx.send(relay.url()).unwrap();
             let _ = stopped.await;

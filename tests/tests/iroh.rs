@@ -10,7 +10,8 @@ use std::path::Path;
 
 use dsi_protocol::{ChunkId, ContentId, NodeId};
 use dsi_tests::{
-    OracleProcess, Seeder, init_node, node_lite_ok, poll, random_file, sha256_of, start_relay,
+    OracleProcess, Seeder, init_node, node_lite, node_lite_ok, poll, random_file, sha256_of,
+    start_relay, start_relay_with,
 };
 use serde_json::Value;
 
@@ -346,4 +347,134 @@ async fn downloads_over_iroh_survive_a_killed_seeder_and_a_killed_downloader() {
         false,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_admitting_from_the_tracker_carries_its_network_and_not_strangers() {
+    // Keys are free: a relay that carries every key carries anyone's traffic at its
+    // operator's cost. With `--admit-from` it carries only the keys the tracker vouches
+    // for: the seeder once it announced, a downloader once it has credit, not a stranger.
+    let tmp = tempfile::tempdir().unwrap();
+    // The oracle names the relay and the relay asks the oracle: pick the relay's port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let relay_url = format!("http://127.0.0.1:{port}/");
+    let relays = format!("[\"{relay_url}\"]");
+    let oracle = OracleProcess::start(
+        &tmp.path().join("oracle"),
+        &[
+            ("DSI_ORACLE_CLOSE__AUTO", "false"),
+            ("DSI_ORACLE_IROH__RELAYS", relays.as_str()),
+            ("DSI_ORACLE_IROH__BIND", "[\"127.0.0.1:0\"]"),
+        ],
+    )
+    .expect("oracle starts");
+    let relay = start_relay_with(dsi_relay::Settings {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        admit_from: Some(oracle.url.clone()),
+        ..dsi_relay::Settings::default()
+    });
+    assert_eq!(relay.url, relay_url);
+
+    let relay_only = |config: &mut node_lite::Config| {
+        config.iroh.relays = vec![relay_url.clone()];
+        config.iroh.bind = Vec::new();
+        config.tracker.announce_interval_secs = 1;
+    };
+    let (seeder_dir, stranger_dir, funded_dir) = (
+        tmp.path().join("seeder"),
+        tmp.path().join("stranger"),
+        tmp.path().join("funded"),
+    );
+    for dir in [&seeder_dir, &stranger_dir, &funded_dir] {
+        init_node(dir, relay_only);
+    }
+    let file = tmp.path().join("data.bin");
+    let sha = random_file(&file, 2 * CHUNK + 77);
+    let content: ContentId = node_lite_ok(&seeder_dir, &["add", file.to_str().unwrap()])
+        .trim()
+        .parse()
+        .unwrap();
+    let payout = format!("0x{}", "01".repeat(20));
+    // Its first contact with the relay is refused (it has not announced yet); announced,
+    // it is carried at its next attempt.
+    let _seeder = Seeder::start(
+        &seeder_dir,
+        &["--tracker", &oracle.url, "--payout", &payout],
+    )
+    .expect("seeder starts");
+    let seeder_id = node_id(&seeder_dir);
+    poll("the tracker lists the seeder", async || {
+        let answer = oracle.client.peers(&content).await.ok()?;
+        answer.peers.into_iter().find(|p| p.node == seeder_id)
+    })
+    .await;
+    assert!(
+        oracle
+            .client
+            .relay_access(&seeder_id)
+            .await
+            .unwrap()
+            .allowed
+    );
+
+    let get = |dir: &Path, out: &str| {
+        node_lite(
+            dir,
+            &[
+                "get",
+                &content.to_string(),
+                "--tracker",
+                &oracle.url,
+                "--out",
+                tmp.path().join(out).to_str().unwrap(),
+            ],
+        )
+    };
+    // A stranger (no announcement, no credit) is not carried: it cannot reach the seeder.
+    let stranger_id = node_id(&stranger_dir);
+    let access = oracle.client.relay_access(&stranger_id).await.unwrap();
+    assert!(!access.allowed, "{access:?}");
+    let refused = get(&stranger_dir, "stranger.bin");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a stranger downloaded through the relay: {stderr}"
+    );
+    assert!(
+        stderr.contains("relay refused this node's key"),
+        "the refusal is not named: {stderr}"
+    );
+
+    // Credit makes a downloader the network's: it is carried and downloads.
+    let funded_id = node_id(&funded_dir);
+    oracle
+        .client
+        .add_credit(
+            &oracle.admin_token(),
+            &dsi_api::oracle::CreditRequest {
+                downloader: funded_id,
+                amount: 1_000_000_000_000,
+            },
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let served = poll(
+        "the funded downloader downloads through the relay",
+        async || {
+            let output = get(&funded_dir, "funded.bin");
+            if !output.status.success() {
+                eprintln!("funded get: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            output.status.success().then_some(())
+        },
+    )
+    .await;
+    eprintln!("funded downloader served after {:?}", started.elapsed());
+    let () = served;
+    assert_eq!(sha256_of(&tmp.path().join("funded.bin")), sha);
 }

@@ -182,14 +182,55 @@ pub async fn bind(
             .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
         reason: format!("binding the iroh endpoint: {e}"),
     })?;
-    if has_relay
-        && tokio::time::timeout(ONLINE_TIMEOUT, endpoint.online())
-            .await
-            .is_err()
-    {
-        tracing::warn!(relays = ?config.relays, "no iroh relay reached in 10 s; going on with direct paths only");
+    if has_relay {
+        wait_online(&endpoint, &config.relays).await;
     }
     Ok(endpoint)
+}
+
+/// Waits up to [`ONLINE_TIMEOUT`] for `endpoint` to reach a relay, less when a relay refused
+/// its key (a network's relay may carry only the network's nodes: `dsi-relay
+/// --admit-from`), and says why it goes on without one.
+async fn wait_online(endpoint: &iroh::Endpoint, relays: &[String]) {
+    use iroh::Watcher;
+    let refusals = || {
+        endpoint
+            .home_relay_status()
+            .get()
+            .iter()
+            .filter_map(|status| {
+                let reason = status.auth_denied_reason()?;
+                Some(format!("{}: {reason}", status.url()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let online = endpoint.online();
+    tokio::pin!(online);
+    let deadline = tokio::time::sleep(ONLINE_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut online => return,
+            () = &mut deadline => break,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                // Refused by every relay named: waiting longer changes nothing.
+                if refusals().len() >= relays.len() {
+                    break;
+                }
+            }
+        }
+    }
+    let refused = refusals();
+    if refused.is_empty() {
+        tracing::warn!(relays = ?relays, "no iroh relay reached in 10 s; going on with direct paths only");
+    } else {
+        tracing::warn!(
+            refused = ?refused,
+            "the network's relay refused this node's key (a relay admitting from the tracker \
+             carries announced nodes and downloaders with credit); going on with direct paths \
+             only, and asking the relay again now and then"
+        );
+    }
 }
 
 /// Checks `probe` every 50 ms until it finds something or `deadline` passes (waiting for
