@@ -99,6 +99,12 @@ pub use receipts::{ReceiptBatch, ReceiptBatchResponse, ReceiptVerdict, Rejection
 /// toward; payment is the signed receipt.
 pub const DOWNLOADER_HEADER: &str = "x-dsi-downloader";
 
+/// The reason `dsi-relay --admit-from` gives a key its tracker does not vouch for (iroh
+/// shows it to the refused endpoint): a node seeing it stops waiting for the relay. Other
+/// refusals (the tracker busy or silent) are passing and say something else.
+pub const RELAY_NOT_ADMITTED: &str =
+    "not admitted by the network's tracker: announce to it, or get credit";
+
 /// The HTTP header a node registers a manifest with (`POST /v1/manifests`):
 /// `<node id>.<issued_at_ms>.<signature>` over the manifest registration
 /// ([`registrant::RegistrantHeader`]). The oracle charges the manifest to that node's quota.

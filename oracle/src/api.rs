@@ -1234,10 +1234,11 @@ async fn add_credit(
 }
 
 /// Whether the network's relays carry `node`'s traffic (`dsi-relay --admit-from`): the
-/// oracle itself (it audits through them), a node that announced here (unless excluded for
-/// good: a suspended node still needs the relay to be audited back into standing), or a
-/// downloader with credit left. Announcing is free, so this keeps out strangers, not
-/// fresh keys willing to announce; credit is what costs.
+/// oracle itself (it audits through them), a node whose announcement is live and that has
+/// not exited (unless excluded for good: a suspended node still needs the relay to be
+/// audited back into standing), or a downloader with credit left. Announcing is free, so
+/// this keeps out strangers, not fresh keys willing to announce (within the tracker's
+/// per-network key limit); credit is what costs.
 async fn relay_access(
     State(state): State<Arc<OracleState>>,
     Path(node): Path<String>,
@@ -1253,7 +1254,7 @@ async fn relay_access(
     if node == state.key.node_id() {
         return answer(true, "the network's oracle");
     }
-    if state.store.node(&node).await?.is_some() {
+    if state.store.is_live_node(&node, now_ms()).await? {
         let standing = state
             .store
             .seeder_state(&node)
@@ -1263,14 +1264,14 @@ async fn relay_access(
         if standing == dsi_protocol::reputation::Standing::Excluded {
             return answer(false, "an announced node excluded for good");
         }
-        return answer(true, "an announced node");
+        return answer(true, "a node with a live announcement");
     }
     if credit_of(&state, node).await?.available > 0 {
         return answer(true, "a downloader with credit");
     }
     answer(
         false,
-        "neither an announced node nor a downloader with credit",
+        "neither a node with a live announcement nor a downloader with credit",
     )
 }
 

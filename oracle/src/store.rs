@@ -1168,6 +1168,19 @@ impl Store {
         Ok(NoticeOutcome::Applied(availability))
     }
 
+    /// Whether `node` has an announcement live at `now_ms` and has not exited.
+    pub async fn is_live_node(&self, node: &NodeId, now_ms: u64) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM nodes WHERE node = $1 AND expires_at_ms > $2 AND exited_epoch IS NULL",
+        )
+        .bind(node.0.to_vec())
+        .bind(i64_of(now_ms))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("reading a node"))?;
+        Ok(row.is_some())
+    }
+
     /// The epoch each of `nodes` exited in, for those that exited.
     pub async fn exited(&self, nodes: &[NodeId]) -> Result<HashMap<NodeId, Epoch>> {
         let mut out = HashMap::new();

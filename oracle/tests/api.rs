@@ -1914,6 +1914,29 @@ async fn relay_access_admits_the_oracle_announced_nodes_and_funded_downloaders_o
         assert!(access(downloader.node_id().to_string()).await, "{url}");
         assert!(!access(stranger.node_id().to_string()).await, "{url}");
 
+        // An announcement that expired vouches for nothing.
+        let mut config = test_config();
+        config.tracker.announce_ttl_secs = 0;
+        let expiring_dir = tempfile::tempdir().expect("tempdir");
+        let expiring = oracle_at(
+            &format!("sqlite://{}/o.db", expiring_dir.path().display()),
+            expiring_dir.path(),
+            config,
+        )
+        .await;
+        register(&expiring, &manifest).await;
+        let lapsed = announcement(
+            &seeder,
+            "http://127.0.0.1:9",
+            7,
+            vec![manifest.content_id()],
+            &expiring.config.network,
+        );
+        let reply = post_json(&expiring, "/v1/announce", &lapsed).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+        let reply = get(&expiring, &format!("/v1/relay-access/{}", seeder.node_id())).await;
+        assert_eq!(reply.json()["allowed"], false, "{:?}", reply.json());
+
         let bad = get(&state, "/v1/relay-access/not-a-key").await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert!(

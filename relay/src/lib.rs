@@ -58,6 +58,8 @@ impl Default for Settings {
 pub struct Relay {
     server: Server,
     address: SocketAddr,
+    /// Learning the tracker's key (with `admit_from`), stopped with the relay.
+    learning: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Relay {
@@ -66,8 +68,14 @@ impl Relay {
         let mut relay = RelayConfig::new(settings.listen);
         relay.key_cache_capacity = Some(settings.key_cache);
         relay.limits.client_rx = settings.client_bytes_per_sec.map(ClientRateLimit::new);
+        let mut learning = None;
         if let Some(tracker) = &settings.admit_from {
-            relay.access = Arc::new(TrackerAccess::new(tracker, settings.key_cache)?);
+            let access = Arc::new(TrackerAccess::new(tracker, settings.key_cache)?);
+            learning = Some(tokio::spawn({
+                let access = access.clone();
+                async move { access.learn_oracle().await }
+            }));
+            relay.access = access;
         }
         let mut config = ServerConfig::default();
         config.relay = Some(relay);
@@ -80,7 +88,11 @@ impl Relay {
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "relay listening beyond loopback, as configured");
         }
-        Ok(Self { server, address })
+        Ok(Self {
+            server,
+            address,
+            learning,
+        })
     }
 
     /// The address it serves on.
@@ -95,117 +107,214 @@ impl Relay {
 
     /// Stops the relay.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(learning) = &self.learning {
+            learning.abort();
+        }
         self.server.shutdown().await.context("stopping the relay")?;
         Ok(())
     }
 }
 
-/// How long an admission is remembered (a key that loses its standing keeps relaying at
-/// most this long; its open connection is not cut).
+/// How long an admission is fresh (a key that loses its standing keeps relaying at most
+/// this long; its open connection is not cut). A stale admission still stands in while the
+/// tracker is busy or silent.
 pub const ADMITTED_FOR: Duration = Duration::from_secs(300);
 
 /// How long a refusal is remembered (a node that has just announced waits at most this
 /// long for the relay to carry it).
 pub const REFUSED_FOR: Duration = Duration::from_secs(5);
 
+/// Refusals remembered at most (fresh keys are free: past this, refusals are not
+/// remembered, and admissions are never pushed out by them).
+pub const MAX_REMEMBERED_REFUSALS: usize = 4096;
+
 /// How long the relay waits for the tracker's answer before refusing.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Lookups at the tracker in flight at once: keys arriving past that are refused until
-/// one ends (a flood of fresh keys costs the tracker at most this many requests at once).
+/// Lookups at the tracker in flight at once (a flood of fresh keys costs the tracker at
+/// most this many requests at once).
 pub const MAX_LOOKUPS: usize = 16;
 
-/// Carries only the keys a tracker vouches for (`GET /v1/relay-access/{node}`), each
-/// answer remembered ([`ADMITTED_FOR`], [`REFUSED_FOR`]) for at most `capacity` keys; an
-/// unreachable tracker or an unreadable answer refuses (no answer is remembered then).
+/// How long a key waits for a lookup place before it is refused as "busy" (a passing
+/// refusal: its endpoint asks again).
+pub const LOOKUP_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Carries only the keys a tracker vouches for (`GET /v1/relay-access/{node}`), and always
+/// the tracker's own key (`GET /v1/info`, learnt at start). Admissions are remembered for
+/// at most `capacity` keys (the oldest forgotten first), fresh for [`ADMITTED_FOR`];
+/// refusals for [`REFUSED_FOR`], at most [`MAX_REMEMBERED_REFUSALS`]. A key the tracker
+/// cannot answer for (busy, unreachable, an unreadable answer) is carried if it was
+/// admitted before, else refused with a passing reason.
 #[derive(Debug)]
 pub struct TrackerAccess {
     tracker: OracleClient,
     capacity: usize,
-    answers: Mutex<HashMap<NodeId, (bool, Instant)>>,
-    lookups: Arc<tokio::sync::Semaphore>,
+    oracle: std::sync::OnceLock<NodeId>,
+    answers: Mutex<Answers>,
+    lookups: tokio::sync::Semaphore,
+}
+
+/// What a [`TrackerAccess`] remembers.
+#[derive(Debug, Default)]
+struct Answers {
+    admitted: HashMap<NodeId, Instant>,
+    /// Admissions in the order they were made (entries whose key was admitted again later
+    /// are skipped when forgetting).
+    order: std::collections::VecDeque<(NodeId, Instant)>,
+    refused: HashMap<NodeId, Instant>,
+}
+
+/// What a [`TrackerAccess`] decided about a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Carried.
+    Admitted,
+    /// The tracker does not vouch for it.
+    NotAdmitted,
+    /// The tracker did not answer in time, and the key was never admitted.
+    TrackerUnavailable,
 }
 
 impl TrackerAccess {
     /// Asks `tracker` (an `http://` or `https://` URL) about each key, remembering at most
-    /// `capacity` answers.
+    /// `capacity` admissions.
     pub fn new(tracker: &str, capacity: usize) -> anyhow::Result<Self> {
         let tracker = OracleClient::with_timeout(tracker, LOOKUP_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("--admit-from: {e}"))?;
         Ok(Self {
             tracker,
             capacity: capacity.max(1),
+            oracle: std::sync::OnceLock::new(),
             answers: Mutex::default(),
-            lookups: Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)),
+            lookups: tokio::sync::Semaphore::new(MAX_LOOKUPS),
         })
     }
 
-    /// Whether `node` may use the relay.
-    pub async fn admits(&self, node: NodeId) -> bool {
-        let now = Instant::now();
-        if let Some(allowed) = self.remembered(&node, now) {
-            return allowed;
+    /// Learns the tracker's own key (`GET /v1/info`), asking every 5 s until it answers:
+    /// the oracle is then carried whatever the tracker's load.
+    pub async fn learn_oracle(&self) {
+        loop {
+            match self.tracker.info().await {
+                Ok(info) => {
+                    tracing::info!(oracle = %info.oracle.short(), "carrying the network's oracle");
+                    let _ = self.oracle.set(info.oracle);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("the tracker's key is not known yet: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
         }
-        let Ok(_lookup) = self.lookups.clone().try_acquire_owned() else {
-            tracing::debug!(node = %node.short(), "relay refused: too many tracker lookups at once");
-            return false;
+    }
+
+    /// Whether `node` may use the relay.
+    pub async fn decide(&self, node: NodeId) -> Decision {
+        if self.oracle.get() == Some(&node) {
+            return Decision::Admitted;
+        }
+        let now = Instant::now();
+        let (fresh, admitted_before) = self.remembered(&node, now);
+        if let Some(decision) = fresh {
+            return decision;
+        }
+        let unavailable = || {
+            if admitted_before {
+                Decision::Admitted
+            } else {
+                Decision::TrackerUnavailable
+            }
+        };
+        let Ok(Ok(_lookup)) = tokio::time::timeout(LOOKUP_QUEUE_WAIT, self.lookups.acquire()).await
+        else {
+            tracing::debug!(node = %node.short(), "tracker lookups all busy");
+            return unavailable();
         };
         match self.tracker.relay_access(&node).await {
             Ok(answer) if answer.node != node => {
-                tracing::warn!(node = %node.short(), "relay refused: the tracker answered for another key");
-                false
+                tracing::warn!(node = %node.short(), "the tracker answered for another key");
+                unavailable()
             }
             Ok(answer) => {
                 tracing::debug!(node = %node.short(), allowed = answer.allowed, reason = %answer.reason, "relay access");
                 self.remember(node, answer.allowed, Instant::now());
-                answer.allowed
+                if answer.allowed {
+                    Decision::Admitted
+                } else {
+                    Decision::NotAdmitted
+                }
             }
             Err(e) => {
-                tracing::warn!(node = %node.short(), "relay refused: no answer from the tracker: {e}");
-                false
+                tracing::warn!(node = %node.short(), "no answer from the tracker: {e}");
+                unavailable()
             }
         }
     }
 
-    fn remembered(&self, node: &NodeId, now: Instant) -> Option<bool> {
-        let answers = self.answers.lock().ok()?;
-        let (allowed, at) = answers.get(node)?;
-        let keep = if *allowed { ADMITTED_FOR } else { REFUSED_FOR };
-        (now.saturating_duration_since(*at) < keep).then_some(*allowed)
+    /// The remembered decision about `node` if still fresh, and whether it was ever
+    /// admitted (and not forgotten or refused since).
+    fn remembered(&self, node: &NodeId, now: Instant) -> (Option<Decision>, bool) {
+        let Ok(answers) = self.answers.lock() else {
+            return (None, false);
+        };
+        if let Some(at) = answers.refused.get(node)
+            && now.saturating_duration_since(*at) < REFUSED_FOR
+        {
+            return (Some(Decision::NotAdmitted), false);
+        }
+        match answers.admitted.get(node) {
+            Some(at) if now.saturating_duration_since(*at) < ADMITTED_FOR => {
+                (Some(Decision::Admitted), true)
+            }
+            Some(_) => (None, true),
+            None => (None, false),
+        }
     }
 
     fn remember(&self, node: NodeId, allowed: bool, now: Instant) {
         let Ok(mut answers) = self.answers.lock() else {
             return;
         };
-        if answers.len() >= self.capacity && !answers.contains_key(&node) {
-            answers.retain(|_, (allowed, at)| {
-                let keep = if *allowed { ADMITTED_FOR } else { REFUSED_FOR };
-                now.saturating_duration_since(*at) < keep
-            });
-            if answers.len() >= self.capacity {
-                // Still full of live answers: forget the oldest.
-                if let Some(oldest) = answers
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(n, _)| *n)
-                {
-                    answers.remove(&oldest);
+        if allowed {
+            answers.refused.remove(&node);
+            answers.admitted.insert(node, now);
+            answers.order.push_back((node, now));
+            // Forget the oldest admissions past the capacity (and order entries made stale
+            // by a later admission of the same key).
+            while answers.admitted.len() > self.capacity
+                || answers.order.len() > self.capacity.saturating_mul(2)
+            {
+                let Some((old, at)) = answers.order.pop_front() else {
+                    break;
+                };
+                if answers.admitted.get(&old) == Some(&at) {
+                    answers.admitted.remove(&old);
                 }
             }
+        } else {
+            answers.admitted.remove(&node);
+            if answers.refused.len() >= MAX_REMEMBERED_REFUSALS {
+                answers
+                    .refused
+                    .retain(|_, at| now.saturating_duration_since(*at) < REFUSED_FOR);
+            }
+            if answers.refused.len() < MAX_REMEMBERED_REFUSALS {
+                answers.refused.insert(node, now);
+            }
         }
-        answers.insert(node, (allowed, now));
     }
 }
 
 impl AccessControl for TrackerAccess {
     async fn on_connect(&self, request: &ClientRequest) -> Access {
-        if self.admits(NodeId(*request.endpoint_id().as_bytes())).await {
-            Access::Allow
-        } else {
-            Access::Deny {
-                reason: Some("not admitted by the network's tracker".into()),
-            }
+        match self.decide(NodeId(*request.endpoint_id().as_bytes())).await {
+            Decision::Admitted => Access::Allow,
+            Decision::NotAdmitted => Access::Deny {
+                reason: Some(dsi_api::RELAY_NOT_ADMITTED.into()),
+            },
+            Decision::TrackerUnavailable => Access::Deny {
+                reason: Some("the network's tracker did not answer in time; try again".into()),
+            },
         }
     }
 }
@@ -217,34 +326,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_answers_expire_and_stay_within_the_cache() {
+    fn admissions_outlive_refusals_and_stay_within_the_cache() {
         let access = TrackerAccess::new("http://127.0.0.1:9/", 2).unwrap();
         let (a, b, c) = (NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32]));
         let start = Instant::now();
         access.remember(a, true, start);
         access.remember(b, false, start);
-        assert_eq!(access.remembered(&a, start), Some(true));
-        assert_eq!(access.remembered(&b, start), Some(false));
-        // A refusal is asked again sooner than an admission.
+        assert_eq!(
+            access.remembered(&a, start),
+            (Some(Decision::Admitted), true)
+        );
+        assert_eq!(
+            access.remembered(&b, start),
+            (Some(Decision::NotAdmitted), false)
+        );
+        // A refusal is asked again sooner than an admission; a stale admission is still
+        // known (it stands in while the tracker cannot answer).
         let later = start + REFUSED_FOR;
-        assert_eq!(access.remembered(&b, later), None);
-        assert_eq!(access.remembered(&a, later), Some(true));
-        assert_eq!(access.remembered(&a, start + ADMITTED_FOR), None);
-        // Full: the expired refusal makes room; full of live answers, the oldest goes.
+        assert_eq!(access.remembered(&b, later), (None, false));
+        assert_eq!(
+            access.remembered(&a, later),
+            (Some(Decision::Admitted), true)
+        );
+        assert_eq!(access.remembered(&a, start + ADMITTED_FOR), (None, true));
+        // Refusals never push admissions out; past the capacity the oldest admission goes.
+        for n in 0..100u8 {
+            access.remember(NodeId([100 + n; 32]), false, later);
+        }
+        assert!(access.remembered(&a, later).1);
         access.remember(c, true, later);
-        assert_eq!(access.answers.lock().unwrap().len(), 2);
-        assert_eq!(access.remembered(&b, later), None);
         access.remember(b, true, later + Duration::from_secs(1));
-        assert_eq!(access.answers.lock().unwrap().len(), 2);
-        assert_eq!(access.remembered(&a, later), None, "the oldest was kept");
+        assert_eq!(
+            access.remembered(&a, later),
+            (None, false),
+            "the oldest was kept"
+        );
+        assert!(access.remembered(&c, later).1);
+        assert_eq!(access.answers.lock().unwrap().admitted.len(), 2);
+        // A key admitted again is not forgotten for its older admission.
+        access.remember(c, true, later + Duration::from_secs(2));
+        access.remember(a, true, later + Duration::from_secs(3));
+        assert!(access.remembered(&c, later).1, "readmitted key forgotten");
+        assert!(!access.remembered(&b, later).1);
     }
 
     #[tokio::test]
-    async fn an_unreachable_tracker_refuses_and_is_asked_again() {
+    async fn an_unreachable_tracker_refuses_newcomers_for_now_and_keeps_known_keys() {
         // Port 9 (discard) on loopback: nothing listens.
         let access = TrackerAccess::new("http://127.0.0.1:9/", 16).unwrap();
-        assert!(!access.admits(NodeId([7; 32])).await);
-        assert!(access.answers.lock().unwrap().is_empty());
+        let (known, newcomer) = (NodeId([7; 32]), NodeId([8; 32]));
+        access.remember(known, true, Instant::now() - ADMITTED_FOR);
+        assert_eq!(access.decide(known).await, Decision::Admitted);
+        assert_eq!(access.decide(newcomer).await, Decision::TrackerUnavailable);
+        assert_eq!(access.remembered(&newcomer, Instant::now()), (None, false));
+    }
+
+    #[tokio::test]
+    async fn busy_lookups_refuse_newcomers_for_now_and_keep_known_keys() {
+        let access = TrackerAccess::new("http://127.0.0.1:9/", 16).unwrap();
+        let _all = access
+            .lookups
+            .acquire_many(MAX_LOOKUPS as u32)
+            .await
+            .unwrap();
+        let (known, newcomer) = (NodeId([7; 32]), NodeId([8; 32]));
+        access.remember(known, true, Instant::now() - ADMITTED_FOR);
+        assert_eq!(access.decide(known).await, Decision::Admitted);
+        assert_eq!(access.decide(newcomer).await, Decision::TrackerUnavailable);
     }
 
     #[test]

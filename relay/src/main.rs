@@ -27,9 +27,10 @@ struct Args {
     #[arg(long, default_value_t = 65_536, value_name = "N")]
     key_cache: usize,
     /// Carry only the keys this tracker (the network's oracle) vouches for: the oracle,
-    /// nodes announced to it, downloaders with credit (`GET /v1/relay-access/{node}`,
-    /// asked once per key, answers kept 5 min, refusals 5 s). Unset: every key, so anyone
-    /// who knows the relay's URL can relay through it.
+    /// nodes whose announcement is live, downloaders with credit (`GET
+    /// /v1/relay-access/{node}`: admissions kept 5 min, and used while the tracker is
+    /// down; refusals 5 s). Unset: every key, so anyone who knows the relay's URL can
+    /// relay through it.
     #[arg(long, env = "DSI_RELAY_ADMIT_FROM", value_name = "URL")]
     admit_from: Option<String>,
 }

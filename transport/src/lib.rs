@@ -188,47 +188,51 @@ pub async fn bind(
     Ok(endpoint)
 }
 
-/// Waits up to [`ONLINE_TIMEOUT`] for `endpoint` to reach a relay, less when a relay refused
-/// its key (a network's relay may carry only the network's nodes: `dsi-relay
-/// --admit-from`), and says why it goes on without one.
+/// Waits up to [`ONLINE_TIMEOUT`] for `endpoint` to reach a relay, less when its relay
+/// refused its key for good ([`dsi_api::RELAY_NOT_ADMITTED`]: a network's relay may carry
+/// only the network's nodes, `dsi-relay --admit-from`), and says why it goes on without one.
 async fn wait_online(endpoint: &iroh::Endpoint, relays: &[String]) {
     use iroh::Watcher;
-    let refusals = || {
-        endpoint
-            .home_relay_status()
-            .get()
-            .iter()
-            .filter_map(|status| {
-                let reason = status.auth_denied_reason()?;
-                Some(format!("{}: {reason}", status.url()))
+    // Every relay the endpoint tried refused the key for good (iroh 1.4 keeps one home
+    // relay: one status at most).
+    let not_admitted = |statuses: &[iroh::endpoint::RelayStatus]| {
+        !statuses.is_empty()
+            && statuses.iter().all(|status| {
+                status
+                    .auth_denied_reason()
+                    .is_some_and(|reason| reason.contains(dsi_api::RELAY_NOT_ADMITTED))
             })
-            .collect::<Vec<_>>()
     };
+    let mut status = endpoint.home_relay_status();
     let online = endpoint.online();
     tokio::pin!(online);
     let deadline = tokio::time::sleep(ONLINE_TIMEOUT);
     tokio::pin!(deadline);
-    loop {
+    let mut seen = status.get();
+    while !not_admitted(&seen) {
         tokio::select! {
             () = &mut online => return,
             () = &mut deadline => break,
-            () = tokio::time::sleep(Duration::from_millis(100)) => {
-                // Refused by every relay named: waiting longer changes nothing.
-                if refusals().len() >= relays.len() {
-                    break;
-                }
-            }
+            next = status.updated() => match next {
+                Ok(next) => seen = next,
+                Err(_) => break,
+            },
         }
     }
-    let refused = refusals();
+    let refused: Vec<String> = seen
+        .iter()
+        .filter_map(|status| {
+            let reason = status.auth_denied_reason()?;
+            Some(format!("{}: {reason}", status.url()))
+        })
+        .collect();
     if refused.is_empty() {
         tracing::warn!(relays = ?relays, "no iroh relay reached in 10 s; going on with direct paths only");
     } else {
         tracing::warn!(
             refused = ?refused,
-            "the network's relay refused this node's key (a relay admitting from the tracker \
-             carries announced nodes and downloaders with credit); going on with direct paths \
-             only, and asking the relay again now and then"
+            "the network's relay refused this node's key; going on with direct paths only, \
+             and asking the relay again now and then"
         );
     }
 }
