@@ -663,8 +663,14 @@ async fn serve_stream(
     exchange: Arc<Exchange>,
 ) {
     let io = hyper_util::rt::TokioIo::new(Box::pin(
-        Paced::new(tokio::io::join(recv, send), STREAM_STALL)
-            .reporting_to(exchange.activity.clone()),
+        Paced::new(
+            ResetUnlessFinished {
+                streams: tokio::io::join(recv, send),
+                finished: false,
+            },
+            STREAM_STALL,
+        )
+        .reporting_to(exchange.activity.clone()),
     ));
     let started = exchange.clone();
     let service =
@@ -687,6 +693,66 @@ async fn serve_stream(
         }
         Ok(()) => {}
         Err(e) => tracing::debug!(error = %e, "iroh stream ended with an error"),
+    }
+}
+
+/// The two halves of an exchange's QUIC stream; dropped before its answer was finished (a
+/// stalled or failed exchange), it resets the stream (and stops reading), so that QUIC
+/// drops what is queued for the peer instead of retransmitting it until the connection
+/// ends (QUIC finishes a dropped stream, delivering everything written).
+struct ResetUnlessFinished {
+    streams: tokio::io::Join<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
+    finished: bool,
+}
+
+/// The code a stream is reset and stopped with when its exchange failed.
+const EXCHANGE_FAILED: u32 = 1;
+
+impl Drop for ResetUnlessFinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.streams.writer_mut().reset(EXCHANGE_FAILED.into());
+            let _ = self.streams.reader_mut().stop(EXCHANGE_FAILED.into());
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ResetUnlessFinished {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().streams).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ResetUnlessFinished {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().streams).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().streams).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let done = std::pin::Pin::new(&mut this.streams).poll_shutdown(cx);
+        if matches!(done, std::task::Poll::Ready(Ok(()))) {
+            this.finished = true;
+        }
+        done
     }
 }
 

@@ -645,3 +645,24 @@ async fn served_count(relayed: &[(iroh::Endpoint, Connection)]) -> usize {
     }
     served
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_exchange_resets_its_stream_instead_of_finishing_it() {
+    // An exchange that fails (here a request head never completed, cut at the header
+    // timeout; a stalled download is cut the same way) must reset its stream: a stream
+    // left to QUIC is finished, and what was queued on it is retransmitted to the peer
+    // until the connection ends.
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder = start(tmp.path(), "seeder", None, 4).await;
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (endpoint, connection) = connect_raw(&seeder, &key).await;
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(b"GET /v1/no").await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(1 << 20))
+        .await
+        .expect("the seeder gave up on the request head");
+    let error = format!("{read:?}");
+    assert!(error.contains("Reset"), "finished, not reset: {error}");
+    endpoint.close().await;
+    seeder.router.shutdown().await.unwrap();
+}
