@@ -666,3 +666,105 @@ async fn a_failed_exchange_resets_its_stream_instead_of_finishing_it() {
     endpoint.close().await;
     seeder.router.shutdown().await.unwrap();
 }
+
+/// A UDP forwarder on `ip` in front of `seeder` that passes everything a client sends but
+/// only the seeder's first answer back (its QUIC Retry): the client proves its address and
+/// starts a real handshake, which then never completes. Returns the address to dial.
+async fn stalling_forwarder(ip: std::net::Ipv4Addr, seeder: SocketAddr) -> SocketAddr {
+    let front = tokio::net::UdpSocket::bind((ip, 0)).await.unwrap();
+    let back = tokio::net::UdpSocket::bind((ip, 0)).await.unwrap();
+    let address = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut up, mut down) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+        let mut client = None;
+        let mut answers = 0;
+        loop {
+            tokio::select! {
+                got = front.recv_from(&mut up) => {
+                    let Ok((n, from)) = got else { return };
+                    client = Some(from);
+                    let _ = back.send_to(&up[..n], seeder).await;
+                }
+                got = back.recv(&mut down) => {
+                    let Ok(n) = got else { return };
+                    if answers == 0 && let Some(client) = client {
+                        let _ = front.send_to(&down[..n], client).await;
+                    }
+                    answers += 1;
+                }
+            }
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_hold_a_full_seeder_bounded_places_for_a_bounded_time() {
+    // A full seeder (its one slot busy) must not do handshake work for everyone who
+    // knocks: direct newcomers prove their address (a QUIC Retry), then at most 8
+    // handshakes (2 per address) run at once, each for at most 10 s. Peers at 4 addresses
+    // start handshakes and stall them; the next newcomer is refused before any handshake
+    // work, and once the stalled ones time out a newcomer's handshake runs again.
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder = start(tmp.path(), "seeder", None, 1).await;
+    let seeder_address = seeder.addresses[0];
+    let busy_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (busy_endpoint, busy) = connect_raw(&seeder, &busy_key).await;
+    assert!(node_info(&busy).await);
+    let stop = CancellationToken::new();
+    let keep_busy = tokio::spawn({
+        let (busy, stop) = (busy.clone(), stop.clone());
+        async move {
+            while !stop.is_cancelled() {
+                assert!(node_info(&busy).await, "the busy peer lost its slot");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
+    let id = iroh::EndpointId::from_bytes(&seeder.endpoint_id.0).unwrap();
+    let dial = |at: SocketAddr| async move {
+        let key = SecretKey::generate(&mut rand::rngs::OsRng);
+        let endpoint = transport::bind(&key, &loopback(), false).await.unwrap();
+        let connecting = tokio::time::timeout(
+            Duration::from_secs(5),
+            endpoint.connect(
+                iroh::EndpointAddr::new(id).with_ip_addr(at),
+                transport::ALPN,
+            ),
+        )
+        .await;
+        (endpoint, connecting.map(|c| c.is_ok()).unwrap_or(false))
+    };
+
+    let mut stalled = Vec::new();
+    for n in 0..transport::MAX_HANDSHAKES_WHEN_FULL {
+        let ip = std::net::Ipv4Addr::new(127, 0, 0, 10 + (n / 2) as u8);
+        let at = stalling_forwarder(ip, seeder_address).await;
+        stalled.push(tokio::spawn(dial(at)));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (refused_endpoint, handshaken) = dial(seeder_address).await;
+    assert!(
+        !handshaken,
+        "a full seeder ran a handshake past its places for stalled ones"
+    );
+
+    // The stalled handshakes time out (10 s) and free their places.
+    tokio::time::sleep(transport::HANDSHAKE_TIMEOUT).await;
+    let (later_endpoint, handshaken) = dial(seeder_address).await;
+    assert!(
+        handshaken,
+        "stalled handshakes kept their places past their timeout"
+    );
+    assert!(busy.close_reason().is_none(), "the busy peer was dropped");
+
+    stop.cancel();
+    keep_busy.await.unwrap();
+    for task in stalled {
+        task.abort();
+    }
+    for endpoint in [busy_endpoint, refused_endpoint, later_endpoint] {
+        endpoint.close().await;
+    }
+    seeder.router.shutdown().await.unwrap();
+}
