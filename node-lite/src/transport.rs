@@ -283,7 +283,12 @@ impl PeerService {
                 }
                 _ => return IncomingFilterOutcome::Reject,
             };
-            if !peers.all_full(&limits, now) {
+            // Through a relay, the relayed share is what fills (it may find a direct path
+            // yet, so it is not refused outright: it takes a handshake place).
+            let full = peers.all_full(&limits, now)
+                || (matches!(remote, IncomingAddr::Relay { .. })
+                    && peers.relayed_full(&limits, now));
+            if !full {
                 return IncomingFilterOutcome::Accept;
             }
             if matches!(remote, IncomingAddr::Ip(_)) && !incoming.remote_addr_validated() {
@@ -416,6 +421,12 @@ impl Peers {
     fn all_full(&self, limits: &PeerLimits, now: std::time::Instant) -> bool {
         self.count(|_, _| true) >= limits.max_connections
             && self.evictable(limits, now, |_, _| true).is_none()
+    }
+
+    /// Whether a relayed newcomer would be refused for want of room in the relayed share.
+    fn relayed_full(&self, limits: &PeerLimits, now: std::time::Instant) -> bool {
+        let relayed = |_: u64, peer: &Peer| peer.group.is_none();
+        self.count(relayed) >= limits.relayed && self.evictable(limits, now, relayed).is_none()
     }
 
     /// Admits `connection` from `node` (from address group `group` over a direct path),
@@ -594,11 +605,19 @@ impl ProtocolHandler for PeerService {
             }
         };
         let group = address.map(|address| crate::server::ledger::address_group(address.ip()));
-        let admitted =
-            self.peers.lock().ok().and_then(|mut peers| {
-                peers.admit(&self.limits, node, group, &connection, privileged)
-            });
-        let Some((id, activity)) = admitted else {
+        // A peer whose address group is full may still take a relayed slot.
+        let admitted = self.peers.lock().ok().and_then(|mut peers| {
+            peers
+                .admit(&self.limits, node, group, &connection, privileged)
+                .map(|admitted| (admitted, group))
+                .or_else(|| {
+                    group?;
+                    peers
+                        .admit(&self.limits, node, None, &connection, privileged)
+                        .map(|admitted| (admitted, None))
+                })
+        });
+        let Some(((id, activity), group)) = admitted else {
             connection.close(1u32.into(), REFUSED_FULL);
             return Ok(());
         };
@@ -609,9 +628,22 @@ impl ProtocolHandler for PeerService {
         tracing::debug!(peer = %node.fmt_short(), "iroh peer connected");
         let mut relayed = group.is_none() && !privileged;
         loop {
-            // When to look at idleness again: its deadline, or shortly while busy.
+            // A relayed peer that found a direct path leaves the relayed share (looked at
+            // every second or stream while it is relayed).
+            if relayed && let Some(direct) = direct_path(&connection) {
+                let group = crate::server::ledger::address_group(direct.ip());
+                relayed = !self
+                    .peers
+                    .lock()
+                    .is_ok_and(|mut peers| peers.found_direct_path(id, group, &self.limits));
+            }
+            // When to look at idleness again: its deadline, or shortly while busy (or
+            // relayed).
             let check = if activity.busy() > 0 {
                 std::time::Instant::now() + self.limits.idle.min(Duration::from_secs(1))
+            } else if relayed {
+                (activity.last() + self.limits.idle)
+                    .min(std::time::Instant::now() + Duration::from_secs(1))
             } else {
                 activity.last() + self.limits.idle
             };
@@ -633,14 +665,6 @@ impl ProtocolHandler for PeerService {
                 }
             };
             let address = counted_address(&connection);
-            // A relayed peer that found a direct path leaves the relayed share.
-            if relayed && let Some(direct) = direct_path(&connection) {
-                let group = crate::server::ledger::address_group(direct.ip());
-                relayed = !self
-                    .peers
-                    .lock()
-                    .is_ok_and(|mut peers| peers.found_direct_path(id, group, &self.limits));
-            }
             let routes = self.routes.clone();
             let exchange = Arc::new(Exchange {
                 activity: activity.clone(),

@@ -1254,6 +1254,9 @@ async fn relay_access(
     if node == state.key.node_id() {
         return answer(true, "the network's oracle");
     }
+    if credit_of(&state, node).await?.available > 0 {
+        return answer(true, "a downloader with credit");
+    }
     if state.store.is_live_node(&node, now_ms()).await? {
         let standing = state
             .store
@@ -1265,9 +1268,6 @@ async fn relay_access(
             return answer(false, "an announced node excluded for good");
         }
         return answer(true, "a node with a live announcement");
-    }
-    if credit_of(&state, node).await?.available > 0 {
-        return answer(true, "a downloader with credit");
     }
     answer(
         false,

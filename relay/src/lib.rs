@@ -254,9 +254,10 @@ impl TrackerAccess {
     /// The remembered decision about `node` if still fresh, and whether it was ever
     /// admitted (and not forgotten or refused since).
     fn remembered(&self, node: &NodeId, now: Instant) -> (Option<Decision>, bool) {
-        let Ok(answers) = self.answers.lock() else {
-            return (None, false);
-        };
+        let answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(at) = answers.refused.get(node)
             && now.saturating_duration_since(*at) < REFUSED_FOR
         {
@@ -272,9 +273,10 @@ impl TrackerAccess {
     }
 
     fn remember(&self, node: NodeId, allowed: bool, now: Instant) {
-        let Ok(mut answers) = self.answers.lock() else {
-            return;
-        };
+        let mut answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if allowed {
             answers.refused.remove(&node);
             answers.admitted.insert(node, now);
