@@ -531,16 +531,7 @@ async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
     // One relayed peer fills the relayed share (one of two slots), and keeps busy...
     let (a_endpoint, a) = connect_relayed(&seeder, &relay).await;
     assert!(node_info(&a).await, "the first relayed peer was refused");
-    let busy = CancellationToken::new();
-    let keep_busy = tokio::spawn({
-        let (a, busy) = (a.clone(), busy.clone());
-        async move {
-            while !busy.is_cancelled() {
-                assert!(node_info(&a).await, "the busy relayed peer lost its slot");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    });
+    let busy = KeptBusy::start(&a);
     // ... so a second relayed key is refused, though a slot is free ...
     let (b_endpoint, b) = connect_relayed(&seeder, &relay).await;
     assert!(
@@ -561,8 +552,7 @@ async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
 
     // Both go quiet, the direct peer first (the stalest): once relayed peers hold their
     // share, a relayed newcomer evicts a relayed peer, not the direct one.
-    busy.cancel();
-    keep_busy.await.unwrap();
+    busy.stop().await;
     tokio::time::sleep(evict_after + Duration::from_secs(1)).await;
     let c_key = SecretKey::generate(&mut rand::rngs::OsRng);
     let (c_endpoint, c) = connect_relayed_as(&seeder, &relay, &c_key).await;
@@ -633,6 +623,34 @@ async fn relayed_arrivals_waiting_for_a_direct_path_keep_no_direct_peer_out() {
     d_endpoint.close().await;
     seeder.router.shutdown().await.unwrap();
     relay.shutdown().await.unwrap();
+}
+
+/// A connection completing an exchange (node info) every 300 ms, so it never looks stale,
+/// until stopped; it fails if the seeder stops serving it.
+struct KeptBusy {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeptBusy {
+    fn start(connection: &Connection) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (connection, stop) = (connection.clone(), stop.clone());
+            async move {
+                while !stop.is_cancelled() {
+                    assert!(node_info(&connection).await, "a busy peer lost its slot");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
 }
 
 /// How many of the `relayed` connections the seeder serves.
@@ -711,16 +729,7 @@ async fn stalled_handshakes_hold_a_full_seeder_bounded_places_for_a_bounded_time
     let busy_key = SecretKey::generate(&mut rand::rngs::OsRng);
     let (busy_endpoint, busy) = connect_raw(&seeder, &busy_key).await;
     assert!(node_info(&busy).await);
-    let stop = CancellationToken::new();
-    let keep_busy = tokio::spawn({
-        let (busy, stop) = (busy.clone(), stop.clone());
-        async move {
-            while !stop.is_cancelled() {
-                assert!(node_info(&busy).await, "the busy peer lost its slot");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    });
+    let kept_busy = KeptBusy::start(&busy);
     let id = iroh::EndpointId::from_bytes(&seeder.endpoint_id.0).unwrap();
     let dial = |at: SocketAddr| async move {
         let key = SecretKey::generate(&mut rand::rngs::OsRng);
@@ -758,8 +767,7 @@ async fn stalled_handshakes_hold_a_full_seeder_bounded_places_for_a_bounded_time
     );
     assert!(busy.close_reason().is_none(), "the busy peer was dropped");
 
-    stop.cancel();
-    keep_busy.await.unwrap();
+    kept_busy.stop().await;
     for task in stalled {
         task.abort();
     }

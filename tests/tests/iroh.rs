@@ -21,10 +21,10 @@ fn node_id(dir: &Path) -> NodeId {
     node_lite_ok(dir, &["id"]).trim().parse().expect("node id")
 }
 
-/// An oracle (closing only when asked) that audits over iroh through `relay`, dialing from
-/// loopback, with the extra configuration `env`.
-fn oracle_on(dir: &Path, relay: &dsi_tests::TestRelay, env: &[(&str, &str)]) -> OracleProcess {
-    let relays = format!("[\"{}\"]", relay.url);
+/// An oracle (closing only when asked) that audits over iroh through the relay at
+/// `relay_url`, dialing from loopback, with the extra configuration `env`.
+fn oracle_on(dir: &Path, relay_url: &str, env: &[(&str, &str)]) -> OracleProcess {
+    let relays = format!("[\"{relay_url}\"]");
     let mut env = env.to_vec();
     env.extend([
         ("DSI_ORACLE_CLOSE__AUTO", "false"),
@@ -32,6 +32,27 @@ fn oracle_on(dir: &Path, relay: &dsi_tests::TestRelay, env: &[(&str, &str)]) -> 
         ("DSI_ORACLE_IROH__BIND", "[\"127.0.0.1:0\"]"),
     ]);
     OracleProcess::start(dir, &env).expect("oracle starts")
+}
+
+/// A file of `len` random bytes added to the node in `seeder_dir`, which then serves it
+/// announcing to `oracle`: the serving process, the content, the file's SHA-256 and the
+/// seeder's id.
+fn seed_through(
+    tmp: &Path,
+    seeder_dir: &Path,
+    len: usize,
+    oracle: &OracleProcess,
+) -> (Seeder, ContentId, String, NodeId) {
+    let file = tmp.join("data.bin");
+    let sha = random_file(&file, len);
+    let content: ContentId = node_lite_ok(seeder_dir, &["add", file.to_str().unwrap()])
+        .trim()
+        .parse()
+        .unwrap();
+    let payout = format!("0x{}", "01".repeat(20));
+    let seeder = Seeder::start(seeder_dir, &["--tracker", &oracle.url, "--payout", &payout])
+        .expect("seeder starts");
+    (seeder, content, sha, node_id(seeder_dir))
 }
 
 fn chunk_path(data_dir: &Path, id: &ChunkId) -> std::path::PathBuf {
@@ -180,7 +201,7 @@ async fn get_through_the_tracker_dials_a_seeder_at_its_announced_endpoint() {
     let relay = start_relay();
     // The seeder serves HTTP on loopback only, so it announces `iroh://SEEDER/`: a tracker
     // takes that only when it can audit over iroh.
-    let oracle = oracle_on(&tmp.path().join("oracle"), &relay, &[]);
+    let oracle = oracle_on(&tmp.path().join("oracle"), &relay.url, &[]);
     let relay_only = |config: &mut node_lite::Config| {
         config.iroh.relays = vec![relay.url.clone()];
         config.iroh.bind = Vec::new();
@@ -189,19 +210,8 @@ async fn get_through_the_tracker_dials_a_seeder_at_its_announced_endpoint() {
     let (seeder_dir, downloader_dir) = (tmp.path().join("seeder"), tmp.path().join("downloader"));
     init_node(&seeder_dir, relay_only);
     init_node(&downloader_dir, relay_only);
-    let file = tmp.path().join("data.bin");
-    let sha = random_file(&file, 3 * CHUNK + 999);
-    let content: ContentId = node_lite_ok(&seeder_dir, &["add", file.to_str().unwrap()])
-        .trim()
-        .parse()
-        .unwrap();
-    let payout = format!("0x{}", "01".repeat(20));
-    let seeder = Seeder::start(
-        &seeder_dir,
-        &["--tracker", &oracle.url, "--payout", &payout],
-    )
-    .expect("seeder starts");
-    let seeder_id = node_id(&seeder_dir);
+    let (seeder, content, sha, seeder_id) =
+        seed_through(tmp.path(), &seeder_dir, 3 * CHUNK + 999, &oracle);
 
     let endpoint = poll(
         "the tracker lists the seeder with its iroh endpoint",
@@ -255,7 +265,7 @@ async fn the_oracle_audits_an_iroh_node_on_a_direct_path_in_its_network_and_not_
     let relay = start_relay();
     let oracle = oracle_on(
         &tmp.path().join("oracle"),
-        &relay,
+        &relay.url,
         &[("DSI_ORACLE_EPOCHS__LENGTH_MS", "400")],
     );
     let file = tmp.path().join("data.bin");
@@ -362,16 +372,7 @@ async fn a_relay_admitting_from_the_tracker_carries_its_network_and_not_stranger
         .unwrap()
         .port();
     let relay_url = format!("http://127.0.0.1:{port}/");
-    let relays = format!("[\"{relay_url}\"]");
-    let oracle = OracleProcess::start(
-        &tmp.path().join("oracle"),
-        &[
-            ("DSI_ORACLE_CLOSE__AUTO", "false"),
-            ("DSI_ORACLE_IROH__RELAYS", relays.as_str()),
-            ("DSI_ORACLE_IROH__BIND", "[\"127.0.0.1:0\"]"),
-        ],
-    )
-    .expect("oracle starts");
+    let oracle = oracle_on(&tmp.path().join("oracle"), &relay_url, &[]);
     let relay = start_relay_with(dsi_relay::Settings {
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         admit_from: Some(oracle.url.clone()),
@@ -392,21 +393,10 @@ async fn a_relay_admitting_from_the_tracker_carries_its_network_and_not_stranger
     for dir in [&seeder_dir, &stranger_dir, &funded_dir] {
         init_node(dir, relay_only);
     }
-    let file = tmp.path().join("data.bin");
-    let sha = random_file(&file, 2 * CHUNK + 77);
-    let content: ContentId = node_lite_ok(&seeder_dir, &["add", file.to_str().unwrap()])
-        .trim()
-        .parse()
-        .unwrap();
-    let payout = format!("0x{}", "01".repeat(20));
     // Its first contact with the relay is refused (it has not announced yet); announced,
     // it is carried at its next attempt.
-    let _seeder = Seeder::start(
-        &seeder_dir,
-        &["--tracker", &oracle.url, "--payout", &payout],
-    )
-    .expect("seeder starts");
-    let seeder_id = node_id(&seeder_dir);
+    let (_seeder, content, sha, seeder_id) =
+        seed_through(tmp.path(), &seeder_dir, 2 * CHUNK + 77, &oracle);
     poll("the tracker lists the seeder", async || {
         let answer = oracle.client.peers(&content).await.ok()?;
         answer.peers.into_iter().find(|p| p.node == seeder_id)
