@@ -576,17 +576,25 @@ impl Downloader {
         if resumed > 0 {
             tracing::info!(resumed, total = manifest.chunk_count(), "resuming download");
         }
+        // The hasher reads through its own handle (the part file may be renamed first).
+        let reader = match self.options.sha256 {
+            true => Some(
+                file.try_clone()
+                    .map_err(io_err("cannot open", &part_path))?,
+            ),
+            false => None,
+        };
         let sink = Arc::new(FileSink::new(
             file,
             u64::from(manifest.chunk_size),
             part_path.clone(),
         ));
-        let (prefix, hasher) = match self.options.sha256 {
-            true => {
-                let (prefix, hasher) = prefix_hasher(part_path.clone(), &manifest);
+        let (prefix, hasher) = match reader {
+            Some(reader) => {
+                let (prefix, hasher) = prefix_hasher(reader, part_path.clone(), &manifest);
                 (Some(prefix), Some(hasher))
             }
-            false => (None, None),
+            None => (None, None),
         };
         let haves = self.haves(content, &manifest, &mut peers, &needed).await;
         let outcome = self
@@ -1285,10 +1293,13 @@ async fn scan_file(path: &Path, manifest: &Manifest) -> Result<Vec<bool>, NodeEr
     .map_err(|e| NodeError::Usage(format!("scan task failed: {e}")))?
 }
 
-/// Hashes `path` with SHA-256 in chunk order, as far as the prefix it is told about is
-/// complete, so that hashing the output overlaps the download. Ends with the digest once
-/// the prefix covers every chunk, or with an error if the sender goes away first.
+/// Hashes `file` (the part file at `path`, named in errors) with SHA-256 in chunk order, as
+/// far as the prefix it is told about is complete, so that hashing the output overlaps the
+/// download. Ends with the digest once the prefix covers every chunk, or with an error if
+/// the sender goes away first. It reads through the handle it is given: the part file may
+/// be renamed to the output before the task first runs (a small or empty download).
 fn prefix_hasher(
+    file: File,
     path: PathBuf,
     manifest: &Manifest,
 ) -> (
@@ -1303,7 +1314,6 @@ fn prefix_hasher(
             path: path.clone(),
             reason: e.to_string(),
         };
-        let file = File::open(&path).map_err(io)?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; manifest.chunk_size as usize];
         let mut hashed = 0;
@@ -1351,4 +1361,32 @@ pub async fn sha256_file(path: &Path) -> Result<String, NodeError> {
     })
     .await
     .map_err(|e| NodeError::Usage(format!("hash task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_prefix_hasher_reads_a_part_file_renamed_before_it_starts() {
+        // A small or empty download can finish, and its part file be renamed to the
+        // output, before the hashing task first runs: it must read through its handle.
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("out.dsi-part");
+        let bytes = vec![7u8; 20_000];
+        std::fs::write(&part, &bytes).unwrap();
+        let size = dsi_protocol::manifest::MIN_CHUNK_SIZE;
+        let chunks = bytes.chunks(size as usize).map(ChunkId::of).collect();
+        let manifest = Manifest::new("out", bytes.len() as u64, size, chunks).unwrap();
+        let file = File::open(&part).unwrap();
+        std::fs::rename(&part, dir.path().join("out")).unwrap();
+        let (prefix, hasher) = prefix_hasher(file, part, &manifest);
+        prefix.send(manifest.chunk_count()).unwrap();
+        assert_eq!(
+            hasher.await.unwrap().unwrap(),
+            hex::encode(Sha256::digest(&bytes))
+        );
+    }
 }
