@@ -10,8 +10,8 @@
 //! an optional per-client rate limit, until [`Relay::shutdown`]. Keys are free, so a relay
 //! that carries every key carries anyone's traffic at its operator's cost: with
 //! [`Settings::admit_from`] it carries only the keys the network's tracker vouches for
-//! (`GET /v1/relay-access/{node}`: the oracle, announced nodes, downloaders with credit),
-//! asking once per key and remembering the answer for a while ([`TrackerAccess`]). Put it behind a
+//! (`GET /v1/relay-access/{node}`: the oracle, nodes with a live announcement, downloaders
+//! with credit), remembering each answer for a while ([`TrackerAccess`]). Put it behind a
 //! TLS-terminating reverse proxy that passes WebSocket upgrades to hide relay metadata on
 //! the wire (see `docs/ARCHITECTURE.md`, "Relays").
 
