@@ -62,15 +62,19 @@ async fn main() -> std::process::ExitCode {
 
 /// Runs the relay until Ctrl-C or SIGTERM; the first line on stdout names its URL.
 async fn serve(settings: &dsi_relay::Settings) -> anyhow::Result<()> {
+    // The handlers are in place before the URL is printed: a SIGTERM sent as soon as it
+    // appears stops the relay cleanly instead of killing it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let relay = dsi_relay::Relay::start(settings).await?;
     println!("dsi-relay: relaying at {}", relay.url());
     match &settings.admit_from {
         Some(tracker) => eprintln!("dsi-relay: carrying the keys {tracker} vouches for"),
         None => eprintln!("dsi-relay: carrying every key (--admit-from limits it to a network's)"),
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     relay.shutdown().await
