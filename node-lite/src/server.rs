@@ -670,8 +670,16 @@ async fn get_chunk(
     Metrics::add(&state.metrics.bytes_served, bytes.len() as u64);
     Metrics::add(&state.metrics.chunks_served, 1);
     let body = paced_body(bytes, state.throttle.clone(), slot);
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+    let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
+    response.extensions_mut().insert(ChunkServed);
+    Ok(response)
 }
+
+/// Marks the answer that serves a chunk (`GET /v1/chunks/{chunk}` past every check): what
+/// keeps an iroh peer's slot from looking stale (`transport`), where cheaper exchanges such
+/// as node info, which anyone can repeat for free, do not.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkServed;
 
 async fn post_receipts(
     State(state): State<Arc<NodeState>>,

@@ -90,8 +90,11 @@ const DIRECT_PATH_WAIT: Duration = Duration::from_secs(2);
 /// otherwise hold its slot for ever).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A connection that completed no exchange for this long gives its slot to a newcomer when
-/// the seeder is full (the stalest first).
+/// A connection that was served no chunk for this long (or since it was admitted) gives
+/// its slot to a newcomer when the seeder is full (the stalest first). Cheaper exchanges
+/// (node info, manifests, have, receipts) keep a connection from idling out, not from
+/// being evicted: anyone can repeat them for free, while each chunk is an answer that
+/// receipt gating, the downloader caps and the upload budget stand behind.
 pub const EVICT_AFTER: Duration = Duration::from_secs(10);
 
 /// Connections one key may hold at once; its newest wins (a peer reconnecting after a lost
@@ -187,7 +190,7 @@ impl PeerService {
     /// are the only thing told apart, and keys are free, so once relayed peers hold their
     /// share a relayed newcomer evicts only a relayed peer; below it, the stalest of all),
     /// closing connections idle for [`IDLE_TIMEOUT`] and, when full, giving the slot of the
-    /// stalest connection (none completed for [`EVICT_AFTER`]) to a newcomer. A relayed
+    /// stalest connection (no chunk served for [`EVICT_AFTER`]) to a newcomer. A relayed
     /// peer that finds a direct path later moves to its address group (if it has room).
     pub fn new(routes: axum::Router, max_connections: usize) -> Self {
         let max_connections = max_connections.max(1);
@@ -350,23 +353,49 @@ struct Peer {
     privileged: bool,
 }
 
-/// A connection's exchanges: when it last completed one, how many are in progress.
+/// A connection's exchanges: when it last completed one or was written answer bytes (how
+/// long it has been idle), when it was last served a chunk (how stale it is, for
+/// eviction: node info and the like cost nothing to ask for again and again), how many
+/// are in progress.
 #[derive(Debug)]
 struct Activity {
     last: std::sync::Mutex<std::time::Instant>,
+    served: std::sync::Mutex<std::time::Instant>,
     busy: std::sync::atomic::AtomicUsize,
 }
 
 impl Activity {
-    fn last(&self) -> std::time::Instant {
-        self.last
-            .lock()
-            .map_or_else(|e| *e.into_inner(), |last| *last)
+    /// A connection admitted at `now`: neither idle nor stale yet.
+    fn new(now: std::time::Instant) -> Self {
+        Self {
+            last: std::sync::Mutex::new(now),
+            served: std::sync::Mutex::new(now),
+            busy: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
-    fn touch(&self) {
+    fn read(at: &std::sync::Mutex<std::time::Instant>) -> std::time::Instant {
+        at.lock().map_or_else(|e| *e.into_inner(), |at| *at)
+    }
+
+    /// When it last completed an exchange or was written answer bytes.
+    fn last(&self) -> std::time::Instant {
+        Self::read(&self.last)
+    }
+
+    /// When it was last served a chunk (or admitted).
+    fn last_served(&self) -> std::time::Instant {
+        Self::read(&self.served)
+    }
+
+    /// Records activity now; `served`: a chunk's answer.
+    fn touch(&self, served: bool) {
+        let now = std::time::Instant::now();
         if let Ok(mut last) = self.last.lock() {
-            *last = std::time::Instant::now();
+            *last = now;
+        }
+        if served && let Ok(mut at) = self.served.lock() {
+            *at = now;
         }
     }
 
@@ -379,7 +408,7 @@ impl Activity {
 const REFUSED_FULL: &[u8] = b"too many peers connected";
 
 impl Peers {
-    /// The stalest connection among those `matching`, if it completed nothing for
+    /// The stalest connection among those `matching`, if it was served no chunk for
     /// `evict_after`.
     fn evictable(
         &self,
@@ -390,7 +419,7 @@ impl Peers {
         self.live
             .iter()
             .filter(|(id, peer)| !peer.privileged && matching(**id, peer))
-            .map(|(id, peer)| (*id, peer.activity.last()))
+            .map(|(id, peer)| (*id, peer.activity.last_served()))
             .filter(|(_, last)| now.saturating_duration_since(*last) >= limits.evict_after)
             .min_by_key(|(_, last)| *last)
             .map(|(id, _)| id)
@@ -489,10 +518,7 @@ impl Peers {
         }
         let id = self.next;
         self.next += 1;
-        let activity = Arc::new(Activity {
-            last: std::sync::Mutex::new(now),
-            busy: std::sync::atomic::AtomicUsize::new(0),
-        });
+        let activity = Arc::new(Activity::new(now));
         self.live.insert(
             id,
             Peer {
@@ -538,20 +564,39 @@ impl Drop for Admitted {
     }
 }
 
-/// Marks an exchange in progress on a connection until dropped; `done` records it as
-/// completed.
+/// Marks an exchange in progress on a connection from its request until dropped.
 struct Exchange {
     activity: Arc<Activity>,
     started: std::sync::atomic::AtomicBool,
+    /// Its answer serves a chunk ([`crate::server::ChunkServed`]).
+    serves_chunk: std::sync::atomic::AtomicBool,
 }
 
 impl Exchange {
+    fn new(activity: Arc<Activity>) -> Self {
+        Self {
+            activity,
+            started: std::sync::atomic::AtomicBool::new(false),
+            serves_chunk: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     fn start(&self) {
         if !self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.activity
                 .busy
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    fn serves_chunk(&self) -> bool {
+        self.serves_chunk.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records activity on its connection now (answer bytes written, or the exchange
+    /// completed).
+    fn touch(&self) {
+        self.activity.touch(self.serves_chunk());
     }
 }
 
@@ -666,10 +711,7 @@ impl ProtocolHandler for PeerService {
             };
             let address = counted_address(&connection);
             let routes = self.routes.clone();
-            let exchange = Arc::new(Exchange {
-                activity: activity.clone(),
-                started: std::sync::atomic::AtomicBool::new(false),
-            });
+            let exchange = Arc::new(Exchange::new(activity.clone()));
             self.tasks
                 .spawn(serve_stream(routes, address, send, recv, exchange));
         }
@@ -694,14 +736,29 @@ async fn serve_stream(
             },
             STREAM_STALL,
         )
-        .reporting_to(exchange.activity.clone()),
+        .reporting_to(exchange.clone()),
     ));
     let started = exchange.clone();
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             started.start();
             request.extensions_mut().insert(ConnectInfo(address));
-            tower::ServiceExt::oneshot(routes.clone(), request.map(axum::body::Body::new))
+            let answer =
+                tower::ServiceExt::oneshot(routes.clone(), request.map(axum::body::Body::new));
+            let exchange = started.clone();
+            async move {
+                let response = answer.await?;
+                if response
+                    .extensions()
+                    .get::<crate::server::ChunkServed>()
+                    .is_some()
+                {
+                    exchange
+                        .serves_chunk
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -713,7 +770,7 @@ async fn serve_stream(
         .await;
     match served {
         Ok(()) if exchange.started.load(std::sync::atomic::Ordering::SeqCst) => {
-            exchange.activity.touch();
+            exchange.touch();
         }
         Ok(()) => {}
         Err(e) => tracing::debug!(error = %e, "iroh stream ended with an error"),
@@ -791,8 +848,8 @@ pin_project_lite::pin_project! {
         sleep: tokio::time::Sleep,
         deadline: tokio::time::Instant,
         stall: Duration,
-        // The connection whose activity bytes written to the peer refresh.
-        activity: Option<Arc<Activity>>,
+        // The exchange whose connection's activity bytes written to the peer refresh.
+        exchange: Option<Arc<Exchange>>,
     }
 }
 
@@ -805,14 +862,14 @@ impl<T> Paced<T> {
             sleep: tokio::time::sleep_until(deadline),
             deadline,
             stall,
-            activity: None,
+            exchange: None,
         }
     }
 
-    /// Counts bytes written to the peer as activity of its connection (a transfer in
-    /// progress is not stale, whatever its length).
-    fn reporting_to(mut self, activity: Arc<Activity>) -> Self {
-        self.activity = Some(activity);
+    /// Counts bytes written to the peer as activity of the exchange's connection (a chunk
+    /// transfer in progress is not stale, whatever its length).
+    fn reporting_to(mut self, exchange: Arc<Exchange>) -> Self {
+        self.exchange = Some(exchange);
         self
     }
 }
@@ -880,9 +937,9 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
         match self.as_mut().project().inner.poll_write(cx, buf) {
             std::task::Poll::Ready(Ok(written)) => {
                 if written > 0
-                    && let Some(activity) = &self.activity
+                    && let Some(exchange) = &self.exchange
                 {
-                    activity.touch();
+                    exchange.touch();
                 }
                 self.as_mut().moved(written);
                 std::task::Poll::Ready(Ok(written))
@@ -976,20 +1033,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bytes_written_to_a_peer_keep_its_connection_from_looking_stale() {
-        // Eviction picks the connection with the oldest activity: a long transfer in
-        // progress must count as activity, or free keys could evict honest downloads.
+    async fn chunk_bytes_written_to_a_peer_keep_its_connection_from_looking_stale() {
+        // Eviction picks the connection served a chunk longest ago: a long chunk transfer
+        // in progress must count, or free keys could evict honest downloads; other answers
+        // (node info, which anyone can ask for again and again) only keep it from idling.
         use tokio::io::AsyncWriteExt;
         let start = std::time::Instant::now() - Duration::from_secs(60);
-        let activity = Arc::new(Activity {
-            last: std::sync::Mutex::new(start),
-            busy: std::sync::atomic::AtomicUsize::new(1),
-        });
-        let (near, _far) = tokio::io::duplex(1024);
-        let mut stream =
-            Box::pin(Paced::new(near, Duration::from_secs(5)).reporting_to(activity.clone()));
-        stream.write_all(b"chunk bytes").await.unwrap();
+        let activity = Arc::new(Activity::new(start));
+        let write_answer = |serves_chunk: bool| {
+            let exchange = Arc::new(Exchange::new(activity.clone()));
+            exchange.start();
+            exchange
+                .serves_chunk
+                .store(serves_chunk, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let (near, _far) = tokio::io::duplex(1024);
+                let mut stream =
+                    Box::pin(Paced::new(near, Duration::from_secs(5)).reporting_to(exchange));
+                stream.write_all(b"answer bytes").await.unwrap();
+            }
+        };
+        write_answer(false).await;
         assert!(activity.last() > start + Duration::from_secs(59));
+        assert_eq!(
+            activity.last_served(),
+            start,
+            "node info counted as serving"
+        );
+        write_answer(true).await;
+        assert!(activity.last_served() > start + Duration::from_secs(59));
+        assert_eq!(
+            activity.busy(),
+            0,
+            "a finished exchange still counted as busy"
+        );
     }
 
     #[tokio::test]

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dsi_api::downloader::DownloaderHeader;
 use dsi_protocol::manifest::MIN_CHUNK_SIZE;
-use dsi_protocol::{NetworkId, NodeId, SecretKey};
+use dsi_protocol::{ChunkId, NetworkId, NodeId, SecretKey};
 use iroh::endpoint::Connection;
 use node_lite::config::IrohConfig;
 use node_lite::download::{DownloadOptions, Downloader};
@@ -157,35 +158,67 @@ async fn closed_soon(connection: &Connection) -> bool {
 
 /// `GET /v1/node` on a new stream of `connection`: whether the seeder answered it.
 async fn node_info(connection: &Connection) -> bool {
+    ask(connection, "node info", "/v1/node", "").await
+}
+
+/// `GET /v1/chunks/{chunk}` of `node`, signed by `key`, on a new stream of `connection`:
+/// whether the seeder served it.
+async fn fetch_chunk(
+    connection: &Connection,
+    key: &SecretKey,
+    node: &NodeState,
+    chunk: ChunkId,
+) -> bool {
+    let header = DownloaderHeader::sign(
+        key,
+        &node.config.network,
+        node.node_id,
+        chunk,
+        dsi_protocol::now_ms(),
+    );
+    let header = format!("{}: {header}\r\n", node_lite::DOWNLOADER_HEADER);
+    ask(connection, "chunk", &format!("/v1/chunks/{chunk}"), &header).await
+}
+
+/// A GET of `path` with the extra `headers` on a new stream of `connection`: whether the
+/// seeder answered `200` (`what` names it in what is printed otherwise).
+async fn ask(connection: &Connection, what: &str, path: &str, headers: &str) -> bool {
     let (mut send, mut recv) = match connection.open_bi().await {
         Ok(stream) => stream,
         Err(e) => {
-            eprintln!("node info: opening a stream: {e}");
+            eprintln!("{what}: opening a stream: {e}");
             return false;
         }
     };
-    let request = b"GET /v1/node HTTP/1.1\r\nhost: peer\r\nconnection: close\r\n\r\n";
-    if let Err(e) = send.write_all(request).await {
-        eprintln!("node info: writing: {e}");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nhost: peer\r\n{headers}connection: close\r\n\r\n");
+    if let Err(e) = send.write_all(request.as_bytes()).await {
+        eprintln!("{what}: writing: {e}");
         return false;
     }
     if let Err(e) = send.finish() {
-        eprintln!("node info: finishing: {e}");
+        eprintln!("{what}: finishing: {e}");
         return false;
     }
     match tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 20)).await {
         Ok(Ok(answer)) => {
             let ok = answer.starts_with(b"HTTP/1.1 200");
             if !ok {
-                eprintln!("node info: {}", String::from_utf8_lossy(&answer));
+                eprintln!("{what}: {}", String::from_utf8_lossy(&answer));
             }
             ok
         }
         other => {
-            eprintln!("node info: {other:?}");
+            eprintln!("{what}: {other:?}");
             false
         }
     }
+}
+
+/// The first chunk of a small content added to `node`.
+fn held_chunk(node: &IrohNode, root: &std::path::Path) -> ChunkId {
+    let content = add(node, root, MIN_CHUNK_SIZE as usize);
+    node.state.store.manifest(&content).unwrap().unwrap().chunks[0]
 }
 
 fn add(node: &IrohNode, root: &std::path::Path, len: usize) -> dsi_protocol::ContentId {
@@ -409,6 +442,70 @@ async fn a_peer_opening_empty_streams_loses_its_slot_to_a_newcomer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_chunks_served_keep_a_slot_and_free_exchanges_do_not() {
+    // One slot. The attacker completes an exchange every 100 ms, but only node info,
+    // which anyone can ask for again and again at no cost: past the eviction time a real
+    // downloader takes its slot. A peer fetching a chunk every second keeps its slot.
+    let tmp = tempfile::tempdir().unwrap();
+    let evict_after = Duration::from_secs(2);
+    let (seeder, content) =
+        one_slot_seeder(tmp.path(), Duration::from_secs(600), evict_after).await;
+    let attacker_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (attacker, connection) = connect_raw(&seeder, &attacker_key).await;
+    assert!(node_info(&connection).await, "the attacker was refused");
+    let asking = {
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            while node_info(&connection).await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(evict_after + Duration::from_millis(500)).await;
+    let (newcomer, dialer) = downloader_for(&[&seeder]);
+    let report = fetch(
+        &newcomer,
+        &content,
+        &StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]),
+        &tmp.path().join("out.bin"),
+    )
+    .await
+    .expect("a peer asking only for node info kept the slot from a downloader");
+    assert_eq!(report.chunks_fetched, 2);
+    assert!(
+        closed_soon(&connection).await,
+        "the attacker keeps its slot"
+    );
+    asking.abort();
+    attacker.close().await;
+
+    // The downloader's connection goes stale; a peer fetching chunks takes the slot and
+    // keeps it past the eviction time.
+    tokio::time::sleep(evict_after + Duration::from_millis(500)).await;
+    let chunk = held_chunk(&seeder, tmp.path());
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (endpoint, fetcher) = connect_raw(&seeder, &key).await;
+    let busy = KeptBusy::start(&fetcher, &key, &seeder, chunk);
+    tokio::time::sleep(evict_after + Duration::from_secs(1)).await;
+    let late_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let late = transport::bind(&late_key, &loopback(), false)
+        .await
+        .unwrap();
+    let refused = match late.connect(address_of(&seeder), transport::ALPN).await {
+        Err(_) => true,
+        Ok(connection) => !node_info(&connection).await,
+    };
+    assert!(refused, "a newcomer evicted a peer being served chunks");
+    busy.stop().await;
+    assert!(fetcher.close_reason().is_none());
+    for endpoint in [late, endpoint] {
+        endpoint.close().await;
+    }
+    dialer.close().await;
+    seeder.router.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_key_holds_two_connections_and_its_newest_wins() {
     let tmp = tempfile::tempdir().unwrap();
     let seeder = start(tmp.path(), "seeder", None, 16).await;
@@ -528,10 +625,13 @@ async fn relayed_peers_hold_only_their_share_and_never_push_out_direct_peers() {
     })
     .await;
 
+    let chunk = held_chunk(&seeder, tmp.path());
+
     // One relayed peer fills the relayed share (one of two slots), and keeps busy...
-    let (a_endpoint, a) = connect_relayed(&seeder, &relay).await;
+    let a_key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let (a_endpoint, a) = connect_relayed_as(&seeder, &relay, &a_key).await;
     assert!(node_info(&a).await, "the first relayed peer was refused");
-    let busy = KeptBusy::start(&a);
+    let busy = KeptBusy::start(&a, &a_key, &seeder, chunk);
     // ... so a second relayed key is refused, though a slot is free ...
     let (b_endpoint, b) = connect_relayed(&seeder, &relay).await;
     assert!(
@@ -625,22 +725,30 @@ async fn relayed_arrivals_waiting_for_a_direct_path_keep_no_direct_peer_out() {
     relay.shutdown().await.unwrap();
 }
 
-/// A connection completing an exchange (node info) every 300 ms, so it never looks stale,
-/// until stopped; it fails if the seeder stops serving it.
+/// A connection fetching a chunk of `node` every second, so it never looks stale, until
+/// stopped; it fails if the seeder stops serving it.
 struct KeptBusy {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl KeptBusy {
-    fn start(connection: &Connection) -> Self {
+    fn start(connection: &Connection, key: &SecretKey, node: &IrohNode, chunk: ChunkId) -> Self {
         let stop = CancellationToken::new();
         let task = tokio::spawn({
-            let (connection, stop) = (connection.clone(), stop.clone());
+            let (connection, key, node, stop) = (
+                connection.clone(),
+                key.clone(),
+                node.state.clone(),
+                stop.clone(),
+            );
             async move {
                 while !stop.is_cancelled() {
-                    assert!(node_info(&connection).await, "a busy peer lost its slot");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    assert!(
+                        fetch_chunk(&connection, &key, &node, chunk).await,
+                        "a busy peer lost its slot"
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         });
@@ -729,7 +837,8 @@ async fn stalled_handshakes_hold_a_full_seeder_bounded_places_for_a_bounded_time
     let busy_key = SecretKey::generate(&mut rand::rngs::OsRng);
     let (busy_endpoint, busy) = connect_raw(&seeder, &busy_key).await;
     assert!(node_info(&busy).await);
-    let kept_busy = KeptBusy::start(&busy);
+    let chunk = held_chunk(&seeder, tmp.path());
+    let kept_busy = KeptBusy::start(&busy, &busy_key, &seeder, chunk);
     let id = iroh::EndpointId::from_bytes(&seeder.endpoint_id.0).unwrap();
     let dial = |at: SocketAddr| async move {
         let key = SecretKey::generate(&mut rand::rngs::OsRng);
