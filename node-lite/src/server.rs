@@ -475,7 +475,10 @@ async fn get_manifest(
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| unknown_content(&content))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let mut response =
+        ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+    response.extensions_mut().insert(ContentAnswer);
+    Ok(response)
 }
 
 async fn get_have(
@@ -671,15 +674,15 @@ async fn get_chunk(
     Metrics::add(&state.metrics.chunks_served, 1);
     let body = paced_body(bytes, state.throttle.clone(), slot);
     let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
-    response.extensions_mut().insert(ChunkServed);
+    response.extensions_mut().insert(ContentAnswer);
     Ok(response)
 }
 
-/// Marks the answer that serves a chunk (`GET /v1/chunks/{chunk}` past every check): what
-/// keeps an iroh peer's slot from looking stale (`transport`), where cheaper exchanges such
-/// as node info, which anyone can repeat for free, do not.
+/// Marks an answer that carries content: a chunk (past every check) or a manifest. The
+/// bytes of such answers, and only those, keep an iroh peer's slot from looking stale
+/// (`transport`): node info and the like cost nothing to ask for again and again.
 #[derive(Clone, Copy, Debug)]
-pub struct ChunkServed;
+pub struct ContentAnswer;
 
 async fn post_receipts(
     State(state): State<Arc<NodeState>>,

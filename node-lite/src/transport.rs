@@ -85,17 +85,22 @@ fn relayed_address(node: &iroh::EndpointId) -> std::net::IpAddr {
 /// a direct path before it serves (and counts) the peer as relayed.
 const DIRECT_PATH_WAIT: Duration = Duration::from_secs(2);
 
-/// How long a connection may go without completing an exchange, with none in progress,
-/// before the seeder closes it (iroh keeps connections alive, so an idle peer would
-/// otherwise hold its slot for ever).
+/// How long a connection may go without completing an exchange or being written answer
+/// bytes, with no exchange in progress, before the seeder closes it (iroh keeps
+/// connections alive, so an idle peer would otherwise hold its slot for ever).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A connection that was served no chunk for this long (or since it was admitted) gives
-/// its slot to a newcomer when the seeder is full (the stalest first). Cheaper exchanges
-/// (node info, manifests, have, receipts) keep a connection from idling out, not from
-/// being evicted: anyone can repeat them for free, while each chunk is an answer that
-/// receipt gating, the downloader caps and the upload budget stand behind.
+/// A connection that was written no [`FRESH_BYTES`] of content (chunks, manifests) for
+/// this long (or since it was admitted) gives its slot to a newcomer when the seeder is
+/// full (the stalest first). Other exchanges (node info, have, receipts) keep a connection
+/// from idling out, not from being evicted: anyone can repeat them for next to nothing,
+/// while holding a slot this way costs a peer content moved to it, at least
+/// `FRESH_BYTES` per `EVICT_AFTER` (6.4 KiB/s).
 pub const EVICT_AFTER: Duration = Duration::from_secs(10);
+
+/// Content bytes written to a peer (answer heads included, a few hundred bytes each) that
+/// keep its connection fresh for another [`EVICT_AFTER`].
+pub const FRESH_BYTES: u64 = 64 * 1024;
 
 /// Connections one key may hold at once; its newest wins (a peer reconnecting after a lost
 /// connection is not locked out by the dead one).
@@ -224,7 +229,7 @@ impl PeerService {
         self
     }
 
-    /// Closes connections idle for `idle` and evicts those without a completed exchange for
+    /// Closes connections idle for `idle` and evicts those not kept fresh by content for
     /// `evict_after` instead (tests).
     pub fn timeouts(mut self, idle: Duration, evict_after: Duration) -> Self {
         self.limits.idle = idle;
@@ -354,48 +359,62 @@ struct Peer {
 }
 
 /// A connection's exchanges: when it last completed one or was written answer bytes (how
-/// long it has been idle), when it was last served a chunk (how stale it is, for
-/// eviction: node info and the like cost nothing to ask for again and again), how many
-/// are in progress.
+/// long it has been idle); when it was last written [`FRESH_BYTES`] of content (how stale
+/// it is, for eviction: node info and the like cost nothing to ask for again and again);
+/// how many are in progress.
 #[derive(Debug)]
 struct Activity {
-    last: std::sync::Mutex<std::time::Instant>,
-    served: std::sync::Mutex<std::time::Instant>,
+    times: std::sync::Mutex<Times>,
     busy: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Times {
+    last: std::time::Instant,
+    fresh: std::time::Instant,
+    /// Content bytes written since `fresh` was last moved.
+    content: u64,
 }
 
 impl Activity {
     /// A connection admitted at `now`: neither idle nor stale yet.
     fn new(now: std::time::Instant) -> Self {
         Self {
-            last: std::sync::Mutex::new(now),
-            served: std::sync::Mutex::new(now),
+            times: std::sync::Mutex::new(Times {
+                last: now,
+                fresh: now,
+                content: 0,
+            }),
             busy: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    fn read(at: &std::sync::Mutex<std::time::Instant>) -> std::time::Instant {
-        at.lock().map_or_else(|e| *e.into_inner(), |at| *at)
+    fn times(&self) -> std::sync::MutexGuard<'_, Times> {
+        // A poisoned lock only means a panic mid-update of plain numbers.
+        self.times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// When it last completed an exchange or was written answer bytes.
     fn last(&self) -> std::time::Instant {
-        Self::read(&self.last)
+        self.times().last
     }
 
-    /// When it was last served a chunk (or admitted).
-    fn last_served(&self) -> std::time::Instant {
-        Self::read(&self.served)
+    /// When it was last written [`FRESH_BYTES`] of content (or admitted).
+    fn fresh(&self) -> std::time::Instant {
+        self.times().fresh
     }
 
-    /// Records activity now; `served`: a chunk's answer.
-    fn touch(&self, served: bool) {
+    /// Records activity now: `content` bytes of content written (0 for anything else).
+    fn touch(&self, content: u64) {
         let now = std::time::Instant::now();
-        if let Ok(mut last) = self.last.lock() {
-            *last = now;
-        }
-        if served && let Ok(mut at) = self.served.lock() {
-            *at = now;
+        let mut times = self.times();
+        times.last = now;
+        times.content = times.content.saturating_add(content);
+        if times.content >= FRESH_BYTES {
+            times.fresh = now;
+            times.content = 0;
         }
     }
 
@@ -408,8 +427,8 @@ impl Activity {
 const REFUSED_FULL: &[u8] = b"too many peers connected";
 
 impl Peers {
-    /// The stalest connection among those `matching`, if it was served no chunk for
-    /// `evict_after`.
+    /// The stalest connection among those `matching`, if it was not kept fresh by content
+    /// for `evict_after`.
     fn evictable(
         &self,
         limits: &PeerLimits,
@@ -419,7 +438,7 @@ impl Peers {
         self.live
             .iter()
             .filter(|(id, peer)| !peer.privileged && matching(**id, peer))
-            .map(|(id, peer)| (*id, peer.activity.last_served()))
+            .map(|(id, peer)| (*id, peer.activity.fresh()))
             .filter(|(_, last)| now.saturating_duration_since(*last) >= limits.evict_after)
             .min_by_key(|(_, last)| *last)
             .map(|(id, _)| id)
@@ -568,8 +587,8 @@ impl Drop for Admitted {
 struct Exchange {
     activity: Arc<Activity>,
     started: std::sync::atomic::AtomicBool,
-    /// Its answer serves a chunk ([`crate::server::ChunkServed`]).
-    serves_chunk: std::sync::atomic::AtomicBool,
+    /// Its answer carries content ([`crate::server::ContentAnswer`]).
+    content: std::sync::atomic::AtomicBool,
 }
 
 impl Exchange {
@@ -577,7 +596,7 @@ impl Exchange {
         Self {
             activity,
             started: std::sync::atomic::AtomicBool::new(false),
-            serves_chunk: std::sync::atomic::AtomicBool::new(false),
+            content: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -589,14 +608,12 @@ impl Exchange {
         }
     }
 
-    fn serves_chunk(&self) -> bool {
-        self.serves_chunk.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Records activity on its connection now (answer bytes written, or the exchange
-    /// completed).
-    fn touch(&self) {
-        self.activity.touch(self.serves_chunk());
+    /// Records activity on its connection now: `written` answer bytes (0: the exchange
+    /// completed), counted as content if the answer is content.
+    fn touch(&self, written: usize) {
+        let content = self.content.load(std::sync::atomic::Ordering::SeqCst);
+        self.activity
+            .touch(if content { written as u64 } else { 0 });
     }
 }
 
@@ -750,11 +767,11 @@ async fn serve_stream(
                 let response = answer.await?;
                 if response
                     .extensions()
-                    .get::<crate::server::ChunkServed>()
+                    .get::<crate::server::ContentAnswer>()
                     .is_some()
                 {
                     exchange
-                        .serves_chunk
+                        .content
                         .store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Ok::<_, std::convert::Infallible>(response)
@@ -770,7 +787,7 @@ async fn serve_stream(
         .await;
     match served {
         Ok(()) if exchange.started.load(std::sync::atomic::Ordering::SeqCst) => {
-            exchange.touch();
+            exchange.touch(0);
         }
         Ok(()) => {}
         Err(e) => tracing::debug!(error = %e, "iroh stream ended with an error"),
@@ -866,7 +883,7 @@ impl<T> Paced<T> {
         }
     }
 
-    /// Counts bytes written to the peer as activity of the exchange's connection (a chunk
+    /// Counts bytes written to the peer as activity of the exchange's connection (a content
     /// transfer in progress is not stale, whatever its length).
     fn reporting_to(mut self, exchange: Arc<Exchange>) -> Self {
         self.exchange = Some(exchange);
@@ -939,7 +956,7 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Paced<T> {
                 if written > 0
                     && let Some(exchange) = &self.exchange
                 {
-                    exchange.touch();
+                    exchange.touch(written);
                 }
                 self.as_mut().moved(written);
                 std::task::Poll::Ready(Ok(written))
@@ -1033,35 +1050,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn chunk_bytes_written_to_a_peer_keep_its_connection_from_looking_stale() {
-        // Eviction picks the connection served a chunk longest ago: a long chunk transfer
+    async fn content_written_to_a_peer_keeps_its_connection_from_looking_stale() {
+        // Eviction picks the connection kept fresh by content longest ago: a long transfer
         // in progress must count, or free keys could evict honest downloads; other answers
-        // (node info, which anyone can ask for again and again) only keep it from idling.
+        // (node info, which anyone can ask for again and again) only keep it from idling,
+        // and an answer's head alone (a peer that stops reading there) is not enough.
         use tokio::io::AsyncWriteExt;
-        let start = std::time::Instant::now() - Duration::from_secs(60);
+        let Some(start) = std::time::Instant::now().checked_sub(Duration::from_secs(60)) else {
+            return; // a machine up for less than a minute: nothing to go back to
+        };
         let activity = Arc::new(Activity::new(start));
-        let write_answer = |serves_chunk: bool| {
+        let write_answer = |content: bool, len: usize| {
             let exchange = Arc::new(Exchange::new(activity.clone()));
             exchange.start();
             exchange
-                .serves_chunk
-                .store(serves_chunk, std::sync::atomic::Ordering::SeqCst);
+                .content
+                .store(content, std::sync::atomic::Ordering::SeqCst);
             async move {
-                let (near, _far) = tokio::io::duplex(1024);
+                let (near, mut far) = tokio::io::duplex(64 * 1024);
+                let drain =
+                    tokio::spawn(
+                        async move { tokio::io::copy(&mut far, &mut tokio::io::sink()).await },
+                    );
                 let mut stream =
                     Box::pin(Paced::new(near, Duration::from_secs(5)).reporting_to(exchange));
-                stream.write_all(b"answer bytes").await.unwrap();
+                stream.write_all(&vec![7u8; len]).await.unwrap();
+                drop(stream);
+                drain.await.unwrap().unwrap();
             }
         };
-        write_answer(false).await;
+        let fresh_bytes = usize::try_from(FRESH_BYTES).unwrap();
+        write_answer(false, fresh_bytes * 2).await;
         assert!(activity.last() > start + Duration::from_secs(59));
+        assert_eq!(activity.fresh(), start, "node info kept a peer fresh");
+        write_answer(true, 300).await;
         assert_eq!(
-            activity.last_served(),
+            activity.fresh(),
             start,
-            "node info counted as serving"
+            "an answer's head kept a peer fresh"
         );
-        write_answer(true).await;
-        assert!(activity.last_served() > start + Duration::from_secs(59));
+        write_answer(true, fresh_bytes).await;
+        assert!(activity.fresh() > start + Duration::from_secs(59));
         assert_eq!(
             activity.busy(),
             0,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsi_api::downloader::DownloaderHeader;
-use dsi_protocol::manifest::MIN_CHUNK_SIZE;
+use dsi_protocol::manifest::{DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use dsi_protocol::{ChunkId, NetworkId, NodeId, SecretKey};
 use iroh::endpoint::Connection;
 use node_lite::config::IrohConfig;
@@ -215,20 +215,30 @@ async fn ask(connection: &Connection, what: &str, path: &str, headers: &str) -> 
     }
 }
 
-/// The first chunk of a small content added to `node`.
+/// A chunk of 256 KiB added to `node` (more than [`transport::FRESH_BYTES`]).
 fn held_chunk(node: &IrohNode, root: &std::path::Path) -> ChunkId {
-    let content = add(node, root, MIN_CHUNK_SIZE as usize);
+    let content = add_chunked(node, root, DEFAULT_CHUNK_SIZE as usize, DEFAULT_CHUNK_SIZE);
     node.state.store.manifest(&content).unwrap().unwrap().chunks[0]
 }
 
 fn add(node: &IrohNode, root: &std::path::Path, len: usize) -> dsi_protocol::ContentId {
+    add_chunked(node, root, len, MIN_CHUNK_SIZE)
+}
+
+/// `len` random bytes added to `node` in chunks of `chunk_size`.
+fn add_chunked(
+    node: &IrohNode,
+    root: &std::path::Path,
+    len: usize,
+    chunk_size: u32,
+) -> dsi_protocol::ContentId {
     let file = root.join(format!("input-{}", rand::random::<u32>()));
     let mut bytes = vec![0u8; len];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
     std::fs::write(&file, bytes).unwrap();
     node.state
         .store
-        .add_file(&file, "input.bin", MIN_CHUNK_SIZE, &mut |_| {})
+        .add_file(&file, "input.bin", chunk_size, &mut |_| {})
         .unwrap()
         .content_id
 }
@@ -442,12 +452,12 @@ async fn a_peer_opening_empty_streams_loses_its_slot_to_a_newcomer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_chunks_served_keep_a_slot_and_free_exchanges_do_not() {
+async fn only_content_moved_keeps_a_slot_and_free_exchanges_do_not() {
     // One slot. The attacker completes an exchange every 100 ms, but only node info,
     // which anyone can ask for again and again at no cost: past the eviction time a real
     // downloader takes its slot. A peer fetching a chunk every second keeps its slot.
     let tmp = tempfile::tempdir().unwrap();
-    let evict_after = Duration::from_secs(2);
+    let evict_after = Duration::from_secs(4);
     let (seeder, content) =
         one_slot_seeder(tmp.path(), Duration::from_secs(600), evict_after).await;
     let attacker_key = SecretKey::generate(&mut rand::rngs::OsRng);
@@ -479,8 +489,8 @@ async fn only_chunks_served_keep_a_slot_and_free_exchanges_do_not() {
     asking.abort();
     attacker.close().await;
 
-    // The downloader's connection goes stale; a peer fetching chunks takes the slot and
-    // keeps it past the eviction time.
+    // The downloader's connection goes stale; a peer fetching a chunk a second takes the
+    // slot and keeps it past the eviction time.
     tokio::time::sleep(evict_after + Duration::from_millis(500)).await;
     let chunk = held_chunk(&seeder, tmp.path());
     let key = SecretKey::generate(&mut rand::rngs::OsRng);
@@ -726,7 +736,8 @@ async fn relayed_arrivals_waiting_for_a_direct_path_keep_no_direct_peer_out() {
 }
 
 /// A connection fetching a chunk of `node` every second, so it never looks stale, until
-/// stopped; it fails if the seeder stops serving it.
+/// stopped; it fails if the seeder stops serving it. It sends no receipts, so it lasts at
+/// most `serve.max_owed_receipts` (64) fetches: about a minute.
 struct KeptBusy {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
