@@ -644,10 +644,13 @@ impl Report for DownloadReport {
             ),
         ];
         for peer in &self.peers {
-            let state = peer
+            let mut state = peer
                 .dropped
                 .as_deref()
                 .map_or(String::new(), |d| format!("  dropped: {d}"));
+            if let Some(path) = &peer.path {
+                state.push_str(&format!("  via {path}"));
+            }
             lines.push(format!(
                 "peer     {}  {} chunks, {}, receipts {}/{} accepted{state}",
                 peer.url,

@@ -5,7 +5,7 @@
 //! `DSI_SERVE__LISTEN=127.0.0.1:7100`), then command-line flags.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dsi_protocol::{EpochSchedule, NetworkId, NodeId};
 use figment::Figment;
@@ -69,6 +69,13 @@ pub struct IrohConfig {
     /// Most peers connected over iroh at once (`serve`); half of them (at least one) may be
     /// peers reached only through a relay.
     pub max_connections: usize,
+    /// The UDP port of the relays' QUIC address discovery (`dsi-relay --qad`): behind a
+    /// home router the node learns there the public address its router gives it, so
+    /// that peers behind routers too can punch holes to it. Unset: none.
+    pub qad_port: Option<u16>,
+    /// A PEM file of certificates trusted for the relays' QUIC address discovery beside
+    /// the web's roots (a relay's self-signed certificate, `dsi-relay --write-cert`).
+    pub relay_ca_file: Option<PathBuf>,
 }
 
 impl Default for IrohConfig {
@@ -77,6 +84,8 @@ impl Default for IrohConfig {
             relays: Vec::new(),
             bind: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             max_connections: 256,
+            qad_port: None,
+            relay_ca_file: None,
         }
     }
 }
@@ -92,6 +101,8 @@ impl IrohConfig {
         dsi_transport::EndpointConfig {
             relays: self.relays.clone(),
             bind: self.bind.clone(),
+            qad_port: self.qad_port,
+            relay_ca_file: self.relay_ca_file.clone(),
         }
     }
 }

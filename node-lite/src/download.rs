@@ -103,6 +103,10 @@ pub struct PeerReport {
     pub receipts_undelivered: u64,
     /// Why it was dropped, if it was.
     pub dropped: Option<String>,
+    /// How an iroh peer was reached when the download ended: `direct ADDRESS` (a public
+    /// address, or a hole punched through routers) or `relay`; absent over HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The result of a download.
@@ -383,6 +387,7 @@ impl Downloader {
                 receipts_rejected: 0,
                 receipts_undelivered: 0,
                 dropped: None,
+                path: None,
             };
             match info {
                 Ok(info) if info.network != *self.signer.network() => {
@@ -876,6 +881,7 @@ impl Downloader {
                 peer.report.receipts_rejected = paid.rejected;
                 peer.report.receipts_undelivered = paid.undelivered;
             }
+            peer.report.path = peer.client.iroh_path().await;
             reports.push(peer.report);
         }
         reports

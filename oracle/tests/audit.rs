@@ -744,6 +744,7 @@ async fn an_iroh_node_that_never_finishes_its_error_answer_is_cut_off_at_the_dea
     let loopback = dsi_transport::EndpointConfig {
         relays: Vec::new(),
         bind: vec!["127.0.0.1:0".parse().expect("address")],
+        ..dsi_transport::EndpointConfig::default()
     };
     let node_key = key(7);
     let endpoint = dsi_transport::bind(&node_key, &loopback, true)

@@ -7,7 +7,11 @@
 //! of anyone else is used); nodes name them in `[iroh] relays` (`node-lite`).
 //!
 //! [`Relay::start`] serves the relay over plain HTTP (and WebSocket) on one address, with
-//! an optional per-client rate limit, until [`Relay::shutdown`]. Keys are free, so a relay
+//! an optional per-client rate limit, until [`Relay::shutdown`]. With [`Settings::qad`]
+//! it also answers QUIC address discovery on a UDP address with a TLS certificate
+//! ([`Qad`]; [`write_self_signed`] makes one): a node behind a home router learns there
+//! the public address and port its router gives it, which is what lets two such nodes
+//! punch holes to each other. Keys are free, so a relay
 //! that carries every key carries anyone's traffic at its operator's cost: with
 //! [`Settings::admit_from`] it carries only the keys the network's tracker vouches for
 //! (`GET /v1/relay-access/{node}`: the oracle, nodes with a live announcement, downloaders
@@ -40,6 +44,96 @@ pub struct Settings {
     /// The tracker (oracle) whose `GET /v1/relay-access/{node}` decides which keys the
     /// relay carries; `None`: every key.
     pub admit_from: Option<String>,
+    /// QUIC address discovery, `None`: off. A node behind a home router learns there the
+    /// public address and port its router gives its UDP socket, and offers it to peers, so
+    /// that two such nodes can punch holes to each other; without it only a node with a
+    /// public address can be reached directly.
+    pub qad: Option<Qad>,
+}
+
+/// Where a relay answers QUIC address discovery, and the TLS certificate it shows (QUIC
+/// needs TLS; nodes check the certificate against their roots and `iroh.relay_ca_file`).
+#[derive(Clone, Debug)]
+pub struct Qad {
+    /// The UDP address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The certificate chain, leaf first (DER).
+    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The private key of the leaf, PKCS#8 DER.
+    pub key: Vec<u8>,
+}
+
+impl Qad {
+    /// Reads the certificate chain and key from PEM files (`--tls-cert`, `--tls-key`).
+    pub fn from_pem_files(
+        listen: SocketAddr,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading the certificates in {}", cert.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", cert.display());
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_file(key)
+            .with_context(|| format!("reading a PKCS#8 private key in {}", key.display()))?;
+        Ok(Self {
+            listen,
+            certs,
+            key: key.secret_pkcs8_der().to_vec(),
+        })
+    }
+
+    fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.clone().into());
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 with ring")?
+        .with_no_client_auth()
+        .with_single_cert(self.certs.clone(), key)
+        .context("the QUIC address discovery certificate and key do not go together")
+    }
+}
+
+/// A self-signed certificate for `names` (host names or IP addresses nodes reach the relay
+/// at) and its key, both PEM: the certificate for nodes' `iroh.relay_ca_file`, the key
+/// for the relay only.
+pub fn self_signed(names: &[String]) -> anyhow::Result<(String, String)> {
+    anyhow::ensure!(
+        !names.is_empty(),
+        "name the host names or addresses nodes reach the relay at"
+    );
+    let cert = rcgen::generate_simple_self_signed(names.to_vec())
+        .context("making a self-signed certificate")?;
+    Ok((cert.cert.pem(), cert.signing_key.serialize_pem()))
+}
+
+/// [`self_signed`] written to `dir/relay-cert.pem` and `dir/relay-key.pem` (the key
+/// readable by its owner only; neither file is overwritten); returns their paths.
+pub fn write_self_signed(
+    dir: &std::path::Path,
+    names: &[String],
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (cert_pem, key_pem) = self_signed(names)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
+    for (path, text, mode) in [(&key, &key_pem, 0o600), (&cert, &cert_pem, 0o644)] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())
+                    .and_then(|()| file.sync_all())
+            })
+            .with_context(|| format!("writing {} (an existing file is kept)", path.display()))?;
+    }
+    Ok((cert, key))
 }
 
 impl Default for Settings {
@@ -49,6 +143,7 @@ impl Default for Settings {
             client_bytes_per_sec: None,
             key_cache: 65_536,
             admit_from: None,
+            qad: None,
         }
     }
 }
@@ -79,6 +174,11 @@ impl Relay {
         }
         let mut config = ServerConfig::default();
         config.relay = Some(relay);
+        if let Some(qad) = &settings.qad {
+            let mut quic = iroh_relay::server::QuicConfig::new(qad.listen);
+            quic.server_config = Some(qad.server_config()?);
+            config.quic = Some(quic);
+        }
         let server = Server::spawn(config)
             .await
             .with_context(|| format!("starting the relay on {}", settings.listen))?;
@@ -93,6 +193,11 @@ impl Relay {
             address,
             learning,
         })
+    }
+
+    /// The UDP address of its QUIC address discovery, if on.
+    pub fn qad_address(&self) -> Option<SocketAddr> {
+        self.server.quic_addr()
     }
 
     /// The address it serves on.

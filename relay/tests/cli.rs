@@ -53,3 +53,95 @@ fn a_bad_listen_address_is_named_in_the_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--listen"), "{stderr}");
 }
+
+#[test]
+fn a_written_certificate_serves_address_discovery_and_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tls");
+    let dir_arg = dir.to_str().unwrap();
+    let write = || {
+        Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
+            .args(["--write-cert", dir_arg, "--names", "127.0.0.1,localhost"])
+            .output()
+            .unwrap()
+    };
+    let written = write();
+    assert!(written.status.success(), "{written:?}");
+    let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key is readable by others");
+    let before = std::fs::read(&key).unwrap();
+    let again = write();
+    assert!(
+        !again.status.success(),
+        "a second --write-cert overwrote the key"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("relay-key.pem"));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+
+    // The relay answers address discovery with it ...
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--qad",
+            "127.0.0.1:0",
+            "--tls-cert",
+        ])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let said = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("address discovery"))
+        .unwrap();
+    assert!(
+        said.contains("QUIC address discovery on udp 127.0.0.1:"),
+        "{said}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // ... and refuses a key that is not the certificate's, naming the problem.
+    let other = tmp.path().join("other");
+    let written = Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
+        .args([
+            "--write-cert",
+            other.to_str().unwrap(),
+            "--names",
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(written.status.success());
+    let mismatched = Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--qad",
+            "127.0.0.1:0",
+            "--tls-cert",
+        ])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(other.join("relay-key.pem"))
+        .output()
+        .unwrap();
+    assert!(!mismatched.status.success());
+    let stderr = String::from_utf8_lossy(&mismatched.stderr);
+    assert!(stderr.contains("do not go together"), "{stderr}");
+    // --qad without a certificate is refused before anything starts.
+    let bare = Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
+        .args(["--qad", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!bare.status.success());
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("--tls-cert"));
+}

@@ -12,6 +12,8 @@ use crate::{Seeder, init_node, node_lite_bin, node_lite_ok, random_file, sha256_
 pub struct TestRelay {
     /// Its URL (`http://127.0.0.1:PORT/`).
     pub url: String,
+    /// Its QUIC address discovery's UDP address, if on.
+    pub qad: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -43,14 +45,15 @@ pub fn start_relay_with(settings: dsi_relay::Settings) -> TestRelay {
             .unwrap();
         runtime.block_on(async move {
             let relay = dsi_relay::Relay::start(&settings).await.unwrap();
-            url_tx.send(relay.url()).unwrap();
+            url_tx.send((relay.url(), relay.qad_address())).unwrap();
             let _ = stopped.await;
             relay.shutdown().await.unwrap();
         });
     });
-    let url = url_rx.recv().expect("dsi-relay starts");
+    let (url, qad) = url_rx.recv().expect("dsi-relay starts");
     TestRelay {
         url,
+        qad,
         stop: Some(stop),
     }
 }

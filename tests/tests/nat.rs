@@ -169,43 +169,57 @@ fn node_id(dir: &Path) -> NodeId {
     node_lite_ok(dir, &["id"]).trim().parse().expect("node id")
 }
 
-#[test]
-fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
-    if let Some(missing) = missing() {
-        let message = format!("the NAT test needs {missing}");
-        if std::env::var("DSI_REQUIRE_NAT").as_deref() == Ok("1") {
-            panic!("{message}");
-        }
-        eprintln!("skipped: {message}");
-        return;
+/// Whether the test can run here: `false` (after saying why) when it cannot and is not
+/// required to.
+fn can_run() -> bool {
+    let Some(missing) = missing() else {
+        return true;
+    };
+    let message = format!("the NAT test needs {missing}");
+    if std::env::var("DSI_REQUIRE_NAT").as_deref() == Ok("1") {
+        panic!("{message}");
     }
-    let tmp = tempfile::tempdir().unwrap();
+    eprintln!("skipped: {message}");
+    false
+}
+
+/// Two home networks on an internet `10.{octet}.0.0/16` (each test its own, so they run
+/// at once): host A (`192.168.10.2`) behind router A (`10.{octet}.1.2` on the internet),
+/// host B (`192.168.20.2`) behind router B (`10.{octet}.2.2`), and the address of this
+/// process as the internet reaches it (`10.{octet}.0.1`).
+struct HomeNetworks {
+    net: Net,
+    host_a: String,
+    host_b: String,
+    relay_ip: String,
+    router_a_wan: String,
+}
+
+fn home_networks(name: &str, octet: u8) -> HomeNetworks {
     let mut net = Net {
-        tag: format!("{}", std::process::id() % 100_000),
+        tag: format!("{}{name}", std::process::id() % 100_000),
         services: Vec::new(),
         namespaces: Vec::new(),
     };
+    let ip = |rest: &str| format!("10.{octet}.{rest}");
     // The internet (forwarding between the routers and this process, no route to any
     // LAN), two routers, and a host on each router's LAN.
     let internet = net.add_ns("net");
     let (router_a, host_a) = (net.add_ns("ra"), net.add_ns("ha"));
     let (router_b, host_b) = (net.add_ns("rb"), net.add_ns("hb"));
     net.exec(&internet, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-    net.link("r", (None, "10.214.0.1/24"), (&internet, "10.214.0.2/24"));
+    net.link("r", (None, &ip("0.1/24")), (&internet, &ip("0.2/24")));
     // Back to the routers through the internet (the route goes with the link).
-    run(
-        "ip",
-        &["route", "add", "10.214.0.0/16", "via", "10.214.0.2"],
-    );
+    run("ip", &["route", "add", &ip("0.0/16"), "via", &ip("0.2")]);
     net.link(
         "wa",
-        (Some(&internet), "10.214.1.1/24"),
-        (&router_a, "10.214.1.2/24"),
+        (Some(&internet), &ip("1.1/24")),
+        (&router_a, &ip("1.2/24")),
     );
     net.link(
         "wb",
-        (Some(&internet), "10.214.2.1/24"),
-        (&router_b, "10.214.2.2/24"),
+        (Some(&internet), &ip("2.1/24")),
+        (&router_b, &ip("2.2/24")),
     );
     net.link(
         "la",
@@ -219,11 +233,11 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
     );
     net.exec(
         &router_a,
-        &["ip", "route", "add", "default", "via", "10.214.1.1"],
+        &["ip", "route", "add", "default", "via", &ip("1.1")],
     );
     net.exec(
         &router_b,
-        &["ip", "route", "add", "default", "via", "10.214.2.1"],
+        &["ip", "route", "add", "default", "via", &ip("2.1")],
     );
     net.exec(
         &host_a,
@@ -235,20 +249,33 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
     );
     net.home_router(&router_a, "wa", "la");
     net.home_router(&router_b, "wb", "lb");
+    HomeNetworks {
+        net,
+        host_a,
+        host_b,
+        relay_ip: ip("0.1"),
+        router_a_wan: ip("1.2"),
+    }
+}
 
-    // The network's relay, reached through the internet.
-    let relay = start_relay_with(dsi_relay::Settings {
-        listen: "10.214.0.1:0".parse().unwrap(),
-        ..dsi_relay::Settings::default()
-    });
-    let relay_url = relay.url.clone();
-    let (seeder_dir, downloader_dir) = (tmp.path().join("seeder"), tmp.path().join("downloader"));
+/// A seeder on host A and a downloader on host B, both on `relay_url` (with `edit` on
+/// their configurations): the seeder's private address is out of reach from B, and by the
+/// seeder's node id the download arrives byte for byte with a receipt for every chunk.
+/// Returns how the downloader reached the seeder (its report's `path`).
+fn swap_across_routers(
+    homes: &mut HomeNetworks,
+    tmp: &Path,
+    relay_url: &str,
+    edit: impl Fn(&mut node_lite::Config),
+) -> String {
+    let (seeder_dir, downloader_dir) = (tmp.join("seeder"), tmp.join("downloader"));
     for dir in [&seeder_dir, &downloader_dir] {
         init_node(dir, |config| {
-            config.iroh.relays = vec![relay_url.clone()];
+            config.iroh.relays = vec![relay_url.to_string()];
+            edit(config);
         });
     }
-    let file = tmp.path().join("data.bin");
+    let file = tmp.join("data.bin");
     let sha = random_file(&file, 9 * CHUNK + 4_321);
     let content = node_lite_ok(&seeder_dir, &["add", file.to_str().unwrap()])
         .trim()
@@ -259,7 +286,8 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
         .map(ChunkId::of)
         .collect();
     let (seeder_id, downloader_id) = (node_id(&seeder_dir), node_id(&downloader_dir));
-    let seeder_url = net.spawn(
+    let host_a = homes.host_a.clone();
+    let seeder_url = homes.net.spawn(
         "seeder",
         &host_a,
         node_lite_bin(),
@@ -270,12 +298,12 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
             "--listen",
             "192.168.10.2:0",
         ],
-        &tmp.path().join("seeder.log"),
+        &tmp.join("seeder.log"),
     );
 
     // The seeder's own address is out of reach from the other LAN ...
-    let direct = net.node_lite(
-        &host_b,
+    let direct = homes.net.node_lite(
+        &homes.host_b,
         &downloader_dir,
         &[
             "get",
@@ -283,7 +311,7 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
             "--peer",
             &seeder_url,
             "--out",
-            tmp.path().join("direct.bin").to_str().unwrap(),
+            tmp.join("direct.bin").to_str().unwrap(),
         ],
     );
     assert!(
@@ -291,10 +319,10 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
         "the seeder's private address was reachable from another LAN"
     );
 
-    // ... and by its node id the download arrives through the routers and the relay.
-    let out = tmp.path().join("out.bin");
-    let got = net.node_lite(
-        &host_b,
+    // ... and by its node id the download arrives through the routers.
+    let out = tmp.join("out.bin");
+    let got = homes.net.node_lite(
+        &homes.host_b,
         &downloader_dir,
         &[
             "get",
@@ -330,5 +358,54 @@ fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
         paid,
         ids.iter().copied().collect(),
         "a receipt for every chunk"
+    );
+    peer["path"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn nodes_behind_home_routers_swap_chunks_through_the_relay() {
+    // A relay without address discovery: neither node learns the address its router
+    // gives it, so the relay carries the whole exchange.
+    if !can_run() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut homes = home_networks("r", 214);
+    let relay = start_relay_with(dsi_relay::Settings {
+        listen: format!("{}:0", homes.relay_ip).parse().unwrap(),
+        ..dsi_relay::Settings::default()
+    });
+    let path = swap_across_routers(&mut homes, tmp.path(), &relay.url, |_| {});
+    assert_eq!(path, "relay");
+}
+
+#[test]
+fn nodes_behind_home_routers_punch_holes_with_the_relays_address_discovery() {
+    // The relay answers QUIC address discovery (its self-signed certificate given to the
+    // nodes): each node learns the public address and port its router gives its socket,
+    // the two punch holes through both routers, and the chunks flow on that direct path,
+    // to router A's public address (the seeder's own address cannot be reached).
+    if !can_run() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut homes = home_networks("q", 215);
+    let (cert, key) =
+        dsi_relay::write_self_signed(&tmp.path().join("relay"), &[homes.relay_ip.clone()]).unwrap();
+    let listen: std::net::SocketAddr = format!("{}:0", homes.relay_ip).parse().unwrap();
+    let relay = start_relay_with(dsi_relay::Settings {
+        listen,
+        qad: Some(dsi_relay::Qad::from_pem_files(listen, &cert, &key).unwrap()),
+        ..dsi_relay::Settings::default()
+    });
+    let qad_port = relay.qad.map(|address| address.port());
+    assert!(qad_port.is_some(), "the relay answers no address discovery");
+    let path = swap_across_routers(&mut homes, tmp.path(), &relay.url, |config| {
+        config.iroh.qad_port = qad_port;
+        config.iroh.relay_ca_file = Some(cert.clone());
+    });
+    assert!(
+        path.starts_with(&format!("direct {}:", homes.router_a_wan)),
+        "no hole punched through the routers: {path:?}"
     );
 }

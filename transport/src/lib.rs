@@ -26,6 +26,7 @@ use dsi_protocol::{NodeId, SecretKey};
 use http_body_util::BodyExt;
 use iroh::endpoint::{Connection, presets};
 use iroh::{EndpointAddr, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl};
+use iroh_relay::tls::CaTlsConfig;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
@@ -47,6 +48,13 @@ pub struct EndpointConfig {
     /// UDP sockets for direct connections and hole punching (port 0: any free port);
     /// empty: relay only.
     pub bind: Vec<SocketAddr>,
+    /// The UDP port of the relays' QUIC address discovery (`dsi-relay --qad`), where an
+    /// endpoint behind a home router learns the public address its router gives it, so
+    /// that peers behind routers too can punch holes to it; unset: none.
+    pub qad_port: Option<u16>,
+    /// A PEM file of certificates trusted for the relays' QUIC address discovery beside
+    /// the web's roots (a relay's self-signed certificate, `dsi-relay --write-cert`).
+    pub relay_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for EndpointConfig {
@@ -54,6 +62,8 @@ impl Default for EndpointConfig {
         Self {
             relays: Vec::new(),
             bind: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
+            qad_port: None,
+            relay_ca_file: None,
         }
     }
 }
@@ -116,8 +126,8 @@ pub fn peer_node(url: &Url) -> Option<NodeId> {
     url.host_str()?.parse().ok()
 }
 
-/// The relays of `config` as iroh's relay map (no QUIC address discovery: `dsi-relay`
-/// serves HTTP(S) only).
+/// The relays of `config` as iroh's relay map (with QUIC address discovery on
+/// `config.qad_port`, if set).
 fn relay_map(config: &EndpointConfig) -> Result<(RelayMap, Vec<RelayUrl>), TransportError> {
     let mut urls = Vec::new();
     for text in &config.relays {
@@ -126,11 +136,34 @@ fn relay_map(config: &EndpointConfig) -> Result<(RelayMap, Vec<RelayUrl>), Trans
         })?;
         urls.push(url);
     }
+    let quic = config.qad_port.map(iroh_relay::RelayQuicConfig::new);
     let map = urls
         .iter()
-        .map(|url| RelayConfig::new(url.clone(), None))
+        .map(|url| RelayConfig::new(url.clone(), quic.clone()))
         .collect();
     Ok((map, urls))
+}
+
+/// The certificates of `config.relay_ca_file`, trusted beside the web's roots.
+fn relay_roots(config: &EndpointConfig) -> Result<Option<CaTlsConfig>, TransportError> {
+    use rustls_pki_types::pem::PemObject;
+    let Some(file) = &config.relay_ca_file else {
+        return Ok(None);
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        TransportError::Config(format!(
+            "iroh.relay_ca_file: {}: {e} (a PEM file of certificates)",
+            file.display()
+        ))
+    };
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(file)
+        .map_err(|e| bad(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    if certs.is_empty() {
+        return Err(bad(&"no certificate in it"));
+    }
+    Ok(Some(CaTlsConfig::embedded().with_extra_roots(certs)))
 }
 
 /// Binds an iroh endpoint keyed by `key` with the relays and sockets of `config`; with
@@ -160,12 +193,16 @@ pub async fn bind(
     // Relay latency over HTTP(S) is how an endpoint picks its home relay when the relay
     // has no QUIC address discovery.
     net_report.https_probes = true;
+    let roots = relay_roots(config)?;
     let mut builder = iroh::Endpoint::builder(presets::Minimal)
         .secret_key(iroh::SecretKey::from_bytes(&key.seed()))
         .relay_mode(relay_mode)
         .net_report_config(net_report)
         .transport_config(quic_config(accept))
         .clear_ip_transports();
+    if let Some(roots) = roots {
+        builder = builder.ca_tls_config(roots);
+    }
     for address in &config.bind {
         builder = builder
             .bind_addr(*address)
@@ -432,6 +469,7 @@ impl Dialer {
     /// `config` names a bad relay, or neither a relay nor a socket.
     pub fn new(key: SecretKey, config: &EndpointConfig) -> Result<Self, TransportError> {
         let (relays, _) = relay_map(config)?;
+        relay_roots(config)?;
         if relays.is_empty() && config.bind.is_empty() {
             return Err(TransportError::Config(
                 "iroh.relays is empty: name the network's relay to reach peers by node id".into(),
@@ -530,6 +568,16 @@ impl Dialer {
     /// requests to peers do not spend their stall timeouts on it.
     pub async fn bind(&self) -> Result<(), DialError> {
         self.endpoint().await.map(|_| ())
+    }
+
+    /// How the open connection to `node` runs now: `Some(Some(address))` on a direct path
+    /// (a public address, or a hole punched through routers), `Some(None)` through a
+    /// relay, `None` when there is no open connection.
+    pub async fn path(&self, node: &NodeId) -> Option<Option<SocketAddr>> {
+        let slot = self.slot(node);
+        let slot = slot.lock().await;
+        let connection = slot.as_ref().filter(|c| c.close_reason().is_none())?;
+        Some(direct_path(connection))
     }
 
     /// The slot of `node`'s connection.
@@ -631,6 +679,33 @@ impl Dialer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relay_ca_file_that_holds_no_certificate_is_refused_naming_the_setting() {
+        let dir = std::env::temp_dir().join(format!("dsi-transport-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.pem");
+        std::fs::write(&file, "not a certificate\n").unwrap();
+        let mut config = EndpointConfig {
+            relays: vec!["http://127.0.0.1:3340".into()],
+            relay_ca_file: Some(file.clone()),
+            ..EndpointConfig::default()
+        };
+        let refused =
+            |config: &EndpointConfig| match Dialer::new(SecretKey::from_seed(&[4; 32]), config) {
+                Err(TransportError::Config(message)) => message,
+                other => panic!("not refused: {other:?}"),
+            };
+        let message = refused(&config);
+        assert!(
+            message.contains("iroh.relay_ca_file") && message.contains("no certificate"),
+            "{message}"
+        );
+        config.relay_ca_file = Some(dir.join("missing.pem"));
+        assert!(refused(&config).contains("missing.pem"));
+        // (A real certificate is trusted: tests/tests/nat.rs.)
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn peer_urls_round_trip_node_ids() {

@@ -151,6 +151,18 @@ impl PeerClient {
         }
     }
 
+    /// How this peer is reached now over iroh: `direct ADDRESS` (a public address, or a
+    /// hole punched through routers) or `relay`; `None` over HTTP or with no connection.
+    pub async fn iroh_path(&self) -> Option<String> {
+        let Via::Iroh { node, dialer } = &self.via else {
+            return None;
+        };
+        Some(match dialer.path(node).await? {
+            Some(address) => format!("direct {address}"),
+            None => "relay".into(),
+        })
+    }
+
     /// A client for the peer with node id `node` over iroh; its URL is `iroh://NODE_ID/`.
     pub fn over_iroh(dialer: Dialer, node: NodeId) -> Self {
         Self {
