@@ -73,8 +73,10 @@ pub struct IrohConfig {
     /// home router the node learns there the public address its router gives it, so
     /// that peers behind routers too can punch holes to it. Unset: none.
     pub qad_port: Option<u16>,
-    /// A PEM file of certificates trusted for the relays' QUIC address discovery beside
-    /// the web's roots (a relay's self-signed certificate, `dsi-relay --write-cert`).
+    /// A PEM file of certificates trusted beside the web's roots for the node's TLS to
+    /// relays (address discovery, HTTPS relay URLs): the network operator's relay
+    /// certificate (`dsi-relay --write-cert`), whose key can pass for any such server.
+    /// A relative path is taken from the working directory.
     pub relay_ca_file: Option<PathBuf>,
 }
 

@@ -103,10 +103,11 @@ pub struct PeerReport {
     pub receipts_undelivered: u64,
     /// Why it was dropped, if it was.
     pub dropped: Option<String>,
-    /// How an iroh peer was reached when the download ended: `direct ADDRESS` (a public
-    /// address, or a hole punched through routers) or `relay`; absent over HTTP.
+    /// How an iroh peer was reached when the download ended (`direct`: the address of a
+    /// direct path, a public one or a hole punched through routers, else `null`: through
+    /// a relay) and what its connection received on each kind of path; absent over HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<dsi_transport::PathReport>,
 }
 
 /// The result of a download.

@@ -53,18 +53,29 @@ pub struct Settings {
 
 /// Where a relay answers QUIC address discovery, and the TLS certificate it shows (QUIC
 /// needs TLS; nodes check the certificate against their roots and `iroh.relay_ca_file`).
-#[derive(Clone, Debug)]
+/// Its `Debug` leaves the key out.
+#[derive(Clone)]
 pub struct Qad {
     /// The UDP address (port 0: any free port).
     pub listen: SocketAddr,
     /// The certificate chain, leaf first (DER).
     pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
-    /// The private key of the leaf, PKCS#8 DER.
-    pub key: Vec<u8>,
+    /// The private key of the leaf.
+    pub key: Arc<rustls::pki_types::PrivateKeyDer<'static>>,
+}
+
+impl std::fmt::Debug for Qad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qad")
+            .field("listen", &self.listen)
+            .field("certs", &self.certs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Qad {
-    /// Reads the certificate chain and key from PEM files (`--tls-cert`, `--tls-key`).
+    /// Reads the certificate chain and key from PEM files (`--tls-cert`, `--tls-key`; the
+    /// key as PKCS#8, PKCS#1 or SEC1, as certbot, acme.sh and lego write them).
     pub fn from_pem_files(
         listen: SocketAddr,
         cert: &std::path::Path,
@@ -75,25 +86,31 @@ impl Qad {
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .with_context(|| format!("reading the certificates in {}", cert.display()))?;
         anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", cert.display());
-        let key = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_file(key)
-            .with_context(|| format!("reading a PKCS#8 private key in {}", key.display()))?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).with_context(|| {
+            format!(
+                "reading a private key (PEM: PKCS#8, PKCS#1 or SEC1) in {}",
+                key.display()
+            )
+        })?;
         Ok(Self {
             listen,
             certs,
-            key: key.secret_pkcs8_der().to_vec(),
+            key: Arc::new(key),
         })
     }
 
     fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.clone().into());
         rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 with ring")?
         .with_no_client_auth()
-        .with_single_cert(self.certs.clone(), key)
-        .context("the QUIC address discovery certificate and key do not go together")
+        .with_single_cert(self.certs.clone(), self.key.clone_key())
+        .context(
+            "the QUIC address discovery certificate and key do not go together, or the key's \
+             type is not supported (RSA, ECDSA P-256 or P-384, Ed25519)",
+        )
     }
 }
 
@@ -121,18 +138,45 @@ pub fn write_self_signed(
     let (cert_pem, key_pem) = self_signed(names)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
-    for (path, text, mode) in [(&key, &key_pem, 0o600), (&cert, &cert_pem, 0o644)] {
+    for path in [&cert, &key] {
+        anyhow::ensure!(
+            !path.exists(),
+            "{} exists: nothing written (an existing certificate or key is kept)",
+            path.display()
+        );
+    }
+    // Both are written under temporary names, then linked into place (a link never
+    // replaces a file), so a failure leaves no key without its certificate.
+    let temporary = |path: &std::path::Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".tmp-{}", std::process::id()));
+        std::path::PathBuf::from(name)
+    };
+    let pairs = [(&key, &key_pem, 0o600), (&cert, &cert_pem, 0o644)];
+    let written = pairs.iter().try_for_each(|(path, text, mode)| {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
-            .open(path)
+            .mode(*mode)
+            .open(temporary(path))
             .and_then(|mut file| {
                 file.write_all(text.as_bytes())
                     .and_then(|()| file.sync_all())
             })
-            .with_context(|| format!("writing {} (an existing file is kept)", path.display()))?;
+            .with_context(|| format!("writing {}", temporary(path).display()))
+    });
+    let placed = written.and_then(|()| {
+        std::fs::hard_link(temporary(&key), &key)
+            .with_context(|| format!("placing {}", key.display()))?;
+        std::fs::hard_link(temporary(&cert), &cert).map_err(|e| {
+            let _ = std::fs::remove_file(&key);
+            anyhow::Error::from(e).context(format!("placing {}", cert.display()))
+        })
+    });
+    for (path, _, _) in pairs {
+        let _ = std::fs::remove_file(temporary(path));
     }
+    placed?;
     Ok((cert, key))
 }
 

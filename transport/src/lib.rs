@@ -52,8 +52,11 @@ pub struct EndpointConfig {
     /// endpoint behind a home router learns the public address its router gives it, so
     /// that peers behind routers too can punch holes to it; unset: none.
     pub qad_port: Option<u16>,
-    /// A PEM file of certificates trusted for the relays' QUIC address discovery beside
-    /// the web's roots (a relay's self-signed certificate, `dsi-relay --write-cert`).
+    /// A PEM file of certificates trusted beside the web's roots for this endpoint's TLS
+    /// to relays (QUIC address discovery, HTTPS relay URLs and their latency probes): a
+    /// relay's self-signed certificate (`dsi-relay --write-cert`). Whoever holds its key
+    /// can pass for any TLS server there, so only the network operator's; node traffic
+    /// itself is checked against node keys, never against these roots.
     pub relay_ca_file: Option<std::path::PathBuf>,
 }
 
@@ -135,6 +138,13 @@ fn relay_map(config: &EndpointConfig) -> Result<(RelayMap, Vec<RelayUrl>), Trans
             TransportError::Config(format!("iroh.relays: {text:?} is not a relay URL: {e}"))
         })?;
         urls.push(url);
+    }
+    if config.qad_port == Some(0) {
+        return Err(TransportError::Config(
+            "iroh.qad_port: 0 is not a port (the relays' QUIC address discovery port, \
+             usually 7842; leave it unset for none)"
+                .into(),
+        ));
     }
     let quic = config.qad_port.map(iroh_relay::RelayQuicConfig::new);
     let map = urls
@@ -404,6 +414,32 @@ fn quic_config(accept: bool) -> iroh::endpoint::QuicTransportConfig {
     }
 }
 
+/// How a connection runs (see [`Dialer::path`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathReport {
+    /// The remote address of its direct path (a public address, or a hole punched
+    /// through routers); `None`: through a relay.
+    pub direct: Option<SocketAddr>,
+    /// Bytes received on its direct paths still open (UDP payloads, QUIC included).
+    pub received_direct: u64,
+    /// Bytes received through relays, on relay paths still open.
+    pub received_relayed: u64,
+}
+
+impl std::fmt::Display for PathReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.direct {
+            Some(address) => write!(f, "direct {address}")?,
+            None => write!(f, "relay")?,
+        }
+        write!(
+            f,
+            " ({} bytes received direct, {} relayed)",
+            self.received_direct, self.received_relayed
+        )
+    }
+}
+
 /// Why a request over iroh failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
@@ -570,14 +606,24 @@ impl Dialer {
         self.endpoint().await.map(|_| ())
     }
 
-    /// How the open connection to `node` runs now: `Some(Some(address))` on a direct path
-    /// (a public address, or a hole punched through routers), `Some(None)` through a
-    /// relay, `None` when there is no open connection.
-    pub async fn path(&self, node: &NodeId) -> Option<Option<SocketAddr>> {
+    /// How the open connection to `node` runs now, and what it received on which kind of
+    /// path; `None` when there is no open connection.
+    pub async fn path(&self, node: &NodeId) -> Option<PathReport> {
         let slot = self.slot(node);
         let slot = slot.lock().await;
         let connection = slot.as_ref().filter(|c| c.close_reason().is_none())?;
-        Some(direct_path(connection))
+        let (mut received_direct, mut received_relayed) = (0, 0);
+        for (direct, bytes) in received_by_path(connection).into_values() {
+            match direct {
+                Some(_) => received_direct += bytes,
+                None => received_relayed += bytes,
+            }
+        }
+        Some(PathReport {
+            direct: direct_path(connection),
+            received_direct,
+            received_relayed,
+        })
     }
 
     /// The slot of `node`'s connection.

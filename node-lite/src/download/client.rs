@@ -151,16 +151,12 @@ impl PeerClient {
         }
     }
 
-    /// How this peer is reached now over iroh: `direct ADDRESS` (a public address, or a
-    /// hole punched through routers) or `relay`; `None` over HTTP or with no connection.
-    pub async fn iroh_path(&self) -> Option<String> {
+    /// How this peer is reached now over iroh; `None` over HTTP or with no connection.
+    pub async fn iroh_path(&self) -> Option<dsi_transport::PathReport> {
         let Via::Iroh { node, dialer } = &self.via else {
             return None;
         };
-        Some(match dialer.path(node).await? {
-            Some(address) => format!("direct {address}"),
-            None => "relay".into(),
-        })
+        dialer.path(node).await
     }
 
     /// A client for the peer with node id `node` over iroh; its URL is `iroh://NODE_ID/`.
