@@ -96,6 +96,18 @@ async fn connect_raw(node: &IrohNode, key: &SecretKey) -> (iroh::Endpoint, Conne
     (endpoint, connection)
 }
 
+/// A fresh key dialing `node` on loopback: its endpoint, and whether the node refused it
+/// (no connection, or no answer to node info).
+async fn newcomer_refused(node: &IrohNode) -> (iroh::Endpoint, bool) {
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let endpoint = transport::bind(&key, &loopback(), false).await.unwrap();
+    let refused = match endpoint.connect(address_of(node), transport::ALPN).await {
+        Err(_) => true,
+        Ok(connection) => !node_info(&connection).await,
+    };
+    (endpoint, refused)
+}
+
 /// A relay on loopback and the config of a seeder using it beside its loopback socket.
 async fn relay_and_seeder_config() -> (dsi_relay::Relay, IrohConfig) {
     let relay = dsi_relay::Relay::start(&dsi_relay::Settings {
@@ -497,14 +509,7 @@ async fn only_content_moved_keeps_a_slot_and_free_exchanges_do_not() {
     let (endpoint, fetcher) = connect_raw(&seeder, &key).await;
     let busy = KeptBusy::start(&fetcher, &key, &seeder, chunk);
     tokio::time::sleep(evict_after + Duration::from_secs(1)).await;
-    let late_key = SecretKey::generate(&mut rand::rngs::OsRng);
-    let late = transport::bind(&late_key, &loopback(), false)
-        .await
-        .unwrap();
-    let refused = match late.connect(address_of(&seeder), transport::ALPN).await {
-        Err(_) => true,
-        Ok(connection) => !node_info(&connection).await,
-    };
+    let (late, refused) = newcomer_refused(&seeder).await;
     assert!(refused, "a newcomer evicted a peer being served chunks");
     busy.stop().await;
     assert!(fetcher.close_reason().is_none());
@@ -590,14 +595,7 @@ async fn a_full_seeder_still_admits_its_auditor() {
     // seeder takes handshakes at once (each finished handshake frees its place)...
     let mut newcomers = Vec::new();
     for _ in 0..transport::MAX_HANDSHAKES_WHEN_FULL + 2 {
-        let newcomer = SecretKey::generate(&mut rand::rngs::OsRng);
-        let endpoint = transport::bind(&newcomer, &loopback(), false)
-            .await
-            .unwrap();
-        let refused = match endpoint.connect(address_of(&seeder), transport::ALPN).await {
-            Err(_) => true,
-            Ok(connection) => !node_info(&connection).await,
-        };
+        let (endpoint, refused) = newcomer_refused(&seeder).await;
         assert!(refused, "a newcomer was served by a full seeder");
         newcomers.push(endpoint);
     }

@@ -49,7 +49,8 @@ struct Args {
         requires = "qad"
     )]
     tls_cert: Option<PathBuf>,
-    /// Its private key (PEM, PKCS#8), in a file only the relay's user can read.
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1), in a file only the relay's user can
+    /// read.
     #[arg(long, env = "DSI_RELAY_TLS_KEY", value_name = "FILE", requires = "qad")]
     tls_key: Option<PathBuf>,
     /// Write a self-signed certificate for the host names or addresses nodes reach the

@@ -83,17 +83,22 @@ fn a_written_certificate_serves_address_discovery_and_is_never_overwritten() {
     assert_eq!(files, 2, "temporary files left behind");
 
     // The relay answers address discovery with it ...
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--qad",
-            "127.0.0.1:0",
-            "--tls-cert",
-        ])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
+    let with_qad = |cert: &std::path::Path, key: &std::path::Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dsi-relay"));
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--qad",
+                "127.0.0.1:0",
+                "--tls-cert",
+            ])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
+        command
+    };
+    let mut child = with_qad(&cert, &key)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -123,17 +128,7 @@ fn a_written_certificate_serves_address_discovery_and_is_never_overwritten() {
         .output()
         .unwrap();
     assert!(written.status.success());
-    let mismatched = Command::new(env!("CARGO_BIN_EXE_dsi-relay"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--qad",
-            "127.0.0.1:0",
-            "--tls-cert",
-        ])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(other.join("relay-key.pem"))
+    let mismatched = with_qad(&cert, &other.join("relay-key.pem"))
         .output()
         .unwrap();
     assert!(!mismatched.status.success());
