@@ -173,6 +173,18 @@ fn relay_roots(config: &EndpointConfig) -> Result<Option<CaTlsConfig>, Transport
     if certs.is_empty() {
         return Err(bad(&"no certificate in it"));
     }
+    // iroh drops a root it cannot parse without a word, and discovery then fails with
+    // nothing to say why: each one is tried here first.
+    for (index, cert) in certs.iter().enumerate() {
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| {
+                bad(&format_args!(
+                    "certificate {} is not usable as a root: {e}",
+                    index + 1
+                ))
+            })?;
+    }
     Ok(Some(CaTlsConfig::embedded().with_extra_roots(certs)))
 }
 
@@ -727,7 +739,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_relay_ca_file_that_holds_no_certificate_is_refused_naming_the_setting() {
+    fn a_relay_ca_file_without_a_usable_certificate_is_refused_naming_the_setting() {
         let dir = std::env::temp_dir().join(format!("dsi-transport-ca-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("ca.pem");
@@ -749,6 +761,19 @@ mod tests {
         );
         config.relay_ca_file = Some(dir.join("missing.pem"));
         assert!(refused(&config).contains("missing.pem"));
+        // PEM around bytes that are no X.509 certificate: named, not silently dropped.
+        let junk = dir.join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        config.relay_ca_file = Some(junk);
+        let message = refused(&config);
+        assert!(
+            message.contains("junk.pem") && message.contains("certificate 1 is not usable"),
+            "{message}"
+        );
         // (A real certificate is trusted: tests/tests/nat.rs.)
         std::fs::remove_dir_all(dir).unwrap();
     }
