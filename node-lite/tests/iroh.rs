@@ -280,6 +280,22 @@ async fn fetch(
         .await
 }
 
+/// A downloader new to `seeder` fetches `content` from it alone into DIR/out.bin; its
+/// dialer comes back to be closed.
+async fn newcomer_fetches(
+    seeder: &IrohNode,
+    content: &dsi_protocol::ContentId,
+    dir: &std::path::Path,
+) -> (
+    Result<node_lite::download::DownloadReport, NodeError>,
+    transport::Dialer,
+) {
+    let (newcomer, dialer) = downloader_for(&[seeder]);
+    let peers = StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]);
+    let report = fetch(&newcomer, content, &peers, &dir.join("out.bin")).await;
+    (report, dialer)
+}
+
 /// A seeder with one iroh slot, closing idle peers after `idle` and evicting for a
 /// newcomer after `evict_after`, holding a two-chunk content.
 async fn one_slot_seeder(
@@ -443,15 +459,8 @@ async fn a_peer_opening_empty_streams_loses_its_slot_to_a_newcomer() {
         })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let (newcomer, dialer) = downloader_for(&[&seeder]);
-    let report = fetch(
-        &newcomer,
-        &content,
-        &StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]),
-        &tmp.path().join("out.bin"),
-    )
-    .await
-    .unwrap();
+    let (report, dialer) = newcomer_fetches(&seeder, &content, tmp.path()).await;
+    let report = report.unwrap();
     assert_eq!(report.chunks_fetched, 2);
     assert!(
         closed_soon(&connection).await,
@@ -484,15 +493,8 @@ async fn only_content_moved_keeps_a_slot_and_free_exchanges_do_not() {
         })
     };
     tokio::time::sleep(evict_after + Duration::from_millis(500)).await;
-    let (newcomer, dialer) = downloader_for(&[&seeder]);
-    let report = fetch(
-        &newcomer,
-        &content,
-        &StaticPeers(vec![transport::peer_url(&seeder.endpoint_id)]),
-        &tmp.path().join("out.bin"),
-    )
-    .await
-    .expect("a peer asking only for node info kept the slot from a downloader");
+    let (report, dialer) = newcomer_fetches(&seeder, &content, tmp.path()).await;
+    let report = report.expect("a peer asking only for node info kept the slot from a downloader");
     assert_eq!(report.chunks_fetched, 2);
     assert!(
         closed_soon(&connection).await,
